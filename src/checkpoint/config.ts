@@ -1,0 +1,233 @@
+/**
+ * config.json → LlavaSpec. Absent fields take the defaults of transformers' config classes, so a checkpoint
+ * means here what it means in transformers:
+ *   models/llava/configuration_llava.py (LlavaConfig), models/clip/configuration_clip.py (CLIPVisionConfig),
+ *   models/siglip/configuration_siglip.py (SiglipVisionConfig), models/llama/configuration_llama.py
+ *   (LlamaConfig), models/qwen2/configuration_qwen2.py (Qwen2Config), modeling_rope_utils.py (rope types).
+ * Present-but-wrong values (null, wrong type, non-positive) are CONFIG_INVALID; values we cannot run are
+ * CONFIG_UNSUPPORTED. Every error names the field (e.g. `text_config.hidden_size`) and the file.
+ */
+import { ConfigError } from '../errors.js';
+import type {
+  LlavaSpec, ProjectorActivation, RopeScaling, TextSpec, VisionActivation, VisionSpec,
+} from './spec.js';
+import { readRopeScaling } from './rope.js';
+
+type Obj = Record<string, unknown>;
+
+/** Reads typed fields of one config object, defaulting absent ones and naming `prefix.field` in errors. */
+export class Fields {
+  constructor(readonly obj: Obj, readonly prefix: string, readonly file: string) {}
+
+  name(field: string): string {
+    return this.prefix === '' ? field : `${this.prefix}.${field}`;
+  }
+  invalid(field: string, what: string): ConfigError {
+    const value = JSON.stringify(this.obj[field]);
+    return new ConfigError('CONFIG_INVALID', `${this.file}: ${this.name(field)} = ${value} ${what}`, {
+      subject: this.name(field),
+    });
+  }
+  unsupported(field: string, value: unknown, supported: readonly string[]): ConfigError {
+    return new ConfigError(
+      'CONFIG_UNSUPPORTED',
+      `${this.file}: ${this.name(field)} = ${JSON.stringify(value)} is not supported; supported: ${supported.join(', ')}`,
+      { subject: this.name(field) },
+    );
+  }
+  /** A positive integer; `dflt` when the field is absent (undefined means the field is required). */
+  posInt(field: string, dflt?: number): number {
+    const v = field in this.obj ? this.obj[field] : dflt;
+    if (v === undefined) throw this.invalid(field, 'is missing (required positive integer)');
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw this.invalid(field, 'must be a positive integer');
+    return v;
+  }
+  posNum(field: string, dflt?: number): number {
+    const v = field in this.obj ? this.obj[field] : dflt;
+    if (v === undefined) throw this.invalid(field, 'is missing (required positive number)');
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw this.invalid(field, 'must be a positive number');
+    return v;
+  }
+  bool(field: string, dflt: boolean): boolean {
+    const v = this.obj[field] ?? dflt;
+    if (typeof v !== 'boolean') throw this.invalid(field, 'must be true or false');
+    return v;
+  }
+  oneOf<T extends string>(field: string, allowed: readonly T[], dflt: T): T {
+    const v = this.obj[field] ?? dflt;
+    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw this.unsupported(field, v, allowed);
+    return v as T;
+  }
+  sub(field: string, dflt: Obj): Fields {
+    const v = this.obj[field] ?? dflt;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw this.invalid(field, 'must be an object');
+    return new Fields(v as Obj, this.name(field), this.file);
+  }
+}
+
+const VISION_ACTS: readonly VisionActivation[] = ['quick_gelu', 'gelu', 'gelu_pytorch_tanh', 'gelu_new'];
+const PROJECTOR_ACTS: readonly ProjectorActivation[] = ['gelu', 'gelu_pytorch_tanh', 'quick_gelu', 'relu', 'silu'];
+
+/** LlavaConfig builds CLIPVisionConfig with these values when `vision_config` is absent (llava-1.5's CLIP-L/336). */
+const DEFAULT_VISION_CONFIG: Obj = {
+  model_type: 'clip_vision_model', intermediate_size: 4096, hidden_size: 1024, patch_size: 14, image_size: 336,
+  num_hidden_layers: 24, num_attention_heads: 16, projection_dim: 768,
+};
+
+/** Per-tower defaults, from CLIPVisionConfig / SiglipVisionConfig `__init__`. */
+const VISION_DEFAULTS = {
+  clip: { hidden: 768, inter: 3072, layers: 12, heads: 12, image: 224, patch: 32, act: 'quick_gelu', eps: 1e-5 },
+  siglip: { hidden: 768, inter: 3072, layers: 12, heads: 12, image: 224, patch: 16, act: 'gelu_pytorch_tanh', eps: 1e-6 },
+} as const;
+
+/** Per-model defaults, from LlamaConfig / Qwen2Config `__init__`. */
+const TEXT_DEFAULTS = {
+  llama: { vocab: 32000, hidden: 4096, inter: 11008, layers: 32, heads: 32, maxPos: 2048, eps: 1e-6, theta: 10000 },
+  qwen2: { vocab: 151936, hidden: 4096, inter: 22016, layers: 32, heads: 32, maxPos: 32768, eps: 1e-6, theta: 10000 },
+} as const;
+
+function parseVision(f: Fields): VisionSpec {
+  // LlavaConfig: `vision_config["model_type"] = vision_config.get("model_type", "clip_vision_model")`.
+  const type = f.oneOf('model_type', ['clip_vision_model', 'siglip_vision_model'], 'clip_vision_model');
+  const kind = type === 'clip_vision_model' ? 'clip' : 'siglip';
+  const d = VISION_DEFAULTS[kind];
+  const hiddenSize = f.posInt('hidden_size', d.hidden);
+  const numHeads = f.posInt('num_attention_heads', d.heads);
+  // CLIPAttention / SiglipAttention raise when embed_dim is not divisible by num_heads.
+  if (hiddenSize % numHeads !== 0) throw f.invalid('num_attention_heads', `does not divide hidden_size ${hiddenSize}`);
+  const imageSize = f.posInt('image_size', d.image);
+  const patchSize = f.posInt('patch_size', d.patch);
+  if (patchSize > imageSize) throw f.invalid('patch_size', `is larger than image_size ${imageSize}`);
+  // The patch conv has stride = kernel = patch_size, so a remainder is cropped: grid = floor(image / patch).
+  const gridSize = Math.floor(imageSize / patchSize);
+  return {
+    kind,
+    hiddenSize,
+    intermediateSize: f.posInt('intermediate_size', d.inter),
+    numLayers: f.posInt('num_hidden_layers', d.layers),
+    numHeads,
+    imageSize,
+    patchSize,
+    numChannels: f.posInt('num_channels', 3),
+    act: f.oneOf('hidden_act', VISION_ACTS, d.act),
+    layerNormEps: f.posNum('layer_norm_eps', d.eps),
+    gridSize,
+    // CLIPVisionEmbeddings: num_positions = num_patches + 1 (class embedding); SiglipVisionEmbeddings: num_patches.
+    numPositions: gridSize * gridSize + (kind === 'clip' ? 1 : 0),
+  };
+}
+
+function parseText(f: Fields, top: Fields): TextSpec {
+  // LlavaConfig: `text_config["model_type"] = text_config.get("model_type", "llama")`.
+  const kind = f.oneOf('model_type', ['llama', 'qwen2'], 'llama');
+  const d = TEXT_DEFAULTS[kind];
+  const hiddenSize = f.posInt('hidden_size', d.hidden);
+  const numHeads = f.posInt('num_attention_heads', d.heads);
+  // LlamaConfig defaults num_key_value_heads to None, Qwen2Config to 32; both then map None (null) to
+  // num_attention_heads.
+  const numKvHeads =
+    f.obj['num_key_value_heads'] === null || (kind === 'llama' && !('num_key_value_heads' in f.obj))
+      ? numHeads
+      : f.posInt('num_key_value_heads', 32);
+  if (numHeads % numKvHeads !== 0) {
+    throw f.invalid('num_key_value_heads', `does not divide num_attention_heads ${numHeads}`);
+  }
+  // LlamaConfig: `head_dim if head_dim is not None else hidden_size // num_attention_heads`; Qwen2Attention
+  // reads `getattr(config, "head_dim", hidden_size // num_attention_heads)`.
+  let headDim: number;
+  if (f.obj['head_dim'] == null) {
+    if (hiddenSize % numHeads !== 0) throw f.invalid('num_attention_heads', `does not divide hidden_size ${hiddenSize}`);
+    headDim = hiddenSize / numHeads;
+  } else {
+    headDim = f.posInt('head_dim');
+  }
+  if (headDim % 2 !== 0) throw f.invalid('head_dim', `(${headDim}) must be even for rotary embeddings`);
+  f.oneOf('hidden_act', ['silu'], 'silu');
+  // Qwen2 with use_sliding_window masks layers >= max_window_layers to a window; we run full attention only.
+  if (kind === 'qwen2' && f.bool('use_sliding_window', false)) throw f.unsupported('use_sliding_window', true, ['false']);
+  const { ropeTheta, ropeScaling } = readRopeScaling(f, d.theta);
+  // Llama: attention_bias covers q, k, v and o; mlp_bias covers gate/up/down. Qwen2: q/k/v bias, no o/mlp bias.
+  const attnBias = kind === 'qwen2' ? true : f.bool('attention_bias', false);
+  // The brief's rule: text_config first, then the top-level LlavaConfig field, then the model default (False).
+  const tie = f.obj['tie_word_embeddings'] ?? top.obj['tie_word_embeddings'] ?? false;
+  if (typeof tie !== 'boolean') throw f.invalid('tie_word_embeddings', 'must be true or false');
+  return {
+    kind,
+    hiddenSize,
+    intermediateSize: f.posInt('intermediate_size', d.inter),
+    numLayers: f.posInt('num_hidden_layers', d.layers),
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize: f.posInt('vocab_size', d.vocab),
+    rmsNormEps: f.posNum('rms_norm_eps', d.eps),
+    ropeTheta,
+    ropeScaling: ropeScaling satisfies RopeScaling,
+    maxPositionEmbeddings: f.posInt('max_position_embeddings', d.maxPos),
+    attentionBias: attnBias,
+    outputBias: kind === 'qwen2' ? false : attnBias,
+    mlpBias: kind === 'qwen2' ? false : f.bool('mlp_bias', false),
+    tieWordEmbeddings: tie,
+    act: 'silu',
+  };
+}
+
+/** `vision_feature_layer` (int or list, negative allowed) → indices into hidden_states (length numLayers + 1). */
+function resolveFeatureLayers(top: Fields, numLayers: number): number[] {
+  const raw = top.obj['vision_feature_layer'] ?? -2;
+  const list = Array.isArray(raw) ? raw : [raw];
+  if (list.length === 0) throw top.invalid('vision_feature_layer', 'is an empty list');
+  const count = numLayers + 1;
+  return list.map((v) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < -count || v >= count) {
+      throw top.invalid(
+        'vision_feature_layer',
+        `is out of range: hidden_states has ${count} entries (embeddings + ${numLayers} layers), so valid values are ${-count}..${count - 1}`,
+      );
+    }
+    return v < 0 ? v + count : v;
+  });
+}
+
+export function parseLlavaConfig(config: unknown, file: string): LlavaSpec {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw new ConfigError('CONFIG_INVALID', `${file} is not a JSON object`, { subject: file });
+  }
+  const top = new Fields(config as Obj, '', file);
+  const archs = top.obj['architectures'];
+  if (archs !== undefined && archs !== null) {
+    const first = Array.isArray(archs) ? archs[0] : archs;
+    if (first !== 'LlavaForConditionalGeneration') {
+      throw top.unsupported('architectures[0]', first, ['LlavaForConditionalGeneration']);
+    }
+  }
+  top.oneOf('model_type', ['llava'], 'llava');
+  const vision = parseVision(top.sub('vision_config', DEFAULT_VISION_CONFIG));
+  const text = parseText(top.sub('text_config', {}), top);
+  const featureLayers = resolveFeatureLayers(top, vision.numLayers);
+  // LlavaConfig raises ValueError unless the strategy is "default" or "full".
+  const selectStrategy = top.oneOf('vision_feature_select_strategy', ['default', 'full'], 'default');
+  // LlavaConfig.attribute_map maps `image_token_id` onto `image_token_index` (default 32000).
+  const tokenField = 'image_token_index' in top.obj || !('image_token_id' in top.obj) ? 'image_token_index' : 'image_token_id';
+  const imageTokenId = top.obj[tokenField] ?? 32000;
+  if (typeof imageTokenId !== 'number' || !Number.isSafeInteger(imageTokenId) || imageTokenId < 0) {
+    throw top.invalid(tokenField, 'must be a non-negative integer token id');
+  }
+  return {
+    architecture: 'LlavaForConditionalGeneration',
+    vision,
+    text,
+    projector: {
+      act: top.oneOf('projector_hidden_act', PROJECTOR_ACTS, 'gelu'),
+      bias: top.bool('multimodal_projector_bias', true),
+      inputSize: vision.hiddenSize * featureLayers.length,
+      outputSize: text.hiddenSize,
+    },
+    featureLayers,
+    selectStrategy,
+    imageTokenId,
+    // modeling_llava get_image_features: strategy "default" slices `[:, 1:]` whatever the tower, i.e. drops
+    // CLIP's CLS but also SigLIP's first patch (LlavaProcessor likewise subtracts 1 for "default").
+    imageTokenCount: vision.numPositions - (selectStrategy === 'default' ? 1 : 0),
+  };
+}

@@ -1,0 +1,15 @@
+/** The checkpoint stage: config.json → LlavaSpec, and lazy float32 access to safetensors weights. */
+export type * from './spec.js';
+export { openCheckpoint, legacyName, detectLayout, type Checkpoint, type KeyLayout } from './checkpoint.js';
+export { parseLlavaConfig } from './config.js';
+export {
+  SafetensorsFile,
+  TensorStore,
+  openSafetensors,
+  openSafetensorsDir,
+  openSharded,
+  decodeToFloat32,
+  INDEX_FILE,
+  type TensorInfo,
+  type DecodableDtype,
+} from './safetensors.js';

@@ -1,0 +1,104 @@
+/**
+ * The LLM (LLaMA / Qwen2 decoder) as one ONNX graph that serves both chunked prefill (T new tokens) and
+ * decode (T = 1). Inputs:
+ *   inputs_embeds [1, T, hidden]   text embeddings with the projected image tokens spliced in
+ *   position_ids  [T] int64        rotary positions of the new tokens (need not be contiguous)
+ *   past_key.i / past_value.i [P_i, kvHeads, headDim]   layer i's KV view (P_i may differ per layer)
+ *   past_bias.i   [P_i]            additive score bias per past column (0 attend, −1e9 mask)
+ *   mass_weights  [1, 1, T]        (attention-mass variant) weights over query rows
+ * Outputs:
+ *   logits        [1, 1 | T, vocab]    last position, or every position (`logits: 'all'`)
+ *   new_key.i / new_value.i [T, kvHeads, headDim]   rows for the runtime's KV store (keys after rotary)
+ *   attn_mass.i   [heads, P_i + T]     (attention-mass variant) per-head attention from the weighted rows
+ */
+import type { LlavaSpec } from '../checkpoint/spec.js';
+import { activation, linear, param, rmsNorm, type LinearOptions, type WeightReader } from './layers.js';
+import { llmAttention } from './llm-attention.js';
+import type { OnnxGraphBuilder } from './onnx-builder.js';
+import { ropeInvFreq } from './rope.js';
+
+export const TEXT_PREFIX = 'model.language_model';
+
+export interface DecoderGraphOptions extends LinearOptions {
+  logits: 'last' | 'all';
+  attentionMass: boolean;
+}
+
+export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec, options: DecoderGraphOptions): void {
+  const t = spec.text;
+  let x = b.input('inputs_embeds', 'float32', [1, 'tokens', t.hiddenSize]);
+  const positions = b.input('position_ids', 'int64', ['tokens']);
+  const massWeights = options.attentionMass ? b.input('mass_weights', 'float32', [1, 1, 'tokens']) : undefined;
+  const { cos, sin, causalMask } = b.scope('model/rotary_emb', () => rotaryTables(b, spec, positions, x));
+
+  for (let i = 0; i < t.numLayers; i++) {
+    const module = `${TEXT_PREFIX}.layers.${i}`;
+    const pastKey = b.input(`past_key.${i}`, 'float32', [`past_${i}`, t.numKvHeads, t.headDim]);
+    const pastValue = b.input(`past_value.${i}`, 'float32', [`past_${i}`, t.numKvHeads, t.headDim]);
+    const pastBias = b.input(`past_bias.${i}`, 'float32', [`past_${i}`]);
+    x = b.scope(`model/layers.${i}`, () => {
+      const h = rmsNorm(b, w, x, `${module}.input_layernorm`, t.hiddenSize, t.rmsNormEps);
+      const attn = b.scope('self_attn', () =>
+        llmAttention(b, w, t, `${module}.self_attn`, { x: h, cos, sin, causalMask, pastKey, pastValue, pastBias, massWeights }, options),
+      );
+      b.output(attn.newKey, `new_key.${i}`, 'float32', ['tokens', t.numKvHeads, t.headDim]);
+      b.output(attn.newValue, `new_value.${i}`, 'float32', ['tokens', t.numKvHeads, t.headDim]);
+      if (attn.mass) b.output(attn.mass, `attn_mass.${i}`, 'float32', [t.numHeads, `columns_${i}`]);
+      const x1 = b.op('Add', [x, attn.out], undefined, undefined, 'residual');
+      const h2 = rmsNorm(b, w, x1, `${module}.post_attention_layernorm`, t.hiddenSize, t.rmsNormEps);
+      return b.op('Add', [x1, b.scope('mlp', () => mlp(b, w, spec, h2, `${module}.mlp`, options))], undefined, undefined, 'residual');
+    });
+  }
+
+  if (options.logits === 'last') {
+    x = b.op('Slice', [x, b.constInt64([-1]), b.constInt64([1 << 30]), b.constInt64([1])], undefined, undefined, 'last_position');
+  }
+  const normed = b.scope('model', () => rmsNorm(b, w, x, `${TEXT_PREFIX}.norm`, t.hiddenSize, t.rmsNormEps));
+  // Tied embeddings: the head is embed_tokens (transformers `tie_word_embeddings`).
+  const head = t.tieWordEmbeddings || !w.has('lm_head.weight') ? `${TEXT_PREFIX}.embed_tokens` : 'lm_head';
+  const logits = b.scope('lm_head', () => linear(b, w, normed, head, { in: t.hiddenSize, out: t.vocabSize, bias: false }, options));
+  b.output(logits, 'logits', 'float32', [1, options.logits === 'last' ? 1 : 'tokens', t.vocabSize]);
+}
+
+/** gate/up/down with SiLU: down(silu(gate(x)) · up(x)). */
+function mlp(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec, x: string, module: string, options: LinearOptions): string {
+  const t = spec.text;
+  const up = { in: t.hiddenSize, out: t.intermediateSize, bias: t.mlpBias };
+  const gate = b.scope('gate_proj', () => linear(b, w, x, `${module}.gate_proj`, up, options));
+  const upOut = b.scope('up_proj', () => linear(b, w, x, `${module}.up_proj`, up, options));
+  const prod = b.op('Mul', [activation(b, gate, t.act), upOut]);
+  return b.scope('down_proj', () =>
+    linear(b, w, prod, `${module}.down_proj`, { in: t.intermediateSize, out: t.hiddenSize, bias: t.mlpBias }, options),
+  );
+}
+
+/**
+ * cos/sin [T, 1, D] for the given positions (transformers LlamaRotaryEmbedding: freqs = pos · inv_freq in
+ * float32, emb = cat(freqs, freqs)), and the additive causal mask over the new block.
+ */
+function rotaryTables(b: OnnxGraphBuilder, spec: LlavaSpec, positions: string, embeds: string) {
+  const t = spec.text;
+  const invFreq = b.constFloat(ropeInvFreq(t.headDim, t.ropeTheta, t.ropeScaling), [1, t.headDim / 2], 'inv_freq');
+  const pos = b.op('Unsqueeze', [b.op('Cast', [positions], { to: 1 }), b.constInt64([1])]);
+  const freqs = b.op('Mul', [pos, invFreq]);
+  const emb = b.op('Unsqueeze', [b.op('Concat', [freqs, freqs], { axis: -1 }), b.constInt64([1])]);
+  const cos = b.op('Cos', [emb]);
+  const sin = b.op('Sin', [emb]);
+  // Strictly-upper triangle of ones × −1e9: future tokens of the block are masked.
+  const T = b.op('Slice', [b.op('Shape', [embeds]), b.constInt64([1]), b.constInt64([2])]);
+  const ones = b.op('Expand', [b.constFloat([1], [1, 1], 'one'), b.op('Concat', [T, T], { axis: 0 })]);
+  const upper = b.op('Trilu', [ones, b.constInt64([1])], { upper: 1 });
+  const causalMask = b.op('Mul', [upper, b.constFloat([-1e9], [1], 'neg_inf')], undefined, undefined, 'causal_mask');
+  return { cos, sin, causalMask };
+}
+
+/** Token embeddings: input_ids [T] → [1, T, hidden], a Gather on embed_tokens. */
+export function buildEmbedGraph(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec): void {
+  const t = spec.text;
+  const ids = b.input('input_ids', 'int64', ['tokens']);
+  const table = param(b, w, `${TEXT_PREFIX}.embed_tokens.weight`, [t.vocabSize, t.hiddenSize]);
+  const out = b.scope('model/embed_tokens', () =>
+    b.op('Unsqueeze', [b.op('Gather', [table, ids], { axis: 0 }), b.constInt64([0])]),
+  );
+  b.output(out, 'inputs_embeds', 'float32', [1, 'tokens', t.hiddenSize]);
+}

@@ -1,0 +1,114 @@
+/**
+ * Building blocks shared by every graph: linear layers in each weight precision, norms and activations.
+ * Each helper is the ONNX form of one transformers module, named after it.
+ */
+import { toFloat16Bits } from './half.js';
+import { quantizeInt4, type Int4BlockSize } from './int4.js';
+import type { OnnxGraphBuilder } from './onnx-builder.js';
+
+/** The part of a checkpoint the graph builders read: canonical tensor names, decoded to float32. */
+export interface WeightReader {
+  has(name: string): boolean;
+  read(name: string, expectedShape?: readonly number[]): Float32Array;
+}
+
+/**
+ * How linear weights are stored in the graph. `fp16` halves the file; ORT folds the Cast at session
+ * load, so compute (and resident memory) stay fp32 on CPU. `int4` runs `MatMulNBits` (weights stay packed).
+ */
+export type WeightPrecision = 'fp32' | 'fp16' | 'int4';
+
+export interface LinearOptions {
+  precision: WeightPrecision;
+  blockSize: Int4BlockSize;
+}
+
+/** `nn.Linear`: y = x Wᵀ + b, with W read as [outFeatures, inFeatures] from `<module>.weight`. */
+export function linear(
+  b: OnnxGraphBuilder,
+  w: WeightReader,
+  x: string,
+  module: string,
+  shape: { in: number; out: number; bias: boolean },
+  options: LinearOptions,
+): string {
+  const weight = w.read(`${module}.weight`, [shape.out, shape.in]);
+  let y: string;
+  if (options.precision === 'int4') {
+    const q = quantizeInt4(weight, shape.out, shape.in, options.blockSize);
+    const packed = b.initializer(`${module}.qweight`, { type: 'uint8', data: q.packed }, [q.n, q.blocks, q.blockSize / 2]);
+    const scales = b.initializer(`${module}.scales`, { type: 'float32', data: q.scales }, [q.n * q.blocks]);
+    const zeros = b.initializer(`${module}.qzeros`, { type: 'uint8', data: q.zeroPoints }, [q.zeroPoints.length]);
+    y = b.op(
+      'MatMulNBits',
+      [x, packed, scales, zeros],
+      // accuracy_level 4 lets MLAS quantize activations to int8 blocks: the fast CPU path.
+      { K: q.k, N: q.n, bits: 4, block_size: q.blockSize, accuracy_level: 4 },
+      'com.microsoft',
+      'MatMulNBits',
+    );
+  } else {
+    const transposed = transpose2d(weight, shape.out, shape.in);
+    const init =
+      options.precision === 'fp16'
+        ? b.op('Cast', [b.initializer(`${module}.weight`, { type: 'float16', data: toFloat16Bits(transposed) }, [shape.in, shape.out])], { to: 1 })
+        : b.initializer(`${module}.weight`, { type: 'float32', data: transposed }, [shape.in, shape.out]);
+    y = b.op('MatMul', [x, init], undefined, undefined, 'MatMul');
+  }
+  if (!shape.bias) return y;
+  const bias = b.initializer(`${module}.bias`, { type: 'float32', data: w.read(`${module}.bias`, [shape.out]) }, [shape.out]);
+  return b.op('Add', [y, bias], undefined, undefined, 'Add');
+}
+
+function transpose2d(m: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(m.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = m[r * cols + c]!;
+  return out;
+}
+
+/** A float32 parameter read from the checkpoint (norm weights, embeddings). */
+export function param(b: OnnxGraphBuilder, w: WeightReader, name: string, shape: number[]): string {
+  return b.initializer(name, { type: 'float32', data: w.read(name, shape) }, shape);
+}
+
+/** `nn.LayerNorm` over the last axis (CLIP, SigLIP). */
+export function layerNorm(b: OnnxGraphBuilder, w: WeightReader, x: string, module: string, size: number, eps: number): string {
+  return b.scope(module.split('.').pop()!, () =>
+    b.op(
+      'LayerNormalization',
+      [x, param(b, w, `${module}.weight`, [size]), param(b, w, `${module}.bias`, [size])],
+      { axis: -1, epsilon: { float: eps } },
+    ),
+  );
+}
+
+/**
+ * `LlamaRMSNorm` / `Qwen2RMSNorm`: x · rsqrt(mean(x²) + eps) · weight, in float32
+ * (transformers/models/llama/modeling_llama.py). ORT's SimplifiedLayerNormalization is exactly this.
+ */
+export function rmsNorm(b: OnnxGraphBuilder, w: WeightReader, x: string, module: string, size: number, eps: number): string {
+  return b.op('SimplifiedLayerNormalization', [x, param(b, w, `${module}.weight`, [size])], {
+    axis: -1,
+    epsilon: { float: eps },
+  }, undefined, module.split('.').pop());
+}
+
+export type Activation = 'quick_gelu' | 'gelu' | 'gelu_pytorch_tanh' | 'gelu_new' | 'relu' | 'silu';
+
+/** transformers/activations.py ACT2FN, as ONNX. */
+export function activation(b: OnnxGraphBuilder, x: string, act: Activation): string {
+  switch (act) {
+    case 'gelu':
+      return b.op('Gelu', [x], { approximate: 'none' });
+    case 'gelu_pytorch_tanh':
+    case 'gelu_new':
+      return b.op('Gelu', [x], { approximate: 'tanh' });
+    case 'quick_gelu':
+      // x · sigmoid(1.702 x)
+      return b.op('QuickGelu', [x], { alpha: { float: 1.702 } }, 'com.microsoft');
+    case 'relu':
+      return b.op('Relu', [x]);
+    case 'silu':
+      return b.op('Mul', [x, b.op('Sigmoid', [x])], undefined, undefined, 'SiLU');
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * LLM self-attention over a KV view (LLaMA / Qwen2, transformers/models/llama/modeling_llama.py), built so
+ * that the runtime never copies its cache:
+ *
+ * - The past arrives position-major, [P, kvHeads, headDim], a zero-copy prefix (or compact view) of the
+ *   runtime's KV store. `FusedMatMul` with `transBatchB` reads it in that layout, so there is no Concat of
+ *   past and new keys and no Transpose of the cache.
+ * - The graph outputs only this call's new keys (after rotary) and values, [T, kvHeads, headDim]; the
+ *   runtime writes those rows into its store.
+ * - Rotary is applied to the new rows only, from explicit position ids, so the view's positions need not be
+ *   contiguous (retrieval decodes over a subset; pruning keeps original positions).
+ * - `past_bias` [P] is added to the scores of the past columns: 0 to attend, a large negative to mask. It
+ *   lets a step attend to any subset of a full cache (a masked dense twin) and stands in a one-row dummy
+ *   past when there is none (ORT's MatMul faults on an empty operand).
+ *
+ * GQA follows transformers' repeat_kv: query head h reads KV head floor(h / groups).
+ */
+import type { TextSpec } from '../checkpoint/spec.js';
+import { linear, type LinearOptions, type WeightReader } from './layers.js';
+import type { OnnxGraphBuilder } from './onnx-builder.js';
+
+export interface AttentionInputs {
+  /** Normalised hidden states [1, T, hidden]. */
+  x: string;
+  /** cos and sin for the new positions, [T, 1, headDim]. */
+  cos: string;
+  sin: string;
+  /** Additive causal mask over the new block, [T, T]. */
+  causalMask: string;
+  pastKey: string;
+  pastValue: string;
+  pastBias: string;
+  /** Weights over query rows [1, 1, T] for the attention-mass output, when requested. */
+  massWeights?: string;
+}
+
+export interface AttentionOutputs {
+  out: string;
+  newKey: string;
+  newValue: string;
+  /** Attention mass per query head to every column (past then new): [H, P + T]. */
+  mass?: string;
+}
+
+export function llmAttention(
+  b: OnnxGraphBuilder,
+  w: WeightReader,
+  t: TextSpec,
+  module: string,
+  io: AttentionInputs,
+  options: LinearOptions,
+): AttentionOutputs {
+  const { numHeads: H, numKvHeads: KV, headDim: D } = t;
+  const groups = H / KV;
+  const project = (name: string, heads: number, bias: boolean) =>
+    b.scope(name, () => {
+      const y = linear(b, w, io.x, `${module}.${name}`, { in: t.hiddenSize, out: heads * D, bias }, options);
+      return b.op('Reshape', [y, b.constInt64([-1, heads, D])]); // [T, heads, D]
+    });
+  const q = b.scope('q_rotary', () => rotary(b, project('q_proj', H, t.attentionBias), io.cos, io.sin, D));
+  const newKey = b.scope('k_rotary', () => rotary(b, project('k_proj', KV, t.attentionBias), io.cos, io.sin, D));
+  const newValue = project('v_proj', KV, t.attentionBias);
+
+  // [T, H, D] → [KV, groups·T, D]: each KV head's query group as one batch.
+  const qGrouped = b.op('Reshape', [
+    b.op('Transpose', [b.op('Reshape', [q, b.constInt64([-1, KV, groups, D])])], { perm: [1, 2, 0, 3] }),
+    b.constInt64([KV, -1, D]),
+  ]);
+  const scale = { float: 1 / Math.sqrt(D) };
+  const scoresPast = b.op('FusedMatMul', [qGrouped, io.pastKey], { transB: 1, transBatchB: 1, alpha: scale }, 'com.microsoft', 'scores_past');
+  const maskedPast = b.op('Add', [scoresPast, io.pastBias], undefined, undefined, 'past_bias');
+  const scoresNew = b.op('FusedMatMul', [qGrouped, newKey], { transB: 1, transBatchB: 1, alpha: scale }, 'com.microsoft', 'scores_new');
+  const pastLen = b.op('Slice', [b.op('Shape', [io.pastKey]), b.constInt64([0]), b.constInt64([1])]);
+  const newLen = b.op('Slice', [b.op('Shape', [newKey]), b.constInt64([0]), b.constInt64([1])]);
+  // The causal mask is [T, T]; view the scores as [KV, groups, T, T] to broadcast it.
+  const blockShape = b.op('Concat', [b.constInt64([KV, groups, -1]), newLen], { axis: 0 });
+  const causal = b.op('Reshape', [
+    b.op('Add', [b.op('Reshape', [scoresNew, blockShape]), io.causalMask]),
+    b.constInt64([KV, -1, 0]),
+  ]);
+  const probs = b.op('Softmax', [b.op('Concat', [maskedPast, causal], { axis: -1 })], { axis: -1 });
+  const [probsPast, probsNew] = b.node('Split', [probs, b.op('Concat', [pastLen, newLen], { axis: 0 })], { outputs: 2, attrs: { axis: -1 } });
+  const ctx = b.op('Add', [
+    b.op('FusedMatMul', [probsPast!, io.pastValue], { transBatchB: 1 }, 'com.microsoft', 'context_past'),
+    b.op('FusedMatMul', [probsNew!, newValue], { transBatchB: 1 }, 'com.microsoft', 'context_new'),
+  ]);
+  // [KV, groups·T, D] → [1, T, H·D]
+  const merged = b.op('Reshape', [
+    b.op('Transpose', [b.op('Reshape', [ctx, b.constInt64([KV, groups, -1, D])])], { perm: [2, 0, 1, 3] }),
+    b.constInt64([1, -1, H * D]),
+  ]);
+  const out = b.scope('o_proj', () =>
+    linear(b, w, merged, `${module}.o_proj`, { in: H * D, out: t.hiddenSize, bias: t.outputBias }, options),
+  );
+  let mass: string | undefined;
+  if (io.massWeights) {
+    // [KV, groups·T, P+T] → [H, T, P+T]; weighted over query rows → [H, P+T].
+    const perHead = b.op('Reshape', [probs, b.constInt64([H, -1, 0])]);
+    mass = b.op('Reshape', [b.op('MatMul', [io.massWeights, perHead]), b.constInt64([H, -1])], undefined, undefined, 'attention_mass');
+  }
+  return { out, newKey, newValue, mass };
+}
+
+/** Rotate-half rotary (transformers apply_rotary_pos_emb): x·cos + rotate_half(x)·sin, x: [T, heads, D]. */
+function rotary(b: OnnxGraphBuilder, x: string, cos: string, sin: string, D: number): string {
+  const [x1, x2] = b.node('Split', [x, b.constInt64([D / 2, D / 2])], { outputs: 2, attrs: { axis: -1 } });
+  const rotated = b.op('Concat', [b.op('Neg', [x2!]), x1!], { axis: -1 });
+  return b.op('Add', [b.op('Mul', [x, cos]), b.op('Mul', [rotated, sin])]);
+}

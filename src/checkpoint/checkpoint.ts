@@ -72,7 +72,7 @@ function readConfig(dir: string): { bytes: Buffer; config: Record<string, unknow
   try {
     bytes = fs.readFileSync(file);
   } catch (cause) {
-    throw new CheckpointError('CHECKPOINT_NOT_FOUND', `No config.json in checkpoint directory ${dir}`, { subject: file, cause });
+    throw new CheckpointError('CHECKPOINT_NOT_FOUND', `Checkpoint directory has no config.json: ${file} is missing or unreadable`, { subject: file, cause });
   }
   let config: unknown;
   try {

@@ -1,0 +1,106 @@
+/**
+ * One call of the decoder graph over a KV cache or view: feeds each layer's past as a zero-copy prefix of
+ * the store, appends the returned rows. Chunked prefill is several calls; decode is a call with one token.
+ */
+import ort from 'onnxruntime-node';
+import type { KvCache, KvView, LayerPast } from './kv-cache.js';
+
+/** Additive score bias for masked columns; exp(−1e9 − max) is exactly 0 in float32. */
+export const MASKED = -1e9;
+
+export interface StepInput {
+  /** [T, hidden] embeddings of the new tokens. */
+  embeds: Float32Array;
+  /** Rotary position of each new token. */
+  positions: ArrayLike<number>;
+  /** Weights over the T query rows for the attention-mass output (graph variant with `mass`). */
+  massWeights?: Float32Array;
+  /** Per-layer additive bias over the past columns (length = that layer's past rows); default 0. */
+  pastBias?: (Float32Array | null)[];
+}
+
+export interface StepOutput {
+  /** [1 | T, vocab] */
+  logits: Float32Array;
+  /** Per layer [heads, P_l + T]: attention mass from the weighted query rows (past columns first). */
+  mass?: Float32Array[];
+}
+
+export class DecoderStepper {
+  private zeros = new Float32Array(1024);
+  private readonly dummy: { keys: Float32Array; values: Float32Array; bias: Float32Array };
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly layers: number,
+    private readonly kvHeads: number,
+    private readonly headDim: number,
+    private readonly hidden: number,
+  ) {
+    const row = new Float32Array(kvHeads * headDim);
+    this.dummy = { keys: row, values: row, bias: new Float32Array([MASKED]) };
+  }
+
+  async run(target: KvCache | KvView, input: StepInput): Promise<StepOutput> {
+    const T = input.positions.length;
+    if (input.embeds.length !== T * this.hidden) {
+      throw new RangeError(`step embeddings hold ${input.embeds.length} values; ${T} tokens × ${this.hidden} expected`);
+    }
+    const feeds: Record<string, ort.Tensor> = {
+      inputs_embeds: new ort.Tensor('float32', input.embeds, [1, T, this.hidden]),
+      position_ids: new ort.Tensor('int64', BigInt64Array.from(Array.from(input.positions, BigInt)), [T]),
+    };
+    if (input.massWeights) feeds.mass_weights = new ort.Tensor('float32', input.massWeights, [1, 1, T]);
+    const dummyLayers = new Set<number>();
+    for (let l = 0; l < this.layers; l++) {
+      if (this.feedPast(feeds, l, target.past(l), input.pastBias?.[l] ?? null)) dummyLayers.add(l);
+    }
+    const out = await this.session.run(feeds);
+    const keys: Float32Array[] = [];
+    const values: Float32Array[] = [];
+    for (let l = 0; l < this.layers; l++) {
+      keys.push(out[`new_key.${l}`]!.data as Float32Array);
+      values.push(out[`new_value.${l}`]!.data as Float32Array);
+    }
+    target.append(keys, values, input.positions);
+    const mass = input.massWeights
+      ? Array.from({ length: this.layers }, (_, l) => {
+          const m = out[`attn_mass.${l}`]!.data as Float32Array;
+          return dummyLayers.has(l) ? dropFirstColumn(m, m.length / (T + 1)) : m;
+        })
+      : undefined;
+    return { logits: out.logits!.data as Float32Array, mass };
+  }
+
+  /** Feeds layer l's past; returns true when it had none and a masked dummy row stood in. */
+  private feedPast(feeds: Record<string, ort.Tensor>, l: number, past: LayerPast, bias: Float32Array | null): boolean {
+    const dims = (rows: number) => [rows, this.kvHeads, this.headDim];
+    if (past.rows === 0) {
+      // No past yet: one masked dummy row (ORT's MatMul faults on an empty operand).
+      feeds[`past_key.${l}`] = new ort.Tensor('float32', this.dummy.keys, dims(1));
+      feeds[`past_value.${l}`] = new ort.Tensor('float32', this.dummy.values, dims(1));
+      feeds[`past_bias.${l}`] = new ort.Tensor('float32', this.dummy.bias, [1]);
+      return true;
+    }
+    if (bias && bias.length !== past.rows) {
+      throw new RangeError(`layer ${l}: past bias has ${bias.length} entries for ${past.rows} past rows`);
+    }
+    feeds[`past_key.${l}`] = new ort.Tensor('float32', past.keys, dims(past.rows));
+    feeds[`past_value.${l}`] = new ort.Tensor('float32', past.values, dims(past.rows));
+    feeds[`past_bias.${l}`] = new ort.Tensor('float32', bias ?? this.zeroBias(past.rows), [past.rows]);
+    return false;
+  }
+
+  private zeroBias(rows: number): Float32Array {
+    if (this.zeros.length < rows) this.zeros = new Float32Array(Math.max(rows, this.zeros.length * 2));
+    return this.zeros.subarray(0, rows);
+  }
+}
+
+/** [rows, cols] → [rows, cols − 1] without column 0 (the dummy past row's mass). */
+function dropFirstColumn(m: Float32Array, rows: number): Float32Array {
+  const cols = m.length / rows;
+  const out = new Float32Array(rows * (cols - 1));
+  for (let r = 0; r < rows; r++) out.set(m.subarray(r * cols + 1, (r + 1) * cols), r * (cols - 1));
+  return out;
+}

@@ -1,0 +1,68 @@
+/**
+ * Messages between the engine (main thread) and the inference worker. ORT's `session.run` blocks its
+ * thread, so every graph runs in the worker and the main thread stays free for servers and kernels. Large
+ * arrays cross as transferred ArrayBuffers (moved, not copied).
+ */
+import type { GraphBuildOptions, GraphKind } from '../graph/build.js';
+import type { RuntimeOptions } from './ort-session.js';
+
+export interface InitRequest {
+  op: 'init';
+  checkpointDir: string;
+  graphs: GraphBuildOptions;
+  runtime: RuntimeOptions;
+}
+
+/** Where a decoder step reads its past and writes its rows. */
+export type StepTarget = { cache: number } | { view: number };
+
+export interface StepRequest {
+  op: 'step';
+  target: StepTarget;
+  /** Token ids of the new tokens; image-token rows are overwritten by `splice`. */
+  ids: number[];
+  positions: number[];
+  /** Rows of the new block that take projected image embeddings instead of token embeddings. */
+  splice?: { rows: number[]; embeds: Float32Array };
+  logits: 'last' | 'all';
+  massWeights?: Float32Array;
+  pastBias?: (Float32Array | null)[];
+}
+
+export type Request =
+  | InitRequest
+  | { op: 'vision'; pixels: Float32Array; dims: number[] }
+  | { op: 'project'; features: Float32Array; dims: [number, number] }
+  | { op: 'cache.create' }
+  | { op: 'cache.drop'; id: number }
+  | { op: 'cache.truncate'; id: number; length: number }
+  | { op: 'cache.info'; id: number }
+  | { op: 'view.create'; cache: number; subsets: (number[] | null)[] }
+  | { op: 'view.drop'; id: number }
+  | StepRequest
+  | { op: 'graph.ensure'; kinds: GraphKind[] };
+
+export interface VisionResult {
+  /** [images, tokens, featureSize] */
+  features: Float32Array;
+  featureDims: number[];
+  /** [images, numPositions] head-mean attention at the feature layer (absent when the feature layer is 0). */
+  clsAttention?: Float32Array;
+  meanAttention?: Float32Array;
+}
+
+export interface StepResult {
+  logits: Float32Array;
+  mass?: Float32Array[];
+  seconds: number;
+}
+
+export interface CacheInfo {
+  length: number;
+  positions: Int32Array;
+}
+
+export type WorkerMessage =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: { name: string; code?: string; subject?: string; message: string } }
+  | { progress: { graph: GraphKind; phase: 'start' | 'done'; cached: boolean; seconds?: number } };

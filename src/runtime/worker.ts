@@ -1,0 +1,198 @@
+/**
+ * The inference worker: owns the checkpoint reader, the ORT sessions, the KV caches and their views.
+ * Graphs are built (or taken from the cache) here too, so a first build never blocks the main thread.
+ */
+import { parentPort } from 'node:worker_threads';
+import type ort from 'onnxruntime-node';
+import onnxruntime from 'onnxruntime-node';
+import { openCheckpoint, type Checkpoint } from '../checkpoint/index.js';
+import { SparseVilaError } from '../errors.js';
+import { ensureGraph, type GraphKind } from '../graph/build.js';
+import { KvCache, KvView } from './kv-cache.js';
+import { DecoderStepper } from './llm-step.js';
+import { createSession } from './ort-session.js';
+import type { CacheInfo, InitRequest, Request, StepRequest, StepResult, VisionResult, WorkerMessage } from './protocol.js';
+
+const port = parentPort!;
+
+class Engine {
+  private readonly sessions = new Map<GraphKind, Promise<ort.InferenceSession>>();
+  private readonly steppers = new Map<GraphKind, Promise<DecoderStepper>>();
+  private readonly caches = new Map<number, KvCache>();
+  private readonly views = new Map<number, KvView>();
+  private nextId = 1;
+
+  constructor(
+    private readonly checkpoint: Checkpoint,
+    private readonly init: InitRequest,
+  ) {}
+
+  session(kind: GraphKind): Promise<ort.InferenceSession> {
+    let s = this.sessions.get(kind);
+    if (!s) {
+      const path = ensureGraph(this.checkpoint, kind, this.init.graphs, (progress) => port.postMessage({ progress } satisfies WorkerMessage));
+      s = createSession(path, this.init.runtime);
+      this.sessions.set(kind, s);
+      s.catch(() => this.sessions.delete(kind));
+    }
+    return s;
+  }
+
+  stepper(kind: GraphKind): Promise<DecoderStepper> {
+    let s = this.steppers.get(kind);
+    if (!s) {
+      const t = this.checkpoint.spec.text;
+      s = this.session(kind).then((session) => new DecoderStepper(session, t.numLayers, t.numKvHeads, t.headDim, t.hiddenSize));
+      this.steppers.set(kind, s);
+      s.catch(() => this.steppers.delete(kind));
+    }
+    return s;
+  }
+
+  async vision(pixels: Float32Array, dims: number[]): Promise<VisionResult> {
+    const session = await this.session('vision');
+    const out = await session.run({ pixel_values: new onnxruntime.Tensor('float32', pixels, dims) });
+    return {
+      features: out.image_features!.data as Float32Array,
+      featureDims: [...out.image_features!.dims],
+      clsAttention: out.cls_attention?.data as Float32Array | undefined,
+      meanAttention: out.mean_attention?.data as Float32Array | undefined,
+    };
+  }
+
+  async project(features: Float32Array, dims: [number, number]): Promise<Float32Array> {
+    const session = await this.session('projector');
+    const out = await session.run({ image_features: new onnxruntime.Tensor('float32', features, dims) });
+    return out.image_embeds!.data as Float32Array;
+  }
+
+  async step(req: StepRequest): Promise<StepResult> {
+    const started = performance.now();
+    const hidden = this.checkpoint.spec.text.hiddenSize;
+    const embedSession = await this.session('embed');
+    const ids = new onnxruntime.Tensor('int64', BigInt64Array.from(req.ids.map(BigInt)), [req.ids.length]);
+    const embeds = (await embedSession.run({ input_ids: ids })).inputs_embeds!.data as Float32Array;
+    if (req.splice) {
+      const { rows, embeds: image } = req.splice;
+      if (image.length !== rows.length * hidden) {
+        throw new SparseVilaError('RUNTIME', `splice: ${rows.length} rows need ${rows.length * hidden} values, got ${image.length}`);
+      }
+      rows.forEach((row, i) => embeds.set(image.subarray(i * hidden, (i + 1) * hidden), row * hidden));
+    }
+    const kind: GraphKind = `decoder${req.logits === 'all' ? '-all' : ''}${req.massWeights ? '-mass' : ''}` as GraphKind;
+    const stepper = await this.stepper(kind);
+    const target = 'cache' in req.target ? this.cache(req.target.cache) : this.view(req.target.view);
+    const out = await stepper.run(target, { embeds, positions: req.positions, massWeights: req.massWeights, pastBias: req.pastBias });
+    return { ...out, seconds: (performance.now() - started) / 1000 };
+  }
+
+  createCache(): number {
+    const t = this.checkpoint.spec.text;
+    const id = this.nextId++;
+    this.caches.set(id, new KvCache({ layers: t.numLayers, kvHeads: t.numKvHeads, headDim: t.headDim }));
+    return id;
+  }
+
+  cache(id: number): KvCache {
+    const c = this.caches.get(id);
+    if (!c) throw new SparseVilaError('RUNTIME', `no KV cache ${id} (dropped?)`);
+    return c;
+  }
+
+  view(id: number): KvView {
+    const v = this.views.get(id);
+    if (!v) throw new SparseVilaError('RUNTIME', `no KV view ${id} (dropped?)`);
+    return v;
+  }
+
+  createView(cache: number, subsets: (number[] | null)[]): number {
+    const id = this.nextId++;
+    this.views.set(id, this.cache(cache).select(subsets));
+    return id;
+  }
+
+  dropCache(id: number): void {
+    const cache = this.caches.get(id);
+    this.caches.delete(id);
+    for (const [vid, v] of this.views) if (v.cache === cache) this.views.delete(vid);
+  }
+
+  async handle(req: Request): Promise<{ value: unknown; transfer: ArrayBuffer[] }> {
+    const none = { value: undefined, transfer: [] };
+    switch (req.op) {
+      case 'init':
+        throw new SparseVilaError('RUNTIME', 'the worker is already initialised');
+      case 'graph.ensure':
+        await Promise.all(req.kinds.map((k) => this.session(k)));
+        return none;
+      case 'vision': {
+        const r = await this.vision(req.pixels, req.dims);
+        return { value: r, transfer: buffers(r.features, r.clsAttention, r.meanAttention) };
+      }
+      case 'project': {
+        const r = await this.project(req.features, req.dims);
+        return { value: r, transfer: buffers(r) };
+      }
+      case 'step': {
+        const r = await this.step(req);
+        return { value: r, transfer: buffers(r.logits, ...(r.mass ?? [])) };
+      }
+      case 'cache.create':
+        return { value: this.createCache(), transfer: [] };
+      case 'cache.drop':
+        this.dropCache(req.id);
+        return none;
+      case 'cache.truncate':
+        this.cache(req.id).truncate(req.length);
+        return none;
+      case 'cache.info': {
+        const c = this.cache(req.id);
+        const info: CacheInfo = { length: c.length, positions: c.positions.slice() };
+        return { value: info, transfer: [] };
+      }
+      case 'view.create':
+        return { value: this.createView(req.cache, req.subsets), transfer: [] };
+      case 'view.drop':
+        this.views.delete(req.id);
+        return none;
+    }
+  }
+}
+
+/** ORT output buffers are fresh per run, so they can be moved to the main thread. */
+function buffers(...arrays: (Float32Array | undefined)[]): ArrayBuffer[] {
+  const seen = new Set<ArrayBuffer>();
+  for (const a of arrays) if (a && a.buffer instanceof ArrayBuffer && a.byteLength === a.buffer.byteLength) seen.add(a.buffer);
+  return [...seen];
+}
+
+let engine: Engine | undefined;
+// Requests run one at a time, in arrival order: steps on one cache must not interleave.
+let queue: Promise<void> = Promise.resolve();
+
+port.on('message', (msg: { id: number; req: Request }) => {
+  queue = queue.then(() => serve(msg));
+});
+
+async function serve(msg: { id: number; req: Request }): Promise<void> {
+  try {
+    let result: { value: unknown; transfer: ArrayBuffer[] };
+    if (msg.req.op === 'init') {
+      if (engine) throw new SparseVilaError('RUNTIME', 'the worker is already initialised');
+      engine = new Engine(openCheckpoint(msg.req.checkpointDir), msg.req);
+      await Promise.all((['vision', 'projector', 'embed', 'decoder'] as const).map((k) => engine!.session(k)));
+      result = { value: undefined, transfer: [] };
+    } else {
+      if (!engine) throw new SparseVilaError('RUNTIME', 'the worker is not initialised');
+      result = await engine.handle(msg.req);
+    }
+    port.postMessage({ id: msg.id, ok: true, value: result.value } satisfies WorkerMessage, result.transfer);
+  } catch (err) {
+    const e = err as SparseVilaError;
+    port.postMessage({
+      id: msg.id,
+      ok: false,
+      error: { name: e.name ?? 'Error', code: e.code, subject: e.subject, message: e.message ?? String(err) },
+    } satisfies WorkerMessage);
+  }
+}

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { CheckpointError, SparseVilaError, type ErrorCode } from '../src/errors.js';
-import { openCheckpoint, openSafetensors, type LlavaSpec } from '../src/checkpoint/index.js';
+import { decodeToFloat32, openCheckpoint, openSafetensors, type LlavaSpec } from '../src/checkpoint/index.js';
 import {
   CLIP_FIXTURE, SIGLIP_FIXTURE, corruptSafetensors, writeSafetensors, writeTinyLlava, type TinyLlavaOptions,
 } from './helpers/checkpoint-writer.js';
@@ -158,6 +158,12 @@ describe('layouts, shards, dtypes', () => {
     expect(Array.from(st.read('b'))).toEqual(bf16Want);
     expect(Number.isNaN(st.read('nan')[0])).toBe(true);
     st.close();
+  });
+
+  test('decodeToFloat32 decodes F16/BF16 words from an unaligned byte offset', () => {
+    const bytes = new Uint8Array([0xff, 0x00, 0x3c, 0x80, 0x3f]);
+    expect(Array.from(decodeToFloat32('F16', bytes.subarray(1, 3), 1))).toEqual([1]);
+    expect(Array.from(decodeToFloat32('BF16', bytes.subarray(3, 5), 1))).toEqual([1]);
   });
 
   test.each(['F16', 'BF16'] as const)('a %s checkpoint decodes to the values it was written with', (dtype) => {

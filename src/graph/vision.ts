@@ -37,8 +37,9 @@ export function buildVisionGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Lla
   }
   const selected = spec.featureLayers.map((i) => hidden[i]!);
   let features = selected.length === 1 ? selected[0]! : b.op('Concat', selected, { axis: -1 });
-  if (spec.selectStrategy === 'default' && v.kind === 'clip') {
-    // `default` drops the CLS token (transformers LlavaModel.get_image_features: features[:, 1:]).
+  if (spec.selectStrategy === 'default') {
+    // `default` drops token 0 whatever the tower (transformers LlavaModel.get_image_features: features[:, 1:];
+    // for CLIP that token is CLS).
     features = b.op('Slice', [features, b.constInt64([1]), b.constInt64([1 << 30]), b.constInt64([1])]);
   }
   b.output(features, 'image_features', 'float32', ['images', spec.imageTokenCount, spec.projector.inputSize]);

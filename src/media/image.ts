@@ -1,0 +1,148 @@
+/**
+ * Image decoding (sharp) and the CLIP / SigLIP pixel pipeline, step for step as transformers' slow image
+ * processors run it (models/clip/image_processing_clip.py, models/siglip/image_processing_siglip.py):
+ * convert_rgb → resize (PIL, uint8) → center_crop (CLIP only) → rescale → normalize → CHW float32.
+ *
+ * Resampling is sharp's (libvips). Its 'cubic' kernel is Catmull-Rom (a = -0.5), the same cubic PIL's BICUBIC
+ * uses, but libvips' reducer is not bit-identical to PIL's: different fixed-point rounding, and for large
+ * reductions libvips box-shrinks first. So a resized image differs from transformers' by a few uint8 levels in
+ * places (test/media.test.ts measures it). An image already at the target size is not resampled at all
+ * (PIL's Image.resize returns a copy then), so such inputs match transformers exactly.
+ */
+import { readFile } from 'node:fs/promises';
+import sharp from 'sharp';
+import { InputError } from '../errors.js';
+import type { PreprocessorConfig, ResampleKernel, ResizeRule } from './preprocessor-config.js';
+
+/** Decoded 8-bit RGB pixels, row-major, channels last (H × W × 3). */
+export interface RgbImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+/** Model input for one image: float32, channels first [3, height, width]. */
+export interface PixelTensor {
+  data: Float32Array;
+  dims: [3, number, number];
+}
+
+/**
+ * Decodes a PNG / JPEG / WebP / GIF (first frame) / TIFF / AVIF file or buffer to RGB.
+ * As transformers' image_utils.load_image: EXIF orientation is applied, then `.convert('RGB')`, which for
+ * RGBA / LA / palette-with-transparency simply drops the alpha channel (no compositing onto a background) and
+ * replicates grey into R, G, B. Embedded ICC profiles are ignored, as PIL ignores them.
+ */
+export async function loadImage(source: string | Uint8Array): Promise<RgbImage> {
+  const subject = typeof source === 'string' ? source : '<buffer>';
+  let bytes: Uint8Array;
+  if (typeof source === 'string') {
+    try {
+      bytes = await readFile(source);
+    } catch (cause) {
+      const why = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (cause as Error).message;
+      throw new InputError('IMAGE_UNREADABLE', `cannot read image ${source}: ${why}`, { subject, cause });
+    }
+  } else {
+    bytes = source;
+  }
+  try {
+    const { data, info } = await sharp(bytes, { autoOrient: true, ignoreIcc: true })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
+    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  } catch (cause) {
+    throw new InputError('IMAGE_UNREADABLE', `${subject} is not a readable image: ${(cause as Error).message}`, { subject, cause });
+  }
+}
+
+/** Runs the preprocessor's pixel pipeline; the result is [3, H, W] float32 for the vision tower. */
+export async function preprocessImage(image: RgbImage, config: PreprocessorConfig): Promise<PixelTensor> {
+  let img = image;
+  if (config.resize) {
+    const size = resizeOutputSize(config.resize, img.width, img.height);
+    img = await resizeRgb(img, size.width, size.height, config.resample.kernel);
+  }
+  if (config.centerCrop) img = centerCrop(img, config.centerCrop.height, config.centerCrop.width);
+  return toTensor(img, config);
+}
+
+/**
+ * Output size of the resize step. shortest_edge follows transformers' image_transforms.py
+ * get_resize_output_image_size(default_to_square=False): the short side becomes `size`, the long side
+ * `int(size * long / short)` (truncated, not rounded).
+ */
+export function resizeOutputSize(rule: ResizeRule, width: number, height: number): { width: number; height: number } {
+  if (rule.kind === 'exact') return { width: rule.width, height: rule.height };
+  const size = rule.shortestEdge;
+  const [short, long] = width <= height ? [width, height] : [height, width];
+  const newLong = Math.trunc((size * long) / short);
+  return width <= height ? { width: size, height: newLong } : { width: newLong, height: size };
+}
+
+/** Resizes with sharp; returns the input itself when it already has the requested size (no resampling). */
+export async function resizeRgb(image: RgbImage, width: number, height: number, kernel: ResampleKernel): Promise<RgbImage> {
+  if (image.width === width && image.height === height) return image;
+  const { data, info } = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .resize(width, height, { fit: 'fill', kernel })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+}
+
+/**
+ * transformers' image_transforms.py center_crop: offsets `(orig - crop) // 2` (floor); an image smaller than
+ * the crop is first zero-padded, centred with `ceil((new - orig) / 2)` on the leading side.
+ */
+export function centerCrop(image: RgbImage, cropHeight: number, cropWidth: number): RgbImage {
+  const { width: w, height: h } = image;
+  if (w === cropWidth && h === cropHeight) return image;
+  const padH = Math.max(cropHeight, h);
+  const padW = Math.max(cropWidth, w);
+  const padTop = Math.ceil((padH - h) / 2);
+  const padLeft = Math.ceil((padW - w) / 2);
+  // Crop window in padded coordinates.
+  const top = Math.max(0, Math.floor((h - cropHeight) / 2) + padTop);
+  const left = Math.max(0, Math.floor((w - cropWidth) / 2) + padLeft);
+  const out = new Uint8Array(cropHeight * cropWidth * 3); // zeros = transformers' padding value
+  for (let y = 0; y < cropHeight; y++) {
+    const sy = top + y - padTop; // source row
+    if (sy < 0 || sy >= h) continue;
+    for (let x = 0; x < cropWidth; x++) {
+      const sx = left + x - padLeft;
+      if (sx < 0 || sx >= w) continue;
+      const o = (y * cropWidth + x) * 3;
+      const i = (sy * w + sx) * 3;
+      out[o] = image.data[i]!;
+      out[o + 1] = image.data[i + 1]!;
+      out[o + 2] = image.data[i + 2]!;
+    }
+  }
+  return { width: cropWidth, height: cropHeight, data: out };
+}
+
+/**
+ * rescale then normalize, with numpy's float rounding (image_transforms.py): `rescale` multiplies the uint8
+ * value by the factor in float64 and casts to float32; `normalize` computes `(x - mean) / std` in float32 with
+ * mean and std cast to float32.
+ */
+function toTensor(image: RgbImage, config: PreprocessorConfig): PixelTensor {
+  const { width, height, data } = image;
+  const plane = width * height;
+  const out = new Float32Array(3 * plane);
+  const factor = config.rescaleFactor;
+  for (let c = 0; c < 3; c++) {
+    const mean = config.normalize ? Math.fround(config.normalize.mean[c]!) : 0;
+    const std = config.normalize ? Math.fround(config.normalize.std[c]!) : 1;
+    for (let p = 0; p < plane; p++) {
+      const x = data[p * 3 + c]!;
+      let v = factor === null ? x : Math.fround(x * factor);
+      if (config.normalize) v = Math.fround(Math.fround(v - mean) / std);
+      out[c * plane + p] = v;
+    }
+  }
+  return { data: out, dims: [3, height, width] };
+}

@@ -1,0 +1,28 @@
+/**
+ * Test access to the engine. Tests import the compiled package (`dist/`, built by `npm test` first) because
+ * the runtime starts its inference worker from compiled JS, and error classes must be the same objects the
+ * engine throws.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as engine from '../../dist/src/index.js';
+
+export { engine };
+
+/** A fresh temporary folder, removed when the process exits. */
+export function tempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sparsevila-${prefix}-`));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** One ORT thread per test process: vitest already runs two files at once on this 2-core machine. */
+export const TEST_RUNTIME = { executionProvider: 'cpu' as const, intraOpThreads: 1 };
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}

@@ -29,7 +29,17 @@ export interface GraphBuildOptions {
   cacheDir?: string;
 }
 
-export type BuildProgress = (event: { graph: GraphKind; phase: 'start' | 'done'; cached: boolean; seconds?: number }) => void;
+export interface BuildProgressEvent {
+  graph: GraphKind;
+  phase: 'start' | 'layer' | 'done';
+  cached: boolean;
+  /** 'layer': layers emitted so far, of `total`. */
+  done?: number;
+  total?: number;
+  seconds?: number;
+}
+
+export type BuildProgress = (event: BuildProgressEvent) => void;
 
 export function defaultCacheDir(): string {
   return process.env.SPARSEVILA_CACHE ?? path.join(os.homedir(), '.cache', 'sparsevila', 'graphs');
@@ -58,7 +68,7 @@ export function ensureGraph(
   const tmp = path.join(dir, `.${kind}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
   try {
     const b = new OnnxGraphBuilder(kind, tmp);
-    emit(b, checkpoint, kind, options);
+    emit(b, checkpoint, kind, options, (done, total) => onProgress?.({ graph: kind, phase: 'layer', cached: false, done, total }));
     b.save();
     fs.rmSync(path.join(dir, kind), { recursive: true, force: true });
     fs.renameSync(tmp, path.join(dir, kind));
@@ -74,7 +84,13 @@ export function ensureGraph(
   return modelPath;
 }
 
-function emit(b: OnnxGraphBuilder, checkpoint: Checkpoint, kind: GraphKind, options: GraphBuildOptions): void {
+function emit(
+  b: OnnxGraphBuilder,
+  checkpoint: Checkpoint,
+  kind: GraphKind,
+  options: GraphBuildOptions,
+  onLayer: (done: number, total: number) => void,
+): void {
   const w: WeightReader = checkpoint;
   const spec = checkpoint.spec;
   const llm: LinearOptions = { precision: options.precision, blockSize: options.blockSize };
@@ -82,7 +98,7 @@ function emit(b: OnnxGraphBuilder, checkpoint: Checkpoint, kind: GraphKind, opti
   const vision: LinearOptions = { precision: options.precision === 'int4' ? 'fp32' : options.precision, blockSize: options.blockSize };
   switch (kind) {
     case 'vision':
-      return buildVisionGraph(b, w, spec, vision);
+      return buildVisionGraph(b, w, spec, { ...vision, onLayer });
     case 'projector':
       return buildProjectorGraph(b, w, spec, vision);
     case 'embed':
@@ -92,6 +108,7 @@ function emit(b: OnnxGraphBuilder, checkpoint: Checkpoint, kind: GraphKind, opti
         ...llm,
         logits: kind.startsWith('decoder-all') ? 'all' : 'last',
         attentionMass: kind.endsWith('mass'),
+        onLayer,
       });
   }
 }

@@ -22,6 +22,8 @@ export const TEXT_PREFIX = 'model.language_model';
 export interface DecoderGraphOptions extends LinearOptions {
   logits: 'last' | 'all';
   attentionMass: boolean;
+  /** Called after each layer is emitted (weights read, converted or quantized, and written). */
+  onLayer?: (done: number, total: number) => void;
 }
 
 export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec, options: DecoderGraphOptions): void {
@@ -48,6 +50,7 @@ export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Ll
       const h2 = rmsNorm(b, w, x1, `${module}.post_attention_layernorm`, t.hiddenSize, t.rmsNormEps);
       return b.op('Add', [x1, b.scope('mlp', () => mlp(b, w, spec, h2, `${module}.mlp`, options))], undefined, undefined, 'residual');
     });
+    options.onLayer?.(i + 1, t.numLayers);
   }
 
   if (options.logits === 'last') {

@@ -16,7 +16,12 @@ import type { OnnxGraphBuilder } from './onnx-builder.js';
 
 const PREFIX = 'model.vision_tower.vision_model';
 
-export function buildVisionGraph(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec, options: LinearOptions): void {
+export function buildVisionGraph(
+  b: OnnxGraphBuilder,
+  w: WeightReader,
+  spec: LlavaSpec,
+  options: LinearOptions & { onLayer?: (done: number, total: number) => void },
+): void {
   const v = spec.vision;
   const pixels = b.input('pixel_values', 'float32', ['images', v.numChannels, v.imageSize, v.imageSize]);
   const deepest = Math.max(...spec.featureLayers);
@@ -34,6 +39,7 @@ export function buildVisionGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Lla
     x = out.hidden;
     attention = out.attention ?? attention;
     hidden.push(x);
+    options.onLayer?.(i + 1, deepest);
   }
   const selected = spec.featureLayers.map((i) => hidden[i]!);
   let features = selected.length === 1 ? selected[0]! : b.op('Concat', selected, { axis: -1 });

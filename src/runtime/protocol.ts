@@ -3,7 +3,7 @@
  * thread, so every graph runs in the worker and the main thread stays free for servers and kernels. Large
  * arrays cross as transferred ArrayBuffers (moved, not copied).
  */
-import type { GraphBuildOptions, GraphKind } from '../graph/build.js';
+import type { BuildProgressEvent, GraphBuildOptions, GraphKind } from '../graph/build.js';
 import type { RuntimeOptions } from './ort-session.js';
 
 export interface InitRequest {
@@ -65,4 +65,4 @@ export interface CacheInfo {
 export type WorkerMessage =
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; error: { name: string; code?: string; subject?: string; message: string } }
-  | { progress: { graph: GraphKind; phase: 'start' | 'done'; cached: boolean; seconds?: number } };
+  | { progress: BuildProgressEvent };

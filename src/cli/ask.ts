@@ -1,0 +1,86 @@
+/** `sparsevila ask`: one question about one or more images, streamed or as JSON. */
+import { parseArgs } from 'node:util';
+import { InputError } from '../errors.js';
+import type { Sampling } from '../session/sampling.js';
+import { loadModel } from '../session/model.js';
+import { modelOptionSpec, parseInteger, parseModelOptions, progressPrinter } from './options.js';
+
+export const ASK_HELP = `Usage: sparsevila ask --model DIR --image FILE [--image FILE…] --prompt TEXT [options]
+
+Answers one question about the images with a Hugging Face Llava checkpoint (config.json, *.safetensors,
+tokenizer.json, tokenizer_config.json, preprocessor_config.json in DIR). Tokens stream to stdout; timings
+go to stderr.
+
+  --model DIR            checkpoint folder (required)
+  --image FILE           an image (PNG, JPEG, WebP, …); repeat for several, in prompt order
+  --prompt TEXT          the question (required)
+  --max-new-tokens N     stop after N new tokens (default 128)
+  --greedy               greedy decoding (the default; overrides --temperature)
+  --temperature T        sample with temperature T instead of greedy
+  --top-p P              nucleus sampling mass, in (0, 1] (default 1; with --temperature)
+  --seed S               sampling seed (default 0)
+  --json                 print one JSON object: text, tokenIds, promptTokenIds, stopReason, timings
+  --logits               with --json: add lastPromptLogits (logits at the last prompt position)
+  --prefill-chunk N      prefill N tokens per graph call (default 512)
+${'' /* model options are shared with other commands */}`;
+
+export async function runAsk(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ...modelOptionSpec,
+      image: { type: 'string', multiple: true },
+      prompt: { type: 'string' },
+      'max-new-tokens': { type: 'string' },
+      greedy: { type: 'boolean' },
+      temperature: { type: 'string' },
+      'top-p': { type: 'string' },
+      seed: { type: 'string' },
+      json: { type: 'boolean' },
+      logits: { type: 'boolean' },
+      'prefill-chunk': { type: 'string' },
+    },
+    strict: true,
+  });
+  if (!values.model) throw new InputError('OPTION_INVALID', '--model DIR is required', { subject: '--model' });
+  if (values.prompt === undefined) throw new InputError('OPTION_INVALID', '--prompt TEXT is required', { subject: '--prompt' });
+  if (values.logits && !values.json) throw new InputError('OPTION_INVALID', '--logits needs --json', { subject: '--logits' });
+  const sampling: Sampling =
+    values.temperature !== undefined && !values.greedy
+      ? {
+          kind: 'sample',
+          temperature: Number(values.temperature),
+          topP: values['top-p'] === undefined ? 1 : Number(values['top-p']),
+          seed: values.seed === undefined ? 0 : parseInteger(values.seed, '--seed'),
+        }
+      : { kind: 'greedy' };
+  const maxNewTokens = values['max-new-tokens'] === undefined ? 128 : parseInteger(values['max-new-tokens'], '--max-new-tokens');
+  const prefillChunk = values['prefill-chunk'] === undefined ? 512 : parseInteger(values['prefill-chunk'], '--prefill-chunk');
+
+  const model = await loadModel(values.model, { ...parseModelOptions(values), onProgress: progressPrinter() });
+  try {
+    const chat = model.chat({ maxNewTokens, sampling, prefillChunk });
+    const turn = chat.stream({ images: values.image ?? [], text: values.prompt });
+    let r = await turn.next();
+    while (!r.done) {
+      if (!values.json) process.stdout.write(r.value.text);
+      r = await turn.next();
+    }
+    const answer = r.value;
+    if (values.json) {
+      const { lastPromptLogits, ...rest } = answer;
+      const out = values.logits ? { ...rest, lastPromptLogits: Array.from(lastPromptLogits) } : rest;
+      process.stdout.write(JSON.stringify(out) + '\n');
+    } else {
+      const t = answer.timings;
+      process.stdout.write('\n');
+      process.stderr.write(
+        `[${t.promptTokens} prompt tokens, ${t.generatedTokens} generated (${answer.stopReason}); ` +
+          `prefill ${(t.prefillSeconds * 1000).toFixed(1)} ms, first token ${(t.firstTokenSeconds * 1000).toFixed(1)} ms, ` +
+          `decode ${t.decodeTokensPerSecond.toFixed(1)} tokens/s]\n`,
+      );
+    }
+  } finally {
+    await model.close();
+  }
+}

@@ -1,0 +1,76 @@
+/** Options every model-loading command shares, their parsing and help text, and the build progress line. */
+import { InputError } from '../errors.js';
+import type { BuildProgress } from '../graph/build.js';
+import type { LoadOptions } from '../session/model.js';
+
+export const modelOptionSpec = {
+  model: { type: 'string' },
+  precision: { type: 'string' },
+  'block-size': { type: 'string' },
+  provider: { type: 'string' },
+  threads: { type: 'string' },
+  'cache-dir': { type: 'string' },
+} as const;
+
+export const MODEL_OPTIONS_HELP = `Model options:
+  --precision P          LLM weights: fp32 (default), fp16, int4 (MatMulNBits, round-to-nearest)
+  --block-size N         int4 group size: 16, 32 (default), 64, 128
+  --provider EP          cpu (default), cuda (needs onnxruntime-node's CUDA binaries), webgpu (needs a GPU adapter)
+  --threads N            ORT threads per operator (default: all cores)
+  --cache-dir DIR        built-graph cache (default $SPARSEVILA_CACHE or ~/.cache/sparsevila/graphs)
+`;
+
+export function parseInteger(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InputError('OPTION_INVALID', `${flag} must be an integer, got '${value}'`, { subject: flag });
+  return n;
+}
+
+function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T | undefined {
+  if (value === undefined) return undefined;
+  if (!allowed.includes(value as T)) {
+    throw new InputError('OPTION_INVALID', `${flag} must be one of ${allowed.join(', ')}; got '${value}'`, { subject: flag });
+  }
+  return value as T;
+}
+
+export function parseModelOptions(values: {
+  precision?: string;
+  'block-size'?: string;
+  provider?: string;
+  threads?: string;
+  'cache-dir'?: string;
+}): LoadOptions {
+  const blockSize = values['block-size'] === undefined ? undefined : parseInteger(values['block-size'], '--block-size');
+  if (blockSize !== undefined && ![16, 32, 64, 128].includes(blockSize)) {
+    throw new InputError('OPTION_INVALID', `--block-size must be 16, 32, 64 or 128; got ${blockSize}`, { subject: '--block-size' });
+  }
+  const threads = values.threads === undefined ? undefined : parseInteger(values.threads, '--threads');
+  if (threads !== undefined && threads < 1) throw new InputError('OPTION_INVALID', `--threads must be ≥ 1; got ${threads}`, { subject: '--threads' });
+  return {
+    precision: oneOf(values.precision, ['fp32', 'fp16', 'int4'] as const, '--precision'),
+    blockSize: blockSize as LoadOptions['blockSize'],
+    provider: oneOf(values.provider, ['cpu', 'cuda', 'webgpu'] as const, '--provider'),
+    threads,
+    cacheDir: values['cache-dir'],
+  };
+}
+
+/**
+ * Graph build progress on stderr: a bar per graph on a terminal, a line per graph otherwise. Cache hits
+ * stay quiet.
+ */
+export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): BuildProgress {
+  return (e) => {
+    if (e.cached) return;
+    if (e.phase === 'layer' && stream.isTTY && e.total) {
+      const width = 30;
+      const filled = Math.round((width * e.done!) / e.total);
+      stream.write(`\rbuilding ${e.graph} graph [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${e.done}/${e.total} layers`);
+    } else if (e.phase === 'start') {
+      stream.write(`building ${e.graph} graph…${stream.isTTY ? '' : '\n'}`);
+    } else if (e.phase === 'done') {
+      stream.write(`${stream.isTTY ? '\r\x1b[K' : ''}built ${e.graph} graph in ${e.seconds?.toFixed(1)} s\n`);
+    }
+  };
+}

@@ -22,8 +22,8 @@ export interface RuntimeOptions {
 const HOW_TO_INSTALL: Record<Exclude<ExecutionProvider, 'cpu'>, string> = {
   cuda:
     'the CUDA execution provider is not installed: onnxruntime-node downloads its CUDA binaries at install time, ' +
-    'which this project skips by default (.npmrc). Reinstall with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` ' +
-    'on a machine with CUDA 12 and cuDNN 9, or use --provider cpu',
+    'which this project skips by default (.npmrc). On a machine with CUDA 12 and cuDNN 9, fetch them with ' +
+    '`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`, or use --provider cpu',
   webgpu:
     'the WebGPU execution provider could not start: it needs a GPU adapter (Dawn with Vulkan on Linux). ' +
     'Use --provider cpu on machines without one',

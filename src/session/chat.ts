@@ -59,8 +59,12 @@ export interface Answer {
 }
 
 export interface TokenEvent {
-  id: number;
-  /** Text that became final with this token (may be '' mid-character). */
+  /** The generated token; absent on a last event that only flushes held-back text. */
+  id?: number;
+  /**
+   * Text that became final with this token. Byte-level tokens can end mid-character: that text is held
+   * back ('' here) until the character completes, or flushed in a last event without `id`.
+   */
   text: string;
 }
 
@@ -154,6 +158,8 @@ export class Chat {
       decodeSeconds += out.seconds;
       logits = out.logits;
     }
+    const rest = detok.flush();
+    if (rest) yield { text: rest };
     // The last token of a length stop was never fed: it is not in the cache, and the next turn's delta
     // re-encodes its text after the cached ones.
     const cachedGenerated = stopReason === 'length' ? generated.slice(0, -1) : generated;

@@ -9,6 +9,7 @@ import type { Int4BlockSize } from '../graph/int4.js';
 import type { WeightPrecision } from '../graph/layers.js';
 import { loadPreprocessorConfig, loadImage, preprocessImage, type PreprocessorConfig } from '../media/index.js';
 import type { ExecutionProvider } from '../runtime/ort-session.js';
+import { checkProvider } from '../runtime/ort-session.js';
 import { Runtime } from '../runtime/runtime.js';
 import { loadTextProcessor, type TextProcessor } from '../text/index.js';
 import { Chat, type ChatOptions } from './chat.js';
@@ -41,6 +42,7 @@ export class Model {
   ) {}
 
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
+    checkProvider(options.provider ?? 'cpu');
     const checkpoint = openCheckpoint(dir);
     const spec = checkpoint.spec;
     checkpoint.close();

@@ -1,0 +1,85 @@
+/** The `sparsevila` command line, run as a user runs it: a child process of bin/sparsevila.js. */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { REPO_ROOT, SIGLIP_FIXTURE } from './helpers/checkpoint-writer.js';
+import { tempDir } from './helpers/engine.js';
+
+const BIN = path.join(REPO_ROOT, 'bin', 'sparsevila.js');
+const cacheDir = tempDir('cli-graphs');
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)('node', [BIN, ...args], {
+      env: { ...process.env, SPARSEVILA_CACHE: cacheDir },
+      maxBuffer: 1 << 26,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+const expected = JSON.parse(fs.readFileSync(path.join(SIGLIP_FIXTURE, 'expected.json'), 'utf8'));
+const image = path.join(SIGLIP_FIXTURE, 'image.png');
+
+describe('sparsevila ask', () => {
+  it('--json --logits prints one object with the fixture greedy ids, prompt ids and last-prompt logits', async () => {
+    const r = await cli(['ask', '--model', SIGLIP_FIXTURE, '--image', image, '--prompt', expected.question, '--max-new-tokens', '8', '--greedy', '--json', '--logits', '--threads', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(Object.keys(out).sort()).toEqual(['lastPromptLogits', 'promptTokenIds', 'stopReason', 'text', 'timings', 'tokenIds']);
+    expect(out.tokenIds).toEqual(expected.greedy_ids);
+    expect(out.promptTokenIds).toEqual(expected.input_ids);
+    expect(out.lastPromptLogits).toHaveLength(expected.last_logits.length);
+    expect(Math.max(...out.lastPromptLogits.map((v: number, i: number) => Math.abs(v - expected.last_logits[i])))).toBeLessThan(1e-3);
+    expect(out.timings.promptTokens).toBe(expected.input_ids.length);
+  });
+
+  it('without --json streams the answer to stdout and timings to stderr', async () => {
+    const r = await cli(['ask', '--model', SIGLIP_FIXTURE, '--image', image, '--prompt', 'hello', '--max-new-tokens', '4', '--threads', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.length).toBeGreaterThan(0);
+    expect(r.stderr).toMatch(/prompt tokens, 4 generated \(length\); prefill [\d.]+ ms/);
+  });
+
+  it('--help documents every flag', async () => {
+    const r = await cli(['ask', '--help']);
+    expect(r.code).toBe(0);
+    for (const flag of ['--model', '--image', '--prompt', '--max-new-tokens', '--greedy', '--json', '--logits', '--temperature', '--top-p', '--seed', '--precision', '--provider', '--threads']) {
+      expect(r.stdout).toContain(flag);
+    }
+  });
+
+  it('an unreadable image exits 2 with the error code and the path', async () => {
+    const r = await cli(['ask', '--model', SIGLIP_FIXTURE, '--image', '/nonexistent/dog.jpg', '--prompt', 'hi']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('IMAGE_UNREADABLE');
+    expect(r.stderr).toContain('/nonexistent/dog.jpg');
+  });
+
+  it('a missing checkpoint exits 1 naming the folder, and a bad flag value exits 2 naming the flag', async () => {
+    const missing = await cli(['ask', '--model', '/nonexistent/model', '--prompt', 'hi']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/CHECKPOINT_NOT_FOUND.*\/nonexistent\/model/);
+    const bad = await cli(['ask', '--model', SIGLIP_FIXTURE, '--prompt', 'hi', '--precision', 'int3']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--precision');
+    const unknown = await cli(['ask', '--model', SIGLIP_FIXTURE, '--prompt', 'hi', '--frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('--frobnicate');
+  });
+});
+
+describe('sparsevila demo', () => {
+  it('runs two turns on the bundled model and reports the reused cache', async () => {
+    const r = await cli(['demo', '--threads', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/turn 1 assistant: /);
+    expect(r.stdout).toMatch(/turn 2 assistant: /);
+    expect(r.stdout).toMatch(/new prompt tokens \([1-9]\d* reused from the cache\)/);
+  });
+});

@@ -59,7 +59,10 @@ export interface StepResult {
 
 export interface CacheInfo {
   length: number;
+  /** Rotary position of each row. */
   positions: Int32Array;
+  /** One past the largest position held: where the next token goes. */
+  nextPosition: number;
 }
 
 export type WorkerMessage =

@@ -147,7 +147,7 @@ class Engine {
         return none;
       case 'cache.info': {
         const c = this.cache(req.id);
-        const info: CacheInfo = { length: c.length, positions: c.positions.slice() };
+        const info: CacheInfo = { length: c.length, positions: c.positions.slice(), nextPosition: c.nextPosition };
         return { value: info, transfer: [] };
       }
       case 'view.create':

@@ -123,7 +123,7 @@ export class Chat {
     const imageDone = performance.now();
     const cache = await this.cache;
     const info = await model.runtime.cacheInfo(cache);
-    const first = info.length ? Math.max(...info.positions) + 1 : 0;
+    const first = info.nextPosition;
     const positions = prompt.ids.map((_, i) => first + i);
     const pre = await prefill(model.runtime, {
       cache,

@@ -19,7 +19,7 @@
  * the rest. That rest starts right after the generated tokens, so it carries what the template writes after an
  * assistant message (ChatML's `<|im_end|>\n` when generation stopped on `<|im_end|>` without feeding it).
  */
-import { Template } from '@huggingface/jinja';
+import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import { ConfigError, InputError } from '../errors.js';
 import type { TextProcessor } from './tokenizer.js';
 
@@ -71,6 +71,36 @@ const templates = new WeakMap<TextProcessor, Template>();
 
 class TemplateRaised extends Error {}
 
+/**
+ * The globals `Template.render` installs (true/false/none, range, strftime_now, raise_exception). render()
+ * refuses to redefine them, but we need our own raise_exception to tell a template's deliberate rejection of a
+ * conversation (an input error) from an engine failure (a checkpoint problem). So we record what the library's
+ * setupGlobals passes to Environment.set once, and render through the public Environment/Interpreter.
+ */
+const LIBRARY_GLOBALS: ReadonlyMap<string, unknown> = (() => {
+  const seen = new Map<string, unknown>();
+  const proto = Environment.prototype;
+  const original = proto.set;
+  proto.set = function (this: Environment, name: string, value: unknown) {
+    seen.set(name, value);
+    return original.call(this, name, value);
+  };
+  try {
+    new Template('').render();
+  } finally {
+    proto.set = original;
+  }
+  return seen;
+})();
+
+function renderTemplate(template: Template, context: Record<string, unknown>): string {
+  const env = new Environment();
+  for (const [name, value] of LIBRARY_GLOBALS) if (!(name in context)) env.set(name, value);
+  for (const [name, value] of Object.entries(context)) env.set(name, value);
+  const result = new Interpreter(env).run(template.parsed);
+  return String(result.value);
+}
+
 /** Renders `messages` with the checkpoint's chat template (no tokenization, placeholders not expanded). */
 export function renderChat(tp: TextProcessor, messages: readonly ChatMessage[], options: RenderOptions = {}): string {
   validateMessages(messages);
@@ -100,7 +130,7 @@ export function renderChat(tp: TextProcessor, messages: readonly ChatMessage[], 
     },
   };
   try {
-    return template.render(context);
+    return renderTemplate(template, context);
   } catch (cause) {
     if (cause instanceof TemplateRaised) {
       throw new InputError('OPTION_INVALID', `the chat template rejected the conversation: ${cause.message}`, { subject: 'messages', cause });

@@ -13,3 +13,28 @@ export {
   type TensorInfo,
   type DecodableDtype,
 } from './safetensors.js';
+export {
+  writeSafetensors,
+  writeSafetensorsCheckpoint,
+  shardFileName,
+  encodeFloats,
+  roundToDtype,
+  type WritableFloatDtype,
+  type TensorChunk,
+  type TensorData,
+  type TensorToWrite,
+  type WrittenSafetensors,
+  type CheckpointWriteOptions,
+  type WrittenCheckpoint,
+} from './safetensors-writer.js';
+export {
+  writeRandomLlava,
+  writeTinyLlava,
+  gaussian,
+  type RandomLlavaOptions,
+  type TinyLlavaOptions,
+  type RandomLlava,
+  type TinyLlava,
+  type RandomTensorInfo,
+  type WrittenTensor,
+} from './random-llava.js';

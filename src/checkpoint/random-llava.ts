@@ -1,0 +1,262 @@
+/**
+ * Random-weight Llava checkpoints in the exact Hugging Face layout, for tests and benchmarks: config.json
+ * shaped like transformers' (CLIP or SigLIP tower, LLaMA or Qwen2 text model, legacy or current key layout),
+ * seeded N(0, std) weights (norm weights 1 + noise) in F32 / F16 / BF16 safetensors, single file or sharded,
+ * processor configs, and the bundled model's tokenizer (byte-level BPE, ids 0-259; a larger `vocab` is fine,
+ * the extra ids are simply never produced by the tokenizer).
+ *
+ * Weights are generated and written one tensor at a time (see safetensors-writer.ts), so the same generator
+ * writes both the tiny test models (`writeTinyLlava`, which also returns every value written) and full-size
+ * shapes such as a Qwen2-0.5B text model (`writeRandomLlava`, which keeps no values).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { roundToDtype, writeSafetensorsCheckpoint, type TensorChunk, type TensorToWrite, type WritableFloatDtype } from './safetensors-writer.js';
+
+/** Where the tokenizer files are copied from: the bundled checkpoint, resolved from src/ or dist/src/. */
+const BUNDLED_TOKENIZER_DIR = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  fileURLToPath(import.meta.url).includes(`${path.sep}dist${path.sep}`) ? '../../../src/models/tiny-random-llava' : '../models/tiny-random-llava',
+);
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json'];
+/** The highest id the bundled tokenizer produces is 259 (`<image>`). */
+const TOKENIZER_VOCAB = 260;
+/** Values generated per chunk when values are not kept. */
+const GENERATE_CHUNK = 1 << 20;
+
+/** Seeded N(0, 1) source: mulberry32 + Box-Muller (one value per pair of uniforms). */
+export function gaussian(seed: number): () => number {
+  let s = seed >>> 0;
+  const uniform = (): number => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+}
+
+export interface RandomLlavaOptions {
+  vision?: 'clip' | 'siglip';
+  text?: 'llama' | 'qwen2';
+  layout?: 'legacy' | 'current';
+  dtype?: WritableFloatDtype;
+  /** Split weights over this many `model-0000i-of-0000n.safetensors` files plus the index. */
+  shards?: number;
+  seed?: number;
+  /** Standard deviation of random weights (norm weights are 1 + this much noise). */
+  std?: number;
+  visionHidden?: number; visionIntermediate?: number; visionLayers?: number; visionHeads?: number;
+  imageSize?: number; patchSize?: number;
+  textHidden?: number; textIntermediate?: number; textLayers?: number; textHeads?: number; textKvHeads?: number;
+  vocab?: number;
+  tie?: boolean;
+  featureLayer?: number | number[];
+  strategy?: 'default' | 'full';
+  ropeScaling?: Record<string, unknown> | null;
+  /** LLaMA `attention_bias` (q/k/v/o biases). Qwen2 always has q/k/v biases. */
+  attentionBias?: boolean;
+  mlpBias?: boolean;
+  /** Shallow overrides merged into the top-level / text / vision config after it is built. */
+  configPatch?: { top?: Record<string, unknown>; text?: Record<string, unknown>; vision?: Record<string, unknown> };
+  /** Copy tokenizer.json and tokenizer_config.json from here instead of the bundled tiny model. */
+  tokenizerDir?: string;
+}
+
+/** The options of `writeTinyLlava` (the same as `writeRandomLlava`). */
+export type TinyLlavaOptions = RandomLlavaOptions;
+
+export interface RandomTensorInfo {
+  /** The name as stored on disk (layout-dependent). */
+  key: string;
+  dtype: WritableFloatDtype;
+  shape: number[];
+}
+
+export interface WrittenTensor extends RandomTensorInfo {
+  /** Exactly the values a correct reader decodes (already rounded to dtype). */
+  values: Float32Array;
+}
+
+export interface RandomLlava {
+  dir: string;
+  config: Record<string, any>;
+  /** Keyed by CANONICAL name (current transformers layout), in the order written. */
+  tensors: Map<string, RandomTensorInfo>;
+  /** Weight files written, in order. */
+  files: string[];
+  /** Parameters written (all tensors). */
+  parameters: number;
+  /** Bytes of tensor data written. */
+  bytes: number;
+}
+
+export interface TinyLlava extends RandomLlava {
+  tensors: Map<string, WrittenTensor>;
+}
+
+const PREFIXES = {
+  current: { v: 'model.vision_tower.vision_model.', p: 'model.multi_modal_projector.', l: 'model.language_model.', head: 'lm_head.weight' },
+  legacy: { v: 'vision_tower.vision_model.', p: 'multi_modal_projector.', l: 'language_model.model.', head: 'language_model.lm_head.weight' },
+} as const;
+
+/** Writes a random Llava checkpoint into `dir` and returns every value written (small models: tests). */
+export function writeTinyLlava(dir: string, o: RandomLlavaOptions = {}): TinyLlava {
+  return writeLlava(dir, o, true) as TinyLlava;
+}
+
+/** Writes a random Llava checkpoint of any size into `dir`, one tensor at a time; keeps no values. */
+export function writeRandomLlava(dir: string, o: RandomLlavaOptions = {}): RandomLlava {
+  return writeLlava(dir, o, false);
+}
+
+function writeLlava(dir: string, o: RandomLlavaOptions, keepValues: boolean): RandomLlava {
+  const vision = o.vision ?? 'clip';
+  const text = o.text ?? (vision === 'clip' ? 'llama' : 'qwen2');
+  const layout = o.layout ?? (vision === 'clip' ? 'legacy' : 'current');
+  const dtype = o.dtype ?? 'F32';
+  const clip = vision === 'clip';
+  const V = { hidden: o.visionHidden ?? 32, inter: o.visionIntermediate ?? 64, layers: o.visionLayers ?? (clip ? 3 : 2),
+    heads: o.visionHeads ?? 4, image: o.imageSize ?? (clip ? 28 : 32), patch: o.patchSize ?? (clip ? 7 : 8) };
+  const T = { hidden: o.textHidden ?? (text === 'llama' ? 48 : 64), inter: o.textIntermediate ?? (text === 'llama' ? 96 : 128),
+    layers: o.textLayers ?? 2, heads: o.textHeads ?? 4, kv: o.textKvHeads ?? 2, vocab: o.vocab ?? TOKENIZER_VOCAB };
+  if (T.vocab < TOKENIZER_VOCAB) throw new Error(`vocab ${T.vocab} < ${TOKENIZER_VOCAB}: the bundled tokenizer has ids up to ${TOKENIZER_VOCAB - 1}`);
+  const tie = o.tie ?? text === 'qwen2';
+  const featureLayer = o.featureLayer ?? (clip ? -2 : -1);
+  const strategy = o.strategy ?? (clip ? 'default' : 'full');
+  const grid = Math.floor(V.image / V.patch);
+  const headDim = T.hidden / T.heads;
+  const nFeat = Array.isArray(featureLayer) ? featureLayer.length : 1;
+  const qkvBias = text === 'qwen2' || o.attentionBias === true;
+  const oBias = text === 'llama' && o.attentionBias === true;
+
+  // Canonical name → shape, plus whether it is a norm weight (initialised near 1).
+  const shapes: Array<[string, number[], boolean?]> = [];
+  const vp = 'model.vision_tower.vision_model.';
+  shapes.push([`${vp}embeddings.patch_embedding.weight`, [V.hidden, 3, V.patch, V.patch]]);
+  if (!clip) shapes.push([`${vp}embeddings.patch_embedding.bias`, [V.hidden]]);
+  if (clip) shapes.push([`${vp}embeddings.class_embedding`, [V.hidden]]);
+  shapes.push([`${vp}embeddings.position_embedding.weight`, [grid * grid + (clip ? 1 : 0), V.hidden]]);
+  if (clip) shapes.push([`${vp}pre_layrnorm.weight`, [V.hidden], true], [`${vp}pre_layrnorm.bias`, [V.hidden]]);
+  for (let i = 0; i < V.layers; i++) {
+    const lp = `${vp}encoder.layers.${i}.`;
+    for (const p of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) {
+      shapes.push([`${lp}self_attn.${p}.weight`, [V.hidden, V.hidden]], [`${lp}self_attn.${p}.bias`, [V.hidden]]);
+    }
+    for (const n of ['layer_norm1', 'layer_norm2']) shapes.push([`${lp}${n}.weight`, [V.hidden], true], [`${lp}${n}.bias`, [V.hidden]]);
+    shapes.push([`${lp}mlp.fc1.weight`, [V.inter, V.hidden]], [`${lp}mlp.fc1.bias`, [V.inter]]);
+    shapes.push([`${lp}mlp.fc2.weight`, [V.hidden, V.inter]], [`${lp}mlp.fc2.bias`, [V.hidden]]);
+  }
+  shapes.push([`${vp}post_layernorm.weight`, [V.hidden], true], [`${vp}post_layernorm.bias`, [V.hidden]]);
+  const pp = 'model.multi_modal_projector.';
+  shapes.push([`${pp}linear_1.weight`, [T.hidden, V.hidden * nFeat]], [`${pp}linear_1.bias`, [T.hidden]]);
+  shapes.push([`${pp}linear_2.weight`, [T.hidden, T.hidden]], [`${pp}linear_2.bias`, [T.hidden]]);
+  const tp = 'model.language_model.';
+  shapes.push([`${tp}embed_tokens.weight`, [T.vocab, T.hidden]]);
+  for (let i = 0; i < T.layers; i++) {
+    const lp = `${tp}layers.${i}.`;
+    shapes.push([`${lp}input_layernorm.weight`, [T.hidden], true], [`${lp}post_attention_layernorm.weight`, [T.hidden], true]);
+    const outs = { q_proj: T.heads * headDim, k_proj: T.kv * headDim, v_proj: T.kv * headDim };
+    for (const [p, out] of Object.entries(outs)) {
+      shapes.push([`${lp}self_attn.${p}.weight`, [out, T.hidden]]);
+      if (qkvBias) shapes.push([`${lp}self_attn.${p}.bias`, [out]]);
+    }
+    shapes.push([`${lp}self_attn.o_proj.weight`, [T.hidden, T.heads * headDim]]);
+    if (oBias) shapes.push([`${lp}self_attn.o_proj.bias`, [T.hidden]]);
+    for (const [p, s] of [['gate_proj', [T.inter, T.hidden]], ['up_proj', [T.inter, T.hidden]], ['down_proj', [T.hidden, T.inter]]] as const) {
+      shapes.push([`${lp}mlp.${p}.weight`, [...s]]);
+      if (o.mlpBias) shapes.push([`${lp}mlp.${p}.bias`, [s[0]]]);
+    }
+  }
+  shapes.push([`${tp}norm.weight`, [T.hidden], true]);
+  if (!tie) shapes.push(['lm_head.weight', [T.vocab, T.hidden]]);
+
+  const pre = PREFIXES[layout];
+  const toDisk = (n: string): string =>
+    n === 'lm_head.weight' ? pre.head
+      : n.startsWith(vp) ? pre.v + n.slice(vp.length)
+        : n.startsWith(pp) ? pre.p + n.slice(pp.length)
+          : pre.l + n.slice(tp.length);
+
+  // One seeded stream over all tensors in `shapes` order; the writer asks for each tensor's data in that
+  // order, so the values are the same whether they are kept or streamed.
+  const rand = gaussian(o.seed ?? 1234);
+  const std = o.std ?? 0.02;
+  const fill = (v: Float32Array, isNorm: boolean): Float32Array => {
+    for (let i = 0; i < v.length; i++) v[i] = (isNorm ? 1 : 0) + std * rand();
+    return v;
+  };
+  const tensors = new Map<string, RandomTensorInfo | WrittenTensor>();
+  let parameters = 0;
+  const list: TensorToWrite[] = shapes.map(([name, shape, isNorm]) => {
+    const count = shape.reduce((a, b) => a * b, 1);
+    parameters += count;
+    const info: RandomTensorInfo = { key: toDisk(name), dtype, shape };
+    tensors.set(name, info);
+    const generate = keepValues
+      ? () => {
+          const values = roundToDtype(dtype, fill(new Float32Array(count), isNorm === true));
+          tensors.set(name, { ...info, values });
+          return values;
+        }
+      : function* (): Iterable<TensorChunk> {
+          const buf = new Float32Array(Math.min(count, GENERATE_CHUNK));
+          for (let at = 0; at < count; at += buf.length) {
+            yield fill(buf.subarray(0, Math.min(buf.length, count - at)), isNorm === true);
+          }
+        };
+    return { name: info.key, dtype, shape, generate };
+  });
+
+  fs.mkdirSync(dir, { recursive: true });
+  const written = writeSafetensorsCheckpoint(dir, list, { shards: o.shards !== undefined && o.shards > 1 ? o.shards : 1 });
+
+  const visionConfig: Record<string, unknown> = {
+    model_type: clip ? 'clip_vision_model' : 'siglip_vision_model', hidden_size: V.hidden, intermediate_size: V.inter,
+    num_hidden_layers: V.layers, num_attention_heads: V.heads, image_size: V.image, patch_size: V.patch, num_channels: 3,
+    hidden_act: clip ? 'quick_gelu' : 'gelu_pytorch_tanh', layer_norm_eps: clip ? 1e-5 : 1e-6,
+    ...(clip ? { projection_dim: V.hidden } : { vision_use_head: false }), ...o.configPatch?.vision,
+  };
+  const textConfig: Record<string, unknown> = {
+    model_type: text, hidden_size: T.hidden, intermediate_size: T.inter, num_hidden_layers: T.layers,
+    num_attention_heads: T.heads, num_key_value_heads: T.kv, vocab_size: T.vocab, rms_norm_eps: text === 'llama' ? 1e-5 : 1e-6,
+    rope_theta: text === 'llama' ? 10000.0 : 1000000.0, max_position_embeddings: 4096, hidden_act: 'silu', tie_word_embeddings: tie,
+    ...(o.ropeScaling !== undefined ? { rope_scaling: o.ropeScaling } : {}),
+    ...(o.attentionBias !== undefined && text === 'llama' ? { attention_bias: o.attentionBias } : {}),
+    ...(o.mlpBias !== undefined && text === 'llama' ? { mlp_bias: o.mlpBias } : {}), ...o.configPatch?.text,
+  };
+  const config: Record<string, any> = {
+    architectures: ['LlavaForConditionalGeneration'], model_type: 'llava', vision_config: visionConfig, text_config: textConfig,
+    image_token_index: 259, vision_feature_layer: featureLayer, vision_feature_select_strategy: strategy,
+    projector_hidden_act: 'gelu', tie_word_embeddings: tie, ...o.configPatch?.top,
+  };
+  writeJson(path.join(dir, 'config.json'), config);
+  writeProcessorConfigs(dir, clip, V.image, V.patch, strategy);
+  const tokenizerDir = o.tokenizerDir ?? BUNDLED_TOKENIZER_DIR;
+  for (const f of TOKENIZER_FILES) {
+    fs.copyFileSync(path.join(tokenizerDir, f), path.join(dir, f));
+    fs.chmodSync(path.join(dir, f), 0o644);
+  }
+  return { dir, config, tensors, files: written.files, parameters, bytes: written.totalSize };
+}
+
+function writeJson(file: string, value: unknown): void {
+  fs.writeFileSync(file, JSON.stringify(value, null, 1));
+}
+
+/** CLIPImageProcessor (shortest_edge + center crop) or SiglipImageProcessor (height/width), as transformers writes them. */
+function writeProcessorConfigs(dir: string, clip: boolean, image: number, patch: number, strategy: string): void {
+  writeJson(path.join(dir, 'preprocessor_config.json'), {
+    image_processor_type: clip ? 'CLIPImageProcessor' : 'SiglipImageProcessor', do_resize: true,
+    size: clip ? { shortest_edge: image } : { height: image, width: image }, do_center_crop: clip,
+    crop_size: { height: image, width: image }, do_rescale: true, rescale_factor: 1 / 255, do_normalize: true,
+    image_mean: clip ? [0.48145466, 0.4578275, 0.40821073] : [0.5, 0.5, 0.5],
+    image_std: clip ? [0.26862954, 0.26130258, 0.27577711] : [0.5, 0.5, 0.5], resample: 3, do_convert_rgb: true,
+  });
+  writeJson(path.join(dir, 'processor_config.json'), {
+    processor_class: 'LlavaProcessor', patch_size: patch, vision_feature_select_strategy: strategy,
+    image_token: '<image>', num_additional_image_tokens: clip ? 1 : 0,
+  });
+}

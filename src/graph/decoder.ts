@@ -5,6 +5,7 @@
  *   position_ids  [T] int64        rotary positions of the new tokens (need not be contiguous)
  *   past_key.i / past_value.i [P_i, kvHeads, headDim]   layer i's KV view (P_i may differ per layer)
  *   past_bias.i   [P_i]            additive score bias per past column (0 attend, −1e9 mask)
+ *   new_bias.i    [T]              additive score bias per new column (FastV / PyramidDrop in-prefill drops)
  *   mass_weights  [1, 1, T]        (attention-mass variant) weights over query rows
  * Outputs:
  *   logits        [1, 1 | T, vocab]    last position, or every position (`logits: 'all'`)
@@ -38,10 +39,11 @@ export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Ll
     const pastKey = b.input(`past_key.${i}`, 'float32', [`past_${i}`, t.numKvHeads, t.headDim]);
     const pastValue = b.input(`past_value.${i}`, 'float32', [`past_${i}`, t.numKvHeads, t.headDim]);
     const pastBias = b.input(`past_bias.${i}`, 'float32', [`past_${i}`]);
+    const newBias = b.input(`new_bias.${i}`, 'float32', ['tokens']);
     x = b.scope(`model/layers.${i}`, () => {
       const h = rmsNorm(b, w, x, `${module}.input_layernorm`, t.hiddenSize, t.rmsNormEps);
       const attn = b.scope('self_attn', () =>
-        llmAttention(b, w, t, `${module}.self_attn`, { x: h, cos, sin, causalMask, pastKey, pastValue, pastBias, massWeights }, options),
+        llmAttention(b, w, t, `${module}.self_attn`, { x: h, cos, sin, causalMask, pastKey, pastValue, pastBias, newBias, massWeights }, options),
       );
       b.output(attn.newKey, `new_key.${i}`, 'float32', ['tokens', t.numKvHeads, t.headDim]);
       b.output(attn.newValue, `new_value.${i}`, 'float32', ['tokens', t.numKvHeads, t.headDim]);

@@ -11,7 +11,9 @@
  *   contiguous (retrieval decodes over a subset; pruning keeps original positions).
  * - `past_bias` [P] is added to the scores of the past columns: 0 to attend, a large negative to mask. It
  *   lets a step attend to any subset of a full cache (a masked dense twin) and stands in a one-row dummy
- *   past when there is none (ORT's MatMul faults on an empty operand).
+ *   past when there is none (ORT's MatMul faults on an empty operand). `new_bias` [T] does the same for the
+ *   block's own columns, per layer: how in-LLM token dropping (FastV, PyramidDrop) hides a token from the
+ *   layers past its drop layer within one prefill call.
  *
  * GQA follows transformers' repeat_kv: query head h reads KV head floor(h / groups).
  */
@@ -30,6 +32,8 @@ export interface AttentionInputs {
   pastKey: string;
   pastValue: string;
   pastBias: string;
+  /** Additive score bias per new column [T], for this layer. */
+  newBias: string;
   /** Weights over query rows [1, 1, T] for the attention-mass output, when requested. */
   massWeights?: string;
 }
@@ -75,7 +79,7 @@ export function llmAttention(
   // The causal mask is [T, T]; view the scores as [KV, groups, T, T] to broadcast it.
   const blockShape = b.op('Concat', [b.constInt64([KV, groups, -1]), newLen], { axis: 0 });
   const causal = b.op('Reshape', [
-    b.op('Add', [b.op('Reshape', [scoresNew, blockShape]), io.causalMask]),
+    b.op('Add', [b.op('Reshape', [scoresNew, blockShape]), b.op('Add', [io.causalMask, io.newBias], undefined, undefined, 'new_bias')]),
     b.constInt64([KV, -1, 0]),
   ]);
   const probs = b.op('Softmax', [b.op('Concat', [maskedPast, causal], { axis: -1 })], { axis: -1 });

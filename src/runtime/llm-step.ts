@@ -17,6 +17,8 @@ export interface StepInput {
   massWeights?: Float32Array;
   /** Per-layer additive bias over the past columns (length = that layer's past rows); default 0. */
   pastBias?: (Float32Array | null)[];
+  /** Per-layer additive bias over the new columns (length T); default 0. */
+  newBias?: (Float32Array | null)[];
 }
 
 export interface StepOutput {
@@ -54,6 +56,9 @@ export class DecoderStepper {
     const dummyLayers = new Set<number>();
     for (let l = 0; l < this.layers; l++) {
       if (this.feedPast(feeds, l, target.past(l), input.pastBias?.[l] ?? null)) dummyLayers.add(l);
+      const newBias = input.newBias?.[l] ?? null;
+      if (newBias && newBias.length !== T) throw new RangeError(`layer ${l}: new bias has ${newBias.length} entries for ${T} new tokens`);
+      feeds[`new_bias.${l}`] = new ort.Tensor('float32', newBias ?? this.zeroBias(T), [T]);
     }
     const out = await this.session.run(feeds);
     const keys: Float32Array[] = [];

@@ -27,6 +27,7 @@ export interface StepRequest {
   logits: 'last' | 'all';
   massWeights?: Float32Array;
   pastBias?: (Float32Array | null)[];
+  newBias?: (Float32Array | null)[];
 }
 
 export type Request =

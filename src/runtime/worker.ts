@@ -82,7 +82,7 @@ class Engine {
     const kind: GraphKind = `decoder${req.logits === 'all' ? '-all' : ''}${req.massWeights ? '-mass' : ''}` as GraphKind;
     const stepper = await this.stepper(kind);
     const target = 'cache' in req.target ? this.cache(req.target.cache) : this.view(req.target.view);
-    const out = await stepper.run(target, { embeds, positions: req.positions, massWeights: req.massWeights, pastBias: req.pastBias });
+    const out = await stepper.run(target, { embeds, positions: req.positions, massWeights: req.massWeights, pastBias: req.pastBias, newBias: req.newBias });
     return { ...out, seconds: (performance.now() - started) / 1000 };
   }
 

@@ -19,14 +19,27 @@ export interface PrefillInput {
   chunkSize: number;
   /** 'all' returns logits for every position (tests, scoring); 'last' only for the final one. */
   logits: 'last' | 'all';
-  /** Weights over all `ids` rows for the attention-mass output of the last chunk (rows outside it must be 0). */
+  /**
+   * Weights over the `ids` rows for the attention-mass output (e.g. 1/Q on the Q question rows). Chunks
+   * holding weighted rows run the attention-mass graph; their masses add up column by column.
+   */
   massWeights?: Float32Array;
+  /**
+   * Per-layer additive score bias over every column the prefill can see: the cache's existing rows, then
+   * the new ones (length = cache rows before + ids.length). −1e9 hides a token from that layer.
+   */
+  columnBias?: (Float32Array | null)[];
+  /** Cache rows before this prefill (needed with `columnBias`). */
+  pastRows?: number;
 }
 
 export interface PrefillOutput {
   /** [1 | tokens, vocab] */
   logits: Float32Array;
-  /** The last chunk's per-layer attention mass, when requested. */
+  /**
+   * Per layer [heads, columns]: attention mass from the weighted rows to every cache row (columns = cache
+   * rows after the prefill), summed over chunks, when `massWeights` was given.
+   */
   mass?: Float32Array[];
   seconds: number;
 }
@@ -50,6 +63,8 @@ export async function prefill(runtime: Runtime, input: PrefillInput): Promise<Pr
   let mass: Float32Array[] | undefined;
   let seconds = 0;
   let imageCursor = 0;
+  const past0 = input.pastRows ?? 0;
+  const columns = past0 + ids.length;
   for (let start = 0; start < ids.length; start += chunkSize) {
     const end = Math.min(start + chunkSize, ids.length);
     const rows: number[] = [];
@@ -59,19 +74,39 @@ export async function prefill(runtime: Runtime, input: PrefillInput): Promise<Pr
       : undefined;
     imageCursor += rows.length;
     const last = end === ids.length;
+    const weights = input.massWeights?.slice(start, end);
+    const weighted = weights?.some((w) => w !== 0) ? weights : undefined;
+    const pastRows = past0 + start;
     const out = await runtime.step({
       target: { cache: input.cache },
       ids: ids.slice(start, end) as number[],
       positions: positions.slice(start, end) as number[],
       splice,
       logits: input.logits,
-      massWeights: last ? input.massWeights?.slice(start, end) : undefined,
+      massWeights: weighted,
+      pastBias: input.columnBias?.map((b) => b?.slice(0, pastRows) ?? null),
+      newBias: input.columnBias?.map((b) => b?.slice(pastRows, past0 + end) ?? null),
     });
     seconds += out.seconds;
     if (input.logits === 'all' || last) logitRows.push(out.logits);
-    if (last) mass = out.mass;
+    if (out.mass) mass = accumulateMass(mass, out.mass, past0 + end, columns);
   }
   return { logits: concat(logitRows), mass, seconds };
+}
+
+/**
+ * Adds one chunk's per-layer [heads, width] mass (width = the cache rows it saw) into [heads, columns]
+ * totals (columns = cache rows after the whole prefill).
+ */
+function accumulateMass(total: Float32Array[] | undefined, chunk: Float32Array[], width: number, columns: number): Float32Array[] {
+  return chunk.map((m, l) => {
+    const heads = m.length / width;
+    const sum = total?.[l] ?? new Float32Array(heads * columns);
+    for (let h = 0; h < heads; h++) {
+      for (let c = 0; c < width; c++) sum[h * columns + c]! += m[h * width + c]!;
+    }
+    return sum;
+  });
 }
 
 function concat(parts: Float32Array[]): Float32Array {

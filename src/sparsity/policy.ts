@@ -1,0 +1,131 @@
+/**
+ * A sparsity policy is a plain, serializable value: every run records its policy in the trace, so any run
+ * or sweep can be reproduced from the trace alone. `validatePolicy` is where bad budgets are refused.
+ */
+import { InputError } from '../errors.js';
+
+/** A share of the candidates (0 < ratio ≤ 1) or an absolute count (≥ 1). */
+export type Budget = { ratio: number } | { count: number };
+
+export interface KeepBudget {
+  budget: Budget;
+  /** Budget per image / video frame (default), or one global top-k across all of a turn's images. */
+  scope: 'per-image' | 'global';
+}
+
+export interface RetrieveBudget {
+  budget: Budget;
+  /** Keep at least this many tokens of every image / frame in each layer's retrieval set. Default 0. */
+  minPerImage: number;
+  /** Score per KV head and take the union of each head's top-k (default: heads summed). */
+  perKvHead: boolean;
+}
+
+/** Salience source: `auto` = CLS attention on towers with a CLS token, attention received otherwise. */
+export type SalienceSource = 'auto' | 'cls' | 'received';
+
+/** Rotary positions of kept visual tokens: their original positions (gaps left by pruning) or re-packed. */
+export type PositionMode = 'original' | 'compact';
+
+export type SparsityPolicy =
+  | { method: 'dense' }
+  | { method: 'sparsevila'; keep: KeepBudget; retrieve: RetrieveBudget; salience: SalienceSource; positions: PositionMode }
+  /** FastV (Chen et al. 2024, arXiv 2403.06764): after layer K drop the R least-attended visual tokens by the last prompt token. */
+  | { method: 'fastv'; layer: number; dropRatio: number }
+  /** PyramidDrop (Xing et al. 2024, arXiv 2410.17247): at each layer keep a share of the surviving visual tokens by the last instruction token. */
+  | { method: 'pdrop'; layers: number[]; keepRatios: number[] }
+  /** Query-agnostic pruning baselines at prefill, with original positions. */
+  | { method: 'random'; keep: KeepBudget; seed: number }
+  | { method: 'stride'; keep: KeepBudget };
+
+export type SparsityMethod = SparsityPolicy['method'];
+
+export const DENSE: SparsityPolicy = { method: 'dense' };
+
+function fail(field: string, message: string): never {
+  throw new InputError('OPTION_INVALID', `${field}: ${message}`, { subject: field });
+}
+
+export function validateBudget(b: unknown, field: string): Budget {
+  if (typeof b !== 'object' || b === null) fail(field, `expected { ratio } or { count }, got ${JSON.stringify(b)}`);
+  if ('ratio' in b) {
+    const r = (b as { ratio: unknown }).ratio;
+    if (typeof r !== 'number' || !(r > 0 && r <= 1)) fail(`${field}.ratio`, `must be in (0, 1], got ${String(r)}`);
+    return { ratio: r };
+  }
+  if ('count' in b) {
+    const c = (b as { count: unknown }).count;
+    if (typeof c !== 'number' || !Number.isInteger(c) || c < 1) fail(`${field}.count`, `must be an integer ≥ 1, got ${String(c)}`);
+    return { count: c };
+  }
+  return fail(field, `expected { ratio } or { count }, got ${JSON.stringify(b)}`);
+}
+
+/** How many of `n` candidates a budget keeps (at least 1 when there are candidates). */
+export function budgetCount(b: Budget, n: number): number {
+  if (n === 0) return 0;
+  const k = 'ratio' in b ? Math.round(b.ratio * n) : b.count;
+  return Math.max(1, Math.min(n, k));
+}
+
+function validateKeep(k: unknown, field: string): KeepBudget {
+  const v = (k ?? {}) as Partial<KeepBudget>;
+  const scope = v.scope ?? 'per-image';
+  if (scope !== 'per-image' && scope !== 'global') fail(`${field}.scope`, `must be 'per-image' or 'global', got ${String(scope)}`);
+  return { budget: validateBudget(v.budget, `${field}.budget`), scope };
+}
+
+export function validatePolicy(p: unknown): SparsityPolicy {
+  if (typeof p !== 'object' || p === null) fail('policy', `expected an object, got ${JSON.stringify(p)}`);
+  const method = (p as { method?: unknown }).method;
+  const v = p as Record<string, unknown>;
+  switch (method) {
+    case 'dense':
+      return { method };
+    case 'sparsevila': {
+      const r = (v.retrieve ?? {}) as Partial<RetrieveBudget>;
+      const minPerImage = r.minPerImage ?? 0;
+      if (!Number.isInteger(minPerImage) || minPerImage < 0) fail('policy.retrieve.minPerImage', `must be an integer ≥ 0, got ${minPerImage}`);
+      const salience = (v.salience ?? 'auto') as SalienceSource;
+      if (!['auto', 'cls', 'received'].includes(salience)) {
+        fail('policy.salience', `must be 'auto', 'cls' or 'received', got ${JSON.stringify(salience)}`);
+      }
+      const positions = (v.positions ?? 'original') as PositionMode;
+      if (positions !== 'original' && positions !== 'compact') fail('policy.positions', `must be 'original' or 'compact', got ${String(positions)}`);
+      return {
+        method,
+        keep: validateKeep(v.keep, 'policy.keep'),
+        retrieve: { budget: validateBudget(r.budget, 'policy.retrieve.budget'), minPerImage, perKvHead: r.perKvHead ?? false },
+        salience,
+        positions,
+      };
+    }
+    case 'fastv': {
+      const layer = v.layer as number;
+      const dropRatio = v.dropRatio as number;
+      if (!Number.isInteger(layer) || layer < 1) fail('policy.layer', `must be an integer ≥ 1, got ${String(layer)}`);
+      if (typeof dropRatio !== 'number' || !(dropRatio >= 0 && dropRatio < 1)) fail('policy.dropRatio', `must be in [0, 1), got ${String(dropRatio)}`);
+      return { method, layer, dropRatio };
+    }
+    case 'pdrop': {
+      const layers = v.layers as number[];
+      const keepRatios = v.keepRatios as number[];
+      if (!Array.isArray(layers) || !layers.length || !layers.every((l, i) => Number.isInteger(l) && l >= 1 && (i === 0 || l > layers[i - 1]!))) {
+        fail('policy.layers', `must be ascending layer indices ≥ 1, got ${JSON.stringify(layers)}`);
+      }
+      if (!Array.isArray(keepRatios) || keepRatios.length !== layers.length || !keepRatios.every((r) => typeof r === 'number' && r > 0 && r <= 1)) {
+        fail('policy.keepRatios', `must give one ratio in (0, 1] per layer, got ${JSON.stringify(keepRatios)}`);
+      }
+      return { method, layers, keepRatios };
+    }
+    case 'random': {
+      const seed = v.seed ?? 0;
+      if (!Number.isInteger(seed)) fail('policy.seed', `must be an integer, got ${String(seed)}`);
+      return { method, keep: validateKeep(v.keep, 'policy.keep'), seed: seed as number };
+    }
+    case 'stride':
+      return { method, keep: validateKeep(v.keep, 'policy.keep') };
+    default:
+      return fail('policy.method', `unknown sparsity policy '${String(method)}'; known: dense, sparsevila, fastv, pdrop, random, stride`);
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Visual-token salience from the vision tower's own feature-layer self-attention, averaged over heads
+ * (DESIGN.md "Prefill — query-agnostic pruning"): the CLS row on towers with a CLS token, otherwise the mean
+ * attention each token receives. The vision graph computes both reductions; this picks and aligns them with
+ * the tokens the LLM sees (the `default` strategy drops tower token 0).
+ */
+import type { LlavaSpec } from '../checkpoint/spec.js';
+import { InputError } from '../errors.js';
+import type { VisionResult } from '../runtime/protocol.js';
+import type { SalienceSource } from './policy.js';
+
+export interface ImageSalience {
+  /** One score per LLM image token, in token order. */
+  scores: Float32Array;
+  /** The patch grid the scores lie on (row-major), after any leading non-patch tokens. */
+  grid: { rows: number; cols: number };
+  /** Leading tokens that are not patches (CLIP's CLS under the `full` strategy). */
+  leading: number;
+  source: 'cls' | 'received';
+}
+
+export function resolveSalienceSource(spec: LlavaSpec, source: SalienceSource): 'cls' | 'received' {
+  if (source === 'auto') return spec.vision.kind === 'clip' ? 'cls' : 'received';
+  if (source === 'cls' && spec.vision.kind !== 'clip') {
+    throw new InputError('OPTION_INVALID', `salience 'cls' needs a tower with a CLS token; ${spec.vision.kind} has none (use 'received')`, {
+      subject: 'policy.salience',
+    });
+  }
+  return source;
+}
+
+/** Salience per image, aligned with the LLM's image tokens. */
+export function imageSalience(spec: LlavaSpec, vision: VisionResult, source: SalienceSource): ImageSalience[] {
+  const kind = resolveSalienceSource(spec, source);
+  const rows = kind === 'cls' ? vision.clsAttention : vision.meanAttention;
+  if (!rows) {
+    throw new InputError('OPTION_INVALID', 'the vision feature layer is the embedding output (layer 0): it has no attention to score salience by', {
+      subject: 'vision_feature_layer',
+    });
+  }
+  const n = vision.featureDims[0]!;
+  const positions = spec.vision.numPositions;
+  const skip = spec.selectStrategy === 'default' ? 1 : 0;
+  const grid = { rows: spec.vision.gridSize, cols: spec.vision.gridSize };
+  return Array.from({ length: n }, (_, i) => ({
+    scores: rows.slice(i * positions + skip, (i + 1) * positions),
+    grid,
+    leading: spec.imageTokenCount - grid.rows * grid.cols,
+    source: kind,
+  }));
+}

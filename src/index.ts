@@ -15,3 +15,11 @@ export { loadModel, Model, type LoadOptions, type ImageInput } from './session/m
 export { Chat, type ChatOptions, type TurnInput, type Answer, type Timings, type TokenEvent } from './session/chat.js';
 export * from './text/index.js';
 export * from './media/index.js';
+export * from './sparsity/policy.js';
+export { imageSalience, resolveSalienceSource, type ImageSalience } from './sparsity/salience.js';
+export { selectKept, keepAll, type KeptTokens } from './sparsity/prune.js';
+export { retrieve, type LayerRetrieval, type VisualRows } from './sparsity/retrieve.js';
+export { topK } from './sparsity/topk.js';
+export { Tracer, MemorySink } from './trace/tracer.js';
+export type { TraceEvent, TraceSink, TraceEventType, VisualTokenId, Stage } from './trace/schema.js';
+export { EncodedImages, PrunedImages, PrefilledTurn, RetrievedTurn } from './session/turn.js';

@@ -1,13 +1,18 @@
 /**
- * A multi-turn conversation over one KV cache. Each turn prefills only its new tokens (the earlier turns,
- * answers included, are already in the cache), then decodes token by token. `stream()` yields tokens as
- * they are generated; `ask()` is `stream()` run to the end.
+ * A multi-turn conversation over one KV cache, under one sparsity policy. Each turn prefills only its new
+ * tokens (earlier turns, answers included, stay in the cache), then decodes token by token — over a
+ * per-layer retrieval view when the policy retrieves. `ask()` runs a whole turn; the step API (`encode`,
+ * then `prune`, `prefill`, `retrieve`, `decode` on each step's result) runs it one inspectable step at a time.
  */
 import { InputError } from '../errors.js';
-import { buildPrompt, buildTurnDelta, type ChatMessage, type PromptTokens } from '../text/index.js';
+import { DENSE, validatePolicy, type SparsityPolicy } from '../sparsity/policy.js';
+import { imageSalience } from '../sparsity/salience.js';
+import type { Stage } from '../trace/schema.js';
+import { Tracer } from '../trace/tracer.js';
+import type { ChatMessage } from '../text/index.js';
 import type { ImageInput, Model } from './model.js';
-import { prefill } from './prefill.js';
 import { TokenSampler, validateSampling, type Sampling } from './sampling.js';
+import { EncodedImages, prefillTurn, type ConversationState, type PrefilledTurn, type RetrievedTurn } from './turn.js';
 
 export interface ChatOptions {
   /** Stop after this many new tokens. Default 128. */
@@ -18,6 +23,10 @@ export interface ChatOptions {
   prefillChunk?: number;
   /** An optional system message, rendered by the chat template. */
   system?: string;
+  /** Default dense. */
+  policy?: SparsityPolicy;
+  /** Where trace events go (default: a tracer with no sinks, which costs nothing). */
+  tracer?: Tracer;
 }
 
 export interface TurnInput {
@@ -34,7 +43,7 @@ export interface Timings {
   visionSeconds: number;
   /** LLM prefill of the turn's new tokens. */
   prefillSeconds: number;
-  /** From the call to the first generated token (time to first token). */
+  /** From the start of the turn to the first generated token (time to first token). */
   firstTokenSeconds: number;
   /** Decode steps after the first token. */
   decodeSeconds: number;
@@ -70,10 +79,16 @@ export interface TokenEvent {
 
 export class Chat {
   readonly messages: ChatMessage[] = [];
-  private cache: Promise<number>;
-  private lastPrompt?: PromptTokens;
-  private lastGenerated: number[] = [];
-  private busy = false;
+  readonly policy: SparsityPolicy;
+  readonly tracer: Tracer;
+  /** @internal the KV cache bookkeeping the turn steps share. */
+  state!: ConversationState;
+  /** @internal the user message of the turn in progress. */
+  pendingUserMessage?: ChatMessage;
+  private ready: Promise<void>;
+  private turnIndex = 0;
+  private turnStarted = 0;
+  private inTurn = false;
   private readonly sampler: TokenSampler;
 
   constructor(
@@ -81,9 +96,24 @@ export class Chat {
     readonly options: ChatOptions = {},
   ) {
     this.sampler = new TokenSampler(validateSampling(options.sampling ?? { kind: 'greedy' }));
-    this.cache = model.runtime.createCache();
-    this.cache.catch(() => undefined);
+    this.policy = validatePolicy(options.policy ?? DENSE);
+    this.tracer = options.tracer ?? new Tracer();
+    const layers = model.spec.text.numLayers;
+    this.ready = model.runtime.createCache().then((cache) => {
+      this.state = { cache, rows: 0, nextPosition: 0, visualRows: [], visualIds: [], imagesSeen: 0, hidden: Array(layers).fill(null), lastGenerated: [] };
+    });
+    this.ready.catch(() => undefined);
     if (options.system) this.messages.push({ role: 'system', content: options.system });
+    this.trace((tr) => {
+      const s = model.spec;
+      tr.emit({
+        type: 'run.start',
+        version: 1,
+        model: { dir: model.dir, vision: s.vision.kind, text: s.text.kind, layers: s.text.numLayers, heads: s.text.numHeads, kvHeads: s.text.numKvHeads, imageTokens: s.imageTokenCount },
+        policy: this.policy,
+        options: { maxNewTokens: options.maxNewTokens ?? 128, sampling: options.sampling ?? { kind: 'greedy' }, prefillChunk: options.prefillChunk ?? 512 },
+      });
+    });
   }
 
   async ask(input: TurnInput): Promise<Answer> {
@@ -94,69 +124,94 @@ export class Chat {
     }
   }
 
+  /** A whole turn under the chat's policy, yielding tokens as they are generated. */
   async *stream(input: TurnInput): AsyncGenerator<TokenEvent, Answer> {
-    if (this.busy) throw new InputError('OPTION_INVALID', 'a turn is already running on this chat; await it first', { subject: 'chat' });
-    this.busy = true;
-    try {
-      return yield* this.turn(input);
-    } finally {
-      this.busy = false;
-    }
+    validateMaxNewTokens(input.maxNewTokens ?? this.options.maxNewTokens ?? 128);
+    const images = input.images ?? [];
+    const prefilled = images.length ? await (await this.encode(images)).prune().prefill(input.text) : await this.prefill(input.text);
+    return yield* prefilled.retrieve().decode({ maxNewTokens: input.maxNewTokens });
   }
 
-  private async *turn(input: TurnInput): AsyncGenerator<TokenEvent, Answer> {
-    const started = performance.now();
-    const { model } = this;
-    const maxNewTokens = input.maxNewTokens ?? this.options.maxNewTokens ?? 128;
-    if (!(Number.isInteger(maxNewTokens) && maxNewTokens > 0)) {
-      throw new InputError('OPTION_INVALID', `maxNewTokens must be a positive integer, got ${maxNewTokens}`, { subject: 'maxNewTokens' });
-    }
-    const images = input.images ?? [];
-    const content = [...images.map(() => ({ type: 'image' as const })), { type: 'text' as const, text: input.text }];
-    const messages: ChatMessage[] = [...this.messages, { role: 'user', content }];
-    const promptOptions = { imageCount: images.length, imageTokenCount: model.spec.imageTokenCount };
-    const prompt = this.lastPrompt
-      ? buildTurnDelta(model.text, messages, { prompt: this.lastPrompt, generatedIds: this.lastGenerated }, promptOptions)
-      : buildPrompt(model.text, messages, promptOptions);
+  /** Step 1: decode, preprocess and encode the turn's images; salience per image with its patch grid. */
+  async encode(images: readonly ImageInput[]): Promise<EncodedImages> {
+    await this.ready;
+    this.guardIdle();
+    if (!images.length) throw new InputError('OPTION_INVALID', 'encode() needs at least one image; use prefill(text) for a text-only turn', { subject: 'images' });
+    const t0 = performance.now();
+    const pixels = await this.model.pixels(images);
+    const t1 = performance.now();
+    const vision = await this.model.runtime.vision(pixels.data, pixels.dims);
+    const [n, tokens, size] = vision.featureDims as [number, number, number];
+    const embeds = await this.model.runtime.project(vision.features, [n * tokens, size]);
+    const salienceSource = this.policy.method === 'sparsevila' ? this.policy.salience : 'auto';
+    const salience = imageSalience(this.model.spec, vision, salienceSource);
+    const first = this.state.imagesSeen;
+    const turn = this.turnIndex;
+    this.trace((tr) =>
+      salience.forEach((s, i) =>
+        tr.emit({ type: 'salience', turn, image: first + i, source: s.source, grid: s.grid, leading: s.leading, scores: Array.from(s.scores) }),
+      ),
+    );
+    this.turnStarted = t0;
+    this.span('images', t0, undefined, t1);
+    this.span('encode', t1);
+    return new EncodedImages(this, n, embeds, salience, { images: (t1 - t0) / 1000, vision: (performance.now() - t1) / 1000 });
+  }
 
-    const imageEmbeds = images.length ? await this.encodeImages(images) : undefined;
-    const imageDone = performance.now();
-    const cache = await this.cache;
-    const info = await model.runtime.cacheInfo(cache);
-    const first = info.nextPosition;
-    const positions = prompt.ids.map((_, i) => first + i);
-    const pre = await prefill(model.runtime, {
-      cache,
-      ids: prompt.ids,
-      positions,
-      imageTokenId: model.spec.imageTokenId,
-      imageEmbeds: imageEmbeds?.embeds,
-      hidden: model.spec.text.hiddenSize,
-      chunkSize: this.options.prefillChunk ?? 512,
-      logits: 'last',
-    });
-    const lastPromptLogits = pre.logits.slice();
+  /** A text-only turn's prefill (turns with images: `encode(images)` → `prune()` → `prefill(text)`). */
+  async prefill(text: string): Promise<PrefilledTurn> {
+    await this.ready;
+    this.guardIdle();
+    this.turnStarted = performance.now();
+    return prefillTurn(this, text);
+  }
 
+  /** @internal the decode loop of a turn (reached through `RetrievedTurn.decode`). */
+  async *decodeTurn(retrieved: RetrievedTurn, maxNewTokensOverride?: number): AsyncGenerator<TokenEvent, Answer> {
+    const { model, state } = this;
+    const pre = retrieved.prefilled;
+    const maxNewTokens = validateMaxNewTokens(maxNewTokensOverride ?? this.options.maxNewTokens ?? 128);
+    if (!this.inTurn || !this.pendingUserMessage) throw new InputError('OPTION_INVALID', 'this turn was already decoded', { subject: 'decode' });
+    const t0 = performance.now();
+    const turn = this.turnIndex;
+    const view = await this.decodeView(retrieved);
+    const attended = view ? view.attended : state.rows;
     const generated: number[] = [];
-    const detok = model.text.createStream({ skipSpecial: true, contextIds: prompt.ids.slice(-4) });
-    let logits = pre.logits;
-    let position = first + prompt.ids.length;
+    const detok = model.text.createStream({ skipSpecial: true, contextIds: pre.promptTokenIds.slice(-4) });
+    let logits = pre.lastPromptLogits;
     let stopReason: Answer['stopReason'] = 'length';
     let firstTokenAt = 0;
     let decodeSeconds = 0;
-    for (;;) {
-      const token = this.sampler.next(logits);
-      if (!firstTokenAt) firstTokenAt = performance.now();
-      if (model.text.eosTokenIds.includes(token)) {
-        stopReason = 'eos';
-        break;
+    try {
+      for (;;) {
+        const token = this.sampler.next(logits);
+        if (!firstTokenAt) firstTokenAt = performance.now();
+        if (model.text.eosTokenIds.includes(token)) {
+          stopReason = 'eos';
+          break;
+        }
+        generated.push(token);
+        const text = detok.push(token);
+        this.trace((tr) => tr.emit({ type: 'token', turn, step: generated.length - 1, id: token, text }));
+        yield { id: token, text };
+        if (generated.length >= maxNewTokens) break;
+        const out = await model.runtime.step({
+          target: view ? { view: view.id } : { cache: state.cache },
+          ids: [token],
+          positions: [state.nextPosition],
+          logits: 'last',
+        });
+        state.nextPosition++;
+        state.rows++;
+        decodeSeconds += out.seconds;
+        logits = out.logits;
+        const step = generated.length;
+        this.trace((tr) =>
+          tr.emit({ type: 'decode.step', turn, step, ms: out.seconds * 1000, attended: attended + step, visualAttended: view?.visualAttended ?? state.visualRows.length }),
+        );
       }
-      generated.push(token);
-      yield { id: token, text: detok.push(token) };
-      if (generated.length >= maxNewTokens) break;
-      const out = await model.runtime.step({ target: { cache }, ids: [token], positions: [position++], logits: 'last' });
-      decodeSeconds += out.seconds;
-      logits = out.logits;
+    } finally {
+      if (view) await model.runtime.dropView(view.id);
     }
     const rest = detok.flush();
     if (rest) yield { text: rest };
@@ -164,44 +219,101 @@ export class Chat {
     // re-encodes its text after the cached ones.
     const cachedGenerated = stopReason === 'length' ? generated.slice(0, -1) : generated;
     const text = model.text.decode(generated, { skipSpecial: true });
-    this.messages.push(messages.at(-1)!, { role: 'assistant', content: text });
-    this.lastPrompt = prompt;
-    this.lastGenerated = cachedGenerated;
-    const total = (performance.now() - started) / 1000;
-    const steps = Math.max(0, cachedGenerated.length);
+    this.messages.push(this.pendingUserMessage!, { role: 'assistant', content: text });
+    state.lastPrompt = pre.prompt;
+    state.lastGenerated = cachedGenerated;
+    this.span('decode', t0, { tokens: generated.length });
+    const timings: Timings = {
+      imageSeconds: pre.imageSeconds.images,
+      visionSeconds: pre.imageSeconds.vision,
+      prefillSeconds: pre.seconds,
+      firstTokenSeconds: (firstTokenAt - this.turnStarted) / 1000,
+      decodeSeconds,
+      decodeTokensPerSecond: cachedGenerated.length && decodeSeconds ? cachedGenerated.length / decodeSeconds : 0,
+      totalSeconds: (performance.now() - this.turnStarted) / 1000,
+      promptTokens: pre.promptTokenIds.length,
+      generatedTokens: generated.length,
+      cachedTokens: pre.cachedTokens,
+    };
+    this.trace((tr) => tr.emit({ type: 'turn.end', turn, answer: text, stopReason, metrics: { ...timings } }));
+    this.endTurn();
+    return { text, tokenIds: generated, promptTokenIds: pre.promptTokenIds, lastPromptLogits: pre.lastPromptLogits, stopReason, timings };
+  }
+
+  /** The per-layer KV view a turn's decode reads: every non-visual row plus the layer's retrieved visual rows. */
+  private async decodeView(retrieved: RetrievedTurn): Promise<{ id: number; attended: number; visualAttended: number } | null> {
+    const { state } = this;
+    const hidden = state.hidden;
+    if (!retrieved.layers && hidden.every((h) => !h?.size)) return null;
+    const visual = new Set(state.visualRows);
+    const subsets = hidden.map((h, l) => {
+      const picked = retrieved.layers ? new Set(retrieved.layers[l]!.rows) : null;
+      const rows: number[] = [];
+      for (let r = 0; r < state.rows; r++) {
+        if (h?.has(r)) continue;
+        if (picked && visual.has(r) && !picked.has(r)) continue;
+        rows.push(r);
+      }
+      return rows;
+    });
+    const id = await this.model.runtime.createView(state.cache, subsets);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     return {
-      text,
-      tokenIds: generated,
-      promptTokenIds: prompt.ids,
-      lastPromptLogits,
-      stopReason,
-      timings: {
-        imageSeconds: imageEmbeds?.imageSeconds ?? 0,
-        visionSeconds: imageEmbeds ? (imageDone - started) / 1000 - imageEmbeds.imageSeconds : 0,
-        prefillSeconds: pre.seconds,
-        firstTokenSeconds: (firstTokenAt - started) / 1000,
-        decodeSeconds,
-        decodeTokensPerSecond: steps && decodeSeconds ? steps / decodeSeconds : 0,
-        totalSeconds: total,
-        promptTokens: prompt.ids.length,
-        generatedTokens: generated.length,
-        cachedTokens: info.length,
-      },
+      id,
+      attended: Math.round(mean(subsets.map((s) => s.length))),
+      visualAttended: Math.round(mean(subsets.map((s) => s.filter((r) => visual.has(r)).length))),
     };
   }
 
-  private async encodeImages(images: readonly ImageInput[]): Promise<{ embeds: Float32Array; imageSeconds: number }> {
-    const t0 = performance.now();
-    const pixels = await this.model.pixels(images);
-    const imageSeconds = (performance.now() - t0) / 1000;
-    const vision = await this.model.runtime.vision(pixels.data, pixels.dims);
-    const [n, tokens, size] = vision.featureDims as [number, number, number];
-    const embeds = await this.model.runtime.project(vision.features, [n * tokens, size]);
-    return { embeds, imageSeconds };
+  private guardIdle(): void {
+    if (this.inTurn) {
+      throw new InputError('OPTION_INVALID', 'a turn is in progress on this chat: finish its decode() before starting another', { subject: 'chat' });
+    }
+  }
+
+  /** @internal */
+  beginTurn(text: string, images: number): void {
+    this.guardIdle();
+    this.inTurn = true;
+    const turn = this.turnIndex;
+    this.trace((tr) => tr.emit({ type: 'turn.start', turn, text, images }));
+  }
+
+  /** @internal a turn that failed before its decode. */
+  abortTurn(): void {
+    this.inTurn = false;
+    this.pendingUserMessage = undefined;
+  }
+
+  private endTurn(): void {
+    this.inTurn = false;
+    this.pendingUserMessage = undefined;
+    this.turnIndex++;
+  }
+
+  /** @internal emits through the tracer only when something listens. */
+  trace(fn: (tracer: Tracer, turn: number) => void): void {
+    if (this.tracer.enabled) fn(this.tracer, this.turnIndex);
+  }
+
+  /** @internal a stage span from `start` (performance.now()) to `end` (default now). */
+  span(stage: Stage, start: number, detail?: Record<string, number>, end = performance.now()): void {
+    this.trace((tr, turn) => {
+      const offset = tr.now() - performance.now();
+      tr.emit({ type: 'span', turn, stage, start: start + offset, duration: end - start, detail });
+    });
   }
 
   /** Frees this conversation's KV cache in the worker. */
   async close(): Promise<void> {
-    await this.model.runtime.dropCache(await this.cache);
+    await this.ready;
+    await this.model.runtime.dropCache(this.state.cache);
   }
+}
+
+function validateMaxNewTokens(n: number): number {
+  if (!(Number.isInteger(n) && n > 0)) {
+    throw new InputError('OPTION_INVALID', `maxNewTokens must be a positive integer, got ${n}`, { subject: 'maxNewTokens' });
+  }
+  return n;
 }

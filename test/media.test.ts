@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,78 +10,18 @@ import {
   loadImage,
   loadPreprocessorConfig,
   parsePreprocessorConfig,
+  PIL_RESAMPLE,
+  pilResize,
   preprocessImage,
   resizeOutputSize,
   resizeRgb,
+  type ResampleFilter,
   type RgbImage,
 } from '../src/media/index.js';
 
 const FIXTURES = '/work/shared/fixtures';
 const CLIP_DIR = path.join(FIXTURES, 'llava-clip-llama-tiny');
 const SIGLIP_DIR = path.join(FIXTURES, 'llava-siglip-qwen2-tiny');
-
-// ---------------------------------------------------------------------------------------------------------
-// Independent reference: Pillow's 8-bit resampler (libImaging/Resample.c: precompute_coeffs,
-// normalize_coeffs_8bpc, ImagingResampleHorizontal/Vertical_8bpc) with its bicubic filter (a = -0.5),
-// support 2 × max(scale, 1), 22-bit fixed-point weights, horizontal pass then vertical pass, uint8 in
-// between. Written from Pillow's C source; pinned to real Pillow 9.4 output by the golden test below (and
-// checked bit-exact against Pillow on 640x480→298x224, 97x61→44x28, 20x15→32x32, 300x200→32x32 offline).
-// ---------------------------------------------------------------------------------------------------------
-function pilBicubic(x: number): number {
-  const a = -0.5;
-  x = Math.abs(x);
-  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
-  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
-  return 0;
-}
-const PRECISION_BITS = 22;
-function pilCoeffs(inSize: number, outSize: number): { xmin: number; k: number[] }[] {
-  const scale = inSize / outSize;
-  const filterScale = Math.max(scale, 1);
-  const support = 2 * filterScale;
-  return Array.from({ length: outSize }, (_, xx) => {
-    const center = (xx + 0.5) * scale;
-    const xmin = Math.max(0, Math.trunc(center - support + 0.5));
-    const xmax = Math.min(inSize, Math.trunc(center + support + 0.5)) - xmin;
-    const w = Array.from({ length: xmax }, (_, x) => pilBicubic((x + xmin - center + 0.5) / filterScale));
-    const total = w.reduce((s, v) => s + v, 0);
-    const k = w.map((v) => (total !== 0 ? v / total : v)).map((v) => Math.trunc((v < 0 ? -0.5 : 0.5) + v * 2 ** PRECISION_BITS));
-    return { xmin, k };
-  });
-}
-const clip8 = (acc: number) => Math.min(255, Math.max(0, Math.floor(acc / 2 ** PRECISION_BITS)));
-function pilResize(img: RgbImage, ow: number, oh: number): RgbImage {
-  let { data, width: w } = img;
-  const h = img.height;
-  if (ow !== w) {
-    const cs = pilCoeffs(w, ow);
-    const out = new Uint8Array(ow * h * 3);
-    for (let y = 0; y < h; y++)
-      for (let x = 0; x < ow; x++)
-        for (let c = 0; c < 3; c++) {
-          const { xmin, k } = cs[x]!;
-          let acc = 2 ** (PRECISION_BITS - 1);
-          for (let i = 0; i < k.length; i++) acc += data[(y * w + xmin + i) * 3 + c]! * k[i]!;
-          out[(y * ow + x) * 3 + c] = clip8(acc);
-        }
-    data = out;
-    w = ow;
-  }
-  if (oh !== h) {
-    const cs = pilCoeffs(h, oh);
-    const out = new Uint8Array(w * oh * 3);
-    for (let y = 0; y < oh; y++)
-      for (let x = 0; x < w; x++)
-        for (let c = 0; c < 3; c++) {
-          const { xmin, k } = cs[y]!;
-          let acc = 2 ** (PRECISION_BITS - 1);
-          for (let i = 0; i < k.length; i++) acc += data[((xmin + i) * w + x) * 3 + c]! * k[i]!;
-          out[(y * w + x) * 3 + c] = clip8(acc);
-        }
-    data = out;
-  }
-  return { width: ow, height: oh, data };
-}
 
 /** A deterministic photo-like image: smooth shading, two hard-edged shapes, mild noise. */
 function scene(w: number, h: number): RgbImage {
@@ -99,36 +40,64 @@ function scene(w: number, h: number): RgbImage {
   return { width: w, height: h, data };
 }
 
-function meanMaxDiff(a: Uint8Array, b: Uint8Array): { mean: number; max: number } {
-  expect(a.length).toBe(b.length);
-  let sum = 0;
-  let max = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    sum += d;
-    max = Math.max(max, d);
-  }
-  return { mean: sum / a.length, max };
-}
+const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
 /** transformers' rescale (float64 multiply, cast to float32) then normalize ((x - mean) / std in float32). */
 function expectedPixel(x: number, factor: number, mean: number, std: number): number {
   return Math.fround(Math.fround(Math.fround(x * factor) - Math.fround(mean)) / Math.fround(std));
 }
 
-describe('PIL-style reference resampler (test helper)', () => {
+/** The integer test pattern of the golden values: every pixel distinct-ish, sharp steps between neighbours. */
+function pattern(w: number, h: number): RgbImage {
+  const data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) data[(y * w + x) * 3 + c] = (x * 37 + y * 91 + c * 53 + x * y * 13) % 256;
+  return { width: w, height: h, data };
+}
+const hex = (data: Uint8Array) => Buffer.from(data).toString('hex');
+
+describe('Pillow resampling port (src/media/pil-resample.ts)', () => {
   it('matches Pillow 9.4 Image.resize(BICUBIC) output, down and up', () => {
-    const src = (w: number, h: number): RgbImage => {
-      const data = new Uint8Array(w * h * 3);
-      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) data[(y * w + x) * 3 + c] = (x * 37 + y * 91 + c * 53 + x * y * 13) % 256;
-      return { width: w, height: h, data };
-    };
     // Printed by Pillow 9.4.0: np.asarray(Image.fromarray(src).resize((ow, oh), Image.BICUBIC)).flatten()
     const down = [103, 133, 148, 139, 144, 150, 140, 143, 139, 130, 123, 107, 128, 152, 120, 148, 127, 123, 137, 110, 149, 124, 121, 146, 103, 166, 152, 142, 112, 167, 137, 125, 134, 151, 120, 139];
-    expect([...pilResize(src(9, 7), 4, 3).data]).toEqual(down);
-    const up = pilResize(src(5, 4), 8, 6).data;
+    expect([...pilResize(pattern(9, 7), 4, 3, 'bicubic').data]).toEqual(down);
+    const up = pilResize(pattern(5, 4), 8, 6, 'bicubic').data;
     expect([...up.slice(0, 24)]).toEqual([0, 44, 97, 7, 60, 112, 32, 85, 139, 55, 106, 173, 78, 136, 202, 100, 170, 223, 136, 197, 249, 160, 211, 255]);
     expect([...up.slice(120)]).toEqual([1, 53, 124, 32, 92, 169, 89, 158, 200, 148, 226, 60, 211, 179, 13, 255, 39, 81, 139, 70, 147, 43, 116, 187]);
+  });
+
+  /**
+   * Pillow 9.4.0, as hex of np.asarray(Image.fromarray(pattern).resize(size, resample)).tobytes() for
+   * 9x7→4x3 (shrink), 4x3→6x5 (enlarge) and 9x4→5x7 (shrink x, enlarge y).
+   */
+  const GOLDEN: Record<ResampleFilter, [string, string, string]> = {
+    nearest: ['8dc2f7f1265b558abfb9ee235d92c7f52a5f8dc2f7255a8f2d6297f92e63c5fa2f91c6fb', '00356a255a8f255a8f4a7fb44a7fb46fa4d900356a255a8f255a8f4a7fb44a7fb46fa4d95b90c58dc2f78dc2f7bff429bff429f1265bb6eb20f52a5ff52a5f34699e34699e73a8ddb6eb20f52a5ff52a5f34699e34699e73a8dd', '00356a4a7fb494c9fede1348285d9200356a4a7fb494c9fede1348285d925b90c5bff42923588d87bcf1eb20555b90c5bff42923588d87bcf1eb2055b6eb2034699eb2e71c30659aaee31811467ba9de134176abd90e4371a6db11467ba9de134176abd90e4371a6db'],
+    lanczos: ['6681938c93978d8f8c817c68849d77977f77866b977f7b9460a79a8e70a98c7a8694758c', '002d5a083965234e8a3364bb4e98e15fbbec1445942162b3489bba74b6819a9088a866a8588dbb6e9df197d7e0b5ff40de872ff4126599e359c99d81d3649978996c829084b26aacb1ff08f18b1fe4025c3a3b9e2d98db6dc1f2', '0835653c7ad8a8f3cabc4f230036902069a281929c81a5bba08863564a6d60b1ddd2aa565b449475c7bfd07a41c4b48a9e8d858b6b586799c3d1be4aca87365e6fb4beb6557c479079c87e64787199846c9c9394924a875793a11776aed09a2f786bc49f5e8b5169ae'],
+    bilinear: ['6b88938a8c958b8d89837c6e7a957c947e808974947c778f6da2968e74a3897f8696788b', '00356a13487d2b60954479ae5d92c76fa4d924598e3a6fa4558aaf72a7868e9092a372a75b90c574a9de95cad5b7ec4bd88d42f1265b92c762af977fbb71957c9776898b8ca574a9b6eb20d68b40d5356a545e935489be73a8dd', '154a7f4f84b994c9c2a95e4325487d386d9c79929981a1af9b7d6e615d6b71a6c9bda76563609184b0b2c27f4fa09e8a998e838982737d8aa7aca160be8d4a7174a0aea75e7b5c9186ba786e7c779a8a6d90898d92588d6a939b3c7194b3984d7d76aba0558a587bb0'],
+    bicubic: ['6785948b90968c8f8b827b6b809878947f7b896e957c799267a6988e70a7897d8697788b', '002c61083d7123588f3b6fb65796d567b1e41b4e8f2c67a84d8eb571ad83929190a56ea9588dc270a5e995cde1b7fa3fdc8a37f4185e96d75abc997ccb6597749971838c8ba972adb9ff0fe78a2de719614050993f8ece6eb7eb', '083d724682c99edfc9b857300a3e872a679d7a929d83a8b6a1806655536c6aacdaccaa585c50917bbdbfcf7d42b0a88a9b8d838a7968728fb4beae53cc8c3a6471adb8ae577a519083c7796578779d8968948b9394518b5f95a0256fa2c39a3c7a72b8a355894e75b5'],
+    box: ['4479ae86909a9d928774695e8d9777837f7c89689d76808b6ba095906fa48a7f74a3988d', '00356a255a8f255a8f4a7fb46fa4d96fa4d900356a255a8f255a8f4a7fb46fa4d96fa4d95b90c58dc2f78dc2f7bff429f1265bf1265bb6eb20f52a5ff52a5f34699e73a8dd73a8ddb6eb20f52a5ff52a5f34699e73a8dd73a8dd', '13487d5d92c794c9fecc8136164b8013487d5d92c794c9fecc8136164b8074a9ded88d4223588d6ea3d8d2873cd68b405489beb2e71c91467b8fc479d68b405489beb2e71c91467b8fc479376ca1cf84394176abb3689d4b80b5376ca1cf84394176abb3689d4b80b5'],
+    hamming: ['6186a19386918a928d827a64778e7f987a7e8e729b7078936ea3959672a68a8b7e9b8390', '00356a13487d265b90497eb35d92c76fa4d9194e832e63984378ab6a9f8e7f91a29381b65b90c574a9de8ec3f1bef32fd88d42f1265b9dd24ebb936cd456895f8e7d798a9b9684b9b6eb20d68b40ef2c613a679c5489be73a8dd', '11467b5287bc94c9d2c155401a4c81255a8e6a90a586b2c4b3685e40567471a6d8c8b44a4f598d7db1d0d37b41a19f8b90957a818a6b7585afb3a157cf963d5776aab2bb496e588d92c76e537188a49b4f7b8497a64b805e92aa33689bb8a4386d76abb4487d5184b9'],
+  };
+  it.each(Object.keys(GOLDEN) as ResampleFilter[])('%s matches Pillow 9.4 on a shrink, an enlarge and a mixed resize', (filter) => {
+    const [down, up, mixed] = GOLDEN[filter];
+    expect(hex(pilResize(pattern(9, 7), 4, 3, filter).data)).toBe(down);
+    expect(hex(pilResize(pattern(4, 3), 6, 5, filter).data)).toBe(up);
+    expect(hex(pilResize(pattern(9, 4), 5, 7, filter).data)).toBe(mixed);
+  });
+
+  it('resample codes are PIL.Image.Resampling values', () => {
+    // PIL: NEAREST 0, LANCZOS 1, BILINEAR 2, BICUBIC 3, BOX 4, HAMMING 5.
+    expect(PIL_RESAMPLE).toEqual({ 0: 'nearest', 1: 'lanczos', 2: 'bilinear', 3: 'bicubic', 4: 'box', 5: 'hamming' });
+  });
+
+  it('same size returns an unchanged copy; 1x1 and single-axis resizes work', () => {
+    const img = pattern(5, 4);
+    const same = pilResize(img, 5, 4, 'bicubic');
+    expect(same.data).not.toBe(img.data);
+    expect(same.data).toEqual(img.data);
+    expect([...pilResize({ width: 1, height: 1, data: new Uint8Array([9, 99, 199]) }, 3, 2, 'lanczos').data]).toEqual([9, 99, 199, 9, 99, 199, 9, 99, 199, 9, 99, 199, 9, 99, 199, 9, 99, 199]);
+    expect(pilResize(img, 9, 4, 'bicubic').data.length).toBe(9 * 4 * 3);
+    expect(pilResize(img, 5, 9, 'bicubic').data.length).toBe(5 * 9 * 3);
+    expect(() => pilResize(img, 0, 4, 'bicubic')).toThrow(RangeError);
   });
 });
 
@@ -160,7 +129,7 @@ describe('fixture images (already at the model size: no resampling)', () => {
 
   it('an image already at the target size is returned as is (no resampling)', async () => {
     const img = scene(32, 32);
-    expect(await resizeRgb(img, 32, 32, 'cubic')).toBe(img);
+    expect(resizeRgb(img, 32, 32, 'bicubic')).toBe(img);
   });
 });
 
@@ -173,19 +142,26 @@ describe('resize paths', () => {
     const px = await preprocessImage(img, cfg);
     expect(px.dims).toEqual([3, 28, 28]);
     expect(px.data.length).toBe(3 * 28 * 28);
-    // The tensor is the center crop ((44 - 28) // 2 = 8 columns off the left) of sharp's resize.
-    const resized = await resizeRgb(img, 44, 28, 'cubic');
+    // The tensor is the center crop ((44 - 28) // 2 = 8 columns off the left) of Pillow's bicubic resize.
+    const resized = resizeRgb(img, 44, 28, 'bicubic');
+    expect(sha256(resized.data)).toBe('9e650ef236c8d18ba3f6d27179ed90269de555e714fbbe7ca1f0a4a885b88cc2'); // Pillow 9.4
     const cropped = centerCrop(resized, 28, 28);
     expect(cropped.data[0]).toBe(resized.data[8 * 3]);
     const { mean, std } = cfg.normalize!;
-    expect(px.data[0]).toBe(expectedPixel(cropped.data[0]!, cfg.rescaleFactor!, mean[0]!, std[0]!));
+    for (let c = 0; c < 3; c++)
+      for (let p = 0; p < 28 * 28; p++) expect(px.data[c * 784 + p]).toBe(expectedPixel(cropped.data[p * 3 + c]!, cfg.rescaleFactor!, mean[c]!, std[c]!));
   });
 
   it('SigLIP: resizes straight to size.height × size.width, no crop', async () => {
     const cfg = await loadPreprocessorConfig(SIGLIP_DIR);
     expect(cfg.centerCrop).toBeNull();
-    const px = await preprocessImage(scene(50, 20), cfg);
+    const img = scene(50, 20);
+    const px = await preprocessImage(img, cfg);
     expect(px.dims).toEqual([3, 32, 32]);
+    const resized = resizeRgb(img, 32, 32, 'bicubic');
+    expect(sha256(resized.data)).toBe('3a1c604d6fadb5b1800d73c90a412279e53fb5e5ace305d3ab4b4646b085876b'); // Pillow 9.4
+    const { mean, std } = cfg.normalize!;
+    expect(px.data[32 * 32 + 5]).toBe(expectedPixel(resized.data[5 * 3 + 1]!, cfg.rescaleFactor!, mean[1]!, std[1]!));
   });
 
   it('center crop zero-pads an image smaller than the crop, as transformers does', () => {
@@ -201,28 +177,23 @@ describe('resize paths', () => {
   });
 
   /**
-   * sharp ('cubic' = Catmull-Rom) vs Pillow BICUBIC, in uint8 levels, measured on the scene() image:
-   *   640x427→335x224  mean 0.22, max 1     (CLIP 224 from a photo-sized input)
-   *   1200x900→298x224 mean 0.52, max 6     (libvips box-shrinks before large reductions)
-   *   97x61→44x28      mean 0.21, max 1
-   *   20x15→37x28      mean 5.3,  max 77    (upscaling: libvips' enlargement ignores the kernel and is offset
-   *   100x75→448x336   mean 0.95, max 38     from Pillow's pixel-centre alignment)
+   * Pillow 9.4.0 on the scene() image: sha256 of np.asarray(Image.fromarray(scene).resize((w, h), resample))
+   * .tobytes(), its first 12 values and mean. Sharp's cubic, used before, was off from these by 0.2–0.5 levels
+   * (mean) when shrinking and by 5.3 mean / 77 max when enlarging 20x15→37x28.
    */
   it.each([
-    [640, 427, 224, 0.3, 2],
-    [1200, 900, 224, 0.7, 8],
-    [97, 61, 28, 0.3, 2],
-    [20, 15, 28, 6, 90],
-    [100, 75, 336, 1.2, 50],
-  ])('sharp vs Pillow bicubic on %ix%i → shortest edge %i: mean abs diff < %f levels', async (w, h, edge, meanBound, maxBound) => {
-    const img = scene(w, h);
-    const size = resizeOutputSize({ kind: 'shortest_edge', shortestEdge: edge }, w, h);
-    const ours = await resizeRgb(img, size.width, size.height, 'cubic');
-    const ref = pilResize(img, size.width, size.height);
-    const { mean, max } = meanMaxDiff(ours.data, ref.data);
-    console.log(`resample ${w}x${h}→${size.width}x${size.height}: mean |sharp - Pillow| = ${mean.toFixed(3)}, max = ${max}`);
-    expect(mean).toBeLessThan(meanBound);
-    expect(max).toBeLessThan(maxBound);
+    [20, 15, 37, 28, 'bicubic', 'd13923edf7482fdc8f0c9d6a14a98218bcaa78c4d6ccde3aeaf33637c9e1c97d', [121, 155, 85, 128, 158, 86, 141, 163, 89, 150, 161, 91], 108.4965],
+    [100, 75, 448, 336, 'bicubic', 'a908a0d65dca20f8e93858a32a9e3228570713dd869aff4e27276fdbebecd708', [124, 155, 84, 124, 156, 85, 124, 156, 85, 124, 158, 86], 109.4126],
+    [640, 427, 335, 224, 'bicubic', 'bdb1a8c0ac471e2ad47d4402ddf529f219c8f4ce4beb676fbddf65d188832cd9', [121, 158, 89, 119, 160, 91, 124, 159, 93, 126, 157, 91], 109.6087],
+    [1200, 900, 298, 224, 'bicubic', 'c8841122b3ee81bd8ee27c68f2a7eb1bf5cc2ef14d44e9b6b09e0866c5aa836b', [121, 161, 90, 121, 160, 90, 124, 161, 89, 126, 160, 90], 109.6164],
+    [20, 15, 37, 28, 'bilinear', 'e81ce9f37ba6cc4422a2c02e3291df674f81d9873c98034bbf3b0eec8479512b', [124, 156, 85, 131, 158, 87, 142, 162, 89, 151, 160, 90], 108.4765],
+    [640, 427, 335, 224, 'bilinear', '2e3fb8095d5c482d5ee7c34366f0b270c91c0b7c9444a9cca20e69d1886abd7b', [121, 159, 90, 120, 160, 91, 124, 159, 93, 125, 158, 91], 109.6085],
+  ] as const)('resizeRgb %ix%i → %ix%i %s is bit-identical to Pillow', (w, h, ow, oh, filter, digest, head, mean) => {
+    const out = resizeRgb(scene(w, h), ow, oh, filter);
+    expect([out.width, out.height]).toEqual([ow, oh]);
+    expect([...out.data.slice(0, 12)]).toEqual(head);
+    expect(out.data.reduce((s, v) => s + v, 0) / out.data.length).toBeCloseTo(mean, 3);
+    expect(sha256(out.data)).toBe(digest);
   });
 });
 
@@ -258,7 +229,7 @@ describe('loadImage', () => {
 describe('preprocessor_config.json', () => {
   it('parses both fixtures', async () => {
     const clip = await loadPreprocessorConfig(CLIP_DIR);
-    expect(clip).toMatchObject({ processor: 'clip', resize: { kind: 'shortest_edge', shortestEdge: 28 }, centerCrop: { height: 28, width: 28 }, resample: { pil: 3, kernel: 'cubic' } });
+    expect(clip).toMatchObject({ processor: 'clip', resize: { kind: 'shortest_edge', shortestEdge: 28 }, centerCrop: { height: 28, width: 28 }, resample: { pil: 3, filter: 'bicubic' } });
     const siglip = await loadPreprocessorConfig(SIGLIP_DIR);
     expect(siglip).toMatchObject({ processor: 'siglip', resize: { kind: 'exact', height: 32, width: 32 }, centerCrop: null, normalize: { mean: [0.5, 0.5, 0.5] } });
   });
@@ -269,6 +240,9 @@ describe('preprocessor_config.json', () => {
     const siglip = parsePreprocessorConfig({ image_processor_type: 'SiglipImageProcessor', size: 384, do_rescale: false });
     expect(siglip).toMatchObject({ resize: { kind: 'exact', height: 384, width: 384 }, rescaleFactor: null, normalize: { std: [0.5, 0.5, 0.5] } });
     expect(parsePreprocessorConfig({ image_processor_type: 'CLIPImageProcessor', do_resize: false, do_center_crop: false }).resize).toBeNull();
+    expect(parsePreprocessorConfig({ image_processor_type: 'SiglipImageProcessor' }).resample).toEqual({ pil: 3, filter: 'bicubic' });
+    expect(parsePreprocessorConfig({ image_processor_type: 'SiglipImageProcessor', resample: 2 }).resample).toEqual({ pil: 2, filter: 'bilinear' });
+    expect(parsePreprocessorConfig({ image_processor_type: 'CLIPImageProcessor', resample: 1 }).resample).toEqual({ pil: 1, filter: 'lanczos' });
   });
 
   it('do_rescale=false keeps 0..255 values before normalizing', async () => {
@@ -289,7 +263,8 @@ describe('preprocessor_config.json', () => {
       expect(err).toMatchObject({ code: 'CONFIG_UNSUPPORTED', subject: type, message: expect.stringContaining(type) });
     }
     expect(() => parsePreprocessorConfig({ image_processor_type: 'LlavaNextImageProcessor' })).toThrow(/tiling/);
-    expect(() => parsePreprocessorConfig({ image_processor_type: 'CLIPImageProcessor', resample: 5 })).toThrow(/resample/);
+    expect(() => parsePreprocessorConfig({ image_processor_type: 'CLIPImageProcessor', resample: 6 })).toThrow(/resample/);
+    expect(() => parsePreprocessorConfig({ image_processor_type: 'CLIPImageProcessor', resample: 'bicubic' })).toThrow(/resample/);
     expect(() => parsePreprocessorConfig({ image_processor_type: 'SiglipImageProcessor', size: { shortest_edge: 3 } })).toThrow(ConfigError);
   });
 });

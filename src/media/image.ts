@@ -3,16 +3,15 @@
  * processors run it (models/clip/image_processing_clip.py, models/siglip/image_processing_siglip.py):
  * convert_rgb → resize (PIL, uint8) → center_crop (CLIP only) → rescale → normalize → CHW float32.
  *
- * Resampling is sharp's (libvips). Its 'cubic' kernel is Catmull-Rom (a = -0.5), the same cubic PIL's BICUBIC
- * uses, but libvips' reducer is not bit-identical to PIL's: different fixed-point rounding, and for large
- * reductions libvips box-shrinks first. So a resized image differs from transformers' by a few uint8 levels in
- * places (test/media.test.ts measures it). An image already at the target size is not resampled at all
- * (PIL's Image.resize returns a copy then), so such inputs match transformers exactly.
+ * sharp (libvips) only decodes: EXIF orientation, colour conversion, alpha removal. Resizing is a port of
+ * Pillow's resampler (pil-resample.ts), bit-identical to PIL's Image.resize for every `resample` filter, so
+ * the uint8 image after resize (and after center crop) equals transformers' exactly.
  */
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { InputError } from '../errors.js';
-import type { PreprocessorConfig, ResampleKernel, ResizeRule } from './preprocessor-config.js';
+import { pilResize, type ResampleFilter } from './pil-resample.js';
+import type { PreprocessorConfig, ResizeRule } from './preprocessor-config.js';
 
 /** Decoded 8-bit RGB pixels, row-major, channels last (H × W × 3). */
 export interface RgbImage {
@@ -64,7 +63,7 @@ export async function preprocessImage(image: RgbImage, config: PreprocessorConfi
   let img = image;
   if (config.resize) {
     const size = resizeOutputSize(config.resize, img.width, img.height);
-    img = await resizeRgb(img, size.width, size.height, config.resample.kernel);
+    img = resizeRgb(img, size.width, size.height, config.resample.filter);
   }
   if (config.centerCrop) img = centerCrop(img, config.centerCrop.height, config.centerCrop.width);
   return toTensor(img, config);
@@ -83,14 +82,13 @@ export function resizeOutputSize(rule: ResizeRule, width: number, height: number
   return width <= height ? { width: size, height: newLong } : { width: newLong, height: size };
 }
 
-/** Resizes with sharp; returns the input itself when it already has the requested size (no resampling). */
-export async function resizeRgb(image: RgbImage, width: number, height: number, kernel: ResampleKernel): Promise<RgbImage> {
+/**
+ * PIL `Image.resize((width, height), resample)` as transformers' image_transforms.resize calls it (no box, no
+ * reducing_gap). Returns the input itself when it already has the requested size (PIL copies it unchanged).
+ */
+export function resizeRgb(image: RgbImage, width: number, height: number, filter: ResampleFilter): RgbImage {
   if (image.width === width && image.height === height) return image;
-  const { data, info } = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
-    .resize(width, height, { fit: 'fill', kernel })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  return pilResize(image, width, height, filter);
 }
 
 /**

@@ -6,9 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
-
-/** sharp kernels used for PIL resample codes (PIL.Image.Resampling: 0 NEAREST, 1 LANCZOS, 2 BILINEAR, 3 BICUBIC). */
-export type ResampleKernel = 'nearest' | 'lanczos3' | 'linear' | 'cubic';
+import { PIL_RESAMPLE, type ResampleFilter } from './pil-resample.js';
 
 export type ResizeRule =
   /** CLIP: scale so the shorter side is `shortestEdge`, keeping the aspect ratio. */
@@ -22,7 +20,8 @@ export interface PreprocessorConfig {
   processorType: string;
   /** Null when do_resize is false. */
   resize: ResizeRule | null;
-  resample: { pil: number; kernel: ResampleKernel };
+  /** `resample` as PIL.Image.Resampling code and filter (0 nearest, 1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming). */
+  resample: { pil: number; filter: ResampleFilter };
   /** Null when do_center_crop is false (always null for SigLIP, which has no center crop step). */
   centerCrop: { height: number; width: number } | null;
   /** Null when do_rescale is false. */
@@ -46,7 +45,6 @@ const KNOWN_UNSUPPORTED = new Set([
   'PixtralImageProcessor',
   'PixtralImageProcessorFast',
 ]);
-const RESAMPLE: Record<number, ResampleKernel> = { 0: 'nearest', 1: 'lanczos3', 2: 'linear', 3: 'cubic' };
 // transformers' constants (image_utils.py OPENAI_CLIP_MEAN/STD, IMAGENET_STANDARD_MEAN/STD).
 const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
 const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
@@ -112,9 +110,9 @@ export function parsePreprocessorConfig(json: unknown, file = 'preprocessor_conf
   }
 
   const pil = cfg.resample ?? 3;
-  const kernel = typeof pil === 'number' ? RESAMPLE[pil] : undefined;
-  if (kernel === undefined) {
-    throw new ConfigError('CONFIG_UNSUPPORTED', `${file}: resample ${JSON.stringify(pil)} is not supported (0 nearest, 1 lanczos, 2 bilinear, 3 bicubic)`, {
+  const filter = typeof pil === 'number' && Object.hasOwn(PIL_RESAMPLE, pil) ? PIL_RESAMPLE[pil] : undefined;
+  if (filter === undefined) {
+    throw new ConfigError('CONFIG_UNSUPPORTED', `${file}: resample ${JSON.stringify(pil)} is not supported (0 nearest, 1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming)`, {
       subject: subject('resample'),
     });
   }
@@ -143,7 +141,7 @@ export function parsePreprocessorConfig(json: unknown, file = 'preprocessor_conf
     normalize = { mean: triple('image_mean', isClip ? CLIP_MEAN : HALF), std };
   }
   // do_convert_rgb is not modelled: the pipeline always needs 3 channels, so images are always made RGB.
-  return { processor: isClip ? 'clip' : 'siglip', processorType: type, resize, resample: { pil: pil as number, kernel }, centerCrop, rescaleFactor, normalize };
+  return { processor: isClip ? 'clip' : 'siglip', processorType: type, resize, resample: { pil: pil as number, filter }, centerCrop, rescaleFactor, normalize };
 }
 
 /** Reads and validates `<dir>/preprocessor_config.json`. */

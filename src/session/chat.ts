@@ -70,6 +70,8 @@ export interface Answer {
 export interface TokenEvent {
   /** The generated token; absent on a last event that only flushes held-back text. */
   id?: number;
+  /** The logits the token was chosen from (vocabulary order), when decode() was asked for them. */
+  logits?: Float32Array;
   /**
    * Text that became final with this token. Byte-level tokens can end mid-character: that text is held
    * back ('' here) until the character completes, or flushed in a last event without `id`.
@@ -167,7 +169,7 @@ export class Chat {
   }
 
   /** @internal the decode loop of a turn (reached through `RetrievedTurn.decode`). */
-  async *decodeTurn(retrieved: RetrievedTurn, maxNewTokensOverride?: number): AsyncGenerator<TokenEvent, Answer> {
+  async *decodeTurn(retrieved: RetrievedTurn, maxNewTokensOverride?: number, withLogits = false): AsyncGenerator<TokenEvent, Answer> {
     const { model, state } = this;
     const pre = retrieved.prefilled;
     const maxNewTokens = validateMaxNewTokens(maxNewTokensOverride ?? this.options.maxNewTokens ?? 128);
@@ -193,7 +195,7 @@ export class Chat {
         generated.push(token);
         const text = detok.push(token);
         this.trace((tr) => tr.emit({ type: 'token', turn, step: generated.length - 1, id: token, text }));
-        yield { id: token, text };
+        yield withLogits ? { id: token, text, logits } : { id: token, text };
         if (generated.length >= maxNewTokens) break;
         const out = await model.runtime.step({
           target: view ? { view: view.id } : { cache: state.cache },

@@ -150,8 +150,9 @@ export class RetrievedTurn {
     return this.layers?.map((l) => l.rows.map((r) => visualIds[index.get(r)!]!)) ?? null;
   }
 
-  decode(options: { maxNewTokens?: number } = {}): AsyncGenerator<TokenEvent, Answer> {
-    return this.chat.decodeTurn(this, options.maxNewTokens);
+  /** Generates the answer. `withLogits` adds each token's logits to its event (fidelity, inspection). */
+  decode(options: { maxNewTokens?: number; withLogits?: boolean } = {}): AsyncGenerator<TokenEvent, Answer> {
+    return this.chat.decodeTurn(this, options.maxNewTokens, options.withLogits);
   }
 }
 

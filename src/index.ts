@@ -20,6 +20,5 @@ export { imageSalience, resolveSalienceSource, type ImageSalience } from './spar
 export { selectKept, keepAll, type KeptTokens } from './sparsity/prune.js';
 export { retrieve, type LayerRetrieval, type VisualRows } from './sparsity/retrieve.js';
 export { topK } from './sparsity/topk.js';
-export { Tracer, MemorySink } from './trace/tracer.js';
-export type { TraceEvent, TraceSink, TraceEventType, VisualTokenId, Stage } from './trace/schema.js';
+export * from './trace/index.js';
 export { EncodedImages, PrunedImages, PrefilledTurn, RetrievedTurn } from './session/turn.js';

@@ -31,7 +31,7 @@ describe('sparsevila ask', () => {
     const r = await cli(['ask', '--model', SIGLIP_FIXTURE, '--image', image, '--prompt', expected.question, '--max-new-tokens', '8', '--greedy', '--json', '--logits', '--threads', '1']);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
-    expect(Object.keys(out).sort()).toEqual(['lastPromptLogits', 'promptTokenIds', 'stopReason', 'text', 'timings', 'tokenIds']);
+    expect(Object.keys(out).sort()).toEqual(['lastPromptLogits', 'promptTokenIds', 'sparsity', 'stopReason', 'text', 'timings', 'tokenIds']);
     expect(out.tokenIds).toEqual(expected.greedy_ids);
     expect(out.promptTokenIds).toEqual(expected.input_ids);
     expect(out.lastPromptLogits).toHaveLength(expected.last_logits.length);
@@ -46,10 +46,21 @@ describe('sparsevila ask', () => {
     expect(r.stderr).toMatch(/prompt tokens, 4 generated \(length\); prefill [\d.]+ ms/);
   });
 
+  it('--policy sparsevila with --keep and --retrieve prunes and retrieves to the budgets', async () => {
+    const r = await cli(['ask', '--model', SIGLIP_FIXTURE, '--image', image, '--prompt', 'What is shown?', '--max-new-tokens', '3', '--policy', 'sparsevila', '--keep', '50%', '--retrieve', '3', '--json', '--threads', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.sparsity).toMatchObject({ policy: 'sparsevila', turnImageTokens: 16, turnKeptTokens: 8, visualTokens: 8, attendedVisualPerLayer: [3, 3] });
+    expect(out.promptTokenIds).toHaveLength(expected.input_ids.length - 8);
+    const bad = await cli(['ask', '--model', SIGLIP_FIXTURE, '--prompt', 'hi', '--policy', 'sparsevila', '--retrieve', 'NaN']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--retrieve');
+  });
+
   it('--help documents every flag', async () => {
     const r = await cli(['ask', '--help']);
     expect(r.code).toBe(0);
-    for (const flag of ['--model', '--image', '--prompt', '--max-new-tokens', '--greedy', '--json', '--logits', '--temperature', '--top-p', '--seed', '--precision', '--provider', '--threads']) {
+    for (const flag of ['--model', '--image', '--prompt', '--max-new-tokens', '--greedy', '--json', '--logits', '--temperature', '--top-p', '--seed', '--precision', '--provider', '--threads', '--policy', '--keep', '--retrieve', '--fastv-layer', '--pdrop-layers']) {
       expect(r.stdout).toContain(flag);
     }
   });

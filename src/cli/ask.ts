@@ -3,7 +3,9 @@ import { parseArgs } from 'node:util';
 import { InputError } from '../errors.js';
 import type { Sampling } from '../session/sampling.js';
 import { loadModel } from '../session/model.js';
+import { ChromeTraceSink, JsonlSink, Tracer } from '../trace/index.js';
 import { modelOptionSpec, parseInteger, parseModelOptions, progressPrinter } from './options.js';
+import { parsePolicyOptions, policyOptionSpec } from './policy-options.js';
 
 export const ASK_HELP = `Usage: sparsevila ask --model DIR --image FILE [--image FILE…] --prompt TEXT [options]
 
@@ -22,6 +24,9 @@ go to stderr.
   --json                 print one JSON object: text, tokenIds, promptTokenIds, stopReason, timings
   --logits               with --json: add lastPromptLogits (logits at the last prompt position)
   --prefill-chunk N      prefill N tokens per graph call (default 512)
+  --trace FILE           write the run's trace events (salience, kept tokens, retrieval sets, spans,
+                         decode steps) as JSON lines
+  --chrome-trace FILE    write the run as a Chrome trace (opens in Perfetto or chrome://tracing)
 ${'' /* model options are shared with other commands */}`;
 
 export async function runAsk(argv: string[]): Promise<void> {
@@ -29,6 +34,7 @@ export async function runAsk(argv: string[]): Promise<void> {
     args: argv,
     options: {
       ...modelOptionSpec,
+      ...policyOptionSpec,
       image: { type: 'string', multiple: true },
       prompt: { type: 'string' },
       'max-new-tokens': { type: 'string' },
@@ -39,6 +45,8 @@ export async function runAsk(argv: string[]): Promise<void> {
       json: { type: 'boolean' },
       logits: { type: 'boolean' },
       'prefill-chunk': { type: 'string' },
+      trace: { type: 'string' },
+      'chrome-trace': { type: 'string' },
     },
     strict: true,
   });
@@ -57,9 +65,15 @@ export async function runAsk(argv: string[]): Promise<void> {
   const maxNewTokens = values['max-new-tokens'] === undefined ? 128 : parseInteger(values['max-new-tokens'], '--max-new-tokens');
   const prefillChunk = values['prefill-chunk'] === undefined ? 512 : parseInteger(values['prefill-chunk'], '--prefill-chunk');
 
+  const policy = parsePolicyOptions(values);
   const model = await loadModel(values.model, { ...parseModelOptions(values), onProgress: progressPrinter() });
   try {
-    const chat = model.chat({ maxNewTokens, sampling, prefillChunk });
+    const sinks = [
+      ...(values.trace ? [new JsonlSink(values.trace, { truncate: true })] : []),
+      ...(values['chrome-trace'] ? [new ChromeTraceSink(values['chrome-trace'])] : []),
+    ];
+    const tracer = new Tracer(sinks);
+    const chat = model.chat({ maxNewTokens, sampling, prefillChunk, policy, tracer });
     const turn = chat.stream({ images: values.image ?? [], text: values.prompt });
     let r = await turn.next();
     while (!r.done) {
@@ -80,6 +94,7 @@ export async function runAsk(argv: string[]): Promise<void> {
           `decode ${t.decodeTokensPerSecond.toFixed(1)} tokens/s]\n`,
       );
     }
+    await tracer.close();
   } finally {
     await model.close();
   }

@@ -4,6 +4,7 @@ import { SparseVilaError } from '../errors.js';
 import { ASK_HELP, runAsk } from './ask.js';
 import { DEMO_HELP, runDemo } from './demo.js';
 import { MODEL_OPTIONS_HELP } from './options.js';
+import { POLICY_OPTIONS_HELP } from './policy-options.js';
 
 const HELP = `Usage: sparsevila <command> [options]
 
@@ -15,7 +16,7 @@ Run \`sparsevila <command> --help\` for a command's options.
 `;
 
 const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
-  ask: { run: runAsk, help: ASK_HELP + '\n' + MODEL_OPTIONS_HELP },
+  ask: { run: runAsk, help: ASK_HELP + '\n' + MODEL_OPTIONS_HELP + '\n' + POLICY_OPTIONS_HELP },
   demo: { run: runDemo, help: DEMO_HELP + '\n' + MODEL_OPTIONS_HELP },
 };
 

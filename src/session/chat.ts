@@ -65,6 +65,19 @@ export interface Answer {
   lastPromptLogits: Float32Array;
   stopReason: 'eos' | 'length';
   timings: Timings;
+  sparsity: SparsitySummary;
+}
+
+/** What the policy did on this turn. */
+export interface SparsitySummary {
+  policy: SparsityPolicy['method'];
+  /** Retained visual tokens in the cache after this turn's prefill (all turns' images). */
+  visualTokens: number;
+  /** Visual tokens this turn's images would have had without pruning, and how many entered the LLM. */
+  turnImageTokens: number;
+  turnKeptTokens: number;
+  /** Visual tokens each layer's decode steps attended (retrieval set, minus in-LLM drops). */
+  attendedVisualPerLayer: number[];
 }
 
 export interface TokenEvent {
@@ -177,6 +190,13 @@ export class Chat {
     const t0 = performance.now();
     const turn = this.turnIndex;
     const view = await this.decodeView(retrieved);
+    const sparsity: SparsitySummary = {
+      policy: this.policy.method,
+      visualTokens: state.visualRows.length,
+      turnImageTokens: pre.imageTokens.total,
+      turnKeptTokens: pre.imageTokens.kept,
+      attendedVisualPerLayer: view?.visualPerLayer ?? Array(model.spec.text.numLayers).fill(state.visualRows.length),
+    };
     const attended = view ? view.attended : state.rows;
     const generated: number[] = [];
     const detok = model.text.createStream({ skipSpecial: true, contextIds: pre.promptTokenIds.slice(-4) });
@@ -239,11 +259,13 @@ export class Chat {
     };
     this.trace((tr) => tr.emit({ type: 'turn.end', turn, answer: text, stopReason, metrics: { ...timings } }));
     this.endTurn();
-    return { text, tokenIds: generated, promptTokenIds: pre.promptTokenIds, lastPromptLogits: pre.lastPromptLogits, stopReason, timings };
+    return { text, tokenIds: generated, promptTokenIds: pre.promptTokenIds, lastPromptLogits: pre.lastPromptLogits, stopReason, timings, sparsity };
   }
 
   /** The per-layer KV view a turn's decode reads: every non-visual row plus the layer's retrieved visual rows. */
-  private async decodeView(retrieved: RetrievedTurn): Promise<{ id: number; attended: number; visualAttended: number } | null> {
+  private async decodeView(
+    retrieved: RetrievedTurn,
+  ): Promise<{ id: number; attended: number; visualAttended: number; visualPerLayer: number[] } | null> {
     const { state } = this;
     const hidden = state.hidden;
     if (!retrieved.layers && hidden.every((h) => !h?.size)) return null;
@@ -260,11 +282,8 @@ export class Chat {
     });
     const id = await this.model.runtime.createView(state.cache, subsets);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    return {
-      id,
-      attended: Math.round(mean(subsets.map((s) => s.length))),
-      visualAttended: Math.round(mean(subsets.map((s) => s.filter((r) => visual.has(r)).length))),
-    };
+    const visualPerLayer = subsets.map((s) => s.filter((r) => visual.has(r)).length);
+    return { id, attended: Math.round(mean(subsets.map((s) => s.length))), visualAttended: Math.round(mean(visualPerLayer)), visualPerLayer };
   }
 
   private guardIdle(): void {

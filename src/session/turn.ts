@@ -96,6 +96,8 @@ export class PrefilledTurn {
     readonly cachedTokens: number,
     readonly seconds: number,
     readonly imageSeconds: { images: number; vision: number },
+    /** This turn's image tokens before pruning, and how many entered the LLM. */
+    readonly imageTokens: { total: number; kept: number },
   ) {}
 
   /**
@@ -236,7 +238,10 @@ async function prefillTurnBody(chat: Chat, text: string, pruned: PrunedImages | 
   state.imagesSeen += images;
   chat.pendingUserMessage = messages.at(-1)!;
   chat.span('prefill', t0, { tokens: ids.length, visual: newVisual.length });
-  return new PrefilledTurn(chat, prompt, ids, positions, out.logits.slice(), out.mass, rowsBefore, out.seconds, pruned?.encoded.seconds ?? { images: 0, vision: 0 });
+  return new PrefilledTurn(chat, prompt, ids, positions, out.logits.slice(), out.mass, rowsBefore, out.seconds, pruned?.encoded.seconds ?? { images: 0, vision: 0 }, {
+    total: images * model.spec.imageTokenCount,
+    kept: newVisual.length,
+  });
 }
 
 /** Uniform weights over the question rows [start, n): their attention mass, averaged. */

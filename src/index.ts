@@ -22,3 +22,4 @@ export { retrieve, type LayerRetrieval, type VisualRows } from './sparsity/retri
 export { topK } from './sparsity/topk.js';
 export * from './trace/index.js';
 export { EncodedImages, PrunedImages, PrefilledTurn, RetrievedTurn } from './session/turn.js';
+export { DenseTwin, klDivergence, type FidelityReport } from './session/fidelity.js';

@@ -196,6 +196,39 @@ function engineWriter(dir: string): void {
   writeTinyLlava(dir, { vision: 'clip', text: 'llama', layout: 'legacy', textLayers: 4, textHidden: 64, textHeads: 4, textKvHeads: 2, vocab: 300, imageSize: 28, patchSize: 7, seed: 11, std: 0.08 });
 }
 
+describe('fidelity against a dense twin', () => {
+  it('is perfect at 100% budgets and measurably lower at sparse ones, over two turns', async () => {
+    const model = await engine.loadModel(CLIP_FIXTURE, { cacheDir: tempDir('fidelity-graphs'), threads: 1 });
+    try {
+      const turns = [{ images: [IMAGE], text: 'What is shown?' }, { text: 'Anything else?' }];
+      const report = async (policy: Policy) => {
+        const chat = model.chat({ maxNewTokens: 6, policy, fidelity: true });
+        const out = [];
+        for (const t of turns) out.push((await chat.ask(t)).fidelity!);
+        return out;
+      };
+      for (const f of await report(sparsevila(1, 1))) {
+        expect(f.tokenAgreement).toBe(1);
+        expect(f.firstDivergence).toBeNull();
+        expect(f.meanKl).toBeLessThan(1e-6);
+        expect(f.retrievalRecall).toEqual([expect.closeTo(1, 6), expect.closeTo(1, 6)]);
+      }
+      const sparse = await report(sparsevila(0.5, 0.25));
+      for (const f of sparse) {
+        expect(f.meanKl).toBeGreaterThan(1e-6);
+        // 4 of 16 image tokens attended per layer: recall is a share, below 1 and above 0.
+        for (const r of f.retrievalRecall!) expect(r).toBeGreaterThan(0), expect(r).toBeLessThan(1);
+      }
+      // Step 0 compares the prefill's logits: pruning alone already moves them.
+      expect(sparse[0]!.klPerStep[0]).toBeGreaterThan(0);
+      const dense = await report({ method: 'dense' });
+      expect(dense.every((f) => f.retrievalRecall === null && f.tokenAgreement === 1)).toBe(true);
+    } finally {
+      await model.close();
+    }
+  });
+});
+
 /** encode → prune → prefill → retrieve with the chat's policy. */
 async function stepTurn(chat: ReturnType<Model['chat']>, turn: { images?: string[]; text: string }) {
   const prefilled = turn.images ? await (await chat.encode(turn.images)).prune().prefill(turn.text) : await chat.prefill(turn.text);

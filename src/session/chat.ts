@@ -11,6 +11,7 @@ import type { Stage } from '../trace/schema.js';
 import { Tracer } from '../trace/tracer.js';
 import type { ChatMessage } from '../text/index.js';
 import type { ImageInput, Model } from './model.js';
+import { DenseTwin, type FidelityReport } from './fidelity.js';
 import { TokenSampler, validateSampling, type Sampling } from './sampling.js';
 import { EncodedImages, prefillTurn, type ConversationState, type PrefilledTurn, type RetrievedTurn } from './turn.js';
 
@@ -27,6 +28,11 @@ export interface ChatOptions {
   policy?: SparsityPolicy;
   /** Where trace events go (default: a tracer with no sinks, which costs nothing). */
   tracer?: Tracer;
+  /**
+   * Run a dense twin beside the chat and report, per turn, token agreement, per-step KL and retrieval
+   * recall against it (see fidelity.ts). Roughly doubles the work.
+   */
+  fidelity?: boolean;
 }
 
 export interface TurnInput {
@@ -66,6 +72,8 @@ export interface Answer {
   stopReason: 'eos' | 'length';
   timings: Timings;
   sparsity: SparsitySummary;
+  /** Against the dense twin, when the chat was made with `fidelity: true`. */
+  fidelity?: FidelityReport;
 }
 
 /** What the policy did on this turn. */
@@ -105,6 +113,7 @@ export class Chat {
   private turnStarted = 0;
   private inTurn = false;
   private readonly sampler: TokenSampler;
+  private readonly twin?: DenseTwin;
 
   constructor(
     readonly model: Model,
@@ -112,6 +121,7 @@ export class Chat {
   ) {
     this.sampler = new TokenSampler(validateSampling(options.sampling ?? { kind: 'greedy' }));
     this.policy = validatePolicy(options.policy ?? DENSE);
+    if (options.fidelity) this.twin = new DenseTwin(model);
     this.tracer = options.tracer ?? new Tracer();
     const layers = model.spec.text.numLayers;
     this.ready = model.runtime.createCache().then((cache) => {
@@ -199,6 +209,7 @@ export class Chat {
     };
     const attended = view ? view.attended : state.rows;
     const generated: number[] = [];
+    const stepLogits: Float32Array[] = [];
     const detok = model.text.createStream({ skipSpecial: true, contextIds: pre.promptTokenIds.slice(-4) });
     let logits = pre.lastPromptLogits;
     let stopReason: Answer['stopReason'] = 'length';
@@ -213,6 +224,7 @@ export class Chat {
           break;
         }
         generated.push(token);
+        if (this.twin) stepLogits.push(logits);
         const text = detok.push(token);
         this.trace((tr) => tr.emit({ type: 'token', turn, step: generated.length - 1, id: token, text }));
         yield withLogits ? { id: token, text, logits } : { id: token, text };
@@ -240,7 +252,22 @@ export class Chat {
     // The last token of a length stop was never fed: it is not in the cache, and the next turn's delta
     // re-encodes its text after the cached ones.
     const cachedGenerated = stopReason === 'length' ? generated.slice(0, -1) : generated;
+    const visualIndex = new Map(state.visualRows.map((r, i) => [r, i]));
     const text = model.text.decode(generated, { skipSpecial: true });
+    let fidelity: FidelityReport | undefined;
+    if (this.twin) {
+      fidelity = await this.twin.turn({
+        messages: [...this.messages, this.pendingUserMessage!],
+        images: pre.imageTokens.total / model.spec.imageTokenCount,
+        imageEmbeds: pre.imageEmbedsAll,
+        tokens: generated,
+        logits: stepLogits,
+        attended: view ? view.subsets.map((rows) => rows.flatMap((r) => (visualIndex.has(r) ? [state.visualIds[visualIndex.get(r)!]!] : []))) : null,
+        cachedGenerated,
+      });
+      const report = fidelity;
+      this.trace((tr) => tr.emit({ type: 'fidelity', turn, metrics: { ...report } }));
+    }
     this.messages.push(this.pendingUserMessage!, { role: 'assistant', content: text });
     state.lastPrompt = pre.prompt;
     state.lastGenerated = cachedGenerated;
@@ -259,13 +286,13 @@ export class Chat {
     };
     this.trace((tr) => tr.emit({ type: 'turn.end', turn, answer: text, stopReason, metrics: { ...timings } }));
     this.endTurn();
-    return { text, tokenIds: generated, promptTokenIds: pre.promptTokenIds, lastPromptLogits: pre.lastPromptLogits, stopReason, timings, sparsity };
+    return { text, tokenIds: generated, promptTokenIds: pre.promptTokenIds, lastPromptLogits: pre.lastPromptLogits, stopReason, timings, sparsity, fidelity };
   }
 
   /** The per-layer KV view a turn's decode reads: every non-visual row plus the layer's retrieved visual rows. */
   private async decodeView(
     retrieved: RetrievedTurn,
-  ): Promise<{ id: number; attended: number; visualAttended: number; visualPerLayer: number[] } | null> {
+  ): Promise<{ id: number; subsets: number[][]; attended: number; visualAttended: number; visualPerLayer: number[] } | null> {
     const { state } = this;
     const hidden = state.hidden;
     if (!retrieved.layers && hidden.every((h) => !h?.size)) return null;
@@ -283,7 +310,7 @@ export class Chat {
     const id = await this.model.runtime.createView(state.cache, subsets);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const visualPerLayer = subsets.map((s) => s.filter((r) => visual.has(r)).length);
-    return { id, attended: Math.round(mean(subsets.map((s) => s.length))), visualAttended: Math.round(mean(visualPerLayer)), visualPerLayer };
+    return { id, subsets, attended: Math.round(mean(subsets.map((s) => s.length))), visualAttended: Math.round(mean(visualPerLayer)), visualPerLayer };
   }
 
   private guardIdle(): void {
@@ -329,6 +356,7 @@ export class Chat {
   async close(): Promise<void> {
     await this.ready;
     await this.model.runtime.dropCache(this.state.cache);
+    await this.twin?.close();
   }
 }
 

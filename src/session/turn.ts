@@ -98,6 +98,8 @@ export class PrefilledTurn {
     readonly imageSeconds: { images: number; vision: number },
     /** This turn's image tokens before pruning, and how many entered the LLM. */
     readonly imageTokens: { total: number; kept: number },
+    /** Embeddings of every token of the turn's images, unpruned (for a dense twin). */
+    readonly imageEmbedsAll?: Float32Array,
   ) {}
 
   /**
@@ -241,7 +243,7 @@ async function prefillTurnBody(chat: Chat, text: string, pruned: PrunedImages | 
   return new PrefilledTurn(chat, prompt, ids, positions, out.logits.slice(), out.mass, rowsBefore, out.seconds, pruned?.encoded.seconds ?? { images: 0, vision: 0 }, {
     total: images * model.spec.imageTokenCount,
     kept: newVisual.length,
-  });
+  }, pruned?.encoded.embeds);
 }
 
 /** Uniform weights over the question rows [start, n): their attention mass, averaged. */

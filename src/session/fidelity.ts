@@ -1,0 +1,159 @@
+/**
+ * Fidelity against a dense twin: a second KV cache on the same runtime that sees every turn densely (all
+ * image tokens, no retrieval) and is teacher-forced on the sparse chat's tokens. Per turn it reports:
+ *   - token agreement: the share of steps where the dense argmax equals the sparse token, and the first
+ *     step where they differ (teacher forcing: both see the same prefix at every step);
+ *   - per-step KL(dense ‖ sparse) of the next-token distributions;
+ *   - retrieval recall per layer: the share of the dense step's attention mass over visual tokens that
+ *     falls on the tokens the sparse step attended (its retrieval set, minus pruned tokens), averaged
+ *     over the turn's decode steps.
+ */
+import { buildPrompt, buildTurnDelta, type ChatMessage, type PromptTokens } from '../text/index.js';
+import type { VisualTokenId } from '../trace/schema.js';
+import type { Model } from './model.js';
+import { prefill } from './prefill.js';
+import { argmax } from './sampling.js';
+
+export interface FidelityReport {
+  steps: number;
+  tokenAgreement: number;
+  firstDivergence: number | null;
+  klPerStep: number[];
+  meanKl: number;
+  /** Per layer; null when the turn attended every visual token (nothing to recall). */
+  retrievalRecall: number[] | null;
+}
+
+export interface SparseTurnRecord {
+  messages: ChatMessage[];
+  images: number;
+  /** Projected embeddings of every token of the turn's images (unpruned). */
+  imageEmbeds?: Float32Array;
+  tokens: number[];
+  /** The sparse chat's logits for each generated token (step 0 = the prefill's last logits). */
+  logits: Float32Array[];
+  /** Per layer, the visual tokens the sparse decode attended (null: all). */
+  attended: VisualTokenId[][] | null;
+  /** Generated tokens that went into the sparse cache (a length stop leaves the last one out). */
+  cachedGenerated: number[];
+}
+
+export class DenseTwin {
+  private cache?: number;
+  private nextPosition = 0;
+  private rows = 0;
+  private lastPrompt?: PromptTokens;
+  private lastGenerated: number[] = [];
+  private imagesSeen = 0;
+  /** Visual token id of each visual row, keyed by cache row. */
+  private readonly visual = new Map<number, string>();
+
+  constructor(private readonly model: Model) {}
+
+  async turn(record: SparseTurnRecord): Promise<FidelityReport> {
+    const { model } = this;
+    const rt = model.runtime;
+    this.cache ??= await rt.createCache();
+    const spec = model.spec;
+    const options = { imageCount: record.images, imageTokenCount: spec.imageTokenCount };
+    const prompt = this.lastPrompt
+      ? buildTurnDelta(model.text, record.messages, { prompt: this.lastPrompt, generatedIds: this.lastGenerated }, options)
+      : buildPrompt(model.text, record.messages, options);
+    prompt.imageSpans.forEach((span, img) => {
+      for (let r = span.start; r < span.end; r++) this.visual.set(this.rows + r, key({ image: this.imagesSeen + img, token: r - span.start }));
+    });
+    const positions = prompt.ids.map((_, i) => this.nextPosition + i);
+    const pre = await prefill(rt, {
+      cache: this.cache,
+      ids: prompt.ids,
+      positions,
+      imageTokenId: spec.imageTokenId,
+      imageEmbeds: record.imageEmbeds,
+      hidden: spec.text.hiddenSize,
+      chunkSize: 512,
+      logits: 'last',
+    });
+    this.rows += prompt.ids.length;
+    this.nextPosition += prompt.ids.length;
+    this.imagesSeen += record.images;
+
+    const kl: number[] = [];
+    let agree = 0;
+    let firstDivergence: number | null = null;
+    const layers = spec.text.numLayers;
+    const recallSum = new Float64Array(layers);
+    let recallSteps = 0;
+    const attendedKeys = record.attended?.map((ids) => new Set(ids.map(key)));
+    let dense = pre.logits;
+    for (let step = 0; step < record.tokens.length; step++) {
+      const token = record.tokens[step]!;
+      kl.push(klDivergence(dense, record.logits[step]!));
+      if (argmax(dense) === token) agree++;
+      else firstDivergence ??= step;
+      // Feed exactly what the sparse chat fed (a length stop leaves the last token out of its cache).
+      if (step >= record.cachedGenerated.length) break;
+      const scoring = attendedKeys && step + 1 < record.tokens.length;
+      const out = await rt.step({
+        target: { cache: this.cache },
+        ids: [token],
+        positions: [this.nextPosition],
+        logits: 'last',
+        massWeights: scoring ? new Float32Array([1]) : undefined,
+      });
+      this.nextPosition++;
+      this.rows++;
+      dense = out.logits;
+      if (scoring) {
+        out.mass!.forEach((m, l) => (recallSum[l]! += recall(m, this.rows, this.visual, attendedKeys![l]!)));
+        recallSteps++;
+      }
+    }
+    this.lastPrompt = prompt;
+    this.lastGenerated = record.cachedGenerated;
+    return {
+      steps: record.tokens.length,
+      tokenAgreement: record.tokens.length ? agree / record.tokens.length : 1,
+      firstDivergence,
+      klPerStep: kl,
+      meanKl: kl.length ? kl.reduce((a, b) => a + b, 0) / kl.length : 0,
+      retrievalRecall: attendedKeys && recallSteps ? Array.from(recallSum, (s) => s / recallSteps) : null,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.cache !== undefined) await this.model.runtime.dropCache(this.cache);
+  }
+}
+
+const key = (id: VisualTokenId) => `${id.image}:${id.token}`;
+
+/** Share of the step's visual attention mass (heads summed) on the attended visual tokens. */
+function recall(mass: Float32Array, columns: number, visual: Map<number, string>, attended: Set<string>): number {
+  const heads = mass.length / columns;
+  let all = 0;
+  let hit = 0;
+  for (const [row, id] of visual) {
+    let m = 0;
+    for (let h = 0; h < heads; h++) m += mass[h * columns + row]!;
+    all += m;
+    if (attended.has(id)) hit += m;
+  }
+  return all > 0 ? hit / all : 1;
+}
+
+export function klDivergence(pLogits: Float32Array, qLogits: Float32Array): number {
+  const lp = logSoftmax(pLogits);
+  const lq = logSoftmax(qLogits);
+  let kl = 0;
+  for (let i = 0; i < lp.length; i++) kl += Math.exp(lp[i]!) * (lp[i]! - lq[i]!);
+  return Math.max(0, kl);
+}
+
+function logSoftmax(x: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (const v of x) if (v > max) max = v;
+  let sum = 0;
+  for (const v of x) sum += Math.exp(v - max);
+  const z = Math.log(sum) + max;
+  return Float64Array.from(x, (v) => v - z);
+}

@@ -23,3 +23,4 @@ export { topK } from './sparsity/topk.js';
 export * from './trace/index.js';
 export { EncodedImages, PrunedImages, PrefilledTurn, RetrievedTurn } from './session/turn.js';
 export { DenseTwin, klDivergence, type FidelityReport } from './session/fidelity.js';
+export { visionZip, type ZippedImage } from './sparsity/visionzip.js';

@@ -47,7 +47,7 @@ describe('on the CLIP/LLaMA fixture', () => {
   it('a retrieval decode equals a dense decode whose attention is masked to the same per-layer subsets', async () => {
     const chat = model.chat({ maxNewTokens: 5, policy: sparsevila(0.5, 0.25) });
     const encoded = await chat.encode([IMAGE]);
-    const pruned = encoded.prune();
+    const pruned = await encoded.prune();
     const prefilled = await pruned.prefill('Where is the object?');
     const retrieved = prefilled.retrieve();
     const run = await collect(retrieved.decode({ withLogits: true }));
@@ -83,18 +83,18 @@ describe('on the CLIP/LLaMA fixture', () => {
     expect(encoded.salience[0]!.source).toBe('cls');
     expect(encoded.salience[0]!.grid).toEqual({ rows: 4, cols: 4 });
     expect(maxAbsDiff(encoded.salience[0]!.scores, expected.vision_cls_attention)).toBeLessThan(1e-5);
-    const pruned = encoded.prune();
+    const pruned = await encoded.prune();
     expect(pruned.kept.map((k) => k.length)).toEqual([8, 8]);
     // The kept tokens are the 8 most salient, in order.
     const order = [...expected.vision_cls_attention.keys()].sort((a, b) => expected.vision_cls_attention[b] - expected.vision_cls_attention[a]);
     expect(pruned.kept[0]).toEqual(order.slice(0, 8).sort((a, b) => a - b));
-    expect(encoded.prune({ budget: { count: 3 }, scope: 'per-image' }).kept.map((k) => k.length)).toEqual([3, 3]);
-    expect(encoded.prune({ budget: { count: 5 }, scope: 'global' }).kept.flat()).toHaveLength(5);
+    expect((await encoded.prune({ budget: { count: 3 }, scope: 'per-image' })).kept.map((k) => k.length)).toEqual([3, 3]);
+    expect((await encoded.prune({ budget: { count: 5 }, scope: 'global' })).kept.flat()).toHaveLength(5);
   });
 
   it('per-layer retrieval sets are the brute-force top-k of the question attention mass', async () => {
     const chat = model.chat({ maxNewTokens: 2, policy: sparsevila(0.75, 0.25) });
-    const prefilled = await (await chat.encode([IMAGE])).prune().prefill('Which corner is brightest?');
+    const prefilled = await (await (await chat.encode([IMAGE])).prune()).prefill('Which corner is brightest?');
     const retrieved = prefilled.retrieve();
     const visualRows = prefilled.promptTokenIds.flatMap((id, r) => (id === model.spec.imageTokenId ? [r] : []));
     const columns = prefilled.promptTokenIds.length;
@@ -120,7 +120,7 @@ describe('baselines and multi-turn fidelity on a random 4-layer checkpoint', () 
   it('FastV at (K=2, R=50%) equals a brute-force token-by-token reference with the same drops masked', async () => {
     const chat = model.chat({ maxNewTokens: 1, policy: { method: 'fastv', layer: 2, dropRatio: 0.5 } });
     const encoded = await chat.encode([IMAGE]);
-    const prefilled = await encoded.prune().prefill('Describe the picture.');
+    const prefilled = await (await encoded.prune()).prefill('Describe the picture.');
     const ids = prefilled.promptTokenIds;
     const rt = model.runtime;
     const common = { ids, positions: prefilled.positions, imageTokenId: model.spec.imageTokenId, imageEmbeds: encoded.embeds, hidden: model.spec.text.hiddenSize, chunkSize: 512, logits: 'last' as const };
@@ -196,6 +196,36 @@ function engineWriter(dir: string): void {
   writeTinyLlava(dir, { vision: 'clip', text: 'llama', layout: 'legacy', textLayers: 4, textHidden: 64, textHeads: 4, textKvHeads: 2, vocab: 300, imageSize: 28, patchSize: 7, seed: 11, std: 0.08 });
 }
 
+describe('VisionZip', () => {
+  it('keeps the dominant tokens by CLS attention and merges the rest into uniformly spaced targets by key similarity', () => {
+    // 6 tokens, 2-d features, 2-d keys. Salience picks 4 and 1; targets among [0,2,3,5] every 2nd: 0 and 3.
+    const features = Float32Array.from([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]);
+    const salience = [0.1, 0.9, 0.2, 0.05, 0.8, 0.3];
+    const keys = Float32Array.from([1, 0, 0, 1, 0.9, 0.1, 0, 1, 1, 1, 0.1, 0.9]);
+    const z = engine.visionZip(features, salience, keys, 2, 2, 2);
+    expect(z.tokens).toEqual([0, 1, 3, 4]);
+    // 2 (key ≈ [1,0]) joins target 0; 5 (key ≈ [0,1]) joins target 3.
+    expect(z.merged.get(0)).toEqual([2]);
+    expect(z.merged.get(3)).toEqual([5]);
+    expect(Array.from(z.features)).toEqual([0 + 2, 0 + 2, 1, 1, 3 + 5, 3 + 5, 4, 4]);
+  });
+
+  it('a VisionZip chat feeds dominant + contextual tokens with compact positions', async () => {
+    const model = await engine.loadModel(CLIP_FIXTURE, { cacheDir: tempDir('vz-graphs'), threads: 1 });
+    try {
+      const chat = model.chat({ maxNewTokens: 2, policy: { method: 'visionzip', dominant: 5, contextual: 3 } });
+      const pruned = await (await chat.encode([IMAGE])).prune();
+      expect(pruned.kept[0]).toHaveLength(8);
+      const prefilled = await pruned.prefill('What is shown?');
+      expect(prefilled.promptTokenIds.filter((id) => id === model.spec.imageTokenId)).toHaveLength(8);
+      expect(prefilled.positions).toEqual(prefilled.positions.map((_, i) => i));
+      await collect(prefilled.retrieve().decode());
+    } finally {
+      await model.close();
+    }
+  });
+});
+
 describe('fidelity against a dense twin', () => {
   it('is perfect at 100% budgets and measurably lower at sparse ones, over two turns', async () => {
     const model = await engine.loadModel(CLIP_FIXTURE, { cacheDir: tempDir('fidelity-graphs'), threads: 1 });
@@ -231,7 +261,7 @@ describe('fidelity against a dense twin', () => {
 
 /** encode → prune → prefill → retrieve with the chat's policy. */
 async function stepTurn(chat: ReturnType<Model['chat']>, turn: { images?: string[]; text: string }) {
-  const prefilled = turn.images ? await (await chat.encode(turn.images)).prune().prefill(turn.text) : await chat.prefill(turn.text);
+  const prefilled = turn.images ? await (await (await chat.encode(turn.images)).prune()).prefill(turn.text) : await chat.prefill(turn.text);
   return prefilled.retrieve();
 }
 

@@ -16,10 +16,12 @@ export const policyOptionSpec = {
   'pdrop-layers': { type: 'string' },
   'pdrop-keep': { type: 'string' },
   'prune-seed': { type: 'string' },
+  dominant: { type: 'string' },
+  contextual: { type: 'string' },
 } as const;
 
 export const POLICY_OPTIONS_HELP = `Sparsity options:
-  --policy P             dense (default), sparsevila, fastv, pdrop, random, stride
+  --policy P             dense (default), sparsevila, fastv, pdrop, visionzip, random, stride
   --keep B               tokens kept per image at prefill (sparsevila, random, stride): a ratio with a
                          decimal point or % (0.5, 50%), or a count (64)
   --keep-scope S         per-image (default) or global (one top-k across the turn's images / frames)
@@ -33,6 +35,8 @@ export const POLICY_OPTIONS_HELP = `Sparsity options:
   --pdrop-layers L       PyramidDrop: comma-separated layers (default 8,16,24)
   --pdrop-keep R         PyramidDrop: comma-separated keep ratios (default 0.5,0.25,0.125)
   --prune-seed S         random pruning seed (default 0)
+  --dominant N           VisionZip: dominant tokens per image (default 54)
+  --contextual N         VisionZip: contextual (merged) tokens per image (default 10)
 `;
 
 type PolicyValues = Partial<Record<Exclude<keyof typeof policyOptionSpec, 'per-kv-head'>, string>> & { 'per-kv-head'?: boolean };
@@ -69,6 +73,8 @@ export function parsePolicyOptions(v: PolicyValues): SparsityPolicy {
       return validatePolicy({ method, layer: Number(v['fastv-layer'] ?? 2), dropRatio: Number(v['fastv-drop'] ?? 0.5) });
     case 'pdrop':
       return validatePolicy({ method, layers: numberList(v['pdrop-layers'] ?? '8,16,24', '--pdrop-layers'), keepRatios: numberList(v['pdrop-keep'] ?? '0.5,0.25,0.125', '--pdrop-keep') });
+    case 'visionzip':
+      return validatePolicy({ method, dominant: Number(v.dominant ?? 54), contextual: Number(v.contextual ?? 10) });
     case 'random':
       return validatePolicy({ method, keep, seed: Number(v['prune-seed'] ?? 0) });
     default:

@@ -8,6 +8,7 @@
  * two ways (the salience the sparsity policies score visual tokens by, DESIGN.md "Prefill"):
  *   cls_attention   [images, tokens]  the CLS row (CLIP): attention from CLS to every token
  *   mean_attention  [images, tokens]  attention each token receives, averaged over all query rows
+ *   key_metric      [images, tokens, headDim]  the layer's keys averaged over heads (VisionZip's merge metric)
  * The full [tokens × tokens] matrix never leaves the graph.
  */
 import type { LlavaSpec } from '../checkpoint/spec.js';
@@ -31,7 +32,7 @@ export function buildVisionGraph(
     x = b.scope('model/vision_tower', () => layerNorm(b, w, x, `${PREFIX}.pre_layrnorm`, v.hiddenSize, v.layerNormEps));
   }
   hidden.push(x);
-  let attention: { cls: string; mean: string } | undefined;
+  let attention: { cls: string; mean: string; keys: string } | undefined;
   for (let i = 0; i < deepest; i++) {
     const out = b.scope(`model/vision_tower/encoder/layers.${i}`, () =>
       encoderLayer(b, w, spec, x, `${PREFIX}.encoder.layers.${i}`, options, i === deepest - 1),
@@ -52,6 +53,7 @@ export function buildVisionGraph(
   if (attention) {
     b.output(attention.cls, 'cls_attention', 'float32', ['images', v.numPositions]);
     b.output(attention.mean, 'mean_attention', 'float32', ['images', v.numPositions]);
+    b.output(attention.keys, 'key_metric', 'float32', ['images', v.numPositions, v.hiddenSize / v.numHeads]);
   }
 }
 
@@ -83,7 +85,7 @@ function encoderLayer(
   module: string,
   options: LinearOptions,
   withAttention: boolean,
-): { hidden: string; attention?: { cls: string; mean: string } } {
+): { hidden: string; attention?: { cls: string; mean: string; keys: string } } {
   const v = spec.vision;
   const h = layerNorm(b, w, x, `${module}.layer_norm1`, v.hiddenSize, v.layerNormEps);
   const attn = b.scope('self_attn', () => selfAttention(b, w, spec, h, `${module}.self_attn`, options));
@@ -102,7 +104,9 @@ function encoderLayer(
   const cls = b.op('Gather', [perToken, b.constInt64([0])], { axis: 1 });
   const clsRow = b.op('Reshape', [cls, b.constInt64([0, -1])], undefined, undefined, 'cls_attention');
   const mean = b.op('ReduceMean', [perToken, b.constInt64([1])], { keepdims: 0 }, undefined, 'mean_attention');
-  return { hidden, attention: { cls: clsRow, mean } };
+  // [images, H, N, d] → mean over heads → [images, N, d]
+  const keys = b.op('ReduceMean', [attn.keys, b.constInt64([1])], { keepdims: 0 }, undefined, 'key_metric');
+  return { hidden, attention: { cls: clsRow, mean, keys } };
 }
 
 /** Bidirectional multi-head attention; returns the output and the softmax probabilities [images, H, N, N]. */
@@ -113,7 +117,7 @@ function selfAttention(
   x: string,
   module: string,
   options: LinearOptions,
-): { out: string; probs: string } {
+): { out: string; probs: string; keys: string } {
   const v = spec.vision;
   const headDim = v.hiddenSize / v.numHeads;
   const dims = { in: v.hiddenSize, out: v.hiddenSize, bias: true };
@@ -131,7 +135,7 @@ function selfAttention(
   const ctx = b.op('MatMul', [probs, vv]);
   const merged = b.op('Reshape', [b.op('Transpose', [ctx], { perm: [0, 2, 1, 3] }), b.constInt64([0, 0, v.hiddenSize])]);
   const out = b.scope('out_proj', () => linear(b, w, merged, `${module}.out_proj`, dims, options));
-  return { out, probs };
+  return { out, probs, keys: k };
 }
 
 /** The multi-modal projector: linear_1 → act → linear_2 (transformers LlavaMultiModalProjector). */

@@ -50,6 +50,8 @@ export interface VisionResult {
   /** [images, numPositions] head-mean attention at the feature layer (absent when the feature layer is 0). */
   clsAttention?: Float32Array;
   meanAttention?: Float32Array;
+  /** [images, numPositions, headDim] feature-layer keys averaged over heads. */
+  keyMetric?: Float32Array;
 }
 
 export interface StepResult {

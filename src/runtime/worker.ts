@@ -57,6 +57,7 @@ class Engine {
       featureDims: [...out.image_features!.dims],
       clsAttention: out.cls_attention?.data as Float32Array | undefined,
       meanAttention: out.mean_attention?.data as Float32Array | undefined,
+      keyMetric: out.key_metric?.data as Float32Array | undefined,
     };
   }
 
@@ -127,7 +128,7 @@ class Engine {
         return none;
       case 'vision': {
         const r = await this.vision(req.pixels, req.dims);
-        return { value: r, transfer: buffers(r.features, r.clsAttention, r.meanAttention) };
+        return { value: r, transfer: buffers(r.features, r.clsAttention, r.meanAttention, r.keyMetric) };
       }
       case 'project': {
         const r = await this.project(req.features, req.dims);

@@ -153,7 +153,7 @@ export class Chat {
   async *stream(input: TurnInput): AsyncGenerator<TokenEvent, Answer> {
     validateMaxNewTokens(input.maxNewTokens ?? this.options.maxNewTokens ?? 128);
     const images = input.images ?? [];
-    const prefilled = images.length ? await (await this.encode(images)).prune().prefill(input.text) : await this.prefill(input.text);
+    const prefilled = images.length ? await (await (await this.encode(images)).prune()).prefill(input.text) : await this.prefill(input.text);
     return yield* prefilled.retrieve().decode({ maxNewTokens: input.maxNewTokens });
   }
 
@@ -180,7 +180,8 @@ export class Chat {
     this.turnStarted = t0;
     this.span('images', t0, undefined, t1);
     this.span('encode', t1);
-    return new EncodedImages(this, n, embeds, salience, { images: (t1 - t0) / 1000, vision: (performance.now() - t1) / 1000 });
+    const keyMetric = vision.keyMetric && alignToLlmTokens(vision.keyMetric, n, this.model.spec.vision.numPositions, tokens);
+    return new EncodedImages(this, n, embeds, salience, { images: (t1 - t0) / 1000, vision: (performance.now() - t1) / 1000 }, vision.features, keyMetric);
   }
 
   /** A text-only turn's prefill (turns with images: `encode(images)` → `prune()` → `prefill(text)`). */
@@ -365,4 +366,13 @@ function validateMaxNewTokens(n: number): number {
     throw new InputError('OPTION_INVALID', `maxNewTokens must be a positive integer, got ${n}`, { subject: 'maxNewTokens' });
   }
   return n;
+}
+
+/** Per-image rows of a tower-token tensor, without the leading tokens the LLM does not see. */
+function alignToLlmTokens(x: Float32Array, images: number, towerTokens: number, llmTokens: number): Float32Array {
+  const width = x.length / (images * towerTokens);
+  const skip = towerTokens - llmTokens;
+  const out = new Float32Array(images * llmTokens * width);
+  for (let i = 0; i < images; i++) out.set(x.subarray((i * towerTokens + skip) * width, (i + 1) * towerTokens * width), i * llmTokens * width);
+  return out;
 }

@@ -11,6 +11,7 @@ import { keepAll, selectKept, type KeptTokens } from '../sparsity/prune.js';
 import { retrieve, type LayerRetrieval } from '../sparsity/retrieve.js';
 import { imageSalience, type ImageSalience } from '../sparsity/salience.js';
 import { topK } from '../sparsity/topk.js';
+import { visionZip } from '../sparsity/visionzip.js';
 import type { VisualTokenId } from '../trace/schema.js';
 import type { Answer, Chat, TokenEvent } from './chat.js';
 import { MASKED } from '../runtime/llm-step.js';
@@ -39,28 +40,66 @@ export class EncodedImages {
     readonly embeds: Float32Array,
     readonly salience: ImageSalience[],
     readonly seconds: { images: number; vision: number },
+    /** Vision features before the projector, [images · tokensPerImage, featureSize] (VisionZip merges these). */
+    readonly features: Float32Array,
+    /** Feature-layer keys averaged over heads, per LLM image token: [images · tokensPerImage, headDim]. */
+    readonly keyMetric: Float32Array | undefined,
   ) {}
 
   /** Drops tokens per the chat's policy, or keeps the top `keep` by salience when given. */
-  prune(keep?: KeepBudget): PrunedImages {
+  async prune(keep?: KeepBudget): Promise<PrunedImages> {
     const t0 = performance.now();
-    const tokens = this.chat.model.spec.imageTokenCount;
+    const spec = this.chat.model.spec;
+    const tokens = spec.imageTokenCount;
+    const hidden = spec.text.hiddenSize;
     const policy: SparsityPolicy = keep
       ? { method: 'sparsevila', keep, retrieve: { budget: { ratio: 1 }, minPerImage: 0, perKvHead: false }, salience: 'auto', positions: 'original' }
       : this.chat.policy;
-    const kept = selectKept(policy, this.salience, tokens);
-    const hidden = this.chat.model.spec.text.hiddenSize;
-    const embeds = new Float32Array(kept.reduce((n, k) => n + k.length, 0) * hidden);
-    let at = 0;
-    kept.forEach((ks, img) => {
-      for (const k of ks) embeds.set(this.embeds.subarray((img * tokens + k) * hidden, (img * tokens + k + 1) * hidden), at++ * hidden);
-    });
+    let kept: KeptTokens;
+    let embeds: Float32Array;
+    if (policy.method === 'visionzip') {
+      ({ kept, embeds } = await this.zip(policy.dominant, policy.contextual));
+    } else {
+      kept = selectKept(policy, this.salience, tokens);
+      embeds = new Float32Array(kept.reduce((n, k) => n + k.length, 0) * hidden);
+      let at = 0;
+      kept.forEach((ks, img) => {
+        for (const k of ks) embeds.set(this.embeds.subarray((img * tokens + k) * hidden, (img * tokens + k + 1) * hidden), at++ * hidden);
+      });
+    }
     const first = this.chat.state.imagesSeen;
     this.chat.trace((tr, turn) =>
       kept.forEach((ks, i) => tr.emit({ type: 'kept', turn, image: first + i, total: tokens, kept: ks })),
     );
     this.chat.span('prune', t0);
     return new PrunedImages(this.chat, this, kept, embeds);
+  }
+
+  /** VisionZip per image: dominant + merged contextual features, projected again. */
+  private async zip(dominant: number, contextual: number): Promise<{ kept: KeptTokens; embeds: Float32Array }> {
+    const spec = this.chat.model.spec;
+    const tokens = spec.imageTokenCount;
+    const size = this.features.length / (this.images * tokens);
+    if (!this.keyMetric) throw new InputError('OPTION_INVALID', 'VisionZip needs the feature layer keys, which this vision graph lacks', { subject: 'policy' });
+    const keyDim = this.keyMetric.length / (this.images * tokens);
+    const zipped = this.salience.map((s, img) =>
+      visionZip(
+        this.features.subarray(img * tokens * size, (img + 1) * tokens * size),
+        s.scores,
+        this.keyMetric!.subarray(img * tokens * keyDim, (img + 1) * tokens * keyDim),
+        keyDim,
+        dominant,
+        contextual,
+      ),
+    );
+    const features = new Float32Array(zipped.reduce((n, z) => n + z.features.length, 0));
+    let at = 0;
+    for (const z of zipped) {
+      features.set(z.features, at);
+      at += z.features.length;
+    }
+    const embeds = await this.chat.model.runtime.project(features, [features.length / size, size]);
+    return { kept: zipped.map((z) => z.tokens), embeds };
   }
 }
 
@@ -197,7 +236,8 @@ async function prefillTurnBody(chat: Chat, text: string, pruned: PrunedImages | 
     keepRow.fill(0, span.start, span.end);
     for (const k of kept[img]!) keepRow[span.start + k] = 1;
   });
-  const compact = policy.method === 'sparsevila' && policy.positions === 'compact';
+  // VisionZip feeds a shorter sequence of merged tokens: compact positions, as in its repo.
+  const compact = (policy.method === 'sparsevila' && policy.positions === 'compact') || policy.method === 'visionzip';
   const ids: number[] = [];
   const positions: number[] = [];
   const newVisual: { offset: number; id: VisualTokenId }[] = [];

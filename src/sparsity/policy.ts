@@ -34,6 +34,8 @@ export type SparsityPolicy =
   | { method: 'fastv'; layer: number; dropRatio: number }
   /** PyramidDrop (Xing et al. 2024, arXiv 2410.17247): at each layer keep a share of the surviving visual tokens by the last instruction token. */
   | { method: 'pdrop'; layers: number[]; keepRatios: number[] }
+  /** VisionZip (Yang et al. 2024, arXiv 2412.04467): per image, `dominant` salient tokens + `contextual` merged ones. */
+  | { method: 'visionzip'; dominant: number; contextual: number }
   /** Query-agnostic pruning baselines at prefill, with original positions. */
   | { method: 'random'; keep: KeepBudget; seed: number }
   | { method: 'stride'; keep: KeepBudget };
@@ -125,7 +127,14 @@ export function validatePolicy(p: unknown): SparsityPolicy {
     }
     case 'stride':
       return { method, keep: validateKeep(v.keep, 'policy.keep') };
+    case 'visionzip': {
+      const dominant = v.dominant as number;
+      const contextual = v.contextual as number;
+      if (!Number.isInteger(dominant) || dominant < 1) fail('policy.dominant', `must be an integer ≥ 1, got ${String(dominant)}`);
+      if (!Number.isInteger(contextual) || contextual < 0) fail('policy.contextual', `must be an integer ≥ 0, got ${String(contextual)}`);
+      return { method, dominant, contextual };
+    }
     default:
-      return fail('policy.method', `unknown sparsity policy '${String(method)}'; known: dense, sparsevila, fastv, pdrop, random, stride`);
+      return fail('policy.method', `unknown sparsity policy '${String(method)}'; known: dense, sparsevila, fastv, pdrop, visionzip, random, stride`);
   }
 }

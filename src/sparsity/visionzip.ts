@@ -1,0 +1,73 @@
+/**
+ * VisionZip (Yang et al. 2024, arXiv 2412.04467; dvlab-research/VisionZip `clip_encoder.py`), per image,
+ * on the vision features before the projector:
+ *   dominant   the `dominant` tokens with the highest salience (CLS attention summed over heads on CLIP;
+ *              attention received on towers without CLS — the repo's SigLIP variant);
+ *   contextual of the rest, `contextual` targets spaced uniformly (every ⌊n / contextual⌋-th); every other
+ *              token joins the target whose key (feature-layer keys averaged over heads, L2-normalised) is most
+ *              similar; a contextual token = target features + mean of the features that joined it.
+ * Deviation, stated: the LLM sees the kept tokens ordered by patch index (targets where their patch is) with
+ * compact positions, where the repo concatenates dominant then contextual tokens.
+ */
+import { topK } from './topk.js';
+
+export interface ZippedImage {
+  /** Patch index of each output token, ascending: dominant tokens and contextual targets. */
+  tokens: number[];
+  /** Their features [tokens.length, featureSize] (contextual ones merged). */
+  features: Float32Array;
+  /** Contextual target → the patch indices merged into it (the target excluded). */
+  merged: Map<number, number[]>;
+}
+
+export function visionZip(
+  features: Float32Array,
+  salience: ArrayLike<number>,
+  keys: Float32Array,
+  keyDim: number,
+  dominant: number,
+  contextual: number,
+): ZippedImage {
+  const n = salience.length;
+  const size = features.length / n;
+  const dom = topK(salience, Math.min(dominant, n));
+  const domSet = new Set(dom);
+  const rest = Array.from({ length: n }, (_, i) => i).filter((i) => !domSet.has(i));
+  const c = Math.min(contextual, rest.length);
+  const step = Math.max(1, Math.floor(rest.length / Math.max(c, 1)));
+  const targets = rest.filter((_, j) => j % step === 0).slice(0, c);
+  const targetSet = new Set(targets);
+  const unit = (i: number) => {
+    const v = keys.subarray(i * keyDim, (i + 1) * keyDim);
+    const norm = Math.hypot(...v) || 1;
+    return Float64Array.from(v, (x) => x / norm);
+  };
+  const targetKeys = targets.map(unit);
+  const merged = new Map<number, number[]>(targets.map((t) => [t, []]));
+  for (const i of rest) {
+    if (targetSet.has(i)) continue;
+    const k = unit(i);
+    let best = 0;
+    let bestSim = -Infinity;
+    targetKeys.forEach((tk, j) => {
+      let sim = 0;
+      for (let d = 0; d < keyDim; d++) sim += k[d]! * tk[d]!;
+      if (sim > bestSim) {
+        bestSim = sim;
+        best = j;
+      }
+    });
+    if (targets.length) merged.get(targets[best]!)!.push(i);
+  }
+  const tokens = [...dom, ...targets].sort((a, b) => a - b);
+  const out = new Float32Array(tokens.length * size);
+  tokens.forEach((t, o) => {
+    const row = out.subarray(o * size, (o + 1) * size);
+    row.set(features.subarray(t * size, (t + 1) * size));
+    const group = merged.get(t);
+    if (!group?.length) return;
+    // target + mean(members), as the repo's `target_hidden + aggregated_hidden`.
+    for (const m of group) for (let d = 0; d < size; d++) row[d]! += features[m * size + d]! / group.length;
+  });
+  return { tokens, features: out, merged };
+}

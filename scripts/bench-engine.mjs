@@ -1,0 +1,426 @@
+#!/usr/bin/env node
+/**
+ * Engine benchmark (CPU, default threads = all cores). Medians over repeats: the machine may be shared.
+ *
+ *   (a) the reference fixtures (../shared/fixtures), fp32: LLM prefill of the fixture prompt (image
+ *       embeddings spliced in; vision tower timed separately) and decode ms/token;
+ *   (b) a Qwen2-0.5B-shaped text model (llava-interleave-qwen-0.5b shapes, random weights, tiny SigLIP tower)
+ *       at int4 (block 32): chunked prefill of 1k and 8k tokens, decode ms/token at those contexts, plus the
+ *       one-time checkpoint write and graph build (quantize) times.
+ *
+ * Usage: node scripts/bench-engine.mjs [--quick] [--rewrite] [--out FILE]
+ *   --quick    tiny shapes, fewer repeats (CI, < 1 minute)
+ *   --rewrite  rewrite the cached random checkpoint (.cache/bench/) instead of reusing it
+ * Prints a markdown table; writes JSON to bench-results/engine.json (or --out). Needs `npm run build` first.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import * as engine from '../dist/src/index.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const FIXTURES = path.resolve(REPO, '../shared/fixtures');
+const { values: args } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, rewrite: { type: 'boolean', default: false }, out: { type: 'string' } },
+  strict: true,
+});
+const QUICK = args.quick;
+const OUT = path.resolve(args.out ?? path.join(REPO, 'bench-results', 'engine.json'));
+
+/** Bump when the random checkpoint's contents change for the same shape, so a stale cached one is not reused. */
+const CHECKPOINT_VERSION = 1;
+
+const PLAN = QUICK
+  ? {
+      fixtures: { repeats: 5, decodeSteps: 8 },
+      llm: {
+        name: 'qwen2-tiny (random)',
+        shape: { textHidden: 64, textIntermediate: 128, textLayers: 2, textHeads: 4, textKvHeads: 2, vocab: 1024 },
+        contexts: [{ tokens: 256, repeats: 3 }, { tokens: 1024, repeats: 3 }],
+        chunk: 128,
+        decodeSteps: 8,
+      },
+    }
+  : {
+      fixtures: { repeats: 10, decodeSteps: 32 },
+      llm: {
+        name: 'qwen2-0.5b shape (random)',
+        // llava-interleave-qwen-0.5b text_config: hidden 896, 24 layers, 14 heads / 2 KV heads (head_dim 64),
+        // intermediate 4864, vocab 151936, tied embeddings, rope_theta 1e6 (the generator's Qwen2 default).
+        shape: { textHidden: 896, textIntermediate: 4864, textLayers: 24, textHeads: 14, textKvHeads: 2, vocab: 151936 },
+        contexts: [{ tokens: 1024, repeats: 5 }, { tokens: 8192, repeats: 3 }],
+        chunk: 512,
+        decodeSteps: 32,
+      },
+    };
+const PRECISION = 'int4';
+const BLOCK = 32;
+
+// ---------------------------------------------------------------------------------------------- utilities
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const ms = () => performance.now();
+const mb = (bytes) => bytes / 2 ** 20;
+const millions = (n) => (n >= 1e7 ? (n / 1e6).toFixed(0) : (n / 1e6).toFixed(2)) + 'M';
+/** Milliseconds with precision that suits their size. */
+const fmtMs = (x) => (x === undefined ? '–' : x.toFixed(x < 10 ? 2 : x < 100 ? 1 : 0));
+const fmt = (x, digits = 1) => (x === undefined || x === null || Number.isNaN(x) ? '–' : x.toFixed(digits));
+
+/** VmHWM (peak resident set) of this process, worker threads included, in MiB. */
+function peakRssMiB() {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) / 1024;
+  } catch {}
+  return mb(process.memoryUsage().rss);
+}
+/** Resets VmHWM to the current RSS (Linux clear_refs 5), so a phase's own peak can be read. */
+function resetPeak() {
+  try {
+    fs.writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+/** System-wide busy and steal CPU seconds from /proc/stat (USER_HZ = 100), or undefined off Linux. */
+function systemCpu() {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = f;
+    return { busy: (user + nice + system + irq + softirq) / 100, steal: (steal ?? 0) / 100 };
+  } catch {
+    return undefined;
+  }
+}
+let overallPeak = 0;
+/**
+ * Runs fn; returns [result, { peakRssMiB, otherCpuSeconds, stealSeconds }]: the peak RSS during it (the
+ * process peak if clear_refs is unavailable) and how much CPU time other processes and the hypervisor
+ * took meanwhile (the machine is shared: a large value means the timings of this phase are inflated).
+ */
+async function measured(fn) {
+  overallPeak = Math.max(overallPeak, peakRssMiB());
+  resetPeak();
+  const cpu0 = systemCpu();
+  const own0 = process.cpuUsage();
+  const t0 = ms();
+  const r = await fn();
+  const own = process.cpuUsage(own0);
+  const cpu1 = systemCpu();
+  const peak = peakRssMiB();
+  overallPeak = Math.max(overallPeak, peak);
+  const load = { peakRssMiB: peak, wallSeconds: (ms() - t0) / 1000 };
+  if (cpu0 && cpu1) {
+    load.otherCpuSeconds = Math.max(0, cpu1.busy - cpu0.busy - (own.user + own.system) / 1e6);
+    load.stealSeconds = cpu1.steal - cpu0.steal;
+  }
+  return [r, load];
+}
+/** A note when other processes took more than 10% of the machine during a phase. */
+function contention(load) {
+  const share = (load.otherCpuSeconds ?? 0) / (load.wallSeconds * os.cpus().length);
+  return share > 0.1 ? `other processes used ${(100 * share).toFixed(0)}% of the CPUs` : '';
+}
+
+function dirBytes(dir) {
+  let n = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    n += e.isDirectory() ? dirBytes(p) : fs.statSync(p).size;
+  }
+  return n;
+}
+
+/** Seeded token ids in [lo, hi), avoiding the image token. */
+function tokenIds(n, lo, hi, seed, imageTokenId) {
+  const out = new Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    let id = lo + (s % (hi - lo));
+    if (id === imageTokenId) id = lo;
+    out[i] = id;
+  }
+  return out;
+}
+
+/** Times `steps` greedy decode steps after a prefill; returns per-step wall ms. */
+async function decode(runtime, cache, logits, position, steps) {
+  const times = [];
+  for (let i = 0; i < steps; i++) {
+    const token = engine.argmax(logits);
+    const t0 = ms();
+    const out = await runtime.step({ target: { cache }, ids: [token], positions: [position++], logits: 'last' });
+    times.push(ms() - t0);
+    logits = out.logits;
+  }
+  return times;
+}
+
+function tempDir(prefix) {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `sparsevila-bench-${prefix}-`));
+}
+
+function machine() {
+  const require = createRequire(import.meta.url);
+  let commit;
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
+  } catch {}
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memoryGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
+    node: process.version,
+    onnxruntime: require('onnxruntime-node/package.json').version,
+    commit,
+    loadAverage: os.loadavg().map((x) => +x.toFixed(2)),
+  };
+}
+
+// ------------------------------------------------------------------------------------- (a) the fixtures
+
+async function benchFixture(name) {
+  const dir = path.join(FIXTURES, name);
+  if (!fs.existsSync(path.join(dir, 'expected.json'))) return { name, skipped: `${dir} not found` };
+  const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
+  const cacheDir = tempDir('fixture-graphs');
+  const { repeats, decodeSteps } = PLAN.fixtures;
+  try {
+    const t0 = ms();
+    const model = await engine.loadModel(dir, { precision: 'fp32', cacheDir });
+    const loadMs = ms() - t0;
+    try {
+      const { runtime, spec } = model;
+      const pixels = await model.pixels([path.join(dir, 'image.png')]);
+      const visionTimes = [];
+      let imageEmbeds;
+      for (let r = 0; r < repeats; r++) {
+        const v0 = ms();
+        const vision = await runtime.vision(pixels.data, pixels.dims);
+        const [n, tokens, size] = vision.featureDims;
+        imageEmbeds = await runtime.project(vision.features, [n * tokens, size]);
+        visionTimes.push(ms() - v0);
+      }
+      const ids = expected.input_ids;
+      const prefillTimes = [];
+      const decodeTimes = [];
+      for (let r = 0; r < repeats + 1; r++) {
+        const cache = await runtime.createCache();
+        const p0 = ms();
+        const out = await engine.prefill(runtime, {
+          cache, ids, positions: ids.map((_, i) => i), imageTokenId: spec.imageTokenId, imageEmbeds: imageEmbeds.slice(),
+          hidden: spec.text.hiddenSize, chunkSize: 512, logits: 'last',
+        });
+        const prefillMs = ms() - p0;
+        const steps = await decode(runtime, cache, out.logits, ids.length, decodeSteps);
+        await runtime.dropCache(cache);
+        if (r === 0) continue; // warm-up
+        prefillTimes.push(prefillMs);
+        decodeTimes.push(...steps);
+      }
+      return {
+        name, precision: 'fp32', promptTokens: ids.length, imageTokens: expected.image_token_count, loadMs,
+        visionMs: median(visionTimes), prefillMs: median(prefillTimes), decodeMsPerToken: median(decodeTimes),
+        repeats: { prefill: prefillTimes.length, decodeSteps: decodeTimes.length },
+        samples: { vision: visionTimes, prefill: prefillTimes, decode: decodeTimes },
+      };
+    } finally {
+      await model.close();
+    }
+  } finally {
+    fs.rmSync(cacheDir, { recursive: true, force: true });
+  }
+}
+
+// -------------------------------------------------------------------------- (b) the random 0.5B-shaped LLM
+
+/** Writes (or reuses, keyed by shape) the random checkpoint under .cache/bench/. */
+function ensureCheckpoint() {
+  const options = { vision: 'siglip', dtype: 'BF16', shards: QUICK ? 1 : 2, seed: 1, ...PLAN.llm.shape,
+    configPatch: { text: { max_position_embeddings: 32768 } } };
+  const key = crypto.createHash('sha256').update(JSON.stringify({ v: CHECKPOINT_VERSION, options })).digest('hex').slice(0, 12);
+  const dir = path.join(REPO, '.cache', 'bench', `random-llava-${key}`);
+  const metaFile = path.join(dir, 'bench-checkpoint.json');
+  if (!args.rewrite && fs.existsSync(metaFile)) {
+    return { dir, cached: true, ...JSON.parse(fs.readFileSync(metaFile, 'utf8')) };
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  const t0 = ms();
+  const written = engine.writeRandomLlava(dir, options);
+  const meta = {
+    options, parameters: written.parameters, bytes: written.bytes, files: written.files.length,
+    writeSeconds: (ms() - t0) / 1000, writtenAt: new Date().toISOString(),
+  };
+  fs.writeFileSync(metaFile, JSON.stringify(meta, null, 2));
+  return { dir, cached: false, ...meta };
+}
+
+async function benchLlm() {
+  const [checkpoint, writeLoad] = await measured(async () => ensureCheckpoint());
+  const spec = engine.openCheckpoint(checkpoint.dir);
+  const textSpec = spec.spec.text;
+  const imageTokenId = spec.spec.imageTokenId;
+  spec.close();
+  const llmParams = textSpec.vocabSize * textSpec.hiddenSize * (textSpec.tieWordEmbeddings ? 1 : 2) +
+    textSpec.numLayers * (textSpec.hiddenSize * (textSpec.numHeads + 2 * textSpec.numKvHeads) * textSpec.headDim +
+      textSpec.numHeads * textSpec.headDim * textSpec.hiddenSize + 3 * textSpec.hiddenSize * textSpec.intermediateSize);
+
+  const cacheDir = tempDir('llm-graphs');
+  const builds = {};
+  const onProgress = (e) => {
+    if (e.phase === 'done') builds[e.graph] = { seconds: e.seconds ?? 0, cached: e.cached };
+  };
+  try {
+    const [{ runtime, startMs }, buildLoad] = await measured(async () => {
+      const t0 = ms();
+      const runtime = await engine.Runtime.start(checkpoint.dir, { precision: PRECISION, blockSize: BLOCK, cacheDir }, { executionProvider: 'cpu' }, onProgress);
+      return { runtime, startMs: ms() - t0 };
+    });
+    const graphBytes = dirBytes(cacheDir);
+    const rssAfterStartMiB = mb(process.memoryUsage().rss);
+    const { chunk, decodeSteps } = PLAN.llm;
+    try {
+      // Warm-up: one chunk and a few steps, so session start-up is not in the first measured repeat.
+      {
+        const cache = await runtime.createCache();
+        const ids = tokenIds(Math.min(chunk, 64), 300, textSpec.vocabSize, 99, imageTokenId);
+        const out = await engine.prefill(runtime, { cache, ids, positions: ids.map((_, i) => i), imageTokenId, hidden: textSpec.hiddenSize, chunkSize: chunk, logits: 'last' });
+        await decode(runtime, cache, out.logits, ids.length, 3);
+        await runtime.dropCache(cache);
+      }
+      const contexts = [];
+      for (const { tokens, repeats } of PLAN.llm.contexts) {
+        const [result, load] = await measured(async () => {
+          const prefillTimes = [];
+          const prefillWorker = [];
+          const decodeTimes = [];
+          let chunkProbe;
+          for (let r = 0; r < repeats; r++) {
+            const cache = await runtime.createCache();
+            const ids = tokenIds(tokens, 300, textSpec.vocabSize, 1000 + r, imageTokenId);
+            const t0 = ms();
+            const out = await engine.prefill(runtime, { cache, ids, positions: ids.map((_, i) => i), imageTokenId, hidden: textSpec.hiddenSize, chunkSize: chunk, logits: 'last' });
+            prefillTimes.push(ms() - t0);
+            prefillWorker.push(out.seconds * 1000);
+            decodeTimes.push(...(await decode(runtime, cache, out.logits, tokens, decodeSteps)));
+            if (r === 0) {
+              // One more chunk on top of the full context vs the same chunk on an empty cache (3 tries each):
+              // what attending over the past costs.
+              const extra = tokenIds(chunk, 300, textSpec.vocabSize, 7, imageTokenId);
+              const atPast = [];
+              const atZero = [];
+              for (let k = 0; k < 3; k++) {
+                await runtime.truncateCache(cache, tokens);
+                const c0 = ms();
+                await runtime.step({ target: { cache }, ids: extra, positions: extra.map((_, i) => tokens + i), logits: 'last' });
+                atPast.push(ms() - c0);
+                const fresh = await runtime.createCache();
+                const f0 = ms();
+                await runtime.step({ target: { cache: fresh }, ids: extra, positions: extra.map((_, i) => i), logits: 'last' });
+                atZero.push(ms() - f0);
+                await runtime.dropCache(fresh);
+              }
+              chunkProbe = { pastTokens: tokens, ms: median(atPast), atZeroMs: median(atZero), samples: { atPast, atZero } };
+            }
+            await runtime.dropCache(cache);
+          }
+          return { prefillTimes, prefillWorker, decodeTimes, chunkProbe };
+        });
+        contexts.push({
+          tokens, chunk, chunks: Math.ceil(tokens / chunk),
+          prefillMs: median(result.prefillTimes),
+          prefillTokensPerSecond: tokens / (median(result.prefillTimes) / 1000),
+          decodeMsPerToken: median(result.decodeTimes),
+          chunkAtPastMs: result.chunkProbe,
+          repeats: { prefill: result.prefillTimes.length, decodeSteps: result.decodeTimes.length },
+          peakRssMiB: load.peakRssMiB,
+          load,
+          samples: { prefill: result.prefillTimes, prefillWorker: result.prefillWorker, decode: result.decodeTimes },
+        });
+      }
+      return {
+        name: PLAN.llm.name, precision: PRECISION, blockSize: BLOCK, text: textSpec, llmParameters: llmParams,
+        checkpoint: { dir: path.relative(REPO, checkpoint.dir), cached: checkpoint.cached, dtype: checkpoint.options.dtype,
+          parameters: checkpoint.parameters, bytes: checkpoint.bytes, writeSeconds: checkpoint.writeSeconds, peakRssMiB: checkpoint.cached ? undefined : writeLoad.peakRssMiB },
+        build: { runtimeStartSeconds: startMs / 1000, graphs: builds, graphBytes, peakRssMiB: buildLoad.peakRssMiB, rssAfterStartMiB, load: buildLoad },
+        contexts,
+      };
+    } finally {
+      await runtime.close();
+    }
+  } finally {
+    fs.rmSync(cacheDir, { recursive: true, force: true });
+  }
+}
+
+// ------------------------------------------------------------------------------------------------- main
+
+const started = ms();
+const info = machine();
+console.error(`bench-engine${QUICK ? ' --quick' : ''}: ${info.cpus} cpus (${info.cpuModel}), node ${info.node}, onnxruntime-node ${info.onnxruntime}, load ${info.loadAverage.join(' ')}`);
+const fixtures = [];
+for (const name of ['llava-clip-llama-tiny', 'llava-siglip-qwen2-tiny']) {
+  console.error(`fixture ${name} …`);
+  const [f, load] = await measured(() => benchFixture(name));
+  fixtures.push({ ...f, load });
+}
+console.error(`${PLAN.llm.name} ${PRECISION} …`);
+const llm = await benchLlm();
+overallPeak = Math.max(overallPeak, peakRssMiB());
+const result = {
+  date: new Date().toISOString(), quick: QUICK, machine: info, threads: 'default (all cores)',
+  fixtures, llm, peakRssMiB: overallPeak, seconds: (ms() - started) / 1000,
+};
+fs.mkdirSync(path.dirname(OUT), { recursive: true });
+fs.writeFileSync(OUT, JSON.stringify(result, null, 2));
+
+// ------------------------------------------------------------------------------------------------ report
+
+const lines = [];
+lines.push(`## Engine benchmark${QUICK ? ' (quick)' : ''}`, '');
+lines.push(`${info.cpus} × ${info.cpuModel}, ${info.memoryGiB} GiB, node ${info.node}, onnxruntime-node ${info.onnxruntime}, commit ${info.commit ?? '?'}; CPU EP, default threads. Medians; n = samples.`, '');
+lines.push('| model | precision | prompt tokens | prefill ms | decode ms/token | vision+projector ms |', '| --- | --- | ---: | ---: | ---: | ---: |');
+for (const f of fixtures) {
+  if (f.skipped) lines.push(`| ${f.name} | – | – | skipped: ${f.skipped} | – | – |`);
+  else {
+    lines.push(`| ${f.name} | ${f.precision} | ${f.promptTokens} (${f.imageTokens} image) | ${fmt(f.prefillMs, 2)} (n=${f.repeats.prefill}) | ` +
+      `${fmt(f.decodeMsPerToken, 2)} (n=${f.repeats.decodeSteps}) | ${fmt(f.visionMs, 2)} |`);
+  }
+}
+lines.push('');
+const t = llm.text;
+lines.push(`**${llm.name}**: hidden ${t.hiddenSize}, ${t.numLayers} layers, ${t.numHeads}/${t.numKvHeads} heads × ${t.headDim}, ` +
+  `intermediate ${t.intermediateSize}, vocab ${t.vocabSize}, tied ${t.tieWordEmbeddings}; ${millions(llm.llmParameters)} LLM parameters; ` +
+  `${llm.precision} block ${llm.blockSize}.`, '');
+lines.push('| context | chunk | prefill ms | prefill tok/s | decode ms/token | one chunk at past 0 / past = context, ms | peak RSS MiB |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+for (const c of llm.contexts) {
+  lines.push(`| ${c.tokens} | ${c.chunk} (${c.chunks} chunks) | ${fmtMs(c.prefillMs)} (n=${c.repeats.prefill}) | ${fmt(c.prefillTokensPerSecond, 0)} | ` +
+    `${fmtMs(c.decodeMsPerToken)} (n=${c.repeats.decodeSteps}) | ${fmtMs(c.chunkAtPastMs?.atZeroMs)} / ${fmtMs(c.chunkAtPastMs?.ms)} | ${fmt(c.peakRssMiB, 0)} |`);
+}
+lines.push('');
+const ck = llm.checkpoint;
+lines.push(`- checkpoint write: ${fmt(ck.writeSeconds, 1)} s for ${millions(ck.parameters)} parameters, ${fmt(mb(ck.bytes), 0)} MiB ${ck.dtype}` +
+  `${ck.cached ? ` (measured when first written; reused from ${ck.dir})` : `, peak RSS ${fmt(ck.peakRssMiB, 0)} MiB`}`);
+const g = Object.entries(llm.build.graphs).map(([k, v]) => `${k} ${fmt(v.seconds, 1)} s`).join(', ');
+lines.push(`- graph build (${llm.precision} quantize + serialise, one-time): ${g}; runtime start incl. sessions ${fmt(llm.build.runtimeStartSeconds, 1)} s; ` +
+  `graphs on disk ${fmt(mb(llm.build.graphBytes), 0)} MiB; peak RSS ${fmt(llm.build.peakRssMiB, 0)} MiB, RSS once loaded ${fmt(llm.build.rssAfterStartMiB, 0)} MiB`);
+const noisy = [
+  ...fixtures.map((f) => [f.name, f.load]),
+  ['graph build', llm.build.load],
+  ...llm.contexts.map((c) => [`${c.tokens}-token context`, c.load]),
+].flatMap(([what, load]) => (load && contention(load) ? [`${what}: ${contention(load)}`] : []));
+if (noisy.length) lines.push(`- **shared machine**: ${noisy.join('; ')} (timings of those rows are inflated; rerun when quiet)`);
+lines.push(`- process peak RSS (VmHWM, worker included): ${fmt(overallPeak, 0)} MiB; total ${fmt(result.seconds, 0)} s`);
+lines.push(`- JSON: ${path.relative(process.cwd(), OUT)}`);
+console.log(lines.join('\n'));

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
-import { INDEX_FILE, type DecodableDtype } from './safetensors.js';
+import { DTYPE_BYTES, INDEX_FILE, type DecodableDtype } from './safetensors.js';
 
 /** The float dtypes the writer can encode from float32 values. */
 export type WritableFloatDtype = DecodableDtype;
@@ -62,13 +62,6 @@ export interface WrittenCheckpoint {
   totalSize: number;
 }
 
-/** Bytes per element of every dtype the format defines. */
-const DTYPE_BYTES: Record<string, number> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1,
-  I16: 2, U16: 2, F16: 2, BF16: 2,
-  I32: 4, U32: 4, F32: 4,
-  I64: 8, U64: 8, F64: 8,
-};
 const FLOAT_DTYPES = new Set<string>(['F32', 'F16', 'BF16']);
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 /** writeSync takes an int32 length; write big buffers in pieces below that. */

@@ -11,7 +11,7 @@ import { getFloat16 } from '@petamoriken/float16';
 import { CheckpointError } from '../errors.js';
 
 /** Bytes per element of every dtype the format defines, so sizes can be validated even for dtypes we don't decode. */
-const DTYPE_BYTES: Record<string, number> = {
+export const DTYPE_BYTES: Readonly<Record<string, number>> = {
   BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1,
   I16: 2, U16: 2, F16: 2, BF16: 2,
   I32: 4, U32: 4, F32: 4,

@@ -15,7 +15,7 @@ export interface RuntimeOptions {
   executionProvider: ExecutionProvider;
   /** Threads inside one operator; default: ORT's choice (all cores). */
   intraOpThreads?: number;
-  /** Write ORT's own Chrome-trace profile with this file prefix. */
+  /** Write ORT's own Chrome-trace profile per graph, to `<prefix>-<graph>_<date>.json`. */
   profilePrefix?: string;
 }
 
@@ -48,6 +48,8 @@ function cudaBinariesPresent(): boolean {
 }
 
 export async function createSession(modelPath: string, options: RuntimeOptions): Promise<ort.InferenceSession> {
+  // One prefix per graph: sessions created in the same millisecond would otherwise write one file.
+  const graph = path.basename(modelPath, '.onnx');
   checkProvider(options.executionProvider);
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     executionProviders: [options.executionProvider],
@@ -55,7 +57,7 @@ export async function createSession(modelPath: string, options: RuntimeOptions):
     // One decode step is a chain of small operators: parallel execution between them buys nothing here.
     executionMode: 'sequential',
     ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
-    ...(options.profilePrefix ? { enableProfiling: true, profileFilePrefix: options.profilePrefix } : {}),
+    ...(options.profilePrefix ? { enableProfiling: true, profileFilePrefix: `${options.profilePrefix}-${graph}` } : {}),
   };
   try {
     return await ort.InferenceSession.create(modelPath, sessionOptions);

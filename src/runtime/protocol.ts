@@ -37,6 +37,7 @@ export type Request =
   | { op: 'cache.create' }
   | { op: 'cache.drop'; id: number }
   | { op: 'cache.truncate'; id: number; length: number }
+  | { op: 'cache.reserve'; id: number; rows: number }
   | { op: 'cache.info'; id: number }
   | { op: 'view.create'; cache: number; subsets: (number[] | null)[] }
   | { op: 'view.drop'; id: number }

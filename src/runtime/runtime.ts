@@ -100,6 +100,11 @@ export class Runtime {
     return this.call({ op: 'cache.truncate', id, length });
   }
 
+  /** Makes room for `rows` tokens in every layer at once (no doubling copies later). */
+  reserveCache(id: number, rows: number): Promise<void> {
+    return this.call({ op: 'cache.reserve', id, rows });
+  }
+
   cacheInfo(id: number): Promise<CacheInfo> {
     return this.call({ op: 'cache.info', id });
   }

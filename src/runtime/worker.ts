@@ -146,6 +146,9 @@ class Engine {
       case 'cache.truncate':
         this.cache(req.id).truncate(req.length);
         return none;
+      case 'cache.reserve':
+        this.cache(req.id).reserve(req.rows);
+        return none;
       case 'cache.info': {
         const c = this.cache(req.id);
         const info: CacheInfo = { length: c.length, positions: c.positions.slice(), nextPosition: c.nextPosition };

@@ -271,6 +271,8 @@ async function prefillTurnBody(chat: Chat, text: string, pruned: PrunedImages | 
     logits: 'last' as const,
     pastRows: rowsBefore,
   };
+  // Room for the prompt and the longest answer now: no doubling copy of the whole cache mid-turn.
+  await model.runtime.reserveCache(state.cache, rowsBefore + ids.length + (chat.options.maxNewTokens ?? 128) + 1);
   const out: PrefillOutput =
     policy.method === 'fastv' || policy.method === 'pdrop'
       ? await stagedDropPrefill(chat, input, policy)

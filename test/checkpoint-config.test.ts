@@ -5,6 +5,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { ConfigError, SparseVilaError, type ErrorCode } from '../src/errors.js';
 import { openCheckpoint, parseLlavaConfig } from '../src/checkpoint/index.js';
 import { CLIP_FIXTURE, SIGLIP_FIXTURE, writeTinyLlava, type TinyLlavaOptions } from './helpers/checkpoint-writer.js';
+import { thrown } from './helpers/thrown.js';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'sparsevila-cfg-'));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
@@ -17,12 +18,7 @@ const parse = (cfg: unknown) => parseLlavaConfig(cfg, '/ckpt/config.json');
 
 /** Assert a ConfigError with `code`, whose subject is `subject` and whose message names the subject, the file and `mentions`. */
 function expectConfigError(fn: () => unknown, code: ErrorCode, subject: string, ...mentions: string[]): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
+  const caught = thrown(fn);
   expect(caught).toBeInstanceOf(ConfigError);
   const err = caught as SparseVilaError;
   expect(err.code).toBe(code);

@@ -7,6 +7,7 @@ import { decodeToFloat32, openCheckpoint, openSafetensors, type LlavaSpec } from
 import {
   CLIP_FIXTURE, SIGLIP_FIXTURE, corruptSafetensors, writeSafetensors, writeTinyLlava, type TinyLlavaOptions,
 } from './helpers/checkpoint-writer.js';
+import { thrown } from './helpers/thrown.js';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'sparsevila-ckpt-'));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
@@ -16,12 +17,7 @@ const tiny = (o: TinyLlavaOptions = {}) => writeTinyLlava(tmp(), o);
 
 /** Run fn, assert it throws `cls` with `code`, and that message and subject name each of `mentions`. */
 export function expectError(fn: () => unknown, cls: typeof SparseVilaError, code: ErrorCode, ...mentions: string[]): SparseVilaError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
+  const caught = thrown(fn);
   expect(caught).toBeInstanceOf(cls);
   const err = caught as SparseVilaError;
   expect(err.code).toBe(code);

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InputError } from '../src/errors.js';
 import { buildPrompt, buildTurnDelta, loadTextProcessor, renderChat, TextProcessor, type ChatMessage } from '../src/text/index.js';
+import { thrown } from './helpers/thrown.js';
 
 const FIXTURES = '/work/shared/fixtures';
 const FIXTURE_NAMES = ['llava-clip-llama-tiny', 'llava-siglip-qwen2-tiny'];
@@ -27,12 +28,7 @@ const userTurn = (text: string, images = 1): ChatMessage => ({
 
 /** Asserts the typed error: class, code, and that the message names the subject. */
 function expectError(fn: () => unknown, cls: typeof ConfigError | typeof InputError, code: string, named: string | RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
+  const caught = thrown(fn);
   expect(caught).toBeInstanceOf(cls);
   const err = caught as InputError;
   expect(err.code).toBe(code);

@@ -57,6 +57,24 @@ describe('sparsevila ask', () => {
     expect(bad.stderr).toContain('--retrieve');
   });
 
+  it('--trace and --chrome-trace record every decision; --ort-profile merges onnxruntime\'s own profile', async () => {
+    const dir = tempDir('cli-trace');
+    const r = await cli(['ask', '--model', SIGLIP_FIXTURE, '--image', image, '--prompt', 'What is shown?', '--max-new-tokens', '3', '--policy', 'sparsevila',
+      '--trace', path.join(dir, 'run.jsonl'), '--chrome-trace', path.join(dir, 'run.json'), '--ort-profile', path.join(dir, 'ort'), '--threads', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    const { readTrace } = await import('../dist/src/trace/index.js');
+    const events = await readTrace(path.join(dir, 'run.jsonl'));
+    const types = new Set(events.map((e) => e.type));
+    for (const t of ['run.start', 'salience', 'kept', 'span', 'retrieval', 'token', 'decode.step', 'turn.end']) expect(types, t).toContain(t);
+    const runStart = events.find((e) => e.type === 'run.start')!;
+    expect(runStart).toMatchObject({ policy: { method: 'sparsevila', keep: { budget: { ratio: 0.5 } } } });
+    const chrome = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));
+    const spans = chrome.traceEvents.filter((e: { ph: string; name: string }) => e.ph === 'X' && ['prefill', 'decode'].includes(e.name));
+    expect(spans.length).toBeGreaterThanOrEqual(2);
+    expect(chrome.metadata.ortProfiles.length).toBeGreaterThan(0);
+    expect(chrome.traceEvents.some((e: { pid: number }) => e.pid >= 1001)).toBe(true);
+  });
+
   it('--help documents every flag', async () => {
     const r = await cli(['ask', '--help']);
     expect(r.code).toBe(0);

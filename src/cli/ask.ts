@@ -27,6 +27,8 @@ go to stderr.
   --trace FILE           write the run's trace events (salience, kept tokens, retrieval sets, spans,
                          decode steps) as JSON lines
   --chrome-trace FILE    write the run as a Chrome trace (opens in Perfetto or chrome://tracing)
+  --ort-profile PREFIX   also record onnxruntime's per-operator profile (PREFIX-<graph>_<date>.json); with
+                         --chrome-trace it is merged into that trace on its own track
 ${'' /* model options are shared with other commands */}`;
 
 export async function runAsk(argv: string[]): Promise<void> {
@@ -47,6 +49,7 @@ export async function runAsk(argv: string[]): Promise<void> {
       'prefill-chunk': { type: 'string' },
       trace: { type: 'string' },
       'chrome-trace': { type: 'string' },
+      'ort-profile': { type: 'string' },
     },
     strict: true,
   });
@@ -66,13 +69,14 @@ export async function runAsk(argv: string[]): Promise<void> {
   const prefillChunk = values['prefill-chunk'] === undefined ? 512 : parseInteger(values['prefill-chunk'], '--prefill-chunk');
 
   const policy = parsePolicyOptions(values);
-  const model = await loadModel(values.model, { ...parseModelOptions(values), onProgress: progressPrinter() });
+  const model = await loadModel(values.model, {
+    ...parseModelOptions(values),
+    onProgress: progressPrinter(),
+    ortProfilePrefix: values['ort-profile'],
+  });
   try {
-    const sinks = [
-      ...(values.trace ? [new JsonlSink(values.trace, { truncate: true })] : []),
-      ...(values['chrome-trace'] ? [new ChromeTraceSink(values['chrome-trace'])] : []),
-    ];
-    const tracer = new Tracer(sinks);
+    const chrome = values['chrome-trace'] ? new ChromeTraceSink(values['chrome-trace']) : undefined;
+    const tracer = new Tracer([...(values.trace ? [new JsonlSink(values.trace, { truncate: true })] : []), ...(chrome ? [chrome] : [])]);
     const chat = model.chat({ maxNewTokens, sampling, prefillChunk, policy, tracer });
     const turn = chat.stream({ images: values.image ?? [], text: values.prompt });
     let r = await turn.next();
@@ -94,6 +98,7 @@ export async function runAsk(argv: string[]): Promise<void> {
           `decode ${t.decodeTokensPerSecond.toFixed(1)} tokens/s]\n`,
       );
     }
+    if (values['ort-profile']) for (const file of await model.runtime.endProfiling()) chrome?.addOrtProfile(file);
     await tracer.close();
   } finally {
     await model.close();

@@ -42,7 +42,8 @@ export type Request =
   | { op: 'view.create'; cache: number; subsets: (number[] | null)[] }
   | { op: 'view.drop'; id: number }
   | StepRequest
-  | { op: 'graph.ensure'; kinds: GraphKind[] };
+  | { op: 'graph.ensure'; kinds: GraphKind[] }
+  | { op: 'profile.end' };
 
 export interface VisionResult {
   /** [images, tokens, featureSize] */

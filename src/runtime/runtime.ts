@@ -118,6 +118,11 @@ export class Runtime {
     return this.call({ op: 'view.drop', id });
   }
 
+  /** Ends ORT's own profiling (when `profilePrefix` was set) and returns the Chrome-trace files it wrote. */
+  endProfiling(): Promise<string[]> {
+    return this.call({ op: 'profile.end' });
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

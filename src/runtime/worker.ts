@@ -2,6 +2,8 @@
  * The inference worker: owns the checkpoint reader, the ORT sessions, the KV caches and their views.
  * Graphs are built (or taken from the cache) here too, so a first build never blocks the main thread.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import type ort from 'onnxruntime-node';
 import onnxruntime from 'onnxruntime-node';
@@ -87,6 +89,19 @@ class Engine {
     return { ...out, seconds: (performance.now() - started) / 1000 };
   }
 
+  /** Ends ORT profiling on every session; returns the profile files written. */
+  async endProfiling(): Promise<string[]> {
+    const prefix = this.init.runtime.profilePrefix;
+    if (!prefix) return [];
+    for (const s of this.sessions.values()) (await s).endProfiling();
+    const dir = path.dirname(path.resolve(prefix));
+    const base = path.basename(prefix);
+    return fs
+      .readdirSync(dir)
+      .filter((f) => f.startsWith(`${base}-`) && f.endsWith('.json'))
+      .map((f) => path.join(dir, f));
+  }
+
   createCache(): number {
     const t = this.checkpoint.spec.text;
     const id = this.nextId++;
@@ -156,6 +171,8 @@ class Engine {
       }
       case 'view.create':
         return { value: this.createView(req.cache, req.subsets), transfer: [] };
+      case 'profile.end':
+        return { value: await this.endProfiling(), transfer: [] };
       case 'view.drop':
         this.views.delete(req.id);
         return none;

@@ -27,6 +27,8 @@ export interface LoadOptions {
   cacheDir?: string;
   /** Graph build / cache progress. */
   onProgress?: BuildProgress;
+  /** Record ORT's own per-operator profile, to files `<prefix>-<graph>_<date>.json` (see Runtime.endProfiling). */
+  ortProfilePrefix?: string;
 }
 
 /** Images for one turn: file paths, encoded bytes, or already decoded RGB. */
@@ -58,7 +60,7 @@ export class Model {
     const runtime = await Runtime.start(
       dir,
       { precision: options.precision ?? 'fp32', blockSize: options.blockSize ?? 32, cacheDir: options.cacheDir },
-      { executionProvider: options.provider ?? 'cpu', intraOpThreads: options.threads },
+      { executionProvider: options.provider ?? 'cpu', intraOpThreads: options.threads, profilePrefix: options.ortProfilePrefix },
       options.onProgress,
     );
     return new Model(dir, spec, text, preprocessor, runtime);

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../session/model.js';
 import type { Answer } from '../session/chat.js';
+import { validatePolicy, type SparsityPolicy } from '../sparsity/policy.js';
 import { modelOptionSpec, parseModelOptions, progressPrinter } from './options.js';
 
 /** The bundled checkpoint (random weights; see its README). Resolved from src/ or dist/src/. */
@@ -14,8 +15,9 @@ export const DEFAULT_MODEL_DIR = path.resolve(
 
 export const DEMO_HELP = `Usage: sparsevila demo [--model DIR] [--image FILE] [model options]
 
-Runs a two-turn conversation about an image and prints the answers and timings. Without --model it uses
-the bundled tiny checkpoint (random weights: the pipeline is real, the answers are noise).
+Runs a two-turn conversation about an image, dense and with SparseVILA, and prints the answers, timings,
+what the sparsity kept and attended, and its agreement with a dense twin. Without --model it uses the
+bundled tiny checkpoint (random weights: the pipeline is real, the answers are noise).
 `;
 
 export async function runDemo(argv: string[]): Promise<void> {
@@ -30,16 +32,25 @@ export async function runDemo(argv: string[]): Promise<void> {
       `  ${s.vision.kind} tower ${s.vision.imageSize}px/${s.vision.patchSize} → ${s.imageTokenCount} image tokens; ` +
         `${s.text.kind} ${s.text.numLayers} layers, hidden ${s.text.hiddenSize}, heads ${s.text.numHeads}/${s.text.numKvHeads}`,
     );
-    const chat = model.chat({ maxNewTokens: 16 });
     const turns = [
       { images: [image], text: 'What is shown in this image?' },
       { text: 'What colour is the top left corner?' },
     ];
-    for (const [i, turn] of turns.entries()) {
-      const answer = await chat.ask(turn);
-      console.log(`\nturn ${i + 1} user: ${turn.text}${turn.images ? ` [${turn.images.length} image]` : ''}`);
-      console.log(`turn ${i + 1} assistant: ${JSON.stringify(answer.text)}`);
-      console.log(`  ${describeTimings(answer)}`);
+    const policies: [string, SparsityPolicy][] = [
+      ['dense', { method: 'dense' }],
+      ['sparsevila (keep 50%, retrieve 25%)', validatePolicy({ method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.25 } } })],
+    ];
+    for (const [name, policy] of policies) {
+      console.log(`\n== ${name}`);
+      const chat = model.chat({ maxNewTokens: 16, policy, fidelity: policy.method !== 'dense' });
+      for (const [i, turn] of turns.entries()) {
+        const answer = await chat.ask(turn);
+        console.log(`turn ${i + 1} user: ${turn.text}${turn.images ? ` [${turn.images.length} image]` : ''}`);
+        console.log(`turn ${i + 1} assistant: ${JSON.stringify(answer.text)}`);
+        console.log(`  ${describeTimings(answer)}`);
+        console.log(`  ${describeSparsity(answer)}`);
+      }
+      await chat.close();
     }
   } finally {
     await model.close();
@@ -52,5 +63,16 @@ export function describeTimings(a: Answer): string {
     `${t.promptTokens} new prompt tokens (${t.cachedTokens} reused from the cache), ${t.generatedTokens} generated (${a.stopReason}); ` +
     `vision ${(t.visionSeconds * 1000).toFixed(1)} ms, prefill ${(t.prefillSeconds * 1000).toFixed(1)} ms, ` +
     `first token ${(t.firstTokenSeconds * 1000).toFixed(1)} ms, decode ${t.decodeTokensPerSecond.toFixed(0)} tokens/s`
+  );
+}
+
+export function describeSparsity(a: Answer): string {
+  const s = a.sparsity;
+  const f = a.fidelity;
+  const attended = s.attendedVisualPerLayer;
+  return (
+    `visual tokens: ${s.turnKeptTokens}/${s.turnImageTokens} of this turn's image tokens entered the LLM, ${s.visualTokens} retained; ` +
+    `attended per decode step ${Math.min(...attended)}–${Math.max(...attended)} by layer` +
+    (f ? `; vs dense: token agreement ${(f.tokenAgreement * 100).toFixed(0)}%, mean KL ${f.meanKl.toExponential(2)}` : '')
   );
 }

@@ -92,6 +92,16 @@ describe('on the CLIP/LLaMA fixture', () => {
     expect((await encoded.prune({ budget: { count: 5 }, scope: 'global' })).kept.flat()).toHaveLength(5);
   });
 
+  it('summary-token salience from token 0 is the CLS attention; summary indices are checked', async () => {
+    const expected = JSON.parse(fs.readFileSync(path.join(CLIP_FIXTURE, 'expected.json'), 'utf8'));
+    const encoded = await model.chat({ policy: sparsevila(0.5, 1, { salience: { summary: [0] } }) }).encode([IMAGE]);
+    expect(encoded.salience[0]!.source).toBe('summary');
+    expect(maxAbsDiff(encoded.salience[0]!.scores, expected.vision_cls_attention)).toBeLessThan(1e-5);
+    const two = await model.chat({ policy: sparsevila(0.5, 1, { salience: { summary: [0, 3] } }) }).encode([IMAGE]);
+    expect(maxAbsDiff(two.salience[0]!.scores, encoded.salience[0]!.scores)).toBeGreaterThan(1e-4);
+    expect(() => sparsevila(0.5, 1, { salience: { summary: [9] } })).toThrow(expect.objectContaining({ subject: 'policy.salience.summary' }));
+  });
+
   it('per-layer retrieval sets are the brute-force top-k of the question attention mass', async () => {
     const chat = model.chat({ maxNewTokens: 2, policy: sparsevila(0.75, 0.25) });
     const prefilled = await (await (await chat.encode([IMAGE])).prune()).prefill('Which corner is brightest?');

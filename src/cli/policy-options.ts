@@ -29,7 +29,8 @@ export const POLICY_OPTIONS_HELP = `Sparsity options:
   --min-per-image N      keep at least N retrieved tokens of every image / frame per layer (default 0)
   --per-kv-head          retrieve per KV head (union of each head's top-k) instead of heads summed
   --positions M          original (default) or compact rotary positions for kept tokens
-  --salience S           auto (default: CLS on CLIP, attention received otherwise), cls, received
+  --salience S           auto (default: CLS on CLIP, attention received otherwise), cls, received, or
+                         summary:I,J,… (mean attention from those leading tower tokens, indices 0–7)
   --fastv-layer K        FastV: drop after layer K (default 2)
   --fastv-drop R         FastV: share of visual tokens dropped (default 0.5)
   --pdrop-layers L       PyramidDrop: comma-separated layers (default 8,16,24)
@@ -66,7 +67,7 @@ export function parsePolicyOptions(v: PolicyValues): SparsityPolicy {
         method,
         keep,
         retrieve: { budget: parseBudget(v.retrieve ?? '0.1', '--retrieve'), minPerImage: Number(v['min-per-image'] ?? 0), perKvHead: v['per-kv-head'] ?? false },
-        salience: v.salience ?? 'auto',
+        salience: v.salience?.startsWith('summary:') ? { summary: numberList(v.salience.slice(8), '--salience') } : (v.salience ?? 'auto'),
         positions: v.positions ?? 'original',
       });
     case 'fastv':

@@ -9,6 +9,8 @@
  *   cls_attention   [images, tokens]  the CLS row (CLIP): attention from CLS to every token
  *   mean_attention  [images, tokens]  attention each token receives, averaged over all query rows
  *   key_metric      [images, tokens, headDim]  the layer's keys averaged over heads (VisionZip's merge metric)
+ *   leading_rows    [images, R, tokens]  the first R = min(8, tokens) rows: attention FROM the leading
+ *                   (summary) tokens, for RADIO-style salience from a chosen set of summary tokens
  * The full [tokens × tokens] matrix never leaves the graph.
  */
 import type { LlavaSpec } from '../checkpoint/spec.js';
@@ -32,7 +34,7 @@ export function buildVisionGraph(
     x = b.scope('model/vision_tower', () => layerNorm(b, w, x, `${PREFIX}.pre_layrnorm`, v.hiddenSize, v.layerNormEps));
   }
   hidden.push(x);
-  let attention: { cls: string; mean: string; keys: string } | undefined;
+  let attention: { cls: string; mean: string; keys: string; leading: string } | undefined;
   for (let i = 0; i < deepest; i++) {
     const out = b.scope(`model/vision_tower/encoder/layers.${i}`, () =>
       encoderLayer(b, w, spec, x, `${PREFIX}.encoder.layers.${i}`, options, i === deepest - 1),
@@ -54,6 +56,7 @@ export function buildVisionGraph(
     b.output(attention.cls, 'cls_attention', 'float32', ['images', v.numPositions]);
     b.output(attention.mean, 'mean_attention', 'float32', ['images', v.numPositions]);
     b.output(attention.keys, 'key_metric', 'float32', ['images', v.numPositions, v.hiddenSize / v.numHeads]);
+    b.output(attention.leading, 'leading_rows', 'float32', ['images', leadingRows(spec), v.numPositions]);
   }
 }
 
@@ -85,7 +88,7 @@ function encoderLayer(
   module: string,
   options: LinearOptions,
   withAttention: boolean,
-): { hidden: string; attention?: { cls: string; mean: string; keys: string } } {
+): { hidden: string; attention?: { cls: string; mean: string; keys: string; leading: string } } {
   const v = spec.vision;
   const h = layerNorm(b, w, x, `${module}.layer_norm1`, v.hiddenSize, v.layerNormEps);
   const attn = b.scope('self_attn', () => selfAttention(b, w, spec, h, `${module}.self_attn`, options));
@@ -106,7 +109,8 @@ function encoderLayer(
   const mean = b.op('ReduceMean', [perToken, b.constInt64([1])], { keepdims: 0 }, undefined, 'mean_attention');
   // [images, H, N, d] → mean over heads → [images, N, d]
   const keys = b.op('ReduceMean', [attn.keys, b.constInt64([1])], { keepdims: 0 }, undefined, 'key_metric');
-  return { hidden, attention: { cls: clsRow, mean, keys } };
+  const leading = b.op('Slice', [perToken, b.constInt64([0]), b.constInt64([leadingRows(spec)]), b.constInt64([1])], undefined, undefined, 'leading_rows');
+  return { hidden, attention: { cls: clsRow, mean, keys, leading } };
 }
 
 /** Bidirectional multi-head attention; returns the output and the softmax probabilities [images, H, N, N]. */
@@ -149,4 +153,9 @@ export function buildProjectorGraph(b: OnnxGraphBuilder, w: WeightReader, spec: 
     return b.scope('linear_2', () => linear(b, w, a, `${name}.linear_2`, { in: p.outputSize, out: p.outputSize, bias: p.bias }, options));
   });
   b.output(y, 'image_embeds', 'float32', ['tokens', p.outputSize]);
+}
+
+/** How many leading tokens' attention rows the vision graph returns (summary-token salience). */
+export function leadingRows(spec: LlavaSpec): number {
+  return Math.min(8, spec.vision.numPositions);
 }

@@ -54,6 +54,8 @@ export interface VisionResult {
   meanAttention?: Float32Array;
   /** [images, numPositions, headDim] feature-layer keys averaged over heads. */
   keyMetric?: Float32Array;
+  /** [images, R, numPositions] head-mean attention rows of the first R tower tokens (summary tokens). */
+  leadingRows?: Float32Array;
 }
 
 export interface StepResult {

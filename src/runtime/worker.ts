@@ -60,6 +60,7 @@ class Engine {
       clsAttention: out.cls_attention?.data as Float32Array | undefined,
       meanAttention: out.mean_attention?.data as Float32Array | undefined,
       keyMetric: out.key_metric?.data as Float32Array | undefined,
+      leadingRows: out.leading_rows?.data as Float32Array | undefined,
     };
   }
 
@@ -143,7 +144,7 @@ class Engine {
         return none;
       case 'vision': {
         const r = await this.vision(req.pixels, req.dims);
-        return { value: r, transfer: buffers(r.features, r.clsAttention, r.meanAttention, r.keyMetric) };
+        return { value: r, transfer: buffers(r.features, r.clsAttention, r.meanAttention, r.keyMetric, r.leadingRows) };
       }
       case 'project': {
         const r = await this.project(req.features, req.dims);

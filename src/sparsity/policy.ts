@@ -21,8 +21,12 @@ export interface RetrieveBudget {
   perKvHead: boolean;
 }
 
-/** Salience source: `auto` = CLS attention on towers with a CLS token, attention received otherwise. */
-export type SalienceSource = 'auto' | 'cls' | 'received';
+/**
+ * Salience source: `auto` = CLS attention on towers with a CLS token, attention received otherwise;
+ * `{ summary }` = mean attention from the listed leading tower tokens (RADIO-style summary tokens; the
+ * vision graph returns the first 8 tokens' rows).
+ */
+export type SalienceSource = 'auto' | 'cls' | 'received' | { summary: number[] };
 
 /** Rotary positions of kept visual tokens: their original positions (gaps left by pruning) or re-packed. */
 export type PositionMode = 'original' | 'compact';
@@ -89,8 +93,13 @@ export function validatePolicy(p: unknown): SparsityPolicy {
       const minPerImage = r.minPerImage ?? 0;
       if (!Number.isInteger(minPerImage) || minPerImage < 0) fail('policy.retrieve.minPerImage', `must be an integer ≥ 0, got ${minPerImage}`);
       const salience = (v.salience ?? 'auto') as SalienceSource;
-      if (!['auto', 'cls', 'received'].includes(salience)) {
-        fail('policy.salience', `must be 'auto', 'cls' or 'received', got ${JSON.stringify(salience)}`);
+      if (typeof salience === 'object' && salience !== null) {
+        const rows = salience.summary;
+        if (!Array.isArray(rows) || !rows.length || !rows.every((i) => Number.isInteger(i) && i >= 0 && i < 8)) {
+          fail('policy.salience.summary', `must be a non-empty list of leading token indices in 0..7, got ${JSON.stringify(rows)}`);
+        }
+      } else if (!['auto', 'cls', 'received'].includes(salience)) {
+        fail('policy.salience', `must be 'auto', 'cls', 'received' or { summary: [indices] }, got ${JSON.stringify(salience)}`);
       }
       const positions = (v.positions ?? 'original') as PositionMode;
       if (positions !== 'original' && positions !== 'compact') fail('policy.positions', `must be 'original' or 'compact', got ${String(positions)}`);

@@ -16,10 +16,18 @@ export interface ImageSalience {
   grid: { rows: number; cols: number };
   /** Leading tokens that are not patches (CLIP's CLS under the `full` strategy). */
   leading: number;
-  source: 'cls' | 'received';
+  source: 'cls' | 'received' | 'summary';
 }
 
-export function resolveSalienceSource(spec: LlavaSpec, source: SalienceSource): 'cls' | 'received' {
+export function resolveSalienceSource(spec: LlavaSpec, source: SalienceSource): 'cls' | 'received' | 'summary' {
+  if (typeof source === 'object') {
+    const tokens = spec.vision.numPositions;
+    const bad = source.summary.find((i) => i >= Math.min(8, tokens));
+    if (bad !== undefined) {
+      throw new InputError('OPTION_INVALID', `summary token ${bad} is not among the tower's first ${Math.min(8, tokens)} tokens`, { subject: 'policy.salience.summary' });
+    }
+    return 'summary';
+  }
   if (source === 'auto') return spec.vision.kind === 'clip' ? 'cls' : 'received';
   if (source === 'cls' && spec.vision.kind !== 'clip') {
     throw new InputError('OPTION_INVALID', `salience 'cls' needs a tower with a CLS token; ${spec.vision.kind} has none (use 'received')`, {
@@ -32,7 +40,8 @@ export function resolveSalienceSource(spec: LlavaSpec, source: SalienceSource): 
 /** Salience per image, aligned with the LLM's image tokens. */
 export function imageSalience(spec: LlavaSpec, vision: VisionResult, source: SalienceSource): ImageSalience[] {
   const kind = resolveSalienceSource(spec, source);
-  const rows = kind === 'cls' ? vision.clsAttention : vision.meanAttention;
+  const rows =
+    kind === 'summary' ? summaryAttention(vision, (source as { summary: number[] }).summary, spec.vision.numPositions) : kind === 'cls' ? vision.clsAttention : vision.meanAttention;
   if (!rows) {
     throw new InputError('OPTION_INVALID', 'the vision feature layer is the embedding output (layer 0): it has no attention to score salience by', {
       subject: 'vision_feature_layer',
@@ -48,4 +57,20 @@ export function imageSalience(spec: LlavaSpec, vision: VisionResult, source: Sal
     leading: spec.imageTokenCount - grid.rows * grid.cols,
     source: kind,
   }));
+}
+
+/** [images, tokens]: the mean of the chosen leading rows of the head-mean attention. */
+function summaryAttention(vision: VisionResult, summary: number[], tokens: number): Float32Array | undefined {
+  const rows = vision.leadingRows;
+  if (!rows) return undefined;
+  const images = vision.featureDims[0]!;
+  const r = rows.length / (images * tokens);
+  const out = new Float32Array(images * tokens);
+  for (let i = 0; i < images; i++) {
+    for (const s of summary) {
+      const row = rows.subarray((i * r + s) * tokens, (i * r + s + 1) * tokens);
+      for (let j = 0; j < tokens; j++) out[i * tokens + j]! += row[j]! / summary.length;
+    }
+  }
+  return out;
 }

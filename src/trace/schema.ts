@@ -38,7 +38,7 @@ export type TraceEvent =
       type: 'salience';
       turn: number;
       image: number;
-      source: 'cls' | 'received';
+      source: 'cls' | 'received' | 'summary';
       grid: { rows: number; cols: number };
       leading: number;
       scores: number[];

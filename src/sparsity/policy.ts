@@ -28,7 +28,13 @@ export interface RetrieveBudget {
  */
 export type SalienceSource = 'auto' | 'cls' | 'received' | { summary: number[] };
 
-/** Rotary positions of kept visual tokens: their original positions (gaps left by pruning) or re-packed. */
+/**
+ * Rotary positions of kept visual tokens: their original positions (gaps left by pruning) or re-packed.
+ * Default `original`: kept tokens keep the rotary distances the model was trained with — to each other
+ * across the patch grid, and to the question — so a pruned prompt is the dense prompt with columns removed
+ * (FastV keeps positions the same way) and keep = 100% is exactly dense. `compact` shortens the position
+ * range, which matters only near the model's context limit.
+ */
 export type PositionMode = 'original' | 'compact';
 
 export type SparsityPolicy =

@@ -65,7 +65,7 @@ describe('sparsevila ask', () => {
     const { readTrace } = await import('../dist/src/trace/index.js');
     const events = await readTrace(path.join(dir, 'run.jsonl'));
     const types = new Set(events.map((e) => e.type));
-    for (const t of ['run.start', 'salience', 'kept', 'span', 'retrieval', 'token', 'decode.step', 'turn.end']) expect(types, t).toContain(t);
+    for (const t of ['run.start', 'image', 'salience', 'kept', 'span', 'retrieval', 'token', 'decode.step', 'turn.end']) expect(types, t).toContain(t);
     const runStart = events.find((e) => e.type === 'run.start')!;
     expect(runStart).toMatchObject({ policy: { method: 'sparsevila', keep: { budget: { ratio: 0.5 } } } });
     const chrome = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));

@@ -6,6 +6,7 @@
  */
 import { InputError } from '../errors.js';
 import { DENSE, validatePolicy, type SparsityPolicy } from '../sparsity/policy.js';
+import { thumbnail } from '../media/thumbnail.js';
 import { imageSalience } from '../sparsity/salience.js';
 import type { Stage } from '../trace/schema.js';
 import { Tracer } from '../trace/tracer.js';
@@ -172,6 +173,13 @@ export class Chat {
     const salience = imageSalience(this.model.spec, vision, salienceSource);
     const first = this.state.imagesSeen;
     const turn = this.turnIndex;
+    if (this.tracer.enabled) {
+      const [, , h, w] = pixels.dims as [number, number, number, number];
+      for (let i = 0; i < n; i++) {
+        const thumb = await thumbnail(pixels.data.subarray(i * 3 * h * w, (i + 1) * 3 * h * w), h, w, this.model.preprocessor);
+        this.tracer.emit({ type: 'image', turn, image: first + i, ...thumb });
+      }
+    }
     this.trace((tr) =>
       salience.forEach((s, i) =>
         tr.emit({ type: 'salience', turn, image: first + i, source: s.source, grid: s.grid, leading: s.leading, scores: Array.from(s.scores) }),

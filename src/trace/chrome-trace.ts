@@ -318,6 +318,9 @@ export function toChromeTrace(events: readonly TraceEvent[], options: ChromeTrac
       case 'fidelity':
         instant(e, TID.quality, 'quality', 'fidelity', { turn: e.turn, ...compactMetrics(e.metrics) });
         break;
+      case 'image':
+        instant(e, TID.sparsity, 'sparsity', 'image', { turn: e.turn, image: e.image, width: e.width, height: e.height });
+        break;
     }
   }
 

@@ -114,6 +114,7 @@ export class JsonlSink implements TraceSink {
 const EVENT_TYPES: ReadonlySet<TraceEventType> = new Set<TraceEventType>([
   'run.start',
   'turn.start',
+  'image',
   'span',
   'salience',
   'kept',

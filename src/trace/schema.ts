@@ -33,6 +33,8 @@ export type TraceEvent =
       options: Record<string, unknown>;
     })
   | (Base & { type: 'turn.start'; turn: number; text: string; images: number })
+  /** What the vision tower saw (preprocessed, denormalised), as a small JPEG: retention maps are drawn over it. */
+  | (Base & { type: 'image'; turn: number; image: number; width: number; height: number; jpeg: string })
   | (Base & { type: 'span'; turn: number; stage: Stage; start: number; duration: number; detail?: Record<string, number> })
   | (Base & {
       type: 'salience';

@@ -298,6 +298,14 @@ export function decodeBatch(text: string): TraceEvent[] {
   } catch (err) {
     throw wireError(`not valid JSON (${(err as Error).message})`, err);
   }
+  return unpackBatch(value);
+}
+
+/**
+ * Validate and unpack a batch that is already parsed — e.g. the `batch` object embedded in a profiler
+ * `events` message, which the page gets from one JSON.parse of the whole message.
+ */
+export function unpackBatch(value: unknown): TraceEvent[] {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw wireError('expected a JSON object {"v":1,"events":[...]}');
   const batch = value as Record<string, unknown>;
   if (batch.v !== WIRE_VERSION) throw wireError(`wire version ${JSON.stringify(batch.v)}; this reader understands version ${WIRE_VERSION}`);
@@ -313,4 +321,15 @@ export function decodeBatch(text: string): TraceEvent[] {
     }
   }
   return events;
+}
+
+/** Validate one event object (as `decodeBatch` does each event of a batch), unpacking packed fields. */
+export function validateEvent(value: unknown): TraceEvent {
+  try {
+    return unpackEvent(value);
+  } catch (err) {
+    if (!(err instanceof WireFault)) throw err;
+    const type = (value as { type?: unknown } | null)?.type;
+    throw wireError(`event${typeof type === 'string' ? ` ('${type}')` : ''}: ${err.message}`);
+  }
 }

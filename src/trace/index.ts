@@ -3,3 +3,5 @@ export * from './schema.js';
 export * from './tracer.js';
 export * from './jsonl-sink.js';
 export * from './chrome-trace.js';
+export * from './wire.js';
+export * from './ws-sink.js';

@@ -190,6 +190,19 @@ export function encodeBatch(events: readonly TraceEvent[]): string {
   return JSON.stringify({ v: WIRE_VERSION, events: events.map(packEvent) }, replacer);
 }
 
+/**
+ * One event as packed JSON, for `joinBatch`. Producers that hold events for a while encode each one when
+ * it is written: the engine may reuse the arrays it passed (a snapshot now is what it meant).
+ */
+export function encodeEvent(event: TraceEvent): string {
+  return JSON.stringify(packEvent(event), replacer);
+}
+
+/** Wire text from events encoded by `encodeEvent` (equal to `encodeBatch` of the events). */
+export function joinBatch(encoded: readonly string[]): string {
+  return `{"v":${WIRE_VERSION},"events":[${encoded.join(',')}]}`;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Unpacking and validation.
 

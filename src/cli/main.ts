@@ -5,12 +5,14 @@ import { ASK_HELP, runAsk } from './ask.js';
 import { DEMO_HELP, runDemo } from './demo.js';
 import { MODEL_OPTIONS_HELP } from './options.js';
 import { POLICY_OPTIONS_HELP } from './policy-options.js';
+import { PROFILE_HELP, runProfile } from './profile.js';
 
 const HELP = `Usage: sparsevila <command> [options]
 
 Commands:
   ask     answer a question about images with a Llava checkpoint
   demo    a two-turn conversation on the bundled model (what \`npm start\` runs)
+  profile the live profiler: a web page showing runs as they happen, and saved traces
 
 Run \`sparsevila <command> --help\` for a command's options.
 `;
@@ -18,6 +20,7 @@ Run \`sparsevila <command> --help\` for a command's options.
 const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   ask: { run: runAsk, help: ASK_HELP + '\n' + MODEL_OPTIONS_HELP + '\n' + POLICY_OPTIONS_HELP },
   demo: { run: runDemo, help: DEMO_HELP + '\n' + MODEL_OPTIONS_HELP },
+  profile: { run: runProfile, help: PROFILE_HELP },
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -13,17 +13,14 @@
  *   --rewrite  rewrite the cached random checkpoint (.cache/bench/) instead of reusing it
  * Prints a markdown table; writes JSON to bench-results/engine.json (or --out). Needs `npm run build` first.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import * as engine from '../dist/src/index.js';
+import {
+  REPO, median, ms, mb, millions, fmtMs, fmt, overallPeakMiB, measured, contention, dirBytes, tempDir, machine, cachedRandomLlava,
+} from './bench-common.mjs';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FIXTURES = path.resolve(REPO, '../shared/fixtures');
 const { values: args } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, rewrite: { type: 'boolean', default: false }, out: { type: 'string' } },
@@ -63,84 +60,6 @@ const BLOCK = 32;
 
 // ---------------------------------------------------------------------------------------------- utilities
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const ms = () => performance.now();
-const mb = (bytes) => bytes / 2 ** 20;
-const millions = (n) => (n >= 1e7 ? (n / 1e6).toFixed(0) : (n / 1e6).toFixed(2)) + 'M';
-/** Milliseconds with precision that suits their size. */
-const fmtMs = (x) => (x === undefined ? '–' : x.toFixed(x < 10 ? 2 : x < 100 ? 1 : 0));
-const fmt = (x, digits = 1) => (x === undefined || x === null || Number.isNaN(x) ? '–' : x.toFixed(digits));
-
-/** VmHWM (peak resident set) of this process, worker threads included, in MiB. */
-function peakRssMiB() {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-    if (m) return Number(m[1]) / 1024;
-  } catch {}
-  return mb(process.memoryUsage().rss);
-}
-/** Resets VmHWM to the current RSS (Linux clear_refs 5), so a phase's own peak can be read. */
-function resetPeak() {
-  try {
-    fs.writeFileSync('/proc/self/clear_refs', '5');
-    return true;
-  } catch {
-    return false;
-  }
-}
-/** System-wide busy and steal CPU seconds from /proc/stat (USER_HZ = 100), or undefined off Linux. */
-function systemCpu() {
-  try {
-    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    const [user, nice, system, , , irq, softirq, steal] = f;
-    return { busy: (user + nice + system + irq + softirq) / 100, steal: (steal ?? 0) / 100 };
-  } catch {
-    return undefined;
-  }
-}
-let overallPeak = 0;
-/**
- * Runs fn; returns [result, { peakRssMiB, otherCpuSeconds, stealSeconds }]: the peak RSS during it (the
- * process peak if clear_refs is unavailable) and how much CPU time other processes and the hypervisor
- * took meanwhile (the machine is shared: a large value means the timings of this phase are inflated).
- */
-async function measured(fn) {
-  overallPeak = Math.max(overallPeak, peakRssMiB());
-  resetPeak();
-  const cpu0 = systemCpu();
-  const own0 = process.cpuUsage();
-  const t0 = ms();
-  const r = await fn();
-  const own = process.cpuUsage(own0);
-  const cpu1 = systemCpu();
-  const peak = peakRssMiB();
-  overallPeak = Math.max(overallPeak, peak);
-  const load = { peakRssMiB: peak, wallSeconds: (ms() - t0) / 1000 };
-  if (cpu0 && cpu1) {
-    load.otherCpuSeconds = Math.max(0, cpu1.busy - cpu0.busy - (own.user + own.system) / 1e6);
-    load.stealSeconds = cpu1.steal - cpu0.steal;
-  }
-  return [r, load];
-}
-/** A note when other processes took more than 10% of the machine during a phase. */
-function contention(load) {
-  const share = (load.otherCpuSeconds ?? 0) / (load.wallSeconds * os.cpus().length);
-  return share > 0.1 ? `other processes used ${(100 * share).toFixed(0)}% of the CPUs` : '';
-}
-
-function dirBytes(dir) {
-  let n = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    n += e.isDirectory() ? dirBytes(p) : fs.statSync(p).size;
-  }
-  return n;
-}
-
 /** Seeded token ids in [lo, hi), avoiding the image token. */
 function tokenIds(n, lo, hi, seed, imageTokenId) {
   const out = new Array(n);
@@ -165,27 +84,6 @@ async function decode(runtime, cache, logits, position, steps) {
     logits = out.logits;
   }
   return times;
-}
-
-function tempDir(prefix) {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `sparsevila-bench-${prefix}-`));
-}
-
-function machine() {
-  const require = createRequire(import.meta.url);
-  let commit;
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
-  } catch {}
-  return {
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model,
-    memoryGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
-    node: process.version,
-    onnxruntime: require('onnxruntime-node/package.json').version,
-    commit,
-    loadAverage: os.loadavg().map((x) => +x.toFixed(2)),
-  };
 }
 
 // ------------------------------------------------------------------------------------- (a) the fixtures
@@ -249,21 +147,7 @@ async function benchFixture(name) {
 function ensureCheckpoint() {
   const options = { vision: 'siglip', dtype: 'BF16', shards: QUICK ? 1 : 2, seed: 1, ...PLAN.llm.shape,
     configPatch: { text: { max_position_embeddings: 32768 } } };
-  const key = crypto.createHash('sha256').update(JSON.stringify({ v: CHECKPOINT_VERSION, options })).digest('hex').slice(0, 12);
-  const dir = path.join(REPO, '.cache', 'bench', `random-llava-${key}`);
-  const metaFile = path.join(dir, 'bench-checkpoint.json');
-  if (!args.rewrite && fs.existsSync(metaFile)) {
-    return { dir, cached: true, ...JSON.parse(fs.readFileSync(metaFile, 'utf8')) };
-  }
-  fs.rmSync(dir, { recursive: true, force: true });
-  const t0 = ms();
-  const written = engine.writeRandomLlava(dir, options);
-  const meta = {
-    options, parameters: written.parameters, bytes: written.bytes, files: written.files.length,
-    writeSeconds: (ms() - t0) / 1000, writtenAt: new Date().toISOString(),
-  };
-  fs.writeFileSync(metaFile, JSON.stringify(meta, null, 2));
-  return { dir, cached: false, ...meta };
+  return cachedRandomLlava(engine.writeRandomLlava, { options, version: CHECKPOINT_VERSION, rewrite: args.rewrite });
 }
 
 async function benchLlm() {
@@ -377,7 +261,7 @@ for (const name of ['llava-clip-llama-tiny', 'llava-siglip-qwen2-tiny']) {
 }
 console.error(`${PLAN.llm.name} ${PRECISION} …`);
 const llm = await benchLlm();
-overallPeak = Math.max(overallPeak, peakRssMiB());
+const overallPeak = overallPeakMiB();
 const result = {
   date: new Date().toISOString(), quick: QUICK, machine: info, threads: 'default (all cores)',
   fixtures, llm, peakRssMiB: overallPeak, seconds: (ms() - started) / 1000,

@@ -50,7 +50,7 @@ export function createApp(deps: HttpDeps): express.Express {
   app.get('/api/runs/:run/events', (req, res) => {
     const events = store.events(String(req.params.run));
     if (!events) return void notFound(res, String(req.params.run));
-    res.type('application/json').send(encodeBatch(events as never));
+    res.type('application/json').send(encodeBatch(events));
   });
 
   app.get('/api/runs/:run/trace.jsonl', (req, res) => {

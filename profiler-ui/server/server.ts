@@ -122,7 +122,7 @@ export async function startProfiler(options: ProfilerOptions = {}): Promise<Prof
     if (msg?.kind === 'replay' && typeof msg.run === 'string') {
       const events = store.events(msg.run);
       if (!events) hub.send(ws, JSON.stringify({ kind: 'error', run: msg.run, message: `no run ${JSON.stringify(msg.run)} in memory` }));
-      else hub.send(ws, eventsMessage('replay', msg.run, encodeBatch(events as TraceEvent[])), [msg.run]);
+      else hub.send(ws, eventsMessage('replay', msg.run, encodeBatch(events)), [msg.run]);
       return;
     }
     hub.send(ws, JSON.stringify({ kind: 'error', message: 'expected {"kind":"replay","run":"<id>"}' }));

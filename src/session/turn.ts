@@ -166,7 +166,7 @@ export class PrefilledTurn {
             type: 'retrieval',
             turn,
             layer,
-            candidates: state.visualIds,
+            candidates: state.visualIds.slice(),
             scores: Array.from(l.scores),
             retrieved: state.visualRows.flatMap((r, i) => (picked.has(r) ? [i] : [])),
           });

@@ -160,13 +160,15 @@ export class PrefilledTurn {
       }
       layers = retrieve(this.mass, state.rows, { rows: state.visualRows, image: state.visualIds.map((v) => v.image) }, b, chat.model.spec.text.numKvHeads);
       chat.trace((tr, turn) => {
+        // One snapshot for the turn: the chat's list grows with later turns' images.
+        const candidates = state.visualIds.slice();
         layers!.forEach((l, layer) => {
           const picked = new Set(l.rows);
           tr.emit({
             type: 'retrieval',
             turn,
             layer,
-            candidates: state.visualIds.slice(),
+            candidates,
             scores: Array.from(l.scores),
             retrieved: state.visualRows.flatMap((r, i) => (picked.has(r) ? [i] : [])),
           });

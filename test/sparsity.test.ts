@@ -206,6 +206,19 @@ function engineWriter(dir: string): void {
   writeTinyLlava(dir, { vision: 'clip', text: 'llama', layout: 'legacy', textLayers: 4, textHidden: 64, textHeads: 4, textKvHeads: 2, vocab: 300, imageSize: 28, patchSize: 7, seed: 11, std: 0.08 });
 }
 
+describe('top-k', () => {
+  it('takes the largest scores, ties to the lower index, returned in index order', () => {
+    expect(engine.topK([1, 3, 3, 2], 2)).toEqual([1, 2]);
+    expect(engine.topK([5, 5, 5, 1], 2)).toEqual([0, 1]);
+    expect(engine.topK([0.1, 0.9, 0.5, 0.7], 3, [0, 2, 3])).toEqual([0, 2, 3]);
+    expect(engine.topK([0.1, 0.9, 0.5, 0.7], 1, [0, 2, 3])).toEqual([3]);
+    expect(engine.topK([1, 2], 0)).toEqual([]);
+    const scores = Array.from({ length: 5000 }, (_, i) => Math.sin(i * 12.9898) * 43758.5453 % 1);
+    const brute = [...scores.keys()].sort((a, b) => scores[b]! - scores[a]! || a - b).slice(0, 417).sort((a, b) => a - b);
+    expect(engine.topK(scores, 417)).toEqual(brute);
+  });
+});
+
 describe('VisionZip', () => {
   it('keeps the dominant tokens by CLS attention and merges the rest into uniformly spaced targets by key similarity', () => {
     // 6 tokens, 2-d features, 2-d keys. Salience picks 4 and 1; targets among [0,2,3,5] every 2nd: 0 and 3.

@@ -28,19 +28,21 @@ export function retrieve(mass: Float32Array[], columns: number, visual: VisualRo
   const k = budgetCount(budget.budget, n);
   return mass.map((m) => {
     const heads = m.length / columns;
-    const perHead = (h: number) => Float32Array.from(visual.rows, (r) => m[h * columns + r]!);
-    const scores = new Float32Array(n);
-    for (let h = 0; h < heads; h++) perHead(h).forEach((v, i) => (scores[i]! += v));
+    const groups = heads / kvHeads;
+    // perGroup[g][i]: visual token i's mass from KV head g's query group; scores = their sum over groups.
+    const perGroup = Array.from({ length: budget.perKvHead ? kvHeads : 1 }, () => new Float32Array(n));
+    for (let h = 0; h < heads; h++) {
+      const into = perGroup[budget.perKvHead ? Math.floor(h / groups) : 0]!;
+      const base = h * columns;
+      for (let i = 0; i < n; i++) into[i]! += m[base + visual.rows[i]!]!;
+    }
+    let scores = perGroup[0]!;
     let chosen: Set<number>;
     if (budget.perKvHead) {
-      // Each KV head keeps its own top-k (its query group's mass summed); the set is their union.
-      const groups = heads / kvHeads;
-      chosen = new Set();
-      for (let g = 0; g < kvHeads; g++) {
-        const s = new Float32Array(n);
-        for (let h = g * groups; h < (g + 1) * groups; h++) perHead(h).forEach((v, i) => (s[i]! += v));
-        for (const i of topK(s, k)) chosen.add(i);
-      }
+      // Each KV head keeps its own top-k; the set is their union.
+      scores = new Float32Array(n);
+      for (const g of perGroup) for (let i = 0; i < n; i++) scores[i]! += g[i]!;
+      chosen = new Set(perGroup.flatMap((g) => topK(g, k)));
     } else {
       chosen = new Set(topK(scores, k));
     }

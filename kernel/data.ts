@@ -1,0 +1,233 @@
+/**
+ * From what the engine returns (the step API's results, answers) or what it emitted (trace events) to the
+ * plain data the render modules draw. Structural types only: anything shaped like an `EncodedImages`,
+ * `PrunedImages` or `RetrievedTurn` works, so these are testable with plain objects.
+ */
+import type { TraceEvent, VisualTokenId } from '../src/index.js';
+import type { LatencyRow, LatencyTimings } from './render/latency.js';
+import type { RetentionBackground, RetentionMapData, RetentionPanel } from './render/retention.js';
+import type { RetrievalLayerRow, RetrievalTableData } from './render/retrieval.js';
+
+/** Trace events, or anything holding them (a `MemorySink`, a `NotebookTrace`). */
+export type TraceSource = readonly TraceEvent[] | { readonly events: readonly TraceEvent[] };
+
+export interface EncodedLike {
+  salience: readonly { scores: ArrayLike<number>; grid: { rows: number; cols: number }; leading: number }[];
+}
+export interface PrunedLike {
+  encoded: EncodedLike;
+  kept: readonly (readonly number[])[];
+}
+export interface RetrievedLike {
+  layers: readonly { rows: readonly number[]; scores: ArrayLike<number> }[] | null;
+  retrievedIds: readonly (readonly VisualTokenId[])[] | null;
+}
+
+export function eventsOf(source: TraceSource): readonly TraceEvent[] {
+  return Array.isArray(source) ? (source as readonly TraceEvent[]) : (source as { events: readonly TraceEvent[] }).events;
+}
+
+export function isTraceSource(x: unknown): x is TraceSource {
+  return Array.isArray(x) || (typeof x === 'object' && x !== null && Array.isArray((x as { events?: unknown }).events));
+}
+
+export const isPruned = (x: unknown): x is PrunedLike => typeof x === 'object' && x !== null && 'kept' in x && 'encoded' in x;
+export const isEncoded = (x: unknown): x is EncodedLike => typeof x === 'object' && x !== null && 'salience' in x && !('kept' in x);
+
+/** The run of the last event (of the given types): the latest chat that emitted them. */
+export function latestRun(events: readonly TraceEvent[], types?: readonly TraceEvent['type'][]): string | undefined {
+  for (let i = events.length - 1; i >= 0; i--) if (!types || types.includes(events[i]!.type)) return events[i]!.run;
+  return undefined;
+}
+
+type Of<T extends TraceEvent['type']> = Extract<TraceEvent, { type: T }>;
+const ofType = <T extends TraceEvent['type']>(events: readonly TraceEvent[], type: T, run?: string): Of<T>[] =>
+  events.filter((e): e is Of<T> => e.type === type && (run === undefined || e.run === run));
+
+export const jpegBackground = (e: { width: number; height: number; jpeg: string }): RetentionBackground => ({
+  href: `data:image/jpeg;base64,${e.jpeg}`,
+  width: e.width,
+  height: e.height,
+});
+
+export interface RetentionOptions {
+  /** Which turn's retrieval to outline (trace events; default: the latest turn that retrieved). */
+  turn?: number;
+  /** One layer's retrieval set; default: every layer's, outlines weighted by the share of layers. */
+  layer?: number;
+  /** Only this image (chat-wide image index). */
+  image?: number;
+  /** Which chat (trace run); default the latest. */
+  run?: string;
+  title?: string;
+}
+
+/** Retention map data from trace events: salience, kept tokens, the tower's image, and a turn's retrieval. */
+export function retentionFromEvents(source: TraceSource, options: RetentionOptions = {}): RetentionMapData {
+  const all = eventsOf(source);
+  const run = options.run ?? latestRun(all, ['salience', 'kept', 'retrieval', 'image']);
+  const salience = ofType(all, 'salience', run);
+  const kept = ofType(all, 'kept', run);
+  const images = ofType(all, 'image', run);
+  const retrieval = ofType(all, 'retrieval', run);
+  const turn = options.turn ?? maxOf(retrieval.map((e) => e.turn)) ?? maxOf(kept.map((e) => e.turn)) ?? maxOf(salience.map((e) => e.turn)) ?? 0;
+  const seen = new Set([...salience, ...kept, ...images].filter((e) => e.turn <= turn).map((e) => e.image));
+  const indices = [...seen].filter((i) => options.image === undefined || i === options.image).sort((a, b) => a - b);
+  const layers = retrieval.filter((e) => e.turn === turn && (options.layer === undefined || e.layer === options.layer));
+  const panels = indices.map((image): RetentionPanel => {
+    const s = salience.filter((e) => e.image === image).at(-1);
+    const k = kept.filter((e) => e.image === image).at(-1);
+    const picture = images.filter((e) => e.image === image).at(-1);
+    const total = k?.total ?? (s ? s.scores.length : 0);
+    const grid = s?.grid ?? squareGrid(total);
+    const counts = new Map<number, number>();
+    for (const e of layers) {
+      for (const i of e.retrieved) {
+        const id = e.candidates[i];
+        if (id?.image === image) counts.set(id.token, (counts.get(id.token) ?? 0) + 1);
+      }
+    }
+    return {
+      label: `image ${image}`,
+      grid,
+      leading: s?.leading ?? Math.max(0, total - grid.rows * grid.cols),
+      salience: s?.scores,
+      kept: k?.kept,
+      retrieved: layers.length ? [...counts].sort((a, b) => a[0] - b[0]).map(([token, n]) => ({ token, share: n / layers.length })) : undefined,
+      retrievalLayers: layers.length || undefined,
+      background: picture && jpegBackground(picture),
+    };
+  });
+  const what = layers.length ? (options.layer === undefined ? `all ${layers.length} layers` : `layer ${options.layer}`) : 'no retrieval';
+  return { title: options.title ?? `Turn ${turn} · ${what}`, images: panels };
+}
+
+export interface StepRetentionOptions extends Pick<RetentionOptions, 'layer' | 'title'> {
+  /** A turn's retrieval to outline (from `prefilled.retrieve()`). */
+  retrieved?: RetrievedLike;
+  /** What to draw under each image: one background, one per image, or trace events holding `image` events. */
+  background?: RetentionBackground | readonly RetentionBackground[] | TraceSource;
+  /** The chat-wide index of the first encoded image (retrieval names images chat-wide). Default 0. */
+  firstImage?: number;
+}
+
+/** Retention map data from the step API: `chat.encode()`'s result (salience only) or `prune()`'s (kept too). */
+export function retentionFromSteps(step: EncodedLike | PrunedLike, options: StepRetentionOptions = {}): RetentionMapData {
+  const encoded = isPruned(step) ? step.encoded : step;
+  const kept = isPruned(step) ? step.kept : undefined;
+  const first = options.firstImage ?? 0;
+  const backgrounds = resolveBackgrounds(options.background, encoded.salience.length);
+  const ids = options.retrieved?.retrievedIds ?? null;
+  const layerSets = ids ? (options.layer === undefined ? ids : [ids[options.layer] ?? []]) : null;
+  const panels = encoded.salience.map((s, i): RetentionPanel => {
+    let retrieved: RetentionPanel['retrieved'];
+    if (layerSets) {
+      const counts = new Map<number, number>();
+      for (const set of layerSets) for (const id of set) if (id.image === first + i) counts.set(id.token, (counts.get(id.token) ?? 0) + 1);
+      retrieved = [...counts].sort((a, b) => a[0] - b[0]).map(([token, n]) => ({ token, share: n / layerSets.length }));
+    }
+    return {
+      label: `image ${first + i}`,
+      grid: s.grid,
+      leading: s.leading,
+      salience: s.scores,
+      kept: kept?.[i],
+      retrieved,
+      retrievalLayers: layerSets?.length,
+      background: backgrounds[i],
+    };
+  });
+  const stage = kept ? 'After pruning' : 'Salience, before pruning';
+  const what = layerSets ? (options.layer === undefined ? ` · all ${layerSets.length} layers` : ` · layer ${options.layer}`) : '';
+  return { title: options.title ?? `${stage}${what}`, images: panels };
+}
+
+function resolveBackgrounds(b: StepRetentionOptions['background'], n: number): (RetentionBackground | undefined)[] {
+  if (!b) return Array(n).fill(undefined);
+  if (isTraceSource(b) && !(Array.isArray(b) && b.length && 'href' in (b[0] as object))) {
+    const events = eventsOf(b as TraceSource);
+    const images = ofType(events, 'image', latestRun(events, ['image']));
+    return Array.from({ length: n }, (_, i) => {
+      const e = images[images.length - n + i];
+      return e && jpegBackground(e);
+    });
+  }
+  if (Array.isArray(b)) return Array.from({ length: n }, (_, i) => (b as RetentionBackground[])[i]);
+  return Array(n).fill(b as RetentionBackground);
+}
+
+/** Retrieval table data from `prefilled.retrieve()`'s result. Scores there are per candidate, without ids. */
+export function retrievalFromTurn(retrieved: RetrievedLike, options: { top?: number; title?: string } = {}): RetrievalTableData {
+  const top = options.top ?? 5;
+  const layers: RetrievalLayerRow[] = (retrieved.layers ?? []).map((l, layer) => ({
+    layer,
+    candidates: l.scores.length,
+    retrieved: [...(retrieved.retrievedIds?.[layer] ?? [])].sort(byToken),
+    top: Array.from(l.scores as ArrayLike<number>)
+      .sort((a, b) => b - a)
+      .slice(0, top)
+      .map((score) => ({ score })),
+  }));
+  return { title: options.title ?? (retrieved.layers ? 'Retrieval sets per layer' : 'No retrieval: decode attends every retained visual token'), layers };
+}
+
+/** Retrieval table data from trace events (one turn; default the latest that retrieved), with token ids and scores. */
+export function retrievalFromEvents(source: TraceSource, options: { turn?: number; run?: string; top?: number; title?: string } = {}): RetrievalTableData {
+  const all = eventsOf(source);
+  const run = options.run ?? latestRun(all, ['retrieval']);
+  const events = ofType(all, 'retrieval', run);
+  const turn = options.turn ?? maxOf(events.map((e) => e.turn)) ?? 0;
+  const top = options.top ?? 5;
+  const layers = events
+    .filter((e) => e.turn === turn)
+    .sort((a, b) => a.layer - b.layer)
+    .map((e) => ({
+      layer: e.layer,
+      candidates: e.candidates.length,
+      retrieved: e.retrieved.map((i) => ({ ...e.candidates[i]!, score: e.scores[i]! })).sort(byToken),
+      top: e.scores
+        .map((score, i) => ({ ...e.candidates[i]!, score }))
+        .sort((a, b) => b.score - a.score)
+        .slice(0, top),
+    }));
+  return { title: options.title ?? `Retrieval sets of turn ${turn} per layer`, layers };
+}
+
+/** Per layer, the retrieval set as sorted "image:token" keys (for comparing turns). */
+export function retrievalSets(x: RetrievedLike | TraceSource, options: { turn?: number; run?: string } = {}): string[][] {
+  if (isTraceSource(x)) return retrievalFromEvents(x, options).layers.map((l) => l.retrieved.map(key));
+  return (x.retrievedIds ?? []).map((ids) => [...ids].sort(byToken).map(key));
+}
+
+/** |A ∩ B| / |A ∪ B| of two retrieval sets (1 for two empty sets). */
+export function jaccard(a: readonly string[], b: readonly string[]): number {
+  const sa = new Set(a);
+  const sb = new Set(b);
+  const inter = [...sa].filter((k) => sb.has(k)).length;
+  const union = new Set([...sa, ...sb]).size;
+  return union ? inter / union : 1;
+}
+
+/** Anything carrying `timings` (an `Answer`). */
+export interface TimedLike {
+  timings: LatencyTimings;
+}
+export type LatencySource = TimedLike | readonly TimedLike[] | readonly { label: string; answer: TimedLike }[] | Readonly<Record<string, TimedLike>>;
+
+export function latencyRows(source: LatencySource): LatencyRow[] {
+  if (Array.isArray(source)) {
+    return (source as readonly (TimedLike | { label: string; answer: TimedLike })[]).map((x, i) =>
+      'answer' in x ? { label: x.label, timings: x.answer.timings } : { label: `answer ${i + 1}`, timings: x.timings },
+    );
+  }
+  if ('timings' in (source as object)) return [{ label: 'answer', timings: (source as TimedLike).timings }];
+  return Object.entries(source as Record<string, TimedLike>).map(([label, a]) => ({ label, timings: a.timings }));
+}
+
+const key = (t: VisualTokenId) => `${t.image}:${t.token}`;
+const byToken = (a: VisualTokenId, b: VisualTokenId) => a.image - b.image || a.token - b.token;
+const maxOf = (xs: number[]) => (xs.length ? Math.max(...xs) : undefined);
+function squareGrid(n: number): { rows: number; cols: number } {
+  const side = Math.max(1, Math.floor(Math.sqrt(n)));
+  return { rows: side, cols: side };
+}

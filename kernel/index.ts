@@ -1,0 +1,38 @@
+/**
+ * The notebook side of sparsevila-ts (import the compiled `dist/kernel/index.js` from a tslab notebook):
+ * show functions that draw retention maps, retrieval sets, latency and budget sweeps inline, a notebook
+ * trace that records chats (and streams them to the live profiler), and paths to the bundled model.
+ */
+export { paths, repoRoot } from './paths.js';
+export { useDisplay, show, type Display } from './display.js';
+export { NotebookTrace, recordTrace, type NotebookTraceOptions } from './trace.js';
+export { attachProfiler, profilerEndpoints, ProfilerTrace, type AttachProfilerOptions, type ProfilerServer } from './profiler.js';
+export { towerImage } from './tower.js';
+export {
+  showRetentionMap,
+  retentionMapSvg,
+  showRetrieval,
+  retrievalHtml,
+  showLatency,
+  latencyHtml,
+  showSweep,
+  type RetentionSource,
+  type ShowRetentionOptions,
+} from './show.js';
+export {
+  retentionFromEvents,
+  retentionFromSteps,
+  retrievalFromEvents,
+  retrievalFromTurn,
+  retrievalSets,
+  jaccard,
+  latencyRows,
+  type TraceSource,
+  type RetentionOptions,
+  type StepRetentionOptions,
+  type LatencySource,
+} from './data.js';
+export { renderRetentionSvg, type RetentionMapData, type RetentionPanel, type RetentionBackground } from './render/retention.js';
+export { renderRetrievalHtml, type RetrievalTableData, type RetrievalLayerRow } from './render/retrieval.js';
+export { renderLatencyHtml, type LatencyRow, type LatencyTimings } from './render/latency.js';
+export { renderSweepSvg, paretoFront, type SweepPoint, type SweepRenderOptions, type FidelityDirection } from './render/sweep.js';

@@ -1,0 +1,31 @@
+/**
+ * Paths notebooks need, resolved from this module's own location rather than the kernel's working
+ * directory: the repository, the bundled tiny model and its image, the reference fixtures.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The package root: the nearest folder above this module with sparsevila-ts's package.json (src or dist). */
+function findRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg) && JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'sparsevila-ts') return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`sparsevila-ts's package.json not found above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+}
+
+export const repoRoot = findRoot();
+
+export const paths = {
+  repo: repoRoot,
+  /** The bundled checkpoint (random weights; SigLIP 4×4 grid = 16 image tokens, Qwen2 2 layers). */
+  bundledModel: path.join(repoRoot, 'src/models/tiny-random-llava'),
+  bundledImage: path.join(repoRoot, 'src/models/tiny-random-llava/image.png'),
+  /** The reference fixtures beside the repository (present in the development checkout, not in a package). */
+  fixture: (name: 'llava-clip-llama-tiny' | 'llava-siglip-qwen2-tiny') => path.resolve(repoRoot, '../shared/fixtures', name),
+  notebooks: path.join(repoRoot, 'notebooks'),
+};

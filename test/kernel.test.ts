@@ -1,0 +1,372 @@
+/**
+ * The notebook kernel helpers (kernel/, compiled to dist/kernel/): the pure renderers (retention map,
+ * retrieval table, latency, budget sweep), the step/trace → render-data adapters, the display hook, the
+ * notebook trace, the kernelspec installer, and attaching to the profiler.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as kernel from '../dist/kernel/index.js';
+import { installKernelspec } from '../dist/kernel/install.js';
+import { startProfiler } from '../dist/profiler-ui/server/server.js';
+import { decodeBatch, type TraceEvent } from '../dist/src/index.js';
+import { engine, tempDir } from './helpers/engine.js';
+
+const count = (markup: string, needle: string) => markup.split(needle).length - 1;
+
+/** Salience on a 4×4 grid, token t scoring t (so the top-k are the last k tokens). */
+const GRID = { rows: 4, cols: 4 };
+const SCORES = Array.from({ length: 16 }, (_, t) => t / 100);
+
+/** A synthetic two-turn trace of one run, plus an older run that must be ignored by default. */
+function twoTurnTrace(): TraceEvent[] {
+  const run = 'run-b';
+  const candidates = [3, 5, 9, 12, 14, 15].map((token) => ({ image: 0, token }));
+  const ev = (e: Record<string, unknown>, t: number) => ({ run, t, ...e }) as TraceEvent;
+  return [
+    { run: 'run-a', t: 0, type: 'kept', turn: 0, image: 0, total: 16, kept: [0, 1] } as TraceEvent,
+    ev({ type: 'image', turn: 0, image: 0, width: 32, height: 32, jpeg: 'QUJD' }, 1),
+    ev({ type: 'salience', turn: 0, image: 0, source: 'received', grid: GRID, leading: 0, scores: SCORES }, 2),
+    ev({ type: 'kept', turn: 0, image: 0, total: 16, kept: [3, 5, 9, 12, 14, 15] }, 3),
+    ev({ type: 'retrieval', turn: 0, layer: 0, candidates, scores: [0.1, 0.5, 0.2, 0.9, 0.05, 0.3], retrieved: [1, 3] }, 4),
+    ev({ type: 'retrieval', turn: 0, layer: 1, candidates, scores: [0.6, 0.5, 0.2, 0.1, 0.05, 0.3], retrieved: [0, 1] }, 5),
+    ev({ type: 'retrieval', turn: 1, layer: 0, candidates, scores: [0.1, 0.1, 0.7, 0.1, 0.8, 0.3], retrieved: [2, 4] }, 6),
+    ev({ type: 'retrieval', turn: 1, layer: 1, candidates, scores: [0.1, 0.1, 0.7, 0.1, 0.8, 0.3], retrieved: [2, 4] }, 7),
+  ];
+}
+
+describe('retention map SVG', () => {
+  it('draws one kept element per kept token, one pruned element per dropped token, one outline per retrieved token', () => {
+    const kept = [0, 3, 5, 6, 10, 15];
+    const svg = kernel.renderRetentionSvg({
+      images: [{ grid: GRID, leading: 0, salience: SCORES, kept, retrieved: [{ token: 3, share: 1 }, { token: 10, share: 0.5 }] }],
+    });
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(count(svg, 'class="patch kept"')).toBe(kept.length);
+    expect(count(svg, 'class="patch pruned"')).toBe(16 - kept.length);
+    expect(count(svg, 'class="retrieved"')).toBe(2);
+    expect(svg).toContain('kept 6/16 · retrieved 2');
+  });
+
+  it('before pruning every token is a candidate, and leading non-patch tokens (CLS) are drawn too', () => {
+    const svg = kernel.renderRetentionSvg({ images: [{ grid: GRID, leading: 1, salience: [1, ...SCORES] }] });
+    expect(count(svg, 'class="patch candidate"')).toBe(17);
+    expect(svg).toContain('leading token 0');
+    expect(count(svg, 'class="patch kept"')).toBe(0);
+  });
+
+  it('draws the tower image under the grid and escapes labels', () => {
+    const svg = kernel.renderRetentionSvg({
+      title: 'a <b> & "c"',
+      images: [{ label: 'x<y', grid: GRID, leading: 0, background: { href: 'data:image/jpeg;base64,QUJD', width: 32, height: 32 } }],
+    });
+    expect(svg).toContain('href="data:image/jpeg;base64,QUJD"');
+    expect(svg).toContain('a &lt;b&gt; &amp; &quot;c&quot;');
+    expect(svg).toContain('x&lt;y');
+    expect(svg).not.toContain('<b>');
+  });
+
+  it('one panel per image, side by side', () => {
+    const panel = { grid: GRID, leading: 0, kept: [1, 2] };
+    const svg = kernel.renderRetentionSvg({ images: [panel, { ...panel, kept: [4] }] }, { size: 100 });
+    expect(count(svg, 'class="retention-image"')).toBe(2);
+    expect(count(svg, 'class="patch kept"')).toBe(3);
+    expect(svg).toMatch(/width="216"/);
+  });
+});
+
+describe('retention data from a trace', () => {
+  it('takes the latest run and turn, its image, kept tokens and the union of its layers retrieval with shares', () => {
+    const data = kernel.retentionFromEvents(twoTurnTrace());
+    expect(data.images).toHaveLength(1);
+    const p = data.images[0]!;
+    expect(p.kept).toEqual([3, 5, 9, 12, 14, 15]);
+    expect(p.background?.href).toBe('data:image/jpeg;base64,QUJD');
+    expect(p.retrieved).toEqual([
+      { token: 9, share: 1 },
+      { token: 14, share: 1 },
+    ]);
+    expect(data.title).toContain('Turn 1');
+  });
+
+  it('a chosen turn and layer give that layer set', () => {
+    const data = kernel.retentionFromEvents(twoTurnTrace(), { turn: 0, layer: 0 });
+    expect(data.images[0]!.retrieved).toEqual([
+      { token: 5, share: 1 },
+      { token: 12, share: 1 },
+    ]);
+    const union = kernel.retentionFromEvents(twoTurnTrace(), { turn: 0 }).images[0]!.retrieved;
+    expect(union).toEqual([
+      { token: 3, share: 0.5 },
+      { token: 5, share: 1 },
+      { token: 12, share: 0.5 },
+    ]);
+    const svg = kernel.retentionMapSvg(twoTurnTrace(), { turn: 0 });
+    expect(count(svg, 'class="patch kept"')).toBe(6);
+    expect(count(svg, 'class="retrieved"')).toBe(3);
+  });
+});
+
+describe('retention data from the step API', () => {
+  const encoded = { salience: [{ scores: Float32Array.from(SCORES), grid: GRID, leading: 0 }] };
+  const pruned = { encoded, kept: [[12, 13, 14, 15]] };
+  const retrieved = {
+    layers: [
+      { rows: [10, 12], scores: Float32Array.of(0.1, 0.4, 0.3, 0.2) },
+      { rows: [11, 12], scores: Float32Array.of(0.1, 0.4, 0.3, 0.2) },
+    ],
+    retrievedIds: [
+      [{ image: 0, token: 12 }, { image: 0, token: 14 }],
+      [{ image: 0, token: 13 }, { image: 0, token: 14 }],
+    ],
+  };
+
+  it('encoded images show salience only; pruned images show kept tokens and a layer retrieval', () => {
+    expect(kernel.retentionFromSteps(encoded).images[0]!.kept).toBeUndefined();
+    const svg = kernel.retentionMapSvg(pruned, { retrieved, layer: 1 });
+    expect(count(svg, 'class="patch kept"')).toBe(4);
+    expect(count(svg, 'class="retrieved"')).toBe(2);
+    expect(kernel.retentionFromSteps(pruned, { retrieved }).images[0]!.retrieved).toEqual([
+      { token: 12, share: 0.5 },
+      { token: 13, share: 0.5 },
+      { token: 14, share: 1 },
+    ]);
+  });
+
+  it('takes backgrounds from a trace image events', () => {
+    const data = kernel.retentionFromSteps(pruned, { background: twoTurnTrace() });
+    expect(data.images[0]!.background?.href).toBe('data:image/jpeg;base64,QUJD');
+  });
+
+  it('retrieval table from a turn: a row per layer with its set and the top scores, best first', () => {
+    const table = kernel.retrievalFromTurn(retrieved, { top: 2 });
+    expect(table.layers.map((l) => l.retrieved.length)).toEqual([2, 2]);
+    expect(table.layers[0]!.top.map((t) => t.score)).toEqual([Math.fround(0.4), Math.fround(0.3)]);
+    const html = kernel.renderRetrievalHtml(table);
+    expect(count(html, 'class="retrieval-layer"')).toBe(2);
+    expect(html).toContain('data-retrieved="2"');
+    expect(html).toContain('0:14');
+  });
+
+  it('retrieval sets and Jaccard similarity', () => {
+    const sets = kernel.retrievalSets(retrieved);
+    expect(sets).toEqual([
+      ['0:12', '0:14'],
+      ['0:13', '0:14'],
+    ]);
+    expect(kernel.jaccard(sets[0]!, sets[1]!)).toBeCloseTo(1 / 3);
+    expect(kernel.jaccard([], [])).toBe(1);
+  });
+});
+
+describe('retrieval table from a trace', () => {
+  it('pairs each retrieved token with its score and ranks the top scores with their tokens', () => {
+    const table = kernel.retrievalFromEvents(twoTurnTrace(), { turn: 0, top: 3 });
+    expect(table.layers[0]!.retrieved).toEqual([
+      { image: 0, token: 5, score: 0.5 },
+      { image: 0, token: 12, score: 0.9 },
+    ]);
+    expect(table.layers[0]!.top.map((t) => t.token)).toEqual([12, 5, 15]);
+    expect(kernel.retrievalSets(twoTurnTrace(), { turn: 1 })).toEqual([
+      ['0:9', '0:14'],
+      ['0:9', '0:14'],
+    ]);
+  });
+});
+
+describe('latency summary', () => {
+  const timings = (prefill: number) => ({
+    imageSeconds: 0.001, visionSeconds: 0.002, prefillSeconds: prefill, firstTokenSeconds: prefill + 0.004, decodeSeconds: 0.01,
+    decodeTokensPerSecond: 700, totalSeconds: prefill + 0.014, promptTokens: 50, generatedTokens: 8, cachedTokens: 0,
+  });
+
+  it('one row per answer, TTFT / prefill / decode tok/s stated, a stage bar each', () => {
+    const html = kernel.renderLatencyHtml(kernel.latencyRows([{ label: 'dense', answer: { timings: timings(0.02) } }, { label: 'k8 <r4>', answer: { timings: timings(0.005) } }]));
+    expect(count(html, 'class="latency-row"')).toBe(2);
+    expect(count(html, 'class="stage prefill"')).toBe(2);
+    expect(html).toContain('TTFT');
+    expect(html).toContain('>24.0<'); // TTFT of the first, ms
+    expect(html).toContain('k8 &lt;r4&gt;');
+  });
+
+  it('accepts one answer, a list or a record', () => {
+    expect(kernel.latencyRows({ timings: timings(0.01) }).map((r) => r.label)).toEqual(['answer']);
+    expect(kernel.latencyRows([{ timings: timings(0.01) }, { timings: timings(0.01) }]).map((r) => r.label)).toEqual(['answer 1', 'answer 2']);
+    expect(kernel.latencyRows({ a: { timings: timings(0.01) } }).map((r) => r.label)).toEqual(['a']);
+  });
+});
+
+describe('budget sweep', () => {
+  const points = [
+    { label: 'a', latency: 0.01, fidelity: 0.5 },
+    { label: 'b', latency: 0.02, fidelity: 0.9 },
+    { label: 'c', latency: 0.03, fidelity: 0.8 }, // dominated by b
+    { label: 'd', latency: 0.04, fidelity: 1.0 },
+    { label: 'e', latency: 0.01, fidelity: 0.4 }, // dominated by a
+  ];
+
+  it('the Pareto front holds exactly the points no other is both faster and more faithful than', () => {
+    expect(kernel.paretoFront(points).map((i) => points[i]!.label)).toEqual(['a', 'b', 'd']);
+    // With a divergence (lower is better) the same values give a different front.
+    expect(kernel.paretoFront(points, 'lower-is-better').map((i) => points[i]!.label)).toEqual(['e']);
+    expect(kernel.paretoFront([])).toEqual([]);
+    expect(kernel.paretoFront([{ latency: 1, fidelity: 1 }, { latency: 1, fidelity: 1 }])).toEqual([0, 1]);
+  });
+
+  it('plots one point per budget and marks the front', () => {
+    const svg = kernel.renderSweepSvg(points);
+    expect(count(svg, 'class="sweep-point')).toBe(5);
+    expect(count(svg, 'class="sweep-point pareto"')).toBe(3);
+    expect(count(svg, 'class="pareto-front"')).toBe(1);
+    expect(svg).toContain('data-label="c"');
+  });
+});
+
+describe('display and the notebook trace', () => {
+  it('show functions hand their markup to the display, and do nothing without one', () => {
+    const shown: [string, string][] = [];
+    kernel.useDisplay({ html: (s) => shown.push(['html', s]), svg: (s) => shown.push(['svg', s]), markdown: (s) => shown.push(['md', s]) });
+    try {
+      kernel.showRetentionMap(twoTurnTrace());
+      kernel.showRetrieval(twoTurnTrace());
+      kernel.showSweep([{ label: 'x', latency: 1, fidelity: 1 }]);
+      expect(shown.map(([k]) => k)).toEqual(['svg', 'html', 'svg']);
+      expect(count(shown[0]![1], 'class="patch kept"')).toBe(6);
+    } finally {
+      kernel.useDisplay(undefined);
+    }
+    // Outside a kernel tslab's display is not ready: nothing is shown and nothing throws.
+    expect(kernel.show('html', '<p>x</p>')).toBe(false);
+    expect(() => kernel.showLatency([])).not.toThrow();
+  });
+
+  it('each tracer() is its own run; memory stays under maxEvents', () => {
+    const trace = kernel.recordTrace({ maxEvents: 100 });
+    const a = trace.tracer();
+    const b = trace.tracer();
+    expect(a.run).not.toBe(b.run);
+    a.emit({ type: 'turn.start', turn: 0, text: 'hi', images: 0 });
+    b.emit({ type: 'turn.start', turn: 0, text: 'hi', images: 0 });
+    expect(trace.runs).toEqual([a.run, b.run]);
+    for (let i = 0; i < 500; i++) a.emit({ type: 'token', turn: 0, step: i, id: 1, text: 'x' });
+    expect(trace.events.length).toBeLessThanOrEqual(100);
+    expect(trace.dropped + trace.events.length).toBe(502);
+    expect(trace.events.at(-1)).toMatchObject({ type: 'token', step: 499 });
+  });
+});
+
+describe('paths', () => {
+  it('resolve the repository and the bundled model from the module, not the working directory', () => {
+    expect(fs.existsSync(path.join(kernel.paths.bundledModel, 'config.json'))).toBe(true);
+    expect(fs.existsSync(kernel.paths.bundledImage)).toBe(true);
+    expect(JSON.parse(fs.readFileSync(path.join(kernel.repoRoot, 'package.json'), 'utf8')).name).toBe('sparsevila-ts');
+  });
+});
+
+describe('kernelspec install', () => {
+  it('writes a tslab kernelspec whose command starts this checkout tslab, without tslab on PATH', () => {
+    const prefix = tempDir('kernelspec');
+    const spec = installKernelspec({ prefix });
+    expect(spec.dir).toBe(path.join(prefix, 'share', 'jupyter', 'kernels', 'tslab'));
+    const json = JSON.parse(fs.readFileSync(path.join(spec.dir, 'kernel.json'), 'utf8'));
+    expect(json.language).toBe('typescript');
+    expect(json.argv.slice(1)).toEqual(['kernel', '--config-path', '{connection_file}']);
+    expect(path.isAbsolute(json.argv[0])).toBe(true);
+    // A PATH with neither node nor tslab on it: the wrapper still starts tslab.
+    const run = spawnSync(json.argv[0], ['--version'], { env: { PATH: '/nonexistent' }, encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toMatch(/tslab 1\.0\.22/);
+    // Installing again overwrites in place.
+    expect(installKernelspec({ prefix }).dir).toBe(spec.dir);
+    expect(() => installKernelspec({ prefix, name: '../x' })).toThrow(/kernelspec name/);
+  });
+
+  it('npm run kernel:install installs into the project .jupyter/ (gitignored)', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(kernel.repoRoot, 'package.json'), 'utf8'));
+    expect(pkg.scripts['kernel:install']).toBe('node dist/kernel/install.js');
+    expect(fs.readFileSync(path.join(kernel.repoRoot, '.gitignore'), 'utf8').split('\n')).toContain('.jupyter/');
+    const prefix = tempDir('kernelspec-cli');
+    const out = execFileSync(process.execPath, [path.join(kernel.repoRoot, 'dist/kernel/install.js'), '--prefix', prefix], { encoding: 'utf8' });
+    expect(out).toContain('installed the tslab kernelspec');
+    expect(fs.existsSync(path.join(prefix, 'share/jupyter/kernels/tslab/kernel.json'))).toBe(true);
+  });
+});
+
+describe('profiler endpoints', () => {
+  it('derive the ingest URL and page URL from either form, carrying the token', () => {
+    expect(kernel.profilerEndpoints('http://127.0.0.1:8765/?token=abc')).toEqual({
+      page: 'http://127.0.0.1:8765/?token=abc',
+      ingest: 'ws://127.0.0.1:8765/ws/ingest?token=abc',
+      token: 'abc',
+    });
+    expect(kernel.profilerEndpoints('ws://localhost:9/ws/ingest', 't').page).toBe('http://localhost:9/?token=t');
+    expect(kernel.profilerEndpoints('https://h.example/x').ingest).toBe('wss://h.example/ws/ingest');
+  });
+});
+
+describe('attachProfiler', () => {
+  type Model = Awaited<ReturnType<typeof engine.loadModel>>;
+  let model: Model;
+  const policy = engine.validatePolicy({ method: 'sparsevila', keep: { budget: { count: 8 } }, retrieve: { budget: { count: 4 } } });
+  beforeAll(async () => {
+    model = await engine.loadModel(kernel.paths.bundledModel, { threads: 1, cacheDir: tempDir('kernel-graphs') });
+  });
+  afterAll(() => model?.close());
+
+  /** One chat turn through the trace's tracer; its run id. */
+  async function chatThrough(trace: kernel.NotebookTrace): Promise<string> {
+    const tracer = trace.tracer();
+    const chat = model.chat({ policy, tracer, maxNewTokens: 4 });
+    await chat.ask({ images: [kernel.paths.bundledImage], text: 'What is shown?' });
+    await chat.close();
+    return tracer.run;
+  }
+
+  it('towerImage is the preprocessed image, de-normalised: the retention map background', async () => {
+    const bg = await kernel.towerImage(model, kernel.paths.bundledImage);
+    expect([bg.width, bg.height]).toEqual([model.spec.vision.imageSize, model.spec.vision.imageSize]);
+    expect(bg.href).toMatch(/^data:image\/jpeg;base64,\/9j\//);
+  });
+
+  it('hosts a profiler in the kernel process: chats appear as runs, and stay in memory for the show functions', async () => {
+    const trace = await kernel.attachProfiler({ announce: false });
+    try {
+      expect(trace.server).not.toBeNull();
+      expect(trace.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?token=/);
+      const run = await chatThrough(trace);
+      const mine = trace.events.filter((e) => e.run === run);
+      expect(trace.server!.runs().find((r) => r.run === run)?.events).toBe(mine.length);
+      // The server gives back what the notebook recorded (token required).
+      const res = await fetch(new URL(`/api/runs/${run}/events`, trace.url), { headers: { authorization: `Bearer ${trace.server!.token}` } });
+      expect(res.status).toBe(200);
+      const served = decodeBatch(await res.text());
+      expect(served.filter((e) => e.type === 'kept').map((e) => (e as { kept: number[] }).kept)).toEqual(mine.filter((e) => e.type === 'kept').map((e) => (e as { kept: number[] }).kept));
+      expect(count(kernel.retentionMapSvg(trace), 'class="patch kept"')).toBe(8);
+    } finally {
+      await trace.close();
+    }
+  });
+
+  it('connects to a running profiler by its printed URL (or $SPARSEVILA_PROFILER_URL) over WebSocket', async () => {
+    const server = await startProfiler({ log: () => undefined });
+    const saved = process.env.SPARSEVILA_PROFILER_URL;
+    try {
+      const byUrl = await kernel.attachProfiler({ url: server.url, announce: false });
+      expect(byUrl.server).toBeNull();
+      const run = await chatThrough(byUrl);
+      await byUrl.close(); // flushes the sink
+      expect(server.runs().find((r) => r.run === run)?.events).toBe(byUrl.events.length);
+
+      process.env.SPARSEVILA_PROFILER_URL = server.url;
+      const byEnv = await kernel.attachProfiler({ announce: false });
+      const run2 = await chatThrough(byEnv);
+      await byEnv.close();
+      expect(server.runs().map((r) => r.run)).toEqual(expect.arrayContaining([run, run2]));
+    } finally {
+      if (saved === undefined) delete process.env.SPARSEVILA_PROFILER_URL;
+      else process.env.SPARSEVILA_PROFILER_URL = saved;
+      await server.close();
+    }
+  });
+});

@@ -1,0 +1,217 @@
+/**
+ * The notebooks run headless, as a user's Jupyter would run them: the tslab kernelspec is installed into a
+ * temporary Jupyter prefix by the project's installer, each notebook is executed with nbconvert (one at a
+ * time; each gets a fresh kernel), and the executed notebook's outputs are checked for content — no errors,
+ * the retention maps with as many kept patches as the printed budgets, differing retrieval sets across turns,
+ * one sweep point per budget with the Pareto front marked.
+ *
+ * Needs Debian's jupyter-nbconvert, python3-nbclient and python3-ipykernel (scripts/system-deps.sh, run by
+ * `npm test`) and the compiled package (`npm run build`: notebooks import dist/).
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { installKernelspec } from '../dist/kernel/install.js';
+import { tempDir } from './helpers/engine.js';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, '..');
+const NOTEBOOKS = path.join(ROOT, 'notebooks');
+const PYTHON = '/usr/bin/python3';
+const NOTEBOOK_TIMEOUT_S = 120;
+
+interface Output {
+  output_type: string;
+  name?: string;
+  text?: string | string[];
+  data?: Record<string, string | string[]>;
+  ename?: string;
+  evalue?: string;
+}
+interface Cell {
+  cell_type: string;
+  source: string | string[];
+  execution_count?: number | null;
+  outputs?: Output[];
+}
+interface Executed {
+  cells: Cell[];
+  stdout: string;
+  svgs: string[];
+  htmls: string[];
+  seconds: number;
+}
+
+const join = (x: string | string[] | undefined) => (Array.isArray(x) ? x.join('') : (x ?? ''));
+const count = (markup: string, needle: string) => markup.split(needle).length - 1;
+
+const prefix = tempDir('jupyter');
+const outDir = tempDir('notebooks-out');
+const graphCache = tempDir('notebook-graphs');
+const runtimes: Record<string, number> = {};
+
+async function execute(name: string): Promise<Executed> {
+  const out = path.join(outDir, name);
+  const t0 = performance.now();
+  try {
+    await run(
+      PYTHON,
+      ['-m', 'jupyter', 'nbconvert', '--to', 'notebook', '--execute', '--allow-errors', `--ExecutePreprocessor.timeout=${NOTEBOOK_TIMEOUT_S}`, '--output', out, path.join(NOTEBOOKS, name)],
+      {
+        cwd: NOTEBOOKS,
+        env: { ...process.env, JUPYTER_PATH: path.join(prefix, 'share', 'jupyter'), SPARSEVILA_CACHE: graphCache, SPARSEVILA_PROFILER_URL: '' },
+        timeout: (NOTEBOOK_TIMEOUT_S + 60) * 1000,
+        maxBuffer: 16 * 1024 * 1024,
+      },
+    );
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`nbconvert failed on ${name}: ${e.message}\n${e.stderr ?? ''}`);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  runtimes[name] = seconds;
+  const nb = JSON.parse(fs.readFileSync(out, 'utf8')) as { cells: Cell[] };
+  const outputs = nb.cells.flatMap((c) => c.outputs ?? []);
+  const errors = nb.cells.flatMap((c) =>
+    (c.outputs ?? []).filter((o) => o.output_type === 'error').map((o) => `cell:\n${join(c.source)}\n→ ${o.ename}: ${o.evalue}`),
+  );
+  expect(errors, `errors in ${name}`).toEqual([]);
+  // tslab reports TypeScript diagnostics and uncaught errors on stderr.
+  const stderr = outputs.filter((o) => o.output_type === 'stream' && o.name === 'stderr').map((o) => join(o.text));
+  expect(stderr, `stderr in ${name}`).toEqual([]);
+  return {
+    cells: nb.cells,
+    seconds,
+    stdout: outputs.filter((o) => o.output_type === 'stream' && o.name === 'stdout').map((o) => join(o.text)).join(''),
+    svgs: outputs.flatMap((o) => (o.data?.['image/svg+xml'] ? [join(o.data['image/svg+xml'])] : [])),
+    htmls: outputs.flatMap((o) => (o.data?.['text/html'] ? [join(o.data['text/html'])] : [])),
+  };
+}
+
+/** The number after `label` on a printed line (e.g. "kept: 8/16" → [8, 16]). */
+function fraction(stdout: string, label: string): [number, number] {
+  const m = stdout.match(new RegExp(`${label}\\s*(\\d+)/(\\d+)`));
+  if (!m) throw new Error(`no "${label} n/m" in:\n${stdout}`);
+  return [Number(m[1]), Number(m[2])];
+}
+
+describe('notebooks', () => {
+  beforeAll(() => {
+    try {
+      execFileSync(PYTHON, ['-c', 'import nbconvert, nbclient, ipykernel, jupyter_core'], { stdio: 'pipe' });
+    } catch {
+      throw new Error(`${PYTHON} lacks jupyter nbconvert / nbclient / ipykernel: run scripts/system-deps.sh (npm test does)`);
+    }
+    if (!fs.existsSync(path.join(ROOT, 'dist/kernel/index.js'))) throw new Error('dist/kernel/index.js is missing: run `npm run build`');
+    installKernelspec({ prefix });
+  });
+
+  it('are stored without outputs', () => {
+    const files = fs.readdirSync(NOTEBOOKS).filter((f) => f.endsWith('.ipynb'));
+    expect(files.sort()).toEqual(['01-quickstart.ipynb', '02-step-by-step.ipynb', '03-multi-turn.ipynb', '04-budget-sweep.ipynb']);
+    for (const f of files) {
+      const nb = JSON.parse(fs.readFileSync(path.join(NOTEBOOKS, f), 'utf8')) as { cells: Cell[]; metadata: { kernelspec: { name: string } } };
+      expect(nb.metadata.kernelspec.name, f).toBe('tslab');
+      for (const c of nb.cells.filter((c) => c.cell_type === 'code')) {
+        expect(c.outputs, f).toEqual([]);
+        expect(c.execution_count, f).toBeNull();
+      }
+      // Every notebook explains itself.
+      expect(nb.cells.filter((c) => c.cell_type === 'markdown').length, f).toBeGreaterThanOrEqual(2);
+    }
+  });
+
+  it('01-quickstart: asks about an image, shows the retention map with the kept budget, streams to an in-kernel profiler', async () => {
+    const nb = await execute('01-quickstart.ipynb');
+    const [kept, total] = fraction(nb.stdout, 'kept:');
+    expect([kept, total]).toEqual([8, 16]);
+    expect(nb.stdout).toMatch(/retrieved per layer: 4, 4/);
+    expect(nb.svgs).toHaveLength(1);
+    const map = nb.svgs[0]!;
+    expect(count(map, 'class="patch kept"')).toBe(kept);
+    expect(count(map, 'class="patch pruned"')).toBe(total - kept);
+    expect(map).toContain('href="data:image/jpeg;base64,');
+    // Each of the 2 layers retrieved 4 of the 8 kept tokens: 4..8 distinct outlines.
+    const outlines = count(map, 'class="retrieved"');
+    expect(outlines).toBeGreaterThanOrEqual(4);
+    expect(outlines).toBeLessThanOrEqual(8);
+    const table = nb.htmls.find((h) => h.includes('class="retrieval"'))!;
+    expect(count(table, 'data-retrieved="4"')).toBe(2);
+    expect(nb.htmls.some((h) => h.includes('class="latency"') && h.includes('TTFT'))).toBe(true);
+    // attachProfiler() hosted a profiler in the kernel, linked it, and it received every event of the live chat.
+    expect(nb.stdout).toMatch(/profiler: http:\/\/127\.0\.0\.1:\d+\/\?token=\S+ \(running in this kernel\)/);
+    expect(nb.htmls.some((h) => h.includes('Live profiler: <a href="http://127.0.0.1:'))).toBe(true);
+    const [, streamed, recorded] = nb.stdout.match(/profiler runs: 1; events streamed: (\d+) \(recorded here: (\d+)\)/)!;
+    expect(Number(streamed)).toBeGreaterThan(10);
+    expect(streamed).toBe(recorded);
+  });
+
+  it('02-step-by-step: each step prints and shows what it decided', async () => {
+    const nb = await execute('02-step-by-step.ipynb');
+    expect(nb.stdout).toMatch(/encoded: 1 image, 16 tokens on a 4×4 grid, salience source: received/);
+    expect(fraction(nb.stdout, 'kept:')).toEqual([6, 16]);
+    expect(nb.stdout).toContain('kept = top-6 by salience: true');
+    expect(nb.stdout).toMatch(/prompt tokens: \d+ \(6 visual of 16\)/);
+    expect(nb.stdout).toMatch(/layer 0: retrieved 3 of 6/);
+    expect(nb.stdout).toMatch(/layer 1: retrieved 3 of 6/);
+    expect(nb.stdout).toMatch(/decoded: 8 tokens/);
+    expect(nb.stdout).toContain('attended visual tokens per layer: 3, 3');
+    // Salience before pruning, after pruning, then with layer 0's retrieval.
+    expect(nb.svgs).toHaveLength(3);
+    const [salience, pruned, retrieved] = nb.svgs as [string, string, string];
+    expect(count(salience, 'class="patch candidate"')).toBe(16);
+    for (const svg of nb.svgs) expect(svg).toContain('href="data:image/jpeg;base64,');
+    expect(count(pruned, 'class="patch kept"')).toBe(6);
+    expect(count(retrieved, 'class="patch kept"')).toBe(6);
+    expect(count(retrieved, 'class="retrieved"')).toBe(3);
+    // The printed kept tokens are the ones drawn kept.
+    const keptTokens = nb.stdout.match(/kept: 6\/16 tokens: ([\d, ]+)/)![1]!.split(', ').map(Number);
+    const drawn = [...pruned.matchAll(/class="patch kept" data-token="(\d+)"/g)].map((m) => Number(m[1]));
+    expect(drawn).toEqual(keptTokens);
+    const table = nb.htmls.find((h) => h.includes('class="retrieval"'))!;
+    expect(count(table, 'data-retrieved="3"')).toBe(2);
+  });
+
+  it('03-multi-turn: the two turns retrieve different tokens from the same retained cache', async () => {
+    const nb = await execute('03-multi-turn.ipynb');
+    expect(nb.stdout).toMatch(/turn 0: \d+ new prompt tokens, 0 cached; 12 visual tokens retained/);
+    expect(nb.stdout).toMatch(/turn 1: \d+ new prompt tokens, [1-9]\d* cached; 12 visual tokens retained/);
+    const sets = new Map<string, string>();
+    for (const m of nb.stdout.matchAll(/turn (\d), layer (\d): retrieved 4 of 12: ([\d: ]+)/g)) sets.set(`${m[1]}/${m[2]}`, m[3]!.trim());
+    expect([...sets.keys()].sort()).toEqual(['0/0', '0/1', '1/0', '1/1']);
+    const changed = [0, 1].filter((l) => sets.get(`0/${l}`) !== sets.get(`1/${l}`)).length;
+    expect(changed).toBeGreaterThanOrEqual(1);
+    expect(nb.stdout).toContain(`layers whose retrieval set changed between turns: ${changed} of 2`);
+    // One retention map per turn: same pruning, different outlines.
+    expect(nb.svgs).toHaveLength(2);
+    for (const svg of nb.svgs) expect(count(svg, 'class="patch kept"')).toBe(12);
+    const outlined = nb.svgs.map((svg) => [...svg.matchAll(/class="retrieved" data-token="(\d+)"/g)].map((m) => m[1]).join(','));
+    expect(outlined[0]).not.toBe(outlined[1]);
+    expect(nb.htmls.filter((h) => h.includes('class="retrieval"'))).toHaveLength(2);
+  });
+
+  it('04-budget-sweep: one point per budget, the Pareto front marked, keep-all retrieve-all equals dense', async () => {
+    const nb = await execute('04-budget-sweep.ipynb');
+    expect(nb.stdout).toMatch(/256 visual tokens/);
+    const lines = [...nb.stdout.matchAll(/keep (\d+)\/256, retrieve (\d+)%: latency ([\d.]+) ms.*token agreement ([\d.]+), mean KL ([\d.e+-]+)/g)];
+    expect(lines).toHaveLength(12);
+    expect(nb.stdout).toContain('configurations: 12');
+    const dense = lines.find((m) => m[1] === '256' && m[2] === '100')!;
+    expect(Number(dense[5])).toBe(0);
+    expect(Number(dense[4])).toBe(1);
+    expect(nb.svgs).toHaveLength(1);
+    const plot = nb.svgs[0]!;
+    expect(count(plot, 'class="sweep-point')).toBe(12);
+    const front = [...plot.matchAll(/class="sweep-point pareto" data-label="([^"]+)"/g)].map((m) => m[1]);
+    expect(front.length).toBeGreaterThanOrEqual(1);
+    expect(count(plot, 'class="pareto-front"')).toBe(1);
+    // The printed front is the marked one; dense (lowest divergence) is always on it.
+    const printed = nb.stdout.match(/Pareto front: (.+)/)![1]!.split(', ');
+    expect([...printed].sort()).toEqual([...front].sort());
+    expect(printed).toContain('k256/r100%');
+    expect(count(nb.htmls.find((h) => h.includes('class="latency"'))!, 'class="latency-row"')).toBe(12);
+    console.log(`notebook runtimes (s): ${Object.entries(runtimes).map(([n, s]) => `${n} ${s.toFixed(1)}`).join(', ')}`);
+  });
+});

@@ -87,6 +87,24 @@ describe('a chat on the CLIP/LLaMA fixture', () => {
   });
 });
 
+describe('answers with special tokens', () => {
+  it('a turn whose answer holds special tokens is continued by the next turn (the cache holds them)', async () => {
+    const dir = path.join(path.dirname(CLIP_FIXTURE), 'llava-siglip-qwen2-tiny');
+    const model = await engine.loadModel(dir, { cacheDir: tempDir('special-graphs'), threads: 1 });
+    try {
+      // Seed 1 at temperature 3 samples <|endoftext|> (256) twice mid-answer on this fixture.
+      const chat = model.chat({ maxNewTokens: 12, sampling: { kind: 'sample', temperature: 3, topP: 1, seed: 1 } });
+      const first = await chat.ask({ images: [path.join(dir, 'image.png')], text: 'What is shown?' });
+      expect(first.tokenIds).toContain(256);
+      expect(first.text).not.toContain('<|endoftext|>');
+      const second = await chat.ask({ text: 'And then?' });
+      expect(second.timings.cachedTokens).toBe(first.promptTokenIds.length + first.tokenIds.length - 1);
+    } finally {
+      await model.close();
+    }
+  });
+});
+
 describe('runtime placement and providers', () => {
   it('inference runs off the main thread: timers keep firing during a long turn', async () => {
     const dir = tempDir('busy');

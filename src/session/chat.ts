@@ -263,6 +263,9 @@ export class Chat {
     const cachedGenerated = stopReason === 'length' ? generated.slice(0, -1) : generated;
     const visualIndex = new Map(state.visualRows.map((r, i) => [r, i]));
     const text = model.text.decode(generated, { skipSpecial: true });
+    // The conversation keeps the answer as the tokens decode WITH their special tokens: the cache holds
+    // them, and the next turn's delta is the template's rendering after exactly that text.
+    const spoken = model.text.decode(generated);
     let fidelity: FidelityReport | undefined;
     if (this.twin) {
       fidelity = await this.twin.turn({
@@ -277,7 +280,7 @@ export class Chat {
       const report = fidelity;
       this.trace((tr) => tr.emit({ type: 'fidelity', turn, metrics: { ...report } }));
     }
-    this.messages.push(this.pendingUserMessage!, { role: 'assistant', content: text });
+    this.messages.push(this.pendingUserMessage!, { role: 'assistant', content: spoken });
     state.lastPrompt = pre.prompt;
     state.lastGenerated = cachedGenerated;
     this.span('decode', t0, { tokens: generated.length });

@@ -1,0 +1,137 @@
+/**
+ * PNG export of any chart — Plotly charts through Plotly.toImage, D3 (SVG) views by serialising the SVG,
+ * drawing it on a canvas and encoding the canvas — and trace downloads. The SVG views style themselves
+ * with attributes, so a serialised SVG looks as it does on the page.
+ */
+const Plotly = globalThis.Plotly;
+
+export function download(href, name) {
+  const a = document.createElement('a');
+  a.href = href;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+}
+
+export function downloadText(text, name, type = 'application/x-ndjson') {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  download(url, name);
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** A Plotly chart as a PNG data URL (2× for print). */
+export function plotToDataUrl(gd, scale = 2) {
+  return Plotly.toImage(gd, { format: 'png', width: gd.clientWidth || 800, height: gd.clientHeight || 400, scale });
+}
+
+/** Several Plotly charts as one PNG data URL, laid out as they are on the page. */
+export async function plotsToDataUrl(gds, scale = 2) {
+  const shown = gds.filter((g) => g && g.data && g.clientWidth);
+  const boxes = shown.map((g) => g.getBoundingClientRect());
+  const left = Math.min(...boxes.map((b) => b.left));
+  const top = Math.min(...boxes.map((b) => b.top));
+  const width = Math.max(...boxes.map((b) => b.right)) - left;
+  const height = Math.max(...boxes.map((b) => b.bottom)) - top;
+  const canvas = canvasOf(width, height, scale);
+  const ctx = canvas.getContext('2d');
+  for (let i = 0; i < shown.length; i++) {
+    const b = boxes[i];
+    const img = await loadImage(await plotToDataUrl(shown[i], scale));
+    ctx.drawImage(img, b.left - left, b.top - top, b.width, b.height);
+  }
+  return canvas.toDataURL('image/png');
+}
+
+function measureText(text, font) {
+  const ctx = document.createElement('canvas').getContext('2d');
+  ctx.font = font;
+  return ctx.measureText(text).width;
+}
+
+function loadImage(src) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error('could not render the image for export'));
+    img.src = src;
+  });
+}
+
+function canvasOf(width, height, scale) {
+  const canvas = document.createElement('canvas');
+  canvas.width = Math.ceil(width * scale);
+  canvas.height = Math.ceil(height * scale);
+  const ctx = canvas.getContext('2d');
+  ctx.scale(scale, scale);
+  ctx.fillStyle = '#ffffff';
+  ctx.fillRect(0, 0, width, height);
+  return canvas;
+}
+
+/** An SVG element as an <img>, at the given CSS size. */
+export async function svgImage(svg, width, height) {
+  const clone = svg.cloneNode(true);
+  clone.setAttribute('xmlns', 'http://www.w3.org/2000/svg');
+  clone.setAttribute('width', width);
+  clone.setAttribute('height', height);
+  const text = new XMLSerializer().serializeToString(clone);
+  return loadImage(`data:image/svg+xml;charset=utf-8,${encodeURIComponent(text)}`);
+}
+
+/** One SVG as a PNG data URL, at its on-screen size. */
+export async function svgToDataUrl(svg, scale = 2) {
+  const box = svg.getBoundingClientRect();
+  const w = box.width || Number(svg.getAttribute('width')) || 400;
+  const h = box.height || Number(svg.getAttribute('height')) || 300;
+  const canvas = canvasOf(w, h, scale);
+  canvas.getContext('2d').drawImage(await svgImage(svg, w, h), 0, 0, w, h);
+  return canvas.toDataURL('image/png');
+}
+
+/**
+ * The retention strip as one PNG: a title line, the legend, the per-frame bars, then the frames in a grid
+ * with their labels. `parts` comes from the retention map's exportNodes().
+ */
+export async function retentionToDataUrl(parts, { columns, cell = 260, scale = 2 } = {}) {
+  const frames = parts.frames;
+  const cols = columns ?? Math.min(frames.length, frames.length <= 4 ? frames.length : 6);
+  const pad = 12;
+  const label = 18;
+  const size = frames.length > 8 ? 180 : cell;
+  const aspect = (svg) => {
+    const vb = svg.viewBox.baseVal;
+    return vb && vb.width ? vb.height / vb.width : 1;
+  };
+  const rows = Math.ceil(frames.length / cols);
+  const frameH = size * Math.max(1, ...frames.map((f) => aspect(f.svg)));
+  const legendH = parts.legend ? 50 : 0;
+  const barsH = parts.bars ? 96 : 0;
+  const width = Math.max(cols * (size + pad) + pad, 540, measureText(parts.title ?? '', '600 13px Inter, "Segoe UI", system-ui, sans-serif') + 2 * pad);
+  const height = 28 + legendH + barsH + rows * (frameH + label + pad) + pad;
+  const canvas = canvasOf(width, height, scale);
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = '#0f172a';
+  ctx.font = '600 13px Inter, "Segoe UI", system-ui, sans-serif';
+  ctx.fillText(parts.title ?? '', pad, 19);
+  let y = 28;
+  if (parts.legend) {
+    ctx.drawImage(await svgImage(parts.legend, 520, 46), pad, y, 520, 46);
+    y += legendH;
+  }
+  if (parts.bars) {
+    const bw = Math.min(width - 2 * pad, Number(parts.bars.getAttribute('width')) || width);
+    ctx.drawImage(await svgImage(parts.bars, bw, 92), pad, y, bw, 92);
+    y += barsH;
+  }
+  for (let i = 0; i < frames.length; i++) {
+    const x = pad + (i % cols) * (size + pad);
+    const fy = y + Math.floor(i / cols) * (frameH + label + pad);
+    ctx.fillStyle = '#334155';
+    ctx.font = '600 11px Inter, system-ui, sans-serif';
+    ctx.fillText(frames[i].label, x, fy + 12);
+    const h = size * aspect(frames[i].svg);
+    ctx.drawImage(await svgImage(frames[i].svg, size, h), x, fy + label, size, h);
+  }
+  return canvas.toDataURL('image/png');
+}

@@ -1,0 +1,89 @@
+/**
+ * The conversation: each turn's question, the answer (streamed token by token while the turn runs), its
+ * timings from turn.end (time to first token, decode tokens/s, prompt and cached tokens) and, with a
+ * dense twin, its fidelity. Only turns whose content changed are re-rendered.
+ */
+import { turnList } from '../data/run-model.js';
+
+const d3 = globalThis.d3;
+
+/** Text as safe HTML, with control characters shown as their Unicode control pictures. */
+export function visibleText(s) {
+  const shown = String(s ?? '').replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => String.fromCharCode(c === '\u007f' ? 0x2421 : 0x2400 + c.charCodeAt(0)));
+  return shown.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+}
+
+const num = d3.format(',');
+const sig = (x, d = 3) => (x == null || !Number.isFinite(x) ? '–' : d3.format(`.${d}~g`)(x));
+const msOf = (s) => (s == null ? '–' : `${sig(s * 1000)} ms`);
+
+export function metricsLine(mt) {
+  if (!mt) return '';
+  const parts = [
+    `prompt <b>${num(mt.promptTokens ?? 0)}</b>` + (mt.cachedTokens ? ` (+${num(mt.cachedTokens)} cached)` : ''),
+    `generated <b>${num(mt.generatedTokens ?? 0)}</b>`,
+    `TTFT <b>${msOf(mt.firstTokenSeconds)}</b>`,
+    `prefill ${msOf(mt.prefillSeconds)}`,
+    `decode <b>${sig(mt.decodeTokensPerSecond, 4)}</b> tok/s`,
+    `total ${msOf(mt.totalSeconds)}`,
+  ];
+  return parts.map((p) => `<span>${p}</span>`).join('');
+}
+
+export function fidelityLine(f) {
+  if (!f) return '';
+  const recall = Array.isArray(f.retrievalRecall) ? f.retrievalRecall.filter((x) => x != null) : [];
+  return (
+    `<span title="share of steps where the sparse run picked the dense twin's token (teacher-forced)">agreement <b>${d3.format('.0%')(f.tokenAgreement ?? 0)}</b></span>` +
+    `<span title="mean KL(dense ‖ sparse) per decode step">mean KL <b>${sig(f.meanKl)}</b></span>` +
+    (f.firstDivergence != null ? `<span>first divergence at step ${f.firstDivergence}</span>` : '<span>no divergence</span>') +
+    (recall.length ? `<span title="per-layer recall of the dense twin's top visual tokens, mean over layers">retrieval recall <b>${d3.format('.0%')(d3.mean(recall))}</b></span>` : '')
+  );
+}
+
+export function createConversation(host) {
+  host.classList.add('conversation');
+  const items = new Map();
+  let run = null;
+
+  function update(m) {
+    if (run !== m.run) {
+      host.innerHTML = '';
+      items.clear();
+      run = m.run;
+    }
+    const turns = turnList(m);
+    if (!turns.length) {
+      host.innerHTML = '<p class="muted">No turns yet.</p>';
+      items.clear();
+      return;
+    }
+    host.querySelector('p.muted')?.remove();
+    for (const i of turns) {
+      const t = m.turns.get(i);
+      const sigKey = `${t.text}|${t.answer ?? t.tokens.length}|${!!t.metrics}|${!!t.fidelity}`;
+      let item = items.get(i);
+      if (!item) {
+        item = { el: document.createElement('article'), key: '' };
+        item.el.className = 'turn';
+        item.el.dataset.turn = i;
+        items.set(i, item);
+        host.appendChild(item.el);
+      }
+      if (item.key === sigKey) continue;
+      item.key = sigKey;
+      const answer = t.answer ?? t.tokens.join('');
+      const live = t.answer == null;
+      item.el.innerHTML =
+        `<header><b>Turn ${i}</b>${t.images ? `<span class="chip">${t.images} ${t.images === 1 ? 'image' : 'images'}</span>` : ''}` +
+        (t.stopReason ? `<span class="chip">${t.stopReason}</span>` : live ? '<span class="chip live">streaming…</span>' : '') +
+        `</header>` +
+        `<div class="msg user"><span class="who">user</span><p>${visibleText(t.text ?? '')}</p></div>` +
+        `<div class="msg assistant"><span class="who">assistant</span><p class="answer">${visibleText(answer)}${live ? '<span class="caret">▍</span>' : ''}</p></div>` +
+        `<div class="metrics">${metricsLine(t.metrics)}</div>` +
+        (t.fidelity ? `<div class="metrics fidelity"><span class="k">vs dense twin</span>${fidelityLine(t.fidelity)}</div>` : '');
+    }
+  }
+
+  return { update };
+}

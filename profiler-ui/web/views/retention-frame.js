@@ -1,0 +1,184 @@
+/**
+ * One image's retention map as an SVG (D3): the picture the vision tower saw, the salience heat on its
+ * patch grid, pruned patches dimmed and hatched, and the chosen layer's retrieval set outlined. Leading
+ * non-patch tokens (CLIP's CLS under the `full` strategy) sit in a strip under the picture.
+ *
+ * Every patch cell carries `data-state="kept|pruned"` and `data-token`, every outline `data-state="retrieved"`:
+ * the counts in the page and in the tests are counts of these elements. Styling is by attributes (not CSS
+ * classes) so a serialised SVG exports to PNG as it looks.
+ */
+const d3 = globalThis.d3;
+
+export const COLOURS = {
+  retrieved: '#00d5ff',
+  prunedFill: '#0f172a',
+  hatch: '#e2e8f0',
+  grid: '#ffffff',
+};
+
+let uid = 0;
+
+/**
+ * The salience colour scale shared by the frames and the legend: √-scaled inferno over the run's [min, max]
+ * (CLS attention is heavy-tailed; a few tokens take most of it).
+ */
+export function salienceScale(min, max) {
+  const lo = Number.isFinite(min) ? Math.max(0, min) : 0;
+  const hi = max > lo ? max : lo + 1;
+  return d3.scaleSequentialSqrt(d3.interpolateInferno).domain([lo, hi]);
+}
+
+const heatCache = new WeakMap();
+
+/** The salience heat as a rows×cols PNG data URL (one pixel per patch, scaled up pixelated). Cached per scores array and scale. */
+function heatImage(sal, scale) {
+  const key = scale.domain().join();
+  const hit = heatCache.get(sal.scores);
+  if (hit && hit.key === key) return hit.url;
+  const canvas = document.createElement('canvas');
+  canvas.width = sal.cols;
+  canvas.height = sal.rows;
+  const ctx = canvas.getContext('2d');
+  const img = ctx.createImageData(sal.cols, sal.rows);
+  for (let p = 0; p < sal.rows * sal.cols; p++) {
+    const c = d3.rgb(scale(sal.scores[sal.leading + p] || 0));
+    img.data.set([c.r, c.g, c.b, 255], p * 4);
+  }
+  ctx.putImageData(img, 0, 0);
+  const url = canvas.toDataURL('image/png');
+  heatCache.set(sal.scores, { key, url });
+  return url;
+}
+
+/**
+ * Geometry of a frame: the picture's size in SVG units, patch size, and the strip for leading tokens.
+ */
+function geometry(d) {
+  const w = d.width || d.cols * 14;
+  const h = d.height || d.rows * 14;
+  const pw = w / d.cols;
+  const ph = h / d.rows;
+  const strip = d.leading > 0 ? Math.max(ph * 0.8, 10) : 0;
+  return { w, h, pw, ph, strip, H: h + (strip ? strip + 2 : 0) };
+}
+
+/** Where token t is drawn: a patch cell, or a cell in the leading strip. */
+function cellOf(t, d, g) {
+  if (t < d.leading) return { x: t * g.pw, y: g.h + 2, w: g.pw, h: g.strip };
+  const p = t - d.leading;
+  return { x: (p % d.cols) * g.pw, y: Math.floor(p / d.cols) * g.ph, w: g.pw, h: g.ph };
+}
+
+/**
+ * Create (or refresh) a frame's SVG inside `host`. `d`: { image, jpeg, width, height, rows, cols, leading,
+ * total, state: Uint8Array (1 kept), retrieved: Uint8Array, salience|null, scale, heat: boolean, heatOpacity }.
+ */
+export function drawFrame(host, d) {
+  const g = geometry(d);
+  let svg = d3.select(host).select('svg.frame-svg');
+  if (svg.empty()) {
+    const id = `f${++uid}`;
+    svg = d3
+      .select(host)
+      .append('svg')
+      .attr('class', 'frame-svg')
+      .attr('data-uid', id);
+    const pat = svg.append('defs').append('pattern').attr('id', `${id}-hatch`).attr('patternUnits', 'userSpaceOnUse').attr('patternTransform', 'rotate(45)');
+    pat.append('rect').attr('fill', COLOURS.prunedFill).attr('fill-opacity', 0.62);
+    pat.append('line').attr('x1', 0).attr('y1', 0).attr('x2', 0).attr('stroke', COLOURS.hatch).attr('stroke-opacity', 0.45);
+    svg.append('image').attr('class', 'picture').attr('preserveAspectRatio', 'none');
+    svg.append('image').attr('class', 'heat').attr('preserveAspectRatio', 'none').attr('style', 'image-rendering: pixelated; image-rendering: crisp-edges');
+    svg.append('g').attr('class', 'cells');
+    svg.append('g').attr('class', 'outlines');
+  }
+  const id = svg.attr('data-uid');
+  svg.attr('viewBox', `0 0 ${g.w} ${g.H}`).attr('data-image', d.image);
+  // Hatch spacing follows the patch size (about three stripes a patch), whatever the picture's resolution.
+  const step = Math.max(0.5, Math.min(g.pw, g.ph) / 3);
+  const pat = svg.select('pattern');
+  pat.attr('width', step).attr('height', step);
+  pat.select('rect').attr('width', step).attr('height', step);
+  pat.select('line').attr('y2', step).attr('stroke-width', step * 0.3);
+  svg
+    .select('image.picture')
+    .attr('width', g.w)
+    .attr('height', g.h)
+    .attr('href', d.jpeg ? `data:image/jpeg;base64,${d.jpeg}` : null);
+  const showHeat = d.heat && d.salience;
+  svg
+    .select('image.heat')
+    .attr('width', g.w)
+    .attr('height', g.h)
+    .attr('opacity', showHeat ? (d.jpeg ? d.heatOpacity ?? 0.55 : 1) : 0)
+    .attr('href', showHeat ? heatImage(d.salience, d.scale) : null);
+
+  const tokens = d3.range(d.total);
+  svg
+    .select('g.cells')
+    .selectAll('rect')
+    .data(tokens)
+    .join('rect')
+    .each(function (t) {
+      const c = cellOf(t, d, g);
+      const kept = d.state[t] === 1;
+      const el = this;
+      el.setAttribute('x', c.x);
+      el.setAttribute('y', c.y);
+      el.setAttribute('width', c.w);
+      el.setAttribute('height', c.h);
+      el.setAttribute('data-token', t);
+      el.setAttribute('data-state', kept ? 'kept' : 'pruned');
+      el.setAttribute('fill', kept ? (t < d.leading ? '#64748b' : 'none') : `url(#${id}-hatch)`);
+      el.setAttribute('stroke', COLOURS.grid);
+      el.setAttribute('stroke-opacity', kept ? 0.28 : 0.08);
+      el.setAttribute('stroke-width', 0.5);
+      el.setAttribute('vector-effect', 'non-scaling-stroke');
+    });
+  drawOutlines(svg, d, g);
+  return svg.node();
+}
+
+/** Only the retrieval outlines: what a layer or turn change redraws. */
+export function drawOutlines(svgSel, d, g = geometry(d)) {
+  const svg = svgSel.node ? svgSel : d3.select(svgSel);
+  const picked = [];
+  for (let t = 0; t < d.total; t++) if (d.retrieved[t]) picked.push(t);
+  svg
+    .select('g.outlines')
+    .selectAll('rect')
+    .data(picked)
+    .join('rect')
+    .each(function (t) {
+      const c = cellOf(t, d, g);
+      const el = this;
+      el.setAttribute('x', c.x + 0.9);
+      el.setAttribute('y', c.y + 0.9);
+      el.setAttribute('width', Math.max(0, c.w - 1.8));
+      el.setAttribute('height', Math.max(0, c.h - 1.8));
+      el.setAttribute('data-token', t);
+      el.setAttribute('data-state', 'retrieved');
+      el.setAttribute('fill', COLOURS.retrieved);
+      el.setAttribute('fill-opacity', 0.14);
+      el.setAttribute('stroke', COLOURS.retrieved);
+      el.setAttribute('stroke-width', 1.8);
+      el.setAttribute('vector-effect', 'non-scaling-stroke');
+    });
+}
+
+/** Token under a pointer position (client coordinates), or -1. */
+export function tokenAt(svgNode, d, clientX, clientY) {
+  const g = geometry(d);
+  const box = svgNode.getBoundingClientRect();
+  const x = ((clientX - box.left) / box.width) * g.w;
+  const y = ((clientY - box.top) / box.height) * g.H;
+  if (x < 0 || x >= g.w || y < 0) return -1;
+  if (y < g.h) {
+    const p = Math.floor(y / g.ph) * d.cols + Math.floor(x / g.pw);
+    return d.leading + p;
+  }
+  if (d.leading > 0 && y >= g.h + 2) {
+    const t = Math.floor(x / g.pw);
+    return t < d.leading ? t : -1;
+  }
+  return -1;
+}

@@ -1,0 +1,167 @@
+/**
+ * Retrieval hits of one turn as a layers × retained-visual-tokens heatmap (Plotly): which of the tokens
+ * kept at prefill each LLM layer retrieved for the turn's decode. Modes: `hits` (retrieved or not),
+ * `scores` (the question's attention mass, as a share of the layer's largest), `frames` (hits per frame:
+ * the aggregate a long video needs). The chosen layer is boxed; clicking a row picks a layer.
+ */
+import { layerCount } from '../data/run-model.js';
+import { PLOT_CONFIG, baseLayout } from './plot-theme.js';
+
+const Plotly = globalThis.Plotly;
+const MAX_TOKEN_COLUMNS = 4000;
+
+/** The heatmap's matrix for one turn: z[layer][column], columns labelled by image. Pure. */
+export function retrievalMatrix(m, turn, mode) {
+  const t = m.turns.get(turn);
+  const layers = layerCount(m);
+  const rets = t ? t.retrieval : [];
+  const cand = t?.candidates;
+  if (!cand || !rets.some(Boolean)) return null;
+  const n = cand.image.length;
+  if (mode === 'frames') {
+    const frames = [...new Set(cand.image)].sort((a, b) => a - b);
+    const col = new Map(frames.map((f, i) => [f, i]));
+    const perFrame = new Array(frames.length).fill(0);
+    for (let i = 0; i < n; i++) perFrame[col.get(cand.image[i])]++;
+    const z = [];
+    for (let l = 0; l < layers; l++) {
+      const row = new Array(frames.length).fill(rets[l] ? 0 : null);
+      if (rets[l]) for (const i of rets[l].retrieved) row[col.get(cand.image[i])]++;
+      z.push(row);
+    }
+    return { z, x: frames, layers, mode, perFrame, frames };
+  }
+  const z = [];
+  for (let l = 0; l < layers; l++) {
+    const r = rets[l];
+    const row = new Array(n).fill(r ? 0 : null);
+    if (r) {
+      if (mode === 'scores') {
+        let max = 0;
+        for (const v of r.scores) if (v > max) max = v;
+        for (let i = 0; i < n; i++) row[i] = max > 0 ? r.scores[i] / max : 0;
+      } else {
+        for (const i of r.retrieved) row[i] = 1;
+      }
+    }
+    z.push(row);
+  }
+  // Image boundaries along the candidates (cache order).
+  const bounds = [];
+  for (let i = 0; i < n; i++) if (i === 0 || cand.image[i] !== cand.image[i - 1]) bounds.push({ at: i, image: cand.image[i] });
+  return { z, x: null, layers, mode, bounds, n };
+}
+
+export function createRetrievalHeatmap(host, { onPickLayer } = {}) {
+  host.classList.add('retrieval-heatmap');
+  host.innerHTML = `<div class="plot"></div><div class="hm-empty muted" hidden></div>`;
+  const plot = host.querySelector('.plot');
+  const empty = host.querySelector('.hm-empty');
+  let key = '';
+  let layerShown = -1;
+  let drawn = null;
+
+  function layerBox(layer, layers) {
+    if (layer < 0 || layer >= layers) return [];
+    return [{ type: 'rect', xref: 'paper', x0: 0, x1: 1, yref: 'y', y0: layer - 0.5, y1: layer + 0.5, line: { color: '#0f172a', width: 2 }, fillcolor: 'rgba(0,0,0,0)' }];
+  }
+
+  function update(m, { turn, layer, mode = 'auto' }) {
+    const t = m.turns.get(turn);
+    const n = t?.candidates?.image.length ?? 0;
+    const chosen = mode === 'auto' ? (n > MAX_TOKEN_COLUMNS ? 'frames' : 'hits') : mode;
+    const k = `${m.id}|${turn}|${chosen}|${m.versions.retrieval}|${m.versions.meta}`;
+    if (k !== key) {
+      key = k;
+      const mat = retrievalMatrix(m, turn, chosen);
+      drawn = mat;
+      empty.hidden = !!mat;
+      plot.hidden = !mat;
+      if (!mat) {
+        empty.textContent = `No retrieval at turn ${turn}: ${m.start?.policy?.method === 'sparsevila' ? 'waiting for the turn’s prefill' : 'this policy’s decode attends every retained visual token'}.`;
+        Plotly.purge(plot);
+        layerShown = -1;
+        return;
+      }
+      Plotly.react(plot, traces(mat), layout(mat, layer), PLOT_CONFIG);
+      layerShown = layer;
+      if (!plot.dataset.bound) {
+        plot.dataset.bound = '1';
+        plot.on('plotly_click', (ev) => {
+          const p = ev.points?.[0];
+          if (p && Number.isInteger(p.y)) onPickLayer?.(p.y);
+        });
+      }
+    } else if (drawn && layer !== layerShown) {
+      Plotly.relayout(plot, { shapes: [...boundaryLines(drawn), ...layerBox(layer, drawn.layers)] });
+      layerShown = layer;
+    }
+    host.dataset.layer = layer;
+    host.dataset.mode = chosen;
+  }
+
+  function boundaryLines(mat) {
+    if (!mat.bounds) return [];
+    return mat.bounds.slice(1).map((b) => ({ type: 'line', x0: b.at - 0.5, x1: b.at - 0.5, yref: 'paper', y0: 0, y1: 1, line: { color: '#475569', width: 1, dash: 'dot' } }));
+  }
+
+  function traces(mat) {
+    const common = { type: 'heatmap', z: mat.z, xgap: mat.mode === 'frames' || (mat.n ?? 0) <= 120 ? 1 : 0, ygap: 1, hoverongaps: false };
+    if (mat.mode === 'frames') {
+      return [
+        {
+          ...common,
+          x: mat.x,
+          colorscale: [[0, '#f8fafc'], [0.0001, '#cffafe'], [1, '#0e7490']],
+          colorbar: { title: { text: 'retrieved<br>tokens', side: 'top' }, thickness: 10, len: 0.9 },
+          hovertemplate: 'layer %{y} · frame %{x}<br>%{z} retrieved<extra></extra>',
+        },
+      ];
+    }
+    if (mat.mode === 'scores') {
+      return [
+        {
+          ...common,
+          colorscale: 'Viridis',
+          zmin: 0,
+          zmax: 1,
+          colorbar: { title: { text: 'mass /<br>layer max', side: 'top' }, thickness: 10, len: 0.9 },
+          hovertemplate: 'layer %{y} · retained token %{x}<br>%{z:.3f} of the layer’s max<extra></extra>',
+        },
+      ];
+    }
+    return [
+      {
+        ...common,
+        colorscale: [[0, '#e2e8f0'], [1, '#0891b2']],
+        zmin: 0,
+        zmax: 1,
+        showscale: false,
+        hovertemplate: 'layer %{y} · retained token %{x}<br>%{z:d} = retrieved<extra></extra>',
+      },
+    ];
+  }
+
+  function layout(mat, layer) {
+    const xaxis =
+      mat.mode === 'frames'
+        ? { title: { text: 'frame' }, type: 'category', tickfont: { size: 10 } }
+        : {
+            title: { text: 'retained visual tokens (cache order)' },
+            tickvals: mat.bounds.map((b) => b.at),
+            ticktext: mat.bounds.map((b) => (mat.bounds.length > 12 ? `${b.image}` : `img ${b.image}`)),
+            tickangle: 0,
+            range: [-0.5, mat.n - 0.5],
+            showgrid: false,
+          };
+    return baseLayout({
+      height: Math.max(170, Math.min(420, 46 + mat.layers * 22 + 40)),
+      margin: { l: 52, r: mat.mode === 'hits' ? 14 : 70, t: 8, b: 40 },
+      xaxis,
+      yaxis: { title: { text: 'layer' }, autorange: 'reversed', dtick: mat.layers > 16 ? 4 : 1, showgrid: false, zeroline: false },
+      shapes: [...boundaryLines(mat), ...layerBox(layer, mat.layers)],
+    });
+  }
+
+  return { update, plot };
+}

@@ -1,0 +1,36 @@
+/** A run at a glance: model, policy, and the headline numbers (one line of key–value cells). */
+import { runSummary } from '../data/summary.js';
+
+const d3 = globalThis.d3;
+const sig = (x, d = 3) => (x == null || !Number.isFinite(x) ? '–' : d3.format(`.${d}~g`)(x));
+
+export function summaryCells(m) {
+  const s = runSummary(m);
+  const model = s.model;
+  const cells = [
+    ['policy', s.label],
+    ['model', model ? `${model.vision}+${model.text} · ${model.layers} layers · ${model.imageTokens} tok/image` : '–'],
+    ['turns · images', `${s.turns} · ${s.images}`],
+    ['kept', s.keptTokens == null ? '–' : `${d3.format(',')(s.keptTokens)} / ${d3.format(',')(s.totalTokens)}`],
+    ['visual attended / step', s.meanVisualAttended == null ? '–' : sig(s.meanVisualAttended)],
+    ['TTFT', s.ttftMs == null ? '–' : `${sig(s.ttftMs)} ms`],
+    ['decode', s.decodeMsPerToken == null ? '–' : `${sig(s.decodeMsPerToken)} ms/token`],
+    ['end to end', s.endToEndMs == null ? '–' : `${sig(s.endToEndMs)} ms`],
+  ];
+  if (s.hasFidelity) cells.push(['vs dense twin', `${d3.format('.0%')(s.tokenAgreement ?? 0)} agree · KL ${sig(s.meanKl)}`]);
+  return cells;
+}
+
+export function createRunSummary(host) {
+  host.classList.add('run-summary');
+  let key = '';
+  function update(m) {
+    const k = `${m.id}|${m.versions.meta}|${m.versions.timeline}|${m.versions.fidelity}`;
+    if (k === key) return;
+    key = k;
+    host.innerHTML = summaryCells(m)
+      .map(([k2, v]) => `<div class="cell"><span class="k">${k2}</span><span class="v">${String(v).replace(/</g, '&lt;')}</span></div>`)
+      .join('');
+  }
+  return { update };
+}

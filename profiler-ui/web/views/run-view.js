@@ -1,0 +1,125 @@
+/**
+ * One run: the toolbar (turn, layer, display options), the run summary, the retention map, the
+ * conversation, the retrieval heatmap and the timeline. Composes the views; each one redraws itself
+ * only when what it reads changed.
+ */
+import { layerCount, turnList } from '../data/run-model.js';
+import { download, plotToDataUrl, plotsToDataUrl, retentionToDataUrl } from '../export.js';
+import { createConversation } from './conversation.js';
+import { createPanel } from './panel.js';
+import { createRetentionMap } from './retention-map.js';
+import { createRetrievalHeatmap } from './retrieval-heatmap.js';
+import { createRunSummary } from './run-summary.js';
+import { createDecodeSteps, createStageTimeline } from './timeline.js';
+
+export function createRunView(root, { setState, tooltip, fileName }) {
+  root.innerHTML = '';
+  const view = document.createElement('div');
+  view.className = 'run-view';
+  root.appendChild(view);
+
+  const toolbar = document.createElement('div');
+  toolbar.className = 'toolbar';
+  toolbar.innerHTML = `
+    <label>turn <select id="turn" aria-label="turn"></select></label>
+    <label class="layer">layer <input id="layer" type="range" min="0" max="0" step="1" value="0" aria-label="layer"><output id="layer-out">0</output></label>
+    <span class="sep"></span>
+    <label><input id="heat" type="checkbox" checked> salience heat</label>
+    <label>frames <select id="size"><option value="auto">auto</option><option value="s">small</option><option value="m">medium</option><option value="l">large</option></select></label>
+    <label>heatmap <select id="hm-mode"><option value="auto">auto</option><option value="hits">hits</option><option value="scores">scores</option><option value="frames">hits per frame</option></select></label>`;
+  view.appendChild(toolbar);
+  const turnSel = toolbar.querySelector('#turn');
+  const layerIn = toolbar.querySelector('#layer');
+  const layerOut = toolbar.querySelector('#layer-out');
+  const heatIn = toolbar.querySelector('#heat');
+  const sizeSel = toolbar.querySelector('#size');
+  const modeSel = toolbar.querySelector('#hm-mode');
+  turnSel.addEventListener('change', () => setState({ turn: Number(turnSel.value) }));
+  layerIn.addEventListener('input', () => setState({ layer: Number(layerIn.value) }));
+  heatIn.addEventListener('change', () => setState({ heat: heatIn.checked }));
+  sizeSel.addEventListener('change', () => setState({ size: sizeSel.value }));
+  modeSel.addEventListener('change', () => setState({ hmMode: modeSel.value }));
+
+  const summaryHost = document.createElement('div');
+  view.appendChild(summaryHost);
+  const summary = createRunSummary(summaryHost);
+
+  // Two columns that stack independently (no row alignment, so no gaps), then full-width panels.
+  const grid = document.createElement('div');
+  grid.className = 'run-columns';
+  grid.innerHTML = '<div class="col-main"></div><div class="col-side"></div>';
+  view.appendChild(grid);
+  const left = grid.querySelector('.col-main');
+  const right = grid.querySelector('.col-side');
+  const below = document.createElement('div');
+  below.className = 'run-below';
+  view.appendChild(below);
+
+  let current = null;
+  const name = (what) => `${fileName(current?.m)}-${what}.png`;
+
+  const retentionPanel = createPanel(left, {
+    id: 'p-retention',
+    title: 'Retention map',
+    subtitle: 'tokens kept at prefill by salience · the layer’s retrieval set for the turn',
+    exportPng: async () => download(await retentionToDataUrl(retention.exportNodes()), name(`retention-t${current.turn}-l${current.layer}`)),
+  });
+  const retention = createRetentionMap(retentionPanel.body, { tooltip });
+
+  const convPanel = createPanel(right, { id: 'p-conversation', title: 'Conversation', subtitle: 'answers, timings, fidelity vs a dense twin' });
+  const conversation = createConversation(convPanel.body);
+
+  const stepsPanel = createPanel(right, {
+    id: 'p-steps',
+    title: 'Decode steps',
+    subtitle: 'latency per step · visual tokens attended (dotted)',
+    exportPng: async () => download(await plotToDataUrl(steps.plots()[0]), name('decode-steps')),
+  });
+  const steps = createDecodeSteps(stepsPanel.body);
+
+  const hmPanel = createPanel(left, {
+    id: 'p-heatmap',
+    title: 'Retrieval hits',
+    subtitle: 'layers × retained visual tokens, for the chosen turn · click a row to pick its layer',
+    exportPng: async () => download(await plotToDataUrl(heatmap.plot), name(`retrieval-t${current.turn}`)),
+  });
+  const heatmap = createRetrievalHeatmap(hmPanel.body, { onPickLayer: (layer) => setState({ layer }) });
+
+  const tlPanel = createPanel(below, {
+    id: 'p-timeline',
+    title: 'Stage timeline',
+    subtitle: 'spans per turn on the run’s clock · time per stage',
+    exportPng: async () => download(await plotsToDataUrl(timeline.plots()), name('timeline')),
+  });
+  const timeline = createStageTimeline(tlPanel.body);
+
+  function update(m, state) {
+    current = { m, turn: state.turn, layer: state.layer };
+    const turns = turnList(m);
+    const tk = turns.join(',');
+    if (turnSel.dataset.key !== tk) {
+      turnSel.innerHTML = (turns.length ? turns : [0]).map((t) => `<option value="${t}">${t}</option>`).join('');
+      turnSel.dataset.key = tk;
+    }
+    turnSel.value = String(state.turn);
+    const layers = Math.max(1, layerCount(m));
+    layerIn.max = String(layers - 1);
+    layerIn.value = String(state.layer);
+    layerOut.textContent = `${state.layer} / ${layers - 1}`;
+    heatIn.checked = state.heat;
+    sizeSel.value = state.size;
+    modeSel.value = state.hmMode;
+
+    summary.update(m);
+    retention.update(m, state);
+    conversation.update(m);
+    heatmap.update(m, { turn: state.turn, layer: state.layer, mode: state.hmMode });
+    timeline.update(m);
+    steps.update(m);
+    view.dataset.run = m.run;
+    view.dataset.turn = state.turn;
+    view.dataset.layer = state.layer;
+  }
+
+  return { update, retention, heatmap };
+}

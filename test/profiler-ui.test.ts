@@ -1,0 +1,553 @@
+/**
+ * The profiler page (profiler-ui/web/) in headless Chromium against the real server: the token gate, a
+ * live chat run appearing while it streams, retention-map counts equal to the trace's kept and retrieval
+ * sets, the layer slider, the dense-vs-sparse comparison, PNG export and trace download, drop notices, and
+ * responsiveness on a 64-frame video trace. Also the page's pure data layer (run model, summaries, Pareto).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import NodeWebSocket from 'ws';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startProfiler, type ProfilerServer } from '../dist/profiler-ui/server/server.js';
+import type { SparsityPolicy } from '../dist/src/index.js';
+import { MemorySink, Tracer, WebSocketSink, type TraceEvent } from '../dist/src/trace/index.js';
+import { serializeEvent } from '../dist/src/trace/jsonl-sink.js';
+// The page's data layer is plain browser-free ES modules: the tests import it as the page does.
+import { countsAt, foldEvents, imagesAtTurn, retrievalAt, tokenStates } from '../profiler-ui/web/data/run-model.js';
+import { paretoFront, policyLabel, runSummary } from '../profiler-ui/web/data/summary.js';
+import { ARTIFACTS_DIR, launchBrowser, saveScreenshot, type TestBrowser } from './helpers/browser.js';
+import { CLIP_FIXTURE, REPO_ROOT, writeRandomLlava } from './helpers/checkpoint-writer.js';
+import { engine, tempDir } from './helpers/engine.js';
+
+type Model = Awaited<ReturnType<typeof engine.loadModel>>;
+type Retrieval = Extract<TraceEvent, { type: 'retrieval' }>;
+type Kept = Extract<TraceEvent, { type: 'kept' }>;
+
+const IMAGE = path.join(CLIP_FIXTURE, 'image.png');
+const SPARSE = engine.validatePolicy({ method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.25 } } });
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A deterministic PRNG for the synthetic trace. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const topIndices = (scores: ArrayLike<number>, k: number): number[] =>
+  Array.from(scores, (v, i) => [v, i] as const)
+    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+    .slice(0, k)
+    .map(([, i]) => i)
+    .sort((a, b) => a - b);
+
+/** A small RGB picture (a scene with a sun that moves with `phase`), as PNG or JPEG bytes. */
+async function picture(size: number, phase: number, format: 'png' | 'jpeg'): Promise<Buffer> {
+  const px = Buffer.alloc(size * size * 3);
+  const sunX = size * (0.15 + 0.7 * phase);
+  const sunY = size * 0.22;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const i = (y * size + x) * 3;
+      const sky = y < size * 0.55;
+      let [r, g, b] = sky ? [110 + (y / size) * 90, 165 + (y / size) * 50, 235] : [70 + (x / size) * 40, 125 + (y / size) * 30, 60];
+      if ((x - sunX) ** 2 + (y - sunY) ** 2 < (size * 0.1) ** 2) [r, g, b] = [250, 215, 80];
+      if (x > size * 0.18 && x < size * 0.48 && y > size * 0.4 && y < size * 0.76) [r, g, b] = [185, 62, 48];
+      if (x > size * 0.27 && x < size * 0.39 && y > size * 0.58 && y < size * 0.76) [r, g, b] = [90, 50, 30];
+      if (x > size * 0.62 && x < size * 0.9 && y > size * 0.5 && y < size * 0.8) [r, g, b] = [60, 60, 70];
+      px[i] = r;
+      px[i + 1] = g;
+      px[i + 2] = b;
+    }
+  }
+  const img = sharp(px, { raw: { width: size, height: size, channels: 3 } });
+  return format === 'png' ? img.png().toBuffer() : img.jpeg({ quality: 70 }).toBuffer();
+}
+
+/**
+ * A synthetic long-video run with the engine's event shapes: `frames` frames on a grid×grid patch grid,
+ * SparseVILA keeping `keep` of each frame, `turns` turns retrieving `retrieve` of the retained tokens per
+ * layer (each layer looking at a different stretch of the video), decode steps, answers and fidelity.
+ */
+async function videoTrace(run: string, o: { frames: number; grid: number; layers: number; turns: number; keep: number; retrieve: number; steps: number }): Promise<TraceEvent[]> {
+  const rand = rng(7);
+  const tokens = o.grid * o.grid;
+  const ev: TraceEvent[] = [];
+  let t = 0;
+  const at = (dt: number) => (t += dt);
+  ev.push({
+    run,
+    t: at(0.1),
+    type: 'run.start',
+    version: 1,
+    model: { dir: 'synthetic/llava-video-qwen2', vision: 'siglip', text: 'qwen2', layers: o.layers, heads: 14, kvHeads: 2, imageTokens: tokens },
+    policy: { method: 'sparsevila', keep: { budget: { ratio: o.keep }, scope: 'per-image' }, retrieve: { budget: { ratio: o.retrieve }, minPerImage: 0, perKvHead: false }, salience: 'received', positions: 'original' },
+    options: { maxNewTokens: o.steps },
+  } as TraceEvent);
+  const jpegs = await Promise.all(Array.from({ length: o.frames }, (_, f) => picture(96, f / Math.max(1, o.frames - 1), 'jpeg')));
+  const candidates: { image: number; token: number }[] = [];
+  for (let f = 0; f < o.frames; f++) {
+    ev.push({ run, t: at(0.5), type: 'image', turn: 0, image: f, width: 96, height: 96, jpeg: jpegs[f]!.toString('base64') });
+    const sunCol = (0.15 + (0.7 * f) / Math.max(1, o.frames - 1)) * o.grid;
+    const scores = Array.from({ length: tokens }, (_, p) => {
+      const r = Math.floor(p / o.grid);
+      const c = p % o.grid;
+      return Math.exp(-((c - sunCol) ** 2 + (r - 0.22 * o.grid) ** 2) / 6) + 0.15 * rand();
+    });
+    const sum = scores.reduce((a, b) => a + b, 0);
+    ev.push({ run, t: at(0.2), type: 'salience', turn: 0, image: f, source: 'received', grid: { rows: o.grid, cols: o.grid }, leading: 0, scores: scores.map((s) => s / sum) });
+    const kept = topIndices(scores, Math.round(o.keep * tokens));
+    ev.push({ run, t: at(0.05), type: 'kept', turn: 0, image: f, total: tokens, kept });
+    for (const k of kept) candidates.push({ image: f, token: k });
+  }
+  const answers = ['A red house under a moving sun; the sun crosses the sky from left to right.', 'It is red.'];
+  for (let turn = 0; turn < o.turns; turn++) {
+    const t0 = at(1);
+    ev.push({ run, t: t0, type: 'turn.start', turn, text: turn === 0 ? 'What happens in this video?' : 'What colour is the house?', images: turn === 0 ? o.frames : 0 });
+    const spans: [string, number][] =
+      turn === 0 ? [['images', 40], ['encode', 900], ['prune', 6], ['prefill', 2400], ['retrieve', 30]] : [['prefill', 60], ['retrieve', 30]];
+    let s0 = t0;
+    for (const [stage, d] of spans) {
+      ev.push({ run, t: at(d), type: 'span', turn, stage: stage as 'prefill', start: s0, duration: d });
+      s0 += d;
+    }
+    const k = Math.round(o.retrieve * candidates.length);
+    for (let layer = 0; layer < o.layers; layer++) {
+      const focus = ((layer + turn * 7) % o.layers) / o.layers; // each layer favours a stretch of the video
+      const scores = candidates.map((c) => Math.exp(-(((c.image / o.frames - focus) * 4) ** 2)) * (0.5 + rand()));
+      ev.push({ run, t: at(0.2), type: 'retrieval', turn, layer, candidates, scores, retrieved: topIndices(scores, k) });
+    }
+    const words = answers[turn]!.split(/(?= )/);
+    for (let step = 0; step < Math.min(o.steps, words.length); step++) {
+      const ms = 18 + 6 * rand();
+      if (step > 0) ev.push({ run, t: at(ms), type: 'decode.step', turn, step, ms, attended: 200 + step, visualAttended: k });
+      ev.push({ run, t: at(0.05), type: 'token', turn, step, id: 100 + step, text: words[step]! });
+    }
+    ev.push({ run, t: at(1), type: 'span', turn, stage: 'decode', start: s0, duration: t - s0 });
+    ev.push({
+      run,
+      t: at(0.5),
+      type: 'turn.end',
+      turn,
+      answer: answers[turn]!,
+      stopReason: 'eos',
+      metrics: { firstTokenSeconds: 2.4, prefillSeconds: 2.4, decodeSeconds: 0.4, decodeTokensPerSecond: 48, totalSeconds: (t - t0) / 1000, promptTokens: 200, generatedTokens: words.length, cachedTokens: turn ? 300 : 0 },
+    } as TraceEvent);
+    ev.push({ run, t: at(0.1), type: 'fidelity', turn, metrics: { steps: words.length, tokenAgreement: 0.9, firstDivergence: 3, klPerStep: words.map(() => 0.01 * rand()), meanKl: 0.005, retrievalRecall: Array(o.layers).fill(0.7) } });
+  }
+  return ev;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Browser helpers.
+
+/** Wait for a condition inside the page (polling, with a message naming what was awaited). */
+async function until(page: Page, what: string, fn: string, timeout = 20_000): Promise<void> {
+  try {
+    await page.waitForFunction(fn, undefined, { timeout, polling: 50 });
+  } catch (err) {
+    const shot = await saveScreenshot(page, `failed-${what.replace(/[^a-z0-9]+/gi, '-')}`, { fullPage: true }).catch(() => 'no screenshot');
+    throw new Error(`timed out waiting for ${what} (page: ${shot}): ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+async function gotoRun(page: Page, server: ProfilerServer, run: string, extra = ''): Promise<void> {
+  await page.evaluate(([r, q]) => (location.hash = `#/run/${encodeURIComponent(r!)}${q}`), [run, extra]);
+  await until(page, `run ${run} drawn`, `document.querySelector('.run-view')?.dataset.run === ${JSON.stringify(run)}`);
+}
+
+async function setLayer(page: Page, layer: number): Promise<void> {
+  await page.evaluate((l) => {
+    const slider = document.querySelector<HTMLInputElement>('#layer')!;
+    slider.value = String(l);
+    slider.dispatchEvent(new Event('input', { bubbles: true }));
+  }, layer);
+  await until(page, `layer ${layer}`, `document.querySelector('.run-view')?.dataset.layer === '${layer}'`);
+}
+
+async function setTurn(page: Page, turn: number): Promise<void> {
+  await page.selectOption('#turn', String(turn));
+  await until(page, `turn ${turn}`, `document.querySelector('.run-view')?.dataset.turn === '${turn}'`);
+}
+
+/** Tokens of the highlighted patch elements in the retention map, by state. */
+async function patchTokens(page: Page, state: 'kept' | 'pruned' | 'retrieved'): Promise<string[]> {
+  return page.$$eval(`#p-retention [data-state="${state}"]`, (els) => els.map((e) => `${e.closest('svg')!.getAttribute('data-image')}:${e.getAttribute('data-token')}`).sort());
+}
+
+const retrievalOf = (events: TraceEvent[], turn: number, layer: number) =>
+  events.find((e): e is Retrieval => e.type === 'retrieval' && e.turn === turn && e.layer === layer)!;
+
+const retrievedIds = (r: Retrieval) => r.retrieved.map((i) => `${r.candidates[i]!.image}:${r.candidates[i]!.token}`).sort();
+
+const isPng = (bytes: Buffer) => bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+
+// ---------------------------------------------------------------------------------------------------------
+
+describe('profiler page data layer (pure)', () => {
+  let model: Model;
+  beforeAll(async () => {
+    model = await engine.loadModel(CLIP_FIXTURE, { cacheDir: tempDir('ui-model-graphs'), threads: 1 });
+  });
+  afterAll(async () => {
+    await model?.close();
+  });
+
+  it('folds a real two-turn SparseVILA trace: per-image kept sets, per-turn per-layer retrieval sets, spans, steps, answers, fidelity', async () => {
+    const memory = new MemorySink();
+    const tracer = new Tracer([memory]);
+    const chat = model.chat({ maxNewTokens: 6, policy: SPARSE, tracer, fidelity: true });
+    const a1 = await chat.ask({ images: [IMAGE], text: 'What is shown?' });
+    await chat.ask({ text: 'And the corner?' });
+    await chat.close();
+    const m = foldEvents(memory.events).get(tracer.run)!;
+    const kept = memory.of('kept')[0]!;
+    expect(imagesAtTurn(m, 0)).toEqual([0]);
+    expect(imagesAtTurn(m, 1)).toEqual([0]);
+    for (const turn of [0, 1]) {
+      for (let layer = 0; layer < 2; layer++) {
+        const r = retrievalOf(memory.events, turn, layer);
+        const c = countsAt(m, turn, layer);
+        expect(c).toMatchObject({ images: 1, total: kept.total, kept: kept.kept.length, pruned: kept.total - kept.kept.length, retrieved: r.retrieved.length, candidates: r.candidates.length });
+        const st = tokenStates(m, 0, turn, layer);
+        expect(Array.from(st.state).flatMap((s, i) => (s ? [i] : []))).toEqual(Array.from(kept.kept));
+        expect(Array.from(st.retrieved).flatMap((s, i) => (s ? [`0:${i}`] : [])).sort()).toEqual(retrievedIds(r));
+        // Candidates are stored once per turn, not once per layer.
+        expect(retrievalAt(m, turn, layer)!.candidates).toBe(m.turns.get(turn)!.candidates);
+      }
+    }
+    const s = runSummary(m);
+    expect(s.label).toBe('SparseVILA keep 50% · retrieve 25%');
+    expect(s.turns).toBe(2);
+    expect(s.keptTokens).toBe(kept.kept.length);
+    expect(s.answers[0]).toBe(a1.text);
+    const fid = memory.of('fidelity').map((e) => e.metrics as { steps: number; tokenAgreement: number });
+    expect(s.hasFidelity).toBe(true);
+    expect(s.tokenAgreement).toBeCloseTo(fid.reduce((a, f) => a + f.tokenAgreement * f.steps, 0) / fid.reduce((a, f) => a + f.steps, 0), 12);
+    expect(m.turns.get(0)!.steps.length).toBe(memory.of('decode.step').filter((e) => e.turn === 0).length);
+    expect(s.stages.prefill).toBeCloseTo(memory.of('span').filter((e) => e.stage === 'prefill').reduce((a, e) => a + e.duration, 0), 9);
+  });
+
+  it('labels policies and finds the Pareto front (no other point better on both axes)', () => {
+    expect(policyLabel({ method: 'dense' })).toBe('dense');
+    expect(policyLabel({ method: 'fastv', layer: 2, dropRatio: 0.5 })).toBe('FastV K=2 R=50%');
+    const pts = [
+      { x: 1, y: 5 },
+      { x: 2, y: 3 },
+      { x: 3, y: 4 }, // beaten by (2, 3)
+      { x: 4, y: 1 },
+      { x: 4, y: 2 }, // beaten by (4, 1)
+      { x: NaN, y: 0 },
+    ];
+    expect(paretoFront(pts)).toEqual([0, 1, 3]);
+    expect(paretoFront(pts, { xBetter: 'min', yBetter: 'max' })).toEqual([0]);
+  });
+});
+
+describe('profiler page in Chromium', () => {
+  let model: Model;
+  let server: ProfilerServer;
+  let browser: TestBrowser;
+  let page: Page;
+  let errors: string[];
+  const runs: { sparse?: { run: string; events: TraceEvent[] }; dense?: { run: string; events: TraceEvent[] } } = {};
+
+  beforeAll(async () => {
+    [model, server, browser] = await Promise.all([
+      engine.loadModel(CLIP_FIXTURE, { cacheDir: tempDir('ui-graphs'), threads: 1 }),
+      startProfiler({ log: () => undefined }),
+      launchBrowser(),
+    ]);
+    ({ page, errors } = await browser.page());
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await model?.close();
+  });
+
+  /** A chat streaming through WebSocketSink to the server; `duringFirstTurn` runs after its first token. */
+  async function liveChat(policy: SparsityPolicy, duringFirstTurn?: (run: string) => Promise<void>) {
+    const memory = new MemorySink();
+    const sink = new WebSocketSink(server.ingestUrl);
+    const tracer = new Tracer([sink, memory]);
+    const chat = model.chat({ maxNewTokens: 8, policy, tracer, fidelity: policy.method !== 'dense' });
+    const stream = chat.stream({ images: [IMAGE], text: 'What is shown?' });
+    let first = true;
+    for (let r = await stream.next(); !r.done; r = await stream.next()) {
+      if (first && duringFirstTurn) await duringFirstTurn(tracer.run);
+      first = false;
+    }
+    await chat.ask({ text: 'What colour is the top left corner?' });
+    await chat.close();
+    await tracer.close();
+    expect(sink.dropped).toBe(0);
+    return { run: tracer.run, events: memory.events };
+  }
+
+  it('refuses the page and its socket without the token (401, the socket closes) and serves it with the token', async () => {
+    const origin = `http://127.0.0.1:${server.port}`;
+    const bare = await page.goto(`${origin}/`);
+    expect(bare!.status()).toBe(401);
+    expect(await page.textContent('body')).toMatch(/token/);
+    const socket = await page.evaluate(
+      (url) =>
+        new Promise<{ opened: boolean; code: number }>((resolve) => {
+          const ws = new WebSocket(url);
+          let opened = false;
+          ws.onopen = () => (opened = true);
+          ws.onclose = (ev) => resolve({ opened, code: ev.code });
+        }),
+      `ws://127.0.0.1:${server.port}/ws/live`,
+    );
+    expect(socket.opened).toBe(false);
+    const nodeSocket = await new Promise<number>((resolve) => {
+      const ws = new NodeWebSocket(`ws://127.0.0.1:${server.port}/ws/live`);
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('open', () => resolve(101));
+      ws.on('error', () => undefined);
+    });
+    expect(nodeSocket).toBe(401);
+
+    const ok = await page.goto(server.url);
+    expect(ok!.status()).toBe(200);
+    await until(page, 'the live socket', `document.querySelector('#status')?.dataset.state === 'live'`);
+    expect(await page.textContent('#main')).toMatch(/No runs yet/);
+    await saveScreenshot(page, 'empty');
+    errors.length = 0; // the refused requests above logged their 401s
+  });
+
+  it('shows a live run while it streams (before its first turn ends), then its later turns without a reload', async () => {
+    let seenWhileRunning = false;
+    runs.sparse = await liveChat(SPARSE, async (run) => {
+      // The first turn is mid-decode: the page must already show this run and its question.
+      await until(page, 'the live run in the run list', `[...document.querySelectorAll('#run-select option')].some((o) => o.value === ${JSON.stringify(run)})`);
+      await until(page, 'the live run drawn', `document.querySelector('.run-view')?.dataset.run === ${JSON.stringify(run)}`);
+      await until(page, 'the streaming turn', `!!document.querySelector('.conversation .turn[data-turn="0"] .chip.live')`);
+      expect(await page.textContent('.conversation .turn[data-turn="0"]')).toMatch(/What is shown\?/);
+      expect(await page.$eval('#run-select', (s: HTMLSelectElement) => s.selectedOptions[0]!.textContent)).toMatch(/● live/);
+      await saveScreenshot(page, 'live-mid-turn');
+      seenWhileRunning = true;
+    });
+    expect(seenWhileRunning).toBe(true);
+    const { run } = runs.sparse;
+    await until(page, 'turn 1 answered live', `!!document.querySelector('.conversation .turn[data-turn="1"] .metrics span')`);
+    await until(page, 'the run no longer live', `!document.querySelector('#run-select').selectedOptions[0].textContent.includes('live')`);
+    const answers = runs.sparse.events.filter((e) => e.type === 'turn.end') as Extract<TraceEvent, { type: 'turn.end' }>[];
+    expect(answers).toHaveLength(2);
+    expect(await page.$eval('.run-view', (v) => (v as HTMLElement).dataset.run)).toBe(run);
+    expect(errors).toEqual([]);
+  });
+
+  it('highlights exactly the kept tokens and, per layer, exactly the retrieval set; the layer slider moves the overlay', async () => {
+    const { run, events } = runs.sparse!;
+    await gotoRun(page, server, run);
+    const kept = events.filter((e): e is Kept => e.type === 'kept');
+    const keptIds = kept.flatMap((k) => k.kept.map((t) => `${k.image}:${t}`)).sort();
+    const total = kept.reduce((a, k) => a + k.total, 0);
+    // A turn whose two layers retrieved different sets (the slider must visibly move the overlay).
+    const pick = [0, 1].find((turn) => retrievedIds(retrievalOf(events, turn, 0)).join() !== retrievedIds(retrievalOf(events, turn, 1)).join());
+    expect(pick, 'some turn retrieves different tokens at layers 0 and 1').toBeDefined();
+    const turn = pick!;
+    await setTurn(page, turn);
+    for (const layer of [0, 1]) {
+      await setLayer(page, layer);
+      const r = retrievalOf(events, turn, layer);
+      expect(await patchTokens(page, 'kept')).toEqual(keptIds);
+      expect((await patchTokens(page, 'pruned')).length).toBe(total - keptIds.length);
+      expect(await patchTokens(page, 'retrieved')).toEqual(retrievedIds(r));
+      const counts = await page.$eval('#p-retention .rm-counts', (el) => ({ ...(el as HTMLElement).dataset, text: el.textContent }));
+      expect(counts).toMatchObject({ kept: String(keptIds.length), retrieved: String(r.retrieved.length), total: String(total) });
+      expect(counts.text).toContain(`${keptIds.length} / ${total} tokens kept`);
+      expect(counts.text).toContain(`${r.retrieved.length} / ${r.candidates.length} retained retrieved at layer ${layer}`);
+      // The heatmap boxes the same layer.
+      expect(await page.$eval('#p-heatmap .retrieval-heatmap', (el) => (el as HTMLElement).dataset.layer)).toBe(String(layer));
+      await saveScreenshot(page, `retention-turn${turn}-layer${layer}`, { selector: '#p-retention' });
+    }
+    expect(errors).toEqual([]);
+  });
+
+  it('compares a dense and a SparseVILA run side by side: answers, stage times and ratios, kept and attended counts, fidelity', async () => {
+    runs.dense = await liveChat({ method: 'dense' });
+    const dense = runs.dense.run;
+    const sparse = runs.sparse!.run;
+    await page.evaluate(([a, b]) => (location.hash = `#/compare/${a}/${b}`), [dense, sparse]);
+    await until(page, 'the comparison', `document.querySelector('.compare-view')?.dataset.b === ${JSON.stringify(sparse)}`);
+    expect(await page.$eval('.compare-view', (v) => (v as HTMLElement).dataset.a)).toBe(dense);
+    expect(await page.textContent('.side[data-side="a"] h2')).toMatch(/dense/);
+    expect(await page.textContent('.side[data-side="b"] h2')).toMatch(/SparseVILA keep 50% · retrieve 25%/);
+    const row = async (metric: string) => page.$$eval(`table.cmp tr[data-metric="${metric}"] td`, (tds) => tds.map((td) => td.textContent));
+    const kept = runs.sparse!.events.filter((e): e is Kept => e.type === 'kept');
+    expect(await row('visual tokens kept')).toEqual([String(kept[0]!.total), String(kept[0]!.kept.length), '0.5×']);
+    expect((await row('token agreement'))[1]).toMatch(/%$/);
+    expect((await row('prefill'))[2]).toMatch(/×$/);
+    expect(await page.$$eval('.side[data-side="b"] [data-state="retrieved"]', (e) => e.length)).toBeGreaterThan(0);
+    expect(await page.$$eval('.side[data-side="a"] [data-state="pruned"]', (e) => e.length)).toBe(0);
+    await until(page, 'the stage chart', `!!document.querySelector('#p-cmp-stages .main-svg')`);
+    await saveScreenshot(page, 'compare', { fullPage: true });
+    expect(errors).toEqual([]);
+  });
+
+  it('exports charts as PNG (Plotly and SVG views) and links the run’s trace download', async () => {
+    const { run, events } = runs.sparse!;
+    await gotoRun(page, server, run);
+    for (const panel of ['#p-heatmap', '#p-retention', '#p-timeline', '#p-steps']) {
+      await until(page, `${panel} drawn`, `!!document.querySelector('${panel} .panel-body svg')`);
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click(`${panel} button[data-export]`)]);
+      const file = path.join(ARTIFACTS_DIR, `export-${panel.slice(3)}.png`);
+      fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
+      await download.saveAs(file);
+      const bytes = fs.readFileSync(file);
+      expect(isPng(bytes), panel).toBe(true);
+      const meta = await sharp(bytes).metadata();
+      expect(meta.width!, panel).toBeGreaterThan(300);
+    }
+    const href = await page.getAttribute('#download', 'href');
+    expect(href).toContain(`/api/runs/${run}/trace.jsonl`);
+    const text = await (await fetch(new URL(href!, server.url))).text();
+    expect(text.trim().split('\n')).toHaveLength(events.length);
+    expect(errors).toEqual([]);
+  });
+
+  it('stays responsive on a 64-frame video trace opened from a file: frames drawn lazily, a layer switch re-renders in < 500 ms', async () => {
+    const run = 'synthetic-video-64';
+    const layers = 24;
+    const events = await videoTrace(run, { frames: 64, grid: 14, layers, turns: 2, keep: 0.5, retrieve: 0.1, steps: 32 });
+    const file = path.join(tempDir('ui-video'), 'video-64.jsonl');
+    fs.writeFileSync(file, events.map((e) => serializeEvent(e) + '\n').join(''));
+    await page.setInputFiles('#file', file);
+    await until(page, 'the video run drawn', `document.querySelector('.run-view')?.dataset.run === '${run}' && document.querySelectorAll('.frame[data-drawn="1"]').length > 0`, 60_000);
+    expect(await page.$$eval('.frame', (f) => f.length)).toBe(64);
+    const drawn = await page.$$eval('.frame[data-drawn="1"]', (f) => f.length);
+    expect(drawn, 'only frames near the viewport are drawn').toBeLessThan(64);
+    expect(await page.$eval('#p-heatmap .retrieval-heatmap', (el) => (el as HTMLElement).dataset.mode)).toBe('frames');
+
+    await setTurn(page, 0);
+    const timings = await page.evaluate(async (targets) => {
+      const slider = document.querySelector<HTMLInputElement>('#layer')!;
+      const out: number[] = [];
+      for (const l of targets) {
+        const t0 = performance.now();
+        slider.value = String(l);
+        slider.dispatchEvent(new Event('input', { bubbles: true }));
+        // The redraw runs in the next animation frame; the one after starts once it has been painted.
+        await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+        out.push(performance.now() - t0);
+      }
+      return out;
+    }, [5, 11, 17, 23, 3]);
+    fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
+    fs.writeFileSync(path.join(ARTIFACTS_DIR, 'video-64-layer-switch-ms.json'), JSON.stringify(timings));
+    expect(Math.max(...timings), `layer switch times ${timings.map((t) => t.toFixed(0)).join(', ')} ms`).toBeLessThan(500);
+    // The overlay shows layer 3's retrieval set in every drawn frame.
+    const r = retrievalOf(events, 0, 3);
+    const expected = new Map<number, number>();
+    for (const i of r.retrieved) expected.set(r.candidates[i]!.image, (expected.get(r.candidates[i]!.image) ?? 0) + 1);
+    const shown = await page.$$eval('.frame[data-drawn="1"] svg', (svgs) => svgs.map((s) => [Number(s.getAttribute('data-image')), s.querySelectorAll('[data-state="retrieved"]').length]));
+    for (const [image, n] of shown) expect(n, `frame ${image}`).toBe(expected.get(image!) ?? 0);
+    const counts = await page.$eval('#p-retention .rm-counts', (el) => (el as HTMLElement).dataset);
+    expect(counts.retrieved).toBe(String(r.retrieved.length));
+    await saveScreenshot(page, 'video-64-frames');
+
+    // Scrolling down draws the frames that come into view.
+    await page.$eval('.frame[data-image="63"]', (el) => el.scrollIntoView());
+    await until(page, 'the last frame drawn', `document.querySelector('.frame[data-image="63"]')?.dataset.drawn === '1'`);
+    expect(await page.$$eval('.frame[data-image="63"] [data-state="retrieved"]', (e) => e.length)).toBe(expected.get(63) ?? 0);
+    expect(errors).toEqual([]);
+  });
+
+  it('shows the server’s dropped-message count and resyncs the run by replay', async () => {
+    const slow = await startProfiler({ maxLiveBufferedBytes: 1, log: () => undefined });
+    try {
+      const { page: p2, errors: e2 } = await browser.page();
+      await p2.goto(slow.url);
+      await until(p2, 'the live socket', `document.querySelector('#status')?.dataset.state === 'live'`);
+      // The page is busy (its main thread blocked) while three 64-frame runs arrive in one burst of ~15 MB:
+      // its socket backs up, and the server skips messages for it.
+      const burst = ['burst-a', 'burst-b', 'burst-c'];
+      const traces = await Promise.all(burst.map((run) => videoTrace(run, { frames: 64, grid: 16, layers: 24, turns: 2, keep: 0.5, retrieve: 0.1, steps: 16 })));
+      const busy = p2.evaluate(() => {
+        const end = performance.now() + 2500;
+        while (performance.now() < end);
+      });
+      await sleep(200);
+      for (const e of traces.flat()) slow.ingest(e);
+      slow.endInProcess();
+      await busy;
+      await until(p2, 'a dropped notice', `Number(document.querySelector('#dropped')?.dataset.count) > 0`);
+      expect(await p2.isVisible('#dropped')).toBe(true);
+      expect(await p2.textContent('#dropped')).toMatch(/dropped \d+/);
+      // Every run is complete on the page after the resync: every frame, both answers, every layer.
+      for (const run of burst) {
+        await p2.evaluate((r) => (location.hash = `#/run/${r}`), run);
+        await until(
+          p2,
+          `${run} resynced`,
+          `(() => { const m = window.profiler.runs.get('${run}')?.model; return !!m && m.images.size === 64 && m.turns.get(1)?.answer != null && m.turns.get(1).retrieval.length === 24; })()`,
+        );
+        await until(p2, `${run} drawn`, `document.querySelector('.run-view')?.dataset.run === '${run}' && document.querySelectorAll('.frame').length === 64`);
+      }
+      expect(slow.stats().droppedLiveMessages).toBeGreaterThan(0);
+      await saveScreenshot(p2, 'dropped');
+      expect(e2).toEqual([]);
+      await p2.close();
+    } finally {
+      await slow.close();
+    }
+  });
+});
+
+describe('profiler main view screenshot', () => {
+  it('a SparseVILA run on a 16×16-patch model, two images, two turns: main view and sweep (test-artifacts/; UPDATE_SCREENSHOT=1 also writes profiler-ui/screenshot.png)', async () => {
+    const dir = tempDir('ui-shot-model');
+    writeRandomLlava(dir, { vision: 'clip', imageSize: 224, patchSize: 14, visionLayers: 3, textLayers: 6, seed: 3 });
+    const scene = path.join(dir, 'scene.png');
+    fs.writeFileSync(scene, await picture(224, 0.75, 'png'));
+    const [model, server, browser] = await Promise.all([engine.loadModel(dir, { cacheDir: tempDir('ui-shot-graphs'), threads: 1 }), startProfiler({ log: () => undefined }), launchBrowser()]);
+    try {
+      const { page, errors } = await browser.page({ width: 1600, height: 1180 });
+      await page.goto(server.url);
+      await until(page, 'the live socket', `document.querySelector('#status')?.dataset.state === 'live'`);
+      const budgets: [number, number][] = [[0.25, 0.1], [0.5, 0.1], [0.75, 0.25], [0.5, 0.5], [0.5, 0.25]];
+      let main = '';
+      for (const policy of [{ method: 'dense' as const }, ...budgets.map(([k, r]) => engine.validatePolicy({ method: 'sparsevila', keep: { budget: { ratio: k } }, retrieve: { budget: { ratio: r } } }))]) {
+        const sink = new WebSocketSink(server.ingestUrl);
+        const tracer = new Tracer([sink]);
+        const chat = model.chat({ maxNewTokens: 16, policy, tracer, fidelity: policy.method !== 'dense' });
+        await chat.ask({ images: [scene, IMAGE], text: 'What is shown in these images?' });
+        await chat.ask({ text: 'What colour is the roof?' });
+        await chat.close();
+        await tracer.close();
+        main = tracer.run;
+      }
+      // The page followed each run as it started; once it has all of the last one, pick turn and layer.
+      await until(page, 'the last run followed', `document.querySelector('.run-view')?.dataset.run === '${main}' && !!document.querySelector('.conversation .turn[data-turn="1"] .fidelity')`);
+      await page.evaluate((run) => (location.hash = `#/run/${run}?turn=1&layer=2`), main);
+      await until(page, 'the main view', `document.querySelector('.run-view')?.dataset.layer === '2' && document.querySelectorAll('.frame[data-drawn="1"]').length === 2 && !!document.querySelector('#p-timeline .main-svg') && !!document.querySelector('#p-steps .main-svg')`);
+      await sleep(400); // Plotly's transitions
+      const file = await saveScreenshot(page, 'main-view');
+      if (process.env.UPDATE_SCREENSHOT) {
+        await sharp(file).png({ compressionLevel: 9, palette: true, colours: 256, dither: 0.3 }).toFile(path.join(REPO_ROOT, 'profiler-ui', 'screenshot.png'));
+      }
+      await saveScreenshot(page, 'main-view-full', { fullPage: true });
+      await page.evaluate(() => (location.hash = '#/sweep'));
+      await until(page, 'the sweep', `Number(document.querySelector('.sweep-view')?.dataset.points) === 5`);
+      expect(Number(await page.$eval('.sweep-view', (v) => (v as HTMLElement).dataset.pareto))).toBeGreaterThan(0);
+      await sleep(300);
+      await saveScreenshot(page, 'sweep', { fullPage: true });
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+      await server.close();
+      await model.close();
+    }
+  });
+});

@@ -266,20 +266,6 @@ export class Chat {
     // The conversation keeps the answer as the tokens decode WITH their special tokens: the cache holds
     // them, and the next turn's delta is the template's rendering after exactly that text.
     const spoken = model.text.decode(generated);
-    let fidelity: FidelityReport | undefined;
-    if (this.twin) {
-      fidelity = await this.twin.turn({
-        messages: [...this.messages, this.pendingUserMessage!],
-        images: pre.imageTokens.total / model.spec.imageTokenCount,
-        imageEmbeds: pre.imageEmbedsAll,
-        tokens: generated,
-        logits: stepLogits,
-        attended: view ? view.subsets.map((rows) => rows.flatMap((r) => (visualIndex.has(r) ? [state.visualIds[visualIndex.get(r)!]!] : []))) : null,
-        cachedGenerated,
-      });
-      const report = fidelity;
-      this.trace((tr) => tr.emit({ type: 'fidelity', turn, metrics: { ...report } }));
-    }
     this.messages.push(this.pendingUserMessage!, { role: 'assistant', content: spoken });
     state.lastPrompt = pre.prompt;
     state.lastGenerated = cachedGenerated;
@@ -296,6 +282,23 @@ export class Chat {
       generatedTokens: generated.length,
       cachedTokens: pre.cachedTokens,
     };
+    // The dense twin runs after the turn is timed: its work is reported as its own 'fidelity' span.
+    let fidelity: FidelityReport | undefined;
+    if (this.twin) {
+      const t1 = performance.now();
+      fidelity = await this.twin.turn({
+        messages: this.messages.slice(0, -1),
+        images: pre.imageTokens.total / model.spec.imageTokenCount,
+        imageEmbeds: pre.imageEmbedsAll,
+        tokens: generated,
+        logits: stepLogits,
+        attended: view ? view.subsets.map((rows) => rows.flatMap((r) => (visualIndex.has(r) ? [state.visualIds[visualIndex.get(r)!]!] : []))) : null,
+        cachedGenerated,
+      });
+      const report = fidelity;
+      this.span('fidelity', t1);
+      this.trace((tr) => tr.emit({ type: 'fidelity', turn, metrics: { ...report } }));
+    }
     this.trace((tr) => tr.emit({ type: 'turn.end', turn, answer: text, stopReason, metrics: { ...timings } }));
     this.endTurn();
     return { text, tokenIds: generated, promptTokenIds: pre.promptTokenIds, lastPromptLogits: pre.lastPromptLogits, stopReason, timings, sparsity, fidelity };

@@ -16,7 +16,8 @@ export interface VisualTokenId {
   token: number;
 }
 
-export type Stage = 'images' | 'encode' | 'prune' | 'prefill' | 'retrieve' | 'decode';
+/** Pipeline stages; 'fidelity' is the dense twin's work when requested (not part of the turn's time). */
+export type Stage = 'images' | 'encode' | 'prune' | 'prefill' | 'retrieve' | 'decode' | 'fidelity';
 
 interface Base {
   run: string;

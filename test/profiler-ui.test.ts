@@ -31,16 +31,7 @@ const SPARSE = engine.validatePolicy({ method: 'sparsevila', keep: { budget: { r
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A deterministic PRNG for the synthetic trace. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = (seed: number): (() => number) => engine.seededRandom(seed);
 
 const topIndices = (scores: ArrayLike<number>, k: number): number[] =>
   Array.from(scores, (v, i) => [v, i] as const)

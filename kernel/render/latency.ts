@@ -3,21 +3,11 @@
  * separately, as DESIGN.md asks of speed claims — and a stacked bar of the turn's stages. Pure: data in,
  * HTML (with an inline SVG per bar) out.
  */
+import type { Timings } from '../../src/session/chat.js';
 import { attrs, esc, ms, num } from './markup.js';
 
-/** The subset of the engine's `Timings` the summary reads (seconds). */
-export interface LatencyTimings {
-  imageSeconds: number;
-  visionSeconds: number;
-  prefillSeconds: number;
-  firstTokenSeconds: number;
-  decodeSeconds: number;
-  decodeTokensPerSecond: number;
-  totalSeconds: number;
-  promptTokens: number;
-  generatedTokens: number;
-  cachedTokens: number;
-}
+/** The engine's per-turn timings (seconds). */
+export type LatencyTimings = Timings;
 
 export interface LatencyRow {
   label: string;

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../errors.js';
-import { TRACE_SCHEMA_VERSION, type TraceEvent, type TraceEventType, type TraceSink } from './schema.js';
+import { TRACE_EVENT_TYPES, TRACE_SCHEMA_VERSION, type TraceEvent, type TraceEventType, type TraceSink } from './schema.js';
 
 export interface JsonlSinkOptions {
   /** Start the file afresh instead of appending to it (default: append; the file is created if missing). */
@@ -111,19 +111,6 @@ export class JsonlSink implements TraceSink {
   }
 }
 
-const EVENT_TYPES: ReadonlySet<TraceEventType> = new Set<TraceEventType>([
-  'run.start',
-  'turn.start',
-  'image',
-  'span',
-  'salience',
-  'kept',
-  'retrieval',
-  'decode.step',
-  'token',
-  'turn.end',
-  'fidelity',
-]);
 
 function lineError(file: string, line: number, message: string, cause?: unknown): InputError {
   return new InputError('OPTION_INVALID', `trace ${file}, line ${line}: ${message}`, {
@@ -138,8 +125,8 @@ export function validateTraceLine(value: unknown, file: string, line: number): T
     throw lineError(file, line, 'expected a JSON object per line');
   }
   const e = value as Record<string, unknown>;
-  if (typeof e.type !== 'string' || !EVENT_TYPES.has(e.type as TraceEventType)) {
-    throw lineError(file, line, `unknown event type ${JSON.stringify(e.type)} (known: ${[...EVENT_TYPES].join(', ')})`);
+  if (typeof e.type !== 'string' || !TRACE_EVENT_TYPES.has(e.type as TraceEventType)) {
+    throw lineError(file, line, `unknown event type ${JSON.stringify(e.type)} (known: ${[...TRACE_EVENT_TYPES].join(', ')})`);
   }
   if (typeof e.run !== 'string') throw lineError(file, line, `'${e.type}' event has no string 'run'`);
   if (typeof e.t !== 'number') throw lineError(file, line, `'${e.type}' event has no numeric 't'`);

@@ -65,6 +65,21 @@ export type TraceEvent =
 
 export type TraceEventType = TraceEvent['type'];
 
+/** Every event type of this schema version: readers refuse others. */
+export const TRACE_EVENT_TYPES: ReadonlySet<TraceEventType> = new Set<TraceEventType>([
+  'run.start',
+  'turn.start',
+  'image',
+  'span',
+  'salience',
+  'kept',
+  'retrieval',
+  'decode.step',
+  'token',
+  'turn.end',
+  'fidelity',
+]);
+
 /** Where trace events go. `write` must not throw or block: sinks buffer or drop. */
 export interface TraceSink {
   write(event: TraceEvent): void;

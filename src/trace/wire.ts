@@ -15,7 +15,7 @@
  * (no Buffer) and imports only types and the schema version constant.
  */
 import { InputError } from '../errors.js';
-import { TRACE_SCHEMA_VERSION, type TraceEvent, type TraceEventType, type VisualTokenId } from './schema.js';
+import { TRACE_EVENT_TYPES, TRACE_SCHEMA_VERSION, type TraceEvent, type TraceEventType, type VisualTokenId } from './schema.js';
 
 export const WIRE_VERSION = 1;
 
@@ -29,19 +29,6 @@ export type PackedF32 = { $f32: string };
 export type PackedI32 = { $i32: string };
 export type PackedPairs = { $pairs: string };
 
-const EVENT_TYPES: ReadonlySet<TraceEventType> = new Set<TraceEventType>([
-  'run.start',
-  'turn.start',
-  'image',
-  'span',
-  'salience',
-  'kept',
-  'retrieval',
-  'decode.step',
-  'token',
-  'turn.end',
-  'fidelity',
-]);
 
 // ---------------------------------------------------------------------------------------------------------
 // base64 over Uint8Array (standard alphabet, padded) — Buffer is Node-only and btoa works on strings.
@@ -266,8 +253,8 @@ function unpackPairs(value: unknown, field: string): VisualTokenId[] {
 function unpackEvent(value: unknown): TraceEvent {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new WireFault('expected an object');
   const e = value as Record<string, unknown>;
-  if (typeof e.type !== 'string' || !EVENT_TYPES.has(e.type as TraceEventType)) {
-    throw new WireFault(`unknown event type ${JSON.stringify(e.type)} (known: ${[...EVENT_TYPES].join(', ')})`);
+  if (typeof e.type !== 'string' || !TRACE_EVENT_TYPES.has(e.type as TraceEventType)) {
+    throw new WireFault(`unknown event type ${JSON.stringify(e.type)} (known: ${[...TRACE_EVENT_TYPES].join(', ')})`);
   }
   if (typeof e.run !== 'string') throw new WireFault(`'${e.type}' event has no string 'run'`);
   if (typeof e.t !== 'number' || !Number.isFinite(e.t)) throw new WireFault(`'${e.type}' event has no finite number 't'`);

@@ -105,10 +105,12 @@ describe('sparsevila ask', () => {
 
 describe('sparsevila demo', () => {
   it('runs two turns on the bundled model and reports the reused cache', async () => {
-    const r = await cli(['demo', '--threads', '1']);
+    const r = await cli(['demo', '--threads', '1', '--exit', '--port', '0']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/turn 1 assistant: /);
     expect(r.stdout).toMatch(/turn 2 assistant: /);
     expect(r.stdout).toMatch(/new prompt tokens \([1-9]\d* reused from the cache\)/);
+    expect(r.stdout).toMatch(/profiler: http:\/\/127\.0\.0\.1:\d+\/\?token=\w+/);
+    expect(r.stdout).toMatch(/turn 1 speedup vs dense: prefill [\d.]+x, decode [\d.]+x per token, end to end [\d.]+x/);
   });
 });

@@ -5,7 +5,10 @@ import { parseArgs } from 'node:util';
 import { loadModel } from '../session/model.js';
 import type { Answer } from '../session/chat.js';
 import { validatePolicy, type SparsityPolicy } from '../sparsity/policy.js';
-import { modelOptionSpec, parseModelOptions, progressPrinter } from './options.js';
+import { Tracer } from '../trace/tracer.js';
+import type { TraceSink } from '../trace/schema.js';
+import { modelOptionSpec, parseInteger, parseModelOptions, progressPrinter } from './options.js';
+import { startOnFreePort, untilInterrupted } from './profile.js';
 
 /** The bundled checkpoint (random weights; see its README). Resolved from src/ or dist/src/. */
 export const DEFAULT_MODEL_DIR = path.resolve(
@@ -13,19 +16,33 @@ export const DEFAULT_MODEL_DIR = path.resolve(
   fileURLToPath(import.meta.url).includes(`${path.sep}dist${path.sep}`) ? '../../../src/models/tiny-random-llava' : '../models/tiny-random-llava',
 );
 
-export const DEMO_HELP = `Usage: sparsevila demo [--model DIR] [--image FILE] [model options]
+export const DEMO_HELP = `Usage: sparsevila demo [--model DIR] [--image FILE] [--port N] [--exit] [model options]
 
 Runs a two-turn conversation about an image, dense and with SparseVILA, and prints the answers, timings,
 what the sparsity kept and attended, and its agreement with a dense twin. Without --model it uses the
 bundled tiny checkpoint (random weights: the pipeline is real, the answers are noise).
+Both runs stream to a live profiler started in-process; its URL is printed first, and it keeps serving
+after the conversation until Ctrl-C.
+
+  --port N     profiler port (default 8765 or the next free one)
+  --exit       stop after the conversation instead of serving the profiler
 `;
 
 export async function runDemo(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { ...modelOptionSpec, image: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...modelOptionSpec, image: { type: 'string' }, port: { type: 'string' }, exit: { type: 'boolean' } },
+    strict: true,
+  });
   const dir = values.model ?? DEFAULT_MODEL_DIR;
   const image = values.image ?? path.join(DEFAULT_MODEL_DIR, 'image.png');
+  const { startProfiler } = await import('../../profiler-ui/server/server.js');
+  const server = await startOnFreePort(values.port === undefined ? undefined : parseInteger(values.port, '--port'), (port) => startProfiler({ port }));
+  console.log(`profiler: ${server.url}`);
+  const sink: TraceSink = { write: (event) => server.ingest(event) };
   console.log(`model: ${dir}${values.model ? '' : ' (bundled, random weights)'}`);
   const model = await loadModel(dir, { ...parseModelOptions(values), onProgress: progressPrinter() });
+  const answers = new Map<string, Answer[]>();
   try {
     const s = model.spec;
     console.log(
@@ -42,9 +59,11 @@ export async function runDemo(argv: string[]): Promise<void> {
     ];
     for (const [name, policy] of policies) {
       console.log(`\n== ${name}`);
-      const chat = model.chat({ maxNewTokens: 16, policy, fidelity: policy.method !== 'dense' });
+      const chat = model.chat({ maxNewTokens: 16, policy, fidelity: policy.method !== 'dense', tracer: new Tracer([sink]) });
+      answers.set(policy.method, []);
       for (const [i, turn] of turns.entries()) {
         const answer = await chat.ask(turn);
+        answers.get(policy.method)!.push(answer);
         console.log(`turn ${i + 1} user: ${turn.text}${turn.images ? ` [${turn.images.length} image]` : ''}`);
         console.log(`turn ${i + 1} assistant: ${JSON.stringify(answer.text)}`);
         console.log(`  ${describeTimings(answer)}`);
@@ -52,9 +71,32 @@ export async function runDemo(argv: string[]): Promise<void> {
       }
       await chat.close();
     }
+    console.log(`\n${describeSpeedups(answers.get('dense')!, answers.get('sparsevila')!)}`);
   } finally {
     await model.close();
+    server.endInProcess();
   }
+  console.log(`\nprofiler: ${server.url}`);
+  if (!values.exit) {
+    console.log('serving the profiler until Ctrl-C');
+    await untilInterrupted();
+  }
+  await server.close();
+}
+
+/** Per turn: SparseVILA's prefill, decode and end-to-end speed against dense, measured side by side. */
+export function describeSpeedups(dense: Answer[], sparse: Answer[]): string {
+  return dense
+    .map((d, i) => {
+      const s = sparse[i]!;
+      const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a');
+      const perToken = (a: Answer) => (a.timings.decodeTokensPerSecond ? 1 / a.timings.decodeTokensPerSecond : 0);
+      return (
+        `turn ${i + 1} speedup vs dense: prefill ${ratio(d.timings.prefillSeconds, s.timings.prefillSeconds)}, ` +
+        `decode ${ratio(perToken(d), perToken(s))} per token, end to end ${ratio(d.timings.totalSeconds, s.timings.totalSeconds)}`
+      );
+    })
+    .join('\n');
 }
 
 export function describeTimings(a: Answer): string {

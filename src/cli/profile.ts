@@ -61,15 +61,20 @@ export async function runProfile(argv: string[]): Promise<void> {
   );
   if (values.open) openBrowser(server.url);
 
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await untilInterrupted();
   process.stdout.write('\nstopping the profiler\n');
   await server.close();
 }
 
-async function startOnFreePort(port: number | undefined, start: (port: number) => Promise<ProfilerServer>): Promise<ProfilerServer> {
+export function untilInterrupted(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+}
+
+/** The port given, or the first free one from the default, as Jupyter does. */
+export async function startOnFreePort(port: number | undefined, start: (port: number) => Promise<ProfilerServer>): Promise<ProfilerServer> {
   if (port !== undefined) return start(port);
   for (let i = 0; ; i++) {
     try {

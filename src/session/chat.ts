@@ -125,7 +125,11 @@ export class Chat {
     if (options.fidelity) this.twin = new DenseTwin(model);
     this.tracer = options.tracer ?? new Tracer();
     const layers = model.spec.text.numLayers;
-    this.ready = model.runtime.createCache().then((cache) => {
+    // Policies that score attention need the attention-mass graph: load it now, not inside the first
+    // prefill's timing.
+    const needsMass = ['sparsevila', 'fastv', 'pdrop'].includes(this.policy.method) || options.fidelity;
+    const graphs = needsMass ? model.runtime.ensureGraphs(['decoder-mass']) : Promise.resolve();
+    this.ready = Promise.all([model.runtime.createCache(), graphs]).then(([cache]) => {
       this.state = { cache, rows: 0, nextPosition: 0, visualRows: [], visualIds: [], imagesSeen: 0, hidden: Array(layers).fill(null), lastGenerated: [] };
     });
     this.ready.catch(() => undefined);

@@ -91,8 +91,12 @@ export async function measured(fn) {
  */
 export function contention(load) {
   if (load.wallSeconds < 1) return '';
-  const share = (load.otherCpuSeconds ?? 0) / (load.wallSeconds * os.cpus().length);
+  const share = otherShare(load);
   return share > 0.1 ? `other processes used ${(100 * share).toFixed(0)}% of the CPUs` : '';
+}
+/** The share of the machine's CPU time other processes took during a phase (0 when unknown). */
+export function otherShare(load) {
+  return (load.otherCpuSeconds ?? 0) / (load.wallSeconds * os.cpus().length);
 }
 
 // ------------------------------------------------------------------------------------------ files, machine

@@ -2,6 +2,7 @@
 /** The `sparsevila` command line. Errors print their code and message; exit 2 for bad input, 1 otherwise. */
 import { SparseVilaError } from '../errors.js';
 import { ASK_HELP, runAsk } from './ask.js';
+import { DATASET_HELP, runDataset } from './dataset.js';
 import { DEMO_HELP, runDemo } from './demo.js';
 import { MODEL_OPTIONS_HELP } from './options.js';
 import { POLICY_OPTIONS_HELP } from './policy-options.js';
@@ -11,6 +12,7 @@ const HELP = `Usage: sparsevila <command> [options]
 
 Commands:
   ask     answer a question about images with a Llava checkpoint
+  dataset write a synthetic-world training dataset (shapes on a grid; images, videos, multi-turn questions)
   demo    a two-turn conversation on the bundled model (what \`npm start\` runs)
   profile the live profiler: a web page showing runs as they happen, and saved traces
 
@@ -19,6 +21,7 @@ Run \`sparsevila <command> --help\` for a command's options.
 
 const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   ask: { run: runAsk, help: ASK_HELP + '\n' + MODEL_OPTIONS_HELP + '\n' + POLICY_OPTIONS_HELP },
+  dataset: { run: runDataset, help: DATASET_HELP },
   demo: { run: runDemo, help: DEMO_HELP + '\n' + MODEL_OPTIONS_HELP },
   profile: { run: runProfile, help: PROFILE_HELP },
 };

@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+/**
+ * Multi-turn fidelity benchmark: exact-match answer accuracy per method and per turn (1…5) on held-out
+ * conversations of the synthetic world, at matched visual-token budgets, plus SparseVILA's retrieval recall
+ * against the dense attention.
+ *
+ * Budget: the share of an image's (or video's) visual tokens that a decode step attends, averaged over LLM
+ * layers. SparseVILA keep k / retrieve r attends k·r; FastV (K, R) attends (K + (L − K)(1 − R)) / L;
+ * PyramidDrop averages its stages the same way; VisionZip and random pruning attend what they keep.
+ *
+ * Usage: node scripts/bench-fidelity.mjs [--quick] [--model DIR] [--count N] [--out DIR]
+ *   --quick    24 conversations, fewer methods (CI)
+ * Writes bench-results/fidelity.{json,md,svg}; prints the markdown table. Needs `npm run build` first.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as engine from '../dist/src/index.js';
+import * as world from '../dist/src/world/index.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    model: { type: 'string' },
+    count: { type: 'string' },
+    out: { type: 'string' },
+    threads: { type: 'string' },
+  },
+  strict: true,
+});
+const QUICK = args.quick;
+const MODEL = path.resolve(args.model ?? path.join(REPO, 'src/models/sparsevila-demo'));
+const OUT = path.resolve(args.out ?? path.join(REPO, 'bench-results'));
+const COUNT = Number(args.count ?? (QUICK ? 24 : 240));
+const TARGET = 0.25;
+
+/** The world the model was trained on, and the split to hold out (training.json records both). */
+function heldOutConversations() {
+  const file = path.join(MODEL, 'training.json');
+  const training = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : null;
+  const seed = training?.dataset?.seed ?? 1234;
+  const train = training?.dataset?.train ?? 0;
+  const options = training?.dataset?.options ?? { videoFraction: 0.25 };
+  return { seed, conversations: world.makeSplits(seed, { train, heldOut: COUNT }, options).heldOut };
+}
+
+function methods(layers) {
+  const fastvDrop = (K) => Math.min(0.95, (1 - (TARGET * layers - K) / (layers - K)));
+  const K = Math.max(1, Math.floor(layers / 4));
+  const list = [
+    ['dense', { method: 'dense' }, 1],
+    ['SparseVILA keep 100% / retrieve 25%', { method: 'sparsevila', keep: { budget: { ratio: 1 } }, retrieve: { budget: { ratio: 0.25 } } }, 0.25],
+    ['SparseVILA keep 50% / retrieve 50%', { method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.5 } } }, 0.25],
+    ['SparseVILA keep 50% / retrieve 25%', { method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.25 } } }, 0.125],
+    [`FastV K=${K} R=${Math.round(fastvDrop(K) * 100)}%`, { method: 'fastv', layer: K, dropRatio: fastvDrop(K) }, (K + (layers - K) * (1 - fastvDrop(K))) / layers],
+    ['VisionZip 12 + 4 of 64', { method: 'visionzip', dominant: 12, contextual: 4 }, 0.25],
+    ['random 25%', { method: 'random', keep: { budget: { ratio: 0.25 } }, seed: 0 }, 0.25],
+  ];
+  if (layers >= 4) {
+    const stages = [1, 2, 3].map((i) => Math.round((i * layers) / 4));
+    // Keep ratios r, r/2, r/4 after the stages, matched to the target average.
+    const share = (r) => (stages[0] + (stages[1] - stages[0]) * r + (stages[2] - stages[1]) * r / 2 + (layers - stages[2]) * r / 4) / layers;
+    let r = 1;
+    while (r > 0.05 && share(r) > TARGET) r -= 0.01;
+    list.push([`PyramidDrop ${stages.join('/')} keep ${Math.round(r * 100)}%…`, { method: 'pdrop', layers: stages, keepRatios: [r, r / 2, r / 4] }, share(r)]);
+  }
+  return QUICK ? list.filter(([name]) => /^dense|keep 100%|FastV/.test(name)) : list;
+}
+
+const normalise = (text) => text.trim().toLowerCase().replace(/[.!]+$/, '');
+
+async function main() {
+  const model = await engine.loadModel(MODEL, { threads: args.threads ? Number(args.threads) : undefined });
+  const { seed, conversations } = heldOutConversations();
+  const imageSize = model.spec.vision.imageSize;
+  const media = await Promise.all(
+    conversations.map(async (c) => {
+      const frames = c.media.kind === 'image' ? [world.renderScene(c.media.scene, imageSize)] : world.renderVideo(c.media.video, imageSize);
+      return Promise.all(frames.map((rgb) => world.toPng(rgb, imageSize, imageSize)));
+    }),
+  );
+  const results = [];
+  for (const [name, policy, budget] of methods(model.spec.text.numLayers)) {
+    const perTurn = Array.from({ length: 5 }, () => ({ correct: 0, total: 0 }));
+    const perKind = {};
+    const recall = [];
+    const started = performance.now();
+    for (const [i, c] of conversations.entries()) {
+      const chat = model.chat({ policy, maxNewTokens: 8, fidelity: policy.method === 'sparsevila' });
+      for (const [t, turn] of c.turns.entries()) {
+        const answer = await chat.ask({ images: t === 0 ? media[i] : [], text: turn.question });
+        const ok = normalise(answer.text) === turn.answer;
+        perTurn[t].total++;
+        perTurn[t].correct += Number(ok);
+        (perKind[turn.kind] ??= { correct: 0, total: 0 }).total++;
+        perKind[turn.kind].correct += Number(ok);
+        const r = answer.fidelity?.retrievalRecall;
+        if (r) recall.push(r.reduce((a, b) => a + b, 0) / r.length);
+      }
+      await chat.close();
+    }
+    const all = perTurn.reduce((a, b) => ({ correct: a.correct + b.correct, total: a.total + b.total }), { correct: 0, total: 0 });
+    results.push({
+      name,
+      policy,
+      budget,
+      accuracy: all.correct / all.total,
+      perTurn: perTurn.map((p) => (p.total ? { accuracy: p.correct / p.total, n: p.total } : null)),
+      perKind: Object.fromEntries(Object.entries(perKind).map(([k, p]) => [k, { accuracy: p.correct / p.total, n: p.total }])),
+      retrievalRecall: recall.length ? recall.reduce((a, b) => a + b, 0) / recall.length : null,
+      seconds: (performance.now() - started) / 1000,
+    });
+    process.stderr.write(`${name}: ${(100 * results.at(-1).accuracy).toFixed(1)}% (${results.at(-1).seconds.toFixed(0)} s)\n`);
+  }
+  await model.close();
+
+  const report = { date: new Date().toISOString(), quick: QUICK, model: path.relative(REPO, MODEL), seed, conversations: conversations.length, turns: conversations.reduce((n, c) => n + c.turns.length, 0), results };
+  fs.mkdirSync(OUT, { recursive: true });
+  fs.writeFileSync(path.join(OUT, 'fidelity.json'), JSON.stringify(report, null, 2));
+  const md = markdown(report);
+  fs.writeFileSync(path.join(OUT, 'fidelity.md'), md);
+  fs.writeFileSync(path.join(OUT, 'fidelity.svg'), plot(report));
+  process.stdout.write(md);
+}
+
+function markdown(report) {
+  const pct = (x) => (x === null || x === undefined ? '—' : `${(100 * x).toFixed(1)}`);
+  const head = `| method | visual tokens attended | all turns | ${[1, 2, 3, 4, 5].map((t) => `turn ${t}`).join(' | ')} | retrieval recall |\n| --- | ---: | ---: | ${'---: | '.repeat(5)}---: |\n`;
+  const rows = report.results
+    .map((r) => `| ${r.name} | ${pct(r.budget)}% | ${pct(r.accuracy)} | ${r.perTurn.map((p) => (p ? `${pct(p.accuracy)} (n=${p.n})` : '—')).join(' | ')} | ${pct(r.retrievalRecall)} |`)
+    .join('\n');
+  return `Accuracy (exact match, %) on ${report.conversations} held-out conversations (${report.turns} turns) of the synthetic world, model ${report.model}:\n\n${head}${rows}\n`;
+}
+
+/** Accuracy per turn per method, as a small self-contained SVG line chart. */
+function plot(report) {
+  const W = 640, H = 360, L = 50, B = 40, T = 20, R = 260;
+  const x = (t) => L + ((t - 1) / 4) * (W - L - R);
+  const y = (a) => T + (1 - a) * (H - T - B);
+  const palette = ['#222', '#1f77b4', '#2ca02c', '#17becf', '#d62728', '#9467bd', '#8c564b', '#ff7f0e'];
+  const lines = report.results.map((r, i) => {
+    const pts = r.perTurn.map((p, t) => (p ? `${x(t + 1)},${y(p.accuracy)}` : null)).filter(Boolean).join(' ');
+    return `<polyline fill="none" stroke="${palette[i % palette.length]}" stroke-width="2" points="${pts}"/>` +
+      `<text x="${W - R + 10}" y="${T + 16 * i + 10}" font-size="11" fill="${palette[i % palette.length]}">${r.name}</text>`;
+  });
+  const axes = [0, 0.25, 0.5, 0.75, 1].map((a) => `<text x="${L - 8}" y="${y(a) + 4}" font-size="10" text-anchor="end">${a * 100}%</text><line x1="${L}" x2="${W - R}" y1="${y(a)}" y2="${y(a)}" stroke="#eee"/>`).join('') +
+    [1, 2, 3, 4, 5].map((t) => `<text x="${x(t)}" y="${H - B + 16}" font-size="10" text-anchor="middle">turn ${t}</text>`).join('');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${axes}${lines.join('')}</svg>\n`;
+}
+
+await main();

@@ -24,3 +24,4 @@ export * from './trace/index.js';
 export { EncodedImages, PrunedImages, PrefilledTurn, RetrievedTurn } from './session/turn.js';
 export { DenseTwin, klDivergence, type FidelityReport } from './session/fidelity.js';
 export { visionZip, type ZippedImage } from './sparsity/visionzip.js';
+export * as world from './world/index.js';

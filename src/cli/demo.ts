@@ -1,4 +1,9 @@
-/** `sparsevila demo` (what `npm start` runs): a two-turn conversation about an image on a bundled model. */
+/**
+ * `sparsevila demo` (what `npm start` runs): multi-turn conversations on the bundled model, dense and with
+ * SparseVILA, streamed to an in-process profiler. A model folder may ship `examples/conversations.json`
+ * (media paths relative to the folder, turns with their reference answers): the demo asks those.
+ */
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -10,17 +15,43 @@ import type { TraceSink } from '../trace/schema.js';
 import { modelOptionSpec, parseInteger, parseModelOptions, progressPrinter } from './options.js';
 import { startOnFreePort, untilInterrupted } from './profile.js';
 
-/** The bundled checkpoint (random weights; see its README). Resolved from src/ or dist/src/. */
-export const DEFAULT_MODEL_DIR = path.resolve(
+const MODELS_DIR = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
-  fileURLToPath(import.meta.url).includes(`${path.sep}dist${path.sep}`) ? '../../../src/models/tiny-random-llava' : '../models/tiny-random-llava',
+  fileURLToPath(import.meta.url).includes(`${path.sep}dist${path.sep}`) ? '../../../src/models' : '../models',
 );
+/** The trained demo model when present, else the random-weight checkpoint. Resolved from src/ or dist/src/. */
+export const DEFAULT_MODEL_DIR = fs.existsSync(path.join(MODELS_DIR, 'sparsevila-demo', 'config.json'))
+  ? path.join(MODELS_DIR, 'sparsevila-demo')
+  : path.join(MODELS_DIR, 'tiny-random-llava');
+
+interface DemoConversation {
+  title: string;
+  media: string[];
+  turns: { question: string; answer?: string }[];
+}
+
+/** The model folder's example conversations, or two generic turns about an image. */
+function demoConversations(dir: string, image: string | undefined): DemoConversation[] {
+  const file = path.join(dir, 'examples', 'conversations.json');
+  if (!image && fs.existsSync(file)) {
+    const list = JSON.parse(fs.readFileSync(file, 'utf8')) as DemoConversation[];
+    return list.map((c) => ({ ...c, media: c.media.map((m) => path.join(dir, 'examples', m)) }));
+  }
+  return [
+    {
+      title: 'image',
+      media: [image ?? path.join(MODELS_DIR, 'tiny-random-llava', 'image.png')],
+      turns: [{ question: 'What is shown in this image?' }, { question: 'What colour is the top left corner?' }],
+    },
+  ];
+}
 
 export const DEMO_HELP = `Usage: sparsevila demo [--model DIR] [--image FILE] [--port N] [--exit] [model options]
 
-Runs a two-turn conversation about an image, dense and with SparseVILA, and prints the answers, timings,
-what the sparsity kept and attended, and its agreement with a dense twin. Without --model it uses the
-bundled tiny checkpoint (random weights: the pipeline is real, the answers are noise).
+Runs multi-turn conversations, dense and with SparseVILA, and prints the answers, timings, what the
+sparsity kept and attended, and the agreement with a dense twin. Without --model it uses the bundled demo
+model and its example image and video conversations (the model folder's examples/conversations.json);
+--image asks two generic questions about your image instead.
 Both runs stream to a live profiler started in-process; its URL is printed first, and it keeps serving
 after the conversation until Ctrl-C.
 
@@ -35,12 +66,12 @@ export async function runDemo(argv: string[]): Promise<void> {
     strict: true,
   });
   const dir = values.model ?? DEFAULT_MODEL_DIR;
-  const image = values.image ?? path.join(DEFAULT_MODEL_DIR, 'image.png');
+  const conversations = demoConversations(dir, values.image);
   const { startProfiler } = await import('../../profiler-ui/server/server.js');
   const server = await startOnFreePort(values.port === undefined ? undefined : parseInteger(values.port, '--port'), (port) => startProfiler({ port }));
   console.log(`profiler: ${server.url}`);
   const sink: TraceSink = { write: (event) => server.ingest(event) };
-  console.log(`model: ${dir}${values.model ? '' : ' (bundled, random weights)'}`);
+  console.log(`model: ${dir}`);
   const model = await loadModel(dir, { ...parseModelOptions(values), onProgress: progressPrinter() });
   const answers = new Map<string, Answer[]>();
   try {
@@ -49,27 +80,31 @@ export async function runDemo(argv: string[]): Promise<void> {
       `  ${s.vision.kind} tower ${s.vision.imageSize}px/${s.vision.patchSize} → ${s.imageTokenCount} image tokens; ` +
         `${s.text.kind} ${s.text.numLayers} layers, hidden ${s.text.hiddenSize}, heads ${s.text.numHeads}/${s.text.numKvHeads}`,
     );
-    const turns = [
-      { images: [image], text: 'What is shown in this image?' },
-      { text: 'What colour is the top left corner?' },
-    ];
     const policies: [string, SparsityPolicy][] = [
       ['dense', { method: 'dense' }],
       ['sparsevila (keep 50%, retrieve 25%)', validatePolicy({ method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.25 } } })],
     ];
+    // One unmeasured turn per policy first: ORT's first runs allocate and tune, and would skew the ratios.
+    for (const [, policy] of policies) {
+      const warm = model.chat({ maxNewTokens: 2, policy });
+      await warm.ask({ images: conversations[0]!.media, text: conversations[0]!.turns[0]!.question });
+      await warm.close();
+    }
     for (const [name, policy] of policies) {
-      console.log(`\n== ${name}`);
-      const chat = model.chat({ maxNewTokens: 16, policy, fidelity: policy.method !== 'dense', tracer: new Tracer([sink]) });
       answers.set(policy.method, []);
-      for (const [i, turn] of turns.entries()) {
-        const answer = await chat.ask(turn);
-        answers.get(policy.method)!.push(answer);
-        console.log(`turn ${i + 1} user: ${turn.text}${turn.images ? ` [${turn.images.length} image]` : ''}`);
-        console.log(`turn ${i + 1} assistant: ${JSON.stringify(answer.text)}`);
-        console.log(`  ${describeTimings(answer)}`);
-        console.log(`  ${describeSparsity(answer)}`);
+      for (const conversation of conversations) {
+        console.log(`\n== ${name}: ${conversation.title} (${conversation.media.length} ${conversation.media.length > 1 ? 'frames' : 'image'})`);
+        const chat = model.chat({ maxNewTokens: 16, policy, fidelity: policy.method !== 'dense', tracer: new Tracer([sink]) });
+        for (const [i, turn] of conversation.turns.entries()) {
+          const answer = await chat.ask({ images: i === 0 ? conversation.media : [], text: turn.question });
+          answers.get(policy.method)!.push(answer);
+          console.log(`turn ${i + 1} user: ${turn.question}`);
+          console.log(`turn ${i + 1} assistant: ${JSON.stringify(answer.text)}${turn.answer === undefined ? '' : `   (reference: ${turn.answer})`}`);
+          console.log(`  ${describeTimings(answer)}`);
+          console.log(`  ${describeSparsity(answer)}`);
+        }
+        await chat.close();
       }
-      await chat.close();
     }
     console.log(`\n${describeSpeedups(answers.get('dense')!, answers.get('sparsevila')!)}`);
   } finally {

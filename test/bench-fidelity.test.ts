@@ -1,0 +1,60 @@
+/**
+ * `npm run bench:fidelity -- --quick` on the shipped demo model: the report's structure (per method, per turn,
+ * budgets, recall; markdown table, JSON, plot) and a floor on dense accuracy over its held-out sample.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from './helpers/checkpoint-writer.js';
+import { tempDir } from './helpers/engine.js';
+
+/** Dense exact-match accuracy the quick sample must reach (the full held-out set's is in training.json). */
+const DENSE_FLOOR = 0.8;
+
+interface Row {
+  name: string;
+  policy: { method: string };
+  budget: number;
+  accuracy: number;
+  perTurn: ({ accuracy: number; n: number } | null)[];
+  perKind: Record<string, { accuracy: number; n: number }>;
+  retrievalRecall: number | null;
+}
+
+describe('bench:fidelity --quick', () => {
+  it('writes a per-method, per-turn accuracy table, JSON and plot, with dense above the floor', async () => {
+    const out = tempDir('bench-fidelity');
+    const { stdout } = await promisify(execFile)('node', ['scripts/bench-fidelity.mjs', '--quick', '--out', out, '--threads', '1'], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, SPARSEVILA_CACHE: tempDir('bench-fidelity-graphs') },
+      maxBuffer: 1 << 24,
+    });
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'fidelity.json'), 'utf8')) as { conversations: number; turns: number; results: Row[] };
+    expect(report.conversations).toBeGreaterThanOrEqual(24);
+    const methods = report.results.map((r) => r.policy.method);
+    expect(methods).toEqual(expect.arrayContaining(['dense', 'sparsevila', 'fastv']));
+    for (const r of report.results) {
+      expect(r.perTurn).toHaveLength(5);
+      const n = r.perTurn.reduce((s, p) => s + (p?.n ?? 0), 0);
+      expect(n, r.name).toBe(report.turns);
+      expect(r.accuracy).toBeGreaterThanOrEqual(0);
+      expect(r.accuracy).toBeLessThanOrEqual(1);
+      expect(r.budget).toBeGreaterThan(0);
+      expect(r.budget).toBeLessThanOrEqual(1);
+      if (r.policy.method === 'sparsevila') expect(r.retrievalRecall).toBeGreaterThan(0);
+    }
+    const dense = report.results.find((r) => r.policy.method === 'dense')!;
+    expect(dense.budget).toBe(1);
+    expect(dense.accuracy).toBeGreaterThanOrEqual(DENSE_FLOOR);
+
+    const md = fs.readFileSync(path.join(out, 'fidelity.md'), 'utf8');
+    expect(stdout).toBe(md);
+    const table = md.split('\n').filter((l) => l.startsWith('|'));
+    expect(table[0]).toMatch(/^\| method \| visual tokens attended \| all turns \| turn 1 \| turn 2 \| turn 3 \| turn 4 \| turn 5 \| retrieval recall \|$/);
+    expect(table).toHaveLength(2 + report.results.length);
+    for (const row of table.slice(2)) expect(row.split('|').length).toBe(table[0]!.split('|').length);
+    expect(fs.readFileSync(path.join(out, 'fidelity.svg'), 'utf8')).toMatch(/^<svg[^>]*>.*<polyline/s);
+  }, 600_000);
+});

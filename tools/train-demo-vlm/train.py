@@ -1,0 +1,671 @@
+#!/usr/bin/python3
+"""
+Trains the demo VLM (tiny LlavaForConditionalGeneration: CLIP tower + 2-layer projector + LLaMA decoder) on the
+repo's synthetic world, with Debian's python3-torch on CPU, and writes a Hugging Face checkpoint folder.
+
+  /usr/bin/python3 tools/train-demo-vlm/train.py            # the committed model (see README.md)
+
+Steps: (1) build the TypeScript CLI and write the dataset (train split + held-out split whose scene layouts
+never occur in train) with `node dist/src/cli/main.js dataset`; (2) tokenize every conversation with the
+checkpoint's own tokenizer and chat template (hfio.py), images expanded to 64 `<image>` ids each, loss on the
+assistant answers and their `<|im_end|>` only; (3) AdamW + warmup + cosine decay for a fixed number of steps,
+seeded and deterministic; (4) exact-match accuracy on the held-out split per question kind and per turn;
+(5) write config/tokenizer/preprocessor files, model.safetensors (F32), training.json, expected.json (reference
+logits for the TypeScript engine test) and a model card.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+
+# libgomp reads this when torch loads: threads that wait sleep instead of spinning, which matters on a CPU shared
+# with other processes (spinning 2 threads on 2 busy cores made each op wait for a time slice: 4x slower).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from model import LlavaForConditionalGeneration, init_weights  # noqa: E402
+from hfio import CLIP_MEAN, CLIP_STD, load_safetensors, save_safetensors  # noqa: E402
+from bpe import bytes_to_unicode, write_tokenizer  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(HERE, "../.."))
+IMAGE_TOKENS = 64  # (64 / 8)² patches per image, CLS dropped ("default" strategy)
+
+# The world's vocabulary, for the vision tower's auxiliary targets (index 0 = empty cell).
+CELLS = ["top-left", "top", "top-right", "left", "center", "right", "bottom-left", "bottom", "bottom-right"]
+SHAPES = ["circle", "square", "triangle", "cross", "ring"]
+COLORS = ["red", "green", "blue", "yellow", "purple", "orange"]
+SIZES = ["small", "large"]
+
+
+def model_config(a):
+    return {
+        "architectures": ["LlavaForConditionalGeneration"],
+        "model_type": "llava",
+        "vision_config": {
+            "model_type": "clip_vision_model",
+            "hidden_size": a.vision_hidden,
+            "intermediate_size": a.vision_hidden * 4,
+            "num_hidden_layers": a.vision_layers,
+            "num_attention_heads": 4,
+            "image_size": 64,
+            "patch_size": 8,
+            "num_channels": 3,
+            "hidden_act": "quick_gelu",
+            "layer_norm_eps": 1e-05,
+            "projection_dim": a.vision_hidden,
+        },
+        "text_config": {
+            "model_type": "llama",
+            "hidden_size": a.text_hidden,
+            "intermediate_size": a.text_intermediate,
+            "num_hidden_layers": a.text_layers,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "vocab_size": a.vocab_size,
+            "rms_norm_eps": 1e-05,
+            "rope_theta": 10000.0,
+            "max_position_embeddings": 4096,
+            "hidden_act": "silu",
+            "tie_word_embeddings": False,
+        },
+        "image_token_index": a.image_token,
+        "vision_feature_layer": -2,
+        "vision_feature_select_strategy": "default",
+        "projector_hidden_act": "gelu",
+        "tie_word_embeddings": False,
+    }
+
+
+PREPROCESSOR = {
+    "image_processor_type": "CLIPImageProcessor",
+    "do_resize": True,
+    "size": {"shortest_edge": 64},
+    "do_center_crop": True,
+    "crop_size": {"height": 64, "width": 64},
+    "do_rescale": True,
+    "rescale_factor": 0.00392156862745098,
+    "do_normalize": True,
+    "image_mean": CLIP_MEAN,
+    "image_std": CLIP_STD,
+    "resample": 3,
+    "do_convert_rgb": True,
+}
+PROCESSOR = {
+    "processor_class": "LlavaProcessor",
+    "patch_size": 8,
+    "vision_feature_select_strategy": "default",
+    "image_token": "<image>",
+    "num_additional_image_tokens": 1,
+}
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def make_dataset(a, out):
+    """Runs the repo's dataset writer (TypeScript) unless `out` already holds that exact dataset."""
+    meta_path = os.path.join(out, "meta.json")
+    if os.path.exists(meta_path):
+        meta = json.load(open(meta_path))
+        c = meta["counts"]
+        if meta["seed"] == a.data_seed and c["train"] == a.train_count and c["heldout"] == a.heldout_count \
+                and abs(meta["videoFraction"] - a.video_fraction) < 1e-9:
+            print(f"dataset: reusing {out}", flush=True)
+            return meta
+    if not a.skip_build:
+        print("dataset: building the CLI (npx tsc -p tsconfig.json)", flush=True)
+        r = subprocess.run(["npx", "tsc", "-p", "tsconfig.json"], cwd=ROOT)
+        if r.returncode != 0:
+            if not os.path.exists(os.path.join(ROOT, "dist/src/cli/main.js")):
+                raise SystemExit("tsc failed and there is no dist/src/cli/main.js")
+            print("dataset: tsc reported errors; using the emitted dist/ anyway", flush=True)
+    cmd = ["node", "dist/src/cli/main.js", "dataset", "--out", out, "--seed", str(a.data_seed),
+           "--count", str(a.train_count), "--heldout", str(a.heldout_count),
+           "--videos", str(a.video_fraction), "--force", "--quiet"]
+    print("dataset: " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    return json.load(open(meta_path))
+
+
+def read_lines(d):
+    with open(os.path.join(d, "conversations.jsonl"), encoding="utf-8") as f:
+        return [json.loads(x) for x in f if x.strip()]
+
+
+def build_tokenizer(lines, out_dir):
+    """Learns the byte-level BPE on the training split's questions and answers plus the template's own words,
+    and writes tokenizer.json / tokenizer_config.json to `out_dir`."""
+    texts = []
+    for ln in lines:
+        if ln["split"] == "train":
+            for t in ln["turns"]:
+                texts += [t["question"], t["answer"]]
+    # The template's words occur once per turn: weigh them as such.
+    texts += ["user\n", "assistant\n"] * len(texts) + [f"Frame {k}: " for k in range(1, 33)] * 200
+    specials, vocab_size, n_merges = write_tokenizer(out_dir, texts)
+    print(f"tokenizer: {n_merges} merges, vocabulary {vocab_size}", flush=True)
+    return specials, vocab_size
+
+
+def encode_all(data_dir, tokenizer_dir):
+    """Every conversation's ids and answer spans, made by the engine's tokenizer and template (encode.mjs)."""
+    out = os.path.join(data_dir, "tokens.jsonl")
+    subprocess.run(["node", os.path.join(HERE, "encode.mjs"), data_dir, tokenizer_dir, str(IMAGE_TOKENS), out],
+                   cwd=ROOT, check=True)
+    with open(out, encoding="utf-8") as f:
+        return {r["id"]: r for r in (json.loads(x) for x in f if x.strip())}
+
+
+PATCH_CELL = torch.tensor([(8 * r + 4) * 3 // 64 * 3 + (8 * c + 4) * 3 // 64 for r in range(8) for c in range(8)])
+
+
+def cell_labels(truth, frame):
+    """[9, 3] long: per grid cell, (shape, colour, size) of the object in it, 1-based; 0 when the cell is empty."""
+    lab = torch.zeros(9, 3, dtype=torch.long)
+    if "scene" in truth:
+        objs = [(o["cell"], o) for o in truth["scene"]["objects"]]
+    else:
+        objs = [(a["cells"][frame], a) for a in truth["video"]["actors"] if a["cells"][frame] is not None]
+    for cell, o in objs:
+        lab[CELLS.index(cell)] = torch.tensor([SHAPES.index(o["shape"]) + 1, COLORS.index(o["color"]) + 1,
+                                               SIZES.index(o["size"]) + 1])
+    return lab
+
+
+class Data:
+    """All conversations of one split, as ids, answer spans and images (uint8 [N, 64, 64, 3]), with every
+    image's per-cell contents for the vision tower's auxiliary loss."""
+
+    def __init__(self, d, lines, tokens, pad):
+        self.items = []
+        frames, labels = [], []
+        self.pad = pad
+        for ln in lines:
+            paths = ln["media"]["paths"]
+            first = len(frames)
+            for f, p in enumerate(paths):
+                im = Image.open(os.path.join(d, p)).convert("RGB")
+                frames.append(np.asarray(im, dtype=np.uint8))
+                labels.append(cell_labels(ln["truth"], f))
+            tk = tokens[ln["id"]]
+            self.items.append({
+                "id": ln["id"], "ids": tk["ids"], "spans": [tuple(x) for x in tk["spans"]],
+                "prompt_ends": tk["prompt_ends"], "images": list(range(first, len(frames))),
+                "kinds": [t["kind"] for t in ln["turns"]], "media": ln["media"], "turns": ln["turns"],
+            })
+        self.frames = torch.from_numpy(np.stack(frames))  # [N, 64, 64, 3] uint8
+        self.labels = torch.stack(labels)  # [N, 9, 3]
+        self.mean = torch.tensor(CLIP_MEAN, dtype=torch.float32)
+        self.std = torch.tensor(CLIP_STD, dtype=torch.float32)
+
+    def subset(self, n):
+        d = Data.__new__(Data)
+        d.__dict__.update(self.__dict__)
+        d.items = self.items[:n]
+        return d
+
+    def pixels(self, idx):
+        """CLIPImageProcessor on already-64×64 images: ×1/255 then (x − mean) / std, as [n, 3, 64, 64]."""
+        x = self.frames[idx].to(torch.float32) * np.float32(1 / 255)
+        x = (x - self.mean) / self.std
+        return x.permute(0, 3, 1, 2).contiguous()
+
+    def batch(self, which):
+        items = [self.items[i] for i in which]
+        T = max(len(it["ids"]) for it in items)
+        ids = torch.full((len(items), T), self.pad, dtype=torch.long)
+        valid = torch.zeros((len(items), T), dtype=torch.bool)
+        target = torch.zeros((len(items), T), dtype=torch.bool)  # position p predicts ids[p + 1]
+        imgs = []
+        for b, it in enumerate(items):
+            n = len(it["ids"])
+            ids[b, :n] = torch.tensor(it["ids"])
+            valid[b, :n] = True
+            for s, e in it["spans"]:
+                target[b, s - 1:e - 1] = True
+            imgs += it["images"]
+        idx = torch.tensor(imgs, dtype=torch.long)
+        return ids, valid, target, self.pixels(idx), self.labels[idx][:, PATCH_CELL]  # labels: [n, 64, 3]
+
+
+def length_batches(data, batch_tokens, rng):
+    """Shuffled batches of similar-length conversations, each about `batch_tokens` padded tokens."""
+    order = list(range(len(data.items)))
+    rng.shuffle(order)
+    out = []
+    chunk = 2048
+    for c in range(0, len(order), chunk):
+        part = sorted(order[c:c + chunk], key=lambda i: len(data.items[i]["ids"]))
+        cur, longest = [], 0
+        for i in part:
+            n = len(data.items[i]["ids"])
+            if cur and max(longest, n) * (len(cur) + 1) > batch_tokens:
+                out.append(cur)
+                cur, longest = [], 0
+            cur.append(i)
+            longest = max(longest, n)
+        if cur:
+            out.append(cur)
+    rng.shuffle(out)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ model
+
+
+class AuxHeads(torch.nn.Module):
+    """Linear probes on every patch of the tower's selected layer: which grid cell the patch lies in, and the
+    shape, colour and size of the object in that cell (or none). Their loss teaches the tower what the world's
+    questions ask about, as a pretrained CLIP tower would already know; the heads are not part of the checkpoint."""
+
+    def __init__(self, hidden):
+        super().__init__()
+        self.cell = torch.nn.Linear(hidden, len(CELLS))
+        self.attrs = torch.nn.ModuleList([torch.nn.Linear(hidden, len(v) + 1) for v in (SHAPES, COLORS, SIZES)])
+
+    def loss(self, feats, labels):
+        """feats [n, 64, H]; labels [n, 64, 3] (shape, colour, size of the patch's cell, 0 = empty)."""
+        n = feats.shape[0]
+        x = feats.reshape(n * 64, -1)
+        loss = F.cross_entropy(self.cell(x), PATCH_CELL.repeat(n))
+        for k, head in enumerate(self.attrs):
+            loss = loss + F.cross_entropy(head(x), labels[..., k].reshape(-1))
+        return loss
+
+
+def loss_and_preds(model, ids, valid, target, px, labels=None, heads=None):
+    feats = model.vision_states(px)
+    emb = model.embed(ids, image_features=model.model.multi_modal_projector(feats))
+    b, t = ids.shape
+    pos = torch.arange(t)[None].expand(b, t)
+    h = model.model.language_model(emb, pos, valid)
+    sel = target.nonzero(as_tuple=True)
+    logits = model.lm_head(h[sel])
+    answers = ids[(sel[0], sel[1] + 1)]
+    loss = F.cross_entropy(logits, answers)
+    aux = heads.loss(feats, labels) if heads is not None else torch.zeros(())
+    return loss, aux, logits.argmax(-1), answers
+
+
+@torch.no_grad()
+def evaluate(model, data, batch_tokens):
+    """Exact match per turn under teacher forcing with the reference history: a turn is right when every answer
+    token and the closing <|im_end|> is the argmax given the tokens before it, which is exactly when greedy
+    decoding reproduces the answer and stops. A conversation all of whose turns are right is also right under
+    free-running greedy decoding (its history is then identical)."""
+    model.eval()
+    per_kind, per_turn, per_media = {}, {}, {}
+    convs_ok = 0
+    results = {}
+    order = sorted(range(len(data.items)), key=lambda i: len(data.items[i]["ids"]))
+    cur = []
+    batches = []
+    for i in order:
+        if cur and len(data.items[i]["ids"]) * (len(cur) + 1) > batch_tokens:
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    for which in batches:
+        ids, valid, target, px, _ = data.batch(which)
+        _, _, pred, answers = loss_and_preds(model, ids, valid, target, px)
+        ok_tok = (pred == answers).tolist()
+        k = 0
+        for i in which:  # target positions come out in (batch row, position) order = turn order per item
+            it = data.items[i]
+            oks = []
+            for s, e in it["spans"]:
+                oks.append(all(ok_tok[k:k + e - s]))
+                k += e - s
+            results[it["id"]] = oks
+            for ti, (ok, kind) in enumerate(zip(oks, it["kinds"])):
+                for table, key in ((per_kind, kind), (per_turn, str(ti + 1)), (per_media, it["media"]["kind"])):
+                    r = table.setdefault(key, [0, 0])
+                    r[0] += ok
+                    r[1] += 1
+            convs_ok += all(oks)
+    model.train()
+    fmt = lambda t: {k: {"correct": v[0], "total": v[1], "accuracy": round(v[0] / v[1], 4)} for k, v in sorted(t.items())}
+    total = [sum(v[0] for v in per_kind.values()), sum(v[1] for v in per_kind.values())]
+    return {
+        "turns": {"correct": total[0], "total": total[1], "accuracy": round(total[0] / max(1, total[1]), 4)},
+        "conversations_all_turns_correct": {"correct": convs_ok, "total": len(data.items),
+                                            "accuracy": round(convs_ok / max(1, len(data.items)), 4)},
+        "per_kind": fmt(per_kind),
+        "per_turn": fmt(per_turn),
+        "per_media": fmt(per_media),
+    }, results
+
+
+# ------------------------------------------------------------------------------------------------ reference
+
+
+def id_decoder(tokenizer_json):
+    """ids → text as the tokenizer's ByteLevel decoder does it, special tokens skipped."""
+    b2u = bytes_to_unicode()
+    u2b = {u: b for b, u in b2u.items()}
+    vocab = json.load(open(tokenizer_json, encoding="utf-8"))["model"]["vocab"]
+    pieces = {i: bytes(u2b[ch] for ch in tokstr) for tokstr, i in vocab.items()}
+    return lambda ids: b"".join(pieces.get(i, b"") for i in ids).decode("utf-8", errors="replace")
+
+
+@torch.no_grad()
+def greedy_conversation(model, data, item, im_end, decode, max_new=16):
+    """Runs a held-out conversation the way the engine's Chat does (greedy, dense, each turn appended to the
+    cached prompt + generated ids) and records, per turn, the ids the engine prefills, the last-position logits
+    and the greedy answer ids (without the stopping <|im_end|>). The prompt deltas are the reference ones
+    (encode.mjs), so the conversation must be one the model answers right on every turn: then its own earlier
+    answers are the reference answers and the deltas are exactly what the engine builds. Returns None otherwise."""
+    model.eval()
+    px = data.pixels(torch.tensor(item["images"], dtype=torch.long))
+    feats = model.image_features(px)
+    ids = item["ids"]
+    turns = []
+    cached = []
+    for i, t in enumerate(item["turns"]):
+        start = 0 if i == 0 else item["spans"][i - 1][1] - 1  # after the previous answer's ids (its <|im_end|> is not fed)
+        delta = ids[start:item["prompt_ends"][i]]
+        seq = cached + delta
+        logits0, gen, stopped = None, [], False
+        for _ in range(max_new):
+            logits = model.lm_head(model.model.language_model(
+                model.embed(torch.tensor([seq]), image_features=feats), torch.arange(len(seq))[None]))[0, -1]
+            if logits0 is None:
+                logits0 = logits.clone()
+            nxt = int(logits.argmax())
+            if nxt == im_end:
+                stopped = True
+                break
+            gen.append(nxt)
+            seq.append(nxt)
+        s, e = item["spans"][i]
+        if not stopped or gen != ids[s:e - 1]:
+            model.train()
+            return None
+        turns.append({
+            "question": t["question"], "kind": t["kind"], "reference_answer": t["answer"],
+            "prompt_ids": delta, "last_logits": [float(x) for x in logits0], "greedy_ids": gen,
+            "answer": decode(gen), "stopped_on_eos": stopped,
+        })
+        cached = seq
+    model.train()
+    return turns
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed", type=int, default=1234, help="torch seed (init, batch order)")
+    p.add_argument("--data-seed", type=int, default=20250101, help="dataset seed (train and held-out streams)")
+    p.add_argument("--train-count", type=int, default=24000)
+    p.add_argument("--heldout-count", type=int, default=1000)
+    p.add_argument("--video-fraction", type=float, default=0.25)
+    p.add_argument("--data-dir", default="/tmp/sparsevila-demo-data")
+    p.add_argument("--out", default=os.path.join(ROOT, "src/models/sparsevila-demo"))
+    p.add_argument("--steps", type=int, default=1800)
+    p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per batch")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--vision-hidden", type=int, default=128)
+    p.add_argument("--vision-layers", type=int, default=4)
+    p.add_argument("--text-hidden", type=int, default=192)
+    p.add_argument("--text-layers", type=int, default=4)
+    p.add_argument("--text-intermediate", type=int, default=512)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--pos-init-std", type=float, default=0.02, help="init std of the vision position embedding")
+    p.add_argument("--aux-weight", type=float, default=1.0, help="weight of the vision tower's auxiliary cell loss")
+    p.add_argument("--eval-every", type=int, default=300, help="held-out eval every N steps (0: only at the end)")
+    p.add_argument("--eval-sample", type=int, default=200, help="held-out conversations for the periodic eval")
+    p.add_argument("--skip-build", action="store_true", help="do not run tsc before writing the dataset")
+    p.add_argument("--samples", default="", help="comma-separated held-out ids for expected.json (default: picked)")
+    return p.parse_args()
+
+
+def main():
+    a = parse_args()
+    t_start = time.time()
+    torch.set_num_threads(a.threads)
+    torch.set_flush_denormal(True)
+    torch.manual_seed(a.seed)
+    torch.use_deterministic_algorithms(True)
+    rng = random.Random(a.seed)
+
+    meta = make_dataset(a, a.data_dir)
+    lines = read_lines(a.data_dir)
+    tok_dir = os.path.join(a.data_dir, "tokenizer")
+    specials, a.vocab_size = build_tokenizer(lines, tok_dir)
+    a.image_token, im_end, pad = specials["<image>"], specials["<|im_end|>"], specials["<|endoftext|>"]
+    tokens = encode_all(a.data_dir, tok_dir)
+    t0 = time.time()
+    train = Data(a.data_dir, [l for l in lines if l["split"] == "train"], tokens, pad)
+    held = Data(a.data_dir, [l for l in lines if l["split"] == "heldout"], tokens, pad)
+    lens = [len(it["ids"]) for it in train.items]
+    print(f"data: {len(train.items)} train / {len(held.items)} held-out conversations, "
+          f"{sum(len(it['spans']) for it in train.items)} train turns, {len(train.frames)} train images; "
+          f"tokens/conv mean {np.mean(lens):.0f} max {max(lens)}; loaded in {time.time() - t0:.0f}s", flush=True)
+
+    cfg = model_config(a)
+    model = LlavaForConditionalGeneration(cfg)
+    init_weights(model, pos_std=a.pos_init_std)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: {n_params:,} parameters", flush=True)
+    heads = AuxHeads(a.vision_hidden)
+
+    params = list(model.named_parameters()) + [("aux." + n, p) for n, p in heads.named_parameters()]
+    decay = [p for n, p in params if p.dim() >= 2 and "embedding" not in n and "embed_tokens" not in n]
+    no_decay = [p for n, p in params if not (p.dim() >= 2 and "embedding" not in n and "embed_tokens" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
+    sched = lambda s: min(1.0, (s + 1) / a.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / a.steps))))
+
+    eval_sub = held.subset(a.eval_sample)
+
+    log = []
+    step, epoch = 0, 0
+    batches = []
+    t_train = time.time()
+    ema = None
+    model.train()
+    while step < a.steps:
+        if not batches:
+            batches = length_batches(train, a.batch_tokens, rng)
+            epoch += 1
+        which = batches.pop()
+        for g in opt.param_groups:
+            g["lr"] = a.lr * sched(step)
+        ids, valid, target, px, labels = train.batch(which)
+        loss, aux, pred, answers = loss_and_preds(model, ids, valid, target, px, labels, heads)
+        opt.zero_grad(set_to_none=True)
+        (loss + a.aux_weight * aux).backward()
+        torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
+        opt.step()
+        step += 1
+        acc = (pred == answers).float().mean().item()
+        now = (loss.item(), aux.item(), acc)
+        ema = now if ema is None else tuple(0.98 * e + 0.02 * x for e, x in zip(ema, now))
+        if step % 50 == 0 or step == 1:
+            el = time.time() - t_train
+            print(f"step {step}/{a.steps} epoch {epoch} loss {ema[0]:.4f} aux {ema[1]:.4f} answer-token-acc {ema[2]:.4f} "
+                  f"lr {a.lr * sched(step):.2e} {el:.0f}s ({el / step:.2f}s/step, eta {el / step * (a.steps - step):.0f}s)",
+                  flush=True)
+            log.append({"step": step, "loss": round(ema[0], 5), "aux_loss": round(ema[1], 5),
+                        "answer_token_accuracy": round(ema[2], 5), "seconds": round(el, 1)})
+        if a.eval_every and step % a.eval_every == 0 and step < a.steps:
+            r, _ = evaluate(model, eval_sub, a.batch_tokens * 2)
+            print(f"  eval@{step} ({len(eval_sub.items)} convs): turns {r['turns']['accuracy']:.3f} "
+                  + " ".join(f"{k}={v['accuracy']:.2f}" for k, v in r["per_kind"].items()), flush=True)
+            log[-1]["heldout_sample_turn_accuracy"] = r["turns"]["accuracy"]
+    train_seconds = time.time() - t_train
+
+    t_eval = time.time()
+    res, per_conv = evaluate(model, held, a.batch_tokens * 2)
+    eval_seconds = time.time() - t_eval
+    print(json.dumps(res, indent=1), flush=True)
+
+    # ---- write the checkpoint folder
+    out = a.out
+    os.makedirs(out, exist_ok=True)
+    sd = {k: v for k, v in model.state_dict().items()}
+    save_safetensors(os.path.join(out, "model.safetensors"), sd, {"format": "pt"})
+    check = load_safetensors(os.path.join(out, "model.safetensors"))
+    assert set(check) == set(sd) and all(torch.equal(check[k], sd[k]) for k in sd)
+    json.dump(cfg, open(os.path.join(out, "config.json"), "w"), indent=1)
+    json.dump(PREPROCESSOR, open(os.path.join(out, "preprocessor_config.json"), "w"), indent=1)
+    json.dump(PROCESSOR, open(os.path.join(out, "processor_config.json"), "w"), indent=1)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(os.path.join(tok_dir, f), os.path.join(out, f))
+    decode = id_decoder(os.path.join(tok_dir, "tokenizer.json"))
+
+    # ---- reference numbers for the TypeScript engine: held-out conversations run greedily, turn by turn
+    by_id = {it["id"]: it for it in held.items}
+    candidates = a.samples.split(",") if a.samples else sample_order(held, per_conv)
+    examples_dir = os.path.join(out, "examples")
+    if os.path.isdir(examples_dir):
+        shutil.rmtree(examples_dir)
+    os.makedirs(examples_dir)
+    expected = {
+        "about": "Held-out conversations run greedily (dense) in PyTorch turn by turn, each turn after the model's own "
+                 "earlier answers, as the engine's Chat runs them. Per turn: the ids the engine prefills (the whole "
+                 "prompt on turn 1, the delta after the cached prompt + generated ids later), the logits at the "
+                 "last prefilled position, and the greedy answer ids (without the <|im_end|> that stopped them).",
+        "tolerance": {"last_logits_max_abs": 1e-3, "greedy_ids": "identical"},
+        "image_token_count": IMAGE_TOKENS,
+        "samples": [],
+    }
+    for sid in candidates:
+        if len(expected["samples"]) == 3:
+            break
+        it = by_id[sid]
+        turns = greedy_conversation(model, held, it, im_end, decode)
+        if turns is None:
+            continue
+        media = []
+        for p in it["media"]["paths"]:
+            dst = os.path.join("examples", os.path.basename(p))
+            shutil.copyfile(os.path.join(a.data_dir, p), os.path.join(out, dst))
+            media.append(dst)
+        expected["samples"].append({"id": sid, "media_kind": it["media"]["kind"], "media": media, "turns": turns})
+
+    info = {
+        "seed": a.seed,
+        "data_seed": a.data_seed,
+        "args": vars(a),
+        "parameters": n_params,
+        "dataset": {
+            "generator": "node dist/src/cli/main.js dataset (src/world)",
+            "seed": a.data_seed, "train": a.train_count, "heldout": a.heldout_count,
+            "options": {"videoFraction": a.video_fraction},
+            "train_conversations": len(train.items),
+            "train_turns": sum(len(it["spans"]) for it in train.items),
+            "train_images": int(len(train.frames)),
+            "heldout_conversations": len(held.items),
+            "heldout_turns": sum(len(it["spans"]) for it in held.items),
+            "video_fraction": a.video_fraction,
+            "tokens_per_conversation_mean": round(float(np.mean(lens)), 1),
+            "kind_counts": meta.get("kindCounts"),
+        },
+        "training": {
+            "steps": a.steps, "epochs_started": epoch, "batch_tokens": a.batch_tokens, "optimizer": "AdamW(0.9, 0.98)",
+            "lr": a.lr, "schedule": f"linear warmup {a.warmup} steps, cosine to 5%", "weight_decay": a.weight_decay,
+            "grad_clip": 1.0, "threads": a.threads, "torch": torch.__version__,
+            "train_seconds": round(train_seconds, 1), "eval_seconds": round(eval_seconds, 1),
+            "total_seconds": round(time.time() - t_start, 1), "log": log,
+        },
+        "heldout": res,
+        "evaluation": "exact match of the whole answer (and the <|im_end|> that ends it) under greedy decoding, "
+                      "with the reference answers as history for later turns; see evaluate() in train.py",
+    }
+    json.dump(expected, open(os.path.join(out, "expected.json"), "w"))
+    # The demo's conversations (`npm start`): the first image and the first video sample.
+    demo = []
+    for kind in ("image", "video"):
+        smp = next((x for x in expected["samples"] if x["media_kind"] == kind), None)
+        if smp:
+            demo.append({"title": f"held-out {kind} {smp['id']}", "media": [os.path.basename(m) for m in smp["media"]],
+                         "turns": [{"question": t["question"], "answer": t["reference_answer"]} for t in smp["turns"]]})
+    json.dump(demo, open(os.path.join(examples_dir, "conversations.json"), "w"), indent=1)
+    json.dump(info, open(os.path.join(out, "training.json"), "w"), indent=1)
+    with open(os.path.join(out, "README.md"), "w", encoding="utf-8") as f:
+        f.write(model_card(cfg, info))
+    print(f"wrote {out} in {time.time() - t_start:.0f}s total", flush=True)
+
+
+def model_card(cfg, info):
+    v, t = cfg["vision_config"], cfg["text_config"]
+    res, tr = info["heldout"], info["training"]
+    pct = lambda r: f"{100 * r['accuracy']:.1f}% ({r['correct']}/{r['total']})"
+    kinds = "\n".join(f"| {k} | {pct(r)} |" for k, r in res["per_kind"].items())
+    turns = "\n".join(f"| {k} | {pct(r)} |" for k, r in res["per_turn"].items())
+    return f"""# sparsevila-demo
+
+A small **trained** `LlavaForConditionalGeneration` in the exact Hugging Face layout, shipped so that `npm start`
+runs the whole pipeline offline on a model whose answers mean something. It knows one world: the synthetic scenes
+and videos of `src/world` (coloured shapes on a 3×3 grid over plain or textured backgrounds; videos of 8 frames in
+which objects move, appear and vanish), and answers questions about regions, objects, counts and frames.
+
+- CLIP vision tower: {v['image_size']}×{v['image_size']} px, patch {v['patch_size']}, hidden {v['hidden_size']}, \
+{v['num_hidden_layers']} layers, CLS; features from layer −2 with the CLS dropped → {(v['image_size'] // v['patch_size']) ** 2} image tokens.
+- 2-layer GELU projector; LLaMA decoder: hidden {t['hidden_size']}, {t['num_hidden_layers']} layers, \
+{t['num_attention_heads']} heads / {t['num_key_value_heads']} KV heads, SwiGLU {t['intermediate_size']}.
+- Byte-level BPE tokenizer ({t['vocab_size']} ids, merges learned on the training questions) with a ChatML template
+  that labels a video's frames `Frame k: <image>`.
+- {info['parameters']:,} parameters, float32, {info['parameters'] * 4 / 1e6:.1f} MB.
+
+Trained with `/usr/bin/python3 tools/train-demo-vlm/train.py` (Debian's python3-torch {tr['torch']}, CPU, \
+{tr['threads']} threads): {tr['steps']} steps in {tr['train_seconds'] / 60:.0f} min on \
+{info['dataset']['train_conversations']:,} conversations ({info['dataset']['train_turns']:,} turns); seeds \
+{info['seed']} (torch) and {info['data_seed']} (world). See tools/train-demo-vlm/README.md.
+
+## Held-out accuracy (dense)
+
+Exact match of the whole answer under greedy decoding on {res['turns']['total']} turns of \
+{info['dataset']['heldout_conversations']} held-out conversations whose scenes never occur in training: \
+**{pct(res['turns'])}**; all turns of a conversation right: {pct(res['conversations_all_turns_correct'])}.
+
+| question kind | accuracy |
+| --- | ---: |
+{kinds}
+
+| turn | accuracy |
+| --- | ---: |
+{turns}
+
+`expected.json` holds what PyTorch computes for three held-out conversations (prompt ids, last-position logits,
+greedy answers, turn by turn); the engine's test reproduces it. `examples/` holds the conversations `npm start` asks.
+"""
+
+
+def sample_order(held, per_conv):
+    """Held-out conversations for the engine test, best first: those answered right on every turn (so the model's
+    own history is the reference one), multi-turn images, then videos, then the rest with varied first kinds."""
+    right = [it for it in held.items if all(per_conv[it["id"]])]
+    most_turns = lambda its: sorted(its, key=lambda it: -len(it["spans"]))  # stable: dataset order among equals
+    images = most_turns([it for it in right if it["media"]["kind"] == "image" and len(it["spans"]) >= 3])
+    videos = most_turns([it for it in right if it["media"]["kind"] == "video" and len(it["spans"]) >= 2])
+    order = images[:1] + videos[:1]
+    kinds = {it["kinds"][0] for it in order}
+    for it in right:
+        if it not in order and it["kinds"][0] not in kinds:
+            order.append(it)
+            kinds.add(it["kinds"][0])
+    order += [it for it in right if it not in order]
+    return [it["id"] for it in order]
+
+
+if __name__ == "__main__":
+    main()

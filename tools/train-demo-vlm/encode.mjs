@@ -5,7 +5,7 @@
 // not fed, the template's own `<|im_end|>\n` opens the next delta). The last turn gets a closing <|im_end|> so
 // every answer span ends on one.
 //
-//   node tools/train-demo-vlm/encode.mjs DATASET_DIR TOKENIZER_DIR IMAGE_TOKENS OUT.jsonl
+//   node tools/train-demo-vlm/encode.mjs CONVERSATIONS.jsonl TOKENIZER_DIR IMAGE_TOKENS OUT.jsonl
 //
 // Each output line: {"id", "ids": [...], "spans": [[start, end], ...]} where ids[start:end] are a turn's answer
 // ids followed by <|im_end|> (the supervised targets), and "prompt_ends" the index where each turn's prompt ends.
@@ -17,9 +17,9 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const { loadTextProcessor, buildPrompt, buildTurnDelta } = await import(path.join(root, 'dist/src/index.js'));
 
-const [datasetDir, tokenizerDir, imageTokensArg, outPath] = process.argv.slice(2);
-if (!datasetDir || !tokenizerDir || !imageTokensArg || !outPath) {
-  console.error('usage: encode.mjs DATASET_DIR TOKENIZER_DIR IMAGE_TOKENS OUT.jsonl');
+const [conversationsPath, tokenizerDir, imageTokensArg, outPath] = process.argv.slice(2);
+if (!conversationsPath || !tokenizerDir || !imageTokensArg || !outPath) {
+  console.error('usage: encode.mjs CONVERSATIONS.jsonl TOKENIZER_DIR IMAGE_TOKENS OUT.jsonl');
   process.exit(2);
 }
 const imageTokenCount = Number(imageTokensArg);
@@ -28,7 +28,7 @@ const imEnd = tp.tokenToId('<|im_end|>');
 if (imEnd === undefined) throw new Error(`${tokenizerDir}/tokenizer.json has no <|im_end|> token`);
 
 const out = fs.createWriteStream(outPath);
-const lines = readline.createInterface({ input: fs.createReadStream(path.join(datasetDir, 'conversations.jsonl')) });
+const lines = readline.createInterface({ input: fs.createReadStream(conversationsPath) });
 let n = 0;
 for await (const line of lines) {
   if (!line.trim()) continue;

@@ -158,13 +158,45 @@ def build_tokenizer(lines, out_dir):
     return specials, vocab_size
 
 
-def encode_all(data_dir, tokenizer_dir):
+def encode_all(conversations_jsonl, tokenizer_dir):
     """Every conversation's ids and answer spans, made by the engine's tokenizer and template (encode.mjs)."""
-    out = os.path.join(data_dir, "tokens.jsonl")
-    subprocess.run(["node", os.path.join(HERE, "encode.mjs"), data_dir, tokenizer_dir, str(IMAGE_TOKENS), out],
+    out = conversations_jsonl[:-len(".jsonl")] + ".tokens.jsonl"
+    subprocess.run(["node", os.path.join(HERE, "encode.mjs"), conversations_jsonl, tokenizer_dir, str(IMAGE_TOKENS), out],
                    cwd=ROOT, check=True)
     with open(out, encoding="utf-8") as f:
         return {r["id"]: r for r in (json.loads(x) for x in f if x.strip())}
+
+
+CELL_PHRASE = ["top left", "top middle", "top right", "middle left", "center", "middle right", "bottom left",
+               "bottom middle", "bottom right"]
+
+
+def caption_conversations(lines, fraction, rng):
+    """Captioning conversations for a `fraction` of the training media: "Describe the image." answered cell by
+    cell ("top left: red small circle; top middle: nothing; ..."), from the scene's truth; for a video, one of its
+    frames on its own. LLaVA's first stage aligns the projector on captions the same way: here they give the
+    decoder a dense, short-range signal for reading a named cell, which the world's one-word answers give only
+    sparsely."""
+    out = []
+    for ln in lines:
+        if ln["split"] != "train" or rng.random() >= fraction:
+            continue
+        paths = ln["media"]["paths"]
+        frame = rng.randrange(len(paths))
+        lab = cell_labels(ln["truth"], frame)
+        parts, objects = [], []
+        for c in range(9):
+            shape, color, size = lab[c].tolist()
+            if shape:
+                o = {"cell": CELLS[c], "shape": SHAPES[shape - 1], "color": COLORS[color - 1], "size": SIZES[size - 1]}
+                objects.append(o)
+                parts.append(f"{CELL_PHRASE[c]}: {o['color']} {o['size']} {o['shape']}")
+            else:
+                parts.append(f"{CELL_PHRASE[c]}: nothing")
+        out.append({"id": "caption-" + ln["id"], "split": "train", "media": {"kind": "image", "paths": [paths[frame]]},
+                    "turns": [{"kind": "caption", "question": "Describe the image.", "answer": "; ".join(parts)}],
+                    "truth": {"scene": {"objects": objects}}})
+    return out
 
 
 PATCH_CELL = torch.tensor([(8 * r + 4) * 3 // 64 * 3 + (8 * c + 4) * 3 // 64 for r in range(8) for c in range(8)])
@@ -187,8 +219,9 @@ class Data:
     """All conversations of one split, as ids, answer spans and images (uint8 [N, 64, 64, 3]), with every
     image's per-cell contents for the vision tower's auxiliary loss."""
 
-    def __init__(self, d, lines, tokens, pad):
+    def __init__(self, d, lines, tokens, pad, kind_weights=None):
         self.items = []
+        kind_weights = kind_weights or {}
         frames, labels = [], []
         self.pad = pad
         for ln in lines:
@@ -203,6 +236,7 @@ class Data:
                 "id": ln["id"], "ids": tk["ids"], "spans": [tuple(x) for x in tk["spans"]],
                 "prompt_ends": tk["prompt_ends"], "images": list(range(first, len(frames))),
                 "kinds": [t["kind"] for t in ln["turns"]], "media": ln["media"], "turns": ln["turns"],
+                "weights": [kind_weights.get(t["kind"], 1.0) for t in ln["turns"]],
             })
         self.frames = torch.from_numpy(np.stack(frames))  # [N, 64, 64, 3] uint8
         self.labels = torch.stack(labels)  # [N, 9, 3]
@@ -227,16 +261,18 @@ class Data:
         ids = torch.full((len(items), T), self.pad, dtype=torch.long)
         valid = torch.zeros((len(items), T), dtype=torch.bool)
         target = torch.zeros((len(items), T), dtype=torch.bool)  # position p predicts ids[p + 1]
+        weight = torch.zeros((len(items), T), dtype=torch.float32)
         imgs = []
         for b, it in enumerate(items):
             n = len(it["ids"])
             ids[b, :n] = torch.tensor(it["ids"])
             valid[b, :n] = True
-            for s, e in it["spans"]:
+            for (s, e), w in zip(it["spans"], it["weights"]):
                 target[b, s - 1:e - 1] = True
+                weight[b, s - 1:e - 1] = w
             imgs += it["images"]
         idx = torch.tensor(imgs, dtype=torch.long)
-        return ids, valid, target, self.pixels(idx), self.labels[idx][:, PATCH_CELL]  # labels: [n, 64, 3]
+        return ids, valid, target, weight, self.pixels(idx), self.labels[idx][:, PATCH_CELL]  # labels: [n, 64, 3]
 
 
 def length_batches(data, batch_tokens, rng):
@@ -284,7 +320,7 @@ class AuxHeads(torch.nn.Module):
         return loss
 
 
-def loss_and_preds(model, ids, valid, target, px, labels=None, heads=None):
+def loss_and_preds(model, ids, valid, target, weight, px, labels=None, heads=None):
     feats = model.vision_states(px)
     emb = model.embed(ids, image_features=model.model.multi_modal_projector(feats))
     b, t = ids.shape
@@ -293,7 +329,8 @@ def loss_and_preds(model, ids, valid, target, px, labels=None, heads=None):
     sel = target.nonzero(as_tuple=True)
     logits = model.lm_head(h[sel])
     answers = ids[(sel[0], sel[1] + 1)]
-    loss = F.cross_entropy(logits, answers)
+    w = weight[sel]
+    loss = (F.cross_entropy(logits, answers, reduction="none") * w).sum() / w.sum()
     aux = heads.loss(feats, labels) if heads is not None else torch.zeros(())
     return loss, aux, logits.argmax(-1), answers
 
@@ -319,8 +356,8 @@ def evaluate(model, data, batch_tokens):
     if cur:
         batches.append(cur)
     for which in batches:
-        ids, valid, target, px, _ = data.batch(which)
-        _, _, pred, answers = loss_and_preds(model, ids, valid, target, px)
+        ids, valid, target, weight, px, _ = data.batch(which)
+        _, _, pred, answers = loss_and_preds(model, ids, valid, target, weight, px)
         ok_tok = (pred == answers).tolist()
         k = 0
         for i in which:  # target positions come out in (batch row, position) order = turn order per item
@@ -428,6 +465,10 @@ def parse_args():
     p.add_argument("--text-intermediate", type=int, default=512)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--pos-init-std", type=float, default=0.02, help="init std of the vision position embedding")
+    p.add_argument("--caption-weight", type=float, default=0.25,
+                   help="loss weight of the captioning conversations' tokens")
+    p.add_argument("--caption-fraction", type=float, default=0.5,
+                   help="share of the training media that also get a captioning conversation (0: none)")
     p.add_argument("--aux-weight", type=float, default=1.0, help="weight of the vision tower's auxiliary cell loss")
     p.add_argument("--eval-every", type=int, default=300, help="held-out eval every N steps (0: only at the end)")
     p.add_argument("--eval-sample", type=int, default=200, help="held-out conversations for the periodic eval")
@@ -450,13 +491,21 @@ def main():
     tok_dir = os.path.join(a.data_dir, "tokenizer")
     specials, a.vocab_size = build_tokenizer(lines, tok_dir)
     a.image_token, im_end, pad = specials["<image>"], specials["<|im_end|>"], specials["<|endoftext|>"]
-    tokens = encode_all(a.data_dir, tok_dir)
+    tokens = encode_all(os.path.join(a.data_dir, "conversations.jsonl"), tok_dir)
+    captions = caption_conversations(lines, a.caption_fraction, random.Random(a.seed)) if a.caption_fraction > 0 else []
+    if captions:
+        cap_path = os.path.join(a.data_dir, "captions.jsonl")
+        with open(cap_path, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(c) + "\n" for c in captions)
+        tokens.update(encode_all(cap_path, tok_dir))
     t0 = time.time()
-    train = Data(a.data_dir, [l for l in lines if l["split"] == "train"], tokens, pad)
+    train = Data(a.data_dir, [l for l in lines if l["split"] == "train"] + captions, tokens, pad,
+                 {"caption": a.caption_weight})
     held = Data(a.data_dir, [l for l in lines if l["split"] == "heldout"], tokens, pad)
-    lens = [len(it["ids"]) for it in train.items]
-    print(f"data: {len(train.items)} train / {len(held.items)} held-out conversations, "
-          f"{sum(len(it['spans']) for it in train.items)} train turns, {len(train.frames)} train images; "
+    qa = [it for it in train.items if not it["id"].startswith("caption-")]
+    lens = [len(it["ids"]) for it in qa]
+    print(f"data: {len(qa)} train (+{len(captions)} captioning) / {len(held.items)} held-out conversations, "
+          f"{sum(len(it['spans']) for it in qa)} train turns, {len(train.frames)} train images; "
           f"tokens/conv mean {np.mean(lens):.0f} max {max(lens)}; loaded in {time.time() - t0:.0f}s", flush=True)
 
     cfg = model_config(a)
@@ -488,8 +537,8 @@ def main():
         which = batches.pop()
         for g in opt.param_groups:
             g["lr"] = a.lr * sched(step)
-        ids, valid, target, px, labels = train.batch(which)
-        loss, aux, pred, answers = loss_and_preds(model, ids, valid, target, px, labels, heads)
+        ids, valid, target, weight, px, labels = train.batch(which)
+        loss, aux, pred, answers = loss_and_preds(model, ids, valid, target, weight, px, labels, heads)
         opt.zero_grad(set_to_none=True)
         (loss + a.aux_weight * aux).backward()
         torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
@@ -570,8 +619,9 @@ def main():
             "generator": "node dist/src/cli/main.js dataset (src/world)",
             "seed": a.data_seed, "train": a.train_count, "heldout": a.heldout_count,
             "options": {"videoFraction": a.video_fraction},
-            "train_conversations": len(train.items),
-            "train_turns": sum(len(it["spans"]) for it in train.items),
+            "train_conversations": len(qa),
+            "train_turns": sum(len(it["spans"]) for it in qa),
+            "caption_conversations": len(captions),
             "train_images": int(len(train.frames)),
             "heldout_conversations": len(held.items),
             "heldout_turns": sum(len(it["spans"]) for it in held.items),

@@ -9,8 +9,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from './helpers/checkpoint-writer.js';
-import { tempDir } from './helpers/engine.js';
+import { REPO_ROOT } from '../helpers/checkpoint-writer.js';
+import { tempDir } from '../helpers/engine.js';
 
 const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
 const DEMO_DIR = path.join(REPO_ROOT, 'src/models/sparsevila-demo');

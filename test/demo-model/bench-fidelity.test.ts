@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from './helpers/checkpoint-writer.js';
-import { tempDir } from './helpers/engine.js';
+import { REPO_ROOT } from '../helpers/checkpoint-writer.js';
+import { tempDir } from '../helpers/engine.js';
 
 /** Dense exact-match accuracy the quick sample must reach (the full held-out set's is in training.json). */
 const DENSE_FLOOR = 0.8;

@@ -353,7 +353,9 @@ describe('the profiler server', () => {
     // The baseline brackets the stuck period, so load from elsewhere hits both sides alike.
     const baseline = median([...before, ...(await times(3))]);
     console.log(`engine run median: ${baseline.toFixed(1)} ms alone, ${withStuck.toFixed(1)} ms with a stuck page; flood ${sent} salience events`);
-    expect(withStuck).toBeLessThan(baseline * 1.5);
+    // An engine that waited on the stuck page would stall for its whole send timeout (seconds); 3x leaves room
+    // for a shared, noisy 2-core machine (1.5x failed there under unrelated load) and still catches that.
+    expect(withStuck).toBeLessThan(baseline * 3);
   });
 
   it('loads uploaded traces, names the bad line of a bad one, and reloads the data dir after a restart', async () => {

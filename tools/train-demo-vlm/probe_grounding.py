@@ -1,0 +1,62 @@
+#!/usr/bin/python3
+"""
+Small-scale grounding probe for the demo model's training: trains on image conversations restricted to a few
+question kinds (default: the region questions) with 1 thread, and prints held-out accuracy per kind every 100
+steps, so a change to the recipe (learning rate, projector or embedding init scale, decoder shape, RoPE base) can
+be judged in minutes instead of a full run. Needs a dataset and tokenizer written by train.py (--data-dir).
+
+  /usr/bin/python3 tools/train-demo-vlm/probe_grounding.py --lr 1e-3 --proj-std 0.3
+
+Measured so far (held-out accuracy on cell-color / cell-shape / shape-color, 500 steps): every variant tried
+stays at the answer prior (~0.3): the decoder does not learn to read the image tokens in that budget.
+"""
+import sys, torch, json, random, time, math, os
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import train
+from model import LlavaForConditionalGeneration, init_weights
+import argparse
+p = argparse.ArgumentParser()
+p.add_argument('--lr', type=float, default=2e-3); p.add_argument('--steps', type=int, default=600)
+p.add_argument('--kinds', default='cell-color,cell-shape,shape-color'); p.add_argument('--aux', type=float, default=1.0)
+p.add_argument('--th', type=int, default=192); p.add_argument('--tl', type=int, default=4); p.add_argument('--heads', type=int, default=4)
+p.add_argument('--batch', type=int, default=4096); p.add_argument('--theta', type=float, default=10000.0)
+p.add_argument('--data-dir', default='/tmp/sparsevila-demo-data'); p.add_argument('--single', action='store_true'); p.add_argument('--proj-std', type=float, default=0.0); p.add_argument('--emb-std', type=float, default=0.0)
+a = p.parse_args()
+torch.set_num_threads(1); torch.manual_seed(0)
+kinds = set(a.kinds.split(','))
+lines = [l for l in train.read_lines(a.data_dir) if l['media']['kind'] == 'image']
+for l in lines:
+    l['turns'] = [t for t in l['turns'] if t['kind'] in kinds]
+lines = [l for l in lines if l['turns']]
+# rebuild ids: reuse encode by writing a file
+path = os.path.join(a.data_dir, 'probe-%d.jsonl' % os.getpid())
+with open(path, 'w') as f:
+    for l in lines:
+        if a.single: l['turns'] = l['turns'][:1]
+        f.write(json.dumps(l) + '\n')
+tok = json.load(open(os.path.join(a.data_dir, 'tokenizer', 'tokenizer.json')))
+specials = {t['content']: t['id'] for t in tok['added_tokens']}
+tokens = train.encode_all(path, os.path.join(a.data_dir, 'tokenizer'))
+tr = train.Data(a.data_dir, [l for l in lines if l['split'] == 'train'], tokens, specials['<|endoftext|>'])
+he = train.Data(a.data_dir, [l for l in lines if l['split'] == 'heldout'], tokens, specials['<|endoftext|>']).subset(150)
+class A: pass
+c = A(); c.vision_hidden=128; c.vision_layers=4; c.text_hidden=a.th; c.text_intermediate=a.th*8//3; c.text_layers=a.tl; c.vocab_size=len(tok['model']['vocab']) + len(specials); c.image_token=specials['<image>']
+cfg = train.model_config(c); cfg['text_config']['num_attention_heads'] = a.heads; cfg['text_config']['num_key_value_heads'] = a.heads // 2
+cfg['text_config']['rope_theta'] = a.theta
+m = LlavaForConditionalGeneration(cfg); init_weights(m)
+if a.proj_std: torch.nn.init.normal_(m.model.multi_modal_projector.linear_2.weight, 0.0, a.proj_std)
+if a.emb_std: torch.nn.init.normal_(m.model.language_model.embed_tokens.weight, 0.0, a.emb_std)
+heads = train.AuxHeads(128)
+params = list(m.parameters()) + list(heads.parameters())
+opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.0)
+rng = random.Random(0); batches = []; t0 = time.time()
+for step in range(1, a.steps + 1):
+    if not batches: batches = train.length_batches(tr, a.batch, rng)
+    for g in opt.param_groups: g['lr'] = a.lr * min(1, step / 50)
+    ids, valid, target, weight, px, labels = tr.batch(batches.pop())
+    loss, aux, pred, ans = train.loss_and_preds(m, ids, valid, target, weight, px, labels, heads)
+    opt.zero_grad(); (loss + a.aux * aux).backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
+    if step % 100 == 0:
+        r, _ = train.evaluate(m, he, 8192)
+        print(f"{step} {time.time()-t0:.0f}s loss {loss.item():.3f} aux {aux.item():.3f} heldout {r['turns']['accuracy']:.3f} " + ' '.join(f"{k}={v['accuracy']:.2f}" for k, v in r['per_kind'].items()), flush=True)

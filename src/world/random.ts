@@ -70,17 +70,16 @@ export function deriveSeed(seed: number, ...labels: (string | number)[]): number
   let h = fnv1a(String(seed >>> 0) + '|' + String(Math.floor(seed / 4294967296)));
   for (const label of labels) h = fnv1a('|' + String(label), h);
   // murmur3 finaliser: neighbouring indices give unrelated seeds.
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b) >>> 0;
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35) >>> 0;
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(h);
 }
 
 /** A well-mixed 32-bit hash of three integers (murmur3's finaliser over a lattice point): value noise. */
 export function mix32(seed: number, i: number, j: number): number {
-  let h = (seed ^ Math.imul(i, 0x9e3779b1) ^ Math.imul(j, 0x85ebca77)) >>> 0;
+  return fmix32((seed ^ Math.imul(i, 0x9e3779b1) ^ Math.imul(j, 0x85ebca77)) >>> 0);
+}
+
+/** murmur3's 32-bit finaliser: every input bit flips each output bit with probability ~1/2. */
+function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b) >>> 0;
   h ^= h >>> 13;

@@ -12,6 +12,8 @@ import json
 import os
 import re
 
+from hfio import bytes_to_unicode
+
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>"]
 
 # Multi-image content (a video's frames) is labelled "Frame k: " so a question about frame k has something to
@@ -31,19 +33,6 @@ CHAT_TEMPLATE = (
 
 # GPT-2's split pattern with \p{L} / \p{N} narrowed to ASCII (the world's text is ASCII).
 WORDS = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+")
-
-
-def bytes_to_unicode():
-    """GPT-2's reversible byte → printable unicode map (tokenizers' ByteLevel alphabet)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
 
 
 def learn_merges(texts, max_merges, min_count):

@@ -35,8 +35,8 @@ from PIL import Image
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from model import LlavaForConditionalGeneration, init_weights  # noqa: E402
-from hfio import CLIP_MEAN, CLIP_STD, load_safetensors, save_safetensors  # noqa: E402
-from bpe import bytes_to_unicode, write_tokenizer  # noqa: E402
+from hfio import CLIP_MEAN, CLIP_STD, bytes_to_unicode, load_safetensors, save_safetensors  # noqa: E402
+from bpe import write_tokenizer  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(HERE, "../.."))
 IMAGE_TOKENS = 64  # (64 / 8)² patches per image, CLS dropped ("default" strategy)
@@ -335,6 +335,18 @@ def loss_and_preds(model, ids, valid, target, weight, px, labels=None, heads=Non
     return loss, aux, logits.argmax(-1), answers
 
 
+def train_step(model, heads, opt, params, batch, aux_weight):
+    """One optimizer step on a Data.batch(): answer loss + aux_weight × the tower's probe loss, gradients clipped
+    to norm 1. Returns the two losses, the argmax predictions and the answer ids."""
+    ids, valid, target, weight, px, labels = batch
+    loss, aux, pred, answers = loss_and_preds(model, ids, valid, target, weight, px, labels, heads)
+    opt.zero_grad(set_to_none=True)
+    (loss + aux_weight * aux).backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    return loss, aux, pred, answers
+
+
 @torch.no_grad()
 def evaluate(model, data, batch_tokens):
     """Exact match per turn under teacher forcing with the reference history: a turn is right when every answer
@@ -537,12 +549,7 @@ def main():
         which = batches.pop()
         for g in opt.param_groups:
             g["lr"] = a.lr * sched(step)
-        ids, valid, target, weight, px, labels = train.batch(which)
-        loss, aux, pred, answers = loss_and_preds(model, ids, valid, target, weight, px, labels, heads)
-        opt.zero_grad(set_to_none=True)
-        (loss + a.aux_weight * aux).backward()
-        torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
-        opt.step()
+        loss, aux, pred, answers = train_step(model, heads, opt, [p for _, p in params], train.batch(which), a.aux_weight)
         step += 1
         acc = (pred == answers).float().mean().item()
         now = (loss.item(), aux.item(), acc)

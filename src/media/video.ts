@@ -1,0 +1,60 @@
+/**
+ * Video input: a file → the frames a turn sees, as RGB images. Three steps, each its own module:
+ * probe (video-probe.ts, ffprobe: size, frame rate, frame count), sample (video-sample.ts: which frames, by
+ * count or by fps, as transformers picks them), decode (video-decode.ts: those frames through an ffmpeg pipe).
+ * `planVideo` does the first two — cheap, and enough to know how many visual tokens the turn will have
+ * before any frame is decoded — and `decodeVideo` the third.
+ */
+import { InputError } from '../errors.js';
+import { decodeFrames, type VideoFrame } from './video-decode.js';
+import { probeVideo, type VideoInfo } from './video-probe.js';
+import { sampleFrames, validateSampling, type FrameSample, type FrameSampling } from './video-sample.js';
+import type { VideoTools } from './video-tool.js';
+
+/** Frames sampled when a video gives neither `frames` nor `fps`. */
+export const DEFAULT_VIDEO_FRAMES = 8;
+
+/** A video for one turn: a path alone samples DEFAULT_VIDEO_FRAMES frames. */
+export type VideoInput = string | VideoSource;
+
+export interface VideoSource {
+  path: string;
+  /** Sample this many frames uniformly over the video… */
+  frames?: number;
+  /** …or this many per second of video (not both). */
+  fps?: number;
+  /** Stop ffmpeg after this long (ms). Default 10 minutes for the decode, 30 s for probing. */
+  timeoutMs?: number;
+  /** ffmpeg / ffprobe binaries (default: on PATH). */
+  tools?: VideoTools;
+}
+
+export interface VideoPlan extends FrameSample {
+  info: VideoInfo;
+  source: VideoSource;
+}
+
+/** Probes the file and picks the frames; validates the sampling before touching the file. */
+export async function planVideo(input: VideoInput): Promise<VideoPlan> {
+  const source: VideoSource = typeof input === 'string' ? { path: input } : input;
+  if (typeof source?.path !== 'string' || !source.path) {
+    throw new InputError('OPTION_INVALID', `a video needs a file path, got ${JSON.stringify(input)}`, { subject: 'video' });
+  }
+  const given = source.frames === undefined && source.fps === undefined ? { frames: DEFAULT_VIDEO_FRAMES } : { frames: source.frames, fps: source.fps };
+  const sampling = validateSampling(given as FrameSampling);
+  const info = await probeVideo(source.path, { tools: source.tools, timeoutMs: source.timeoutMs === undefined ? undefined : Math.min(source.timeoutMs, 30_000) });
+  return { ...sampleFrames(info, sampling), info, source };
+}
+
+/** The plan's frames, in order, as they are decoded. */
+export function decodeVideo(plan: VideoPlan): AsyncGenerator<VideoFrame, void> {
+  return decodeFrames(plan.info, plan.indices, { tools: plan.source.tools, timeoutMs: plan.source.timeoutMs });
+}
+
+/** Plan and decode in one call, every frame held (tests, notebooks; a turn streams them instead). */
+export async function readVideo(input: VideoInput): Promise<{ plan: VideoPlan; frames: VideoFrame[] }> {
+  const plan = await planVideo(input);
+  const frames: VideoFrame[] = [];
+  for await (const frame of decodeVideo(plan)) frames.push(frame);
+  return { plan, frames };
+}

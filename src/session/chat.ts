@@ -6,23 +6,33 @@
  */
 import { InputError } from '../errors.js';
 import { DENSE, validatePolicy, type SparsityPolicy } from '../sparsity/policy.js';
-import { thumbnail } from '../media/thumbnail.js';
-import { imageSalience } from '../sparsity/salience.js';
+import { decodeVideo, pixelBatches, planVideo, type VideoInput } from '../media/video.js';
 import type { Stage } from '../trace/schema.js';
 import { Tracer } from '../trace/tracer.js';
 import type { ChatMessage } from '../text/index.js';
 import type { ImageInput, Model } from './model.js';
 import { DenseTwin, type FidelityReport } from './fidelity.js';
 import { TokenSampler, validateSampling, type Sampling } from './sampling.js';
-import { EncodedImages, prefillTurn, type ConversationState, type PrefilledTurn, type RetrievedTurn } from './turn.js';
+import { checkTurnMemory, encodeVisual, imageBatches, visionBatch } from './encode.js';
+import { prefillTurn, type EncodedImages, type ConversationState, type PrefilledTurn, type RetrievedTurn, type VideoFrames } from './turn.js';
 
 export interface ChatOptions {
   /** Stop after this many new tokens. Default 128. */
   maxNewTokens?: number;
   /** Default greedy. */
   sampling?: Sampling;
-  /** Prefill chunk length in tokens. Default 512. */
+  /**
+   * Prefill chunk length in tokens. Default 512. Activation memory grows with the chunk (its attention
+   * scores are heads × chunk × context), not with the whole prompt; the KV cache grows with the prompt.
+   */
   prefillChunk?: number;
+  /** Images / video frames per vision-tower call: bounds the tower's activations on long videos. Default 8. */
+  visionBatch?: number;
+  /**
+   * Refuse a turn whose estimated memory (KV cache, prefill chunk, vision batch, visual embeddings; see
+   * runtime/memory.ts) exceeds this many bytes, before any work. Default: half of this machine's memory.
+   */
+  memoryLimit?: number;
   /** An optional system message, rendered by the chat template. */
   system?: string;
   /** Default dense. */
@@ -38,6 +48,11 @@ export interface ChatOptions {
 
 export interface TurnInput {
   images?: readonly ImageInput[];
+  /**
+   * A video instead of images: a path (8 frames) or `{ path, frames }` / `{ path, fps }`. Its frames enter
+   * the prompt as consecutive images, labelled as the chat template labels several images.
+   */
+  video?: VideoInput;
   text: string;
   /** Overrides the chat's maxNewTokens for this turn. */
   maxNewTokens?: number;
@@ -75,6 +90,8 @@ export interface Answer {
   sparsity: SparsitySummary;
   /** Against the dense twin, when the chat was made with `fidelity: true`. */
   fidelity?: FidelityReport;
+  /** The turn's video: which frames it saw, when. */
+  video?: VideoFrames;
 }
 
 /** What the policy did on this turn. */
@@ -85,6 +102,8 @@ export interface SparsitySummary {
   /** Visual tokens this turn's images would have had without pruning, and how many entered the LLM. */
   turnImageTokens: number;
   turnKeptTokens: number;
+  /** Of those, how many of each image / frame of this turn entered the LLM. */
+  turnKeptPerImage: number[];
   /** Visual tokens each layer's decode steps attended (retrieval set, minus in-LLM drops). */
   attendedVisualPerLayer: number[];
 }
@@ -109,9 +128,10 @@ export class Chat {
   state!: ConversationState;
   /** @internal the user message of the turn in progress. */
   pendingUserMessage?: ChatMessage;
+  /** @internal performance.now() at the start of the turn in progress. */
+  turnStarted = 0;
   private ready: Promise<void>;
   private turnIndex = 0;
-  private turnStarted = 0;
   private inTurn = false;
   private readonly sampler: TokenSampler;
   private readonly twin?: DenseTwin;
@@ -158,7 +178,11 @@ export class Chat {
   async *stream(input: TurnInput): AsyncGenerator<TokenEvent, Answer> {
     validateMaxNewTokens(input.maxNewTokens ?? this.options.maxNewTokens ?? 128);
     const images = input.images ?? [];
-    const prefilled = images.length ? await (await (await this.encode(images)).prune()).prefill(input.text) : await this.prefill(input.text);
+    if (images.length && input.video !== undefined) {
+      throw new InputError('OPTION_INVALID', 'a turn takes images or a video, not both', { subject: 'video' });
+    }
+    const encoded = input.video !== undefined ? await this.encodeVideo(input.video) : images.length ? await this.encode(images) : undefined;
+    const prefilled = encoded ? await (await encoded.prune()).prefill(input.text) : await this.prefill(input.text);
     return yield* prefilled.retrieve().decode({ maxNewTokens: input.maxNewTokens });
   }
 
@@ -168,32 +192,23 @@ export class Chat {
     this.guardIdle();
     if (!images.length) throw new InputError('OPTION_INVALID', 'encode() needs at least one image; use prefill(text) for a text-only turn', { subject: 'images' });
     const t0 = performance.now();
-    const pixels = await this.model.pixels(images);
-    const t1 = performance.now();
-    const vision = await this.model.runtime.vision(pixels.data, pixels.dims);
-    const [n, tokens, size] = vision.featureDims as [number, number, number];
-    const embeds = await this.model.runtime.project(vision.features, [n * tokens, size]);
-    const salienceSource = this.policy.method === 'sparsevila' ? this.policy.salience : 'auto';
-    const salience = imageSalience(this.model.spec, vision, salienceSource);
-    const first = this.state.imagesSeen;
-    const turn = this.turnIndex;
-    if (this.tracer.enabled) {
-      const [, , h, w] = pixels.dims as [number, number, number, number];
-      for (let i = 0; i < n; i++) {
-        const thumb = await thumbnail(pixels.data.subarray(i * 3 * h * w, (i + 1) * 3 * h * w), h, w, this.model.preprocessor);
-        this.tracer.emit({ type: 'image', turn, image: first + i, ...thumb });
-      }
-    }
-    this.trace((tr) =>
-      salience.forEach((s, i) =>
-        tr.emit({ type: 'salience', turn, image: first + i, source: s.source, grid: s.grid, leading: s.leading, scores: Array.from(s.scores) }),
-      ),
-    );
-    this.turnStarted = t0;
-    this.span('images', t0, undefined, t1);
-    this.span('encode', t1);
-    const keyMetric = vision.keyMetric && alignToLlmTokens(vision.keyMetric, n, this.model.spec.vision.numPositions, tokens);
-    return new EncodedImages(this, n, embeds, salience, { images: (t1 - t0) / 1000, vision: (performance.now() - t1) / 1000 }, vision.features, keyMetric);
+    checkTurnMemory(this, { encode: images.length, what: `${images.length} image(s)` });
+    return encodeVisual(this, imageBatches(this.model, images, visionBatch(this.options)), t0);
+  }
+
+  /**
+   * Step 1 for a video: probes it, samples its frames (by count or fps), refuses the turn if it would not fit
+   * in `memoryLimit`, then decodes, preprocesses and encodes the frames a vision batch at a time.
+   */
+  async encodeVideo(video: VideoInput): Promise<EncodedImages> {
+    await this.ready;
+    this.guardIdle();
+    const t0 = performance.now();
+    const plan = await planVideo(video);
+    checkTurnMemory(this, { encode: plan.indices.length, what: `${plan.indices.length} frame(s) of ${plan.info.file}` });
+    const { preprocessor, spec, dir } = this.model;
+    const batches = pixelBatches(decodeVideo(plan), preprocessor, visionBatch(this.options), spec.vision.imageSize, dir);
+    return encodeVisual(this, batches, t0, { file: plan.info.file, frames: plan.indices.map((index, i) => ({ index, timestamp: plan.timestamps[i]! })) });
   }
 
   /** A text-only turn's prefill (turns with images: `encode(images)` → `prune()` → `prefill(text)`). */
@@ -218,6 +233,7 @@ export class Chat {
       visualTokens: state.visualRows.length,
       turnImageTokens: pre.imageTokens.total,
       turnKeptTokens: pre.imageTokens.kept,
+      turnKeptPerImage: pre.imageTokens.perImage,
       attendedVisualPerLayer: view?.visualPerLayer ?? Array(model.spec.text.numLayers).fill(state.visualRows.length),
     };
     const attended = view ? view.attended : state.rows;
@@ -305,7 +321,7 @@ export class Chat {
     }
     this.trace((tr) => tr.emit({ type: 'turn.end', turn, answer: text, stopReason, metrics: { ...timings } }));
     this.endTurn();
-    return { text, tokenIds: generated, promptTokenIds: pre.promptTokenIds, lastPromptLogits: pre.lastPromptLogits, stopReason, timings, sparsity, fidelity };
+    return { text, tokenIds: generated, promptTokenIds: pre.promptTokenIds, lastPromptLogits: pre.lastPromptLogits, stopReason, timings, sparsity, fidelity, video: pre.video };
   }
 
   /** The per-layer KV view a turn's decode reads: every non-visual row plus the layer's retrieved visual rows. */
@@ -358,6 +374,11 @@ export class Chat {
     this.turnIndex++;
   }
 
+  /** @internal the index of the turn in progress (or the next one). */
+  get turn(): number {
+    return this.turnIndex;
+  }
+
   /** @internal emits through the tracer only when something listens. */
   trace(fn: (tracer: Tracer, turn: number) => void): void {
     if (this.tracer.enabled) fn(this.tracer, this.turnIndex);
@@ -384,13 +405,4 @@ function validateMaxNewTokens(n: number): number {
     throw new InputError('OPTION_INVALID', `maxNewTokens must be a positive integer, got ${n}`, { subject: 'maxNewTokens' });
   }
   return n;
-}
-
-/** Per-image rows of a tower-token tensor, without the leading tokens the LLM does not see. */
-function alignToLlmTokens(x: Float32Array, images: number, towerTokens: number, llmTokens: number): Float32Array {
-  const width = x.length / (images * towerTokens);
-  const skip = towerTokens - llmTokens;
-  const out = new Float32Array(images * llmTokens * width);
-  for (let i = 0; i < images; i++) out.set(x.subarray((i * towerTokens + skip) * width, (i + 1) * towerTokens * width), i * llmTokens * width);
-  return out;
 }

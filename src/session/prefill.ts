@@ -4,6 +4,7 @@
  * activation memory of long inputs (the attention scores of a chunk are [heads, chunk, past + chunk]).
  */
 import { InputError } from '../errors.js';
+import { concatFloat32 } from '../runtime/arrays.js';
 import type { Runtime } from '../runtime/runtime.js';
 
 export interface PrefillInput {
@@ -91,7 +92,7 @@ export async function prefill(runtime: Runtime, input: PrefillInput): Promise<Pr
     if (input.logits === 'all' || last) logitRows.push(out.logits);
     if (out.mass) mass = accumulateMass(mass, out.mass, past0 + end, columns);
   }
-  return { logits: concat(logitRows), mass, seconds };
+  return { logits: concatFloat32(logitRows), mass, seconds };
 }
 
 /**
@@ -107,15 +108,4 @@ function accumulateMass(total: Float32Array[] | undefined, chunk: Float32Array[]
     }
     return sum;
   });
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

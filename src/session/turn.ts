@@ -6,7 +6,7 @@
  */
 import { InputError } from '../errors.js';
 import { buildPrompt, buildTurnDelta, type ChatMessage, type PromptTokens } from '../text/index.js';
-import { budgetCount, type KeepBudget, type RetrieveBudget, type SparsityPolicy } from '../sparsity/policy.js';
+import { budgetCount, validatePolicy, type Budget, type KeepBudget, type RetrieveBudget, type SparsityPolicy } from '../sparsity/policy.js';
 import { keepAll, selectKept, type KeptTokens } from '../sparsity/prune.js';
 import { retrieve, type LayerRetrieval } from '../sparsity/retrieve.js';
 import { imageSalience, type ImageSalience } from '../sparsity/salience.js';
@@ -15,7 +15,14 @@ import { visionZip } from '../sparsity/visionzip.js';
 import type { VisualTokenId } from '../trace/schema.js';
 import type { Answer, Chat, TokenEvent } from './chat.js';
 import { MASKED } from '../runtime/llm-step.js';
+import { checkTurnMemory } from './encode.js';
 import { prefill, type PrefillOutput } from './prefill.js';
+
+/** The frames a video turn saw: stream frame numbers and their times (seconds from the first frame). */
+export interface VideoFrames {
+  file: string;
+  frames: { index: number; timestamp: number }[];
+}
 
 /** What the chat keeps between turns about its KV cache. */
 export interface ConversationState {
@@ -44,17 +51,20 @@ export class EncodedImages {
     readonly features: Float32Array,
     /** Feature-layer keys averaged over heads, per LLM image token: [images · tokensPerImage, headDim]. */
     readonly keyMetric: Float32Array | undefined,
+    /** The video the images are frames of, when the turn took one. */
+    readonly video?: VideoFrames,
   ) {}
 
-  /** Drops tokens per the chat's policy, or keeps the top `keep` by salience when given. */
-  async prune(keep?: KeepBudget): Promise<PrunedImages> {
+  /**
+   * Drops tokens per the chat's policy, or keeps the top `keep` by salience when given (scope default
+   * per-image; `minPerImage` keeps every frame's top few under a global budget).
+   */
+  async prune(keep?: { budget: Budget } & Partial<KeepBudget>): Promise<PrunedImages> {
     const t0 = performance.now();
     const spec = this.chat.model.spec;
     const tokens = spec.imageTokenCount;
     const hidden = spec.text.hiddenSize;
-    const policy: SparsityPolicy = keep
-      ? { method: 'sparsevila', keep, retrieve: { budget: { ratio: 1 }, minPerImage: 0, perKvHead: false }, salience: 'auto', positions: 'original' }
-      : this.chat.policy;
+    const policy: SparsityPolicy = keep ? validatePolicy({ method: 'sparsevila', keep, retrieve: { budget: { ratio: 1 } } }) : this.chat.policy;
     let kept: KeptTokens;
     let embeds: Float32Array;
     if (policy.method === 'visionzip') {
@@ -135,10 +145,12 @@ export class PrefilledTurn {
     readonly cachedTokens: number,
     readonly seconds: number,
     readonly imageSeconds: { images: number; vision: number },
-    /** This turn's image tokens before pruning, and how many entered the LLM. */
-    readonly imageTokens: { total: number; kept: number },
+    /** This turn's image tokens before pruning, how many entered the LLM, and how many of each image / frame. */
+    readonly imageTokens: { total: number; kept: number; perImage: number[] },
     /** Embeddings of every token of the turn's images, unpruned (for a dense twin). */
     readonly imageEmbedsAll?: Float32Array,
+    /** The turn's video, when it took one. */
+    readonly video?: VideoFrames,
   ) {}
 
   /**
@@ -253,6 +265,14 @@ async function prefillTurnBody(chat: Chat, text: string, pruned: PrunedImages | 
     ids.push(id);
   });
 
+  // The exact prompt is known now: refuse it before the cache grows if it would not fit.
+  checkTurnMemory(chat, {
+    encode: 0,
+    visual: { total: images * model.spec.imageTokenCount, kept: newVisual.length },
+    promptTokens: ids.length,
+    what: images ? `${images} image(s) or frame(s)` : 'text',
+  });
+
   // The question: rows after the turn's last visual token (every row on a text-only turn).
   const questionStart = newVisual.length ? newVisual.at(-1)!.offset + 1 : 0;
   const retrieves = policy.method === 'sparsevila';
@@ -284,10 +304,10 @@ async function prefillTurnBody(chat: Chat, text: string, pruned: PrunedImages | 
   state.imagesSeen += images;
   chat.pendingUserMessage = messages.at(-1)!;
   chat.span('prefill', t0, { tokens: ids.length, visual: newVisual.length });
-  return new PrefilledTurn(chat, prompt, ids, positions, out.logits.slice(), out.mass, rowsBefore, out.seconds, pruned?.encoded.seconds ?? { images: 0, vision: 0 }, {
-    total: images * model.spec.imageTokenCount,
-    kept: newVisual.length,
-  }, pruned?.encoded.embeds);
+  const imageTokens = { total: images * model.spec.imageTokenCount, kept: newVisual.length, perImage: pruned ? kept.map((k) => k.length) : [] };
+  const encoded = pruned?.encoded;
+  const seconds = encoded?.seconds ?? { images: 0, vision: 0 };
+  return new PrefilledTurn(chat, prompt, ids, positions, out.logits.slice(), out.mass, rowsBefore, out.seconds, seconds, imageTokens, encoded?.embeds, encoded?.video);
 }
 
 /** Uniform weights over the question rows [start, n): their attention mass, averaged. */

@@ -9,8 +9,17 @@ export type Budget = { ratio: number } | { count: number };
 
 export interface KeepBudget {
   budget: Budget;
-  /** Budget per image / video frame (default), or one global top-k across all of a turn's images. */
+  /**
+   * Budget per image / video frame (default), or one global budget over all of a turn's images spread by
+   * salience: one top-k across every frame's tokens, so frames with more salient tokens keep more.
+   */
   scope: 'per-image' | 'global';
+  /**
+   * Keep at least this many tokens of every image / frame (its most salient ones), whatever the budget:
+   * with a global budget no frame is dropped entirely. Default 0. Not for `stride`, which keeps evenly
+   * spaced tokens per image.
+   */
+  minPerImage?: number;
 }
 
 export interface RetrieveBudget {
@@ -84,7 +93,9 @@ function validateKeep(k: unknown, field: string): KeepBudget {
   const v = (k ?? {}) as Partial<KeepBudget>;
   const scope = v.scope ?? 'per-image';
   if (scope !== 'per-image' && scope !== 'global') fail(`${field}.scope`, `must be 'per-image' or 'global', got ${String(scope)}`);
-  return { budget: validateBudget(v.budget, `${field}.budget`), scope };
+  const minPerImage = v.minPerImage ?? 0;
+  if (!Number.isInteger(minPerImage) || minPerImage < 0) fail(`${field}.minPerImage`, `must be an integer ≥ 0, got ${String(minPerImage)}`);
+  return { budget: validateBudget(v.budget, `${field}.budget`), scope, minPerImage };
 }
 
 export function validatePolicy(p: unknown): SparsityPolicy {
@@ -140,8 +151,11 @@ export function validatePolicy(p: unknown): SparsityPolicy {
       if (!Number.isInteger(seed)) fail('policy.seed', `must be an integer, got ${String(seed)}`);
       return { method, keep: validateKeep(v.keep, 'policy.keep'), seed: seed as number };
     }
-    case 'stride':
-      return { method, keep: validateKeep(v.keep, 'policy.keep') };
+    case 'stride': {
+      const keep = validateKeep(v.keep, 'policy.keep');
+      if ((keep.minPerImage ?? 0) > 0) fail('policy.keep.minPerImage', 'stride keeps evenly spaced tokens per image: a per-image minimum applies to salience (sparsevila) or random ranking');
+      return { method, keep };
+    }
     case 'visionzip': {
       const dominant = v.dominant as number;
       const contextual = v.contextual as number;

@@ -1,0 +1,139 @@
+/**
+ * Up-front memory estimate of one turn, so a turn that would not fit is refused before any frame is decoded
+ * or any graph runs. It counts what grows with the input — the model's own weights are already loaded and
+ * are not in it:
+ *
+ * - KV cache: layers × 2 (keys, values) × kvHeads × headDim × rows × 4 bytes (the store is float32 whatever
+ *   the weight precision; kv-cache.ts), for every row after the turn (earlier turns, prompt, answer). A turn
+ *   that grows a cache holding rows re-allocates it, so the old store is counted too while it is copied.
+ * - Retrieval view: the per-layer compact copy a retrieving turn decodes over (text rows + retrieved tokens).
+ * - Prefill scores: one chunk's attention over everything before it, heads × chunk × (rows) × 4 bytes, times
+ *   SCORE_COPIES: the decoder graph (graph/llm-attention.ts) holds scores, masked scores, their concatenation
+ *   with the block's own columns and the softmax at once. This is what a smaller chunk bounds.
+ * - Prefill activations: a chunk's hidden states and MLP intermediates, and its logits.
+ * - Vision: one batch of frames through the tower: per frame heads × N² attention scores and probabilities
+ *   (graph/vision.ts), N × (hidden, intermediate) activations, and the pixels.
+ * - Visual embeddings: every frame's projected tokens and pre-projector features, held until the prefill.
+ * - Dense twin: a second, unpruned cache when the chat measures fidelity.
+ */
+import os from 'node:os';
+import type { LlavaSpec } from '../checkpoint/spec.js';
+import { InputError } from '../errors.js';
+
+const F32 = 4;
+/** Score-shaped tensors alive at once in one layer of a prefill chunk (see the header). */
+export const SCORE_COPIES = 4;
+
+export interface TurnFootprint {
+  /** KV rows before the turn. */
+  cachedRows: number;
+  /** Tokens the turn prefills (pruned visual tokens excluded). */
+  promptTokens: number;
+  /** Tokens the turn may generate. */
+  maxNewTokens: number;
+  /** Prefill chunk length. */
+  chunk: number;
+  /** Images / frames through the vision tower this turn (0 once they are encoded). */
+  frames: number;
+  /** Frames per vision-tower call. */
+  visionBatch: number;
+  /** Rows a retrieving turn's decode view holds per layer (0 when the policy does not retrieve). */
+  viewRows: number;
+  /** Rows of a dense twin's cache after the turn (0 without fidelity). */
+  twinRows: number;
+}
+
+export interface MemoryEstimate {
+  /** Bytes, by part (see the header). */
+  parts: {
+    kvCache: number;
+    kvGrowth: number;
+    retrievalView: number;
+    prefillScores: number;
+    prefillActivations: number;
+    vision: number;
+    visualEmbeddings: number;
+    denseTwin: number;
+  };
+  total: number;
+}
+
+export function estimateTurnMemory(spec: LlavaSpec, f: TurnFootprint): MemoryEstimate {
+  const t = spec.text;
+  const v = spec.vision;
+  const kvRow = t.numLayers * 2 * t.numKvHeads * t.headDim * F32;
+  const rows = f.cachedRows + f.promptTokens + f.maxNewTokens;
+  const chunk = Math.min(f.chunk, Math.max(f.promptTokens, 1));
+  const n = v.numPositions;
+  const batch = Math.min(f.visionBatch, f.frames);
+  const perFrameVision = (v.numHeads * n * n * 2 + n * (v.hiddenSize * 6 + v.intermediateSize * 2) + 3 * v.imageSize * v.imageSize) * F32;
+  const parts = {
+    kvCache: kvRow * rows,
+    kvGrowth: f.cachedRows > 0 && f.promptTokens > 0 ? kvRow * f.cachedRows : 0,
+    retrievalView: kvRow * f.viewRows,
+    prefillScores: f.promptTokens > 0 ? t.numHeads * chunk * (f.cachedRows + f.promptTokens) * F32 * SCORE_COPIES : 0,
+    prefillActivations: f.promptTokens > 0 ? chunk * (t.hiddenSize * 8 + t.intermediateSize * 3) * F32 + t.vocabSize * F32 : 0,
+    vision: batch * perFrameVision,
+    visualEmbeddings: f.frames * spec.imageTokenCount * (t.hiddenSize + spec.projector.inputSize) * F32,
+    denseTwin: kvRow * f.twinRows,
+  };
+  return { parts, total: Object.values(parts).reduce((a, b) => a + b, 0) };
+}
+
+const PART_NAMES: Record<keyof MemoryEstimate['parts'], string> = {
+  kvCache: 'KV cache',
+  kvGrowth: 'KV cache re-allocation',
+  retrievalView: 'retrieval view',
+  prefillScores: 'prefill attention scores',
+  prefillActivations: 'prefill activations',
+  vision: 'vision tower batch',
+  visualEmbeddings: 'visual embeddings',
+  denseTwin: 'dense twin cache',
+};
+
+/**
+ * Refuses a turn whose estimate exceeds `limit` bytes: MEMORY_LIMIT, with the estimate and the limit in bytes
+ * (and readable), the largest parts, and what to change. `what` describes the turn ("8 frames, 2,100 tokens").
+ */
+export function checkMemoryLimit(estimate: MemoryEstimate, limit: number, what: string): void {
+  if (estimate.total <= limit) return;
+  const largest = (Object.entries(estimate.parts) as [keyof MemoryEstimate['parts'], number][])
+    .filter(([, bytes]) => bytes > 0)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([part, bytes]) => `${PART_NAMES[part]} ${formatBytes(bytes)}`);
+  throw new InputError(
+    'MEMORY_LIMIT',
+    `this turn (${what}) needs an estimated ${formatBytes(estimate.total)} (${estimate.total} bytes; ${largest.join(', ')}), ` +
+      `over the memory limit of ${formatBytes(limit)} (${limit} bytes). Sample fewer frames (frames / fps, --frames / --fps), ` +
+      `keep fewer visual tokens with a keep budget (policy keep, --keep 25%), prefill in smaller chunks (prefillChunk, --prefill-chunk), ` +
+      `or raise the limit (memoryLimit, --memory-limit)`,
+    { subject: 'memoryLimit' },
+  );
+}
+
+/** The default limit: half of this machine's memory, leaving room for the weights, the OS and other work. */
+export function defaultMemoryLimit(): number {
+  return Math.floor(os.totalmem() / 2);
+}
+
+/** 1536 → "1.5 KiB". */
+export function formatBytes(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${bytes} bytes` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+/** "12G", "512 MiB", "2.5GB", "1000000" (bytes) → bytes; undefined when it does not parse. */
+export function parseBytes(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$/i.exec(text);
+  if (!m) return undefined;
+  const power = ['', 'k', 'm', 'g', 't'].indexOf(m[2]!.toLowerCase());
+  const bytes = Number(m[1]) * 1024 ** power;
+  return Number.isFinite(bytes) && bytes > 0 ? Math.floor(bytes) : undefined;
+}

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CheckpointError, ConfigError } from '../errors.js';
 import { parseLlavaConfig } from './config.js';
+import { parseQuantizationConfig, type WeightStorage } from './quantization.js';
 import { openSafetensorsDir, type TensorStore } from './safetensors.js';
 import type { LlavaSpec } from './spec.js';
 
@@ -17,12 +18,16 @@ export interface Checkpoint {
   readonly config: Record<string, unknown>;
   /** Which on-disk key layout the safetensors use. */
   readonly layout: KeyLayout;
+  /** How quantized linears are stored (config.json `quantization_config`); undefined for a float checkpoint. */
+  readonly quantization?: WeightStorage;
   /** Stable hash (sha256 hex) over config.json bytes + every safetensors file's header bytes and size. Cheap: never hashes tensor data. */
   readonly fingerprint: string;
   has(name: string): boolean;
   shape(name: string): number[];
   /** Decoded to float32. Throws TENSOR_MISSING (naming the canonical name, the on-disk names tried, and the dir) or TENSOR_SHAPE (naming the tensor, expected and actual shape). */
   read(name: string, expectedShape?: readonly number[]): Float32Array;
+  /** An I32 tensor as stored (AutoAWQ's packed qweight / qzeros); same errors as `read`, and TENSOR_DTYPE. */
+  readInt32(name: string, expectedShape?: readonly number[]): Int32Array;
   close(): void;
 }
 
@@ -120,9 +125,10 @@ export function openCheckpoint(dir: string): Checkpoint {
   }
   const { bytes, config, file } = readConfig(abs);
   const spec = parseLlavaConfig(config, file);
+  const quantization = parseQuantizationConfig(config, file);
   const store = openSafetensorsDir(abs);
   try {
-    return new DirCheckpoint(abs, spec, config, store, fingerprintOf(bytes, store));
+    return new DirCheckpoint(abs, spec, config, store, fingerprintOf(bytes, store), quantization);
   } catch (err) {
     store.close();
     throw err;
@@ -138,6 +144,7 @@ class DirCheckpoint implements Checkpoint {
     readonly config: Record<string, unknown>,
     private readonly store: TensorStore,
     readonly fingerprint: string,
+    readonly quantization: WeightStorage | undefined,
   ) {
     this.layout = detectLayout(store.names(), dir);
     // An untied head that is not on disk would be randomly initialised by transformers: refuse it up front.
@@ -172,6 +179,15 @@ class DirCheckpoint implements Checkpoint {
   }
 
   read(name: string, expectedShape?: readonly number[]): Float32Array {
+    return this.store.read(this.located(name, expectedShape));
+  }
+
+  readInt32(name: string, expectedShape?: readonly number[]): Int32Array {
+    return this.store.readInt32(this.located(name, expectedShape));
+  }
+
+  /** The on-disk name of `name`, after checking its shape. */
+  private located(name: string, expectedShape?: readonly number[]): string {
     const onDisk = this.resolve(name) ?? this.missing(name);
     if (expectedShape !== undefined) {
       const actual = this.shape(name);
@@ -183,7 +199,7 @@ class DirCheckpoint implements Checkpoint {
         );
       }
     }
-    return this.store.read(onDisk);
+    return onDisk;
   }
 
   close(): void {

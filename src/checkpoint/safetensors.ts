@@ -169,6 +169,29 @@ export class SafetensorsFile {
     return decodeHalves(dtype, halves, new Float32Array(count));
   }
 
+  /** Read one tensor's bytes as stored, after checking that its dtype is `dtype` (packed quantized weights). */
+  readRaw(name: string, dtype: string): Uint8Array {
+    const info = this.tensors.get(name);
+    if (info === undefined) {
+      throw new CheckpointError('TENSOR_MISSING', `Tensor ${name} is not in ${this.path}`, { subject: name });
+    }
+    if (info.dtype !== dtype) {
+      throw new CheckpointError('TENSOR_DTYPE', `Tensor ${name} in ${this.path} has dtype ${info.dtype}; expected ${dtype}`, {
+        subject: `${name}:${info.dtype}`,
+      });
+    }
+    if (this.fd === undefined) throw new CheckpointError('CHECKPOINT_CORRUPT', `${this.path} is closed`, { subject: this.path });
+    // A fresh buffer of its own, so typed views of any width over it are aligned.
+    const out = new Uint8Array(info.byteLength);
+    readFully(this.fd, out, info.offset, this.path, name);
+    return out;
+  }
+
+  /** Read one I32 tensor (AutoAWQ's packed qweight / qzeros). */
+  readInt32(name: string): Int32Array {
+    return new Int32Array(this.readRaw(name, 'I32').buffer);
+  }
+
   close(): void {
     if (this.fd !== undefined) fs.closeSync(this.fd);
     this.fd = undefined;
@@ -277,9 +300,18 @@ export class TensorStore {
     return this.byName.get(name)?.tensors.get(name);
   }
   read(name: string): Float32Array {
+    return this.file(name).read(name);
+  }
+  readInt32(name: string): Int32Array {
+    return this.file(name).readInt32(name);
+  }
+  readRaw(name: string, dtype: string): Uint8Array {
+    return this.file(name).readRaw(name, dtype);
+  }
+  private file(name: string): SafetensorsFile {
     const f = this.byName.get(name);
     if (f === undefined) throw new CheckpointError('TENSOR_MISSING', `Tensor ${name} is not in the checkpoint`, { subject: name });
-    return f.read(name);
+    return f;
   }
   close(): void {
     for (const f of this.files) f.close();

@@ -1,20 +1,24 @@
 /** Options every model-loading command shares, their parsing and help text, and the build progress line. */
 import { InputError } from '../errors.js';
-import type { BuildProgress } from '../graph/build.js';
+import type { BuildProgress, BuildStage } from '../graph/build.js';
 import type { LoadOptions } from '../session/model.js';
 
 export const modelOptionSpec = {
   model: { type: 'string' },
   precision: { type: 'string' },
   'block-size': { type: 'string' },
+  calibration: { type: 'string' },
   provider: { type: 'string' },
   threads: { type: 'string' },
   'cache-dir': { type: 'string' },
 } as const;
 
 export const MODEL_OPTIONS_HELP = `Model options:
-  --precision P          LLM weights: fp32 (default), fp16, int4 (MatMulNBits, round-to-nearest)
-  --block-size N         int4 group size: 16, 32 (default), 64, 128
+  --precision P          LLM weights: fp32 (default), fp16, int4 (MatMulNBits, round-to-nearest),
+                         awq (int4 with activation-aware scales and clipping, searched once on calibration
+                         prompts and cached). A checkpoint quantized by AutoAWQ loads its own int4 weights.
+  --block-size N         int4 / awq group size: 16, 32 (default), 64, 128
+  --calibration N        awq: calibration samples, synthetic-world images with a question and answer (default 16)
   --provider EP          cpu (default), cuda (needs onnxruntime-node's CUDA binaries), webgpu (needs a GPU adapter)
   --threads N            ORT threads per operator (default: all cores)
   --cache-dir DIR        built-graph cache (default $SPARSEVILA_CACHE or ~/.cache/sparsevila/graphs)
@@ -37,6 +41,7 @@ function oneOf<T extends string>(value: string | undefined, allowed: readonly T[
 export function parseModelOptions(values: {
   precision?: string;
   'block-size'?: string;
+  calibration?: string;
   provider?: string;
   threads?: string;
   'cache-dir'?: string;
@@ -45,16 +50,24 @@ export function parseModelOptions(values: {
   if (blockSize !== undefined && ![16, 32, 64, 128].includes(blockSize)) {
     throw new InputError('OPTION_INVALID', `--block-size must be 16, 32, 64 or 128; got ${blockSize}`, { subject: '--block-size' });
   }
+  const calibration = values.calibration === undefined ? undefined : parseInteger(values.calibration, '--calibration');
+  if (calibration !== undefined && calibration < 1) {
+    throw new InputError('OPTION_INVALID', `--calibration must be ≥ 1 sample; got ${calibration}`, { subject: '--calibration' });
+  }
   const threads = values.threads === undefined ? undefined : parseInteger(values.threads, '--threads');
   if (threads !== undefined && threads < 1) throw new InputError('OPTION_INVALID', `--threads must be ≥ 1; got ${threads}`, { subject: '--threads' });
   return {
-    precision: oneOf(values.precision, ['fp32', 'fp16', 'int4'] as const, '--precision'),
+    precision: oneOf(values.precision, ['fp32', 'fp16', 'int4', 'awq'] as const, '--precision'),
     blockSize: blockSize as LoadOptions['blockSize'],
+    calibration,
     provider: oneOf(values.provider, ['cpu', 'cuda', 'webgpu'] as const, '--provider'),
     threads,
     cacheDir: values['cache-dir'],
   };
 }
+
+/** Progress stages that are not graphs. */
+const STAGE_NAMES: Partial<Record<BuildStage, string>> = { 'awq-calibration': 'AWQ calibration activations', 'awq-search': 'AWQ scales' };
 
 /**
  * Graph build progress on stderr: a bar per graph on a terminal, a line per graph otherwise. Cache hits
@@ -66,11 +79,12 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): Bu
     if (e.phase === 'layer' && stream.isTTY && e.total) {
       const width = 30;
       const filled = Math.round((width * e.done!) / e.total);
-      stream.write(`\rbuilding ${e.graph} graph [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${e.done}/${e.total} layers`);
+      const unit = e.graph === 'awq-calibration' ? 'samples' : 'layers';
+      stream.write(`\rbuilding ${STAGE_NAMES[e.graph] ?? `${e.graph} graph`} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${e.done}/${e.total} ${unit}`);
     } else if (e.phase === 'start') {
-      stream.write(`building ${e.graph} graph…${stream.isTTY ? '' : '\n'}`);
+      stream.write(`building ${STAGE_NAMES[e.graph] ?? `${e.graph} graph`}…${stream.isTTY ? '' : '\n'}`);
     } else if (e.phase === 'done') {
-      stream.write(`${stream.isTTY ? '\r\x1b[K' : ''}built ${e.graph} graph in ${e.seconds?.toFixed(1)} s\n`);
+      stream.write(`${stream.isTTY ? '\r\x1b[K' : ''}built ${STAGE_NAMES[e.graph] ?? `${e.graph} graph`} in ${e.seconds?.toFixed(1)} s\n`);
     }
   };
 }

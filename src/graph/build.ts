@@ -9,28 +9,41 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint.js';
 import { SparseVilaError } from '../errors.js';
+import { readAwqPlan } from '../quant/awq-plan.js';
+import { awqWeights } from '../quant/awq-weights.js';
+import { autoAwqWeights } from '../quant/autoawq.js';
 import { buildDecoderGraph, buildEmbedGraph } from './decoder.js';
 import type { Int4BlockSize } from './int4.js';
-import type { LinearOptions, WeightPrecision, WeightReader } from './layers.js';
+import type { LinearOptions, LinearPrecision, WeightPrecision, WeightReader } from './layers.js';
 import { OnnxGraphBuilder } from './onnx-builder.js';
 import { buildProjectorGraph, buildVisionGraph } from './vision.js';
 
 /** Bump when the emitted graphs change, so cached graphs of older builders are not reused. */
-export const GRAPH_BUILDER_VERSION = 4;
+export const GRAPH_BUILDER_VERSION = 5;
 
 export type GraphKind = 'vision' | 'projector' | 'embed' | 'decoder' | 'decoder-mass' | 'decoder-all' | 'decoder-all-mass';
 
 export interface GraphBuildOptions {
-  /** LLM linear weights. The vision tower and projector stay fp32 under int4 (fp16 under fp16). */
+  /**
+   * LLM linear weights. The vision tower and projector stay fp32 under int4 and awq (fp16 under fp16).
+   * Linears a checkpoint stores in int4 (AutoAWQ) are used as stored under int4, dequantized otherwise.
+   */
   precision: WeightPrecision;
-  /** MatMulNBits block size for int4. */
+  /** MatMulNBits block size for int4 and awq. */
   blockSize: Int4BlockSize;
   /** Where built graphs are kept; default `$SPARSEVILA_CACHE` or `~/.cache/sparsevila/graphs`. */
   cacheDir?: string;
+  /** precision `awq`: the plan file (src/quant/awq-plan.ts) and its id, which enters the decoder graphs' key. */
+  awq?: { file: string; id: string };
+  /** Decoder graphs also output every linear group's input (graph/decoder.ts): AWQ calibration. */
+  calibration?: boolean;
 }
 
+/** What a progress event is about: a graph, or the AWQ stages (calibration runs, scale search). */
+export type BuildStage = GraphKind | 'awq-calibration' | 'awq-search';
+
 export interface BuildProgressEvent {
-  graph: GraphKind;
+  graph: BuildStage;
   phase: 'start' | 'layer' | 'done';
   cached: boolean;
   /** 'layer': layers emitted so far, of `total`. */
@@ -45,9 +58,16 @@ export function defaultCacheDir(): string {
   return process.env.SPARSEVILA_CACHE ?? path.join(os.homedir(), '.cache', 'sparsevila', 'graphs');
 }
 
-export function graphCacheKey(fingerprint: string, options: GraphBuildOptions): string {
-  const key = JSON.stringify({ v: GRAPH_BUILDER_VERSION, fingerprint, precision: options.precision, blockSize: options.blockSize });
-  return crypto.createHash('sha256').update(key).digest('hex').slice(0, 24);
+/**
+ * The cache folder name of a checkpoint's graphs under these options. AWQ plans and calibration outputs
+ * change only the decoder graphs, so the other graphs of those builds are shared with the plain ones.
+ */
+export function graphCacheKey(fingerprint: string, options: GraphBuildOptions, kind?: GraphKind): string {
+  const decoder = kind === undefined || kind.startsWith('decoder');
+  const parts: Record<string, unknown> = { v: GRAPH_BUILDER_VERSION, fingerprint, precision: options.precision, blockSize: options.blockSize };
+  if (decoder && options.awq) parts.awq = options.awq.id;
+  if (decoder && options.calibration) parts.calibration = true;
+  return crypto.createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 24);
 }
 
 /** Returns the path of the requested graph, building it first if the cache does not hold it. */
@@ -57,7 +77,7 @@ export function ensureGraph(
   options: GraphBuildOptions,
   onProgress?: BuildProgress,
 ): string {
-  const dir = path.join(options.cacheDir ?? defaultCacheDir(), graphCacheKey(checkpoint.fingerprint, options));
+  const dir = path.join(options.cacheDir ?? defaultCacheDir(), graphCacheKey(checkpoint.fingerprint, options, kind));
   const modelPath = path.join(dir, kind, `${kind}.onnx`);
   if (fs.existsSync(modelPath)) {
     onProgress?.({ graph: kind, phase: 'done', cached: true });
@@ -91,11 +111,14 @@ function emit(
   options: GraphBuildOptions,
   onLayer: (done: number, total: number) => void,
 ): void {
-  const w: WeightReader = checkpoint;
   const spec = checkpoint.spec;
-  const llm: LinearOptions = { precision: options.precision, blockSize: options.blockSize };
+  // Checkpoints quantized by AutoAWQ: int4 linears as stored, floats dequantized on read.
+  const stored: WeightReader = checkpoint.quantization ? autoAwqWeights(checkpoint) : checkpoint;
+  const int4 = options.precision === 'int4' || options.precision === 'awq';
+  const llm: LinearOptions = { precision: int4 ? 'int4' : (options.precision as LinearPrecision), blockSize: options.blockSize };
   // The vision side is small next to the LLM and sensitive to 4-bit error: it stays in float.
-  const vision: LinearOptions = { precision: options.precision === 'int4' ? 'fp32' : options.precision, blockSize: options.blockSize };
+  const vision: LinearOptions = { precision: int4 ? 'fp32' : llm.precision, blockSize: options.blockSize };
+  const w = kind.startsWith('decoder') && options.precision === 'awq' ? awqReader(stored, checkpoint, options) : stored;
   switch (kind) {
     case 'vision':
       return buildVisionGraph(b, w, spec, { ...vision, onLayer });
@@ -108,7 +131,22 @@ function emit(
         ...llm,
         logits: kind.startsWith('decoder-all') ? 'all' : 'last',
         attentionMass: kind.endsWith('mass'),
+        calibration: options.calibration,
         onLayer,
       });
   }
+}
+
+/** The checkpoint's weights with the AWQ plan applied (its scales folded in, its clips applied). */
+function awqReader(stored: WeightReader, checkpoint: Checkpoint, options: GraphBuildOptions): WeightReader {
+  if (!options.awq) {
+    throw new SparseVilaError('GRAPH_BUILD', "precision 'awq' needs an AWQ plan (GraphBuildOptions.awq); Model.load makes one", { subject: 'awq' });
+  }
+  const plan = readAwqPlan(options.awq.file);
+  if (plan.blockSize !== options.blockSize) {
+    throw new SparseVilaError('GRAPH_BUILD', `the AWQ plan ${options.awq.file} was searched for blocks of ${plan.blockSize}, not ${options.blockSize}`, {
+      subject: options.awq.file,
+    });
+  }
+  return awqWeights(stored, checkpoint.spec.text, plan);
 }

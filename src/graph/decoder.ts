@@ -11,6 +11,10 @@
  *   logits        [1, 1 | T, vocab]    last position, or every position (`logits: 'all'`)
  *   new_key.i / new_value.i [T, kvHeads, headDim]   rows for the runtime's KV store (keys after rotary)
  *   attn_mass.i   [heads, P_i + T]     (attention-mass variant) per-head attention from the weighted rows
+ *   calibration.<tap>.i [1, T, width]  (calibration variant) the input of each group of linears that share
+ *                                      one: `qkv` (input_layernorm output), `o` (o_proj input), `gate_up`
+ *                                      (post_attention_layernorm output), `down` (down_proj input). AWQ's
+ *                                      activation statistics come from these (src/quant/calibrate.ts).
  */
 import type { LlavaSpec } from '../checkpoint/spec.js';
 import { activation, linear, param, rmsNorm, type LinearOptions, type WeightReader } from './layers.js';
@@ -20,9 +24,20 @@ import { ropeInvFreq } from './rope.js';
 
 export const TEXT_PREFIX = 'model.language_model';
 
+/** The inputs of each group of linears that share one, in layer order. */
+export const CALIBRATION_TAPS = ['qkv', 'o', 'gate_up', 'down'] as const;
+export type CalibrationTap = (typeof CALIBRATION_TAPS)[number];
+
+/** The calibration variant's output holding `tap`'s input rows at `layer`. */
+export function calibrationOutput(tap: CalibrationTap, layer: number): string {
+  return `calibration.${tap}.${layer}`;
+}
+
 export interface DecoderGraphOptions extends LinearOptions {
   logits: 'last' | 'all';
   attentionMass: boolean;
+  /** Also output the inputs of every linear group (CALIBRATION_TAPS), for activation-aware quantization. */
+  calibration?: boolean;
   /** Called after each layer is emitted (weights read, converted or quantized, and written). */
   onLayer?: (done: number, total: number) => void;
 }
@@ -36,21 +51,29 @@ export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Ll
 
   for (let i = 0; i < t.numLayers; i++) {
     const module = `${TEXT_PREFIX}.layers.${i}`;
+    const tap = (name: CalibrationTap, value: string, width: number): void => {
+      if (options.calibration) b.output(value, calibrationOutput(name, i), 'float32', [1, 'tokens', width]);
+    };
     const pastKey = b.input(`past_key.${i}`, 'float32', [`past_${i}`, t.numKvHeads, t.headDim]);
     const pastValue = b.input(`past_value.${i}`, 'float32', [`past_${i}`, t.numKvHeads, t.headDim]);
     const pastBias = b.input(`past_bias.${i}`, 'float32', [`past_${i}`]);
     const newBias = b.input(`new_bias.${i}`, 'float32', ['tokens']);
     x = b.scope(`model/layers.${i}`, () => {
       const h = rmsNorm(b, w, x, `${module}.input_layernorm`, t.hiddenSize, t.rmsNormEps);
+      tap('qkv', h, t.hiddenSize);
       const attn = b.scope('self_attn', () =>
         llmAttention(b, w, t, `${module}.self_attn`, { x: h, cos, sin, causalMask, pastKey, pastValue, pastBias, newBias, massWeights }, options),
       );
+      tap('o', attn.context, t.numHeads * t.headDim);
       b.output(attn.newKey, `new_key.${i}`, 'float32', ['tokens', t.numKvHeads, t.headDim]);
       b.output(attn.newValue, `new_value.${i}`, 'float32', ['tokens', t.numKvHeads, t.headDim]);
       if (attn.mass) b.output(attn.mass, `attn_mass.${i}`, 'float32', [t.numHeads, `columns_${i}`]);
       const x1 = b.op('Add', [x, attn.out], undefined, undefined, 'residual');
       const h2 = rmsNorm(b, w, x1, `${module}.post_attention_layernorm`, t.hiddenSize, t.rmsNormEps);
-      return b.op('Add', [x1, b.scope('mlp', () => mlp(b, w, spec, h2, `${module}.mlp`, options))], undefined, undefined, 'residual');
+      tap('gate_up', h2, t.hiddenSize);
+      const ffn = b.scope('mlp', () => mlp(b, w, spec, h2, `${module}.mlp`, options));
+      tap('down', ffn.product, t.intermediateSize);
+      return b.op('Add', [x1, ffn.out], undefined, undefined, 'residual');
     });
     options.onLayer?.(i + 1, t.numLayers);
   }
@@ -65,16 +88,17 @@ export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Ll
   b.output(logits, 'logits', 'float32', [1, options.logits === 'last' ? 1 : 'tokens', t.vocabSize]);
 }
 
-/** gate/up/down with SiLU: down(silu(gate(x)) · up(x)). */
-function mlp(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec, x: string, module: string, options: LinearOptions): string {
+/** gate/up/down with SiLU: down(silu(gate(x)) · up(x)); also returns down_proj's input. */
+function mlp(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec, x: string, module: string, options: LinearOptions): { out: string; product: string } {
   const t = spec.text;
   const up = { in: t.hiddenSize, out: t.intermediateSize, bias: t.mlpBias };
   const gate = b.scope('gate_proj', () => linear(b, w, x, `${module}.gate_proj`, up, options));
   const upOut = b.scope('up_proj', () => linear(b, w, x, `${module}.up_proj`, up, options));
-  const prod = b.op('Mul', [activation(b, gate, t.act), upOut]);
-  return b.scope('down_proj', () =>
-    linear(b, w, prod, `${module}.down_proj`, { in: t.intermediateSize, out: t.hiddenSize, bias: t.mlpBias }, options),
+  const product = b.op('Mul', [activation(b, gate, t.act), upOut]);
+  const out = b.scope('down_proj', () =>
+    linear(b, w, product, `${module}.down_proj`, { in: t.intermediateSize, out: t.hiddenSize, bias: t.mlpBias }, options),
   );
+  return { out, product };
 }
 
 /**

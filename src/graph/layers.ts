@@ -2,24 +2,38 @@
  * Building blocks shared by every graph: linear layers in each weight precision, norms and activations.
  * Each helper is the ONNX form of one transformers module, named after it.
  */
+import { CheckpointError } from '../errors.js';
 import { toFloat16Bits } from './half.js';
-import { quantizeInt4, type Int4BlockSize } from './int4.js';
+import { quantizeInt4, type Int4BlockSize, type PackedInt4 } from './int4.js';
 import type { OnnxGraphBuilder } from './onnx-builder.js';
 
 /** The part of a checkpoint the graph builders read: canonical tensor names, decoded to float32. */
 export interface WeightReader {
   has(name: string): boolean;
   read(name: string, expectedShape?: readonly number[]): Float32Array;
+  /**
+   * A linear module's weight already in int4 (a checkpoint quantized by AutoAWQ), in the MatMulNBits layout;
+   * undefined when the module is stored in float. int4 linears use it as is instead of re-quantizing.
+   */
+  packedInt4?(module: string): PackedInt4 | undefined;
 }
 
 /**
- * How linear weights are stored in the graph. `fp16` halves the file; ORT folds the Cast at session
- * load, so compute (and resident memory) stay fp32 on CPU. `int4` runs `MatMulNBits` (weights stay packed).
+ * How one linear layer's weight is stored in the graph. `fp16` halves the file; ORT folds the Cast at
+ * session load, so compute (and resident memory) stay fp32 on CPU. `int4` runs `MatMulNBits` (weights stay
+ * packed).
  */
-export type WeightPrecision = 'fp32' | 'fp16' | 'int4';
+export type LinearPrecision = 'fp32' | 'fp16' | 'int4';
+
+/**
+ * LLM weight precision as a user picks it: a linear precision, or `awq` — int4 whose weights were scaled
+ * (and clipped) by activation-aware search before rounding (src/quant/), with the inverse scales folded
+ * into the preceding op, so the graph is the int4 graph with different numbers.
+ */
+export type WeightPrecision = LinearPrecision | 'awq';
 
 export interface LinearOptions {
-  precision: WeightPrecision;
+  precision: LinearPrecision;
   blockSize: Int4BlockSize;
 }
 
@@ -32,10 +46,14 @@ export function linear(
   shape: { in: number; out: number; bias: boolean },
   options: LinearOptions,
 ): string {
-  const weight = w.read(`${module}.weight`, [shape.out, shape.in]);
   let y: string;
   if (options.precision === 'int4') {
-    const q = quantizeInt4(weight, shape.out, shape.in, options.blockSize);
+    const q = w.packedInt4?.(module) ?? quantizeInt4(w.read(`${module}.weight`, [shape.out, shape.in]), shape.out, shape.in, options.blockSize);
+    if (q.n !== shape.out || q.k !== shape.in) {
+      throw new CheckpointError('TENSOR_SHAPE', `${module}: the int4 weight is [${q.n}, ${q.k}] (out, in), expected [${shape.out}, ${shape.in}]`, {
+        subject: module,
+      });
+    }
     const packed = b.initializer(`${module}.qweight`, { type: 'uint8', data: q.packed }, [q.n, q.blocks, q.blockSize / 2]);
     const scales = b.initializer(`${module}.scales`, { type: 'float32', data: q.scales }, [q.n * q.blocks]);
     const zeros = b.initializer(`${module}.qzeros`, { type: 'uint8', data: q.zeroPoints }, [q.zeroPoints.length]);
@@ -48,7 +66,7 @@ export function linear(
       'MatMulNBits',
     );
   } else {
-    const transposed = transpose2d(weight, shape.out, shape.in);
+    const transposed = transpose2d(w.read(`${module}.weight`, [shape.out, shape.in]), shape.out, shape.in);
     const init =
       options.precision === 'fp16'
         ? b.op('Cast', [b.initializer(`${module}.weight`, { type: 'float16', data: toFloat16Bits(transposed) }, [shape.in, shape.out])], { to: 1 })

@@ -40,6 +40,8 @@ export interface AttentionInputs {
 
 export interface AttentionOutputs {
   out: string;
+  /** The heads' merged context [1, T, H·D]: o_proj's input. */
+  context: string;
   newKey: string;
   newValue: string;
   /** Attention mass per query head to every column (past then new): [H, P + T]. */
@@ -102,7 +104,7 @@ export function llmAttention(
     const perHead = b.op('Reshape', [probs, b.constInt64([H, -1, 0])]);
     mass = b.op('Reshape', [b.op('MatMul', [io.massWeights, perHead]), b.constInt64([H, -1])], undefined, undefined, 'attention_mass');
   }
-  return { out, newKey, newValue, mass };
+  return { out, context: merged, newKey, newValue, mass };
 }
 
 /** Rotate-half rotary (transformers apply_rotary_pos_emb): x·cos + rotate_half(x)·sin, x: [T, heads, D]. */

@@ -26,6 +26,8 @@ export interface StepOutput {
   logits: Float32Array;
   /** Per layer [heads, P_l + T]: attention mass from the weighted query rows (past columns first). */
   mass?: Float32Array[];
+  /** The calibration graph's linear-group inputs, by output name (graph/decoder.ts `calibrationOutput`). */
+  activations?: Record<string, Float32Array>;
 }
 
 export class DecoderStepper {
@@ -74,7 +76,9 @@ export class DecoderStepper {
           return dummyLayers.has(l) ? dropFirstColumn(m, m.length / (T + 1)) : m;
         })
       : undefined;
-    return { logits: out.logits!.data as Float32Array, mass };
+    const taps = Object.keys(out).filter((name) => name.startsWith('calibration.'));
+    const activations = taps.length ? Object.fromEntries(taps.map((name) => [name, out[name]!.data as Float32Array])) : undefined;
+    return { logits: out.logits!.data as Float32Array, mass, activations };
   }
 
   /** Feeds layer l's past; returns true when it had none and a masked dummy row stood in. */

@@ -61,6 +61,8 @@ export interface VisionResult {
 export interface StepResult {
   logits: Float32Array;
   mass?: Float32Array[];
+  /** Linear-group inputs by output name, when the decoder graph is the calibration variant. */
+  activations?: Record<string, Float32Array>;
   seconds: number;
 }
 

@@ -152,7 +152,7 @@ class Engine {
       }
       case 'step': {
         const r = await this.step(req);
-        return { value: r, transfer: buffers(r.logits, ...(r.mass ?? [])) };
+        return { value: r, transfer: buffers(r.logits, ...(r.mass ?? []), ...Object.values(r.activations ?? {})) };
       }
       case 'cache.create':
         return { value: this.createCache(), transfer: [] };

@@ -3,33 +3,53 @@
  * the inference worker, which builds or loads the graphs. A `Model` hands out `Chat`s.
  */
 import { openCheckpoint, type LlavaSpec } from '../checkpoint/index.js';
-import { ConfigError } from '../errors.js';
-import type { BuildProgress } from '../graph/build.js';
+import { ConfigError, InputError } from '../errors.js';
+import { defaultCacheDir, type BuildProgress } from '../graph/build.js';
 import type { Int4BlockSize } from '../graph/int4.js';
 import type { WeightPrecision } from '../graph/layers.js';
 import { loadPreprocessorConfig, loadImage, preprocessImage, type PreprocessorConfig } from '../media/index.js';
-import type { ExecutionProvider } from '../runtime/ort-session.js';
+import { ensureAwqPlan, checkAwqCheckpoint, type AwqPlanRef } from '../quant/awq.js';
+import { collectActivations } from '../quant/calibrate.js';
+import {
+  buildCalibrationSet, DEFAULT_CALIBRATION_SAMPLES, worldCalibrationSamples, type CalibrationSample,
+} from '../quant/calibration-set.js';
+import type { ExecutionProvider, RuntimeOptions } from '../runtime/ort-session.js';
 import { checkProvider } from '../runtime/ort-session.js';
 import { Runtime } from '../runtime/runtime.js';
 import { loadTextProcessor, type TextProcessor } from '../text/index.js';
 import { Chat, type ChatOptions } from './chat.js';
 
 export interface LoadOptions {
-  /** LLM weight storage: fp32 (default), fp16, or int4 (MatMulNBits, round-to-nearest). */
+  /**
+   * LLM weight storage: fp32 (default), fp16, int4 (MatMulNBits, round-to-nearest), or awq (int4 with
+   * activation-aware scales and clipping searched on calibration prompts run through the fp32 model; the
+   * search runs once and is cached). A checkpoint quantized by AutoAWQ defaults to int4: its own weights,
+   * repacked exactly; fp32 / fp16 dequantize them.
+   */
   precision?: WeightPrecision;
-  /** int4 group size. Default 32. */
+  /** int4 / awq group size. Default 32. (AutoAWQ checkpoints keep their own group size.) */
   blockSize?: Int4BlockSize;
+  /**
+   * awq: the calibration set — this many synthetic-world conversations (an image, a question and its answer;
+   * default 16), or your own samples.
+   */
+  calibration?: number | readonly CalibrationSample[];
+  /** awq: also search per-block weight clipping (AutoAWQ auto_clip). Default true. */
+  awqClip?: boolean;
   /** Execution provider. Default cpu. */
   provider?: ExecutionProvider;
   /** ORT intra-op threads. Default: all cores. */
   threads?: number;
   /** Built-graph cache folder. Default `$SPARSEVILA_CACHE` or `~/.cache/sparsevila/graphs`. */
   cacheDir?: string;
-  /** Graph build / cache progress. */
+  /** Graph build / cache progress (and AWQ calibration and search). */
   onProgress?: BuildProgress;
   /** Record ORT's own per-operator profile, to files `<prefix>-<graph>_<date>.json` (see Runtime.endProfiling). */
   ortProfilePrefix?: string;
 }
+
+/** Calibration rows sampled per linear group input for AWQ's error measurements (AutoAWQ's clip search uses 512). */
+export const AWQ_CALIBRATION_ROWS = 512;
 
 /** Images for one turn: file paths, encoded bytes, or already decoded RGB. */
 export type ImageInput = string | Uint8Array;
@@ -47,6 +67,7 @@ export class Model {
     checkProvider(options.provider ?? 'cpu');
     const checkpoint = openCheckpoint(dir);
     const spec = checkpoint.spec;
+    const quantized = checkpoint.quantization !== undefined;
     checkpoint.close();
     const text = await loadTextProcessor(dir);
     if (text.imageTokenId !== null && text.imageTokenId !== spec.imageTokenId) {
@@ -57,12 +78,16 @@ export class Model {
       );
     }
     const preprocessor = await loadPreprocessorConfig(dir);
-    const runtime = await Runtime.start(
-      dir,
-      { precision: options.precision ?? 'fp32', blockSize: options.blockSize ?? 32, cacheDir: options.cacheDir },
-      { executionProvider: options.provider ?? 'cpu', intraOpThreads: options.threads, profilePrefix: options.ortProfilePrefix },
-      options.onProgress,
-    );
+    const precision = options.precision ?? (quantized ? 'int4' : 'fp32');
+    const blockSize = options.blockSize ?? 32;
+    const cacheDir = options.cacheDir ?? defaultCacheDir();
+    const runtimeOptions: RuntimeOptions = {
+      executionProvider: options.provider ?? 'cpu',
+      intraOpThreads: options.threads,
+      profilePrefix: options.ortProfilePrefix,
+    };
+    const awq = precision === 'awq' ? await awqPlan(dir, spec, text, preprocessor, options, runtimeOptions) : undefined;
+    const runtime = await Runtime.start(dir, { precision, blockSize, cacheDir, awq }, runtimeOptions, options.onProgress);
     return new Model(dir, spec, text, preprocessor, runtime);
   }
 
@@ -72,20 +97,8 @@ export class Model {
   }
 
   /** Loads and preprocesses images into one [n, 3, H, W] batch. */
-  async pixels(images: readonly ImageInput[]): Promise<{ data: Float32Array; dims: number[] }> {
-    const tensors = await Promise.all(images.map(async (img) => preprocessImage(await loadImage(img), this.preprocessor)));
-    const [, h, w] = tensors[0]!.dims;
-    const size = this.spec.vision.imageSize;
-    if (h !== size || w !== size) {
-      throw new ConfigError(
-        'CONFIG_INVALID',
-        `${this.dir}/preprocessor_config.json produces ${w}×${h} pixels but the vision tower takes ${size}×${size} (vision_config.image_size)`,
-        { subject: 'preprocessor_config.json' },
-      );
-    }
-    const data = new Float32Array(tensors.length * 3 * h * w);
-    tensors.forEach((t, i) => data.set(t.data, i * 3 * h * w));
-    return { data, dims: [tensors.length, 3, h, w] };
+  pixels(images: readonly ImageInput[]): Promise<{ data: Float32Array; dims: number[] }> {
+    return pixelBatch(this.dir, this.spec, this.preprocessor, images);
   }
 
   close(): Promise<void> {
@@ -94,3 +107,69 @@ export class Model {
 }
 
 export const loadModel = (dir: string, options?: LoadOptions): Promise<Model> => Model.load(dir, options);
+
+async function pixelBatch(
+  dir: string,
+  spec: LlavaSpec,
+  preprocessor: PreprocessorConfig,
+  images: readonly ImageInput[],
+): Promise<{ data: Float32Array; dims: number[] }> {
+  const tensors = await Promise.all(images.map(async (img) => preprocessImage(await loadImage(img), preprocessor)));
+  const [, h, w] = tensors[0]!.dims;
+  const size = spec.vision.imageSize;
+  if (h !== size || w !== size) {
+    throw new ConfigError(
+      'CONFIG_INVALID',
+      `${dir}/preprocessor_config.json produces ${w}×${h} pixels but the vision tower takes ${size}×${size} (vision_config.image_size)`,
+      { subject: 'preprocessor_config.json' },
+    );
+  }
+  const data = new Float32Array(tensors.length * 3 * h * w);
+  tensors.forEach((t, i) => data.set(t.data, i * 3 * h * w));
+  return { data, dims: [tensors.length, 3, h, w] };
+}
+
+/**
+ * The AWQ plan for precision 'awq': the calibration prompts built as a turn builds them, run through an fp32
+ * runtime whose decoder also returns each linear group's input, then the search (src/quant/awq.ts). Cached
+ * by checkpoint, block size, clip search and calibration set.
+ */
+async function awqPlan(
+  dir: string,
+  spec: LlavaSpec,
+  text: TextProcessor,
+  preprocessor: PreprocessorConfig,
+  options: LoadOptions,
+  runtimeOptions: RuntimeOptions,
+): Promise<AwqPlanRef> {
+  const blockSize = options.blockSize ?? 32;
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
+  const checkpoint = openCheckpoint(dir);
+  try {
+    checkAwqCheckpoint(checkpoint, blockSize);
+    const samples = await calibrationSamples(options.calibration, spec);
+    const set = await buildCalibrationSet(samples, text, spec, (images) => pixelBatch(dir, spec, preprocessor, images));
+    const calibration = { id: set.id, samples: set.prompts.length, tokens: set.tokens };
+    const awqOptions = { blockSize, clip: options.awqClip, rows: AWQ_CALIBRATION_ROWS, cacheDir, threads: options.threads, onProgress: options.onProgress };
+    return await ensureAwqPlan(checkpoint, calibration, awqOptions, async () => {
+      const graphs = { precision: 'fp32' as const, blockSize, cacheDir, calibration: true };
+      const runtime = await Runtime.start(dir, graphs, runtimeOptions, options.onProgress);
+      try {
+        return await collectActivations(runtime, spec, set, AWQ_CALIBRATION_ROWS, options.onProgress);
+      } finally {
+        await runtime.close();
+      }
+    });
+  } finally {
+    checkpoint.close();
+  }
+}
+
+function calibrationSamples(source: LoadOptions['calibration'], spec: LlavaSpec): Promise<readonly CalibrationSample[]> | readonly CalibrationSample[] {
+  if (typeof source === 'object') return source;
+  const count = source ?? DEFAULT_CALIBRATION_SAMPLES;
+  if (!(Number.isInteger(count) && count >= 1)) {
+    throw new InputError('OPTION_INVALID', `calibration must be a positive number of samples, got ${count}`, { subject: 'calibration' });
+  }
+  return worldCalibrationSamples(count, spec.vision.imageSize);
+}

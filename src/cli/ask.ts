@@ -6,12 +6,13 @@ import { loadModel } from '../session/model.js';
 import { ChromeTraceSink, JsonlSink, Tracer } from '../trace/index.js';
 import { modelOptionSpec, parseInteger, parseModelOptions, progressPrinter } from './options.js';
 import { parsePolicyOptions, policyOptionSpec } from './policy-options.js';
+import { parseVideoOptions, VIDEO_OPTIONS_HELP, videoOptionSpec } from './video-options.js';
 
-export const ASK_HELP = `Usage: sparsevila ask --model DIR --image FILE [--image FILE…] --prompt TEXT [options]
+export const ASK_HELP = `Usage: sparsevila ask --model DIR (--image FILE [--image FILE…] | --video FILE) --prompt TEXT [options]
 
-Answers one question about the images with a Hugging Face Llava checkpoint (config.json, *.safetensors,
-tokenizer.json, tokenizer_config.json, preprocessor_config.json in DIR). Tokens stream to stdout; timings
-go to stderr.
+Answers one question about the images, or about frames of a video, with a Hugging Face Llava checkpoint
+(config.json, *.safetensors, tokenizer.json, tokenizer_config.json, preprocessor_config.json in DIR).
+Tokens stream to stdout; timings go to stderr.
 
   --model DIR            checkpoint folder (required)
   --image FILE           an image (PNG, JPEG, WebP, …); repeat for several, in prompt order
@@ -21,7 +22,8 @@ go to stderr.
   --temperature T        sample with temperature T instead of greedy
   --top-p P              nucleus sampling mass, in (0, 1] (default 1; with --temperature)
   --seed S               sampling seed (default 0)
-  --json                 print one JSON object: text, tokenIds, promptTokenIds, stopReason, timings
+  --json                 print one JSON object: text, tokenIds, promptTokenIds, stopReason, timings,
+                         sparsity (kept tokens per image / frame), video (the frames' numbers and times)
   --logits               with --json: add lastPromptLogits (logits at the last prompt position)
   --prefill-chunk N      prefill N tokens per graph call (default 512)
   --trace FILE           write the run's trace events (salience, kept tokens, retrieval sets, spans,
@@ -29,7 +31,8 @@ go to stderr.
   --chrome-trace FILE    write the run as a Chrome trace (opens in Perfetto or chrome://tracing)
   --ort-profile PREFIX   also record onnxruntime's per-operator profile (PREFIX-<graph>_<date>.json); with
                          --chrome-trace it is merged into that trace on its own track
-${'' /* model options are shared with other commands */}`;
+
+${VIDEO_OPTIONS_HELP}${'' /* model options are shared with other commands */}`;
 
 export async function runAsk(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -37,6 +40,7 @@ export async function runAsk(argv: string[]): Promise<void> {
     options: {
       ...modelOptionSpec,
       ...policyOptionSpec,
+      ...videoOptionSpec,
       image: { type: 'string', multiple: true },
       prompt: { type: 'string' },
       'max-new-tokens': { type: 'string' },
@@ -68,7 +72,7 @@ export async function runAsk(argv: string[]): Promise<void> {
   const maxNewTokens = values['max-new-tokens'] === undefined ? 128 : parseInteger(values['max-new-tokens'], '--max-new-tokens');
   const prefillChunk = values['prefill-chunk'] === undefined ? 512 : parseInteger(values['prefill-chunk'], '--prefill-chunk');
 
-  const policy = parsePolicyOptions(values);
+  const { video, policy, visionBatch, memoryLimit } = parseVideoOptions(values, parsePolicyOptions(values));
   const model = await loadModel(values.model, {
     ...parseModelOptions(values),
     onProgress: progressPrinter(),
@@ -77,8 +81,8 @@ export async function runAsk(argv: string[]): Promise<void> {
   try {
     const chrome = values['chrome-trace'] ? new ChromeTraceSink(values['chrome-trace']) : undefined;
     const tracer = new Tracer([...(values.trace ? [new JsonlSink(values.trace, { truncate: true })] : []), ...(chrome ? [chrome] : [])]);
-    const chat = model.chat({ maxNewTokens, sampling, prefillChunk, policy, tracer });
-    const turn = chat.stream({ images: values.image ?? [], text: values.prompt });
+    const chat = model.chat({ maxNewTokens, sampling, prefillChunk, policy, tracer, visionBatch, memoryLimit });
+    const turn = chat.stream({ images: values.image ?? [], video, text: values.prompt });
     let r = await turn.next();
     while (!r.done) {
       if (!values.json) process.stdout.write(r.value.text);
@@ -92,8 +96,9 @@ export async function runAsk(argv: string[]): Promise<void> {
     } else {
       const t = answer.timings;
       process.stdout.write('\n');
+      const frames = answer.video ? `${answer.video.frames.length} frames at ${answer.video.frames.map((f) => f.timestamp.toFixed(2)).join(', ')} s; ` : '';
       process.stderr.write(
-        `[${t.promptTokens} prompt tokens, ${t.generatedTokens} generated (${answer.stopReason}); ` +
+        `[${frames}${t.promptTokens} prompt tokens, ${t.generatedTokens} generated (${answer.stopReason}); ` +
           `prefill ${(t.prefillSeconds * 1000).toFixed(1)} ms, first token ${(t.firstTokenSeconds * 1000).toFixed(1)} ms, ` +
           `decode ${t.decodeTokensPerSecond.toFixed(1)} tokens/s]\n`,
       );

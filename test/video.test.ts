@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFrames, loadImage, planVideo, probeVideo, readVideo, sampleFrames, selectExpression } from '../src/media/index.js';
-import { estimateTurnMemory } from '../src/runtime/memory.js';
+import { estimateTurnMemory, formatBytes, RUNTIME_OVERHEAD } from '../src/runtime/memory.js';
 import { REPO_ROOT, writeTinyLlava } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
 
@@ -224,13 +224,15 @@ describe('video turns on a random SigLIP / Qwen2 checkpoint', () => {
 
   it('refuses a turn over the memory limit before any work, with the estimate, the limit and what to change', async () => {
     const sink = new engine.MemorySink();
-    const chat = model.chat({ maxNewTokens: 4, memoryLimit: 1_000_000, tracer: new engine.Tracer([sink]) });
+    // Room for a short text turn beyond the fixed overhead, not for 30 frames (480 visual tokens).
+    const limit = RUNTIME_OVERHEAD + 4 * 1024 * 1024;
+    const chat = model.chat({ maxNewTokens: 4, memoryLimit: limit, tracer: new engine.Tracer([sink]) });
     // A missing ffmpeg proves no frame is decoded: decoding would fail with DEPENDENCY_MISSING instead.
     const err = await chat.ask({ video: { path: MP4, frames: 30, tools: { ffmpeg: '/nonexistent/ffmpeg' } }, text: 'hi' }).catch((e) => e);
     expect(err).toMatchObject({ code: 'MEMORY_LIMIT', subject: 'memoryLimit' });
     const estimate = Number(/needs an estimated [\d.]+ \w+ \((\d+) bytes/.exec(err.message)?.[1]);
-    expect(estimate).toBeGreaterThan(1_000_000);
-    expect(err.message).toContain('limit of 976.6 KiB (1000000 bytes)');
+    expect(estimate).toBeGreaterThan(limit);
+    expect(err.message).toContain(`limit of ${formatBytes(limit)} (${limit} bytes)`);
     expect(err.message).toMatch(/30 frame\(s\) of .*testsrc\.mp4/);
     for (const fix of ['fewer frames', 'keep budget', 'smaller chunks', 'raise the limit']) expect(err.message).toContain(fix);
     // No work: nothing encoded, traced or cached, and the chat still takes a turn that fits.

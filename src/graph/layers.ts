@@ -12,8 +12,10 @@ export interface WeightReader {
   has(name: string): boolean;
   read(name: string, expectedShape?: readonly number[]): Float32Array;
   /**
-   * A linear module's weight already in int4 (a checkpoint quantized by AutoAWQ), in the MatMulNBits layout;
-   * undefined when the module is stored in float. int4 linears use it as is instead of re-quantizing.
+   * Present on readers of quantized checkpoints (AutoAWQ): a linear module's stored int4 weight in the
+   * MatMulNBits layout, or undefined for a module the checkpoint keeps in float. int4 linears use the stored
+   * weight as is, and leave the float ones (lm_head, `modules_to_not_convert`) in float, as the checkpoint's
+   * authors chose.
    */
   packedInt4?(module: string): PackedInt4 | undefined;
 }
@@ -47,8 +49,10 @@ export function linear(
   options: LinearOptions,
 ): string {
   let y: string;
-  if (options.precision === 'int4') {
-    const q = w.packedInt4?.(module) ?? quantizeInt4(w.read(`${module}.weight`, [shape.out, shape.in]), shape.out, shape.in, options.blockSize);
+  const stored = options.precision === 'int4' ? w.packedInt4?.(module) : undefined;
+  const int4 = options.precision === 'int4' && (stored !== undefined || w.packedInt4 === undefined);
+  if (int4) {
+    const q = stored ?? quantizeInt4(w.read(`${module}.weight`, [shape.out, shape.in]), shape.out, shape.in, options.blockSize);
     if (q.n !== shape.out || q.k !== shape.in) {
       throw new CheckpointError('TENSOR_SHAPE', `${module}: the int4 weight is [${q.n}, ${q.k}] (out, in), expected [${shape.out}, ${shape.in}]`, {
         subject: module,

@@ -20,6 +20,8 @@ const dir = tempDir('video');
 const MP4 = path.join(dir, 'testsrc.mp4');
 /** Lossless grey FFV1 in Matroska (no stored frame count), 30 frames at 10 fps: frame k is grey 8·k. */
 const NUMBERED = path.join(dir, 'numbered.mkv');
+/** The same idea over 250 frames at 25 fps: frame k is grey k. */
+const LONG = path.join(dir, 'long.mkv');
 const PNG = path.join(dir, 'still.png');
 const TEXT = path.join(dir, 'notes.mp4');
 
@@ -43,6 +45,7 @@ function zombies(): number {
 beforeAll(() => {
   ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=64x48:rate=10:duration=3', '-pix_fmt', 'yuv420p', '-c:v', 'libx264', MP4);
   ffmpeg('-f', 'lavfi', '-i', "nullsrc=size=32x24:rate=10:duration=3,format=gray,geq=lum='8*N'", '-c:v', 'ffv1', NUMBERED);
+  ffmpeg('-f', 'lavfi', '-i', "nullsrc=size=16x8:rate=25:duration=10,format=gray,geq=lum='N'", '-c:v', 'ffv1', LONG);
   ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=16x16', '-frames:v', '1', PNG);
   fs.writeFileSync(TEXT, 'not a video at all\n'.repeat(50));
 });
@@ -76,8 +79,16 @@ describe('probing and sampling', () => {
     }
   });
 
-  it('builds the select expression from runs of frame numbers', () => {
-    expect(selectExpression([0, 3, 4, 5, 9])).toBe('eq(n\\,0)+between(n\\,3\\,5)+eq(n\\,9)');
+  it('builds the select expression from runs of frame numbers, summed as a balanced tree', () => {
+    expect(selectExpression([0, 3, 4, 5, 9])).toBe('(eq(n\\,0)+(between(n\\,3\\,5)+eq(n\\,9)))');
+    expect(selectExpression([7])).toBe('eq(n\\,7)');
+  });
+
+  it('decodes more frames than ffmpeg takes terms in a flat sum: 120 of 250, frame k being grey k', async () => {
+    const { plan, frames } = await readVideo({ path: LONG, frames: 120 });
+    expect(plan.info.frameCount).toBe(250);
+    expect(frames.map((f) => f.index)).toEqual(plan.indices);
+    expect(frames.every((f) => f.data.every((v) => v === f.index))).toBe(true);
   });
 });
 

@@ -83,7 +83,8 @@ export async function* decodeFrames(info: VideoInfo, indices: readonly number[],
 
 /**
  * ffmpeg `select` expression true on the given frame numbers: runs of consecutive numbers become
- * `between(n,a,b)`, single ones `eq(n,a)`, summed (commas escaped for the filter graph parser).
+ * `between(n,a,b)`, single ones `eq(n,a)` (commas escaped for the filter graph parser), summed as a balanced
+ * tree: ffmpeg's expression parser refuses a flat sum of more than about 100 terms, a tree's depth is log₂.
  */
 export function selectExpression(indices: readonly number[]): string {
   const sorted = [...new Set(indices)].sort((a, b) => a - b);
@@ -94,5 +95,10 @@ export function selectExpression(indices: readonly number[]): string {
     terms.push(i === j ? `eq(n\\,${sorted[i]})` : `between(n\\,${sorted[i]}\\,${sorted[j]})`);
     i = j + 1;
   }
-  return terms.join('+');
+  const sum = (from: number, to: number): string => {
+    if (to - from === 1) return terms[from]!;
+    const mid = (from + to) >> 1;
+    return `(${sum(from, mid)}+${sum(mid, to)})`;
+  };
+  return terms.length ? sum(0, terms.length) : '0';
 }

@@ -16,7 +16,7 @@
 import { fakeQuantizeBlock, fakeQuantizeInt4, type Int4BlockSize } from '../graph/int4.js';
 import { CLIP_GRID, CLIP_MAX_SHRINK, SCALE_GRID } from './awq-plan.js';
 import type { OutputErrorMeter } from './output-error.js';
-import { clipLimit } from './awq-weights.js';
+import { clipLimit, scaleColumns } from './awq-weights.js';
 
 /** One group input's calibration statistics. */
 export interface GroupActivations {
@@ -60,11 +60,19 @@ export function awqScale(meanAbs: Float32Array, alpha: number): Float32Array {
 
 /** Q(W·diag(s))·diag(1/s): the weight the graph effectively applies to the unscaled input. */
 export function effectiveWeight(w: Float32Array, out: number, s: Float32Array, blockSize: Int4BlockSize): Float32Array {
-  const k = s.length;
-  const scaled = Float32Array.from(w, (v, i) => v * s[i % k]!);
-  const q = fakeQuantizeInt4(scaled, out, k, blockSize);
-  for (let i = 0; i < q.length; i++) q[i]! /= s[i % k]!;
+  const scaled = Float32Array.from(w);
+  scaleColumns(scaled, s);
+  const q = fakeQuantizeInt4(scaled, out, s.length, blockSize);
+  divideColumns(q, s);
   return q;
+}
+
+/** m[r, c] /= s[c] for a row-major [rows, s.length] matrix. */
+function divideColumns(m: Float32Array, s: Float32Array): void {
+  const k = s.length;
+  for (let base = 0; base < m.length; base += k) {
+    for (let c = 0; c < k; c++) m[base + c]! /= s[c]!;
+  }
 }
 
 /** The best α for a group (see the header). */
@@ -92,8 +100,9 @@ export async function searchScale(meter: OutputErrorMeter, act: GroupActivations
 
 /** Divides each column c of x [rows, s.length] by s[c]: the input the scaled weights see. */
 export function scaleInput(act: GroupActivations, s: Float32Array): Float32Array {
-  const k = s.length;
-  return Float32Array.from(act.x, (v, i) => v / s[i % k]!);
+  const x = Float32Array.from(act.x);
+  divideColumns(x, s);
+  return x;
 }
 
 /**

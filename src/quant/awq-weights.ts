@@ -46,7 +46,9 @@ export function awqWeights(base: WeightReader, spec: TextSpec, plan: AwqPlan): W
 /** w[r, c] *= s[c] for a row-major [rows, s.length] matrix. */
 export function scaleColumns(w: Float32Array, s: Float32Array): void {
   const k = s.length;
-  for (let i = 0; i < w.length; i++) w[i]! *= s[i % k]!;
+  for (let base = 0; base < w.length; base += k) {
+    for (let c = 0; c < k; c++) w[base + c]! *= s[c]!;
+  }
 }
 
 /** w[r, ·] /= s[r] for a row-major [s.length, cols] matrix (cols = 1 for a vector). */

@@ -45,7 +45,9 @@ export async function collectActivations(
         throw new RuntimeError('RUNTIME', `the calibration graph returned no ${name} of [${T}, ${g.in}]: is the runtime's decoder the calibration variant?`, { subject: name });
       }
       const sum = sums[gi]!;
-      for (let i = 0; i < x.length; i++) sum[i % g.in]! += Math.abs(x[i]!);
+      for (let base = 0; base < x.length; base += g.in) {
+        for (let c = 0; c < g.in; c++) sum[c]! += Math.abs(x[base + c]!);
+      }
       pickRows.forEach((r, j) => samples[gi]!.set(x.subarray(r * g.in, (r + 1) * g.in), (nextPick - pickRows.length + j) * g.in));
     });
     seen += T;

@@ -9,6 +9,7 @@ import onnxProto from 'onnx-proto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { gaussian, roundTo, writeSafetensorsCheckpoint, writeTinyLlava, type TensorToWrite, type TinyLlavaOptions } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir, TEST_RUNTIME } from './helpers/engine.js';
+import { decodeNBits } from './helpers/nbits.js';
 
 /** AutoAWQ's order_map: nibble j of a packed word holds column 8c + ORDER[j]. */
 const ORDER = [0, 2, 4, 6, 1, 3, 5, 7];
@@ -52,24 +53,6 @@ function knownLinear(out: number, inF: number, seed: number): Known {
     return (codes[i]! - zeros[o * groups + grp]!) * scales[grp * out + o]!;
   });
   return { out, in: inF, codes, zeros, scales, weight };
-}
-
-/** Independent of src/: MatMulNBits bytes (ContribOperators.md) back to codes and zero points. */
-function decodeNBits(packed: Uint8Array, zeroPoints: Uint8Array, n: number, k: number, blockSize: number) {
-  const blocks = k / blockSize;
-  const codes = new Uint8Array(n * k);
-  const zeros = new Uint8Array(n * blocks);
-  for (let r = 0; r < n; r++) {
-    for (let b = 0; b < blocks; b++) {
-      const zpByte = zeroPoints[r * Math.ceil(blocks / 2) + Math.floor(b / 2)]!;
-      zeros[r * blocks + b] = b % 2 === 0 ? zpByte & 15 : zpByte >> 4;
-      for (let i = 0; i < blockSize; i++) {
-        const byte = packed[(r * blocks + b) * (blockSize / 2) + Math.floor(i / 2)]!;
-        codes[r * k + b * blockSize + i] = i % 2 === 0 ? byte & 15 : byte >> 4;
-      }
-    }
-  }
-  return { codes, zeros };
 }
 
 const transposeZeros = (k: Known) => (g: number, o: number) => k.zeros[o * (k.in / GROUP) + g]!;
@@ -132,7 +115,7 @@ describe('AutoAWQ checkpoints', () => {
     for (const [module, k] of known) {
       const q = reader.packedInt4!(module)!;
       expect([q.n, q.k, q.blockSize]).toEqual([k.out, k.in, 32]);
-      const decoded = decodeNBits(q.packed, q.zeroPoints, q.n, q.k, q.blockSize);
+      const decoded = decodeNBits(q);
       expect(decoded.codes).toEqual(k.codes);
       expect(decoded.zeros).toEqual(k.zeros);
       expect(engine.dequantizeInt4(q)).toEqual(k.weight);

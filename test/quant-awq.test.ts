@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSafetensorsCheckpoint, writeTinyLlava, gaussian, type TinyLlava, type TinyLlavaOptions } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir, TEST_RUNTIME } from './helpers/engine.js';
+import { decodeNBits } from './helpers/nbits.js';
 
 const { quantizeInt4, dequantizeInt4, fakeQuantizeInt4, int4Codes, effectiveWeight, awqScale } = engine;
 
@@ -15,28 +16,6 @@ const randn = (n: number, seed: number, std = 1) => {
   const g = gaussian(seed);
   return Float32Array.from({ length: n }, () => std * g());
 };
-
-/** Independent of src/: the MatMulNBits layout as ContribOperators.md describes it, decoded nibble by nibble. */
-function decodeNBits(q: { n: number; k: number; blockSize: number; packed: Uint8Array; zeroPoints: Uint8Array; scales: Float32Array }) {
-  const blocks = Math.ceil(q.k / q.blockSize);
-  const codes = new Uint8Array(q.n * q.k);
-  const zeros = new Uint8Array(q.n * blocks);
-  const weights = new Float32Array(q.n * q.k);
-  for (let r = 0; r < q.n; r++) {
-    for (let b = 0; b < blocks; b++) {
-      const zpByte = q.zeroPoints[r * Math.ceil(blocks / 2) + Math.floor(b / 2)]!;
-      const zp = b % 2 === 0 ? zpByte & 0x0f : zpByte >> 4;
-      zeros[r * blocks + b] = zp;
-      for (let i = 0; i < q.blockSize && b * q.blockSize + i < q.k; i++) {
-        const byte = q.packed[(r * blocks + b) * (q.blockSize / 2) + Math.floor(i / 2)]!;
-        const code = i % 2 === 0 ? byte & 0x0f : byte >> 4;
-        codes[r * q.k + b * q.blockSize + i] = code;
-        weights[r * q.k + b * q.blockSize + i] = (code - zp) * q.scales[r * blocks + b]!;
-      }
-    }
-  }
-  return { codes, zeros, weights };
-}
 
 /** ‖X·Δᵀ‖² in float64, Δ = Weff − W: the output error, computed here without ORT. */
 function outputError(x: Float32Array, rows: number, weff: Float32Array, w: Float32Array, out: number): number {

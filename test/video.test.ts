@@ -20,6 +20,8 @@ const dir = tempDir('video');
 const MP4 = path.join(dir, 'testsrc.mp4');
 /** Lossless grey FFV1 in Matroska (no stored frame count), 30 frames at 10 fps: frame k is grey 8·k. */
 const NUMBERED = path.join(dir, 'numbered.mkv');
+/** MP4 with a 90° display rotation (as phones record): ffmpeg delivers its frames rotated, 48×64. */
+const ROTATED = path.join(dir, 'rotated.mp4');
 /** The same idea over 250 frames at 25 fps: frame k is grey k. */
 const LONG = path.join(dir, 'long.mkv');
 const PNG = path.join(dir, 'still.png');
@@ -47,6 +49,7 @@ beforeAll(() => {
   ffmpeg('-f', 'lavfi', '-i', "nullsrc=size=32x24:rate=10:duration=3,format=gray,geq=lum='8*N'", '-c:v', 'ffv1', NUMBERED);
   ffmpeg('-f', 'lavfi', '-i', "nullsrc=size=16x8:rate=25:duration=10,format=gray,geq=lum='N'", '-c:v', 'ffv1', LONG);
   ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=16x16', '-frames:v', '1', PNG);
+  ffmpeg('-i', MP4, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', ROTATED);
   fs.writeFileSync(TEXT, 'not a video at all\n'.repeat(50));
 });
 
@@ -103,6 +106,14 @@ describe('decoded frames against ffmpeg', () => {
     }
     // Different frames do differ (the pattern moves), so the comparison can fail.
     expect(Buffer.compare(Buffer.from(frames[0]!.data), Buffer.from(frames[1]!.data))).not.toBe(0);
+  });
+
+  it('come rotated as ffmpeg shows them when the video carries a display rotation', async () => {
+    const { plan, frames } = await readVideo({ path: ROTATED, frames: 2 });
+    expect(plan.info).toMatchObject({ width: 48, height: 64, rotation: 90 });
+    const png = await loadImage(exportPng(ROTATED, frames[1]!.index));
+    expect([png.width, png.height]).toEqual([48, 64]);
+    expect(Buffer.compare(Buffer.from(frames[1]!.data), Buffer.from(png.data))).toBe(0);
   });
 });
 

@@ -25,7 +25,7 @@ export interface VideoInfo {
 
 export interface ProbeOptions {
   tools?: VideoTools;
-  /** Default 30 s. */
+  /** Default 2 minutes (counting the packets of a long video that stores no frame count reads all of it). */
   timeoutMs?: number;
 }
 
@@ -56,7 +56,7 @@ export async function probeVideo(file: string, options: ProbeOptions = {}): Prom
     throw new InputError('VIDEO_UNREADABLE', `cannot read video ${file}: ${why}`, { subject: file, cause });
   }
   const ffprobe = options.tools?.ffprobe ?? 'ffprobe';
-  const run = { file, timeoutMs: options.timeoutMs ?? 30_000, doing: 'probing' };
+  const run = { file, timeoutMs: options.timeoutMs ?? 120_000, doing: 'probing' };
   const base = ['-v', 'error', '-print_format', 'json'];
   const json = parseJson(await toolText(ffprobe, [...base, '-show_streams', '-show_format', file], run), file);
   const format = json.format?.format_name ?? '';

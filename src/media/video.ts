@@ -25,7 +25,7 @@ export interface VideoSource {
   frames?: number;
   /** …or this many per second of video (not both). */
   fps?: number;
-  /** Stop ffmpeg after this long (ms). Default 10 minutes for the decode, 30 s for probing. */
+  /** Stop ffprobe / ffmpeg after this long (ms). Default 2 minutes for probing, 10 minutes for decoding. */
   timeoutMs?: number;
   /** ffmpeg / ffprobe binaries (default: on PATH). */
   tools?: VideoTools;
@@ -44,7 +44,7 @@ export async function planVideo(input: VideoInput): Promise<VideoPlan> {
   }
   const given = source.frames === undefined && source.fps === undefined ? { frames: DEFAULT_VIDEO_FRAMES } : { frames: source.frames, fps: source.fps };
   const sampling = validateSampling(given as FrameSampling);
-  const info = await probeVideo(source.path, { tools: source.tools, timeoutMs: source.timeoutMs === undefined ? undefined : Math.min(source.timeoutMs, 30_000) });
+  const info = await probeVideo(source.path, { tools: source.tools, timeoutMs: source.timeoutMs });
   return { ...sampleFrames(info, sampling), info, source };
 }
 

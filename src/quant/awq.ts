@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint.js';
 import type { TextSpec } from '../checkpoint/spec.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, SparseVilaError } from '../errors.js';
 import type { BuildProgress } from '../graph/build.js';
 import { fakeQuantizeInt4, type Int4BlockSize } from '../graph/int4.js';
 import type { WeightReader } from '../graph/layers.js';
@@ -136,7 +136,9 @@ export async function searchAwqPlan(
 
 function activationsOf(calibration: Calibration, g: AwqGroup): GroupActivations {
   const act = calibration.get(scaleKey(g.layer, g.tap));
-  if (!act) throw new ConfigError('CONFIG_INVALID', `no calibration activations for layer ${g.layer} ${g.tap}`, { subject: `calibration.${g.tap}.${g.layer}` });
+  if (!act) {
+    throw new SparseVilaError('GRAPH_BUILD', `the calibration holds no activations for layer ${g.layer}'s ${g.tap} input`, { subject: `calibration.${g.tap}.${g.layer}` });
+  }
   return act;
 }
 

@@ -279,6 +279,8 @@ describe('video turns on a random SigLIP / Qwen2 checkpoint', () => {
     await expect(chat.ask({ video: '/nonexistent/clip.mp4', text: 'hi' })).rejects.toMatchObject({ code: 'VIDEO_UNREADABLE', subject: '/nonexistent/clip.mp4' });
     await expect(chat.ask({ video: MP4, images: [PNG], text: 'hi' })).rejects.toMatchObject({ code: 'OPTION_INVALID', subject: 'video' });
     expect((await chat.ask({ video: MP4, text: 'ok' })).video?.frames).toHaveLength(8);
+    expect(() => model.chat({ visionBatch: 0 })).toThrow(expect.objectContaining({ code: 'OPTION_INVALID', subject: 'visionBatch' }));
+    expect(() => model.chat({ memoryLimit: -1 })).toThrow(expect.objectContaining({ code: 'OPTION_INVALID', subject: 'memoryLimit' }));
   });
 
   it('sparsevila ask --video samples by --frames or --fps, and refuses over --memory-limit', () => {

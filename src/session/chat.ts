@@ -13,7 +13,7 @@ import type { ChatMessage } from '../text/index.js';
 import type { ImageInput, Model } from './model.js';
 import { DenseTwin, type FidelityReport } from './fidelity.js';
 import { TokenSampler, validateSampling, type Sampling } from './sampling.js';
-import { checkTurnMemory, encodeVisual, imageBatches, visionBatch } from './encode.js';
+import { checkTurnMemory, encodeVisual, imageBatches, validateBounds, visionBatch } from './encode.js';
 import { prefillTurn, type EncodedImages, type ConversationState, type PrefilledTurn, type RetrievedTurn, type VideoFrames } from './turn.js';
 
 export interface ChatOptions {
@@ -142,6 +142,7 @@ export class Chat {
   ) {
     this.sampler = new TokenSampler(validateSampling(options.sampling ?? { kind: 'greedy' }));
     this.policy = validatePolicy(options.policy ?? DENSE);
+    validateBounds(options);
     if (options.fidelity) this.twin = new DenseTwin(model);
     this.tracer = options.tracer ?? new Tracer();
     const layers = model.spec.text.numLayers;

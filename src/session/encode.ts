@@ -14,6 +14,15 @@ import type { Chat, ChatOptions } from './chat.js';
 import type { ImageInput, Model } from './model.js';
 import { EncodedImages, type VideoFrames } from './turn.js';
 
+/** Refuses a bad `visionBatch` or `memoryLimit` when the chat is made. */
+export function validateBounds(options: ChatOptions): void {
+  visionBatch(options);
+  const limit = options.memoryLimit;
+  if (limit !== undefined && !(limit > 0)) {
+    throw new InputError('OPTION_INVALID', `memoryLimit must be a positive number of bytes (Infinity for none), got ${limit}`, { subject: 'memoryLimit' });
+  }
+}
+
 export function visionBatch(options: ChatOptions): number {
   const b = options.visionBatch ?? 8;
   if (!(Number.isInteger(b) && b > 0)) throw new InputError('OPTION_INVALID', `visionBatch must be a positive integer, got ${b}`, { subject: 'visionBatch' });

@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeFrames, loadImage, planVideo, probeVideo, readVideo, sampleFrames, selectExpression } from '../src/media/index.js';
+import { decodeFrames, decodeVideo, loadImage, parsePreprocessorConfig, pixelBatches, planVideo, probeVideo, readVideo, sampleFrames, selectExpression } from '../src/media/index.js';
 import { estimateTurnMemory, formatBytes, RUNTIME_OVERHEAD } from '../src/runtime/memory.js';
 import { REPO_ROOT, writeTinyLlava } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
@@ -38,10 +38,20 @@ function exportPng(video: string, index: number): string {
   return out;
 }
 
-/** Child processes of this test process that have exited but were not reaped. */
-function zombies(): number {
-  const children = execFileSync('ps', ['-o', 'stat=', '--ppid', String(process.pid)], { encoding: 'utf8' }).split('\n');
-  return children.filter((s) => s.startsWith('Z')).length;
+/** Child processes of this test process: state and command. */
+function children(): { stat: string; command: string }[] {
+  return execFileSync('ps', ['-o', 'stat=,comm=', '--ppid', String(process.pid)], { encoding: 'utf8' })
+    .split('\n')
+    .filter((line) => line.trim())
+    .map((line) => {
+      const [stat, command] = line.trim().split(/\s+/);
+      return { stat: stat!, command: command! };
+    });
+}
+
+/** No ffmpeg left running and no child left unreaped. */
+function expectNoLeftovers(): void {
+  expect(children().filter((c) => c.command === 'ffmpeg' || c.command === 'ffprobe' || c.stat.startsWith('Z'))).toEqual([]);
 }
 
 beforeAll(() => {
@@ -146,17 +156,27 @@ describe('bad video input', () => {
       subject: MP4,
       message: expect.stringContaining('Raise timeoutMs'),
     });
-    expect(zombies()).toBe(0);
+    expectNoLeftovers();
   });
 
   it('stopping early (a consumer that breaks) kills and reaps ffmpeg', async () => {
     const info = await probeVideo(MP4);
-    for await (const frame of decodeFrames(info, [0, 10, 20])) {
+    // All 30 frames (270 KiB) overflow the pipe: ffmpeg would block on it forever if it were not killed.
+    for await (const frame of decodeFrames(info, Array.from({ length: 30 }, (_, i) => i))) {
       expect(frame.index).toBe(0);
       break;
     }
-    expect(zombies()).toBe(0);
-    expect(execFileSync('ps', ['-o', 'comm=', '--ppid', String(process.pid)], { encoding: 'utf8' })).not.toContain('ffmpeg');
+    expectNoLeftovers();
+  });
+
+  it('an error downstream of the decoder (a preprocessor of the wrong size) stops ffmpeg too', async () => {
+    const plan = await planVideo({ path: MP4, frames: 30 });
+    const config = parsePreprocessorConfig({ image_processor_type: 'SiglipImageProcessor', size: { height: 32, width: 32 } });
+    const consume = async () => {
+      for await (const batch of pixelBatches(decodeVideo(plan), config, 4, 64, '/ckpt')) expect(batch).toBeUndefined();
+    };
+    await expect(consume()).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('takes 64×64') });
+    expectNoLeftovers();
   });
 });
 

@@ -304,8 +304,9 @@ describe('video turns on a random SigLIP / Qwen2 checkpoint', () => {
   });
 
   it('sparsevila ask --video samples by --frames or --fps, and refuses over --memory-limit', () => {
+    const cacheDir = tempDir('video-cli');
     const cli = (...args: string[]) =>
-      spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist/src/cli/main.js'), 'ask', '--model', ckpt, '--cache-dir', tempDir('video-cli'), '--threads', '1', '--prompt', 'hi', '--max-new-tokens', '2', ...args], {
+      spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist/src/cli/main.js'), 'ask', '--model', ckpt, '--cache-dir', cacheDir, '--threads', '1', '--prompt', 'hi', '--max-new-tokens', '2', ...args], {
         encoding: 'utf8',
       });
     const byFps = cli('--video', NUMBERED, '--fps', '2', '--json');

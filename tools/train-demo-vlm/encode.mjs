@@ -14,7 +14,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+// SPARSEVILA_ROOT: a checkout whose dist/ to use instead of this one's (a frozen build while this tree changes).
+const root = process.env.SPARSEVILA_ROOT ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const { loadTextProcessor, buildPrompt, buildTurnDelta } = await import(path.join(root, 'dist/src/index.js'));
 
 const [conversationsPath, tokenizerDir, imageTokensArg, outPath] = process.argv.slice(2);

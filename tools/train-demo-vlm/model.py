@@ -240,6 +240,8 @@ class LlamaAttention(nn.Module):
         self.k_proj = nn.Linear(c.t_hidden, c.t_kv_heads * c.head_dim, bias=False)
         self.v_proj = nn.Linear(c.t_hidden, c.t_kv_heads * c.head_dim, bias=False)
         self.o_proj = nn.Linear(c.t_heads * c.head_dim, c.t_hidden, bias=False)
+        self.keep_probs = False
+        self.probs = None
 
     def forward(self, x, cos, sin, mask):
         b, t, _ = x.shape
@@ -252,6 +254,8 @@ class LlamaAttention(nn.Module):
         w = torch.matmul(q, k.transpose(2, 3)) * self.scaling
         w = w + mask  # additive [B, 1, T, T]
         w = F.softmax(w, dim=-1, dtype=torch.float32).to(q.dtype)
+        if self.keep_probs:  # for the trainer's attention guidance; not part of the model's math
+            self.probs = w
         out = torch.matmul(w, v).transpose(1, 2).reshape(b, t, -1)
         return self.o_proj(out)
 

@@ -219,7 +219,7 @@ class Data:
     """All conversations of one split, as ids, answer spans and images (uint8 [N, 64, 64, 3]), with every
     image's per-cell contents for the vision tower's auxiliary loss."""
 
-    def __init__(self, d, lines, tokens, pad, kind_weights=None):
+    def __init__(self, d, lines, tokens, pad, image_token, kind_weights=None):
         self.items = []
         kind_weights = kind_weights or {}
         frames, labels = [], []
@@ -237,6 +237,7 @@ class Data:
                 "prompt_ends": tk["prompt_ends"], "images": list(range(first, len(frames))),
                 "kinds": [t["kind"] for t in ln["turns"]], "media": ln["media"], "turns": ln["turns"],
                 "weights": [kind_weights.get(t["kind"], 1.0) for t in ln["turns"]],
+                "guides": attention_guides(tk, ln["turns"], image_token),
             })
         self.frames = torch.from_numpy(np.stack(frames))  # [N, 64, 64, 3] uint8
         self.labels = torch.stack(labels)  # [N, 9, 3]
@@ -272,7 +273,33 @@ class Data:
                 weight[b, s - 1:e - 1] = w
             imgs += it["images"]
         idx = torch.tensor(imgs, dtype=torch.long)
-        return ids, valid, target, weight, self.pixels(idx), self.labels[idx][:, PATCH_CELL]  # labels: [n, 64, 3]
+        # guides: (row, query position, [T] bool of the image positions the question is about), region turns only
+        guides = [(b, q, keys) for b, it in enumerate(items) for q, keys in it["guides"]]
+        g_rows = torch.tensor([g[0] for g in guides], dtype=torch.long)
+        g_query = torch.tensor([g[1] for g in guides], dtype=torch.long)
+        g_keys = torch.zeros((len(guides), T), dtype=torch.bool)
+        for n, (_, _, keys) in enumerate(guides):
+            g_keys[n, keys] = True
+        return (ids, valid, target, weight, self.pixels(idx), self.labels[idx][:, PATCH_CELL],  # labels: [n, 64, 3]
+                (g_rows, g_query, g_keys))
+
+
+def attention_guides(tokens, turns, image_token):
+    """For each region-scope turn: (the position that predicts its first answer token, the positions of the image
+    tokens inside the cells the question is about, in the frame it names). The trainer's attention guidance pulls
+    one decoder head's attention there; global questions (counts, "first appear") get none."""
+    ids = tokens["ids"]
+    image_pos = [p for p, t in enumerate(ids) if t == image_token]
+    out = []
+    for (s, _), t in zip(tokens["spans"], turns):
+        if t.get("scope") != "region" or not t.get("cells"):
+            continue
+        frame = t.get("frame", 1) - 1  # 1-based in the world; an image is frame 1
+        block = image_pos[frame * IMAGE_TOKENS:(frame + 1) * IMAGE_TOKENS]
+        cells = {CELLS.index(c) for c in t["cells"]}
+        keys = [block[k] for k in range(IMAGE_TOKENS) if int(PATCH_CELL[k]) in cells]
+        out.append((s - 1, keys))
+    return out
 
 
 def length_batches(data, batch_tokens, rng):
@@ -320,6 +347,38 @@ class AuxHeads(torch.nn.Module):
         return loss
 
 
+def guide_loss(model, guides, layer, n_heads):
+    """−log of the attention mass that heads 0..n_heads−1 of decoder layer `layer` put, at the position predicting
+    a region question's answer, on the image tokens of the cells it asks about; mean over turns and heads."""
+    rows, query, keys = guides
+    if rows.numel() == 0:
+        return torch.zeros(())
+    probs = model.model.language_model.layers[layer].self_attn.probs  # [B, H, T, T]
+    p = probs[rows, :n_heads, query, :]  # [G, n_heads, T]
+    mass = (p * keys[:, None, :]).sum(-1)
+    return -torch.log(mass + 1e-6).mean()
+
+
+def pretrain_tower(model, heads, data, steps, batch_images, lr, rng, log=print):
+    """Stage 1: the vision tower alone, on the auxiliary probes (which cell, and the shape, colour and size of that
+    cell's object, for every patch), so that the decoder starts from a tower that already sees the world, as a
+    LLaVA decoder starts from a pretrained CLIP. Cheap: no decoder, 64 tokens an image."""
+    params = list(model.model.vision_tower.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
+    n = len(data.frames)
+    for step in range(1, steps + 1):
+        for g in opt.param_groups:
+            g["lr"] = lr * min(1.0, step / 50)
+        idx = torch.tensor([rng.randrange(n) for _ in range(batch_images)], dtype=torch.long)
+        loss = heads.loss(model.vision_states(data.pixels(idx)), data.labels[idx][:, PATCH_CELL])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 100 == 0 or step == steps:
+            log(f"tower step {step}/{steps}: probe loss {loss.item():.3f}")
+
+
 def loss_and_preds(model, ids, valid, target, weight, px, labels=None, heads=None):
     feats = model.vision_states(px)
     emb = model.embed(ids, image_features=model.model.multi_modal_projector(feats))
@@ -335,13 +394,23 @@ def loss_and_preds(model, ids, valid, target, weight, px, labels=None, heads=Non
     return loss, aux, logits.argmax(-1), answers
 
 
-def train_step(model, heads, opt, params, batch, aux_weight):
-    """One optimizer step on a Data.batch(): answer loss + aux_weight × the tower's probe loss, gradients clipped
-    to norm 1. Returns the two losses, the argmax predictions and the answer ids."""
-    ids, valid, target, weight, px, labels = batch
+def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1)):
+    """One optimizer step on a Data.batch(): answer loss + aux_weight × the tower's probe loss + guide[0] × the
+    attention guidance loss on guide[2] heads of decoder layer guide[1]; gradients clipped to norm 1. Returns the
+    answer and auxiliary losses, the argmax predictions and the answer ids."""
+    ids, valid, target, weight, px, labels, guides = batch
+    g_weight, g_layer, g_heads = guide
+    attn = model.model.language_model.layers[g_layer].self_attn
+    attn.keep_probs = g_weight > 0
     loss, aux, pred, answers = loss_and_preds(model, ids, valid, target, weight, px, labels, heads)
+    total = loss + aux_weight * aux
+    if g_weight > 0:
+        g = guide_loss(model, guides, g_layer, g_heads)
+        total = total + g_weight * g
+        aux = aux + g_weight * g.detach()  # reported with the auxiliary losses
+    attn.keep_probs, attn.probs = False, None
     opt.zero_grad(set_to_none=True)
-    (loss + aux_weight * aux).backward()
+    total.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
     return loss, aux, pred, answers
@@ -368,7 +437,7 @@ def evaluate(model, data, batch_tokens):
     if cur:
         batches.append(cur)
     for which in batches:
-        ids, valid, target, weight, px, _ = data.batch(which)
+        ids, valid, target, weight, px, _, _ = data.batch(which)
         _, _, pred, answers = loss_and_preds(model, ids, valid, target, weight, px)
         ok_tok = (pred == answers).tolist()
         k = 0
@@ -482,6 +551,15 @@ def parse_args():
     p.add_argument("--caption-fraction", type=float, default=0.5,
                    help="share of the training media that also get a captioning conversation (0: none)")
     p.add_argument("--aux-weight", type=float, default=1.0, help="weight of the vision tower's auxiliary cell loss")
+    p.add_argument("--tower-steps", type=int, default=800,
+                   help="stage 1: steps training the vision tower alone on the auxiliary probes (0: none)")
+    p.add_argument("--tower-batch", type=int, default=128, help="images per stage-1 step")
+    p.add_argument("--guide-weight", type=float, default=0.1,
+                   help="weight of the attention guidance loss (0: none); see attention_guides")
+    p.add_argument("--guide-layer", type=int, default=2, help="decoder layer whose attention is guided")
+    p.add_argument("--guide-heads", type=int, default=1, help="guided heads: 0 .. N-1 of that layer")
+    p.add_argument("--guide-steps", type=float, default=0.5,
+                   help="share of the steps with guidance on; the rest train on the answers alone")
     p.add_argument("--eval-every", type=int, default=300, help="held-out eval every N steps (0: only at the end)")
     p.add_argument("--eval-sample", type=int, default=200, help="held-out conversations for the periodic eval")
     p.add_argument("--skip-build", action="store_true", help="do not run tsc before writing the dataset")
@@ -511,9 +589,9 @@ def main():
             f.writelines(json.dumps(c) + "\n" for c in captions)
         tokens.update(encode_all(cap_path, tok_dir))
     t0 = time.time()
-    train = Data(a.data_dir, [l for l in lines if l["split"] == "train"] + captions, tokens, pad,
+    train = Data(a.data_dir, [l for l in lines if l["split"] == "train"] + captions, tokens, pad, a.image_token,
                  {"caption": a.caption_weight})
-    held = Data(a.data_dir, [l for l in lines if l["split"] == "heldout"], tokens, pad)
+    held = Data(a.data_dir, [l for l in lines if l["split"] == "heldout"], tokens, pad, a.image_token)
     qa = [it for it in train.items if not it["id"].startswith("caption-")]
     lens = [len(it["ids"]) for it in qa]
     print(f"data: {len(qa)} train (+{len(captions)} captioning) / {len(held.items)} held-out conversations, "
@@ -526,6 +604,11 @@ def main():
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params:,} parameters", flush=True)
     heads = AuxHeads(a.vision_hidden)
+    t_tower = time.time()
+    if a.tower_steps:
+        pretrain_tower(model, heads, train, a.tower_steps, a.tower_batch, a.lr, rng,
+                       log=lambda m: print(m, flush=True))
+    tower_seconds = time.time() - t_tower
 
     params = list(model.named_parameters()) + [("aux." + n, p) for n, p in heads.named_parameters()]
     decay = [p for n, p in params if p.dim() >= 2 and "embedding" not in n and "embed_tokens" not in n]
@@ -549,7 +632,9 @@ def main():
         which = batches.pop()
         for g in opt.param_groups:
             g["lr"] = a.lr * sched(step)
-        loss, aux, pred, answers = train_step(model, heads, opt, [p for _, p in params], train.batch(which), a.aux_weight)
+        guide = (a.guide_weight if step < a.guide_steps * a.steps else 0.0, a.guide_layer, a.guide_heads)
+        loss, aux, pred, answers = train_step(model, heads, opt, [p for _, p in params], train.batch(which),
+                                              a.aux_weight, guide)
         step += 1
         acc = (pred == answers).float().mean().item()
         now = (loss.item(), aux.item(), acc)
@@ -640,6 +725,9 @@ def main():
             "steps": a.steps, "epochs_started": epoch, "batch_tokens": a.batch_tokens, "optimizer": "AdamW(0.9, 0.98)",
             "lr": a.lr, "schedule": f"linear warmup {a.warmup} steps, cosine to 5%", "weight_decay": a.weight_decay,
             "grad_clip": 1.0, "threads": a.threads, "torch": torch.__version__,
+            "tower_steps": a.tower_steps, "tower_seconds": round(tower_seconds, 1),
+            "attention_guidance": {"weight": a.guide_weight, "layer": a.guide_layer, "heads": a.guide_heads,
+                                   "until_step": int(a.guide_steps * a.steps)},
             "train_seconds": round(train_seconds, 1), "eval_seconds": round(eval_seconds, 1),
             "total_seconds": round(time.time() - t_start, 1), "log": log,
         },
@@ -684,9 +772,13 @@ which objects move, appear and vanish), and answers questions about regions, obj
 - {info['parameters']:,} parameters, float32, {info['parameters'] * 4 / 1e6:.1f} MB.
 
 Trained with `/usr/bin/python3 tools/train-demo-vlm/train.py` (Debian's python3-torch {tr['torch']}, CPU, \
-{tr['threads']} threads): {tr['steps']} steps in {tr['train_seconds'] / 60:.0f} min on \
+{tr['threads']} threads): {tr['tower_steps']} steps of the vision tower alone on per-patch probes, then \
+{tr['steps']} steps of the whole model, {(tr['tower_seconds'] + tr['train_seconds']) / 60:.0f} min in all, on \
 {info['dataset']['train_conversations']:,} conversations ({info['dataset']['train_turns']:,} turns); seeds \
-{info['seed']} (torch) and {info['data_seed']} (world). See tools/train-demo-vlm/README.md.
+{info['seed']} (torch) and {info['data_seed']} (world). For the first {tr['attention_guidance']['until_step']} steps \
+the loss also pulls head 0 of decoder layer {tr['attention_guidance']['layer']}, at the position that predicts a region \
+question's answer, toward the image tokens of the cells the question is about (weight \
+{tr['attention_guidance']['weight']}); the rest of the steps train on the answers alone. See tools/train-demo-vlm/README.md.
 
 ## Held-out accuracy (dense)
 

@@ -19,7 +19,7 @@ import { OnnxGraphBuilder } from './onnx-builder.js';
 import { buildProjectorGraph, buildVisionGraph } from './vision.js';
 
 /** Bump when the emitted graphs change, so cached graphs of older builders are not reused. */
-export const GRAPH_BUILDER_VERSION = 5;
+export const GRAPH_BUILDER_VERSION = 6;
 
 export type GraphKind = 'vision' | 'projector' | 'embed' | 'decoder' | 'decoder-mass' | 'decoder-all' | 'decoder-all-mass';
 

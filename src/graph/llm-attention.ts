@@ -73,10 +73,14 @@ export function llmAttention(
     b.constInt64([KV, -1, D]),
   ]);
   const scale = { float: 1 / Math.sqrt(D) };
-  const scoresPast = b.op('FusedMatMul', [qGrouped, io.pastKey], { transB: 1, transBatchB: 1, alpha: scale }, 'com.microsoft', 'scores_past');
-  const maskedPast = b.op('Add', [scoresPast, io.pastBias], undefined, undefined, 'past_bias');
+  const scoresPast = b.op(
+    'Add',
+    [b.op('FusedMatMul', [qGrouped, io.pastKey], { transB: 1, transBatchB: 1, alpha: scale }, 'com.microsoft', 'scores_past'), io.pastBias],
+    undefined,
+    undefined,
+    'past_bias',
+  );
   const scoresNew = b.op('FusedMatMul', [qGrouped, newKey], { transB: 1, transBatchB: 1, alpha: scale }, 'com.microsoft', 'scores_new');
-  const pastLen = b.op('Slice', [b.op('Shape', [io.pastKey]), b.constInt64([0]), b.constInt64([1])]);
   const newLen = b.op('Slice', [b.op('Shape', [newKey]), b.constInt64([0]), b.constInt64([1])]);
   // The causal mask is [T, T]; view the scores as [KV, groups, T, T] to broadcast it.
   const blockShape = b.op('Concat', [b.constInt64([KV, groups, -1]), newLen], { axis: 0 });
@@ -84,11 +88,14 @@ export function llmAttention(
     b.op('Add', [b.op('Reshape', [scoresNew, blockShape]), b.op('Add', [io.causalMask, io.newBias], undefined, undefined, 'new_bias')]),
     b.constInt64([KV, -1, 0]),
   ]);
-  const probs = b.op('Softmax', [b.op('Concat', [maskedPast, causal], { axis: -1 })], { axis: -1 });
-  const [probsPast, probsNew] = b.node('Split', [probs, b.op('Concat', [pastLen, newLen], { axis: 0 })], { outputs: 2, attrs: { axis: -1 } });
-  const ctx = b.op('Add', [
-    b.op('FusedMatMul', [probsPast!, io.pastValue], { transBatchB: 1 }, 'com.microsoft', 'context_past'),
-    b.op('FusedMatMul', [probsNew!, newValue], { transBatchB: 1 }, 'com.microsoft', 'context_new'),
+  const soft = b.scope('softmax', () => splitSoftmax(b, scoresPast, causal));
+  // softmax · V = (exp · V) / Σexp: the division happens on the [KV, groups·T, D] context, not on the scores.
+  const ctx = b.op('Mul', [
+    b.op('Add', [
+      b.op('FusedMatMul', [soft.expPast, io.pastValue], { transBatchB: 1 }, 'com.microsoft', 'context_past'),
+      b.op('FusedMatMul', [soft.expNew, newValue], { transBatchB: 1 }, 'com.microsoft', 'context_new'),
+    ]),
+    soft.inverseSum,
   ]);
   // [KV, groups·T, D] → [1, T, H·D]
   const merged = b.op('Reshape', [
@@ -100,11 +107,31 @@ export function llmAttention(
   );
   let mass: string | undefined;
   if (io.massWeights) {
-    // [KV, groups·T, P+T] → [H, T, P+T]; weighted over query rows → [H, P+T].
-    const perHead = b.op('Reshape', [probs, b.constInt64([H, -1, 0])]);
-    mass = b.op('Reshape', [b.op('MatMul', [io.massWeights, perHead]), b.constInt64([H, -1])], undefined, undefined, 'attention_mass');
+    // Σ_t w_t · softmax[h, t, c] = Σ_t (w_t / Σexp[h, t]) · exp[h, t, c]: the row weights take the softmax's
+    // denominator, [H, 1, T], and one MatMul per block reduces the rows — no probability tensor is formed.
+    const rowWeights = b.op('Mul', [io.massWeights, b.op('Reshape', [soft.inverseSum, b.constInt64([H, 1, -1])])]);
+    const perHead = (x: string) => b.op('Reshape', [x, b.constInt64([H, -1, 0])]); // [KV, groups·T, C] → [H, T, C]
+    const weighted = b.op('Concat', [b.op('MatMul', [rowWeights, perHead(soft.expPast)]), b.op('MatMul', [rowWeights, perHead(soft.expNew)])], { axis: -1 });
+    mass = b.op('Reshape', [weighted, b.constInt64([H, -1])], undefined, undefined, 'attention_mass');
   }
   return { out, context: merged, newKey, newValue, mass };
+}
+
+/**
+ * Softmax over the columns of two score blocks (the past, the new block) without concatenating them:
+ * exp(x − rowMax) per block and the reciprocal of the row sums. Prefill scores are [heads, chunk, past] —
+ * 470 MB per layer at a 512-token chunk over 16k tokens of a 14-head model — so a Concat, a Softmax output and
+ * a Split back would each be another copy of them; here the score-sized tensors are the raw and masked
+ * scores, their shifted copy and its exp, each dead once the next is made. The max over both blocks keeps
+ * exp ≤ 1 exactly as Softmax does.
+ */
+function splitSoftmax(b: OnnxGraphBuilder, past: string, block: string): { expPast: string; expNew: string; inverseSum: string } {
+  const lastAxis = b.constInt64([-1]);
+  const rowMax = b.op('Max', [b.op('ReduceMax', [past, lastAxis], { keepdims: 1 }), b.op('ReduceMax', [block, lastAxis], { keepdims: 1 })]);
+  const expPast = b.op('Exp', [b.op('Sub', [past, rowMax])]);
+  const expNew = b.op('Exp', [b.op('Sub', [block, rowMax])]);
+  const sum = b.op('Add', [b.op('ReduceSum', [expPast, lastAxis], { keepdims: 1 }), b.op('ReduceSum', [expNew, lastAxis], { keepdims: 1 })]);
+  return { expPast, expNew, inverseSum: b.op('Reciprocal', [sum]) };
 }
 
 /** Rotate-half rotary (transformers apply_rotary_pos_emb): x·cos + rotate_half(x)·sin, x: [T, heads, D]. */

@@ -1,0 +1,238 @@
+#!/usr/bin/env node
+/**
+ * Long-context costs of the decoder graph, measured on the runtime's own pieces (KvCache, KvView,
+ * DecoderStepper) in this process, without the worker, the chat or a vision tower:
+ *
+ *   decode   ms/token over a cache of --past rows (filled with random rows: a 32k-token cache takes seconds
+ *            to fill instead of minutes to prefill), dense (the whole cache) and SparseVILA retrieval
+ *            (--retrieve 0.1: a per-layer view holding the text rows and a random 10% of the visual rows).
+ *            The view is built once per turn; its build time is reported apart.
+ *   prefill  one chunked prefill of --tokens random embeddings from an empty cache, chunks of --chunk, the
+ *            last chunk through the attention-mass graph (a SparseVILA turn's question chunk): seconds, and
+ *            the process's peak RSS (VmHWM) over the prefill against its RSS before it.
+ *
+ * The worker adds per step an embedding lookup and two messages (O(1) in the cache); bench-sparse.mjs
+ * measures the whole chat path.
+ *
+ * Models (random weights, cached under .cache/profile/): `qwen05b` — llava-interleave-qwen-0.5b's text
+ * shapes (24 layers, hidden 896, 14 heads / 2 KV heads, vocab 151936), int4 blocks of 32; `qwen05b-2l` — the
+ * same attention shapes with 2 layers and a 4k vocabulary in fp32 (prefill memory: one layer's scores are
+ * alive at a time, so two layers show the peak of 24).
+ *
+ * Usage:
+ *   node scripts/profile-long-context.mjs decode  [--past 8192,32768] [--retrieve 0,0.1] [--steps 24]
+ *   node scripts/profile-long-context.mjs prefill [--tokens 16384] [--chunk 512] [--model qwen05b-2l]
+ *   common: [--model qwen05b|qwen05b-2l] [--threads N] [--session JSON] [--dist DIR] [--json]
+ *   --session  onnxruntime SessionOptions overriding the engine's (e.g. '{"enableMemPattern":false}'); the
+ *              engine's createSession is used when absent
+ *   --dist     the compiled engine to measure (default ./dist; another checkout's dist for before/after)
+ * Needs `npm run build` (or tsc) first.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import ort from 'onnxruntime-node';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { values: args, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    model: { type: 'string' },
+    past: { type: 'string', default: '8192,32768' },
+    retrieve: { type: 'string', default: '0,0.1' },
+    steps: { type: 'string', default: '24' },
+    tokens: { type: 'string', default: '16384' },
+    chunk: { type: 'string', default: '512' },
+    threads: { type: 'string' },
+    session: { type: 'string' },
+    dist: { type: 'string', default: path.join(REPO, 'dist') },
+    json: { type: 'boolean', default: false },
+  },
+});
+const MODE = positionals[0] ?? 'decode';
+if (MODE !== 'decode' && MODE !== 'prefill') throw new Error(`mode must be decode or prefill, got ${MODE}`);
+const DIST = path.resolve(args.dist);
+const imp = (p) => import(path.join(DIST, p));
+const [{ writeRandomLlava }, { openCheckpoint }, { ensureGraph }, { KvCache }, { DecoderStepper }, { createSession }] = await Promise.all([
+  imp('src/index.js'), imp('src/checkpoint/index.js'), imp('src/graph/build.js'), imp('src/runtime/kv-cache.js'), imp('src/runtime/llm-step.js'), imp('src/runtime/ort-session.js'),
+]);
+
+const MODELS = {
+  qwen05b: { precision: 'int4', shape: { textHidden: 896, textIntermediate: 4864, textLayers: 24, textHeads: 14, textKvHeads: 2, vocab: 151936 } },
+  'qwen05b-2l': { precision: 'fp32', shape: { textHidden: 896, textIntermediate: 4864, textLayers: 2, textHeads: 14, textKvHeads: 2, vocab: 4096 } },
+};
+const MODEL_NAME = args.model ?? (MODE === 'decode' ? 'qwen05b' : 'qwen05b-2l');
+const MODEL = MODELS[MODEL_NAME];
+if (!MODEL) throw new Error(`--model must be one of ${Object.keys(MODELS).join(', ')}`);
+
+// ---------------------------------------------------------------------------------------------- helpers
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const status = (key) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN) / 1024;
+/** Resets VmHWM to the current RSS (Linux clear_refs 5). */
+const resetPeak = () => fs.writeFileSync('/proc/self/clear_refs', '5');
+/** CPU seconds the whole machine spent busy (other processes included), from /proc/stat. */
+const machineBusy = () => {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return (f[0] + f[1] + f[2] + f[5] + f[6]) / 100;
+};
+/** Share of the machine other processes used while fn ran. */
+async function withLoad(fn) {
+  const busy0 = machineBusy();
+  const own0 = process.cpuUsage();
+  const t0 = performance.now();
+  const result = await fn();
+  const wall = (performance.now() - t0) / 1000;
+  const own = process.cpuUsage(own0);
+  const other = Math.max(0, machineBusy() - busy0 - (own.user + own.system) / 1e6);
+  return { result, wall, otherShare: wall > 1 ? other / (wall * os.cpus().length) : 0 };
+}
+/** Deterministic pseudo-random floats in [-1, 1). */
+function randomFloats(n, seed) {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2147483648 - 1;
+  }
+  return out;
+}
+
+function checkpointDir() {
+  const options = { vision: 'siglip', dtype: 'BF16', seed: 7, ...MODEL.shape, configPatch: { text: { max_position_embeddings: 65536 } } };
+  const key = crypto.createHash('sha256').update(JSON.stringify({ v: 1, options })).digest('hex').slice(0, 12);
+  const dir = path.join(REPO, '.cache', 'profile', `random-llava-${key}`);
+  if (!fs.existsSync(path.join(dir, 'profile-checkpoint.json'))) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    writeRandomLlava(dir, options);
+    fs.writeFileSync(path.join(dir, 'profile-checkpoint.json'), JSON.stringify(options));
+  }
+  return dir;
+}
+
+async function loadDecoder(kind) {
+  const checkpoint = openCheckpoint(checkpointDir());
+  const graph = ensureGraph(checkpoint, kind, { precision: MODEL.precision, blockSize: 32, cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') });
+  const threads = args.threads ? Number(args.threads) : undefined;
+  const session = args.session
+    ? await ort.InferenceSession.create(graph, {
+        executionProviders: ['cpu'], graphOptimizationLevel: 'all', ...(threads ? { intraOpNumThreads: threads } : {}), ...JSON.parse(args.session),
+      })
+    : await createSession(graph, { executionProvider: 'cpu', ...(threads ? { intraOpThreads: threads } : {}) });
+  const t = checkpoint.spec.text;
+  return { stepper: new DecoderStepper(session, t.numLayers, t.numKvHeads, t.headDim, t.hiddenSize), text: t, session };
+}
+
+// ----------------------------------------------------------------------------------------------- decode
+
+/** Appends `rows` random rows (positions 0..rows-1) a block at a time. */
+function fillCache(cache, rows, t) {
+  const rowSize = t.numKvHeads * t.headDim;
+  const block = 4096;
+  const keys = randomFloats(block * rowSize, 1);
+  const values = randomFloats(block * rowSize, 2);
+  for (let at = 0; at < rows; at += block) {
+    const n = Math.min(block, rows - at);
+    const k = keys.subarray(0, n * rowSize);
+    const v = values.subarray(0, n * rowSize);
+    cache.append(Array(t.numLayers).fill(k), Array(t.numLayers).fill(v), Int32Array.from({ length: n }, (_, i) => at + i));
+  }
+}
+
+/** Per layer: the text rows (the first 16 and last 32) and a pseudo-random `ratio` of the visual rows between. */
+function retrievalSubsets(rows, layers, ratio) {
+  return Array.from({ length: layers }, (_, l) => {
+    const pick = [];
+    let s = (l + 1) * 2654435761;
+    for (let r = 0; r < rows; r++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      if (r < 16 || r >= rows - 32 || s / 4294967296 < ratio) pick.push(r);
+    }
+    return pick;
+  });
+}
+
+async function decode() {
+  const { stepper, text: t } = await loadDecoder('decoder');
+  const steps = Number(args.steps);
+  const rows = [];
+  for (const past of args.past.split(',').map(Number)) {
+    for (const ratio of args.retrieve.split(',').map(Number)) {
+      const cache = new KvCache({ layers: t.numLayers, kvHeads: t.numKvHeads, headDim: t.headDim });
+      cache.reserve(past + steps + 8);
+      fillCache(cache, past, t);
+      let target = cache;
+      let viewMs = 0;
+      if (ratio > 0) {
+        const subsets = retrievalSubsets(past, t.numLayers, ratio);
+        const v0 = performance.now();
+        target = cache.select(subsets);
+        viewMs = performance.now() - v0;
+      }
+      const embeds = randomFloats(t.hiddenSize, 3);
+      const stepMs = [];
+      const { otherShare } = await withLoad(async () => {
+        for (let i = 0; i < steps + 2; i++) {
+          const t0 = performance.now();
+          await stepper.run(target, { embeds, positions: [past + i] });
+          if (i >= 2) stepMs.push(performance.now() - t0);
+        }
+      });
+      const attended = ratio > 0 ? target.past(0).rows : cache.length;
+      const row = { past, retrieve: ratio, attendedLayer0: attended, msPerToken: median(stepMs), minMs: Math.min(...stepMs), viewMs, otherShare };
+      rows.push(row);
+      if (!args.json) console.log(`past ${past}  ${ratio ? `retrieve ${ratio * 100}%` : 'dense'}  attended ${attended}  ${row.msPerToken.toFixed(2)} ms/token (min ${row.minMs.toFixed(2)})  view ${viewMs.toFixed(1)} ms  others ${(otherShare * 100).toFixed(0)}%`);
+    }
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------- prefill
+
+async function prefill() {
+  const plain = await loadDecoder('decoder');
+  const withMass = await loadDecoder('decoder-mass');
+  const t = plain.text;
+  const tokens = Number(args.tokens);
+  const chunk = Number(args.chunk);
+  const cache = new KvCache({ layers: t.numLayers, kvHeads: t.numKvHeads, headDim: t.headDim });
+  cache.reserve(tokens + 1);
+  const embeds = randomFloats(chunk * t.hiddenSize, 5);
+  const rssBefore = status('VmRSS');
+  resetPeak();
+  const chunkMs = [];
+  const { wall, otherShare } = await withLoad(async () => {
+    for (let start = 0; start < tokens; start += chunk) {
+      const n = Math.min(chunk, tokens - start);
+      const last = start + n === tokens;
+      const massWeights = last ? Float32Array.from({ length: n }, (_, i) => (i >= n - 16 ? 1 / 16 : 0)) : undefined;
+      const t0 = performance.now();
+      await (last ? withMass : plain).stepper.run(cache, {
+        embeds: embeds.subarray(0, n * t.hiddenSize), positions: Array.from({ length: n }, (_, i) => start + i), massWeights,
+      });
+      chunkMs.push(performance.now() - t0);
+    }
+  });
+  const peak = status('VmHWM');
+  const kvMiB = (t.numLayers * 2 * t.numKvHeads * t.headDim * tokens * 4) / 2 ** 20;
+  const scoreMiB = (t.numHeads * chunk * tokens * 4) / 2 ** 20;
+  const row = { tokens, chunk, seconds: wall, lastChunkMs: chunkMs.at(-1), rssBeforeMiB: rssBefore, peakMiB: peak, growthMiB: peak - rssBefore, kvMiB, lastChunkScoreMiB: scoreMiB, otherShare };
+  if (!args.json) {
+    console.log(
+      `prefill ${tokens} tokens, chunks of ${chunk}: ${wall.toFixed(1)} s (last chunk ${row.lastChunkMs.toFixed(0)} ms); RSS ${rssBefore.toFixed(0)} → peak ${peak.toFixed(0)} MiB ` +
+        `(+${row.growthMiB.toFixed(0)} MiB; KV ${kvMiB.toFixed(0)} MiB, one last-chunk score tensor ${scoreMiB.toFixed(0)} MiB); others ${(otherShare * 100).toFixed(0)}%`,
+    );
+  }
+  return [row];
+}
+
+const rows = MODE === 'decode' ? await decode() : await prefill();
+const meta = { mode: MODE, model: MODEL_NAME, dist: DIST, session: args.session ?? 'engine default', threads: args.threads ?? 'default', cpus: os.cpus().length, loadAverage: os.loadavg() };
+if (args.json) console.log(JSON.stringify({ ...meta, rows }));

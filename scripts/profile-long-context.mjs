@@ -7,12 +7,13 @@
  *            to fill instead of minutes to prefill), dense (the whole cache) and SparseVILA retrieval
  *            (--retrieve 0.1: a per-layer view holding the text rows and a random 10% of the visual rows).
  *            The view is built once per turn; its build time is reported apart.
- *   prefill  one chunked prefill of --tokens random embeddings from an empty cache, chunks of --chunk, the
- *            last chunk through the attention-mass graph (a SparseVILA turn's question chunk): seconds, and
- *            the process's peak RSS (VmHWM) over the prefill against its RSS before it.
+ *   prefill  the engine's chunked prefill (session/prefill.ts, through the worker) of --tokens tokens from an
+ *            empty cache, chunks of --chunk, the last --question rows weighted for the attention mass (a
+ *            SparseVILA turn's question): seconds, and the process's peak RSS (VmHWM, worker included) over
+ *            the prefill against its RSS before it (both decoder sessions already loaded).
  *
- * The worker adds per step an embedding lookup and two messages (O(1) in the cache); bench-sparse.mjs
- * measures the whole chat path.
+ * In decode the worker adds per step an embedding lookup and two messages (O(1) in the cache);
+ * bench-sparse.mjs measures the whole chat path.
  *
  * Models (random weights, cached under .cache/profile/): `qwen05b` — llava-interleave-qwen-0.5b's text
  * shapes (24 layers, hidden 896, 14 heads / 2 KV heads, vocab 151936), int4 blocks of 32; `qwen05b-2l` — the
@@ -21,7 +22,7 @@
  *
  * Usage:
  *   node scripts/profile-long-context.mjs decode  [--past 8192,32768] [--retrieve 0,0.1] [--steps 24]
- *   node scripts/profile-long-context.mjs prefill [--tokens 16384] [--chunk 512] [--model qwen05b-2l]
+ *   node scripts/profile-long-context.mjs prefill [--tokens 16384] [--chunk 512] [--question 16] [--model qwen05b-2l]
  *   common: [--model qwen05b|qwen05b-2l] [--threads N] [--session JSON] [--dist DIR] [--json]
  *   --session  onnxruntime SessionOptions overriding the engine's (e.g. '{"enableMemPattern":false}'); the
  *              engine's createSession is used when absent
@@ -46,6 +47,7 @@ const { values: args, positionals } = parseArgs({
     steps: { type: 'string', default: '24' },
     tokens: { type: 'string', default: '16384' },
     chunk: { type: 'string', default: '512' },
+    question: { type: 'string', default: '16' },
     threads: { type: 'string' },
     session: { type: 'string' },
     dist: { type: 'string', default: path.join(REPO, 'dist') },
@@ -196,41 +198,45 @@ async function decode() {
 
 // ---------------------------------------------------------------------------------------------- prefill
 
+/** The engine's own prefill (session/prefill.ts) through its worker, as a SparseVILA turn runs it. */
 async function prefill() {
-  const plain = await loadDecoder('decoder');
-  const withMass = await loadDecoder('decoder-mass');
-  const t = plain.text;
-  const tokens = Number(args.tokens);
-  const chunk = Number(args.chunk);
-  const cache = new KvCache({ layers: t.numLayers, kvHeads: t.numKvHeads, headDim: t.headDim });
-  cache.reserve(tokens + 1);
-  const embeds = randomFloats(chunk * t.hiddenSize, 5);
-  const rssBefore = status('VmRSS');
-  resetPeak();
-  const chunkMs = [];
-  const { wall, otherShare } = await withLoad(async () => {
-    for (let start = 0; start < tokens; start += chunk) {
-      const n = Math.min(chunk, tokens - start);
-      const last = start + n === tokens;
-      const massWeights = last ? Float32Array.from({ length: n }, (_, i) => (i >= n - 16 ? 1 / 16 : 0)) : undefined;
-      const t0 = performance.now();
-      await (last ? withMass : plain).stepper.run(cache, {
-        embeds: embeds.subarray(0, n * t.hiddenSize), positions: Array.from({ length: n }, (_, i) => start + i), massWeights,
-      });
-      chunkMs.push(performance.now() - t0);
-    }
-  });
-  const peak = status('VmHWM');
-  const kvMiB = (t.numLayers * 2 * t.numKvHeads * t.headDim * tokens * 4) / 2 ** 20;
-  const scoreMiB = (t.numHeads * chunk * tokens * 4) / 2 ** 20;
-  const row = { tokens, chunk, seconds: wall, lastChunkMs: chunkMs.at(-1), rssBeforeMiB: rssBefore, peakMiB: peak, growthMiB: peak - rssBefore, kvMiB, lastChunkScoreMiB: scoreMiB, otherShare };
-  if (!args.json) {
-    console.log(
-      `prefill ${tokens} tokens, chunks of ${chunk}: ${wall.toFixed(1)} s (last chunk ${row.lastChunkMs.toFixed(0)} ms); RSS ${rssBefore.toFixed(0)} → peak ${peak.toFixed(0)} MiB ` +
-        `(+${row.growthMiB.toFixed(0)} MiB; KV ${kvMiB.toFixed(0)} MiB, one last-chunk score tensor ${scoreMiB.toFixed(0)} MiB); others ${(otherShare * 100).toFixed(0)}%`,
+  const { Runtime, prefill: enginePrefill } = await imp('src/index.js');
+  const threads = args.threads ? Number(args.threads) : undefined;
+  const rt = await Runtime.start(
+    checkpointDir(),
+    { precision: MODEL.precision, blockSize: 32, cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') },
+    { executionProvider: 'cpu', ...(threads ? { intraOpThreads: threads } : {}), ...(args.session ? JSON.parse(args.session) : {}) },
+  );
+  try {
+    // Both decoder sessions are loaded before the baseline: their weights are not the prefill's.
+    await rt.ensureGraphs(['decoder', 'decoder-mass']);
+    const t = openCheckpoint(checkpointDir()).spec.text;
+    const tokens = Number(args.tokens);
+    const chunk = Number(args.chunk);
+    const question = Number(args.question);
+    const cache = await rt.createCache();
+    await rt.reserveCache(cache, tokens + 1);
+    const ids = Array.from({ length: tokens }, (_, i) => (i * 37 + 11) % 256);
+    const massWeights = Float32Array.from({ length: tokens }, (_, i) => (i >= tokens - question ? 1 / question : 0));
+    const rssBefore = status('VmRSS');
+    resetPeak();
+    const { result: out, wall, otherShare } = await withLoad(() =>
+      enginePrefill(rt, { cache, ids, positions: ids.map((_, i) => i), imageTokenId: -1, hidden: t.hiddenSize, chunkSize: chunk, logits: 'last', massWeights }),
     );
+    const peak = status('VmHWM');
+    const kvMiB = (t.numLayers * 2 * t.numKvHeads * t.headDim * tokens * 4) / 2 ** 20;
+    const scoreMiB = (t.numHeads * chunk * tokens * 4) / 2 ** 20;
+    const row = { tokens, chunk, question, seconds: wall, workerSeconds: out.seconds, rssBeforeMiB: rssBefore, peakMiB: peak, growthMiB: peak - rssBefore, kvMiB, chunkScoreMiB: scoreMiB, otherShare };
+    if (!args.json) {
+      console.log(
+        `prefill ${tokens} tokens (question ${question}), chunks of ${chunk}: ${wall.toFixed(1)} s; RSS ${rssBefore.toFixed(0)} → peak ${peak.toFixed(0)} MiB ` +
+          `(+${row.growthMiB.toFixed(0)} MiB; KV ${kvMiB.toFixed(0)} MiB, one chunk × ${tokens} score tensor ${scoreMiB.toFixed(0)} MiB); others ${(otherShare * 100).toFixed(0)}%`,
+      );
+    }
+    return [row];
+  } finally {
+    await rt.close();
   }
-  return [row];
 }
 
 const rows = MODE === 'decode' ? await decode() : await prefill();

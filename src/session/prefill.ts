@@ -1,7 +1,8 @@
 /**
  * Chunked prefill: feeds a token sequence (with projected image embeddings spliced in at the image-token
  * rows) through the decoder graph `chunkSize` tokens at a time, appending to a KV cache. Chunking bounds the
- * activation memory of long inputs (the attention scores of a chunk are [heads, chunk, past + chunk]).
+ * activation memory of long inputs (the attention scores of a chunk are [heads, chunk, past + chunk]). Rows
+ * with attention-mass weights start a chunk of their own (`chunkStarts`).
  */
 import { InputError } from '../errors.js';
 import { concatFloat32 } from '../runtime/arrays.js';
@@ -66,8 +67,9 @@ export async function prefill(runtime: Runtime, input: PrefillInput): Promise<Pr
   let imageCursor = 0;
   const past0 = input.pastRows ?? 0;
   const columns = past0 + ids.length;
-  for (let start = 0; start < ids.length; start += chunkSize) {
-    const end = Math.min(start + chunkSize, ids.length);
+  const starts = chunkStarts(ids.length, chunkSize, input.massWeights?.findIndex((w) => w !== 0) ?? -1);
+  for (const [c, start] of starts.entries()) {
+    const end = starts[c + 1] ?? ids.length;
     const rows: number[] = [];
     for (let r = start; r < end; r++) if (ids[r] === input.imageTokenId) rows.push(r - start);
     const splice = rows.length
@@ -93,6 +95,20 @@ export async function prefill(runtime: Runtime, input: PrefillInput): Promise<Pr
     if (out.mass) mass = accumulateMass(mass, out.mass, past0 + end, columns);
   }
   return { logits: concatFloat32(logitRows), mass, seconds };
+}
+
+/**
+ * Where each chunk starts: every `chunkSize` rows, restarting at the first weighted row, so the rows whose
+ * attention mass is wanted (a turn's question) run the attention-mass graph on their own. Its scores are
+ * then [heads, question rows, past] rather than [heads, chunk, past], and the mass graph's session never
+ * holds chunk-sized scores in its arena besides the plain graph's (onnxruntime keeps an arena per session).
+ */
+export function chunkStarts(rows: number, chunkSize: number, firstWeighted: number): number[] {
+  const starts: number[] = [];
+  const split = firstWeighted > 0 ? firstWeighted : rows;
+  for (let at = 0; at < split; at += chunkSize) starts.push(at);
+  for (let at = split; at < rows; at += chunkSize) starts.push(at);
+  return starts;
 }
 
 /**

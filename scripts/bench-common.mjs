@@ -1,14 +1,16 @@
 /**
- * Helpers shared by the benchmark scripts (bench-engine.mjs, bench-sparse.mjs): medians and formatting,
- * peak RSS per phase (VmHWM, reset through clear_refs), how much of the machine other processes took during a
- * phase (the machine may be shared), machine info, and the cached random checkpoints under .cache/bench/.
+ * Helpers shared by the benchmark scripts (bench.mjs, bench-engine.mjs): medians and formatting, peak RSS per
+ * phase (VmHWM, reset through clear_refs), how much of the machine other processes took during a phase (the
+ * machine may be shared), machine info, the cached random checkpoints under .cache/bench/ (with a tokenizer
+ * that covers the whole vocabulary and has no EOS, so every answer is exactly the asked length), synthetic
+ * images and videos, and this machine's memory bandwidth.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -154,4 +156,129 @@ export function cachedRandomLlava(writeRandomLlava, { options, version, rewrite 
   };
   fs.writeFileSync(metaFile, JSON.stringify(meta, null, 2));
   return { dir, cached: false, ...meta };
+}
+
+/**
+ * The bench checkpoint's tokenizer. The bundled one knows ids 0-259, but a random LM head emits any id and the
+ * detokenizer refuses ids it does not know: every id up to the vocabulary gets an inert placeholder `<xN>`
+ * (BPE has no merges that reach them, so prompts encode exactly as before). With `noEos`, tokenizer_config
+ * declares no `eos_token`, so generation never stops early: an answer is exactly maxNewTokens long (Chat has no
+ * "ignore EOS" option; a random model would otherwise stop wherever its argmax lands on `<|im_end|>`).
+ */
+export function benchTokenizer(dir, vocab, { noEos = true } = {}) {
+  const file = path.join(dir, 'tokenizer.json');
+  const tok = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const taken = new Set([...Object.values(tok.model.vocab), ...tok.added_tokens.map((t) => t.id)]);
+  for (let id = 0; id < vocab; id++) if (!taken.has(id)) tok.model.vocab[`<x${id}>`] = id;
+  fs.writeFileSync(file, JSON.stringify(tok));
+  if (noEos) {
+    const cfgFile = path.join(dir, 'tokenizer_config.json');
+    const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+    cfg.eos_token = null;
+    fs.writeFileSync(cfgFile, JSON.stringify(cfg, null, 1));
+  }
+}
+
+// ------------------------------------------------------------------------------------------- media
+
+/** Deterministic synthetic photos: a smooth colour field with a few solid shapes, PNG-encoded. */
+export async function syntheticImage(sharp, seed, width = 384, height = 288) {
+  let s = seed >>> 0;
+  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const rgb = Buffer.alloc(width * height * 3);
+  const phase = [rnd(), rnd(), rnd()].map((p) => p * 2 * Math.PI);
+  const shapes = Array.from({ length: 6 }, () => ({
+    kind: rnd() < 0.5 ? 'disc' : 'box', x: rnd() * width, y: rnd() * height, r: 20 + rnd() * 60,
+    color: [rnd() * 255, rnd() * 255, rnd() * 255],
+  }));
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      let c = [0, 1, 2].map((k) => 127.5 + 127.5 * Math.sin((x / width) * 3 + (y / height) * (2 + k) + phase[k]));
+      for (const sh of shapes) {
+        const inside = sh.kind === 'disc' ? (x - sh.x) ** 2 + (y - sh.y) ** 2 < sh.r ** 2 : Math.abs(x - sh.x) < sh.r && Math.abs(y - sh.y) < sh.r * 0.6;
+        if (inside) c = sh.color;
+      }
+      rgb.set(c.map(Math.round), (y * width + x) * 3);
+    }
+  }
+  return new Uint8Array(await sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer());
+}
+
+/**
+ * A synthetic video of `frames` frames (ffmpeg's testsrc2 pattern, 8 fps, MPEG-4 part 2, which every ffmpeg
+ * build encodes) under .cache/bench/, written once. Returns its path, or undefined when ffmpeg is missing.
+ */
+export function syntheticVideo(frames, width = 480, height = 360) {
+  const file = path.join(REPO, '.cache', 'bench', `testsrc2-${width}x${height}-${frames}f.mp4`);
+  if (fs.existsSync(file)) return file;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp.mp4`;
+  const r = spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=8`, '-frames:v', String(frames),
+    '-c:v', 'mpeg4', '-q:v', '4', '-pix_fmt', 'yuv420p', tmp], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return undefined;
+  fs.renameSync(tmp, file);
+  return file;
+}
+
+// -------------------------------------------------------------------------------------- memory bandwidth
+
+/**
+ * This machine's memory read bandwidth, measured three ways over a buffer of `mib` MiB (far beyond the caches):
+ *   ort     — an onnxruntime ReduceSum over the buffer (float32), with the engine's thread count: what ORT's
+ *             own kernels can stream on these cores (the figure the decode bound uses);
+ *   js      — one thread summing a Float64Array in JavaScript (4 accumulators);
+ *   memcpy  — TypedArray.set of half the buffer onto the other half (bytes read + written).
+ * Medians over `repeats` after one warm-up pass. GB/s = 1e9 bytes per second.
+ */
+export async function memoryBandwidth(ort, OnnxGraphBuilder, { mib = 1024, repeats = 5, threads } = {}) {
+  const bytes = mib * 2 ** 20;
+  const f32 = new Float32Array(bytes / 4);
+  for (let i = 0; i < f32.length; i += 1024) f32[i] = 1; // touch every page
+  const rate = (b, t) => b / (t / 1000) / 1e9;
+  const timeIt = async (fn) => {
+    await fn();
+    const times = [];
+    for (let r = 0; r < repeats; r++) {
+      const t0 = ms();
+      await fn();
+      times.push(ms() - t0);
+    }
+    return times;
+  };
+  // ORT ReduceSum over [n] → scalar.
+  const dir = tempDir('bandwidth');
+  let ortTimes;
+  try {
+    const g = new OnnxGraphBuilder('reduce', dir);
+    const x = g.input('x', 'float32', ['n']);
+    const axes = g.constInt64([0], 'axes');
+    const y = g.op('ReduceSum', [x, axes], { keepdims: 0 });
+    g.output(y, 'y', 'float32', []);
+    const built = g.save();
+    const opts = { executionProviders: ['cpu'], graphOptimizationLevel: 'all' };
+    if (threads) opts.intraOpNumThreads = threads;
+    const session = await ort.InferenceSession.create(built.modelPath, opts);
+    const tensor = new ort.Tensor('float32', f32, [f32.length]);
+    ortTimes = await timeIt(() => session.run({ x: tensor }));
+    await session.release();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const f64 = new Float64Array(f32.buffer);
+  const jsTimes = await timeIt(() => {
+    let a = 0, b = 0, c = 0, d = 0;
+    for (let i = 0; i < f64.length; i += 4) {
+      a += f64[i]; b += f64[i + 1]; c += f64[i + 2]; d += f64[i + 3];
+    }
+    return a + b + c + d;
+  });
+  const half = f32.length / 2;
+  const copyTimes = await timeIt(() => f32.set(f32.subarray(0, half), half));
+  return {
+    bufferMiB: mib, repeats, threads: threads ?? 'default',
+    ortReduceSumGBs: rate(bytes, median(ortTimes)),
+    jsSumGBs: rate(bytes, median(jsTimes)),
+    memcpyGBs: rate(bytes, median(copyTimes)),
+    samplesMs: { ort: ortTimes, js: jsTimes, memcpy: copyTimes },
+  };
 }

@@ -1,0 +1,441 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: how much faster SparseVILA is than dense, at what budgets, on image and video workloads —
+ * measured side by side in one run on this machine (CPU EP, default threads = all cores).
+ *
+ * Models (random weights in the Hugging Face layout, written once under .cache/bench/, int4 MatMulNBits block 32):
+ *   qwen2-0.5b  llava-interleave-qwen-0.5b's shapes: a SigLIP-so400m-wide tower (hidden 1152, MLP 4304, 16 heads,
+ *               384 px / patch 14 → 729 tokens per image, strategy full) with 2 of its 27 layers — the tower's
+ *               cost is the same under every policy and at 27 layers it would take most of the run (its time
+ *               scaled to 27 layers is reported beside) — and exactly Qwen2-0.5B's text model (24 layers,
+ *               hidden 896, 14 / 2 heads, MLP 4864, vocab 151936, tied embeddings);
+ *   llama-7b    llava-1.5-7b's shapes: a CLIP-ViT-L/14-336-wide tower (hidden 1024, MLP 4096, 16 heads, 336 px /
+ *               patch 14 → 576 tokens + CLS, feature layer −2) with 2 of its 24 layers, and LLaMA-7B's text
+ *               layers (hidden 4096, 32 / 32 heads, MLP 11008, vocab 32064, untied head) — 4 of its 32 layers.
+ * Workloads: 1 image, 4 images, and a generated video (ffmpeg testsrc2) sampled at 8 / 32 / 64 frames through
+ *   `chat.ask({ video })` (images when ffmpeg is missing). The 7B-shaped model runs the shorter ones.
+ * Policies: dense; SparseVILA at paper-like budgets (keep 50% at prefill / retrieve 10% at decode, --keep /
+ *   --retrieve); SparseVILA at the budgets the fidelity benchmark backs (the most accurate SparseVILA row of
+ *   bench-results/fidelity.json if present, else keep 50% / retrieve 50%: --fidelity-keep / --fidelity-retrieve).
+ * Per (model, workload, policy), on a fresh chat: turn 1 (the media + a question, exactly --new-tokens tokens:
+ *   the bench tokenizer has no EOS) and turn 2 (a text follow-up over the retained cache). Measured: image decode,
+ *   vision (tower + projector), LLM prefill, time to first token, decode ms/token (median of the wall intervals
+ *   between streamed tokens), end-to-end (wall time of the turn), peak RSS (VmHWM of the process during the turn).
+ *   One warm-up per policy; repeats (--repeats, default 3) with the policies interleaved, a repeat that other
+ *   processes disturbed (> 10% of the CPUs) run again (--retries) unless it is long; a workload whose dense run
+ *   takes longer than --long-seconds is measured once.
+ * Also: this machine's memory bandwidth, the bytes a dense decode step reads (int4 weights, scales, LM head, KV
+ *   cache) and the time that bounds it; and a peer dense engine — PyTorch eager (Debian's python3-torch, fp32 and
+ *   bf16) — decoding the same shapes over a cache of the same length (--no-peer to skip).
+ *
+ * Usage: node scripts/bench.mjs [--quick] [--models a,b] [--workloads names] [--repeats N] [--new-tokens N] [--out DIR]
+ *   --quick        tiny shapes, 1 repeat, no peer (CI, < 2 minutes)
+ *   --report-only  re-render bench.{json,md,svg} from the per-part JSON files already in --out
+ *   --prepare      only write the checkpoints, build their graphs and the video (nothing is measured)
+ * Writes bench-results/bench.json, bench.md (also printed) and bench.svg. Needs `npm run build` first.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { REPO, median, ms, mb, measured, contention, otherShare, overallPeakMiB, dirBytes, machine, cachedRandomLlava, benchTokenizer, syntheticImage, syntheticVideo, memoryBandwidth } from './bench-common.mjs';
+import { markdown, svg, targets } from './bench-report.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rewrite: { type: 'boolean', default: false },
+    models: { type: 'string' },
+    workloads: { type: 'string' },
+    repeats: { type: 'string' },
+    retries: { type: 'string' },
+    'new-tokens': { type: 'string' },
+    'long-seconds': { type: 'string' },
+    threads: { type: 'string' },
+    keep: { type: 'string', default: '0.5' },
+    retrieve: { type: 'string', default: '0.1' },
+    'fidelity-keep': { type: 'string' },
+    'fidelity-retrieve': { type: 'string' },
+    'fidelity-json': { type: 'string' },
+    peer: { type: 'boolean' },
+    'no-peer': { type: 'boolean', default: false },
+    'cache-dir': { type: 'string' },
+    out: { type: 'string' },
+    'report-only': { type: 'boolean', default: false },
+    prepare: { type: 'boolean', default: false },
+    /** Internal: run one part (`bandwidth` or a model key) in this process and write its JSON. */
+    child: { type: 'string' },
+  },
+  strict: true,
+});
+const QUICK = args.quick;
+const OUT = path.resolve(args.out ?? path.join(REPO, 'bench-results'));
+const GRAPH_CACHE = path.resolve(args['cache-dir'] ?? path.join(REPO, '.cache', 'bench', 'graphs'));
+const THREADS = args.threads ? positiveInt(args.threads, '--threads') : undefined;
+const REPEATS = args.repeats ? positiveInt(args.repeats, '--repeats') : QUICK ? 1 : 3;
+const RETRIES = args.retries !== undefined ? Number(args.retries) : QUICK ? 0 : 2;
+const NEW_TOKENS = args['new-tokens'] ? positiveInt(args['new-tokens'], '--new-tokens') : QUICK ? 16 : 64;
+/** A workload whose dense run takes longer than this is measured once (and its contended repeats kept, flagged). */
+const LONG_SECONDS = Number(args['long-seconds'] ?? 90);
+const PEER = args['no-peer'] ? false : args.peer ?? !QUICK;
+/** Bump when the random checkpoints' contents change for the same options. */
+const CHECKPOINT_VERSION = 2;
+const PRECISION = 'int4';
+const BLOCK = 32;
+const PROMPT = 'Describe what you see.';
+const FOLLOW_UP = 'What else is in it?';
+
+function positiveInt(text, flag) {
+  const n = Number(text);
+  if (!(Number.isInteger(n) && n >= 1)) throw new Error(`${flag} must be an integer ≥ 1, got ${text}`);
+  return n;
+}
+function ratio(text, flag) {
+  const x = Number(text);
+  if (!(x > 0 && x <= 1)) throw new Error(`${flag} must be a ratio in (0, 1], got ${text}`);
+  return x;
+}
+
+// ------------------------------------------------------------------------------------------------ the plan
+
+const W = {
+  '1 image': { name: '1 image', images: 1 },
+  '4 images': { name: '4 images', images: 4 },
+  'video 8 frames': { name: 'video 8 frames', frames: 8 },
+  'video 16 frames': { name: 'video 16 frames', frames: 16 },
+  'video 32 frames': { name: 'video 32 frames', frames: 32 },
+  'video 64 frames': { name: 'video 64 frames', frames: 64 },
+};
+
+const MODELS = QUICK
+  ? [
+      {
+        key: 'qwen2-tiny', name: 'tiny SigLIP + Qwen2 (quick)', reference: null, scaled: 'tiny shapes (CI)',
+        options: { vision: 'siglip', visionHidden: 32, visionIntermediate: 64, visionLayers: 2, visionHeads: 4, imageSize: 64, patchSize: 4,
+          featureLayer: -1, strategy: 'full', textHidden: 256, textIntermediate: 512, textLayers: 4, textHeads: 4, textKvHeads: 2, vocab: 2048 },
+        workloads: ['1 image', '4 images', 'video 8 frames', 'video 16 frames'], chunk: 512,
+      },
+      {
+        key: 'llama-tiny', name: 'tiny CLIP + LLaMA (quick)', reference: null, scaled: 'tiny shapes (CI)',
+        options: { vision: 'clip', visionHidden: 32, visionIntermediate: 64, visionLayers: 2, visionHeads: 4, imageSize: 64, patchSize: 4,
+          featureLayer: -2, strategy: 'default', textHidden: 256, textIntermediate: 512, textLayers: 2, textHeads: 4, textKvHeads: 4, vocab: 1024, tie: false },
+        workloads: ['1 image', 'video 8 frames'], chunk: 512,
+      },
+    ]
+  : [
+      {
+        key: 'qwen2-0.5b', name: 'llava-interleave-qwen-0.5b shape',
+        reference: { visionLayers: 27, textLayers: 24 },
+        scaled: 'vision tower 2 of 27 SigLIP-so400m layers (full width); text model exactly Qwen2-0.5B',
+        // SigLIP-so400m-patch14-384: hidden 1152, intermediate 4304, 16 heads, 27 layers; Qwen2-0.5B: hidden 896,
+        // intermediate 4864, 24 layers, 14 / 2 heads (head_dim 64), vocab 151936, tied, rope_theta 1e6.
+        options: { vision: 'siglip', visionHidden: 1152, visionIntermediate: 4304, visionLayers: 2, visionHeads: 16, imageSize: 384, patchSize: 14,
+          featureLayer: -1, strategy: 'full', textHidden: 896, textIntermediate: 4864, textLayers: 24, textHeads: 14, textKvHeads: 2, vocab: 151936 },
+        workloads: ['1 image', '4 images', 'video 8 frames', 'video 32 frames', 'video 64 frames'], chunk: 512,
+        peerDtypes: ['float32', 'bfloat16'],
+      },
+      {
+        key: 'llama-7b', name: 'llava-1.5-7b shape (4 of 32 text layers)',
+        reference: { visionLayers: 24, textLayers: 32 },
+        scaled: 'vision tower 2 of 24 CLIP-ViT-L/14-336 layers; text model 4 of LLaMA-7B\'s 32 layers (full width); 32 layers would read 8× the layer weights and KV per step',
+        // CLIP ViT-L/14-336: hidden 1024, intermediate 4096, 16 heads, 24 layers; LLaMA-7B (llava-1.5-7b): hidden 4096,
+        // intermediate 11008, 32 layers, 32 / 32 heads (head_dim 128), vocab 32064, untied lm_head.
+        options: { vision: 'clip', visionHidden: 1024, visionIntermediate: 4096, visionLayers: 2, visionHeads: 16, imageSize: 336, patchSize: 14,
+          featureLayer: -2, strategy: 'default', textHidden: 4096, textIntermediate: 11008, textLayers: 4, textHeads: 32, textKvHeads: 32, vocab: 32064, tie: false },
+        workloads: ['1 image', '4 images', 'video 8 frames'], chunk: 512,
+        peerDtypes: ['float32'],
+      },
+    ];
+
+/** The SparseVILA budgets bench-fidelity backs: its most accurate SparseVILA row (fewest tokens on a tie). */
+function fidelityPolicy() {
+  const file = path.resolve(args['fidelity-json'] ?? path.join(REPO, 'bench-results', 'fidelity.json'));
+  if (args['fidelity-keep'] === undefined && args['fidelity-retrieve'] === undefined && fs.existsSync(file)) {
+    const report = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const rows = report.results.filter((r) => r.policy.method === 'sparsevila').sort((a, b) => b.accuracy - a.accuracy || a.budget - b.budget);
+    if (rows.length) {
+      return { name: 'sparsevila-fidelity', label: rows[0].name, policy: rows[0].policy,
+        source: `${path.relative(REPO, file)} (${report.quick ? 'quick, ' : ''}${report.conversations} conversations): accuracy ${(100 * rows[0].accuracy).toFixed(1)}%` };
+    }
+  }
+  const keep = ratio(args['fidelity-keep'] ?? '0.5', '--fidelity-keep');
+  const retrieve = ratio(args['fidelity-retrieve'] ?? '0.5', '--fidelity-retrieve');
+  return {
+    name: 'sparsevila-fidelity', label: `SparseVILA keep ${pct(keep)} / retrieve ${pct(retrieve)}`,
+    policy: { method: 'sparsevila', keep: { budget: { ratio: keep } }, retrieve: { budget: { ratio: retrieve } } },
+    source: fs.existsSync(file) ? 'command line' : `${path.relative(REPO, file)} not found: bench-fidelity's keep 50% / retrieve 50% row (25% of visual tokens attended) as the default`,
+  };
+}
+const pct = (x) => `${+(100 * x).toFixed(1)}%`;
+
+function policies() {
+  const keep = ratio(args.keep, '--keep');
+  const retrieve = ratio(args.retrieve, '--retrieve');
+  return [
+    { name: 'sparsevila-paper', label: `SparseVILA keep ${pct(keep)} / retrieve ${pct(retrieve)}`, source: 'paper-like budgets (--keep / --retrieve)',
+      policy: { method: 'sparsevila', keep: { budget: { ratio: keep } }, retrieve: { budget: { ratio: retrieve } } } },
+    fidelityPolicy(),
+    { name: 'dense', label: 'dense', policy: { method: 'dense' }, source: 'baseline' },
+  ];
+}
+
+function selectedModels() {
+  const want = args.models?.split(',').map((s) => s.trim());
+  const list = want ? MODELS.filter((m) => want.includes(m.key)) : MODELS;
+  if (want && list.length !== want.length) throw new Error(`--models: known ${MODELS.map((m) => m.key).join(', ')}`);
+  const wl = args.workloads?.split(',').map((s) => s.trim());
+  return list.map((m) => ({ ...m, workloads: (wl ? m.workloads.filter((w) => wl.includes(w)) : m.workloads).map((w) => W[w]) }));
+}
+
+// ------------------------------------------------------------------------------------------------ one model
+
+function llmParameters(t) {
+  return t.vocabSize * t.hiddenSize * (t.tieWordEmbeddings ? 1 : 2) +
+    t.numLayers * (t.hiddenSize * (t.numHeads + 2 * t.numKvHeads) * t.headDim + t.numHeads * t.headDim * t.hiddenSize + 3 * t.hiddenSize * t.intermediateSize);
+}
+
+/** One turn through `chat.stream`: wall time, the engine's timings, and the wall interval between streamed tokens. */
+async function turn(chat, input) {
+  const stamps = [];
+  const [answer, load] = await measured(async () => {
+    const it = chat.stream(input);
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return r.value;
+      if (r.value.id !== undefined) stamps.push(ms());
+    }
+  });
+  const t = answer.timings;
+  const steps = stamps.slice(1).map((s, i) => s - stamps[i]);
+  const perLayer = answer.sparsity.attendedVisualPerLayer;
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return {
+    wallMs: load.wallSeconds * 1000, imageMs: t.imageSeconds * 1000, visionMs: t.visionSeconds * 1000, llmPrefillMs: t.prefillSeconds * 1000,
+    prefillMs: (t.visionSeconds + t.prefillSeconds) * 1000, ttftMs: t.firstTokenSeconds * 1000,
+    /** Main-thread work inside TTFT: tokenizing, salience top-k and gathers, per-layer retrieval, the decode view. */
+    otherMs: (t.firstTokenSeconds - t.imageSeconds - t.visionSeconds - t.prefillSeconds) * 1000,
+    decodeStepMs: steps, generated: answer.tokenIds.length, stopReason: answer.stopReason,
+    promptTokens: t.promptTokens, cachedTokens: t.cachedTokens,
+    turnImageTokens: answer.sparsity.turnImageTokens, turnKeptTokens: answer.sparsity.turnKeptTokens,
+    retainedVisual: answer.sparsity.visualTokens, attendedVisualMean: mean(perLayer),
+    frames: answer.video?.frames.length, load,
+  };
+}
+
+async function runOnce(model, plan, policy, workload, media) {
+  const chat = model.chat({ policy, prefillChunk: plan.chunk, maxNewTokens: NEW_TOKENS, memoryLimit: Math.floor(os.totalmem() * 0.85) });
+  try {
+    const first = workload.frames
+      ? media.video ? { video: { path: media.video, frames: workload.frames } } : { images: Array.from({ length: workload.frames }, (_, i) => media.images[i % media.images.length]) }
+      : { images: media.images.slice(0, workload.images) };
+    const t1 = await turn(chat, { ...first, text: PROMPT });
+    const t2 = await turn(chat, { text: FOLLOW_UP });
+    return [t1, t2];
+  } finally {
+    await chat.close();
+  }
+}
+
+const METRICS = ['wallMs', 'imageMs', 'visionMs', 'llmPrefillMs', 'prefillMs', 'ttftMs', 'otherMs'];
+
+function summarise(runs) {
+  const first = runs[0];
+  const out = { repeats: runs.length };
+  for (const k of METRICS) out[k] = median(runs.map((r) => r[k]));
+  const steps = runs.flatMap((r) => r.decodeStepMs);
+  out.decodeMsPerToken = steps.length ? median(steps) : undefined;
+  out.decodeTokensPerSecond = out.decodeMsPerToken ? 1000 / out.decodeMsPerToken : undefined;
+  out.decodeSteps = steps.length;
+  for (const k of ['generated', 'stopReason', 'promptTokens', 'cachedTokens', 'turnImageTokens', 'turnKeptTokens', 'retainedVisual', 'attendedVisualMean', 'frames']) out[k] = first[k];
+  out.peakRssMiB = Math.max(...runs.map((r) => r.load.peakRssMiB));
+  out.contention = runs.map((r) => contention(r.load)).filter(Boolean);
+  out.samples = Object.fromEntries(METRICS.map((k) => [k, runs.map((r) => r[k])]));
+  out.loads = runs.map((r) => r.load);
+  return out;
+}
+
+/** Writes (or reuses) the model's random checkpoint and loads it, building (or reusing) its graphs. */
+async function openModel(engine, plan) {
+  const opts = { dtype: 'BF16', shards: 1, seed: 1, ...plan.options, configPatch: { text: { max_position_embeddings: 65536 } } };
+  const [checkpoint, writeLoad] = await measured(async () => cachedRandomLlava(engine.writeRandomLlava, {
+    options: opts, version: CHECKPOINT_VERSION, rewrite: args.rewrite,
+    keyExtra: { tokenizer: 'bundled byte-level + <xN> placeholders up to vocab; no eos_token' },
+    afterWrite: (dir) => benchTokenizer(dir, opts.vocab),
+  }));
+  const builds = {};
+  const onProgress = (e) => {
+    if (e.phase === 'done') builds[e.graph] = { seconds: e.seconds ?? 0, cached: e.cached };
+  };
+  console.error(`${plan.name}: loading (graphs under ${path.relative(REPO, GRAPH_CACHE)}) …`);
+  const [model, loadLoad] = await measured(() => engine.loadModel(checkpoint.dir, { precision: PRECISION, blockSize: BLOCK, cacheDir: GRAPH_CACHE, threads: THREADS, onProgress }));
+  const opened = engine.openCheckpoint(checkpoint.dir);
+  const graphDir = path.join(GRAPH_CACHE, engine.graphCacheKey(opened.fingerprint, { precision: PRECISION, blockSize: BLOCK }));
+  opened.close();
+  return { model, checkpoint, writeLoad, loadLoad, builds, graphDir };
+}
+
+const maxFrames = () => Math.max(0, ...selectedModels().flatMap((m) => m.workloads.map((w) => w.frames ?? 0)));
+
+async function benchModel(plan, writePart) {
+  const engine = await import('../dist/src/index.js');
+  const sharp = (await import('sharp')).default;
+  const { model, checkpoint, writeLoad, loadLoad, builds, graphDir } = await openModel(engine, plan);
+  const spec = model.spec;
+  const part = {
+    key: plan.key, name: plan.name, scaled: plan.scaled, reference: plan.reference, precision: PRECISION, blockSize: BLOCK,
+    text: spec.text, llmParameters: llmParameters(spec.text),
+    vision: { ...spec.vision, imageTokenCount: spec.imageTokenCount, selectStrategy: spec.selectStrategy },
+    checkpoint: { dir: path.relative(REPO, checkpoint.dir), cached: checkpoint.cached, parameters: checkpoint.parameters, bytes: checkpoint.bytes,
+      writeSeconds: checkpoint.writeSeconds, peakRssMiB: checkpoint.cached ? undefined : writeLoad.peakRssMiB },
+    load: { seconds: loadLoad.wallSeconds, graphs: builds, graphDir: path.relative(REPO, graphDir), graphBytes: dirBytes(graphDir),
+      /** What a decode step reads of the weights: the whole decoder graph's initializers (int4 codes, scales, norms, biases, LM head). */
+      decoderWeightBytes: dirBytes(path.join(graphDir, 'decoder')), rssAfterLoadMiB: mb(process.memoryUsage().rss), peakRssMiB: loadLoad.peakRssMiB },
+    prefillChunk: plan.chunk, newTokens: NEW_TOKENS, prompt: PROMPT, followUp: FOLLOW_UP, results: [],
+  };
+  try {
+    const media = {
+      images: await Promise.all([1, 2, 3, 4].map((s) => syntheticImage(sharp, s))),
+      video: maxFrames() ? syntheticVideo(maxFrames()) : undefined,
+    };
+    part.videoInput = media.video ? path.relative(REPO, media.video) : 'ffmpeg missing: frames passed as images';
+    const pols = policies();
+    part.policies = pols.map(({ name, label, policy, source }) => ({ name, label, policy: engine.validatePolicy(policy), source }));
+    // Warm-up: each policy once on the smallest workload (sessions, arena, the attention-mass graph), unmeasured.
+    for (const p of pols) {
+      console.error(`${plan.key}: warm-up ${p.name} …`);
+      await runOnce(model, plan, p.policy, plan.workloads[0], media);
+    }
+    for (const w of plan.workloads) {
+      // Sparse policies first in round 1 (their peak RSS is read before dense grows the arena), then the order
+      // alternates, so load from other processes lands on both sides of a ratio.
+      const runs = Object.fromEntries(pols.map((p) => [p.name, []]));
+      const attempts = Object.fromEntries(pols.map((p) => [p.name, []]));
+      let rounds = REPEATS;
+      let note;
+      for (let r = 0; r < rounds; r++) {
+        for (const p of r % 2 ? [...pols].reverse() : pols) {
+          let best;
+          for (let a = 1; ; a++) {
+            console.error(`${plan.key}, ${w.name}, ${p.name}: repeat ${r + 1}/${rounds}${a > 1 ? ` (attempt ${a})` : ''} …`);
+            const run = await runOnce(model, plan, p.policy, w, media);
+            const share = Math.max(...run.map((t) => otherShare(t.load)));
+            if (!best || share < best.share) best = { run, share, attempts: a };
+            const long = run[0].wallMs / 1000 > LONG_SECONDS;
+            if (!run.some((t) => contention(t.load)) || a > RETRIES || long) break;
+          }
+          runs[p.name].push(best.run);
+          attempts[p.name].push(best.attempts);
+        }
+        const denseSeconds = runs.dense.at(-1)[0].wallMs / 1000;
+        if (r === 0 && rounds > 1 && denseSeconds > LONG_SECONDS) {
+          rounds = 1;
+          note = `measured once: a dense run took ${denseSeconds.toFixed(0)} s (> ${LONG_SECONDS} s)`;
+        }
+      }
+      for (const p of pols) {
+        part.results.push({ workload: w.name, images: w.images, frames: w.frames, policy: p.name, attempts: attempts[p.name], note,
+          turns: [0, 1].map((i) => summarise(runs[p.name].map((run) => run[i]))) });
+      }
+      writePart(part);
+    }
+    return part;
+  } finally {
+    await model.close();
+  }
+}
+
+// ------------------------------------------------------------------------------------------ parts, peer
+
+function partFile(key) {
+  return path.join(OUT, `bench-part-${key}.json`);
+}
+
+async function child(key) {
+  fs.mkdirSync(OUT, { recursive: true });
+  const write = (x) => fs.writeFileSync(partFile(key), JSON.stringify(x, null, 2));
+  if (key === 'bandwidth') {
+    const ort = (await import('onnxruntime-node')).default;
+    const { OnnxGraphBuilder } = await import('../dist/src/index.js');
+    console.error(`memory bandwidth (${QUICK ? 256 : 1024} MiB) …`);
+    const [bw, load] = await measured(() => memoryBandwidth(ort, OnnxGraphBuilder, { mib: QUICK ? 256 : 1024, repeats: QUICK ? 3 : 7, threads: THREADS }));
+    write({ ...bw, contention: contention(load) || undefined });
+    return;
+  }
+  const plan = selectedModels().find((m) => m.key === key);
+  if (args.prepare) {
+    const engine = await import('../dist/src/index.js');
+    const { model } = await openModel(engine, plan);
+    await model.runtime.ensureGraphs(['decoder-mass']);
+    await model.close();
+    return;
+  }
+  const part = await benchModel(plan, write);
+  part.peakRssMiB = overallPeakMiB();
+  write(part);
+}
+
+function runChild(key) {
+  const argv = [fileURLToPath(import.meta.url), ...process.argv.slice(2).filter((a) => a !== '--report-only'), '--child', key, '--out', OUT];
+  const r = spawnSync(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) throw new Error(`bench part ${key} failed (exit ${r.status ?? r.signal})`);
+}
+
+/** PyTorch eager, dense fp32 / bf16, one decode step over a cache of each dense workload's context. */
+function peer(models) {
+  const python = '/usr/bin/python3';
+  const shapes = models.map((m) => ({
+    name: m.key, hidden: m.text.hiddenSize, intermediate: m.text.intermediateSize, layers: m.text.numLayers, heads: m.text.numHeads,
+    kvHeads: m.text.numKvHeads, vocab: m.text.vocabSize, tie: m.text.tieWordEmbeddings, qkvBias: m.text.kind === 'qwen2', ropeTheta: m.text.ropeTheta,
+    contexts: [...new Set(m.results.filter((r) => r.policy === 'dense').map((r) => r.turns[0].promptTokens))],
+    dtypes: MODELS.find((x) => x.key === m.key)?.peerDtypes ?? ['float32'],
+  }));
+  const spec = { threads: THREADS ?? os.cpus().length, warmup: 3, steps: 12, shapes };
+  console.error('peer: PyTorch eager dense decode …');
+  const r = spawnSync(python, [path.join(REPO, 'scripts', 'bench-peer-torch.py'), JSON.stringify(spec)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+  if (r.error || r.status !== 0) {
+    return { skipped: `PyTorch not runnable here (${r.error?.message ?? `exit ${r.status}`}): install Debian's python3-torch (apt-get install -y python3-torch)` };
+  }
+  return { engine: 'PyTorch eager (Debian python3-torch), random weights, dense', ...JSON.parse(r.stdout.trim().split('\n').at(-1)) };
+}
+
+// ------------------------------------------------------------------------------------------------- main
+
+if (args.child) {
+  await child(args.child);
+  process.exit(0);
+}
+
+const started = ms();
+const models = selectedModels();
+const info = machine();
+fs.mkdirSync(OUT, { recursive: true });
+if (args.prepare) {
+  // Write the checkpoints, build their graphs and the video, measure nothing (e.g. while the machine is busy).
+  if (maxFrames()) syntheticVideo(maxFrames());
+  for (const m of models) runChild(m.key);
+  process.exit(0);
+}
+if (!args['report-only']) {
+  console.error(`bench${QUICK ? ' --quick' : ''}: ${info.cpus} cpus (${info.cpuModel}), node ${info.node}, onnxruntime-node ${info.onnxruntime}, load ${info.loadAverage.join(' ')}`);
+  for (const key of ['bandwidth', ...models.map((m) => m.key)]) {
+    fs.rmSync(partFile(key), { force: true });
+    runChild(key);
+  }
+}
+const read = (key) => (fs.existsSync(partFile(key)) ? JSON.parse(fs.readFileSync(partFile(key), 'utf8')) : undefined);
+const parts = models.map((m) => read(m.key)).filter(Boolean);
+const result = {
+  date: new Date().toISOString(), quick: QUICK, machine: info, threads: THREADS ?? 'default (all cores)', repeats: REPEATS, retries: RETRIES,
+  newTokens: NEW_TOKENS, longSeconds: LONG_SECONDS, bandwidth: read('bandwidth'), models: parts,
+  peer: args['report-only'] && fs.existsSync(path.join(OUT, 'bench.json')) ? JSON.parse(fs.readFileSync(path.join(OUT, 'bench.json'), 'utf8')).peer
+    : PEER ? peer(parts) : { skipped: QUICK ? 'quick run (pass --peer to include)' : '--no-peer' },
+  seconds: (ms() - started) / 1000,
+};
+result.targets = targets(result);
+fs.writeFileSync(path.join(OUT, 'bench.json'), JSON.stringify(result, null, 2));
+const md = markdown(result);
+fs.writeFileSync(path.join(OUT, 'bench.md'), md);
+fs.writeFileSync(path.join(OUT, 'bench.svg'), svg(result));
+process.stdout.write(md);

@@ -26,6 +26,8 @@ export interface LayerRetrieval {
 export function retrieve(mass: Float32Array[], columns: number, visual: VisualRows, budget: RetrieveBudget, kvHeads: number): LayerRetrieval[] {
   const n = visual.rows.length;
   const k = budgetCount(budget.budget, n);
+  // Each image's visual indices, grouped once for every layer (a 128-frame video has 128 groups of 32k).
+  const perImage = budget.minPerImage > 0 ? groupByImage(visual.image) : [];
   return mass.map((m) => {
     const heads = m.length / columns;
     const groups = heads / kvHeads;
@@ -47,17 +49,25 @@ export function retrieve(mass: Float32Array[], columns: number, visual: VisualRo
       chosen = new Set(topK(scores, k));
     }
     if (budget.minPerImage > 0) {
-      const images = new Set(visual.image);
-      for (const img of images) {
-        const own = visual.image.flatMap((im, i) => (im === img ? [i] : []));
-        const have = own.filter((i) => chosen.has(i)).length;
-        if (have < budget.minPerImage) {
-          for (const i of topK(scores, own.length, own).filter((i) => !chosen.has(i)).sort((a, b) => scores[b]! - scores[a]! || a - b).slice(0, budget.minPerImage - have)) {
-            chosen.add(i);
-          }
-        }
+      for (const own of perImage) {
+        let have = 0;
+        for (const i of own) if (chosen.has(i)) have++;
+        if (have >= budget.minPerImage) continue;
+        const missing = own.filter((i) => !chosen.has(i)).sort((a, b) => scores[b]! - scores[a]! || a - b);
+        for (const i of missing.slice(0, budget.minPerImage - have)) chosen.add(i);
       }
     }
     return { rows: [...chosen].sort((a, b) => a - b).map((i) => visual.rows[i]!), scores };
   });
+}
+
+/** Indices of each image's entries, images in order of first appearance. */
+function groupByImage(image: number[]): number[][] {
+  const groups = new Map<number, number[]>();
+  image.forEach((img, i) => {
+    let g = groups.get(img);
+    if (!g) groups.set(img, (g = []));
+    g.push(i);
+  });
+  return [...groups.values()];
 }

@@ -93,6 +93,17 @@ describe('a decode step copies nothing proportional to the cache', () => {
     expect(cache.length).toBe(1008);
     expect(view.past(2).rows).toBe(12);
   });
+
+  it('a view has room for every row the cache was reserved for: a 128-token answer never regrows it', async () => {
+    const session = new RecordingSession();
+    const stepper = new DecoderStepper(session as unknown as ort.InferenceSession, SHAPE.layers, SHAPE.kvHeads, SHAPE.headDim, HIDDEN);
+    const cache = filledCache(1000, 1000 + 129);
+    const view = cache.select(Array.from({ length: SHAPE.layers }, () => Array.from({ length: 100 }, (_, i) => i * 10)));
+    const buffers = Array.from({ length: SHAPE.layers }, (_, l) => view.past(l).keys.buffer);
+    for (let s = 0; s < 128; s++) await step(stepper, view, 1000 + s);
+    for (let l = 0; l < SHAPE.layers; l++) expect(view.past(l).keys.buffer, `layer ${l}`).toBe(buffers[l]);
+    expect(view.past(0).rows).toBe(228);
+  });
 });
 
 /**

@@ -6,8 +6,9 @@
  * Copies this file makes, all explicit:
  * - `append` writes the step's new rows (O(new tokens)).
  * - growth doubles the capacity (amortised O(1) a row; never per step).
- * - `select` gathers a per-layer subset into a compact `KvView` once per turn (O(subset)); the view's
- *   decode steps then append to both the view and the full cache (O(1) rows a step).
+ * - `select` gathers a per-layer subset into a compact `KvView` once per turn (O(subset)), with room for
+ *   the rows the cache was reserved for; the view's decode steps then append to both the view and the full
+ *   cache (O(1) rows a step, never a regrowth).
  */
 
 export interface KvShape {
@@ -80,6 +81,11 @@ export class KvCache {
     this.layers = Array.from({ length: shape.layers }, () => new RowStore(this.rowSize, initialCapacity));
   }
 
+  /** Rows every layer can hold before growing. */
+  get capacity(): number {
+    return this.layers[0]!.capacity;
+  }
+
   /** Tokens held (every layer holds the same rows). */
   get length(): number {
     return this.layers[0]!.length;
@@ -142,7 +148,7 @@ export class KvCache {
   /** Copies rows `indices` of layer `l` into `into` (used by views). */
   gather(layer: number, indices: ArrayLike<number>, into: RowStore): void {
     const src = this.layers[layer]!;
-    into.reserve(indices.length + 16);
+    into.reserve(indices.length);
     const n = this.rowSize;
     for (let i = 0; i < indices.length; i++) {
       const r = indices[i]!;
@@ -182,7 +188,8 @@ export class KvView {
           throw new RangeError(`layer ${l} subset must be ascending row indices below ${cache.length}; got ${s[i]} at ${i}`);
         }
       }
-      const store = cache.newRowStore(s.length + 16);
+      // Room for every row the cache was reserved for (the turn's answer): decode never regrows the view.
+      const store = cache.newRowStore(s.length + Math.max(16, cache.capacity - cache.length));
       cache.gather(l, s, store);
       return store;
     });

@@ -11,7 +11,7 @@ preallocated for the longest context and filled with random keys/values (a prefi
 
 Usage: python3 bench-peer-torch.py '<json spec>'   → prints one JSON object.
   spec: { threads, warmup, steps, shapes: [{ name, hidden, intermediate, layers, heads, kvHeads, vocab, tie,
-          qkvBias, contexts: [int], dtypes: ["float32" | "bfloat16"] }] }
+          qkvBias, contexts: [int], dtypes: ["float32" | "bfloat16"] }], secondsPerContext }
 """
 import json
 import math
@@ -100,6 +100,7 @@ def main():
     spec = json.loads(sys.argv[1])
     torch.set_num_threads(int(spec.get('threads') or torch.get_num_threads()))
     warmup, steps = int(spec.get('warmup', 3)), int(spec.get('steps', 12))
+    budget = float(spec.get('secondsPerContext', 30))
     out = {'torch': torch.__version__, 'threads': torch.get_num_threads(), 'warmup': warmup, 'steps': steps, 'results': []}
     with torch.inference_mode():
         for s in spec['shapes']:
@@ -110,17 +111,20 @@ def main():
                 dec = Decoder(s, dtype, capacity)
                 build = time.perf_counter() - t0
                 for ctx in s['contexts']:
-                    token, times = 1, []
+                    token, times, started = 1, [], time.perf_counter()
                     for i in range(warmup + steps):
                         t = time.perf_counter()
                         token = dec.step(token, ctx + i)
                         if i >= warmup:
                             times.append((time.perf_counter() - t) * 1000)
+                        # A slow dtype (bf16 matmuls without a fast kernel) gets at least 3 measured steps, then stops at the budget.
+                        if len(times) >= 3 and time.perf_counter() - started > budget:
+                            break
                     med = statistics.median(times)
                     kv_bytes = s['layers'] * 2 * s['kvHeads'] * dec.hd * (ctx + warmup + steps / 2) * dec.layers[0]['k_cache'].element_size()
                     out['results'].append({
                         'shape': s['name'], 'dtype': dtype_name, 'context': ctx, 'msPerToken': med, 'tokensPerSecond': 1000 / med,
-                        'weightBytes': weight_bytes(dec), 'kvBytes': kv_bytes, 'samplesMs': times, 'buildSeconds': build,
+                        'weightBytes': weight_bytes(dec), 'kvBytes': kv_bytes, 'samplesMs': times, 'measuredSteps': len(times), 'buildSeconds': build,
                     })
                     print(f"torch {s['name']} {dtype_name} context {ctx}: {med:.1f} ms/token", file=sys.stderr, flush=True)
                 del dec

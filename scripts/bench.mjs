@@ -391,7 +391,7 @@ function peer(models) {
     contexts: [...new Set(m.results.filter((r) => r.policy === 'dense').map((r) => r.turns[0].promptTokens))],
     dtypes: MODELS.find((x) => x.key === m.key)?.peerDtypes ?? ['float32'],
   }));
-  const spec = { threads: THREADS ?? os.cpus().length, warmup: 3, steps: 12, shapes };
+  const spec = { threads: THREADS ?? os.cpus().length, warmup: 3, steps: 12, secondsPerContext: 30, shapes };
   console.error('peer: PyTorch eager dense decode …');
   const r = spawnSync(python, [path.join(REPO, 'scripts', 'bench-peer-torch.py'), JSON.stringify(spec)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
   if (r.error || r.status !== 0) {

@@ -9,6 +9,8 @@ import { fmt, fmtMs, millions, mb } from './bench-common.mjs';
 export const TARGETS = { prefill: 4.0, decode: 2.5, endToEnd: 2.6, boundFactor: 1.5 };
 
 const SPARSE = ['sparsevila-paper', 'sparsevila-fidelity'];
+/** The answer length of the derived end-to-end figure (decode-heavy video answers). */
+const LONG_ANSWER = 512;
 
 /** dense / sparse of the turn-1 medians (> 1: sparse is faster). */
 export function ratios(model, workload, policy, turn = 0) {
@@ -69,9 +71,16 @@ export function targets(result) {
     const s = m.results.find((r) => r.workload === longest.workload && r.policy === p)?.turns[0];
     return [p, s ? (d.visionMs * k + d.llmPrefillMs) / (s.visionMs * k + s.llmPrefillMs) : undefined];
   }));
+  // End-to-end for a longer answer, derived (not measured) from the medians: TTFT + (N − 1) decode steps.
+  const derived = (s, n) => s.ttftMs + (n - 1) * s.decodeMsPerToken;
+  const longAnswer = Object.fromEntries(SPARSE.map((p) => {
+    const s = m.results.find((r) => r.workload === longest.workload && r.policy === p)?.turns[0];
+    return [p, s ? derived(longest.turns[0], LONG_ANSWER) / derived(s, LONG_ANSWER) : undefined];
+  }));
   const primary = perPolicy['sparsevila-paper'];
   return {
     model: m.key, workload: longest.workload, visualTokens: longest.turns[0].turnImageTokens, goals: TARGETS, ratios: perPolicy,
+    endToEndLongAnswer: { tokens: LONG_ANSWER, ...longAnswer },
     prefillWithFullTower: m.reference ? { visionLayersScaledTo: m.reference.visionLayers, ...fullTower } : undefined,
     denseDecodeBound: bound && { boundMs: bound.boundMs, measuredMs: bound.measuredMs, factor: bound.factor },
     met: primary && {
@@ -139,6 +148,9 @@ export function markdown(result) {
       L.push(`| dense decode ÷ bandwidth bound | ≤ ${g.boundFactor}× | ${fmt(b.factor, 2)}× (${fmtMs(b.measuredMs)} vs ${fmtMs(b.boundMs)} ms) ${b.factor <= g.boundFactor ? '✓' : '✗'} |${others}`);
     }
     L.push('');
+    const la = tg.endToEndLongAnswer;
+    L.push(`For a ${la.tokens}-token answer (TTFT + ${la.tokens - 1} decode steps, derived from the medians above, not measured) the end-to-end speed-up would be ` +
+      SPARSE.filter((p) => la[p]).map((p) => `${x(la[p])} (${p})`).join(', ') + '.', '');
     if (tg.prefillWithFullTower) {
       const f = tg.prefillWithFullTower;
       L.push(`With the tower's time scaled to all ${f.visionLayersScaledTo} layers (extrapolated, not measured) the prefill speed-up would be ` +

@@ -428,7 +428,7 @@ const read = (key) => (fs.existsSync(partFile(key)) ? JSON.parse(fs.readFileSync
 const parts = models.map((m) => read(m.key)).filter(Boolean);
 const result = {
   date: new Date().toISOString(), quick: QUICK, machine: info, threads: THREADS ?? 'default (all cores)', repeats: REPEATS, retries: RETRIES,
-  newTokens: NEW_TOKENS, longSeconds: LONG_SECONDS, bandwidth: read('bandwidth'), models: parts,
+  newTokens: parts[0]?.newTokens ?? NEW_TOKENS, longSeconds: LONG_SECONDS, bandwidth: read('bandwidth'), models: parts,
   peer: args['report-only'] && fs.existsSync(path.join(OUT, 'bench.json')) ? JSON.parse(fs.readFileSync(path.join(OUT, 'bench.json'), 'utf8')).peer
     : PEER ? peer(parts) : { skipped: QUICK ? 'quick run (pass --peer to include)' : '--no-peer' },
   seconds: (ms() - started) / 1000,

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -222,11 +223,22 @@ export function syntheticVideo(frames, width = 480, height = 360) {
 
 // -------------------------------------------------------------------------------------- memory bandwidth
 
+/** A worker that sums its slice of a shared Float64Array each time it is told to. */
+const SUM_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const a = new Float64Array(workerData.buffer);
+parentPort.on('message', () => {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (let i = workerData.start; i < workerData.end; i += 4) { s0 += a[i]; s1 += a[i + 1]; s2 += a[i + 2]; s3 += a[i + 3]; }
+  parentPort.postMessage(s0 + s1 + s2 + s3);
+});`;
+
 /**
  * This machine's memory read bandwidth, measured three ways over a buffer of `mib` MiB (far beyond the caches):
  *   ort     — an onnxruntime ReduceSum over the buffer (float32), with the engine's thread count: what ORT's
  *             own kernels can stream on these cores (the figure the decode bound uses);
  *   js      — one thread summing a Float64Array in JavaScript (4 accumulators);
+ *   jsParallel — one such thread per core, each over its slice, at once;
  *   memcpy  — TypedArray.set of half the buffer onto the other half (bytes read + written).
  * Medians over `repeats` after one warm-up pass. GB/s = 1e9 bytes per second.
  */
@@ -272,13 +284,32 @@ export async function memoryBandwidth(ort, OnnxGraphBuilder, { mib = 1024, repea
     }
     return a + b + c + d;
   });
+  // Every core at once: worker threads each summing their slice of a shared buffer.
+  const shared = new Float64Array(new SharedArrayBuffer(bytes));
+  for (let i = 0; i < shared.length; i += 512) shared[i] = 1;
+  const n = os.cpus().length;
+  const workers = Array.from({ length: n }, (_, k) => new Worker(SUM_WORKER, {
+    eval: true, workerData: { buffer: shared.buffer, start: Math.floor((k * shared.length) / n / 4) * 4, end: Math.floor(((k + 1) * shared.length) / n / 4) * 4 },
+  }));
+  const sumAll = () => Promise.all(workers.map((w) => new Promise((resolve) => {
+    w.once('message', resolve);
+    w.postMessage('go');
+  })));
+  let parallelTimes;
+  try {
+    parallelTimes = await timeIt(sumAll);
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
   const half = f32.length / 2;
   const copyTimes = await timeIt(() => f32.set(f32.subarray(0, half), half));
   return {
     bufferMiB: mib, repeats, threads: threads ?? 'default',
     ortReduceSumGBs: rate(bytes, median(ortTimes)),
     jsSumGBs: rate(bytes, median(jsTimes)),
+    jsParallelSumGBs: rate(bytes, median(parallelTimes)),
+    parallelThreads: n,
     memcpyGBs: rate(bytes, median(copyTimes)),
-    samplesMs: { ort: ortTimes, js: jsTimes, memcpy: copyTimes },
+    samplesMs: { ort: ortTimes, js: jsTimes, jsParallel: parallelTimes, memcpy: copyTimes },
   };
 }

@@ -24,9 +24,9 @@ export function ratios(model, workload, policy, turn = 0) {
   };
 }
 
-/** The read bandwidth the bound uses: the faster of ORT's ReduceSum and the one-thread JS sum (GB/s). */
+/** The read bandwidth the bound uses: the fastest read measured (ORT ReduceSum, one-thread or all-core JS sum), GB/s. */
 export function boundBandwidth(bw) {
-  return bw ? Math.max(bw.ortReduceSumGBs ?? 0, bw.jsSumGBs ?? 0) : undefined;
+  return bw ? Math.max(bw.ortReduceSumGBs ?? 0, bw.jsSumGBs ?? 0, bw.jsParallelSumGBs ?? 0) : undefined;
 }
 
 /**
@@ -161,7 +161,7 @@ export function markdown(result) {
   const rows = boundRows(result);
   if (bw && rows.length) {
     L.push('### Decode against memory bandwidth', '');
-    L.push(`Bandwidth (${bw.bufferMiB} MiB buffer, median of ${bw.repeats}): ORT ReduceSum ${fmt(bw.ortReduceSumGBs, 1)} GB/s, one-thread JS sum ${fmt(bw.jsSumGBs, 1)} GB/s, ` +
+    L.push(`Bandwidth (${bw.bufferMiB} MiB buffer, median of ${bw.repeats}): ORT ReduceSum ${fmt(bw.ortReduceSumGBs, 1)} GB/s, one-thread JS sum ${fmt(bw.jsSumGBs, 1)} GB/s, ${bw.parallelThreads}-thread JS sum ${fmt(bw.jsParallelSumGBs, 1)} GB/s, ` +
       `memcpy ${fmt(bw.memcpyGBs, 1)} GB/s (read + write); the bound uses ${fmt(boundBandwidth(bw), 1)} GB/s. Bytes per step = the decoder graph (int4 codes + fp32 scales + ` +
       'norms, biases, int4 LM head) + one embedding row + fp32 K and V of the attended rows over every layer (mean context of the turn) + the logits.', '');
     L.push('| model | workload | policy | KV rows read | weights MiB | KV MiB | bound ms | measured ms/token | measured ÷ bound |', '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');

@@ -8,9 +8,11 @@
  *   that grows a cache holding rows re-allocates it, so the old store is counted too while it is copied.
  * - Retrieval view: the per-layer compact copy a retrieving turn decodes over (text rows + retrieved tokens).
  * - Prefill scores: one chunk's attention over everything before it, heads × chunk × (rows) × 4 bytes, times
- *   SCORE_COPIES: the decoder graph (graph/llm-attention.ts) holds scores, masked scores, their concatenation
- *   with the block's own columns and the softmax at once, and onnxruntime's CPU arena reserves ahead of the
- *   live tensors (it grows in large extensions), one copy more. This is what a smaller chunk bounds.
+ *   SCORE_COPIES: the decoder graph (graph/llm-attention.ts) keeps two score-sized tensors alive at once (an
+ *   elementwise step's input and output of the split softmax), and onnxruntime's CPU arena, which grows by
+ *   doubling and keeps what it grew to, adds up to two more. The question's rows run the attention-mass graph
+ *   in a chunk of their own (session/prefill.ts), so that session's scores are [heads, question, rows]:
+ *   small next to a chunk's. This is what a smaller chunk bounds.
  * - Prefill activations: a chunk's hidden states and MLP intermediates, and its logits.
  * - Vision: one batch of frames through the tower: per frame heads × N² attention scores, probabilities and
  *   their head mean (graph/vision.ts), N × (hidden, intermediate) activations, and the pixels.
@@ -19,17 +21,19 @@
  * - Runtime: a fixed RUNTIME_OVERHEAD for what a turn allocates whatever its size (ORT's first-run buffers,
  *   JS heaps, messages to the worker).
  *
- * Held against peak RSS on a random checkpoint (4 layers, 8 heads, 256 tokens a frame; 8k–33k-token video
- * turns, chunks of 128 and 512, vision batches of 8 and 32): the estimate came out 1–40% above the measured
- * growth in every case (33k tokens in chunks of 128: 900 MiB estimated, 892 MiB measured).
+ * Held against peak RSS growth over the engine's prefill with a weighted question (test/efficiency-memory.test.ts;
+ * scripts/profile-long-context.mjs prefill), 8 heads, 3k–12k tokens in chunks of 128 and 512: the whole growth
+ * came to 3.5–4.5 times one chunk's score tensor, and the estimate 22–92% above it with 512-token chunks
+ * (12k tokens: 738 MiB measured, 898 MiB estimated), more on small inputs, where its fixed overhead dominates.
+ * Before the split softmax and the question's own chunk the same prefills grew by 7 score tensors.
  */
 import os from 'node:os';
 import type { LlavaSpec } from '../checkpoint/spec.js';
 import { InputError } from '../errors.js';
 
 const F32 = 4;
-/** Score-shaped tensors a prefill chunk costs: four alive at once in a layer, one for the arena (see the header). */
-export const SCORE_COPIES = 5;
+/** Score-shaped tensors a prefill chunk costs: two alive at once in a layer, two for the arena (see the header). */
+export const SCORE_COPIES = 4;
 /** Tower attention-shaped tensors per frame: scores, probabilities, their head mean. */
 const VISION_SCORE_COPIES = 3;
 /** What any turn allocates beyond its parts (measured ~100 MB on the test model; see the header). */

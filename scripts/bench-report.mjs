@@ -204,11 +204,13 @@ export function markdown(result) {
     if (noisy.length) L.push(`- ${m.key}: **shared machine** (⚠) — other processes took CPU during: ${noisy.join('; ')}`);
     const retried = m.results.filter((r) => r.attempts.some((a) => a > 1)).map((r) => `${r.workload} ${r.policy}`);
     if (retried.length) L.push(`- ${m.key}: repeats run again because they were disturbed (least disturbed kept): ${retried.join(', ')}`);
+    for (const f of m.failures ?? []) L.push(`- ${m.key}: **${f.workload} failed**: ${f.error.split('\n')[0]}`);
     const ck = m.checkpoint;
     const g = Object.entries(m.load.graphs).map(([k, v]) => `${k} ${v.cached ? 'cached' : `${fmt(v.seconds, 1)} s`}`).join(', ');
     L.push(`- ${m.key}: checkpoint ${ck.dir} (${millions(ck.parameters)} parameters, written in ${fmt(ck.writeSeconds, 0)} s${ck.cached ? ', reused' : ''}); ` +
       `load ${fmt(m.load.seconds, 1)} s (${g}; ${fmt(mb(m.load.graphBytes), 0)} MiB of graphs), RSS once loaded ${fmt(m.load.rssAfterLoadMiB, 0)} MiB`);
   }
+  for (const f of result.failures ?? []) L.push(`- **bench part failed**: ${f} (its results up to the failure are above)`);
   L.push(`- total ${fmt(result.seconds / 60, 1)} min; JSON: bench-results/bench.json, chart: bench-results/bench.svg`, '');
   return L.join('\n');
 }

@@ -314,25 +314,36 @@ async function benchModel(plan, writePart) {
       const attempts = Object.fromEntries(pols.map((p) => [p.name, []]));
       let rounds = REPEATS;
       let note;
-      for (let r = 0; r < rounds; r++) {
-        for (const p of r % 2 ? [...pols].reverse() : pols) {
-          let best;
-          for (let a = 1; ; a++) {
-            console.error(`${plan.key}, ${w.name}, ${p.name}: repeat ${r + 1}/${rounds}${a > 1 ? ` (attempt ${a})` : ''} …`);
-            const run = await runOnce(model, plan, p.policy, w, media);
-            const share = Math.max(...run.map((t) => otherShare(t.load)));
-            if (!best || share < best.share) best = { run, share, attempts: a };
-            const long = run[0].wallMs / 1000 > LONG_SECONDS;
-            if (!run.some((t) => contention(t.load)) || a > RETRIES || long) break;
+      try {
+        for (let r = 0; r < rounds; r++) {
+          for (const p of r % 2 ? [...pols].reverse() : pols) {
+            let best;
+            for (let a = 1; ; a++) {
+              console.error(`${plan.key}, ${w.name}, ${p.name}: repeat ${r + 1}/${rounds}${a > 1 ? ` (attempt ${a})` : ''} …`);
+              const run = await runOnce(model, plan, p.policy, w, media);
+              const share = Math.max(...run.map((t) => otherShare(t.load)));
+              if (!best || share < best.share) best = { run, share, attempts: a };
+              const long = run[0].wallMs / 1000 > LONG_SECONDS;
+              if (!run.some((t) => contention(t.load)) || a > RETRIES || long) break;
+            }
+            runs[p.name].push(best.run);
+            attempts[p.name].push(best.attempts);
           }
-          runs[p.name].push(best.run);
-          attempts[p.name].push(best.attempts);
+          const denseSeconds = runs.dense.at(-1)[0].wallMs / 1000;
+          if (r === 0 && rounds > 1 && denseSeconds > LONG_SECONDS) {
+            rounds = 1;
+            note = `measured once: a dense run took ${denseSeconds.toFixed(0)} s (> ${LONG_SECONDS} s)`;
+          }
         }
-        const denseSeconds = runs.dense.at(-1)[0].wallMs / 1000;
-        if (r === 0 && rounds > 1 && denseSeconds > LONG_SECONDS) {
-          rounds = 1;
-          note = `measured once: a dense run took ${denseSeconds.toFixed(0)} s (> ${LONG_SECONDS} s)`;
-        }
+      } catch (err) {
+        // A failed run (memory limit, a crash) is reported; the workloads after it still run.
+        console.error(`${plan.key}, ${w.name}: failed: ${err.stack ?? err}`);
+        (part.failures ??= []).push({ workload: w.name, error: String(err.message ?? err).slice(0, 2000) });
+        note = `${note ? `${note}; ` : ''}a later repeat failed: ${String(err.message ?? err).slice(0, 200)}`;
+      }
+      if (pols.some((p) => !runs[p.name].length)) {
+        writePart(part);
+        continue;
       }
       for (const p of pols) {
         part.results.push({ workload: w.name, images: w.images, frames: w.frames, policy: p.name, attempts: attempts[p.name], note,
@@ -376,11 +387,16 @@ async function child(key) {
   write(part);
 }
 
+/** Runs one part in its own process (a clean heap and peak RSS per model); a failed part is reported, not fatal. */
 function runChild(key) {
   const argv = [fileURLToPath(import.meta.url), ...process.argv.slice(2).filter((a) => a !== '--report-only'), '--child', key, '--out', OUT];
   const r = spawnSync(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
-  if (r.status !== 0) throw new Error(`bench part ${key} failed (exit ${r.status ?? r.signal})`);
+  if (r.status !== 0) {
+    console.error(`bench part ${key} failed (exit ${r.status ?? r.signal}); its results so far are kept`);
+    partFailures.push(`${key}: exit ${r.status ?? r.signal}`);
+  }
 }
+const partFailures = [];
 
 /** PyTorch eager, dense fp32 / bf16, one decode step over a cache of each dense workload's context. */
 function peer(models) {
@@ -431,6 +447,7 @@ const result = {
   newTokens: parts[0]?.newTokens ?? NEW_TOKENS, longSeconds: LONG_SECONDS, bandwidth: read('bandwidth'), models: parts,
   peer: args['report-only'] && fs.existsSync(path.join(OUT, 'bench.json')) ? JSON.parse(fs.readFileSync(path.join(OUT, 'bench.json'), 'utf8')).peer
     : PEER ? peer(parts) : { skipped: QUICK ? 'quick run (pass --peer to include)' : '--no-peer' },
+  failures: partFailures.length ? partFailures : undefined,
   seconds: (ms() - started) / 1000,
 };
 result.targets = targets(result);

@@ -24,8 +24,8 @@
  *   node scripts/profile-long-context.mjs decode  [--past 8192,32768] [--retrieve 0,0.1] [--steps 24]
  *   node scripts/profile-long-context.mjs prefill [--tokens 16384] [--chunk 512] [--question 16] [--model qwen05b-2l]
  *   common: [--model qwen05b|qwen05b-2l] [--threads N] [--session JSON] [--dist DIR] [--json]
- *   --session  onnxruntime SessionOptions overriding the engine's (e.g. '{"enableMemPattern":false}'); the
- *              engine's createSession is used when absent
+ *   --session  runtime options (src/runtime/ort-session.ts RuntimeOptions) overriding the engine's defaults,
+ *              e.g. '{"memArena":false}' or '{"executionMode":"parallel","interOpThreads":2}'
  *   --dist     the compiled engine to measure (default ./dist; another checkout's dist for before/after)
  * Needs `npm run build` (or tsc) first.
  */
@@ -35,7 +35,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import ort from 'onnxruntime-node';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args, positionals } = parseArgs({
@@ -107,6 +106,11 @@ function randomFloats(n, seed) {
   return out;
 }
 
+/** The engine's runtime options: --threads, and --session's fields (ort-session.ts RuntimeOptions). */
+function runtimeOptions() {
+  return { executionProvider: 'cpu', ...(args.threads ? { intraOpThreads: Number(args.threads) } : {}), ...(args.session ? JSON.parse(args.session) : {}) };
+}
+
 function checkpointDir() {
   const options = { vision: 'siglip', dtype: 'BF16', seed: 7, ...MODEL.shape, configPatch: { text: { max_position_embeddings: 65536 } } };
   const key = crypto.createHash('sha256').update(JSON.stringify({ v: 1, options })).digest('hex').slice(0, 12);
@@ -122,12 +126,7 @@ function checkpointDir() {
 async function loadDecoder(kind) {
   const checkpoint = openCheckpoint(checkpointDir());
   const graph = ensureGraph(checkpoint, kind, { precision: MODEL.precision, blockSize: 32, cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') });
-  const threads = args.threads ? Number(args.threads) : undefined;
-  const session = args.session
-    ? await ort.InferenceSession.create(graph, {
-        executionProviders: ['cpu'], graphOptimizationLevel: 'all', ...(threads ? { intraOpNumThreads: threads } : {}), ...JSON.parse(args.session),
-      })
-    : await createSession(graph, { executionProvider: 'cpu', ...(threads ? { intraOpThreads: threads } : {}) });
+  const session = await createSession(graph, runtimeOptions());
   const t = checkpoint.spec.text;
   return { stepper: new DecoderStepper(session, t.numLayers, t.numKvHeads, t.headDim, t.hiddenSize), text: t, session };
 }
@@ -201,12 +200,7 @@ async function decode() {
 /** The engine's own prefill (session/prefill.ts) through its worker, as a SparseVILA turn runs it. */
 async function prefill() {
   const { Runtime, prefill: enginePrefill } = await imp('src/index.js');
-  const threads = args.threads ? Number(args.threads) : undefined;
-  const rt = await Runtime.start(
-    checkpointDir(),
-    { precision: MODEL.precision, blockSize: 32, cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') },
-    { executionProvider: 'cpu', ...(threads ? { intraOpThreads: threads } : {}), ...(args.session ? JSON.parse(args.session) : {}) },
-  );
+  const rt = await Runtime.start(checkpointDir(), { precision: MODEL.precision, blockSize: 32, cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') }, runtimeOptions());
   try {
     // Both decoder sessions are loaded before the baseline: their weights are not the prefill's.
     await rt.ensureGraphs(['decoder', 'decoder-mass']);

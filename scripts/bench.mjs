@@ -437,16 +437,23 @@ if (!args['report-only']) {
   console.error(`bench${QUICK ? ' --quick' : ''}: ${info.cpus} cpus (${info.cpuModel}), node ${info.node}, onnxruntime-node ${info.onnxruntime}, load ${info.loadAverage.join(' ')}`);
   for (const key of ['bandwidth', ...models.map((m) => m.key)]) {
     fs.rmSync(partFile(key), { force: true });
+    fs.rmSync(partFile(`peer-${key}`), { force: true });
     runChild(key);
+    // The peer right after its model: a run cut short still has both for the models it finished.
+    const part = key !== 'bandwidth' && PEER ? read(key) : undefined;
+    if (part?.results.length) fs.writeFileSync(partFile(`peer-${key}`), JSON.stringify(peer([part]), null, 2));
   }
 }
-const read = (key) => (fs.existsSync(partFile(key)) ? JSON.parse(fs.readFileSync(partFile(key), 'utf8')) : undefined);
+function read(key) {
+  return fs.existsSync(partFile(key)) ? JSON.parse(fs.readFileSync(partFile(key), 'utf8')) : undefined;
+}
+const peers = models.map((m) => read(`peer-${m.key}`)).filter(Boolean);
 const parts = models.map((m) => read(m.key)).filter(Boolean);
 const result = {
   date: new Date().toISOString(), quick: QUICK, machine: info, threads: THREADS ?? 'default (all cores)', repeats: REPEATS, retries: RETRIES,
   newTokens: parts[0]?.newTokens ?? NEW_TOKENS, longSeconds: LONG_SECONDS, bandwidth: read('bandwidth'), models: parts,
-  peer: args['report-only'] && fs.existsSync(path.join(OUT, 'bench.json')) ? JSON.parse(fs.readFileSync(path.join(OUT, 'bench.json'), 'utf8')).peer
-    : PEER ? peer(parts) : { skipped: QUICK ? 'quick run (pass --peer to include)' : '--no-peer' },
+  peer: peers.length ? { ...(peers.find((p) => !p.skipped) ?? peers[0]), results: peers.flatMap((p) => p.results ?? []) }
+    : { skipped: PEER ? 'no model finished' : QUICK ? 'quick run (pass --peer to include)' : '--no-peer' },
   failures: partFailures.length ? partFailures : undefined,
   seconds: (ms() - started) / 1000,
 };

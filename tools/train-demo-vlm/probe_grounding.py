@@ -11,7 +11,7 @@ Measured (1 thread, held-out accuracy): every unguided variant tried (learning r
 scale, single-turn) stays at the answer prior (~0.3) for the first 500 steps; one fixed region (--cells center)
 learns its colours within 400 steps, so the image path works and the question-dependent lookup is what stalls.
 Guiding one head's attention to the asked cells (--guide) only pays once the tower already sees: train.py
-pretrains the tower first (stage 1) and guides head 0 of layer 2 at weight 0.1.
+pretrains the tower first (stage 1) and guides head 0 of layer 1 at weight 1.0.
 """
 import sys, torch, json, random, time, math, os
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -171,6 +171,19 @@ CELL_PHRASE = ["top left", "top middle", "top right", "middle left", "center", "
                "bottom middle", "bottom right"]
 
 
+def first_region_turns(lines):
+    """The curriculum's first lesson: each training image conversation cut to its first region question (the
+    colour, shape or size of one object, named by its cell or its shape), a single turn right after the image."""
+    out = []
+    for ln in lines:
+        if ln["split"] != "train" or ln["media"]["kind"] != "image":
+            continue
+        turns = [t for t in ln["turns"] if t.get("scope") == "region" and t.get("cells")][:1]
+        if turns:
+            out.append({**ln, "id": "first-" + ln["id"], "turns": turns})
+    return out
+
+
 def caption_conversations(lines, fraction, rng):
     """Captioning conversations for a `fraction` of the training media: "Describe the image." answered cell by
     cell ("top left: red small circle; top middle: nothing; ..."), from the scene's truth; for a video, one of its
@@ -534,8 +547,8 @@ def parse_args():
     p.add_argument("--video-fraction", type=float, default=0.25)
     p.add_argument("--data-dir", default="/tmp/sparsevila-demo-data")
     p.add_argument("--out", default=os.path.join(ROOT, "src/models/sparsevila-demo"))
-    p.add_argument("--steps", type=int, default=1800)
-    p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per batch")
+    p.add_argument("--steps", type=int, default=4500)
+    p.add_argument("--batch-tokens", type=int, default=2048, help="padded tokens per batch")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--weight-decay", type=float, default=0.05)
@@ -551,16 +564,18 @@ def parse_args():
     p.add_argument("--caption-fraction", type=float, default=0.5,
                    help="share of the training media that also get a captioning conversation (0: none)")
     p.add_argument("--aux-weight", type=float, default=1.0, help="weight of the vision tower's auxiliary cell loss")
-    p.add_argument("--tower-steps", type=int, default=800,
+    p.add_argument("--lesson-steps", type=int, default=800,
+                   help="stage 2 starts with this many steps on single-turn image region questions (a curriculum)")
+    p.add_argument("--tower-steps", type=int, default=300,
                    help="stage 1: steps training the vision tower alone on the auxiliary probes (0: none)")
     p.add_argument("--tower-batch", type=int, default=128, help="images per stage-1 step")
-    p.add_argument("--guide-weight", type=float, default=0.1,
+    p.add_argument("--guide-weight", type=float, default=1.0,
                    help="weight of the attention guidance loss (0: none); see attention_guides")
-    p.add_argument("--guide-layer", type=int, default=2, help="decoder layer whose attention is guided")
+    p.add_argument("--guide-layer", type=int, default=1, help="decoder layer whose attention is guided")
     p.add_argument("--guide-heads", type=int, default=1, help="guided heads: 0 .. N-1 of that layer")
     p.add_argument("--guide-steps", type=float, default=0.5,
                    help="share of the steps with guidance on; the rest train on the answers alone")
-    p.add_argument("--eval-every", type=int, default=300, help="held-out eval every N steps (0: only at the end)")
+    p.add_argument("--eval-every", type=int, default=750, help="held-out eval every N steps (0: only at the end)")
     p.add_argument("--eval-sample", type=int, default=200, help="held-out conversations for the periodic eval")
     p.add_argument("--skip-build", action="store_true", help="do not run tsc before writing the dataset")
     p.add_argument("--samples", default="", help="comma-separated held-out ids for expected.json (default: picked)")
@@ -588,10 +603,17 @@ def main():
         with open(cap_path, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(c) + "\n" for c in captions)
         tokens.update(encode_all(cap_path, tok_dir))
+    lesson = first_region_turns(lines) if a.lesson_steps else []
+    if lesson:
+        lesson_path = os.path.join(a.data_dir, "lesson.jsonl")
+        with open(lesson_path, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(c) + "\n" for c in lesson)
+        tokens.update(encode_all(lesson_path, tok_dir))
     t0 = time.time()
     train = Data(a.data_dir, [l for l in lines if l["split"] == "train"] + captions, tokens, pad, a.image_token,
                  {"caption": a.caption_weight})
     held = Data(a.data_dir, [l for l in lines if l["split"] == "heldout"], tokens, pad, a.image_token)
+    first = Data(a.data_dir, lesson, tokens, pad, a.image_token) if lesson else None
     qa = [it for it in train.items if not it["id"].startswith("caption-")]
     lens = [len(it["ids"]) for it in qa]
     print(f"data: {len(qa)} train (+{len(captions)} captioning) / {len(held.items)} held-out conversations, "
@@ -626,14 +648,17 @@ def main():
     ema = None
     model.train()
     while step < a.steps:
+        source = first if step < a.lesson_steps else train
+        if step == a.lesson_steps:
+            batches = []  # the lesson is over: the whole mix from here on
         if not batches:
-            batches = length_batches(train, a.batch_tokens, rng)
-            epoch += 1
+            batches = length_batches(source, a.batch_tokens, rng)
+            epoch += source is train
         which = batches.pop()
         for g in opt.param_groups:
             g["lr"] = a.lr * sched(step)
         guide = (a.guide_weight if step < a.guide_steps * a.steps else 0.0, a.guide_layer, a.guide_heads)
-        loss, aux, pred, answers = train_step(model, heads, opt, [p for _, p in params], train.batch(which),
+        loss, aux, pred, answers = train_step(model, heads, opt, [p for _, p in params], source.batch(which),
                                               a.aux_weight, guide)
         step += 1
         acc = (pred == answers).float().mean().item()
@@ -726,6 +751,7 @@ def main():
             "lr": a.lr, "schedule": f"linear warmup {a.warmup} steps, cosine to 5%", "weight_decay": a.weight_decay,
             "grad_clip": 1.0, "threads": a.threads, "torch": torch.__version__,
             "tower_steps": a.tower_steps, "tower_seconds": round(tower_seconds, 1),
+            "lesson_steps": a.lesson_steps, "lesson_conversations": len(lesson),
             "attention_guidance": {"weight": a.guide_weight, "layer": a.guide_layer, "heads": a.guide_heads,
                                    "until_step": int(a.guide_steps * a.steps)},
             "train_seconds": round(train_seconds, 1), "eval_seconds": round(eval_seconds, 1),

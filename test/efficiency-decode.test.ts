@@ -146,13 +146,14 @@ describe('the decoder graph holds the attention scores as few times as it can', 
   });
 });
 
-describe('the prefill runs the attention-mass graph on the question rows only', () => {
-  it('chunk starts: every chunkSize rows, restarting at the first weighted row', () => {
-    expect(chunkStarts(1300, 512, -1)).toEqual([0, 512, 1024]);
-    expect(chunkStarts(1300, 512, 1290)).toEqual([0, 512, 1024, 1290]);
-    expect(chunkStarts(1300, 512, 1024)).toEqual([0, 512, 1024]);
-    expect(chunkStarts(1300, 512, 700)).toEqual([0, 512, 700, 1212]);
-    expect(chunkStarts(1300, 512, 0)).toEqual([0, 512, 1024]);
+describe('the prefill runs the attention-mass graph on the question rows only, and chunks alike with or without it', () => {
+  it('chunk starts: every chunkSize rows, the grid restarting at each break', () => {
+    expect(chunkStarts(1300, 512, [0, -1])).toEqual([0, 512, 1024]);
+    expect(chunkStarts(1300, 512, [0, 1290])).toEqual([0, 512, 1024, 1290]);
+    expect(chunkStarts(1300, 512, [1024, 1024])).toEqual([0, 512, 1024]);
+    expect(chunkStarts(1300, 512, [700, -1])).toEqual([0, 512, 700, 1212]);
+    expect(chunkStarts(1300, 512, [1280, 1299])).toEqual([0, 512, 1024, 1280, 1299]);
+    expect(chunkStarts(1300, 512, [1300, 0])).toEqual([0, 512, 1024]);
   });
 
   it('a long prompt with a 10-row question: chunk-sized steps without mass weights, then one 10-row step with them', async () => {
@@ -172,6 +173,15 @@ describe('the prefill runs the attention-mass graph on the question rows only', 
     expect(calls.map((c) => [c.ids.length, c.massWeights?.length ?? 0])).toEqual([[512, 0], [512, 0], [266, 0], [10, 10]]);
     expect(calls.flatMap((c) => c.positions)).toEqual(ids.map((_, i) => i));
     expect(out.mass![0]!.length).toBe(heads * n);
+
+    // With images, the text after the last one is a chunk of its own whether or not it is weighted: a dense
+    // chat and a SparseVILA chat chunk one prompt alike.
+    for (const weights of [massWeights, undefined]) {
+      calls.length = 0;
+      const withImage = ids.map((id, i) => (i >= 100 && i < 1250 ? 999 : id));
+      await prefill(runtime, { cache: 1, ids: withImage, positions: ids.map((_, i) => i), imageTokenId: 999, imageEmbeds: new Float32Array(1150 * 4), hidden: 4, chunkSize: 512, logits: 'last', massWeights: weights });
+      expect(calls.map((c) => c.ids.length)).toEqual(weights ? [512, 512, 226, 40, 10] : [512, 512, 226, 50]);
+    }
   });
 });
 

@@ -1,8 +1,8 @@
 /**
  * Chunked prefill: feeds a token sequence (with projected image embeddings spliced in at the image-token
  * rows) through the decoder graph `chunkSize` tokens at a time, appending to a KV cache. Chunking bounds the
- * activation memory of long inputs (the attention scores of a chunk are [heads, chunk, past + chunk]). Rows
- * with attention-mass weights start a chunk of their own (`chunkStarts`).
+ * activation memory of long inputs (the attention scores of a chunk are [heads, chunk, past + chunk]). The
+ * text after the last image and rows with attention-mass weights start chunks of their own (`chunkStarts`).
  */
 import { InputError } from '../errors.js';
 import { concatFloat32 } from '../runtime/arrays.js';
@@ -67,7 +67,9 @@ export async function prefill(runtime: Runtime, input: PrefillInput): Promise<Pr
   let imageCursor = 0;
   const past0 = input.pastRows ?? 0;
   const columns = past0 + ids.length;
-  const starts = chunkStarts(ids.length, chunkSize, input.massWeights?.findIndex((w) => w !== 0) ?? -1);
+  // The text after the last image (a turn's question) and the weighted rows start chunks of their own.
+  const breaks = [imageRows.length ? imageRows.at(-1)! + 1 : 0, input.massWeights?.findIndex((w) => w !== 0) ?? -1];
+  const starts = chunkStarts(ids.length, chunkSize, breaks);
   for (const [c, start] of starts.entries()) {
     const end = starts[c + 1] ?? ids.length;
     const rows: number[] = [];
@@ -98,16 +100,21 @@ export async function prefill(runtime: Runtime, input: PrefillInput): Promise<Pr
 }
 
 /**
- * Where each chunk starts: every `chunkSize` rows, restarting at the first weighted row, so the rows whose
- * attention mass is wanted (a turn's question) run the attention-mass graph on their own. Its scores are
- * then [heads, question rows, past] rather than [heads, chunk, past], and the mass graph's session never
- * holds chunk-sized scores in its arena besides the plain graph's (onnxruntime keeps an arena per session).
+ * Where each chunk starts: every `chunkSize` rows, the grid restarting at each break. Prefills break after the
+ * last image and at the first row weighted for attention mass, so a turn's question runs on its own: the
+ * attention-mass graph's scores are [heads, question rows, past] rather than [heads, chunk, past], and its
+ * session never holds chunk-sized scores in its arena besides the plain graph's (onnxruntime keeps an arena
+ * per session). Breaking by the prompt's own layout, not only by the weights, keeps the chunks — and so the
+ * float rounding — of a dense chat, a SparseVILA chat and a dense twin the same for one prompt.
  */
-export function chunkStarts(rows: number, chunkSize: number, firstWeighted: number): number[] {
+export function chunkStarts(rows: number, chunkSize: number, breaks: number[]): number[] {
+  const cuts = [...new Set(breaks.filter((b) => b > 0 && b < rows))].sort((a, b) => a - b);
   const starts: number[] = [];
-  const split = firstWeighted > 0 ? firstWeighted : rows;
-  for (let at = 0; at < split; at += chunkSize) starts.push(at);
-  for (let at = split; at < rows; at += chunkSize) starts.push(at);
+  let from = 0;
+  for (const to of [...cuts, rows]) {
+    for (let at = from; at < to; at += chunkSize) starts.push(at);
+    from = to;
+  }
   return starts;
 }
 

@@ -292,7 +292,7 @@ async function benchModel(plan, writePart) {
     load: { seconds: loadLoad.wallSeconds, graphs: builds, graphDir: path.relative(REPO, graphDir), graphBytes: dirBytes(graphDir),
       /** What a decode step reads of the weights: the whole decoder graph's initializers (int4 codes, scales, norms, biases, LM head). */
       decoderWeightBytes: dirBytes(path.join(graphDir, 'decoder')), rssAfterLoadMiB: mb(process.memoryUsage().rss), peakRssMiB: loadLoad.peakRssMiB },
-    prefillChunk: plan.chunk, newTokens: NEW_TOKENS, prompt: PROMPT, followUp: FOLLOW_UP, results: [],
+    prefillChunk: plan.chunk, newTokens: NEW_TOKENS, longSeconds: LONG_SECONDS, repeats: REPEATS, retries: RETRIES, prompt: PROMPT, followUp: FOLLOW_UP, results: [],
   };
   try {
     const media = {
@@ -451,7 +451,7 @@ const peers = models.map((m) => read(`peer-${m.key}`)).filter(Boolean);
 const parts = models.map((m) => read(m.key)).filter(Boolean);
 const result = {
   date: new Date().toISOString(), quick: QUICK, machine: info, threads: THREADS ?? 'default (all cores)', repeats: REPEATS, retries: RETRIES,
-  newTokens: parts[0]?.newTokens ?? NEW_TOKENS, longSeconds: LONG_SECONDS, bandwidth: read('bandwidth'), models: parts,
+  newTokens: parts[0]?.newTokens ?? NEW_TOKENS, longSeconds: parts[0]?.longSeconds ?? LONG_SECONDS, bandwidth: read('bandwidth'), models: parts,
   peer: peers.length ? { ...(peers.find((p) => !p.skipped) ?? peers[0]), results: peers.flatMap((p) => p.results ?? []) }
     : { skipped: PEER ? 'no model finished' : QUICK ? 'quick run (pass --peer to include)' : '--no-peer' },
   failures: partFailures.length ? partFailures : undefined,

@@ -110,7 +110,7 @@ export async function runDemo(argv: string[]): Promise<void> {
     if (model.spec.imageTokenCount * Math.max(...conversations.map((c) => c.media.length)) < 1024) {
       console.log(
         `(${model.spec.imageTokenCount} visual tokens an image: at this size fixed per-turn costs — scoring, building the ` +
-          `retrieval view — outweigh what sparsity saves; \`npm run bench:sparse\` measures 4k–8k visual tokens)`,
+          `retrieval view — outweigh what sparsity saves; \`npm run bench\` measures one image to 64-frame videos)`,
       );
     }
   } finally {

@@ -15,6 +15,7 @@ import { visionZip } from '../sparsity/visionzip.js';
 import type { VisualTokenId } from '../trace/schema.js';
 import type { Answer, Chat, TokenEvent } from './chat.js';
 import { MASKED } from '../runtime/llm-step.js';
+import { concatFloat32 } from '../runtime/arrays.js';
 import { checkTurnMemory } from './encode.js';
 import { prefill, type PrefillOutput } from './prefill.js';
 
@@ -102,12 +103,7 @@ export class EncodedImages {
         contextual,
       ),
     );
-    const features = new Float32Array(zipped.reduce((n, z) => n + z.features.length, 0));
-    let at = 0;
-    for (const z of zipped) {
-      features.set(z.features, at);
-      at += z.features.length;
-    }
+    const features = concatFloat32(zipped.map((z) => z.features));
     const embeds = await this.chat.model.runtime.project(features, [features.length / size, size]);
     return { kept: zipped.map((z) => z.tokens), embeds };
   }

@@ -410,23 +410,20 @@ def loss_and_preds(model, ids, valid, target, weight, px, labels=None, heads=Non
 def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1)):
     """One optimizer step on a Data.batch(): answer loss + aux_weight × the tower's probe loss + guide[0] × the
     attention guidance loss on guide[2] heads of decoder layer guide[1]; gradients clipped to norm 1. Returns the
-    answer and auxiliary losses, the argmax predictions and the answer ids."""
+    answer, probe and guidance losses (guidance 0 when off), the argmax predictions and the answer ids."""
     ids, valid, target, weight, px, labels, guides = batch
     g_weight, g_layer, g_heads = guide
     attn = model.model.language_model.layers[g_layer].self_attn
     attn.keep_probs = g_weight > 0
     loss, aux, pred, answers = loss_and_preds(model, ids, valid, target, weight, px, labels, heads)
-    total = loss + aux_weight * aux
-    if g_weight > 0:
-        g = guide_loss(model, guides, g_layer, g_heads)
-        total = total + g_weight * g
-        aux = aux + g_weight * g.detach()  # reported with the auxiliary losses
+    g = guide_loss(model, guides, g_layer, g_heads) if g_weight > 0 else torch.zeros(())
+    total = loss + aux_weight * aux + g_weight * g
     attn.keep_probs, attn.probs = False, None
     opt.zero_grad(set_to_none=True)
     total.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
-    return loss, aux, pred, answers
+    return loss, aux, g, pred, answers
 
 
 @torch.no_grad()
@@ -653,24 +650,25 @@ def main():
             batches = []  # the lesson is over: the whole mix from here on
         if not batches:
             batches = length_batches(source, a.batch_tokens, rng)
-            epoch += source is train
+            if source is train:
+                epoch += 1
         which = batches.pop()
         for g in opt.param_groups:
             g["lr"] = a.lr * sched(step)
         guide = (a.guide_weight if step < a.guide_steps * a.steps else 0.0, a.guide_layer, a.guide_heads)
-        loss, aux, pred, answers = train_step(model, heads, opt, [p for _, p in params], source.batch(which),
+        loss, aux, g, pred, answers = train_step(model, heads, opt, [p for _, p in params], source.batch(which),
                                               a.aux_weight, guide)
         step += 1
         acc = (pred == answers).float().mean().item()
-        now = (loss.item(), aux.item(), acc)
+        now = (loss.item(), aux.item(), acc, g.item())
         ema = now if ema is None else tuple(0.98 * e + 0.02 * x for e, x in zip(ema, now))
         if step % 50 == 0 or step == 1:
             el = time.time() - t_train
-            print(f"step {step}/{a.steps} epoch {epoch} loss {ema[0]:.4f} aux {ema[1]:.4f} answer-token-acc {ema[2]:.4f} "
+            print(f"step {step}/{a.steps} epoch {epoch} loss {ema[0]:.4f} aux {ema[1]:.4f} answer-token-acc {ema[2]:.4f} guide {ema[3]:.4f} "
                   f"lr {a.lr * sched(step):.2e} {el:.0f}s ({el / step:.2f}s/step, eta {el / step * (a.steps - step):.0f}s)",
                   flush=True)
             log.append({"step": step, "loss": round(ema[0], 5), "aux_loss": round(ema[1], 5),
-                        "answer_token_accuracy": round(ema[2], 5), "seconds": round(el, 1)})
+                        "answer_token_accuracy": round(ema[2], 5), "guide_loss": round(ema[3], 5), "seconds": round(el, 1)})
         if a.eval_every and step % a.eval_every == 0 and step < a.steps:
             r, _ = evaluate(model, eval_sub, a.batch_tokens * 2)
             print(f"  eval@{step} ({len(eval_sub.items)} convs): turns {r['turns']['accuracy']:.3f} "

@@ -8,7 +8,7 @@ import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { gaussian, roundTo, writeSafetensorsCheckpoint, writeTinyLlava, type TensorToWrite, type TinyLlavaOptions } from './helpers/checkpoint-writer.js';
-import { engine, maxAbsDiff, tempDir, TEST_RUNTIME } from './helpers/engine.js';
+import { engine, maxAbsDiff, tempDir, textPromptLogits } from './helpers/engine.js';
 import { decodeNBits } from './helpers/nbits.js';
 
 /** AutoAWQ's order_map: nibble j of a packed word holds column 8c + ORDER[j]. */
@@ -154,15 +154,7 @@ describe('AutoAWQ checkpoints', () => {
 
   it('its logits are those of the known weights: fp32 equal to the float twin, int4 (the default) within activation rounding', async () => {
     const tokens = Array.from({ length: 12 }, (_, i) => (i * 31 + 7) % 250);
-    const logitsOf = async (dir: string, precision: 'fp32' | 'int4') => {
-      const rt = await engine.Runtime.start(dir, { precision, blockSize: 32, cacheDir: tempDir('graphs') }, TEST_RUNTIME);
-      try {
-        const cache = await rt.createCache();
-        return (await engine.prefill(rt, { cache, ids: tokens, positions: tokens.map((_, i) => i), imageTokenId: -1, hidden: 64, chunkSize: 64, logits: 'all' })).logits;
-      } finally {
-        await rt.close();
-      }
-    };
+    const logitsOf = (dir: string, precision: 'fp32' | 'int4') => textPromptLogits(dir, tokens, { precision, blockSize: 32, hidden: 64 });
     const twin = await logitsOf(twinDir, 'fp32');
     const dequantized = await logitsOf(awqDir, 'fp32');
     const stored = await logitsOf(awqDir, 'int4');

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSafetensorsCheckpoint, writeTinyLlava, gaussian, type TinyLlava, type TinyLlavaOptions } from './helpers/checkpoint-writer.js';
-import { engine, maxAbsDiff, tempDir, TEST_RUNTIME } from './helpers/engine.js';
+import { engine, maxAbsDiff, tempDir, textPromptLogits } from './helpers/engine.js';
 import { decodeNBits } from './helpers/nbits.js';
 
 const { quantizeInt4, dequantizeInt4, fakeQuantizeInt4, int4Codes, effectiveWeight, awqScale } = engine;
@@ -165,15 +165,7 @@ describe('folding the AWQ scales', () => {
     expect(maxAbsDiff(reader.read(ln), tiny.tensors.get(ln)!.values)).toBeGreaterThan(0.1);
 
     const tokens = Array.from({ length: 14 }, (_, i) => (i * 29 + 3) % 250);
-    const logitsOf = async (d: string) => {
-      const rt = await engine.Runtime.start(d, { precision: 'fp32', blockSize: 32, cacheDir: tempDir('graphs') }, TEST_RUNTIME);
-      try {
-        const cache = await rt.createCache();
-        return (await engine.prefill(rt, { cache, ids: tokens, positions: tokens.map((_, i) => i), imageTokenId: -1, hidden: 64, chunkSize: 64, logits: 'all' })).logits;
-      } finally {
-        await rt.close();
-      }
-    };
+    const logitsOf = (d: string) => textPromptLogits(d, tokens, { precision: 'fp32', blockSize: 32, hidden: 64 });
     const [before, after] = [await logitsOf(dir), await logitsOf(foldedDir)];
     const scale = maxAbsDiff(before, new Float32Array(before.length));
     console.log(`folded vs original fp32 logits: max |Δ| ${maxAbsDiff(before, after).toExponential(2)} of max |logit| ${scale.toFixed(3)}`);

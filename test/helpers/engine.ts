@@ -26,3 +26,19 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
 }
+
+/** Every position's logits of a text-only prompt (no images), prefilled in one chunk by a fresh runtime on `dir`. */
+export async function textPromptLogits(
+  dir: string,
+  tokens: number[],
+  options: { precision: 'fp32' | 'fp16' | 'int4' | 'awq'; blockSize: 16 | 32 | 64 | 128; hidden: number },
+): Promise<Float32Array> {
+  const rt = await engine.Runtime.start(dir, { precision: options.precision, blockSize: options.blockSize, cacheDir: tempDir('graphs') }, TEST_RUNTIME);
+  try {
+    const cache = await rt.createCache();
+    const ids = tokens;
+    return (await engine.prefill(rt, { cache, ids, positions: ids.map((_, i) => i), imageTokenId: -1, hidden: options.hidden, chunkSize: ids.length, logits: 'all' })).logits;
+  } finally {
+    await rt.close();
+  }
+}

@@ -90,6 +90,18 @@ describe('sparsevila ask', () => {
     expect(r.stderr).toContain('/nonexistent/dog.jpg');
   });
 
+  it('an unreadable video and a turn over the memory limit exit 2 with their codes', async () => {
+    const notVideo = path.join(cacheDir, 'not-a-video.mp4');
+    fs.writeFileSync(notVideo, 'plain text, not a container');
+    const video = await cli(['ask', '--model', SIGLIP_FIXTURE, '--video', notVideo, '--prompt', 'hi', '--threads', '1']);
+    expect(video.code, video.stderr).toBe(2);
+    expect(video.stderr).toContain('VIDEO_UNREADABLE');
+    expect(video.stderr).toContain(notVideo);
+    const memory = await cli(['ask', '--model', SIGLIP_FIXTURE, '--image', image, '--prompt', 'hi', '--memory-limit', '1', '--threads', '1']);
+    expect(memory.code, memory.stderr).toBe(2);
+    expect(memory.stderr).toContain('MEMORY_LIMIT');
+  });
+
   it('a missing checkpoint exits 1 naming the folder, and a bad flag value exits 2 naming the flag', async () => {
     const missing = await cli(['ask', '--model', '/nonexistent/model', '--prompt', 'hi']);
     expect(missing.code).toBe(1);

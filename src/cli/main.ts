@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `sparsevila` command line. Errors print their code and message; exit 2 for bad input, 1 otherwise. */
-import { SparseVilaError } from '../errors.js';
+import { InputError, SparseVilaError } from '../errors.js';
 import { ASK_HELP, runAsk } from './ask.js';
 import { DATASET_HELP, runDataset } from './dataset.js';
 import { DEMO_HELP, runDemo } from './demo.js';
@@ -47,7 +47,8 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof SparseVilaError) {
       process.stderr.write(`sparsevila ${name}: error [${err.code}]: ${err.message}\n`);
-      return ['OPTION_INVALID', 'PROMPT_EMPTY', 'IMAGE_UNREADABLE', 'IMAGE_COUNT_MISMATCH'].includes(err.code) ? 2 : 1;
+      // Every InputError is the caller's to fix (a flag, a prompt, an image or video, a memory limit): exit 2.
+      return err instanceof InputError ? 2 : 1;
     }
     const e = err as Error & { code?: string };
     if (e.code?.startsWith('ERR_PARSE_ARGS')) {

@@ -298,21 +298,25 @@ class Data:
                 weight[b, s - 1:e - 1] = w
             imgs += it["images"]
         idx = torch.tensor(imgs, dtype=torch.long)
-        # guides: (row, query position, [T] bool of the image positions the question is about), region turns only
-        guides = [(b, q, keys) for b, it in enumerate(items) for q, keys in it["guides"]]
+        # guides: (row, query position, [T] bool of the image positions the question is about, [T] bool of the
+        # question's own tokens), region turns only
+        guides = [(b, q, keys, words) for b, it in enumerate(items) for q, keys, words in it["guides"]]
         g_rows = torch.tensor([g[0] for g in guides], dtype=torch.long)
         g_query = torch.tensor([g[1] for g in guides], dtype=torch.long)
         g_keys = torch.zeros((len(guides), T), dtype=torch.bool)
-        for n, (_, _, keys) in enumerate(guides):
+        g_words = torch.zeros((len(guides), T), dtype=torch.bool)
+        for n, (_, _, keys, words) in enumerate(guides):
             g_keys[n, keys] = True
+            g_words[n, words] = True
         return (ids, valid, target, weight, self.pixels(idx), self.labels[idx][:, PATCH_CELL],  # labels: [n, 64, 3]
-                (g_rows, g_query, g_keys))
+                (g_rows, g_query, g_keys, g_words))
 
 
 def attention_guides(tokens, turns, image_token):
     """For each region-scope turn: (the position that predicts its first answer token, the positions of the image
-    tokens inside the cells the question is about, in the frame it names). The trainer's attention guidance pulls
-    one decoder head's attention there; global questions (counts, "first appear") get none."""
+    tokens inside the cells the question is about, in the frame it names, the positions of the question's own
+    words). The trainer's attention guidance pulls one decoder head's attention to the cells and, a layer below,
+    one head's attention to the question; global questions (counts, "first appear") get none."""
     ids = tokens["ids"]
     image_pos = [p for p, t in enumerate(ids) if t == image_token]
     out = []
@@ -323,7 +327,13 @@ def attention_guides(tokens, turns, image_token):
         block = image_pos[frame * IMAGE_TOKENS:(frame + 1) * IMAGE_TOKENS]
         cells = {CELLS.index(c) for c in t["cells"]}
         keys = [block[k] for k in range(IMAGE_TOKENS) if int(PATCH_CELL[k]) in cells]
-        out.append((s - 1, keys))
+        # The prompt ends "<|im_end|> \n <|im_start|> assistant \n"; the user message opens "<|im_start|> user \n",
+        # and its question follows this turn's images, if any.
+        header = s - 3
+        user = max(p for p in range(header) if ids[p] == ids[header]) + 3
+        start = max([user] + [p + 2 for p in range(user, header) if ids[p] == image_token])
+        words = list(range(start, s - 5))
+        out.append((s - 1, keys, words))
     return out
 
 
@@ -372,10 +382,9 @@ class AuxHeads(torch.nn.Module):
         return loss
 
 
-def guide_loss(model, guides, layer, n_heads):
+def guide_loss(model, rows, query, keys, layer, n_heads):
     """−log of the attention mass that heads 0..n_heads−1 of decoder layer `layer` put, at the position predicting
-    a region question's answer, on the image tokens of the cells it asks about; mean over turns and heads."""
-    rows, query, keys = guides
+    a region question's answer, on the positions `keys` ([G, T] bool); mean over turns and heads."""
     if rows.numel() == 0:
         return torch.zeros(())
     probs = model.model.language_model.layers[layer].self_attn.probs  # [B, H, T, T]
@@ -419,18 +428,26 @@ def loss_and_preds(model, ids, valid, target, weight, px, labels=None, heads=Non
     return loss, aux, logits.argmax(-1), answers
 
 
-def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1)):
+def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -1)):
     """One optimizer step on a Data.batch(): answer loss + aux_weight × the tower's probe loss + guide[0] × the
-    attention guidance loss on guide[2] heads of decoder layer guide[1]; gradients clipped to norm 1. Returns the
-    answer, probe and guidance losses (guidance 0 when off), the argmax predictions and the answer ids."""
-    ids, valid, target, weight, px, labels, guides = batch
-    g_weight, g_layer, g_heads = guide
-    attn = model.model.language_model.layers[g_layer].self_attn
-    attn.keep_probs = g_weight > 0
+    attention guidance losses: guide[2] heads of decoder layer guide[1] toward the asked cells' image tokens and,
+    when guide[3] ≥ 0, head 0 of layer guide[3] toward the question's words; gradients clipped to norm 1. Returns
+    the answer, probe and guidance losses (guidance 0 when off), the argmax predictions and the answer ids."""
+    ids, valid, target, weight, px, labels, (g_rows, g_query, g_keys, g_words) = batch
+    g_weight, g_layer, g_heads, q_layer = guide
+    layers = model.model.language_model.layers
+    guided = [layers[g_layer].self_attn] + ([layers[q_layer].self_attn] if q_layer >= 0 else [])
+    for attn in guided:
+        attn.keep_probs = g_weight > 0
     loss, aux, pred, answers = loss_and_preds(model, ids, valid, target, weight, px, labels, heads)
-    g = guide_loss(model, guides, g_layer, g_heads) if g_weight > 0 else torch.zeros(())
+    g = torch.zeros(())
+    if g_weight > 0:
+        g = guide_loss(model, g_rows, g_query, g_keys, g_layer, g_heads)
+        if q_layer >= 0:
+            g = g + guide_loss(model, g_rows, g_query, g_words, q_layer, 1)
     total = loss + aux_weight * aux + g_weight * g
-    attn.keep_probs, attn.probs = False, None
+    for attn in guided:
+        attn.keep_probs, attn.probs = False, None
     opt.zero_grad(set_to_none=True)
     total.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -585,6 +602,9 @@ def parse_args():
                    help="weight of the attention guidance loss (0: none); see attention_guides")
     p.add_argument("--guide-layer", type=int, default=1, help="decoder layer whose attention is guided")
     p.add_argument("--guide-heads", type=int, default=1, help="guided heads: 0 .. N-1 of that layer")
+    p.add_argument("--guide-question-layer", type=int, default=0,
+                   help="decoder layer whose head 0 is pulled, at the same position, toward the question's words "
+                        "(the first hop: bring the asked cell to the answer position); -1: none")
     p.add_argument("--guide-steps", type=float, default=0.5,
                    help="share of the steps with guidance on; the rest train on the answers alone")
     p.add_argument("--eval-every", type=int, default=750, help="held-out eval every N steps (0: only at the end)")
@@ -687,7 +707,8 @@ def main():
         which = batches.pop()
         for g in opt.param_groups:
             g["lr"] = a.lr * sched(step)
-        guide = (a.guide_weight if step < a.guide_steps * a.steps else 0.0, a.guide_layer, a.guide_heads)
+        guide = (a.guide_weight if step < a.guide_steps * a.steps else 0.0, a.guide_layer, a.guide_heads,
+                 a.guide_question_layer)
         loss, aux, g, pred, answers = train_step(model, stage2_heads, opt, [p for _, p in params], source.batch(which),
                                                  a.aux_weight, guide)
         step += 1
@@ -785,6 +806,7 @@ def main():
             "curriculum": [{"kinds": sorted(kinds), "steps": steps, "conversations": len(convs)}
                            for (kinds, steps), (convs, _) in zip(parse_curriculum(a.curriculum), lessons)],
             "attention_guidance": {"weight": a.guide_weight, "layer": a.guide_layer, "heads": a.guide_heads,
+                                   "question_layer": a.guide_question_layer,
                                    "until_step": int(a.guide_steps * a.steps)},
             "train_seconds": round(train_seconds, 1), "eval_seconds": round(eval_seconds, 1),
             "total_seconds": round(time.time() - t_start, 1), "log": log,

@@ -17,7 +17,7 @@ export { prefill, type PrefillInput, type PrefillOutput } from './session/prefil
 export { TokenSampler, argmax, seededRandom, type Sampling } from './session/sampling.js';
 export { OnnxGraphBuilder } from './graph/onnx-builder.js';
 export { linear, type WeightReader, type LinearOptions } from './graph/layers.js';
-export { loadModel, Model, AWQ_CALIBRATION_ROWS, type LoadOptions, type ImageInput } from './session/model.js';
+export { loadModel, Model, AWQ_CALIBRATION_ROWS, type LoadOptions, type SessionSettings, type ImageInput } from './session/model.js';
 export { Chat, type ChatOptions, type TurnInput, type Answer, type Timings, type TokenEvent } from './session/chat.js';
 export * from './text/index.js';
 export * from './media/index.js';

@@ -109,6 +109,9 @@ describe('sparsevila ask', () => {
     const bad = await cli(['ask', '--model', SIGLIP_FIXTURE, '--prompt', 'hi', '--precision', 'int3']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--precision');
+    const spin = await cli(['ask', '--model', SIGLIP_FIXTURE, '--prompt', 'hi', '--spinning', 'yes']);
+    expect(spin.code).toBe(2);
+    expect(spin.stderr).toMatch(/--spinning must be one of on, off; got 'yes'/);
     const unknown = await cli(['ask', '--model', SIGLIP_FIXTURE, '--prompt', 'hi', '--frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('--frobnicate');

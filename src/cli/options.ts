@@ -1,7 +1,7 @@
 /** Options every model-loading command shares, their parsing and help text, and the build progress line. */
 import { InputError } from '../errors.js';
 import type { BuildProgress, BuildStage } from '../graph/build.js';
-import type { LoadOptions } from '../session/model.js';
+import type { LoadOptions, SessionSettings } from '../session/model.js';
 
 export const modelOptionSpec = {
   model: { type: 'string' },
@@ -11,6 +11,12 @@ export const modelOptionSpec = {
   provider: { type: 'string' },
   threads: { type: 'string' },
   'cache-dir': { type: 'string' },
+  'execution-mode': { type: 'string' },
+  'inter-op-threads': { type: 'string' },
+  'graph-optimization': { type: 'string' },
+  spinning: { type: 'string' },
+  'mem-arena': { type: 'string' },
+  'mem-pattern': { type: 'string' },
 } as const;
 
 export const MODEL_OPTIONS_HELP = `Model options:
@@ -22,6 +28,14 @@ export const MODEL_OPTIONS_HELP = `Model options:
   --provider EP          cpu (default), cuda (needs onnxruntime-node's CUDA binaries), webgpu (needs a GPU adapter)
   --threads N            ORT threads per operator (default: all cores)
   --cache-dir DIR        built-graph cache (default $SPARSEVILA_CACHE or ~/.cache/sparsevila/graphs)
+
+onnxruntime session settings (defaults measured on CPU; change them to measure your machine):
+  --execution-mode M     sequential (default) or parallel (independent operators at once)
+  --inter-op-threads N   threads running independent operators (parallel mode; default: ORT's choice)
+  --graph-optimization L disabled, basic, extended, all (default)
+  --spinning on|off      intra-op threads spin between operators (default off: faster on a shared CPU)
+  --mem-arena on|off     onnxruntime's CPU memory arena (default on)
+  --mem-pattern on|off   onnxruntime's memory-pattern planning (default on)
 `;
 
 export function parseInteger(value: string, flag: string): number {
@@ -45,6 +59,12 @@ export function parseModelOptions(values: {
   provider?: string;
   threads?: string;
   'cache-dir'?: string;
+  'execution-mode'?: string;
+  'inter-op-threads'?: string;
+  'graph-optimization'?: string;
+  spinning?: string;
+  'mem-arena'?: string;
+  'mem-pattern'?: string;
 }): LoadOptions {
   const blockSize = values['block-size'] === undefined ? undefined : parseInteger(values['block-size'], '--block-size');
   if (blockSize !== undefined && ![16, 32, 64, 128].includes(blockSize)) {
@@ -63,7 +83,37 @@ export function parseModelOptions(values: {
     provider: oneOf(values.provider, ['cpu', 'cuda', 'webgpu'] as const, '--provider'),
     threads,
     cacheDir: values['cache-dir'],
+    session: parseSessionSettings(values),
   };
+}
+
+function onOff(value: string | undefined, flag: string): boolean | undefined {
+  const v = oneOf(value, ['on', 'off'] as const, flag);
+  return v === undefined ? undefined : v === 'on';
+}
+
+function parseSessionSettings(values: {
+  'execution-mode'?: string;
+  'inter-op-threads'?: string;
+  'graph-optimization'?: string;
+  spinning?: string;
+  'mem-arena'?: string;
+  'mem-pattern'?: string;
+}): SessionSettings | undefined {
+  const interOp = values['inter-op-threads'] === undefined ? undefined : parseInteger(values['inter-op-threads'], '--inter-op-threads');
+  if (interOp !== undefined && interOp < 1) {
+    throw new InputError('OPTION_INVALID', `--inter-op-threads must be ≥ 1; got ${interOp}`, { subject: '--inter-op-threads' });
+  }
+  const settings: SessionSettings = {
+    executionMode: oneOf(values['execution-mode'], ['sequential', 'parallel'] as const, '--execution-mode'),
+    interOpThreads: interOp,
+    graphOptimizationLevel: oneOf(values['graph-optimization'], ['disabled', 'basic', 'extended', 'all'] as const, '--graph-optimization'),
+    spinning: onOff(values.spinning, '--spinning'),
+    memArena: onOff(values['mem-arena'], '--mem-arena'),
+    memPattern: onOff(values['mem-pattern'], '--mem-pattern'),
+  };
+  const set = Object.entries(settings).filter(([, v]) => v !== undefined);
+  return set.length === 0 ? undefined : (Object.fromEntries(set) as SessionSettings);
 }
 
 /** Progress stages that are not graphs. */

@@ -46,7 +46,17 @@ export interface LoadOptions {
   onProgress?: BuildProgress;
   /** Record ORT's own per-operator profile, to files `<prefix>-<graph>_<date>.json` (see Runtime.endProfiling). */
   ortProfilePrefix?: string;
+  /**
+   * onnxruntime session settings beyond threads: execution mode, inter-op threads, graph optimisation level,
+   * memory arena and pattern, intra-op spinning. Unset fields keep the measured defaults (SESSION_DEFAULTS).
+   */
+  session?: SessionSettings;
 }
+
+/** The onnxruntime session settings a caller may change (see RuntimeOptions for each one's meaning). */
+export type SessionSettings = Partial<
+  Pick<RuntimeOptions, 'executionMode' | 'interOpThreads' | 'graphOptimizationLevel' | 'memArena' | 'memPattern' | 'spinning'>
+>;
 
 /** Calibration rows sampled per linear group input for AWQ's error measurements (AutoAWQ's clip search uses 512). */
 export const AWQ_CALIBRATION_ROWS = 512;
@@ -82,6 +92,7 @@ export class Model {
     const blockSize = options.blockSize ?? 32;
     const cacheDir = options.cacheDir ?? defaultCacheDir();
     const runtimeOptions: RuntimeOptions = {
+      ...options.session,
       executionProvider: options.provider ?? 'cpu',
       intraOpThreads: options.threads,
       profilePrefix: options.ortProfilePrefix,

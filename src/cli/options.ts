@@ -44,6 +44,13 @@ export function parseInteger(value: string, flag: string): number {
   return n;
 }
 
+function positiveInteger(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = parseInteger(value, flag);
+  if (n < 1) throw new InputError('OPTION_INVALID', `${flag} must be ≥ 1; got ${n}`, { subject: flag });
+  return n;
+}
+
 function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T | undefined {
   if (value === undefined) return undefined;
   if (!allowed.includes(value as T)) {
@@ -52,30 +59,16 @@ function oneOf<T extends string>(value: string | undefined, allowed: readonly T[
   return value as T;
 }
 
-export function parseModelOptions(values: {
-  precision?: string;
-  'block-size'?: string;
-  calibration?: string;
-  provider?: string;
-  threads?: string;
-  'cache-dir'?: string;
-  'execution-mode'?: string;
-  'inter-op-threads'?: string;
-  'graph-optimization'?: string;
-  spinning?: string;
-  'mem-arena'?: string;
-  'mem-pattern'?: string;
-}): LoadOptions {
+/** The values parseArgs returns for modelOptionSpec. */
+export type ModelOptionValues = Partial<Record<keyof typeof modelOptionSpec, string>>;
+
+export function parseModelOptions(values: ModelOptionValues): LoadOptions {
   const blockSize = values['block-size'] === undefined ? undefined : parseInteger(values['block-size'], '--block-size');
   if (blockSize !== undefined && ![16, 32, 64, 128].includes(blockSize)) {
     throw new InputError('OPTION_INVALID', `--block-size must be 16, 32, 64 or 128; got ${blockSize}`, { subject: '--block-size' });
   }
-  const calibration = values.calibration === undefined ? undefined : parseInteger(values.calibration, '--calibration');
-  if (calibration !== undefined && calibration < 1) {
-    throw new InputError('OPTION_INVALID', `--calibration must be ≥ 1 sample; got ${calibration}`, { subject: '--calibration' });
-  }
-  const threads = values.threads === undefined ? undefined : parseInteger(values.threads, '--threads');
-  if (threads !== undefined && threads < 1) throw new InputError('OPTION_INVALID', `--threads must be ≥ 1; got ${threads}`, { subject: '--threads' });
+  const calibration = positiveInteger(values.calibration, '--calibration');
+  const threads = positiveInteger(values.threads, '--threads');
   return {
     precision: oneOf(values.precision, ['fp32', 'fp16', 'int4', 'awq'] as const, '--precision'),
     blockSize: blockSize as LoadOptions['blockSize'],
@@ -92,18 +85,8 @@ function onOff(value: string | undefined, flag: string): boolean | undefined {
   return v === undefined ? undefined : v === 'on';
 }
 
-function parseSessionSettings(values: {
-  'execution-mode'?: string;
-  'inter-op-threads'?: string;
-  'graph-optimization'?: string;
-  spinning?: string;
-  'mem-arena'?: string;
-  'mem-pattern'?: string;
-}): SessionSettings | undefined {
-  const interOp = values['inter-op-threads'] === undefined ? undefined : parseInteger(values['inter-op-threads'], '--inter-op-threads');
-  if (interOp !== undefined && interOp < 1) {
-    throw new InputError('OPTION_INVALID', `--inter-op-threads must be ≥ 1; got ${interOp}`, { subject: '--inter-op-threads' });
-  }
+function parseSessionSettings(values: ModelOptionValues): SessionSettings | undefined {
+  const interOp = positiveInteger(values['inter-op-threads'], '--inter-op-threads');
   const settings: SessionSettings = {
     executionMode: oneOf(values['execution-mode'], ['sequential', 'parallel'] as const, '--execution-mode'),
     interOpThreads: interOp,

@@ -74,7 +74,7 @@ def model_config(a):
             "num_key_value_heads": 2,
             "vocab_size": a.vocab_size,
             "rms_norm_eps": 1e-05,
-            "rope_theta": 10000.0,
+            "rope_theta": a.rope_theta,
             "max_position_embeddings": 4096,
             "hidden_act": "silu",
             "tie_word_embeddings": False,
@@ -182,16 +182,18 @@ def parse_curriculum(spec):
     return phases
 
 
-def lesson_turns(lines, kinds, name):
+def lesson_turns(lines, kinds, name, context=False):
     """One lesson of the curriculum: each training image conversation cut to its first region question whose kind
-    is in `kinds` ("region" = every region kind), a single turn right after the image."""
+    is in `kinds` ("region" = every region kind): a single turn right after the image or, with `context`, that turn
+    after the conversation's earlier turns (so the lookup is learned at the distances later turns have)."""
     out = []
     for ln in lines:
         if ln["split"] != "train" or ln["media"]["kind"] != "image":
             continue
-        turns = [t for t in ln["turns"] if t.get("scope") == "region" and t.get("cells")
-                 and ("region" in kinds or t["kind"] in kinds)][:1]
-        if turns:
+        at = [i for i, t in enumerate(ln["turns"]) if t.get("scope") == "region" and t.get("cells")
+              and ("region" in kinds or t["kind"] in kinds)]
+        if at:
+            turns = ln["turns"][:at[-1] + 1] if context else [ln["turns"][at[0]]]
             out.append({**ln, "id": f"{name}-" + ln["id"], "turns": turns})
     return out
 
@@ -583,6 +585,10 @@ def parse_args():
     p.add_argument("--text-hidden", type=int, default=192)
     p.add_argument("--text-layers", type=int, default=4)
     p.add_argument("--text-intermediate", type=int, default=512)
+    p.add_argument("--rope-theta", type=float, default=1e6,
+                   help="decoder RoPE base. Large (Qwen2's 1e6) because the lookups are by content over hundreds of "
+                        "positions: at 1e4 only ~10 of a head's 48 dims rotate slowly enough over 600 positions, and "
+                        "a lookup learned on short single-turn prompts broke on multi-turn ones and videos")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--pos-init-std", type=float, default=0.02, help="init std of the vision position embedding")
     p.add_argument("--caption-weight", type=float, default=0.25,
@@ -596,6 +602,8 @@ def parse_args():
     p.add_argument("--tower-steps", type=int, default=1000,
                    help="stage 1: steps training the vision tower alone on the auxiliary probes (0: none)")
     p.add_argument("--tower-batch", type=int, default=128, help="images per stage-1 step")
+    p.add_argument("--lesson-context", action="store_true",
+                   help="lessons keep a conversation's earlier turns before its last matching region question")
     p.add_argument("--train-tower", action="store_true",
                    help="keep training the tower (and its probes) in stage 2 instead of freezing it after stage 1")
     p.add_argument("--guide-weight", type=float, default=1.0,
@@ -637,11 +645,13 @@ def main():
         tokens.update(encode_all(cap_path, tok_dir))
     lessons = []  # (conversations, steps) per phase of the curriculum
     for n, (kinds, steps) in enumerate(parse_curriculum(a.curriculum)):
-        convs = lesson_turns(lines, kinds, f"lesson{n}")
-        lesson_path = os.path.join(a.data_dir, f"lesson{n}.jsonl")
+        convs = lesson_turns(lines, kinds, f"lesson{n}", a.lesson_context)
+        lesson_path = os.path.join(a.data_dir, f"lesson{n}-{os.getpid()}.jsonl")
         with open(lesson_path, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(c) + "\n" for c in convs)
         tokens.update(encode_all(lesson_path, tok_dir))
+        for f in (lesson_path, lesson_path[:-len(".jsonl")] + ".tokens.jsonl"):  # per-run scratch files
+            os.remove(f)
         lessons.append((convs, steps))
     t0 = time.time()
     train = Data(a.data_dir, [l for l in lines if l["split"] == "train"] + captions, tokens, pad, a.image_token,
@@ -666,9 +676,21 @@ def main():
     print(f"model: {n_params:,} parameters", flush=True)
     heads = AuxHeads(a.vision_hidden)
     t_tower = time.time()
-    if a.tower_steps:
+    # Stage 1 depends only on these; a run that shares them (a stage-2 experiment) reuses the tower from data-dir.
+    tower_key = f"tower-s{a.seed}-d{a.data_seed}-n{a.tower_steps}x{a.tower_batch}-v{a.vision_hidden}x{a.vision_layers}" \
+                f"-p{a.pos_init_std}-lr{a.lr}.pt"
+    tower_path = os.path.join(a.data_dir, tower_key)
+    if a.tower_steps and os.path.exists(tower_path):
+        saved = torch.load(tower_path)
+        model.model.vision_tower.load_state_dict(saved["tower"])
+        heads.load_state_dict(saved["heads"])
+        rng.setstate(saved["rng"])  # as if stage 1 had run: the same batch order follows
+        print(f"tower: reusing {tower_path}", flush=True)
+    elif a.tower_steps:
         pretrain_tower(model, heads, train, a.tower_steps, a.tower_batch, a.lr, rng,
                        log=lambda m: print(m, flush=True))
+        torch.save({"tower": model.model.vision_tower.state_dict(), "heads": heads.state_dict(), "rng": rng.getstate()},
+                   tower_path)
     tower_seconds = time.time() - t_tower
 
     if a.train_tower:

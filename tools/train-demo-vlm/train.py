@@ -677,8 +677,8 @@ def main():
     heads = AuxHeads(a.vision_hidden)
     t_tower = time.time()
     # Stage 1 depends only on these; a run that shares them (a stage-2 experiment) reuses the tower from data-dir.
-    tower_key = f"tower-s{a.seed}-d{a.data_seed}-n{a.tower_steps}x{a.tower_batch}-v{a.vision_hidden}x{a.vision_layers}" \
-                f"-p{a.pos_init_std}-lr{a.lr}.pt"
+    tower_key = f"tower-s{a.seed}-d{a.data_seed}x{a.train_count}v{a.video_fraction}c{a.caption_fraction}" \
+                f"-n{a.tower_steps}x{a.tower_batch}-v{a.vision_hidden}x{a.vision_layers}-p{a.pos_init_std}-lr{a.lr}.pt"
     tower_path = os.path.join(a.data_dir, tower_key)
     if a.tower_steps and os.path.exists(tower_path):
         saved = torch.load(tower_path)

@@ -13,6 +13,7 @@ export * from './quant/index.js';
 export { Runtime } from './runtime/runtime.js';
 export type { RuntimeOptions, ExecutionProvider } from './runtime/ort-session.js';
 export { KvCache, KvView } from './runtime/kv-cache.js';
+export { estimateTurnMemory, defaultMemoryLimit, formatBytes, parseBytes, type TurnFootprint, type MemoryEstimate } from './runtime/memory.js';
 export { prefill, type PrefillInput, type PrefillOutput } from './session/prefill.js';
 export { TokenSampler, argmax, seededRandom, type Sampling } from './session/sampling.js';
 export { OnnxGraphBuilder } from './graph/onnx-builder.js';

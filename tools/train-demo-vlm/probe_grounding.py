@@ -48,7 +48,7 @@ tokens = train.encode_all(path, os.path.join(a.data_dir, 'tokenizer'))
 tr = train.Data(a.data_dir, [l for l in lines if l['split'] == 'train'], tokens, specials['<|endoftext|>'], specials['<image>'])
 he = train.Data(a.data_dir, [l for l in lines if l['split'] == 'heldout'], tokens, specials['<|endoftext|>'], specials['<image>']).subset(150)
 class A: pass
-c = A(); c.vision_hidden=128; c.vision_layers=4; c.text_hidden=a.th; c.text_intermediate=a.th*8//3; c.text_layers=a.tl; c.vocab_size=len(tok['model']['vocab']) + len(specials); c.image_token=specials['<image>']
+c = A(); c.vision_hidden=128; c.vision_layers=4; c.text_hidden=a.th; c.text_intermediate=a.th*8//3; c.text_layers=a.tl; c.vocab_size=len(tok['model']['vocab']) + len(specials); c.image_token=specials['<image>']; c.rope_theta=a.theta
 cfg = train.model_config(c); cfg['text_config']['num_attention_heads'] = a.heads; cfg['text_config']['num_key_value_heads'] = a.heads // 2
 cfg['text_config']['rope_theta'] = a.theta
 m = LlavaForConditionalGeneration(cfg); init_weights(m)

@@ -575,7 +575,7 @@ def parse_args():
     p.add_argument("--video-fraction", type=float, default=0.25)
     p.add_argument("--data-dir", default="/tmp/sparsevila-demo-data")
     p.add_argument("--out", default=os.path.join(ROOT, "src/models/sparsevila-demo"))
-    p.add_argument("--steps", type=int, default=4500)
+    p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--batch-tokens", type=int, default=2048, help="padded tokens per batch")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=100)
@@ -596,7 +596,7 @@ def parse_args():
     p.add_argument("--caption-fraction", type=float, default=0.5,
                    help="share of the training media that also get a captioning conversation (0: none)")
     p.add_argument("--aux-weight", type=float, default=1.0, help="weight of the vision tower's auxiliary cell loss")
-    p.add_argument("--curriculum", default="cell-color+cell-shape:400,region:800",
+    p.add_argument("--curriculum", default="cell-color:300,cell-color+cell-shape:700,region:1000",
                    help="stage 2 starts with lessons of single-turn image region questions, KIND[+KIND...]:STEPS each "
                         "(\"region\" = every region kind), then trains on the whole mix; \"\" for none")
     p.add_argument("--tower-steps", type=int, default=1000,
@@ -613,7 +613,7 @@ def parse_args():
     p.add_argument("--guide-question-layer", type=int, default=0,
                    help="decoder layer whose head 0 is pulled, at the same position, toward the question's words "
                         "(the first hop: bring the asked cell to the answer position); -1: none")
-    p.add_argument("--guide-steps", type=float, default=0.5,
+    p.add_argument("--guide-steps", type=float, default=1.0,
                    help="share of the steps with guidance on; the rest train on the answers alone")
     p.add_argument("--eval-every", type=int, default=750, help="held-out eval every N steps (0: only at the end)")
     p.add_argument("--eval-sample", type=int, default=200, help="held-out conversations for the periodic eval")
@@ -875,12 +875,14 @@ which objects move, appear and vanish), and answers questions about regions, obj
 
 Trained with `/usr/bin/python3 tools/train-demo-vlm/train.py` (Debian's python3-torch {tr['torch']}, CPU, \
 {tr['threads']} threads): {tr['tower_steps']} steps of the vision tower alone on per-patch probes, then \
-{tr['steps']} steps of the whole model, {(tr['tower_seconds'] + tr['train_seconds']) / 60:.0f} min in all, on \
+{tr['steps']} steps of the decoder and projector ({'tower frozen' if tr['tower_frozen_in_stage_2'] else 'tower still training'}; \
+a curriculum of {sum(c['steps'] for c in tr['curriculum'])} steps of single-turn lessons first), \
+{(tr['tower_seconds'] + tr['train_seconds']) / 60:.0f} min in all, on \
 {info['dataset']['train_conversations']:,} conversations ({info['dataset']['train_turns']:,} turns); seeds \
 {info['seed']} (torch) and {info['data_seed']} (world). For the first {tr['attention_guidance']['until_step']} steps \
 the loss also pulls head 0 of decoder layer {tr['attention_guidance']['layer']}, at the position that predicts a region \
-question's answer, toward the image tokens of the cells the question is about (weight \
-{tr['attention_guidance']['weight']}); the rest of the steps train on the answers alone. See tools/train-demo-vlm/README.md.
+question's answer, toward the image tokens of the cells the question is about{'' if tr['attention_guidance']['question_layer'] < 0 else f", and head 0 of layer {tr['attention_guidance']['question_layer']} toward the question's words"} (weight \
+{tr['attention_guidance']['weight']}). See tools/train-demo-vlm/README.md.
 
 ## Held-out accuracy (dense)
 

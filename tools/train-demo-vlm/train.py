@@ -302,16 +302,17 @@ class Data:
         idx = torch.tensor(imgs, dtype=torch.long)
         # guides: (row, query position, [T] bool of the image positions the question is about, [T] bool of the
         # question's own tokens), region turns only
-        guides = [(b, q, keys, words) for b, it in enumerate(items) for q, keys, words in it["guides"]]
+        guides = [(b, q, keys, words) for b, it in enumerate(items) for q, keys, words, _ in it["guides"]]
         g_rows = torch.tensor([g[0] for g in guides], dtype=torch.long)
         g_query = torch.tensor([g[1] for g in guides], dtype=torch.long)
+        g_family = torch.tensor([f for it in items for _, _, _, f in it["guides"]], dtype=torch.long)
         g_keys = torch.zeros((len(guides), T), dtype=torch.bool)
         g_words = torch.zeros((len(guides), T), dtype=torch.bool)
         for n, (_, _, keys, words) in enumerate(guides):
             g_keys[n, keys] = True
             g_words[n, words] = True
         return (ids, valid, target, weight, self.pixels(idx), self.labels[idx][:, PATCH_CELL],  # labels: [n, 64, 3]
-                (g_rows, g_query, g_keys, g_words))
+                (g_rows, g_query, g_keys, g_words, g_family))
 
 
 def attention_guides(tokens, turns, image_token):
@@ -335,8 +336,13 @@ def attention_guides(tokens, turns, image_token):
         user = max(p for p in range(header) if ids[p] == ids[header]) + 3
         start = max([user] + [p + 2 for p in range(user, header) if ids[p] == image_token])
         words = list(range(start, s - 5))
-        out.append((s - 1, keys, words))
+        out.append((s - 1, keys, words, 0 if t["kind"] in CELL_NAMED else 1))
     return out
+
+
+# Region kinds whose question names the object by its cell (the lookup is by position); the others name it by
+# shape or colour (the lookup is by content). --guide-split-heads guides the two on different heads.
+CELL_NAMED = {"cell-color", "cell-shape", "frame-cell-shape"}
 
 
 def length_batches(data, batch_tokens, rng):
@@ -384,13 +390,14 @@ class AuxHeads(torch.nn.Module):
         return loss
 
 
-def guide_loss(model, rows, query, keys, layer, n_heads):
-    """−log of the attention mass that heads 0..n_heads−1 of decoder layer `layer` put, at the position predicting
-    a region question's answer, on the positions `keys` ([G, T] bool); mean over turns and heads."""
+def guide_loss(model, rows, query, keys, layer, heads):
+    """−log of the attention mass that the heads `heads` ([G, n] head indices per turn) of decoder layer `layer`
+    put, at the position predicting a region question's answer, on the positions `keys` ([G, T] bool); mean over
+    turns and heads."""
     if rows.numel() == 0:
         return torch.zeros(())
     probs = model.model.language_model.layers[layer].self_attn.probs  # [B, H, T, T]
-    p = probs[rows, :n_heads, query, :]  # [G, n_heads, T]
+    p = probs[rows[:, None], heads, query[:, None], :]  # [G, n, T]
     mass = (p * keys[:, None, :]).sum(-1)
     return -torch.log(mass + 1e-6).mean()
 
@@ -435,8 +442,11 @@ def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -
     attention guidance losses: guide[2] heads of decoder layer guide[1] toward the asked cells' image tokens and,
     when guide[3] ≥ 0, head 0 of layer guide[3] toward the question's words; gradients clipped to norm 1. Returns
     the answer, probe and guidance losses (guidance 0 when off), the argmax predictions and the answer ids."""
-    ids, valid, target, weight, px, labels, (g_rows, g_query, g_keys, g_words) = batch
-    g_weight, g_layer, g_heads, q_layer = guide
+    ids, valid, target, weight, px, labels, (g_rows, g_query, g_keys, g_words, g_family) = batch
+    g_weight, g_layer, g_heads, q_layer = guide[:4]
+    split = len(guide) > 4 and guide[4]
+    # guided heads per turn: 0..g_heads−1, or with split heads that block shifted by the turn's lookup family
+    head_idx = torch.arange(g_heads)[None, :] + (g_family[:, None] * g_heads if split else 0)
     layers = model.model.language_model.layers
     guided = [layers[g_layer].self_attn] + ([layers[q_layer].self_attn] if q_layer >= 0 else [])
     for attn in guided:
@@ -444,9 +454,9 @@ def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -
     loss, aux, pred, answers = loss_and_preds(model, ids, valid, target, weight, px, labels, heads)
     g = torch.zeros(())
     if g_weight > 0:
-        g = guide_loss(model, g_rows, g_query, g_keys, g_layer, g_heads)
+        g = guide_loss(model, g_rows, g_query, g_keys, g_layer, head_idx)
         if q_layer >= 0:
-            g = g + guide_loss(model, g_rows, g_query, g_words, q_layer, 1)
+            g = g + guide_loss(model, g_rows, g_query, g_words, q_layer, torch.zeros_like(head_idx[:, :1]))
     total = loss + aux_weight * aux + g_weight * g
     for attn in guided:
         attn.keep_probs, attn.probs = False, None
@@ -610,6 +620,9 @@ def parse_args():
                    help="weight of the attention guidance loss (0: none); see attention_guides")
     p.add_argument("--guide-layer", type=int, default=1, help="decoder layer whose attention is guided")
     p.add_argument("--guide-heads", type=int, default=1, help="guided heads: 0 .. N-1 of that layer")
+    p.add_argument("--guide-split-heads", action="store_true",
+                   help="guide questions that name a cell on heads 0..N-1 and those that name a shape or colour on "
+                        "heads N..2N-1 (one head per kind of lookup)")
     p.add_argument("--guide-question-layer", type=int, default=0,
                    help="decoder layer whose head 0 is pulled, at the same position, toward the question's words "
                         "(the first hop: bring the asked cell to the answer position); -1: none")
@@ -730,7 +743,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = a.lr * sched(step)
         guide = (a.guide_weight if step < a.guide_steps * a.steps else 0.0, a.guide_layer, a.guide_heads,
-                 a.guide_question_layer)
+                 a.guide_question_layer, a.guide_split_heads)
         loss, aux, g, pred, answers = train_step(model, stage2_heads, opt, [p for _, p in params], source.batch(which),
                                                  a.aux_weight, guide)
         step += 1
@@ -828,7 +841,7 @@ def main():
             "curriculum": [{"kinds": sorted(kinds), "steps": steps, "conversations": len(convs)}
                            for (kinds, steps), (convs, _) in zip(parse_curriculum(a.curriculum), lessons)],
             "attention_guidance": {"weight": a.guide_weight, "layer": a.guide_layer, "heads": a.guide_heads,
-                                   "question_layer": a.guide_question_layer,
+                                   "question_layer": a.guide_question_layer, "split_heads": a.guide_split_heads,
                                    "until_step": int(a.guide_steps * a.steps)},
             "train_seconds": round(train_seconds, 1), "eval_seconds": round(eval_seconds, 1),
             "total_seconds": round(time.time() - t_start, 1), "log": log,

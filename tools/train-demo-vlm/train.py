@@ -887,7 +887,7 @@ which objects move, appear and vanish), and answers questions about regions, obj
 - {info['parameters']:,} parameters, float32, {info['parameters'] * 4 / 1e6:.1f} MB.
 
 Trained with `/usr/bin/python3 tools/train-demo-vlm/train.py` (Debian's python3-torch {tr['torch']}, CPU, \
-{tr['threads']} threads): {tr['tower_steps']} steps of the vision tower alone on per-patch probes, then \
+{tr['threads']} thread{'s' if tr['threads'] != 1 else ''}): {tr['tower_steps']} steps of the vision tower alone on per-patch probes, then \
 {tr['steps']} steps of the decoder and projector ({'tower frozen' if tr['tower_frozen_in_stage_2'] else 'tower still training'}; \
 a curriculum of {sum(c['steps'] for c in tr['curriculum'])} steps of single-turn lessons first), \
 {(tr['tower_seconds'] + tr['train_seconds']) / 60:.0f} min in all, on \

@@ -1,0 +1,73 @@
+#!/usr/bin/python3
+"""
+How well a stage-1 vision tower sees the world: its probes' accuracy on held-out and training frames, per patch
+and per occupied cell (the cell's patch logits averaged), for the cell, shape, colour and size. The decoder can
+answer no better than the tower reads; this says which of the two limits a run.
+
+  /usr/bin/python3 tools/train-demo-vlm/tower_eval.py /tmp/sparsevila-demo-data/tower-s1234-....pt
+
+The tower file is what train.py saves in --data-dir after stage 1 (its name holds the vision shape).
+"""
+import argparse
+import os
+import re
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import train  # noqa: E402
+from model import LlavaForConditionalGeneration  # noqa: E402
+
+
+def probe_accuracy(model, heads, data, batch=256):
+    n = len(data.frames)
+    with torch.no_grad():
+        feats = torch.cat([model.vision_states(data.pixels(torch.arange(i, min(n, i + batch)))) for i in range(0, n, batch)])
+        labels = data.labels[:, train.PATCH_CELL]  # [n, 64, 3]
+        x = feats.reshape(n * 64, -1)
+        out = {"cell": (heads.cell(x).argmax(-1) == train.PATCH_CELL.repeat(n)).float().mean().item()}
+        for k, name in enumerate(("shape", "color", "size")):
+            logits = heads.attrs[k](x).reshape(n, 64, -1)
+            lab = labels[..., k]
+            occupied = lab > 0
+            out[f"{name} patch"] = (logits.argmax(-1)[occupied] == lab[occupied]).float().mean().item()
+            per_cell = []
+            for c in range(9):
+                sel = train.PATCH_CELL == c
+                truth = lab[:, sel][:, 0]
+                per_cell.append((logits[:, sel].mean(1).argmax(-1) == truth)[truth > 0].float())
+            out[f"{name} cell"] = torch.cat(per_cell).mean().item()
+    return n, out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("tower", help="a tower-*.pt file written by train.py")
+    p.add_argument("--data-dir", default="/tmp/sparsevila-demo-data")
+    p.add_argument("--conversations", type=int, default=600, help="conversations per split whose frames are read")
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    shape = re.search(r"-v(\d+)x(\d+)-", os.path.basename(a.tower))
+    if not shape:
+        raise SystemExit(f"{a.tower}: not a tower file written by train.py (no -v<hidden>x<layers>- in its name)")
+
+    class Shape:  # what model_config reads; the decoder part is irrelevant here
+        vision_hidden, vision_layers = int(shape[1]), int(shape[2])
+        text_hidden, text_intermediate, text_layers, vocab_size, image_token, rope_theta = 64, 128, 1, 8, 7, 1e4
+
+    model = LlavaForConditionalGeneration(train.model_config(Shape))
+    heads = train.AuxHeads(Shape.vision_hidden)
+    saved = torch.load(a.tower)
+    model.model.vision_tower.load_state_dict(saved["tower"])
+    heads.load_state_dict(saved["heads"])
+    lines = train.read_lines(a.data_dir)
+    for split in ("heldout", "train"):
+        part = [ln for ln in lines if ln["split"] == split][:a.conversations]
+        no_ids = {ln["id"]: {"ids": [], "spans": [], "prompt_ends": []} for ln in part}
+        n, acc = probe_accuracy(model, heads, train.Data(a.data_dir, part, no_ids, 0, -1))
+        print(f"{split} ({n} frames): " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()

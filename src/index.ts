@@ -19,7 +19,7 @@ export { TokenSampler, argmax, seededRandom, type Sampling } from './session/sam
 export { OnnxGraphBuilder } from './graph/onnx-builder.js';
 export { linear, type WeightReader, type LinearOptions } from './graph/layers.js';
 export { loadModel, Model, AWQ_CALIBRATION_ROWS, type LoadOptions, type SessionSettings, type ImageInput } from './session/model.js';
-export { Chat, type ChatOptions, type TurnInput, type Answer, type Timings, type TokenEvent } from './session/chat.js';
+export { Chat, type ChatOptions, type DecodeLimits, type TurnInput, type Answer, type Timings, type TokenEvent } from './session/chat.js';
 export * from './text/index.js';
 export * from './media/index.js';
 export * from './sparsity/policy.js';

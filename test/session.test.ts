@@ -2,6 +2,7 @@
  * The session API end to end: multi-turn KV reuse, streaming, sampling, graph caching, the worker keeping
  * the event loop free, provider guards, and typed errors for bad turns.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIP_FIXTURE, writeTinyLlava } from './helpers/checkpoint-writer.js';
@@ -143,5 +144,34 @@ describe('runtime placement and providers', () => {
       code: 'PROVIDER_UNAVAILABLE',
       message: expect.stringContaining('--provider cpu'),
     });
+  });
+});
+
+describe('minNewTokens', () => {
+  it('masks end-of-sequence until that many tokens, like min_new_tokens; maxNewTokens bounds it', async () => {
+    // The fixture with its first greedy token declared end-of-sequence: a plain turn stops at once.
+    const dir = tempDir('min-new-tokens');
+    fs.cpSync(CLIP_FIXTURE, dir, { recursive: true });
+    const expected = JSON.parse(fs.readFileSync(path.join(CLIP_FIXTURE, 'expected.json'), 'utf8')) as { question: string; greedy_ids: number[] };
+    const eos = expected.greedy_ids[0]!;
+    fs.writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: eos }));
+    const model = await engine.loadModel(dir, { cacheDir: tempDir('min-new-graphs'), threads: 1 });
+    try {
+      const turn = { images: [path.join(dir, 'image.png')], text: expected.question };
+      const plain = await model.chat({ maxNewTokens: 6 }).ask(turn);
+      expect(plain.stopReason).toBe('eos');
+      expect(plain.tokenIds).toEqual([]);
+      const held = await model.chat({ maxNewTokens: 6, minNewTokens: 4 }).ask(turn);
+      expect(held.tokenIds.length).toBeGreaterThanOrEqual(4);
+      expect(held.tokenIds.slice(0, 4)).not.toContain(eos);
+      // The first token is the runner-up of the same logits.
+      const ranked = [...plain.lastPromptLogits.keys()].sort((a, b) => plain.lastPromptLogits[b]! - plain.lastPromptLogits[a]!);
+      expect(held.tokenIds[0]).toBe(ranked[1]);
+      const perTurn = await model.chat({ maxNewTokens: 6 }).ask({ ...turn, minNewTokens: 2 });
+      expect(perTurn.tokenIds.slice(0, 2)).toEqual(held.tokenIds.slice(0, 2));
+      await expect(model.chat({ maxNewTokens: 3, minNewTokens: 4 }).ask(turn)).rejects.toMatchObject({ code: 'OPTION_INVALID', subject: 'minNewTokens' });
+    } finally {
+      await model.close();
+    }
   });
 });

@@ -18,6 +18,7 @@ Tokens stream to stdout; timings go to stderr.
   --image FILE           an image (PNG, JPEG, WebP, …); repeat for several, in prompt order
   --prompt TEXT          the question (required)
   --max-new-tokens N     stop after N new tokens (default 128)
+  --min-new-tokens N     end-of-sequence cannot end the answer before N tokens (default 0)
   --greedy               greedy decoding (the default; overrides --temperature)
   --temperature T        sample with temperature T instead of greedy
   --top-p P              nucleus sampling mass, in (0, 1] (default 1; with --temperature)
@@ -44,6 +45,7 @@ export async function runAsk(argv: string[]): Promise<void> {
       image: { type: 'string', multiple: true },
       prompt: { type: 'string' },
       'max-new-tokens': { type: 'string' },
+      'min-new-tokens': { type: 'string' },
       greedy: { type: 'boolean' },
       temperature: { type: 'string' },
       'top-p': { type: 'string' },
@@ -70,6 +72,7 @@ export async function runAsk(argv: string[]): Promise<void> {
         }
       : { kind: 'greedy' };
   const maxNewTokens = values['max-new-tokens'] === undefined ? 128 : parseInteger(values['max-new-tokens'], '--max-new-tokens');
+  const minNewTokens = values['min-new-tokens'] === undefined ? 0 : parseInteger(values['min-new-tokens'], '--min-new-tokens');
   const prefillChunk = values['prefill-chunk'] === undefined ? 512 : parseInteger(values['prefill-chunk'], '--prefill-chunk');
 
   const { video, policy, visionBatch, memoryLimit } = parseVideoOptions(values, parsePolicyOptions(values));
@@ -81,7 +84,7 @@ export async function runAsk(argv: string[]): Promise<void> {
   try {
     const chrome = values['chrome-trace'] ? new ChromeTraceSink(values['chrome-trace']) : undefined;
     const tracer = new Tracer([...(values.trace ? [new JsonlSink(values.trace, { truncate: true })] : []), ...(chrome ? [chrome] : [])]);
-    const chat = model.chat({ maxNewTokens, sampling, prefillChunk, policy, tracer, visionBatch, memoryLimit });
+    const chat = model.chat({ maxNewTokens, minNewTokens, sampling, prefillChunk, policy, tracer, visionBatch, memoryLimit });
     const turn = chat.stream({ images: values.image ?? [], video, text: values.prompt });
     let r = await turn.next();
     while (!r.done) {

@@ -16,9 +16,18 @@ import { TokenSampler, validateSampling, type Sampling } from './sampling.js';
 import { checkTurnMemory, encodeVisual, imageBatches, validateBounds, visionBatch } from './encode.js';
 import { prefillTurn, type EncodedImages, type ConversationState, type PrefilledTurn, type RetrievedTurn, type VideoFrames } from './turn.js';
 
-export interface ChatOptions {
+/** How many tokens a turn may and must generate. */
+export interface DecodeLimits {
   /** Stop after this many new tokens. Default 128. */
   maxNewTokens?: number;
+  /**
+   * End-of-sequence tokens cannot be chosen before this many new tokens (transformers' min_new_tokens: their
+   * logits are masked). Default 0. For benchmarks that must decode a fixed length on a trained model.
+   */
+  minNewTokens?: number;
+}
+
+export interface ChatOptions extends DecodeLimits {
   /** Default greedy. */
   sampling?: Sampling;
   /**
@@ -56,6 +65,8 @@ export interface TurnInput {
   text: string;
   /** Overrides the chat's maxNewTokens for this turn. */
   maxNewTokens?: number;
+  /** Overrides the chat's minNewTokens for this turn. */
+  minNewTokens?: number;
 }
 
 export interface Timings {
@@ -162,7 +173,12 @@ export class Chat {
         version: 1,
         model: { dir: model.dir, vision: s.vision.kind, text: s.text.kind, layers: s.text.numLayers, heads: s.text.numHeads, kvHeads: s.text.numKvHeads, imageTokens: s.imageTokenCount },
         policy: this.policy,
-        options: { maxNewTokens: options.maxNewTokens ?? 128, sampling: options.sampling ?? { kind: 'greedy' }, prefillChunk: options.prefillChunk ?? 512 },
+        options: {
+          maxNewTokens: options.maxNewTokens ?? 128,
+          minNewTokens: options.minNewTokens ?? 0,
+          sampling: options.sampling ?? { kind: 'greedy' },
+          prefillChunk: options.prefillChunk ?? 512,
+        },
       });
     });
   }
@@ -177,14 +193,15 @@ export class Chat {
 
   /** A whole turn under the chat's policy, yielding tokens as they are generated. */
   async *stream(input: TurnInput): AsyncGenerator<TokenEvent, Answer> {
-    validateMaxNewTokens(input.maxNewTokens ?? this.options.maxNewTokens ?? 128);
+    const limits = { maxNewTokens: input.maxNewTokens, minNewTokens: input.minNewTokens };
+    this.decodeLimits(limits);
     const images = input.images ?? [];
     if (images.length && input.video !== undefined) {
       throw new InputError('OPTION_INVALID', 'a turn takes images or a video, not both', { subject: 'video' });
     }
     const encoded = input.video !== undefined ? await this.encodeVideo(input.video) : images.length ? await this.encode(images) : undefined;
     const prefilled = encoded ? await (await encoded.prune()).prefill(input.text) : await this.prefill(input.text);
-    return yield* prefilled.retrieve().decode({ maxNewTokens: input.maxNewTokens });
+    return yield* prefilled.retrieve().decode(limits);
   }
 
   /** Step 1: decode, preprocess and encode the turn's images; salience per image with its patch grid. */
@@ -221,10 +238,18 @@ export class Chat {
   }
 
   /** @internal the decode loop of a turn (reached through `RetrievedTurn.decode`). */
-  async *decodeTurn(retrieved: RetrievedTurn, maxNewTokensOverride?: number, withLogits = false): AsyncGenerator<TokenEvent, Answer> {
+  /** This turn's limits: the overrides, else the chat's options, else the defaults; validated. */
+  private decodeLimits(overrides: DecodeLimits): Required<DecodeLimits> {
+    return validateLimits(
+      overrides.maxNewTokens ?? this.options.maxNewTokens ?? 128,
+      overrides.minNewTokens ?? this.options.minNewTokens ?? 0,
+    );
+  }
+
+  async *decodeTurn(retrieved: RetrievedTurn, overrides: DecodeLimits = {}, withLogits = false): AsyncGenerator<TokenEvent, Answer> {
     const { model, state } = this;
     const pre = retrieved.prefilled;
-    const maxNewTokens = validateMaxNewTokens(maxNewTokensOverride ?? this.options.maxNewTokens ?? 128);
+    const { maxNewTokens, minNewTokens } = this.decodeLimits(overrides);
     if (!this.inTurn || !this.pendingUserMessage) throw new InputError('OPTION_INVALID', 'this turn was already decoded', { subject: 'decode' });
     const t0 = performance.now();
     const turn = this.turnIndex;
@@ -247,7 +272,7 @@ export class Chat {
     let decodeSeconds = 0;
     try {
       for (;;) {
-        const token = this.sampler.next(logits);
+        const token = this.sampler.next(generated.length < minNewTokens ? withoutEos(logits, model.text.eosTokenIds) : logits);
         if (!firstTokenAt) firstTokenAt = performance.now();
         if (model.text.eosTokenIds.includes(token)) {
           stopReason = 'eos';
@@ -401,9 +426,21 @@ export class Chat {
   }
 }
 
-function validateMaxNewTokens(n: number): number {
-  if (!(Number.isInteger(n) && n > 0)) {
-    throw new InputError('OPTION_INVALID', `maxNewTokens must be a positive integer, got ${n}`, { subject: 'maxNewTokens' });
+function validateLimits(maxNewTokens: number, minNewTokens: number): Required<DecodeLimits> {
+  if (!(Number.isInteger(maxNewTokens) && maxNewTokens > 0)) {
+    throw new InputError('OPTION_INVALID', `maxNewTokens must be a positive integer, got ${maxNewTokens}`, { subject: 'maxNewTokens' });
   }
-  return n;
+  if (!(Number.isInteger(minNewTokens) && minNewTokens >= 0 && minNewTokens <= maxNewTokens)) {
+    throw new InputError('OPTION_INVALID', `minNewTokens must be an integer from 0 to maxNewTokens (${maxNewTokens}), got ${minNewTokens}`, {
+      subject: 'minNewTokens',
+    });
+  }
+  return { maxNewTokens, minNewTokens };
+}
+
+/** A copy of `logits` in which no end-of-sequence token can win. */
+function withoutEos(logits: Float32Array, eos: readonly number[]): Float32Array {
+  const out = logits.slice();
+  for (const id of eos) out[id] = -Infinity;
+  return out;
 }

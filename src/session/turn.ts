@@ -13,7 +13,7 @@ import { imageSalience, type ImageSalience } from '../sparsity/salience.js';
 import { topK } from '../sparsity/topk.js';
 import { visionZip } from '../sparsity/visionzip.js';
 import type { VisualTokenId } from '../trace/schema.js';
-import type { Answer, Chat, TokenEvent } from './chat.js';
+import type { Answer, Chat, DecodeLimits, TokenEvent } from './chat.js';
 import { MASKED } from '../runtime/llm-step.js';
 import { concatFloat32 } from '../runtime/arrays.js';
 import { checkTurnMemory } from './encode.js';
@@ -204,8 +204,8 @@ export class RetrievedTurn {
   }
 
   /** Generates the answer. `withLogits` adds each token's logits to its event (fidelity, inspection). */
-  decode(options: { maxNewTokens?: number; withLogits?: boolean } = {}): AsyncGenerator<TokenEvent, Answer> {
-    return this.chat.decodeTurn(this, options.maxNewTokens, options.withLogits);
+  decode(options: DecodeLimits & { withLogits?: boolean } = {}): AsyncGenerator<TokenEvent, Answer> {
+    return this.chat.decodeTurn(this, options, options.withLogits);
   }
 }
 

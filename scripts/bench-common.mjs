@@ -2,7 +2,7 @@
  * Helpers shared by the benchmark scripts (bench.mjs, bench-engine.mjs): medians and formatting, peak RSS per
  * phase (VmHWM, reset through clear_refs), how much of the machine other processes took during a phase (the
  * machine may be shared), machine info, the cached random checkpoints under .cache/bench/ (with a tokenizer
- * that covers the whole vocabulary and has no EOS, so every answer is exactly the asked length), synthetic
+ * that covers the whole vocabulary), synthetic
  * images and videos, and this machine's memory bandwidth.
  */
 import crypto from 'node:crypto';
@@ -162,22 +162,14 @@ export function cachedRandomLlava(writeRandomLlava, { options, version, rewrite 
 /**
  * The bench checkpoint's tokenizer. The bundled one knows ids 0-259, but a random LM head emits any id and the
  * detokenizer refuses ids it does not know: every id up to the vocabulary gets an inert placeholder `<xN>`
- * (BPE has no merges that reach them, so prompts encode exactly as before). With `noEos`, tokenizer_config
- * declares no `eos_token`, so generation never stops early: an answer is exactly maxNewTokens long (Chat has no
- * "ignore EOS" option; a random model would otherwise stop wherever its argmax lands on `<|im_end|>`).
+ * (BPE has no merges that reach them, so prompts encode exactly as before).
  */
-export function benchTokenizer(dir, vocab, { noEos = true } = {}) {
+export function benchTokenizer(dir, vocab) {
   const file = path.join(dir, 'tokenizer.json');
   const tok = JSON.parse(fs.readFileSync(file, 'utf8'));
   const taken = new Set([...Object.values(tok.model.vocab), ...tok.added_tokens.map((t) => t.id)]);
   for (let id = 0; id < vocab; id++) if (!taken.has(id)) tok.model.vocab[`<x${id}>`] = id;
   fs.writeFileSync(file, JSON.stringify(tok));
-  if (noEos) {
-    const cfgFile = path.join(dir, 'tokenizer_config.json');
-    const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
-    cfg.eos_token = null;
-    fs.writeFileSync(cfgFile, JSON.stringify(cfg, null, 1));
-  }
 }
 
 // ------------------------------------------------------------------------------------------- media

@@ -100,7 +100,7 @@ export function markdown(result) {
   const info = result.machine;
   L.push(`## SparseVILA vs dense${result.quick ? ' (quick)' : ''}`, '');
   L.push(`\`npm run bench${result.quick ? ':quick' : ''}\` — ${info.cpus} × ${info.cpuModel}, ${info.memoryGiB} GiB, node ${info.node}, onnxruntime-node ${info.onnxruntime}, ` +
-    `commit ${info.commit ?? '?'}; CPU EP, threads ${result.threads}. Every answer is exactly ${result.newTokens} tokens (the bench tokenizer has no EOS). ` +
+    `commit ${info.commit ?? '?'}; CPU EP, threads ${result.threads}. Every answer is exactly ${result.newTokens} tokens (minNewTokens = maxNewTokens). ` +
     `Medians over repeats (n); a workload whose dense run took over ${result.longSeconds} s is measured once.`, '');
   for (const m of result.models) {
     const t = m.text;

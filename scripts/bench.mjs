@@ -18,7 +18,7 @@
  *   --retrieve); SparseVILA at the budgets the fidelity benchmark backs (the most accurate SparseVILA row of
  *   bench-results/fidelity.json if present, else keep 50% / retrieve 50%: --fidelity-keep / --fidelity-retrieve).
  * Per (model, workload, policy), on a fresh chat: turn 1 (the media + a question, exactly --new-tokens tokens:
- *   the bench tokenizer has no EOS) and turn 2 (a text follow-up over the retained cache). Measured: image decode,
+ *   minNewTokens = maxNewTokens) and turn 2 (a text follow-up over the retained cache). Measured: image decode,
  *   vision (tower + projector), LLM prefill, time to first token, decode ms/token (median of the wall intervals
  *   between streamed tokens), end-to-end (wall time of the turn), peak RSS (VmHWM of the process during the turn).
  *   One warm-up per policy; repeats (--repeats, default 3) with the policies interleaved, a repeat that other
@@ -225,7 +225,7 @@ async function turn(chat, input) {
 }
 
 async function runOnce(model, plan, policy, workload, media) {
-  const chat = model.chat({ policy, prefillChunk: plan.chunk, maxNewTokens: NEW_TOKENS, memoryLimit: Math.floor(os.totalmem() * 0.85) });
+  const chat = model.chat({ policy, prefillChunk: plan.chunk, maxNewTokens: NEW_TOKENS, minNewTokens: NEW_TOKENS, memoryLimit: Math.floor(os.totalmem() * 0.85) });
   try {
     const first = workload.frames
       ? media.video ? { video: { path: media.video, frames: workload.frames } } : { images: Array.from({ length: workload.frames }, (_, i) => media.images[i % media.images.length]) }
@@ -261,7 +261,7 @@ async function openModel(engine, plan) {
   const opts = { dtype: 'BF16', shards: 1, seed: 1, ...plan.options, configPatch: { text: { max_position_embeddings: 65536 } } };
   const [checkpoint, writeLoad] = await measured(async () => cachedRandomLlava(engine.writeRandomLlava, {
     options: opts, version: CHECKPOINT_VERSION, rewrite: args.rewrite,
-    keyExtra: { tokenizer: 'bundled byte-level + <xN> placeholders up to vocab; no eos_token' },
+    keyExtra: { tokenizer: 'bundled byte-level + <xN> placeholders up to vocab' },
     afterWrite: (dir) => benchTokenizer(dir, opts.vocab),
   }));
   const builds = {};

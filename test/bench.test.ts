@@ -55,7 +55,7 @@ describe('bench --quick', () => {
         const what = `${m.key} ${r.workload} ${r.policy}`;
         expect(r.turns, what).toHaveLength(2);
         for (const t of r.turns) {
-          // No EOS in the bench tokenizer: every answer is exactly newTokens long.
+          // minNewTokens = maxNewTokens: every answer is exactly newTokens long.
           expect(t.generated, what).toBe(report.newTokens);
           expect(t.stopReason, what).toBe('length');
           expect(t.decodeSteps, what).toBe(t.repeats * (report.newTokens - 1));

@@ -3,6 +3,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
     // test/demo-model/ checks the trained demo model (src/models/sparsevila-demo): npm start on it, the engine
     // against PyTorch's logits, and bench:fidelity. The model is not in the repo yet (its trainer,
     // tools/train-demo-vlm, does not reach the accuracy target); these run once it lands.

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InputError } from '../src/errors.js';
+import { tempDir } from './helpers/temp.js';
 import {
   centerCrop,
   loadImage,
@@ -213,13 +213,13 @@ describe('loadImage', () => {
   });
 
   it('a missing file is IMAGE_UNREADABLE naming the file', async () => {
-    const file = path.join(tmpdir(), 'svila-no-such-image.png');
+    const file = path.join(tempDir('media'), 'no-such-image.png');
     await expect(loadImage(file)).rejects.toMatchObject({ name: 'InputError', code: 'IMAGE_UNREADABLE', subject: file, message: expect.stringContaining(file) });
     await expect(loadImage(file)).rejects.toBeInstanceOf(InputError);
   });
 
   it('a file that is not an image is IMAGE_UNREADABLE naming the file', async () => {
-    const file = path.join(await mkdtemp(path.join(tmpdir(), 'svila-media-')), 'notes.png');
+    const file = path.join(tempDir('media'), 'notes.png');
     await writeFile(file, 'this is text, not a PNG');
     await expect(loadImage(file)).rejects.toMatchObject({ name: 'InputError', code: 'IMAGE_UNREADABLE', subject: file, message: expect.stringContaining(file) });
     await expect(loadImage(Buffer.from('nope'))).rejects.toMatchObject({ code: 'IMAGE_UNREADABLE', subject: '<buffer>' });

@@ -1,10 +1,10 @@
-import { mkdtemp, readFile, writeFile, copyFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile, copyFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InputError } from '../src/errors.js';
 import { buildPrompt, buildTurnDelta, loadTextProcessor, renderChat, TextProcessor, type ChatMessage } from '../src/text/index.js';
+import { tempDir } from './helpers/temp.js';
 import { thrown } from './helpers/thrown.js';
 
 const FIXTURES = '/work/shared/fixtures';
@@ -37,7 +37,7 @@ function expectError(fn: () => unknown, cls: typeof ConfigError | typeof InputEr
 }
 
 async function fixtureCopy(name: string, extra: Record<string, string> = {}, skip: string[] = []): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'svila-text-'));
+  const dir = tempDir('text');
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'processor_config.json']) {
     if (!skip.includes(f)) await copyFile(path.join(FIXTURES, name, f), path.join(dir, f));
   }

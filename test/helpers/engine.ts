@@ -3,25 +3,12 @@
  * the runtime starts its inference worker from compiled JS, and error classes must be the same objects the
  * engine throws.
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import * as engine from '../../dist/src/index.js';
 
 export { engine };
 
-const tempDirs: string[] = [];
-// One exit listener for every folder (one each tripped Node's 10-listener leak warning in the AWQ tests).
-process.once('exit', () => {
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-/** A fresh temporary folder, removed when the process exits. */
-export function tempDir(prefix: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sparsevila-${prefix}-`));
-  tempDirs.push(dir);
-  return dir;
-}
+export { tempDir } from './temp.js';
 
 /** One ORT thread per test process: vitest already runs two files at once on this 2-core machine. */
 export const TEST_RUNTIME = { executionProvider: 'cpu' as const, intraOpThreads: 1 };

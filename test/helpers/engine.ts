@@ -5,10 +5,9 @@
  */
 import path from 'node:path';
 import * as engine from '../../dist/src/index.js';
+import { tempDir } from './temp.js';
 
-export { engine };
-
-export { tempDir } from './temp.js';
+export { engine, tempDir };
 
 /** One ORT thread per test process: vitest already runs two files at once on this 2-core machine. */
 export const TEST_RUNTIME = { executionProvider: 'cpu' as const, intraOpThreads: 1 };

@@ -587,7 +587,10 @@ def parse_args():
     p.add_argument("--out", default=os.path.join(ROOT, "src/models/sparsevila-demo"))
     p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--batch-tokens", type=int, default=2048, help="padded tokens per batch")
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=5e-4,
+                   help="stage-2 peak learning rate. At 2e-3 single-turn questions of the four region kinds mixed "
+                        "stayed at the prior for 800 steps; at 5e-4 they reached 0.65 held-out")
+    p.add_argument("--tower-lr", type=float, default=2e-3, help="stage-1 (tower) learning rate")
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--vision-hidden", type=int, default=128)
@@ -691,7 +694,7 @@ def main():
     t_tower = time.time()
     # Stage 1 depends only on these; a run that shares them (a stage-2 experiment) reuses the tower from data-dir.
     tower_key = f"tower-s{a.seed}-d{a.data_seed}x{a.train_count}v{a.video_fraction}c{a.caption_fraction}" \
-                f"-n{a.tower_steps}x{a.tower_batch}-v{a.vision_hidden}x{a.vision_layers}-p{a.pos_init_std}-lr{a.lr}.pt"
+                f"-n{a.tower_steps}x{a.tower_batch}-v{a.vision_hidden}x{a.vision_layers}-p{a.pos_init_std}-lr{a.tower_lr}.pt"
     tower_path = os.path.join(a.data_dir, tower_key)
     if a.tower_steps and os.path.exists(tower_path):
         saved = torch.load(tower_path)
@@ -700,7 +703,7 @@ def main():
         rng.setstate(saved["rng"])  # as if stage 1 had run: the same batch order follows
         print(f"tower: reusing {tower_path}", flush=True)
     elif a.tower_steps:
-        pretrain_tower(model, heads, train, a.tower_steps, a.tower_batch, a.lr, rng,
+        pretrain_tower(model, heads, train, a.tower_steps, a.tower_batch, a.tower_lr, rng,
                        log=lambda m: print(m, flush=True))
         torch.save({"tower": model.model.vision_tower.state_dict(), "heads": heads.state_dict(), "rng": rng.getstate()},
                    tower_path)

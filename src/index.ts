@@ -11,14 +11,14 @@ export {
 export type { WeightPrecision, LinearPrecision } from './graph/layers.js';
 export * from './quant/index.js';
 export { Runtime } from './runtime/runtime.js';
-export type { RuntimeOptions, ExecutionProvider } from './runtime/ort-session.js';
+export type { RuntimeOptions, SessionSettings, ExecutionProvider } from './runtime/ort-session.js';
 export { KvCache, KvView } from './runtime/kv-cache.js';
 export { estimateTurnMemory, defaultMemoryLimit, formatBytes, parseBytes, type TurnFootprint, type MemoryEstimate } from './runtime/memory.js';
 export { prefill, type PrefillInput, type PrefillOutput } from './session/prefill.js';
 export { TokenSampler, argmax, seededRandom, type Sampling } from './session/sampling.js';
 export { OnnxGraphBuilder } from './graph/onnx-builder.js';
 export { linear, type WeightReader, type LinearOptions } from './graph/layers.js';
-export { loadModel, Model, AWQ_CALIBRATION_ROWS, type LoadOptions, type SessionSettings, type ImageInput } from './session/model.js';
+export { loadModel, Model, AWQ_CALIBRATION_ROWS, type LoadOptions, type ImageInput } from './session/model.js';
 export { Chat, type ChatOptions, type DecodeLimits, type TurnInput, type Answer, type Timings, type TokenEvent } from './session/chat.js';
 export * from './text/index.js';
 export * from './media/index.js';

@@ -1,7 +1,8 @@
 /** Options every model-loading command shares, their parsing and help text, and the build progress line. */
 import { InputError } from '../errors.js';
 import type { BuildProgress, BuildStage } from '../graph/build.js';
-import type { LoadOptions, SessionSettings } from '../session/model.js';
+import type { SessionSettings } from '../runtime/ort-session.js';
+import type { LoadOptions } from '../session/model.js';
 
 export const modelOptionSpec = {
   model: { type: 'string' },
@@ -85,18 +86,15 @@ function onOff(value: string | undefined, flag: string): boolean | undefined {
   return v === undefined ? undefined : v === 'on';
 }
 
-function parseSessionSettings(values: ModelOptionValues): SessionSettings | undefined {
-  const interOp = positiveInteger(values['inter-op-threads'], '--inter-op-threads');
-  const settings: SessionSettings = {
+function parseSessionSettings(values: ModelOptionValues): SessionSettings {
+  return {
     executionMode: oneOf(values['execution-mode'], ['sequential', 'parallel'] as const, '--execution-mode'),
-    interOpThreads: interOp,
+    interOpThreads: positiveInteger(values['inter-op-threads'], '--inter-op-threads'),
     graphOptimizationLevel: oneOf(values['graph-optimization'], ['disabled', 'basic', 'extended', 'all'] as const, '--graph-optimization'),
     spinning: onOff(values.spinning, '--spinning'),
     memArena: onOff(values['mem-arena'], '--mem-arena'),
     memPattern: onOff(values['mem-pattern'], '--mem-pattern'),
   };
-  const set = Object.entries(settings).filter(([, v]) => v !== undefined);
-  return set.length === 0 ? undefined : (Object.fromEntries(set) as SessionSettings);
 }
 
 /** Progress stages that are not graphs. */

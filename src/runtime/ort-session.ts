@@ -10,11 +10,8 @@ import { SparseVilaError } from '../errors.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 
-export interface RuntimeOptions {
-  /** `cpu` (default); `cuda` needs onnxruntime-node's CUDA binaries; `webgpu` needs a GPU adapter. */
-  executionProvider: ExecutionProvider;
-  /** Threads inside one operator; default: ORT's choice (all cores). */
-  intraOpThreads?: number;
+/** The onnxruntime session settings a caller may change; unset ones keep SESSION_DEFAULTS (or ORT's choice). */
+export interface SessionSettings {
   /** Threads running independent operators at once (executionMode 'parallel' only); default: ORT's choice. */
   interOpThreads?: number;
   /** Operators one at a time, or independent ones at once; default sequential (see SESSION_DEFAULTS). */
@@ -27,6 +24,13 @@ export interface RuntimeOptions {
   memPattern?: boolean;
   /** Intra-op threads spin waiting for work between operators; default off (see SESSION_DEFAULTS). */
   spinning?: boolean;
+}
+
+export interface RuntimeOptions extends SessionSettings {
+  /** `cpu` (default); `cuda` needs onnxruntime-node's CUDA binaries; `webgpu` needs a GPU adapter. */
+  executionProvider: ExecutionProvider;
+  /** Threads inside one operator; default: ORT's choice (all cores). */
+  intraOpThreads?: number;
   /** Write ORT's own Chrome-trace profile per graph, to `<prefix>-<graph>_<date>.json`. */
   profilePrefix?: string;
 }
@@ -87,7 +91,7 @@ export const SESSION_DEFAULTS = {
   memArena: true,
   memPattern: true,
   spinning: false,
-} as const satisfies Required<Pick<RuntimeOptions, 'executionMode' | 'graphOptimizationLevel' | 'memArena' | 'memPattern' | 'spinning'>>;
+} as const satisfies Required<Omit<SessionSettings, 'interOpThreads'>>;
 
 export async function createSession(modelPath: string, options: RuntimeOptions): Promise<ort.InferenceSession> {
   // One prefix per graph: sessions created in the same millisecond would otherwise write one file.

@@ -237,7 +237,6 @@ export class Chat {
     return prefillTurn(this, text);
   }
 
-  /** @internal the decode loop of a turn (reached through `RetrievedTurn.decode`). */
   /** This turn's limits: the overrides, else the chat's options, else the defaults; validated. */
   private decodeLimits(overrides: DecodeLimits): Required<DecodeLimits> {
     return validateLimits(
@@ -246,6 +245,7 @@ export class Chat {
     );
   }
 
+  /** @internal the decode loop of a turn (reached through `RetrievedTurn.decode`). */
   async *decodeTurn(retrieved: RetrievedTurn, overrides: DecodeLimits = {}, withLogits = false): AsyncGenerator<TokenEvent, Answer> {
     const { model, state } = this;
     const pre = retrieved.prefilled;

@@ -13,7 +13,7 @@ import { collectActivations } from '../quant/calibrate.js';
 import {
   buildCalibrationSet, DEFAULT_CALIBRATION_SAMPLES, worldCalibrationSamples, type CalibrationSample,
 } from '../quant/calibration-set.js';
-import type { ExecutionProvider, RuntimeOptions } from '../runtime/ort-session.js';
+import type { ExecutionProvider, RuntimeOptions, SessionSettings } from '../runtime/ort-session.js';
 import { checkProvider } from '../runtime/ort-session.js';
 import { Runtime } from '../runtime/runtime.js';
 import { loadTextProcessor, type TextProcessor } from '../text/index.js';
@@ -52,11 +52,6 @@ export interface LoadOptions {
    */
   session?: SessionSettings;
 }
-
-/** The onnxruntime session settings a caller may change (see RuntimeOptions for each one's meaning). */
-export type SessionSettings = Partial<
-  Pick<RuntimeOptions, 'executionMode' | 'interOpThreads' | 'graphOptimizationLevel' | 'memArena' | 'memPattern' | 'spinning'>
->;
 
 /** Calibration rows sampled per linear group input for AWQ's error measurements (AutoAWQ's clip search uses 512). */
 export const AWQ_CALIBRATION_ROWS = 512;

@@ -28,8 +28,7 @@ export async function textPromptLogits(
   const rt = await engine.Runtime.start(dir, { precision: options.precision, blockSize: options.blockSize, cacheDir: tempDir('graphs') }, TEST_RUNTIME);
   try {
     const cache = await rt.createCache();
-    const ids = tokens;
-    return (await engine.prefill(rt, { cache, ids, positions: ids.map((_, i) => i), imageTokenId: -1, hidden: options.hidden, chunkSize: ids.length, logits: 'all' })).logits;
+    return (await engine.prefill(rt, { cache, ids: tokens, positions: tokens.map((_, i) => i), imageTokenId: -1, hidden: options.hidden, chunkSize: tokens.length, logits: 'all' })).logits;
   } finally {
     await rt.close();
   }

@@ -301,14 +301,14 @@ class Data:
             imgs += it["images"]
         idx = torch.tensor(imgs, dtype=torch.long)
         # guides: (row, query position, [T] bool of the image positions the question is about, [T] bool of the
-        # question's own tokens), region turns only
-        guides = [(b, q, keys, words) for b, it in enumerate(items) for q, keys, words, _ in it["guides"]]
+        # question's own tokens, lookup family), region turns only
+        guides = [(b, *g) for b, it in enumerate(items) for g in it["guides"]]
         g_rows = torch.tensor([g[0] for g in guides], dtype=torch.long)
         g_query = torch.tensor([g[1] for g in guides], dtype=torch.long)
-        g_family = torch.tensor([f for it in items for _, _, _, f in it["guides"]], dtype=torch.long)
+        g_family = torch.tensor([g[4] for g in guides], dtype=torch.long)
         g_keys = torch.zeros((len(guides), T), dtype=torch.bool)
         g_words = torch.zeros((len(guides), T), dtype=torch.bool)
-        for n, (_, _, keys, words) in enumerate(guides):
+        for n, (_, _, keys, words, _) in enumerate(guides):
             g_keys[n, keys] = True
             g_words[n, words] = True
         return (ids, valid, target, weight, self.pixels(idx), self.labels[idx][:, PATCH_CELL],  # labels: [n, 64, 3]
@@ -437,14 +437,14 @@ def loss_and_preds(model, ids, valid, target, weight, px, labels=None, heads=Non
     return loss, aux, logits.argmax(-1), answers
 
 
-def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -1)):
+def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -1, False)):
     """One optimizer step on a Data.batch(): answer loss + aux_weight × the tower's probe loss + guide[0] × the
     attention guidance losses: guide[2] heads of decoder layer guide[1] toward the asked cells' image tokens and,
-    when guide[3] ≥ 0, head 0 of layer guide[3] toward the question's words; gradients clipped to norm 1. Returns
+    when guide[3] ≥ 0, head 0 of layer guide[3] toward the question's words (guide[4]: split heads, see
+    --guide-split-heads); gradients clipped to norm 1. Returns
     the answer, probe and guidance losses (guidance 0 when off), the argmax predictions and the answer ids."""
     ids, valid, target, weight, px, labels, (g_rows, g_query, g_keys, g_words, g_family) = batch
-    g_weight, g_layer, g_heads, q_layer = guide[:4]
-    split = len(guide) > 4 and guide[4]
+    g_weight, g_layer, g_heads, q_layer, split = guide
     # guided heads per turn: 0..g_heads−1, or with split heads that block shifted by the turn's lookup family
     head_idx = torch.arange(g_heads)[None, :] + (g_family[:, None] * g_heads if split else 0)
     layers = model.model.language_model.layers
@@ -659,7 +659,7 @@ def main():
         with open(cap_path, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(c) + "\n" for c in captions)
         tokens.update(encode_all(cap_path, tok_dir))
-    lessons = []  # (conversations, steps) per phase of the curriculum
+    lessons = []  # (kinds, conversations, steps) per phase of the curriculum
     for n, (kinds, steps) in enumerate(parse_curriculum(a.curriculum)):
         convs = lesson_turns(lines, kinds, f"lesson{n}", a.lesson_context)
         lesson_path = os.path.join(a.data_dir, f"lesson{n}-{os.getpid()}.jsonl")
@@ -668,14 +668,14 @@ def main():
         tokens.update(encode_all(lesson_path, tok_dir))
         for f in (lesson_path, lesson_path[:-len(".jsonl")] + ".tokens.jsonl"):  # per-run scratch files
             os.remove(f)
-        lessons.append((convs, steps))
+        lessons.append((kinds, convs, steps))
     t0 = time.time()
     train = Data(a.data_dir, [l for l in lines if l["split"] == "train"] + captions, tokens, pad, a.image_token,
                  {"caption": a.caption_weight})
     held = Data(a.data_dir, [l for l in lines if l["split"] == "heldout"], tokens, pad, a.image_token)
     # the whole mix after the lessons: (source, first step it is used at)
     phases, at = [], 0
-    for convs, steps in lessons:
+    for _, convs, steps in lessons:
         phases.append((Data(a.data_dir, convs, tokens, pad, a.image_token), at))
         at += steps
     phases.append((train, at))
@@ -842,7 +842,7 @@ def main():
             "tower_steps": a.tower_steps, "tower_seconds": round(tower_seconds, 1),
             "tower_frozen_in_stage_2": not a.train_tower,
             "curriculum": [{"kinds": sorted(kinds), "steps": steps, "conversations": len(convs)}
-                           for (kinds, steps), (convs, _) in zip(parse_curriculum(a.curriculum), lessons)],
+                           for kinds, convs, steps in lessons],
             "attention_guidance": {"weight": a.guide_weight, "layer": a.guide_layer, "heads": a.guide_heads,
                                    "question_layer": a.guide_question_layer, "split_heads": a.guide_split_heads,
                                    "until_step": int(a.guide_steps * a.steps)},

@@ -61,7 +61,7 @@ rng = random.Random(0); batches = []; t0 = time.time()
 for step in range(1, a.steps + 1):
     if not batches: batches = train.length_batches(tr, a.batch, rng)
     for g in opt.param_groups: g['lr'] = a.lr * min(1, step / 50)
-    loss, aux, guide, _, _ = train.train_step(m, heads, opt, params, tr.batch(batches.pop()), a.aux, (a.guide, a.guide_layer, a.guide_heads, -1, False))
+    loss, aux, guide, _, _ = train.train_step(m, heads, opt, params, tr.batch(batches.pop()), a.aux, (a.guide, a.guide_layer, a.guide_heads, -1, False, -1))
     if step % 100 == 0:
         r, _ = train.evaluate(m, he, 8192)
         print(f"{step} {time.time()-t0:.0f}s loss {loss.item():.3f} aux {aux.item():.3f} guide {guide.item():.3f} heldout {r['turns']['accuracy']:.3f} " + ' '.join(f"{k}={v['accuracy']:.2f}" for k, v in r['per_kind'].items()), flush=True)

@@ -265,6 +265,7 @@ class Data:
                 "kinds": [t["kind"] for t in ln["turns"]], "media": ln["media"], "turns": ln["turns"],
                 "weights": [kind_weights.get(t["kind"], 1.0) for t in ln["turns"]],
                 "guides": attention_guides(tk, ln["turns"], image_token),
+                "frame_tags": frame_tag_guides(tk, image_token),
             })
         self.frames = torch.from_numpy(np.stack(frames))  # [N, 64, 64, 3] uint8
         self.labels = torch.stack(labels)  # [N, 9, 3]
@@ -301,7 +302,7 @@ class Data:
             imgs += it["images"]
         idx = torch.tensor(imgs, dtype=torch.long)
         # guides: (row, query position, [T] bool of the image positions the question is about, [T] bool of the
-        # question's own tokens, lookup family), region turns only
+        # question's own tokens, lookup family)
         guides = [(b, *g) for b, it in enumerate(items) for g in it["guides"]]
         g_rows = torch.tensor([g[0] for g in guides], dtype=torch.long)
         g_query = torch.tensor([g[1] for g in guides], dtype=torch.long)
@@ -311,32 +312,60 @@ class Data:
         for n, (_, _, keys, words, _) in enumerate(guides):
             g_keys[n, keys] = True
             g_words[n, words] = True
+        # frame tags: (row, image token position, [T] bool of its frame's number)
+        tags = [(b, q, k) for b, it in enumerate(items) for q, k in it["frame_tags"]]
+        f_rows = torch.tensor([t[0] for t in tags], dtype=torch.long)
+        f_query = torch.tensor([t[1] for t in tags], dtype=torch.long)
+        f_keys = torch.zeros((len(tags), T), dtype=torch.bool)
+        f_keys[torch.arange(len(tags)), torch.tensor([t[2] for t in tags], dtype=torch.long)] = True
         return (ids, valid, target, weight, self.pixels(idx), self.labels[idx][:, PATCH_CELL],  # labels: [n, 64, 3]
-                (g_rows, g_query, g_keys, g_words, g_family))
+                (g_rows, g_query, g_keys, g_words, g_family), (f_rows, f_query, f_keys))
 
 
 def attention_guides(tokens, turns, image_token):
-    """For each region-scope turn: (the position that predicts its first answer token, the positions of the image
-    tokens inside the cells the question is about, in the frame it names, the positions of the question's own
-    words). The trainer's attention guidance pulls one decoder head's attention to the cells and, a layer below,
-    one head's attention to the question; global questions (counts, "first appear") get none."""
+    """For each turn that names what it looks at: (the position that predicts its first answer token, the positions
+    of the image tokens the answer depends on, in the frame it names, the positions of the question's own words,
+    its lookup family). Region turns look at the asked cells (family 0 when the question names the cell, 1 when it
+    names a shape or colour); "first appear" at the actor's cell in its first frame (family 1); counts, and
+    "is there" questions that no single cell decides, at every image token of the frame (family 2: a uniform read,
+    which is how attention counts). The trainer's attention guidance pulls one decoder head's attention to those
+    tokens and, a layer below, one head's attention to the question."""
     ids = tokens["ids"]
     image_pos = [p for p, t in enumerate(ids) if t == image_token]
     out = []
     for (s, _), t in zip(tokens["spans"], turns):
-        if t.get("scope") != "region" or not t.get("cells"):
-            continue
         frame = t.get("frame", 1) - 1  # 1-based in the world; an image is frame 1
         block = image_pos[frame * IMAGE_TOKENS:(frame + 1) * IMAGE_TOKENS]
-        cells = {CELLS.index(c) for c in t["cells"]}
-        keys = [block[k] for k in range(IMAGE_TOKENS) if int(PATCH_CELL[k]) in cells]
+        if t.get("scope") == "region" or t["kind"] == "first-appear":
+            if not t.get("cells"):
+                continue
+            cells = {CELLS.index(c) for c in t["cells"]}
+            keys = [block[k] for k in range(IMAGE_TOKENS) if int(PATCH_CELL[k]) in cells]
+            family = 0 if t["kind"] in CELL_NAMED else 1
+        else:
+            keys, family = block, 2
         # The prompt ends "<|im_end|> \n <|im_start|> assistant \n"; the user message opens "<|im_start|> user \n",
         # and its question follows this turn's images, if any.
         header = s - 3
         user = max(p for p in range(header) if ids[p] == ids[header]) + 3
         start = max([user] + [p + 2 for p in range(user, header) if ids[p] == image_token])
         words = list(range(start, s - 5))
-        out.append((s - 1, keys, words, 0 if t["kind"] in CELL_NAMED else 1))
+        out.append((s - 1, keys, words, family))
+    return out
+
+
+def frame_tag_guides(tokens, image_token):
+    """For a video (more than one image block): (image token position, the position of its frame's number in the
+    "Frame k: " tag before the block) for every image token. Rotary positions are relative, so nothing else tells
+    an image token which frame it is in; the guidance teaches one first-layer head to copy the number in."""
+    ids = tokens["ids"]
+    image_pos = [p for p, t in enumerate(ids) if t == image_token]
+    if len(image_pos) <= IMAGE_TOKENS:
+        return []
+    out = []
+    for f in range(0, len(image_pos), IMAGE_TOKENS):
+        tag = image_pos[f] - 3  # "Frame", " k", ":", " ", then the block
+        out += [(p, tag) for p in image_pos[f:f + IMAGE_TOKENS]]
     return out
 
 
@@ -437,29 +466,35 @@ def loss_and_preds(model, ids, valid, target, weight, px, labels=None, heads=Non
     return loss, aux, logits.argmax(-1), answers
 
 
-def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -1, False)):
+def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -1, False, -1)):
     """One optimizer step on a Data.batch(): answer loss + aux_weight × the tower's probe loss + guide[0] × the
-    attention guidance losses: guide[2] heads of decoder layer guide[1] toward the asked cells' image tokens and,
-    when guide[3] ≥ 0, head 0 of layer guide[3] toward the question's words (guide[4]: split heads, see
-    --guide-split-heads); gradients clipped to norm 1. Returns
-    the answer, probe and guidance losses (guidance 0 when off), the argmax predictions and the answer ids."""
-    ids, valid, target, weight, px, labels, (g_rows, g_query, g_keys, g_words, g_family) = batch
-    g_weight, g_layer, g_heads, q_layer, split = guide
-    # guided heads per turn: 0..g_heads−1, or with split heads that block shifted by the turn's lookup family
-    head_idx = torch.arange(g_heads)[None, :] + (g_family[:, None] * g_heads if split else 0)
+    attention guidance losses: guide[2] heads of decoder layer guide[1] toward the image tokens each turn looks at
+    (family 2, the uniform reads, on the next guide[2] heads), when guide[3] ≥ 0 head 0 of layer guide[3] toward
+    the question's words, and when guide[5] ≥ 0 head guide[5] of layer 0, at each video image token, toward its
+    frame's number (guide[4]: split heads, see --guide-split-heads); gradients clipped to norm 1. Returns the
+    answer, probe and guidance losses (guidance 0 when off), the argmax predictions and the answer ids."""
+    ids, valid, target, weight, px, labels, (g_rows, g_query, g_keys, g_words, g_family), frame_tags = batch
+    g_weight, g_layer, g_heads, q_layer, split, frame_head = guide
+    # guided heads per turn: 0..g_heads−1 shifted by the turn's lookup family (with split heads) or, for the
+    # uniform reads, by one block
+    offset = g_family * g_heads if split else (g_family == 2).long() * g_heads
+    head_idx = torch.arange(g_heads)[None, :] + offset[:, None]
     layers = model.model.language_model.layers
-    guided = [layers[g_layer].self_attn] + ([layers[q_layer].self_attn] if q_layer >= 0 else [])
-    for attn in guided:
-        attn.keep_probs = g_weight > 0
+    guided = {g_layer} | ({q_layer} if q_layer >= 0 else set()) | ({0} if frame_head >= 0 else set())
+    for n in guided:
+        layers[n].self_attn.keep_probs = g_weight > 0
     loss, aux, pred, answers = loss_and_preds(model, ids, valid, target, weight, px, labels, heads)
     g = torch.zeros(())
     if g_weight > 0:
         g = guide_loss(model, g_rows, g_query, g_keys, g_layer, head_idx)
         if q_layer >= 0:
             g = g + guide_loss(model, g_rows, g_query, g_words, q_layer, torch.zeros_like(head_idx[:, :1]))
+        if frame_head >= 0:
+            f_rows, f_query, f_keys = frame_tags
+            g = g + guide_loss(model, f_rows, f_query, f_keys, 0, torch.full((len(f_rows), 1), frame_head))
     total = loss + aux_weight * aux + g_weight * g
-    for attn in guided:
-        attn.keep_probs, attn.probs = False, None
+    for n in guided:
+        layers[n].self_attn.keep_probs, layers[n].self_attn.probs = False, None
     opt.zero_grad(set_to_none=True)
     total.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -488,7 +523,7 @@ def evaluate(model, data, batch_tokens):
     if cur:
         batches.append(cur)
     for which in batches:
-        ids, valid, target, weight, px, _, _ = data.batch(which)
+        ids, valid, target, weight, px, _, _, _ = data.batch(which)
         _, _, pred, answers = loss_and_preds(model, ids, valid, target, weight, px)
         ok_tok = (pred == answers).tolist()
         k = 0
@@ -629,6 +664,8 @@ def parse_args():
     p.add_argument("--guide-question-layer", type=int, default=0,
                    help="decoder layer whose head 0 is pulled, at the same position, toward the question's words "
                         "(the first hop: bring the asked cell to the answer position); -1: none")
+    p.add_argument("--guide-frame-head", type=int, default=1,
+                   help="layer-0 head pulled, at every video image token, toward its frame's number; -1: none")
     p.add_argument("--guide-steps", type=float, default=1.0,
                    help="share of the steps with guidance on; the rest train on the answers alone")
     p.add_argument("--eval-every", type=int, default=750, help="held-out eval every N steps (0: only at the end)")
@@ -746,7 +783,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = a.lr * sched(step)
         guide = (a.guide_weight if step < a.guide_steps * a.steps else 0.0, a.guide_layer, a.guide_heads,
-                 a.guide_question_layer, a.guide_split_heads)
+                 a.guide_question_layer, a.guide_split_heads, a.guide_frame_head)
         loss, aux, g, pred, answers = train_step(model, stage2_heads, opt, [p for _, p in params], source.batch(which),
                                                  a.aux_weight, guide)
         step += 1
@@ -845,6 +882,7 @@ def main():
                            for kinds, convs, steps in lessons],
             "attention_guidance": {"weight": a.guide_weight, "layer": a.guide_layer, "heads": a.guide_heads,
                                    "question_layer": a.guide_question_layer, "split_heads": a.guide_split_heads,
+                                   "frame_head": a.guide_frame_head,
                                    "until_step": int(a.guide_steps * a.steps)},
             "train_seconds": round(train_seconds, 1), "eval_seconds": round(eval_seconds, 1),
             "total_seconds": round(time.time() - t_start, 1), "log": log,

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as engine from '../dist/src/index.js';
-import * as world from '../dist/src/world/index.js';
+import { heldOutConversations, isCorrect, renderMedia } from './heldout.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -35,16 +35,6 @@ const MODEL = path.resolve(args.model ?? path.join(REPO, 'src/models/sparsevila-
 const OUT = path.resolve(args.out ?? path.join(REPO, 'bench-results'));
 const COUNT = Number(args.count ?? (QUICK ? 24 : 240));
 const TARGET = 0.25;
-
-/** The world the model was trained on, and the split to hold out (training.json records both). */
-function heldOutConversations() {
-  const file = path.join(MODEL, 'training.json');
-  const training = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : null;
-  const seed = training?.dataset?.seed ?? 1234;
-  const train = training?.dataset?.train ?? 0;
-  const options = training?.dataset?.options ?? { videoFraction: 0.25 };
-  return { seed, conversations: world.makeSplits(seed, { train, heldOut: COUNT }, options).heldOut };
-}
 
 function methods(layers) {
   const fastvDrop = (K) => Math.min(0.95, (1 - (TARGET * layers - K) / (layers - K)));
@@ -69,18 +59,10 @@ function methods(layers) {
   return QUICK ? list.filter(([name]) => /^dense|keep 100%|FastV/.test(name)) : list;
 }
 
-const normalise = (text) => text.trim().toLowerCase().replace(/[.!]+$/, '');
-
 async function main() {
   const model = await engine.loadModel(MODEL, { threads: args.threads ? Number(args.threads) : undefined });
-  const { seed, conversations } = heldOutConversations();
-  const imageSize = model.spec.vision.imageSize;
-  const media = await Promise.all(
-    conversations.map(async (c) => {
-      const frames = c.media.kind === 'image' ? [world.renderScene(c.media.scene, imageSize)] : world.renderVideo(c.media.video, imageSize);
-      return Promise.all(frames.map((rgb) => world.toPng(rgb, imageSize, imageSize)));
-    }),
-  );
+  const { seed, conversations } = heldOutConversations(MODEL, COUNT);
+  const media = await renderMedia(conversations, model.spec.vision.imageSize);
   const results = [];
   for (const [name, policy, budget] of methods(model.spec.text.numLayers)) {
     const perTurn = Array.from({ length: 5 }, () => ({ correct: 0, total: 0 }));
@@ -91,7 +73,7 @@ async function main() {
       const chat = model.chat({ policy, maxNewTokens: 8, fidelity: policy.method === 'sparsevila' });
       for (const [t, turn] of c.turns.entries()) {
         const answer = await chat.ask({ images: t === 0 ? media[i] : [], text: turn.question });
-        const ok = normalise(answer.text) === turn.answer;
+        const ok = isCorrect(answer.text, turn.answer);
         perTurn[t].total++;
         perTurn[t].correct += Number(ok);
         (perKind[turn.kind] ??= { correct: 0, total: 0 }).total++;

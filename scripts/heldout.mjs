@@ -1,0 +1,30 @@
+/**
+ * The held-out conversations a trained demo model is judged on, shared by the benchmarks that judge it: the
+ * world and split its training.json records, rendered at the model's image size, and the exact-match rule.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import * as world from '../dist/src/world/index.js';
+
+/** `count` held-out conversations of the world the model in `modelDir` was trained on (its training.json). */
+export function heldOutConversations(modelDir, count) {
+  const file = path.join(modelDir, 'training.json');
+  const training = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : null;
+  const seed = training?.dataset?.seed ?? 1234;
+  const train = training?.dataset?.train ?? 0;
+  const options = training?.dataset?.options ?? { videoFraction: 0.25 };
+  return { seed, conversations: world.makeSplits(seed, { train, heldOut: count }, options).heldOut };
+}
+
+/** Each conversation's frames (one for an image) as PNG bytes at `imageSize`. */
+export function renderMedia(conversations, imageSize) {
+  return Promise.all(
+    conversations.map(async (c) => {
+      const frames = c.media.kind === 'image' ? [world.renderScene(c.media.scene, imageSize)] : world.renderVideo(c.media.video, imageSize);
+      return Promise.all(frames.map((rgb) => world.toPng(rgb, imageSize, imageSize)));
+    }),
+  );
+}
+
+/** Whether a generated answer is the reference: exact match after trimming, lower-casing and a final stop. */
+export const isCorrect = (text, reference) => text.trim().toLowerCase().replace(/[.!]+$/, '') === reference;

@@ -301,16 +301,17 @@ class Data:
                 weight[b, s - 1:e - 1] = w
             imgs += it["images"]
         idx = torch.tensor(imgs, dtype=torch.long)
-        # guides: (row, query position, [T] bool of the image positions the question is about, [T] bool of the
-        # question's own tokens, lookup family)
+        # guides: (row, query position, [T] image positions the question is about (1 each for a lookup; for a
+        # uniform read, family 2, the share of attention each should get), [T] bool of the question's own tokens,
+        # lookup family)
         guides = [(b, *g) for b, it in enumerate(items) for g in it["guides"]]
         g_rows = torch.tensor([g[0] for g in guides], dtype=torch.long)
         g_query = torch.tensor([g[1] for g in guides], dtype=torch.long)
         g_family = torch.tensor([g[4] for g in guides], dtype=torch.long)
-        g_keys = torch.zeros((len(guides), T), dtype=torch.bool)
+        g_keys = torch.zeros((len(guides), T), dtype=torch.float32)
         g_words = torch.zeros((len(guides), T), dtype=torch.bool)
-        for n, (_, _, keys, words, _) in enumerate(guides):
-            g_keys[n, keys] = True
+        for n, (_, _, keys, words, family) in enumerate(guides):
+            g_keys[n, keys] = torch.tensor(read_weights(len(keys))) if family == 2 else 1.0
             g_words[n, words] = True
         # frame tags: (row, image token position, [T] bool of its frame's number)
         tags = [(b, q, k) for b, it in enumerate(items) for q, k in it["frame_tags"]]
@@ -328,7 +329,7 @@ def attention_guides(tokens, turns, image_token):
     its lookup family). Region turns look at the asked cells (family 0 when the question names the cell, 1 when it
     names a shape or colour); "first appear" at the actor's cell in its first frame (family 1); counts, and
     "is there" questions that no single cell decides, at every image token of the frame (family 2: a uniform read,
-    which is how attention counts). The trainer's attention guidance pulls one decoder head's attention to those
+    which is how attention counts: see read_weights). The trainer's attention guidance pulls one decoder head's attention to those
     tokens and, a layer below, one head's attention to the question."""
     ids = tokens["ids"]
     image_pos = [p for p, t in enumerate(ids) if t == image_token]
@@ -352,6 +353,15 @@ def attention_guides(tokens, turns, image_token):
         words = list(range(start, s - 5))
         out.append((s - 1, keys, words, family))
     return out
+
+
+def read_weights(n):
+    """How a uniform read over a frame's n = 64 patches should split its attention: 1/9 per grid cell, shared by
+    the cell's patches. Every patch of a cell carries that cell's object, and cells span 4, 6 or 9 patches, so
+    this is the split at which the read's output is the mean over cells: a count over 9, not over patches."""
+    assert n == IMAGE_TOKENS
+    per_cell = torch.bincount(PATCH_CELL, minlength=len(CELLS)).float()
+    return (1.0 / (len(CELLS) * per_cell[PATCH_CELL])).tolist()
 
 
 def frame_tag_guides(tokens, image_token):
@@ -419,16 +429,21 @@ class AuxHeads(torch.nn.Module):
         return loss
 
 
-def guide_loss(model, rows, query, keys, layer, heads):
-    """−log of the attention mass that the heads `heads` ([G, n] head indices per turn) of decoder layer `layer`
-    put, at the position predicting a region question's answer, on the positions `keys` ([G, T] bool); mean over
+def guide_loss(model, rows, query, keys, layer, heads, spread=None):
+    """What the heads `heads` ([G, n] head indices per turn) of decoder layer `layer` attend at the positions
+    `query`, against `keys` ([G, T]): −log of the mass on the keys (a lookup: where within them is free), or, for
+    the turns `spread` marks, the KL divergence from `keys` as a distribution (a read: the split matters); mean over
     turns and heads."""
     if rows.numel() == 0:
         return torch.zeros(())
     probs = model.model.language_model.layers[layer].self_attn.probs  # [B, H, T, T]
     p = probs[rows[:, None], heads, query[:, None], :]  # [G, n, T]
-    mass = (p * keys[:, None, :]).sum(-1)
-    return -torch.log(mass + 1e-6).mean()
+    t = keys[:, None, :].to(p.dtype)
+    loss = -torch.log((p * t).sum(-1) + 1e-6)
+    if spread is not None:
+        kl = (torch.special.xlogy(t, t) - t * torch.log(p + 1e-6)).sum(-1)  # 0 when the split is exact
+        loss = torch.where(spread[:, None], kl, loss)
+    return loss.mean()
 
 
 def pretrain_tower(model, heads, data, steps, batch_images, lr, rng, log=print):
@@ -486,7 +501,7 @@ def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -
     loss, aux, pred, answers = loss_and_preds(model, ids, valid, target, weight, px, labels, heads)
     g = torch.zeros(())
     if g_weight > 0:
-        g = guide_loss(model, g_rows, g_query, g_keys, g_layer, head_idx)
+        g = guide_loss(model, g_rows, g_query, g_keys, g_layer, head_idx, spread=g_family == 2)
         if q_layer >= 0:
             g = g + guide_loss(model, g_rows, g_query, g_words, q_layer, torch.zeros_like(head_idx[:, :1]))
         if frame_head >= 0:

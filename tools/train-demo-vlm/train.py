@@ -748,18 +748,22 @@ def main():
     tower_key = f"tower-s{a.seed}-d{a.data_seed}x{a.train_count}v{a.video_fraction}c{a.caption_fraction}" \
                 f"-n{a.tower_steps}x{a.tower_batch}-v{a.vision_hidden}x{a.vision_layers}-p{a.pos_init_std}-lr{a.tower_lr}.pt"
     tower_path = os.path.join(a.data_dir, tower_key)
-    if a.tower_steps and os.path.exists(tower_path):
+    tower_reused = bool(a.tower_steps) and os.path.exists(tower_path)
+    if tower_reused:
         saved = torch.load(tower_path)
         model.model.vision_tower.load_state_dict(saved["tower"])
         heads.load_state_dict(saved["heads"])
         rng.setstate(saved["rng"])  # as if stage 1 had run: the same batch order follows
         print(f"tower: reusing {tower_path}", flush=True)
+        tower_seconds = saved.get("seconds")  # what training it took (None: a cache from before that was kept)
     elif a.tower_steps:
         pretrain_tower(model, heads, train, a.tower_steps, a.tower_batch, a.tower_lr, rng,
                        log=lambda m: print(m, flush=True))
-        torch.save({"tower": model.model.vision_tower.state_dict(), "heads": heads.state_dict(), "rng": rng.getstate()},
-                   tower_path)
-    tower_seconds = time.time() - t_tower
+        tower_seconds = time.time() - t_tower
+        torch.save({"tower": model.model.vision_tower.state_dict(), "heads": heads.state_dict(), "rng": rng.getstate(),
+                    "seconds": tower_seconds}, tower_path)
+    else:
+        tower_seconds = 0.0
 
     if a.train_tower:
         params = list(model.named_parameters()) + [("aux." + n, p) for n, p in heads.named_parameters()]
@@ -891,7 +895,8 @@ def main():
             "steps": a.steps, "epochs_started": epoch, "batch_tokens": a.batch_tokens, "optimizer": "AdamW(0.9, 0.98)",
             "lr": a.lr, "schedule": f"linear warmup {a.warmup} steps, cosine to 5%", "weight_decay": a.weight_decay,
             "grad_clip": 1.0, "threads": a.threads, "torch": torch.__version__,
-            "tower_steps": a.tower_steps, "tower_seconds": round(tower_seconds, 1),
+            "tower_steps": a.tower_steps, "tower_seconds": None if tower_seconds is None else round(tower_seconds, 1),
+            "tower_reused": tower_reused,
             "tower_frozen_in_stage_2": not a.train_tower,
             "curriculum": [{"kinds": sorted(kinds), "steps": steps, "conversations": len(convs)}
                            for kinds, convs, steps in lessons],
@@ -927,6 +932,19 @@ def model_card(cfg, info):
     pct = lambda r: f"{100 * r['accuracy']:.1f}% ({r['correct']}/{r['total']})"
     kinds = "\n".join(f"| {k} | {pct(r)} |" for k, r in res["per_kind"].items())
     turns = "\n".join(f"| {k} | {pct(r)} |" for k, r in res["per_turn"].items())
+    stage1 = tr["tower_seconds"]
+    duration = (f"{(stage1 + tr['train_seconds']) / 60:.0f} min of training ({stage1 / 60:.0f} + "
+                f"{tr['train_seconds'] / 60:.0f})" if stage1 is not None else
+                f"{tr['train_seconds'] / 60:.0f} min of stage 2 (the stage-1 tower came from an earlier run's cache)")
+    duration += f", {tr['total_seconds'] / 60:.0f} min with data, evaluation and export"
+    g = tr["attention_guidance"]
+    guidance = "" if g["weight"] <= 0 else (
+        f"For the first {g['until_step']} steps the loss also guides attention (weight {g['weight']}): at the position "
+        f"that predicts an answer, head 0 of decoder layer {g['layer']} toward the image tokens the question is about "
+        f"(for counts and other whole-frame questions, head {g['heads']}: 1/9 of the attention per grid cell)"
+        + ("" if g["question_layer"] < 0 else f", head 0 of layer {g['question_layer']} toward the question's words")
+        + ("" if g.get("frame_head", -1) < 0 else f"; and at every video image token, head {g['frame_head']} of layer 0 "
+           "toward its frame's number"))
     return f"""# sparsevila-demo
 
 A small **trained** `LlavaForConditionalGeneration` in the exact Hugging Face layout, shipped so that `npm start`
@@ -945,13 +963,10 @@ which objects move, appear and vanish), and answers questions about regions, obj
 Trained with `/usr/bin/python3 tools/train-demo-vlm/train.py` (Debian's python3-torch {tr['torch']}, CPU, \
 {tr['threads']} thread{'s' if tr['threads'] != 1 else ''}): {tr['tower_steps']} steps of the vision tower alone on per-patch probes, then \
 {tr['steps']} steps of the decoder and projector ({'tower frozen' if tr['tower_frozen_in_stage_2'] else 'tower still training'}; \
-a curriculum of {sum(c['steps'] for c in tr['curriculum'])} steps of single-turn lessons first), \
-{(tr['tower_seconds'] + tr['train_seconds']) / 60:.0f} min in all, on \
+a curriculum of {sum(c['steps'] for c in tr['curriculum'])} steps of \
+{'lessons' if info['args'].get('lesson_context') else 'single-turn lessons'} first), {duration}, on \
 {info['dataset']['train_conversations']:,} conversations ({info['dataset']['train_turns']:,} turns); seeds \
-{info['seed']} (torch) and {info['data_seed']} (world). For the first {tr['attention_guidance']['until_step']} steps \
-the loss also pulls head 0 of decoder layer {tr['attention_guidance']['layer']}, at the position that predicts a region \
-question's answer, toward the image tokens of the cells the question is about{'' if tr['attention_guidance']['question_layer'] < 0 else f", and head 0 of layer {tr['attention_guidance']['question_layer']} toward the question's words"} (weight \
-{tr['attention_guidance']['weight']}). See tools/train-demo-vlm/README.md.
+{info['seed']} (torch) and {info['data_seed']} (world). {guidance}. See tools/train-demo-vlm/README.md.
 
 ## Held-out accuracy (dense)
 

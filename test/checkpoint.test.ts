@@ -186,18 +186,48 @@ describe('layouts, shards, dtypes', () => {
 });
 
 describe('fingerprint', () => {
-  test('fingerprint is stable across opens, changes with config.json, and ignores tensor data', () => {
+  test('fingerprint is stable across opens and changes with config.json and with tensor data', () => {
     const w = tiny({ seed: 9 });
     const fp = openCheckpoint(w.dir).fingerprint;
     expect(fp).toMatch(/^[0-9a-f]{64}$/);
     expect(openCheckpoint(w.dir).fingerprint).toBe(fp);
+    // One weight byte changed in place (a retrained checkpoint keeps its names, shapes and size).
     const buf = fs.readFileSync(w.files[0]!);
     buf[buf.length - 1] ^= 0xff;
     fs.writeFileSync(w.files[0]!, buf);
-    expect(openCheckpoint(w.dir).fingerprint).toBe(fp);
+    const retrained = openCheckpoint(w.dir).fingerprint;
+    expect(retrained).not.toBe(fp);
     const cfg = path.join(w.dir, 'config.json');
     fs.writeFileSync(cfg, fs.readFileSync(cfg, 'utf8') + '\n');
-    expect(openCheckpoint(w.dir).fingerprint).not.toBe(fp);
+    expect(openCheckpoint(w.dir).fingerprint).not.toBe(retrained);
+  });
+  test('a weight file over 64 MiB is fingerprinted by evenly spaced blocks of its data, first and last included', () => {
+    const dir = tmp();
+    fs.mkdirSync(dir);
+    const file = path.join(dir, 'big.safetensors');
+    const bytes = 68 << 20;
+    writeSafetensors(file, [{ name: 'w', dtype: 'F32', shape: [bytes / 4], raw: new Uint8Array(bytes) }]);
+    const sample = () => {
+      const st = openSafetensors(file);
+      try {
+        return st.files[0]!.contentSample();
+      } finally {
+        st.close();
+      }
+    };
+    const zero = sample();
+    expect(zero.length).toBe(64 * (64 << 10));
+    const start = fs.statSync(file).size - bytes;
+    const flip = (at: number) => {
+      const fd = fs.openSync(file, 'r+');
+      fs.writeSync(fd, new Uint8Array([1]), 0, 1, at);
+      fs.closeSync(fd);
+    };
+    flip(start);
+    const first = sample();
+    expect(first.equals(zero)).toBe(false);
+    flip(start + bytes - 1);
+    expect(sample().equals(first)).toBe(false);
   });
 });
 

@@ -175,3 +175,34 @@ function cosine(a: Float32Array, b: Float32Array): number {
   }
   return ab / Math.sqrt(aa * bb);
 }
+
+describe('graph cache', () => {
+  it('a checkpoint retrained in place (same config, names and shapes) does not reuse its old graphs', async () => {
+    const dir = tempDir('retrained');
+    const cacheDir = tempDir('graphs');
+    const tokens = ids(7);
+    const logits = async () => {
+      const rt = await Runtime.start(dir, { precision: 'fp32', blockSize: 32, cacheDir }, TEST_RUNTIME);
+      try {
+        const cache = await rt.createCache();
+        return (await prefill(rt, { cache, ids: tokens, positions: range(7), imageTokenId: -1, hidden, chunkSize: 7, logits: 'last' })).logits;
+      } finally {
+        await rt.close();
+      }
+    };
+    const hidden = writeTinyLlava(dir, { vocab: VOCAB, seed: 1 }).config.text_config.hidden_size;
+    const before = await logits();
+    writeTinyLlava(dir, { vocab: VOCAB, seed: 2 });
+    const after = await logits();
+    expect(maxAbsDiff(before, after)).toBeGreaterThan(1e-3);
+    // ... and what it computes is the new weights' function: the same as a fresh cache gives.
+    const fresh = await Runtime.start(dir, { precision: 'fp32', blockSize: 32, cacheDir: tempDir('graphs') }, TEST_RUNTIME);
+    try {
+      const cache = await fresh.createCache();
+      const expected = (await prefill(fresh, { cache, ids: tokens, positions: range(7), imageTokenId: -1, hidden, chunkSize: 7, logits: 'last' })).logits;
+      expect(maxAbsDiff(after, expected)).toBeLessThan(1e-6);
+    } finally {
+      await fresh.close();
+    }
+  });
+});

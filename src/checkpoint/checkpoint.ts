@@ -91,7 +91,10 @@ function readConfig(dir: string): { bytes: Buffer; config: Record<string, unknow
   return { bytes, config: config as Record<string, unknown>, file };
 }
 
-/** sha256 over config.json + each weight file's name, size and header, length-prefixed so fields cannot run together. */
+/**
+ * sha256 over config.json + each weight file's name, size, header and a sample of its data (see
+ * SafetensorsFile.contentSample), length-prefixed so fields cannot run together.
+ */
 function fingerprintOf(configBytes: Buffer, store: TensorStore): string {
   const h = createHash('sha256');
   const part = (b: Buffer | string): void => {
@@ -106,6 +109,7 @@ function fingerprintOf(configBytes: Buffer, store: TensorStore): string {
     part(path.basename(f.path));
     part(String(f.size));
     part(f.headerBytes);
+    part(f.contentSample());
   }
   return h.digest('hex');
 }

@@ -98,6 +98,11 @@ function decodeHalves(dtype: 'F16' | 'BF16', halves: Uint16Array, out: Float32Ar
   return out;
 }
 
+/** Files up to this size are fingerprinted whole; larger ones by CONTENT_SAMPLE_BLOCKS blocks. */
+const CONTENT_SAMPLE_WHOLE = 64 << 20;
+const CONTENT_SAMPLE_BLOCKS = 64;
+const CONTENT_SAMPLE_BLOCK = 64 << 10;
+
 /** One open safetensors file: parsed, validated header plus an open descriptor for lazy reads. */
 export class SafetensorsFile {
   readonly path: string;
@@ -139,6 +144,30 @@ export class SafetensorsFile {
       fs.closeSync(fd);
       throw err;
     }
+  }
+
+  /**
+   * The tensor data's bytes for a fingerprint: all of it up to CONTENT_SAMPLE_WHOLE, else CONTENT_SAMPLE_BLOCKS
+   * evenly spaced blocks of CONTENT_SAMPLE_BLOCK bytes (first and last included). Retraining or fine-tuning in
+   * place changes the data but not the names, shapes or size, so the header alone would not see it; reading a
+   * sample keeps opening a 14 GB checkpoint at a few MB of reads.
+   */
+  contentSample(): Buffer {
+    if (this.fd === undefined) throw new CheckpointError('CHECKPOINT_CORRUPT', `${this.path} is closed`, { subject: this.path });
+    const start = this.headerBytes.length;
+    const data = this.size - start;
+    if (data <= CONTENT_SAMPLE_WHOLE) {
+      const all = Buffer.alloc(data);
+      readFully(this.fd, all, start, this.path);
+      return all;
+    }
+    const out = Buffer.alloc(CONTENT_SAMPLE_BLOCKS * CONTENT_SAMPLE_BLOCK);
+    const stride = (data - CONTENT_SAMPLE_BLOCK) / (CONTENT_SAMPLE_BLOCKS - 1);
+    for (let i = 0; i < CONTENT_SAMPLE_BLOCKS; i++) {
+      const block = out.subarray(i * CONTENT_SAMPLE_BLOCK, (i + 1) * CONTENT_SAMPLE_BLOCK);
+      readFully(this.fd, block, start + Math.floor(i * stride), this.path);
+    }
+    return out;
   }
 
   /** Read one tensor, decoded to a fresh float32 array. */

@@ -28,3 +28,25 @@ export function renderMedia(conversations, imageSize) {
 
 /** Whether a generated answer is the reference: exact match after trimming, lower-casing and a final stop. */
 export const isCorrect = (text, reference) => text.trim().toLowerCase().replace(/[.!]+$/, '') === reference;
+
+/**
+ * How many of an image's 9 grid cells a caption describes right. The demo model's trainer teaches captions
+ * of the form "top left: nothing; top middle: green large square; ..." (tools/train-demo-vlm, "Describe the
+ * image."); a cell the caption leaves out, or names twice with different contents, counts as wrong.
+ */
+export function captionCellsRight(text, scene) {
+  const said = new Map();
+  for (const part of text.split(';')) {
+    const [cell, what] = part.split(':').map((x) => x?.trim().toLowerCase());
+    if (!cell || what === undefined) continue;
+    said.set(cell, said.has(cell) && said.get(cell) !== what ? null : what);
+  }
+  let right = 0;
+  for (const cell of world.CELLS) {
+    const o = scene.objects.find((x) => x.cell === cell);
+    right += Number(said.get(world.CELL_PHRASE[cell]) === (o ? `${o.color} ${o.size} ${o.shape}` : 'nothing'));
+  }
+  return right;
+}
+
+export const CAPTION_PROMPT = 'Describe the image.';

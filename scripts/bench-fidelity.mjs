@@ -10,31 +10,17 @@
  * layers. SparseVILA keep k / retrieve r attends k·r; FastV (K, R) attends (K + (L − K)(1 − R)) / L;
  * PyramidDrop averages its stages the same way; VisionZip and random pruning attend what they keep.
  *
- * Usage: node scripts/bench-fidelity.mjs [--quick] [--model DIR] [--count N] [--out DIR]
+ * Usage: node scripts/bench-fidelity.mjs [--quick] [--model DIR] [--count N] [--out DIR] [--threads N]
  *   --quick    24 conversations, fewer methods (CI)
  * Writes bench-results/fidelity.{json,md,svg}; prints the markdown table. Needs `npm run build` first.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import * as engine from '../dist/src/index.js';
-import { CAPTION_PROMPT, captionCellsRight, heldOutConversations, isCorrect, renderMedia } from './heldout.mjs';
+import { CAPTION_PROMPT, captionCellsRight, demoBenchArgs, heldOutConversations, isCorrect, renderMedia, REPO } from './heldout.mjs';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    model: { type: 'string' },
-    count: { type: 'string' },
-    out: { type: 'string' },
-    threads: { type: 'string' },
-  },
-  strict: true,
-});
+const { args, model: MODEL, out: OUT, threads: THREADS } = demoBenchArgs();
 const QUICK = args.quick;
-const MODEL = path.resolve(args.model ?? path.join(REPO, 'src/models/sparsevila-demo'));
-const OUT = path.resolve(args.out ?? path.join(REPO, 'bench-results'));
 const COUNT = Number(args.count ?? (QUICK ? 24 : 240));
 /** Images captioned per method (the first image conversations): a long answer, decoded under the policy. */
 const CAPTIONS = QUICK ? 4 : 60;
@@ -65,7 +51,7 @@ function methods(layers) {
 }
 
 async function main() {
-  const model = await engine.loadModel(MODEL, { threads: args.threads ? Number(args.threads) : undefined });
+  const model = await engine.loadModel(MODEL, { threads: THREADS });
   const { seed, conversations } = heldOutConversations(MODEL, COUNT);
   const media = await renderMedia(conversations, model.spec.vision.imageSize);
   const results = [];

@@ -14,25 +14,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import * as engine from '../dist/src/index.js';
-import { heldOutConversations, isCorrect, renderMedia } from './heldout.mjs';
+import { demoBenchArgs, heldOutConversations, isCorrect, renderMedia, REPO } from './heldout.mjs';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    model: { type: 'string' },
-    count: { type: 'string' },
-    'block-size': { type: 'string' },
-    threads: { type: 'string' },
-    out: { type: 'string' },
-  },
-  strict: true,
-});
-const MODEL = path.resolve(args.model ?? path.join(REPO, 'src/models/sparsevila-demo'));
-const OUT = path.resolve(args.out ?? path.join(REPO, 'bench-results'));
+const { args, model: MODEL, out: OUT, threads: THREADS } = demoBenchArgs({ 'block-size': { type: 'string' } });
 const COUNT = Number(args.count ?? (args.quick ? 12 : 200));
 const BLOCK = Number(args['block-size'] ?? 32);
 const PRECISIONS = ['fp32', 'int4', 'awq'];
@@ -105,7 +90,7 @@ async function main() {
   try {
     for (const precision of PRECISIONS) {
       const started = performance.now();
-      const model = await engine.loadModel(MODEL, { precision, blockSize: BLOCK, cacheDir, threads: args.threads ? Number(args.threads) : undefined });
+      const model = await engine.loadModel(MODEL, { precision, blockSize: BLOCK, cacheDir, threads: THREADS });
       const loadSeconds = (performance.now() - started) / 1000;
       const media = await renderMedia(conversations, model.spec.vision.imageSize);
       const run = await runAll(model, conversations, media);

@@ -4,7 +4,35 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import * as world from '../dist/src/world/index.js';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * The command line every demo-model benchmark takes — --quick, --model DIR (default the shipped demo model),
+ * --count N, --out DIR (default bench-results/), --threads N — plus `extra` options; model and out resolved.
+ */
+export function demoBenchArgs(extra = {}) {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      model: { type: 'string' },
+      count: { type: 'string' },
+      out: { type: 'string' },
+      threads: { type: 'string' },
+      ...extra,
+    },
+    strict: true,
+  });
+  return {
+    args: values,
+    model: path.resolve(values.model ?? path.join(REPO, 'src/models/sparsevila-demo')),
+    out: path.resolve(values.out ?? path.join(REPO, 'bench-results')),
+    threads: values.threads ? Number(values.threads) : undefined,
+  };
+}
 
 /** `count` held-out conversations of the world the model in `modelDir` was trained on (its training.json). */
 export function heldOutConversations(modelDir, count) {

@@ -325,13 +325,14 @@ class LlavaForConditionalGeneration(nn.Module):
         self.model = LlavaModel(self.cfg)
         self.lm_head = nn.Linear(self.cfg.t_hidden, self.cfg.vocab, bias=False)
 
-    def vision_states(self, pixel_values):
-        """The tower's hidden states at vision_feature_layer, CLS dropped under the "default" strategy."""
+    def vision_states(self, pixel_values, with_cls=False):
+        """The tower's hidden states at vision_feature_layer, CLS dropped under the "default" strategy (kept, as
+        position 0, when with_cls)."""
         c = self.cfg
         layer = c.feature_layer if c.feature_layer >= 0 else c.v_layers + 1 + c.feature_layer
         states, _ = self.model.vision_tower.vision_model.hidden_states(pixel_values, layer)
         feats = states[layer]
-        return feats[:, 1:] if c.strategy == "default" else feats
+        return feats[:, 1:] if c.strategy == "default" and not with_cls else feats
 
     # LlavaModel.get_image_features
     def image_features(self, pixel_values):

@@ -2,7 +2,9 @@
 """
 How well a stage-1 vision tower sees the world: its probes' accuracy on held-out and training frames, per patch
 and per occupied cell (the cell's patch logits averaged), for the cell, shape, colour and size. The decoder can
-answer no better than the tower reads; this says which of the two limits a run.
+answer no better than the tower reads; this says which of the two limits a run. Also how well the CLS
+attention of the feature layer, the salience SparseVILA's prefill pruning keeps tokens by, ranks a frame's
+patches: at each keep ratio, the share of occupied cells that keep at least one patch, against random keeping.
 
   /usr/bin/python3 tools/train-demo-vlm/tower_eval.py /tmp/sparsevila-demo-data/tower-s1234-....pt
 
@@ -41,6 +43,31 @@ def probe_accuracy(model, heads, data, batch=256):
     return n, out
 
 
+def salience_coverage(model, data, keep=(0.125, 0.25, 0.5), batch=256, seed=0):
+    """Occupied cells with at least one kept patch when each frame keeps its top `keep` share of patches by CLS
+    attention (the feature layer's, averaged over heads, as the engine computes it), and when it keeps a random
+    share."""
+    c = model.cfg
+    layer = c.feature_layer if c.feature_layer >= 0 else c.v_layers + 1 + c.feature_layer
+    n = len(data.frames)
+    with torch.no_grad():
+        cls = torch.cat([model.model.vision_tower.vision_model.hidden_states(data.pixels(torch.arange(i, min(n, i + batch))), layer,
+                                                                             attn_layer=layer - 1)[1][:, :, 0, 1:].mean(1)
+                         for i in range(0, n, batch)])  # [n, 64]
+    occupied = data.labels[:, train.PATCH_CELL][..., 0] > 0  # [n, 64]: the patch's cell holds an object
+    cells = occupied.new_zeros((n, 9)).index_put_((torch.arange(n)[:, None].expand(n, 64), train.PATCH_CELL[None].expand(n, 64)), occupied, accumulate=True)
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for k in keep:
+        m = int(round(k * 64))
+        for name, scores in (("cls", cls), ("random", torch.rand((n, 64), generator=g))):
+            kept = torch.zeros((n, 64), dtype=torch.bool).scatter_(1, scores.topk(m, dim=1).indices, True)
+            hit = torch.zeros((n, 9), dtype=torch.bool).index_put_((torch.arange(n)[:, None].expand(n, 64), train.PATCH_CELL[None].expand(n, 64)),
+                                                                  kept & occupied, accumulate=True)
+            out[f"keep {k:g} {name}"] = (hit[cells].float().mean().item())
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("tower", help="a tower-*.pt file written by train.py")
@@ -57,16 +84,19 @@ def main():
         text_hidden, text_intermediate, text_layers, vocab_size, image_token, rope_theta = 64, 128, 1, 8, 7, 1e4
 
     model = LlavaForConditionalGeneration(train.model_config(Shape))
-    heads = train.AuxHeads(Shape.vision_hidden)
     saved = torch.load(a.tower)
+    heads = train.AuxHeads(Shape.vision_hidden, scene=any(k.startswith("scene.") for k in saved["heads"]))
     model.model.vision_tower.load_state_dict(saved["tower"])
     heads.load_state_dict(saved["heads"])
     lines = train.read_lines(a.data_dir)
     for split in ("heldout", "train"):
         part = [ln for ln in lines if ln["split"] == split][:a.conversations]
         no_ids = {ln["id"]: {"ids": [], "spans": [], "prompt_ends": []} for ln in part}
-        n, acc = probe_accuracy(model, heads, train.Data(a.data_dir, part, no_ids, 0, -1))
+        data = train.Data(a.data_dir, part, no_ids, 0, -1)
+        n, acc = probe_accuracy(model, heads, data)
         print(f"{split} ({n} frames): " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()), flush=True)
+        cover = salience_coverage(model, data)
+        print(f"  occupied cells keeping a patch: " + ", ".join(f"{k} {v:.3f}" for k, v in cover.items()), flush=True)
 
 
 if __name__ == "__main__":

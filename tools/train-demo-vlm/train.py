@@ -412,12 +412,24 @@ def length_batches(data, batch_tokens, rng):
 class AuxHeads(torch.nn.Module):
     """Linear probes on every patch of the tower's selected layer: which grid cell the patch lies in, and the
     shape, colour and size of the object in that cell (or none). Their loss teaches the tower what the world's
-    questions ask about, as a pretrained CLIP tower would already know; the heads are not part of the checkpoint."""
+    questions ask about, as a pretrained CLIP tower would already know; the heads are not part of the checkpoint.
+    With `scene`, one more probe reads the whole grid (every cell's shape, colour and size) from the CLS token:
+    a CLS that summarises the image must attend to its objects, as a contrastively trained CLIP's CLS does, and
+    that attention is the salience SparseVILA prunes by (without it the CLS is never trained and its attention
+    ranks patches arbitrarily)."""
 
-    def __init__(self, hidden):
+    def __init__(self, hidden, scene=False):
         super().__init__()
         self.cell = torch.nn.Linear(hidden, len(CELLS))
         self.attrs = torch.nn.ModuleList([torch.nn.Linear(hidden, len(v) + 1) for v in (SHAPES, COLORS, SIZES)])
+        self.scene = torch.nn.ModuleList([torch.nn.Linear(hidden, len(CELLS) * (len(v) + 1)) for v in (SHAPES, COLORS, SIZES)]) \
+            if scene else None
+
+    def scene_loss(self, cls, labels):
+        """cls [n, H]; labels [n, 9, 3] (shape, colour, size of each cell's object, 0 = empty)."""
+        n = cls.shape[0]
+        return sum(F.cross_entropy(head(cls).reshape(n * len(CELLS), -1), labels[..., k].reshape(-1))
+                   for k, head in enumerate(self.scene))
 
     def loss(self, feats, labels):
         """feats [n, 64, H]; labels [n, 64, 3] (shape, colour, size of the patch's cell, 0 = empty)."""
@@ -446,7 +458,7 @@ def guide_loss(model, rows, query, keys, layer, heads, spread=None):
     return loss.mean()
 
 
-def pretrain_tower(model, heads, data, steps, batch_images, lr, rng, log=print):
+def pretrain_tower(model, heads, data, steps, batch_images, lr, rng, scene_weight=0.0, log=print):
     """Stage 1: the vision tower alone, on the auxiliary probes (which cell, and the shape, colour and size of that
     cell's object, for every patch), so that the decoder starts from a tower that already sees the world, as a
     LLaVA decoder starts from a pretrained CLIP. Cheap: no decoder, 64 tokens an image."""
@@ -457,7 +469,10 @@ def pretrain_tower(model, heads, data, steps, batch_images, lr, rng, log=print):
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, step / 50)
         idx = torch.tensor([rng.randrange(n) for _ in range(batch_images)], dtype=torch.long)
-        loss = heads.loss(model.vision_states(data.pixels(idx)), data.labels[idx][:, PATCH_CELL])
+        states = model.vision_states(data.pixels(idx), with_cls=True)
+        loss = heads.loss(states[:, -IMAGE_TOKENS:], data.labels[idx][:, PATCH_CELL])
+        if scene_weight > 0:
+            loss = loss + scene_weight * heads.scene_loss(states[:, 0], data.labels[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -635,7 +650,7 @@ def parse_args():
     p.add_argument("--video-fraction", type=float, default=0.25)
     p.add_argument("--data-dir", default="/tmp/sparsevila-demo-data")
     p.add_argument("--out", default=os.path.join(ROOT, "src/models/sparsevila-demo"))
-    p.add_argument("--steps", type=int, default=5000)
+    p.add_argument("--steps", type=int, default=8000)
     p.add_argument("--batch-tokens", type=int, default=2048, help="padded tokens per batch")
     p.add_argument("--lr", type=float, default=5e-4,
                    help="stage-2 peak learning rate. At 2e-3 single-turn questions of the four region kinds mixed "
@@ -665,6 +680,8 @@ def parse_args():
     p.add_argument("--tower-steps", type=int, default=1000,
                    help="stage 1: steps training the vision tower alone on the auxiliary probes (0: none)")
     p.add_argument("--tower-batch", type=int, default=128, help="images per stage-1 step")
+    p.add_argument("--cls-probe-weight", type=float, default=1.0,
+                   help="stage 1: weight of the probe reading the whole grid from the CLS token (0: none); see AuxHeads")
     p.add_argument("--lesson-context", action="store_true",
                    help="lessons keep a conversation's earlier turns before its last matching region question")
     p.add_argument("--train-tower", action="store_true",
@@ -742,11 +759,12 @@ def main():
     init_weights(model, pos_std=a.pos_init_std)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params:,} parameters", flush=True)
-    heads = AuxHeads(a.vision_hidden)
+    heads = AuxHeads(a.vision_hidden, scene=a.cls_probe_weight > 0)
     t_tower = time.time()
     # Stage 1 depends only on these; a run that shares them (a stage-2 experiment) reuses the tower from data-dir.
     tower_key = f"tower-s{a.seed}-d{a.data_seed}x{a.train_count}v{a.video_fraction}c{a.caption_fraction}" \
-                f"-n{a.tower_steps}x{a.tower_batch}-v{a.vision_hidden}x{a.vision_layers}-p{a.pos_init_std}-lr{a.tower_lr}.pt"
+                f"-n{a.tower_steps}x{a.tower_batch}-v{a.vision_hidden}x{a.vision_layers}-p{a.pos_init_std}-lr{a.tower_lr}" \
+                + (f"-cls{a.cls_probe_weight}" if a.cls_probe_weight > 0 else "") + ".pt"
     tower_path = os.path.join(a.data_dir, tower_key)
     tower_reused = bool(a.tower_steps) and os.path.exists(tower_path)
     if tower_reused:
@@ -757,7 +775,7 @@ def main():
         print(f"tower: reusing {tower_path}", flush=True)
         tower_seconds = saved.get("seconds")  # what training it took (None: a cache from before that was kept)
     elif a.tower_steps:
-        pretrain_tower(model, heads, train, a.tower_steps, a.tower_batch, a.tower_lr, rng,
+        pretrain_tower(model, heads, train, a.tower_steps, a.tower_batch, a.tower_lr, rng, a.cls_probe_weight,
                        log=lambda m: print(m, flush=True))
         tower_seconds = time.time() - t_tower
         torch.save({"tower": model.model.vision_tower.state_dict(), "heads": heads.state_dict(), "rng": rng.getstate(),

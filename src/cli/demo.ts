@@ -107,6 +107,10 @@ export async function runDemo(argv: string[]): Promise<void> {
       }
     }
     console.log(`\n${describeSpeedups(answers.get('dense')!, answers.get('sparsevila')!)}`);
+    const references = conversations.flatMap((c) => c.turns.map((t) => t.answer));
+    if (references.every((r) => r !== undefined)) {
+      console.log(policies.map(([name, p]) => `${name}: ${describeMatches(answers.get(p.method)!, references as string[])}`).join('\n'));
+    }
     if (model.spec.imageTokenCount * Math.max(...conversations.map((c) => c.media.length)) < 1024) {
       console.log(
         `(${model.spec.imageTokenCount} visual tokens an image: at this size fixed per-turn costs — scoring, building the ` +
@@ -138,6 +142,13 @@ export function describeSpeedups(dense: Answer[], sparse: Answer[]): string {
       );
     })
     .join('\n');
+}
+
+/** How many answers are their reference (trimmed, case-insensitive, a final stop ignored). */
+export function describeMatches(answers: Answer[], references: string[]): string {
+  const norm = (t: string) => t.trim().toLowerCase().replace(/[.!]+$/, '');
+  const right = answers.filter((a, i) => norm(a.text) === norm(references[i]!)).length;
+  return `${right}/${references.length} answers match the reference`;
 }
 
 export function describeTimings(a: Answer): string {

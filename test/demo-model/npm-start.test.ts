@@ -64,6 +64,8 @@ describe('npm start', () => {
       // The dense run of the shipped examples answers them as trained (the examples are held-out conversations).
       const dense = answered.slice(0, turns);
       expect(dense.filter(([, said, ref]) => said === ref).length).toBe(turns);
+      expect(out).toContain(`dense: ${turns}/${turns} answers match the reference`);
+      expect(out).toMatch(new RegExp(`sparsevila \\(keep 50%, retrieve 25%\\): \\d+/${turns} answers match the reference`));
       expect(out).toMatch(/turn 1 speedup vs dense: prefill [\d.]+x, decode [\d.]+x per token, end to end [\d.]+x/);
 
       const url = [...out.matchAll(/profiler: (http:\/\/127\.0\.0\.1:\d+\/\?token=\w+)/g)].at(-1)?.[1];

@@ -68,7 +68,7 @@ describe('npm start', () => {
       expect(out).toMatch(new RegExp(`sparsevila \\(keep 50%, retrieve 25%\\): \\d+/${turns} answers match the reference`));
       expect(out).toMatch(/turn 1 speedup vs dense: prefill [\d.]+x, decode [\d.]+x per token, end to end [\d.]+x/);
 
-      const url = [...out.matchAll(/profiler: (http:\/\/127\.0\.0\.1:\d+\/\?token=\w+)/g)].at(-1)?.[1];
+      const url = [...out.matchAll(/profiler: (http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+)/g)].at(-1)?.[1];
       expect(url).toBeDefined();
       const page = await fetch(url!);
       expect(page.status).toBe(200);

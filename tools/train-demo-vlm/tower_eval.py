@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """
 How well a stage-1 vision tower sees the world: its probes' accuracy on held-out and training frames, per patch
-and per occupied cell (the cell's patch logits averaged), for the cell, shape, colour and size. The decoder can
+and per occupied cell (the cell's patch logits averaged), for the cell, shape, colour and size, and the frame's
+counts (per colour, and of objects) as every patch reads them. The decoder can
 answer no better than the tower reads; this says which of the two limits a run. Also how well the CLS
 attention of the feature layer, the salience SparseVILA's prefill pruning keeps tokens by, ranks a frame's
 patches: at each keep ratio, the share of occupied cells that keep at least one patch, against random keeping.
@@ -40,6 +41,12 @@ def probe_accuracy(model, heads, data, batch=256):
                 truth = lab[:, sel][:, 0]
                 per_cell.append((logits[:, sel].mean(1).argmax(-1) == truth)[truth > 0].float())
             out[f"{name} cell"] = torch.cat(per_cell).mean().item()
+        if heads.counts is not None:  # the frame's counts, read from every patch
+            per_color = (data.labels[..., 1][:, :, None] == torch.arange(1, len(train.COLORS) + 1)).sum(1)  # [n, 6]
+            guess = heads.counts["color"](x).reshape(n, 64, len(train.COLORS), -1).argmax(-1)
+            out["color counts patch"] = (guess == per_color[:, None]).float().mean().item()
+            objects = (data.labels[..., 0] > 0).sum(1)
+            out["object count patch"] = (heads.counts["objects"](x).reshape(n, 64, -1).argmax(-1) == objects[:, None]).float().mean().item()
     return n, out
 
 
@@ -85,7 +92,8 @@ def main():
 
     model = LlavaForConditionalGeneration(train.model_config(Shape))
     saved = torch.load(a.tower)
-    heads = train.AuxHeads(Shape.vision_hidden, scene=any(k.startswith("scene.") for k in saved["heads"]))
+    heads = train.AuxHeads(Shape.vision_hidden, scene=any(k.startswith("scene.") for k in saved["heads"]),
+                           counts=any(k.startswith("counts.") for k in saved["heads"]))
     model.model.vision_tower.load_state_dict(saved["tower"])
     heads.load_state_dict(saved["heads"])
     lines = train.read_lines(a.data_dir)

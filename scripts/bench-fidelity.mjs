@@ -29,6 +29,7 @@ const TARGET = 0.25;
 function methods(layers) {
   const fastvDrop = (K) => Math.min(0.95, (1 - (TARGET * layers - K) / (layers - K)));
   const K = Math.max(1, Math.floor(layers / 4));
+  const KP = Math.min(2, layers - 1);
   const list = [
     ['dense', { method: 'dense' }, 1],
     ['SparseVILA keep 100% / retrieve 25%', { method: 'sparsevila', keep: { budget: { ratio: 1 } }, retrieve: { budget: { ratio: 0.25 } } }, 0.25],
@@ -36,6 +37,9 @@ function methods(layers) {
     ['SparseVILA keep 50% / retrieve 50%', { method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.5 } } }, 0.25],
     ['SparseVILA keep 50% / retrieve 25%', { method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.25 } } }, 0.125],
     [`FastV K=${K} R=${Math.round(fastvDrop(K) * 100)}%`, { method: 'fastv', layer: K, dropRatio: fastvDrop(K) }, (K + (layers - K) * (1 - fastvDrop(K))) / layers],
+    // FastV's own setting (K=2, R=50%), far above the matched budget: what its first-question drops cost later turns
+    // when turn 1 is near dense.
+    [`FastV K=${KP} R=50%`, { method: 'fastv', layer: KP, dropRatio: 0.5 }, (KP + (layers - KP) * 0.5) / layers],
     ['VisionZip 12 + 4 of 64', { method: 'visionzip', dominant: 12, contextual: 4 }, 0.25],
     ['random 25%', { method: 'random', keep: { budget: { ratio: 0.25 } }, seed: 0 }, 0.25],
   ];

@@ -18,7 +18,7 @@ import { serializeEvent } from '../dist/src/trace/jsonl-sink.js';
 import { countsAt, foldEvents, imagesAtTurn, retrievalAt, tokenStates } from '../profiler-ui/web/data/run-model.js';
 import { paretoFront, policyLabel, runSummary } from '../profiler-ui/web/data/summary.js';
 import { ARTIFACTS_DIR, launchBrowser, saveScreenshot, type TestBrowser } from './helpers/browser.js';
-import { CLIP_FIXTURE, REPO_ROOT, writeRandomLlava } from './helpers/checkpoint-writer.js';
+import { CLIP_FIXTURE, REPO_ROOT } from './helpers/checkpoint-writer.js';
 import { engine, tempDir } from './helpers/engine.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
@@ -497,32 +497,33 @@ describe('profiler page in Chromium', () => {
 });
 
 describe('profiler main view screenshot', () => {
-  it('a SparseVILA run on a 16×16-patch model, two images, two turns: main view and sweep (test-artifacts/; UPDATE_SCREENSHOT=1 also writes profiler-ui/screenshot.png)', async () => {
-    const dir = tempDir('ui-shot-model');
-    writeRandomLlava(dir, { vision: 'clip', imageSize: 224, patchSize: 14, visionLayers: 3, textLayers: 6, seed: 3 });
-    const scene = path.join(dir, 'scene.png');
-    fs.writeFileSync(scene, await picture(224, 0.75, 'png'));
-    const [model, server, browser] = await Promise.all([engine.loadModel(dir, { cacheDir: tempDir('ui-shot-graphs'), threads: 1 }), startProfiler({ log: () => undefined }), launchBrowser()]);
+  it('SparseVILA runs of the bundled demo model on a held-out image, two questions about different objects and a caption: main view and sweep (test-artifacts/; UPDATE_SCREENSHOT=1 also writes profiler-ui/screenshot.png)', async () => {
+    const demo = path.join(REPO_ROOT, 'src', 'models', 'sparsevila-demo');
+    const example = (JSON.parse(fs.readFileSync(path.join(demo, 'examples', 'conversations.json'), 'utf8')) as { media: string[]; turns: { question: string }[] }[])[0]!;
+    const image = path.join(demo, 'examples', example.media[0]!);
+    const [model, server, browser] = await Promise.all([engine.loadModel(demo, { cacheDir: tempDir('ui-shot-graphs'), threads: 1 }), startProfiler({ log: () => undefined }), launchBrowser()]);
     try {
       const { page, errors } = await browser.page({ width: 1600, height: 1180 });
       await page.goto(server.url);
       await until(page, 'the live socket', `document.querySelector('#status')?.dataset.state === 'live'`);
-      const budgets: [number, number][] = [[0.25, 0.1], [0.5, 0.1], [0.75, 0.25], [0.5, 0.5], [0.5, 0.25]];
+      const budgets: [number, number][] = [[0.25, 0.25], [1, 0.1], [0.75, 0.25], [1, 0.5], [0.5, 0.25]];
       let main = '';
       for (const policy of [{ method: 'dense' as const }, ...budgets.map(([k, r]) => engine.validatePolicy({ method: 'sparsevila', keep: { budget: { ratio: k } }, retrieve: { budget: { ratio: r } } }))]) {
         const sink = new WebSocketSink(server.ingestUrl);
         const tracer = new Tracer([sink]);
-        const chat = model.chat({ maxNewTokens: 16, policy, tracer, fidelity: policy.method !== 'dense' });
-        await chat.ask({ images: [scene, IMAGE], text: 'What is shown in these images?' });
-        await chat.ask({ text: 'What colour is the roof?' });
+        const chat = model.chat({ maxNewTokens: 96, policy, tracer, fidelity: policy.method !== 'dense' });
+        // Two one-word questions about different objects, then a caption: ~55 tokens that decode writes under retrieval.
+        const questions = [...example.turns.slice(0, 2).map((t) => t.question), 'Describe the image.'];
+        for (const [i, text] of questions.entries()) await chat.ask({ images: i === 0 ? [image] : [], text });
         await chat.close();
         await tracer.close();
         main = tracer.run;
       }
       // The page followed each run as it started; once it has all of the last one, pick turn and layer.
-      await until(page, 'the last run followed', `document.querySelector('.run-view')?.dataset.run === '${main}' && !!document.querySelector('.conversation .turn[data-turn="1"] .fidelity')`);
-      await page.evaluate((run) => (location.hash = `#/run/${run}?turn=1&layer=2`), main);
-      await until(page, 'the main view', `document.querySelector('.run-view')?.dataset.layer === '2' && document.querySelectorAll('.frame[data-drawn="1"]').length === 2 && !!document.querySelector('#p-timeline .main-svg') && !!document.querySelector('#p-steps .main-svg')`);
+      await until(page, 'the last run followed', `document.querySelector('.run-view')?.dataset.run === '${main}' && !!document.querySelector('.conversation .turn[data-turn="2"] .fidelity')`);
+      // Layer 1 is where the demo model looks the question's object up: its retrieval set follows the question.
+      await page.evaluate((run) => (location.hash = `#/run/${run}?turn=1&layer=1`), main);
+      await until(page, 'the main view', `document.querySelector('.run-view')?.dataset.layer === '1' && document.querySelectorAll('.frame[data-drawn="1"]').length === 1 && !!document.querySelector('#p-timeline .main-svg') && !!document.querySelector('#p-steps .main-svg')`);
       await sleep(400); // Plotly's transitions
       const file = await saveScreenshot(page, 'main-view');
       if (process.env.UPDATE_SCREENSHOT) {

@@ -718,12 +718,12 @@ def parse_args():
     p.add_argument("--curriculum", default="cell-color:300,cell-color+cell-shape:700,region:1000",
                    help="stage 2 starts with lessons of single-turn image region questions, KIND[+KIND...]:STEPS each "
                         "(\"region\" = every region kind), then trains on the whole mix; \"\" for none")
-    p.add_argument("--tower-steps", type=int, default=1000,
+    p.add_argument("--tower-steps", type=int, default=1500,
                    help="stage 1: steps training the vision tower alone on the auxiliary probes (0: none)")
     p.add_argument("--tower-batch", type=int, default=128, help="images per stage-1 step")
     p.add_argument("--cls-probe-weight", type=float, default=1.0,
                    help="stage 1: weight of the probe reading the whole grid from the CLS token (0: none); see AuxHeads")
-    p.add_argument("--count-probe-weight", type=float, default=1.0,
+    p.add_argument("--count-probe-weight", type=float, default=0.3,
                    help="stage 1: weight of the probes reading the frame's counts from every patch (0: none); see AuxHeads")
     p.add_argument("--kind-weights", type=parse_kind_weights, default=parse_kind_weights(DEFAULT_KIND_WEIGHTS),
                    help="answer-loss weight per question kind, KIND=W,... (others 1; captions: --caption-weight). "

@@ -127,7 +127,7 @@ function plot(report) {
   const W = 640, H = 360, L = 50, B = 40, T = 20, R = 260;
   const x = (t) => L + ((t - 1) / 4) * (W - L - R);
   const y = (a) => T + (1 - a) * (H - T - B);
-  const palette = ['#222', '#1f77b4', '#2ca02c', '#17becf', '#d62728', '#9467bd', '#8c564b', '#ff7f0e'];
+  const palette = ['#222', '#1f77b4', '#2ca02c', '#17becf', '#aec7e8', '#d62728', '#ff9896', '#9467bd', '#8c564b', '#ff7f0e', '#bcbd22'];
   const lines = report.results.map((r, i) => {
     const pts = r.perTurn.map((p, t) => (p ? `${x(t + 1)},${y(p.accuracy)}` : null)).filter(Boolean).join(' ');
     return `<polyline fill="none" stroke="${palette[i % palette.length]}" stroke-width="2" points="${pts}"/>` +

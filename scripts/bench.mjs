@@ -157,7 +157,7 @@ const FIDELITY_POINTS = 2;
  * The SparseVILA budgets bench-fidelity backs: of its SparseVILA rows within FIDELITY_POINTS of dense, the one
  * attending the fewest visual tokens (then the one keeping fewest at prefill); the most accurate row if none is.
  * Without a report: keep 100% / retrieve 25%, the row that holds on the shipped demo model (README, "Measured
- * fidelity"; keeping 50% at prefill costs it ~9 points).
+ * fidelity"; keeping 50% at prefill costs it ~5.5 points).
  */
 function fidelityPolicy() {
   const file = path.resolve(args['fidelity-json'] ?? path.join(REPO, 'bench-results', 'fidelity.json'));

@@ -2,11 +2,15 @@
  * ORT session creation with the execution provider and thread options, and clear errors when a provider
  * is not installed here.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import ort from 'onnxruntime-node';
 import { SparseVilaError } from '../errors.js';
+import { OnnxGraphBuilder } from '../graph/onnx-builder.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 
@@ -53,6 +57,38 @@ export function checkProvider(provider: ExecutionProvider): void {
   }
   if (provider === 'cuda' && !backend.bundled && !cudaBinariesPresent()) {
     throw new SparseVilaError('PROVIDER_UNAVAILABLE', `execution provider 'cuda': ${HOW_TO_INSTALL.cuda}`, { subject: provider });
+  }
+  if (provider === 'webgpu') {
+    const failure = webGpuProbe();
+    if (failure) throw new SparseVilaError('PROVIDER_UNAVAILABLE', `execution provider 'webgpu': ${failure}; ${HOW_TO_INSTALL.webgpu}`, { subject: provider });
+  }
+}
+
+let webGpuFailure: string | undefined | null = null;
+
+/**
+ * Why WebGPU cannot start here, or undefined when it can: a one-operator session on the WebGPU provider, created in
+ * a child process. Without an adapter, onnxruntime-node can throw a C++ exception past its binding
+ * ("terminate called after throwing an instance of 'Napi::Error'"), which aborts the whole process — the
+ * profiler server or notebook kernel with it — so the first attempt must not happen in ours. Once per process.
+ */
+function webGpuProbe(): string | undefined {
+  if (webGpuFailure !== null) return webGpuFailure;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sparsevila-webgpu-'));
+  try {
+    const b = new OnnxGraphBuilder('probe', dir);
+    b.output(b.op('Relu', [b.input('x', 'float32', [1])]), 'y', 'float32', [1]);
+    const { modelPath } = b.save();
+    const ortUrl = pathToFileURL(createRequire(import.meta.url).resolve('onnxruntime-node')).href;
+    const script = `import ort from ${JSON.stringify(ortUrl)};
+await ort.InferenceSession.create(${JSON.stringify(modelPath)}, { executionProviders: ['webgpu'] });`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 });
+    const lines = (r.stderr ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
+    const said = lines.find((l) => /error|terminate/i.test(l)) ?? lines[0] ?? '';
+    webGpuFailure = r.status === 0 ? undefined : `a probe session ${r.signal ? `died (${r.signal})` : `failed (exit ${r.status})`}${said ? `: ${said}` : ''}`;
+    return webGpuFailure;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -42,10 +42,9 @@ def probe_accuracy(model, heads, data, batch=256):
                 per_cell.append((logits[:, sel].mean(1).argmax(-1) == truth)[truth > 0].float())
             out[f"{name} cell"] = torch.cat(per_cell).mean().item()
         if heads.counts is not None:  # the frame's counts, read from every patch
-            per_color = (data.labels[..., 1][:, :, None] == torch.arange(1, len(train.COLORS) + 1)).sum(1)  # [n, 6]
+            per_color, objects = train.frame_counts(data.labels)
             guess = heads.counts["color"](x).reshape(n, 64, len(train.COLORS), -1).argmax(-1)
             out["color counts patch"] = (guess == per_color[:, None]).float().mean().item()
-            objects = (data.labels[..., 0] > 0).sum(1)
             out["object count patch"] = (heads.counts["objects"](x).reshape(n, 64, -1).argmax(-1) == objects[:, None]).float().mean().item()
     return n, out
 

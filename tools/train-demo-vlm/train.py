@@ -250,6 +250,12 @@ def caption_conversations(lines, fraction, rng):
 PATCH_CELL = torch.tensor([(8 * r + 4) * 3 // 64 * 3 + (8 * c + 4) * 3 // 64 for r in range(8) for c in range(8)])
 
 
+def frame_counts(labels):
+    """labels [n, 9, 3] (cell_labels of n frames) -> objects of each colour [n, 6], and objects in all [n]."""
+    per_color = (labels[..., 1][:, :, None] == torch.arange(1, len(COLORS) + 1)).sum(1)
+    return per_color, (labels[..., 0] > 0).sum(1)
+
+
 def cell_labels(truth, frame):
     """[9, 3] long: per grid cell, (shape, colour, size) of the object in it, 1-based; 0 when the cell is empty."""
     lab = torch.zeros(9, 3, dtype=torch.long)
@@ -458,8 +464,7 @@ class AuxHeads(torch.nn.Module):
         """feats [n, 64, H]; labels [n, 9, 3]. Every patch predicts the frame's counts: per colour, and of objects."""
         n = feats.shape[0]
         x = feats.reshape(n * 64, -1)
-        per_color = (labels[..., 1][:, :, None] == torch.arange(1, len(COLORS) + 1)).sum(1)  # [n, 6]
-        objects = (labels[..., 0] > 0).sum(1)  # [n]
+        per_color, objects = frame_counts(labels)
         color_logits = self.counts["color"](x).reshape(n * 64 * len(COLORS), -1)
         return F.cross_entropy(color_logits, per_color.repeat_interleave(64, 0).reshape(-1)) \
             + F.cross_entropy(self.counts["objects"](x), objects.repeat_interleave(64))

@@ -2,6 +2,7 @@
 export type * from './spec.js';
 export { openCheckpoint, legacyName, detectLayout, type Checkpoint, type KeyLayout } from './checkpoint.js';
 export { parseLlavaConfig } from './config.js';
+export { readExampleConversations, EXAMPLES_FILE, type ExampleConversation, type ExampleTurn } from './examples.js';
 export { parseQuantizationConfig, type WeightStorage, type AwqStorage } from './quantization.js';
 export {
   SafetensorsFile,

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { EXAMPLES_FILE, readExampleConversations, type ExampleConversation } from '../checkpoint/examples.js';
 import { loadModel } from '../session/model.js';
 import type { Answer } from '../session/chat.js';
 import { validatePolicy, type SparsityPolicy } from '../sparsity/policy.js';
@@ -24,19 +25,9 @@ export const DEFAULT_MODEL_DIR = fs.existsSync(path.join(MODELS_DIR, 'sparsevila
   ? path.join(MODELS_DIR, 'sparsevila-demo')
   : path.join(MODELS_DIR, 'tiny-random-llava');
 
-interface DemoConversation {
-  title: string;
-  media: string[];
-  turns: { question: string; answer?: string }[];
-}
-
 /** The model folder's example conversations, or two generic turns about an image. */
-function demoConversations(dir: string, image: string | undefined): DemoConversation[] {
-  const file = path.join(dir, 'examples', 'conversations.json');
-  if (!image && fs.existsSync(file)) {
-    const list = JSON.parse(fs.readFileSync(file, 'utf8')) as DemoConversation[];
-    return list.map((c) => ({ ...c, media: c.media.map((m) => path.join(dir, 'examples', m)) }));
-  }
+function demoConversations(dir: string, image: string | undefined): ExampleConversation[] {
+  if (!image && fs.existsSync(path.join(dir, EXAMPLES_FILE))) return readExampleConversations(dir);
   return [
     {
       title: 'image',

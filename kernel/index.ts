@@ -1,9 +1,11 @@
 /**
  * The notebook side of sparsevila-ts (import the compiled `dist/kernel/index.js` from a tslab notebook):
  * show functions that draw retention maps, retrieval sets, latency and budget sweeps inline, a notebook
- * trace that records chats (and streams them to the live profiler), and paths to the bundled model.
+ * trace that records chats (and streams them to the live profiler), and paths to the bundled models and the
+ * demo model's example conversation.
  */
 export { paths, repoRoot } from './paths.js';
+export { demoImageExample, type ImageExampleOptions } from './examples.js';
 export { useDisplay, show, type Display } from './display.js';
 export { NotebookTrace, recordTrace, type NotebookTraceOptions } from './trace.js';
 export { attachProfiler, profilerEndpoints, ProfilerTrace, type AttachProfilerOptions, type ProfilerServer } from './profiler.js';

@@ -1,6 +1,7 @@
 /**
  * Paths notebooks need, resolved from this module's own location rather than the kernel's working
- * directory: the repository, the bundled tiny model and its image, the reference fixtures.
+ * directory: the repository, the bundled models (the trained demo model, the random tiny one and its image),
+ * the reference fixtures.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,7 +23,12 @@ export const repoRoot = findRoot();
 
 export const paths = {
   repo: repoRoot,
-  /** The bundled checkpoint (random weights; SigLIP 4×4 grid = 16 image tokens, Qwen2 2 layers). */
+  /**
+   * The trained demo model (CLIP 8×8 grid = 64 image tokens, LLaMA 4 layers; it knows src/world's coloured
+   * shapes on a 3×3 grid). Its held-out examples: `demoImageExample()`.
+   */
+  demoModel: path.join(repoRoot, 'src/models/sparsevila-demo'),
+  /** The bundled random-weight checkpoint (SigLIP 4×4 grid = 16 image tokens, Qwen2 2 layers): the pipeline, no meaning. */
   bundledModel: path.join(repoRoot, 'src/models/tiny-random-llava'),
   bundledImage: path.join(repoRoot, 'src/models/tiny-random-llava/image.png'),
   /** The reference fixtures beside the repository (present in the development checkout, not in a package). */

@@ -261,6 +261,33 @@ describe('paths', () => {
     expect(fs.existsSync(path.join(kernel.paths.bundledModel, 'config.json'))).toBe(true);
     expect(fs.existsSync(kernel.paths.bundledImage)).toBe(true);
     expect(JSON.parse(fs.readFileSync(path.join(kernel.repoRoot, 'package.json'), 'utf8')).name).toBe('sparsevila-ts');
+    expect(JSON.parse(fs.readFileSync(path.join(kernel.paths.demoModel, 'config.json'), 'utf8')).model_type).toBe('llava');
+  });
+});
+
+describe('demo image example', () => {
+  it("is the demo model's first one-image conversation from examples/conversations.json, media as absolute paths", () => {
+    const list = JSON.parse(fs.readFileSync(path.join(kernel.paths.demoModel, 'examples/conversations.json'), 'utf8')) as {
+      media: string[];
+      turns: { question: string; answer: string }[];
+    }[];
+    const first = list.find((c) => c.media.length === 1)!;
+    const example = kernel.demoImageExample();
+    expect(example.media).toEqual([path.join(kernel.paths.demoModel, 'examples', first.media[0]!)]);
+    expect(fs.existsSync(example.media[0]!)).toBe(true);
+    expect(example.turns).toEqual(first.turns);
+  });
+
+  it('says which folder lacks the examples, is malformed, or has no image conversation with enough turns', () => {
+    const dir = tempDir('examples');
+    expect(() => kernel.demoImageExample({ modelDir: dir })).toThrow(expect.objectContaining({ code: 'CHECKPOINT_NOT_FOUND', message: expect.stringContaining(dir) }));
+    fs.mkdirSync(path.join(dir, 'examples'));
+    const write = (json: unknown) => fs.writeFileSync(path.join(dir, 'examples/conversations.json'), JSON.stringify(json));
+    write([{ title: 'x', media: ['a.png'], turns: [{ answer: 'red' }] }]);
+    expect(() => kernel.demoImageExample({ modelDir: dir })).toThrow(expect.objectContaining({ code: 'CHECKPOINT_CORRUPT', message: expect.stringContaining('conversation 0') }));
+    write([{ title: 'video', media: ['1.png', '2.png'], turns: [{ question: 'q?' }] }, { title: 'image', media: ['a.png'], turns: [{ question: 'q?', answer: 'red' }] }]);
+    expect(kernel.demoImageExample({ modelDir: dir })).toEqual({ title: 'image', media: [path.join(dir, 'examples/a.png')], turns: [{ question: 'q?', answer: 'red' }] });
+    expect(() => kernel.demoImageExample({ modelDir: dir, minTurns: 2 })).toThrow(expect.objectContaining({ code: 'CHECKPOINT_NOT_FOUND', message: expect.stringContaining('2+ turns') }));
   });
 });
 

@@ -3,7 +3,8 @@
  * temporary Jupyter prefix by the project's installer, each notebook is executed with nbconvert (one at a
  * time; each gets a fresh kernel), and the executed notebook's outputs are checked for content — no errors,
  * the retention maps with as many kept patches as the printed budgets, differing retrieval sets across turns,
- * one sweep point per budget with the Pareto front marked.
+ * the demo model's example questions asked with their reference answers beside the answers, one sweep point
+ * per budget with the Pareto front marked.
  *
  * Needs Debian's jupyter-nbconvert, python3-nbclient and python3-ipykernel (scripts/system-deps.sh, run by
  * `npm test`) and the compiled package (`npm run build`: notebooks import dist/).
@@ -13,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { demoImageExample } from '../dist/kernel/index.js';
 import { installKernelspec } from '../dist/kernel/install.js';
 import { tempDir } from './helpers/engine.js';
 
@@ -123,22 +125,28 @@ describe('notebooks', () => {
     }
   });
 
-  it('01-quickstart: asks about an image, shows the retention map with the kept budget, streams to an in-kernel profiler', async () => {
+  it("01-quickstart: asks the demo model its example's question, shows the retention map with the kept budget, streams to an in-kernel profiler", async () => {
     const nb = await execute('01-quickstart.ipynb');
+    // The question and its reference come from the model's examples/conversations.json, read at run time.
+    const [first, second] = demoImageExample().turns;
+    expect(nb.stdout).toContain(`question: ${first!.question}\nanswer: "`);
+    expect(nb.stdout).toMatch(/\nanswer: ".*" \(reference: [^;]+; \d+ tokens/);
+    expect(nb.stdout).toContain(`(reference: ${first!.answer}; `);
+    expect(nb.stdout).toContain(`question: ${(second ?? first)!.question}\nanswer: "`);
     const [kept, total] = fraction(nb.stdout, 'kept:');
-    expect([kept, total]).toEqual([8, 16]);
-    expect(nb.stdout).toMatch(/retrieved per layer: 4, 4/);
+    expect([kept, total]).toEqual([32, 64]);
+    expect(nb.stdout).toMatch(/retrieved per layer: 16, 16, 16, 16\n/);
     expect(nb.svgs).toHaveLength(1);
     const map = nb.svgs[0]!;
     expect(count(map, 'class="patch kept"')).toBe(kept);
     expect(count(map, 'class="patch pruned"')).toBe(total - kept);
     expect(map).toContain('href="data:image/jpeg;base64,');
-    // Each of the 2 layers retrieved 4 of the 8 kept tokens: 4..8 distinct outlines.
+    // Each of the 4 layers retrieved 16 of the 32 kept tokens: 16..32 distinct outlines.
     const outlines = count(map, 'class="retrieved"');
-    expect(outlines).toBeGreaterThanOrEqual(4);
-    expect(outlines).toBeLessThanOrEqual(8);
+    expect(outlines).toBeGreaterThanOrEqual(16);
+    expect(outlines).toBeLessThanOrEqual(32);
     const table = nb.htmls.find((h) => h.includes('class="retrieval"'))!;
-    expect(count(table, 'data-retrieved="4"')).toBe(2);
+    expect(count(table, 'data-retrieved="16"')).toBe(4);
     expect(nb.htmls.some((h) => h.includes('class="latency"') && h.includes('TTFT'))).toBe(true);
     // attachProfiler() hosted a profiler in the kernel, linked it, and it received every event of the live chat.
     expect(nb.stdout).toMatch(/profiler: http:\/\/127\.0\.0\.1:\d+\/\?token=\S+ \(running in this kernel\)/);
@@ -174,22 +182,32 @@ describe('notebooks', () => {
     expect(count(table, 'data-retrieved="3"')).toBe(2);
   });
 
-  it('03-multi-turn: the two turns retrieve different tokens from the same retained cache', async () => {
+  it("03-multi-turn: the example's turns retrieve different tokens from the same retained cache, answers beside references", async () => {
     const nb = await execute('03-multi-turn.ipynb');
-    expect(nb.stdout).toMatch(/turn 0: \d+ new prompt tokens, 0 cached; 12 visual tokens retained/);
-    expect(nb.stdout).toMatch(/turn 1: \d+ new prompt tokens, [1-9]\d* cached; 12 visual tokens retained/);
+    const turns = demoImageExample({ minTurns: 2 }).turns.slice(0, 3);
+    const n = turns.length;
+    expect(nb.stdout).toMatch(/turn 0: \d+ new prompt tokens, 0 cached; 48 visual tokens retained; attended per layer 16, 16, 16, 16\n/);
+    for (let t = 1; t < n; t++) {
+      expect(nb.stdout).toMatch(new RegExp(`turn ${t}: \\d+ new prompt tokens, [1-9]\\d* cached; 48 visual tokens retained`));
+    }
+    // Each turn's question is the example's, printed once with its answer and its reference.
+    for (const turn of turns) {
+      const lines = nb.stdout.split('\n').filter((line) => line.includes(`question: ${turn.question}  answer: "`));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]!.endsWith(`" (reference: ${turn.answer})`)).toBe(true);
+    }
     const sets = new Map<string, string>();
-    for (const m of nb.stdout.matchAll(/turn (\d), layer (\d): retrieved 4 of 12: ([\d: ]+)/g)) sets.set(`${m[1]}/${m[2]}`, m[3]!.trim());
-    expect([...sets.keys()].sort()).toEqual(['0/0', '0/1', '1/0', '1/1']);
-    const changed = [0, 1].filter((l) => sets.get(`0/${l}`) !== sets.get(`1/${l}`)).length;
+    for (const m of nb.stdout.matchAll(/turn (\d), layer (\d): retrieved 16 of 48: ([\d: ]+)/g)) sets.set(`${m[1]}/${m[2]}`, m[3]!.trim());
+    expect([...sets.keys()].sort()).toEqual(Array.from({ length: n }, (_, t) => [0, 1, 2, 3].map((l) => `${t}/${l}`)).flat());
+    const changed = [0, 1, 2, 3].filter((l) => sets.get(`0/${l}`) !== sets.get(`1/${l}`)).length;
     expect(changed).toBeGreaterThanOrEqual(1);
-    expect(nb.stdout).toContain(`layers whose retrieval set changed between turns: ${changed} of 2`);
+    expect(nb.stdout).toContain(`layers whose retrieval set changed from turn 0 to turn 1: ${changed} of 4`);
     // One retention map per turn: same pruning, different outlines.
-    expect(nb.svgs).toHaveLength(2);
-    for (const svg of nb.svgs) expect(count(svg, 'class="patch kept"')).toBe(12);
+    expect(nb.svgs).toHaveLength(n);
+    for (const svg of nb.svgs) expect(count(svg, 'class="patch kept"')).toBe(48);
     const outlined = nb.svgs.map((svg) => [...svg.matchAll(/class="retrieved" data-token="(\d+)"/g)].map((m) => m[1]).join(','));
     expect(outlined[0]).not.toBe(outlined[1]);
-    expect(nb.htmls.filter((h) => h.includes('class="retrieval"'))).toHaveLength(2);
+    expect(nb.htmls.filter((h) => h.includes('class="retrieval"'))).toHaveLength(n);
   });
 
   it('04-budget-sweep: one point per budget, the Pareto front marked, keep-all retrieve-all equals dense', async () => {

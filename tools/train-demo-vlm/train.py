@@ -247,6 +247,26 @@ def caption_conversations(lines, fraction, rng):
     return out
 
 
+def where_conversations(lines, fraction, rng, turns=3):
+    """"Where is the red circle?" answered with its cell ("top-left"), for a `fraction` of the training images, up to
+    `turns` objects each (those whose colour and shape no other object shares). The world asks where only of video
+    frames ("... in frame k?", 5.7% of its turns), and no other question is answered with a cell: the decoder
+    learns to name a cell from the captions alone, which list the cells in a fixed order instead of reading one
+    from the object found. Like the captions these are training data only; the held-out set is the world's."""
+    out = []
+    for ln in lines:
+        if ln["split"] != "train" or ln["media"]["kind"] != "image" or rng.random() >= fraction:
+            continue
+        objs = ln["truth"]["scene"]["objects"]
+        unique = [o for o in objs if sum(p["color"] == o["color"] and p["shape"] == o["shape"] for p in objs) == 1]
+        rng.shuffle(unique)
+        asked = [{"kind": "where", "question": f"Where is the {o['color']} {o['shape']}?", "answer": o["cell"],
+                  "scope": "region", "cells": [o["cell"]]} for o in unique[:turns]]
+        if asked:
+            out.append({**ln, "id": "where-" + ln["id"], "turns": asked})
+    return out
+
+
 PATCH_CELL = torch.tensor([(8 * r + 4) * 3 // 64 * 3 + (8 * c + 4) * 3 // 64 for r in range(8) for c in range(8)])
 
 
@@ -719,6 +739,9 @@ def parse_args():
                    help="loss weight of the captioning conversations' tokens")
     p.add_argument("--caption-fraction", type=float, default=0.5,
                    help="share of the training media that also get a captioning conversation (0: none)")
+    p.add_argument("--where-fraction", type=float, default=0.0,
+                   help="share of the training images that also get a where-conversation (0: none, the shipped "
+                        "recipe); see where_conversations and README.md")
     p.add_argument("--aux-weight", type=float, default=1.0, help="weight of the vision tower's auxiliary cell loss")
     p.add_argument("--curriculum", default="cell-color:300,cell-color+cell-shape:700,region:1000",
                    help="stage 2 starts with lessons of single-turn image region questions, KIND[+KIND...]:STEPS each "
@@ -779,6 +802,13 @@ def main():
         with open(cap_path, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(c) + "\n" for c in captions)
         tokens.update(encode_all(cap_path, tok_dir))
+    # seeded apart from the captions' rng, so that the captions (and the shipped recipe, which has none) are the same
+    wheres = where_conversations(lines, a.where_fraction, random.Random(a.seed + 1)) if a.where_fraction > 0 else []
+    if wheres:
+        where_path = os.path.join(a.data_dir, "where.jsonl")
+        with open(where_path, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(c) + "\n" for c in wheres)
+        tokens.update(encode_all(where_path, tok_dir))
     lessons = []  # (kinds, conversations, steps) per phase of the curriculum
     for n, (kinds, steps) in enumerate(parse_curriculum(a.curriculum)):
         convs = lesson_turns(lines, kinds, f"lesson{n}", a.lesson_context)
@@ -790,7 +820,7 @@ def main():
             os.remove(f)
         lessons.append((kinds, convs, steps))
     t0 = time.time()
-    train = Data(a.data_dir, [l for l in lines if l["split"] == "train"] + captions, tokens, pad, a.image_token,
+    train = Data(a.data_dir, [l for l in lines if l["split"] == "train"] + captions + wheres, tokens, pad, a.image_token,
                  {"caption": a.caption_weight, **a.kind_weights})
     held = Data(a.data_dir, [l for l in lines if l["split"] == "heldout"], tokens, pad, a.image_token)
     # the whole mix after the lessons: (source, first step it is used at)
@@ -799,9 +829,9 @@ def main():
         phases.append((Data(a.data_dir, convs, tokens, pad, a.image_token), at))
         at += steps
     phases.append((train, at))
-    qa = [it for it in train.items if not it["id"].startswith("caption-")]
+    qa = [it for it in train.items if not it["id"].startswith(("caption-", "where-"))]
     lens = [len(it["ids"]) for it in qa]
-    print(f"data: {len(qa)} train (+{len(captions)} captioning) / {len(held.items)} held-out conversations, "
+    print(f"data: {len(qa)} train (+{len(captions)} captioning, +{len(wheres)} where) / {len(held.items)} held-out conversations, "
           f"{sum(len(it['spans']) for it in qa)} train turns, {len(train.frames)} train images; "
           f"tokens/conv mean {np.mean(lens):.0f} max {max(lens)}; loaded in {time.time() - t0:.0f}s", flush=True)
 
@@ -954,6 +984,7 @@ def main():
             "train_conversations": len(qa),
             "train_turns": sum(len(it["spans"]) for it in qa),
             "caption_conversations": len(captions),
+            "where_conversations": len(wheres),
             "train_images": int(len(train.frames)),
             "heldout_conversations": len(held.items),
             "heldout_turns": sum(len(it["spans"]) for it in held.items),

@@ -1,0 +1,117 @@
+#!/usr/bin/python3
+"""
+Where a trained demo model loses the colour count: linear probes (fitted on training data, scored on held-out)
+for the count of objects sharing a patch's object's colour, from the tower's features and the projector's output
+at occupied patches, and for a colour-count question's answer from the decoder's state after each layer at the
+position that predicts it. The decoder can answer a count no better than its state there carries one.
+
+  /usr/bin/python3 tools/train-demo-vlm/probe_counts.py src/models/sparsevila-demo
+
+Needs the dataset train.py writes (--data-dir). Counts above 3 are probed as 3.
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import train  # noqa: E402
+from hfio import load_safetensors  # noqa: E402
+from model import LlavaForConditionalGeneration  # noqa: E402
+
+CLASSES = 4  # counts 0, 1, 2, 3+
+
+
+def probe(x_train, y_train, x_test, y_test, steps=400):
+    """Held-out accuracy of a linear classifier fitted (Adam, standardised inputs) on the training rows."""
+    mu, sd = x_train.mean(0), x_train.std(0) + 1e-5
+    lin = torch.nn.Linear(x_train.shape[1], CLASSES)
+    opt = torch.optim.Adam(lin.parameters(), 1e-2, weight_decay=1e-4)
+    for _ in range(steps):
+        loss = F.cross_entropy(lin((x_train - mu) / sd), y_train)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return (lin((x_test - mu) / sd).argmax(-1) == y_test).float().mean().item()
+
+
+def patch_counts(model, data):
+    """Tower features and projector outputs of every occupied patch, with its own-colour count."""
+    with torch.no_grad():
+        tower = model.vision_states(data.pixels(torch.arange(len(data.frames))))
+        projected = model.model.multi_modal_projector(tower)
+    per_color, _ = train.frame_counts(data.labels)
+    color = data.labels[..., 1]
+    own = torch.where(color > 0, per_color.gather(1, (color - 1).clamp(min=0)), 0)[:, train.PATCH_CELL]
+    occupied = own > 0
+    return {"tower": tower[occupied], "projector": projected[occupied]}, own[occupied].clamp(max=CLASSES - 1)
+
+
+def answer_states(model, data):
+    """The decoder's state after each layer at the position predicting each colour-count answer, and the answer."""
+    layers = model.model.language_model.layers
+    outs = {}
+    hooks = [layer.register_forward_hook(lambda _m, _i, out, n=n: outs.__setitem__(n, out)) for n, layer in enumerate(layers)]
+    states, answers = {n: [] for n in range(len(layers))}, []
+    with torch.no_grad():
+        for b in range(0, len(data.items), 16):
+            which = list(range(b, min(b + 16, len(data.items))))
+            ids, valid, target, weight, px, _, _, _ = data.batch(which)
+            train.loss_and_preds(model, ids, valid, target, weight, px)
+            for row, i in enumerate(which):
+                it = data.items[i]
+                for (s, _), t in zip(it["spans"], it["turns"]):
+                    if t["kind"] == "count-color":
+                        answers.append(min(int(t["answer"]), CLASSES - 1))
+                        for n in states:
+                            states[n].append(outs[n][row, s - 1])
+    for h in hooks:
+        h.remove()
+    return {n: torch.stack(v) for n, v in states.items()}, torch.tensor(answers)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="a checkpoint folder written by train.py")
+    p.add_argument("--data-dir", default="/tmp/sparsevila-demo-data")
+    p.add_argument("--train", type=int, default=1500, help="training image conversations with a colour count")
+    p.add_argument("--heldout", type=int, default=400, help="held-out image conversations")
+    a = p.parse_args()
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = LlavaForConditionalGeneration(json.load(open(os.path.join(a.model, "config.json"))))
+    model.load_state_dict(load_safetensors(os.path.join(a.model, "model.safetensors")))
+    model.eval()
+    tok = json.load(open(os.path.join(a.model, "tokenizer.json"), encoding="utf-8"))
+    specials = {t["content"]: t["id"] for t in tok["added_tokens"]}
+    lines = [ln for ln in train.read_lines(a.data_dir)
+             if ln["media"]["kind"] == "image" and any(t["kind"] == "count-color" for t in ln["turns"])]
+    splits = {"train": [ln for ln in lines if ln["split"] == "train"][:a.train],
+              "heldout": [ln for ln in lines if ln["split"] == "heldout"][:a.heldout]}
+    wanted = {ln["id"] for part in splits.values() for ln in part}
+    tokens = {}
+    with open(os.path.join(a.data_dir, "conversations.tokens.jsonl"), encoding="utf-8") as f:
+        for row in map(json.loads, f):
+            if row["id"] in wanted:
+                tokens[row["id"]] = row
+    data = {k: train.Data(a.data_dir, part, tokens, specials["<|endoftext|>"], specials["<image>"]) for k, part in splits.items()}
+
+    (x_tr, y_tr), (x_he, y_he) = patch_counts(model, data["train"]), patch_counts(model, data["heldout"])
+    common = torch.bincount(y_he, minlength=CLASSES).max().item() / len(y_he)
+    print(f"own-colour count of {len(y_he)} held-out occupied patches (most common count alone: {common:.3f}):")
+    for where in x_tr:
+        print(f"  from the {where}: {probe(x_tr[where], y_tr, x_he[where], y_he):.3f}")
+    (s_tr, a_tr), (s_he, a_he) = answer_states(model, data["train"]), answer_states(model, data["heldout"])
+    common = torch.bincount(a_he, minlength=CLASSES).max().item() / len(a_he)
+    print(f"colour-count answer from the decoder's state at the answer position, {len(a_tr)} training / "
+          f"{len(a_he)} held-out turns (most common answer alone: {common:.3f}):")
+    for n in s_tr:
+        print(f"  after layer {n}: {probe(s_tr[n], a_tr, s_he[n], a_he):.3f}")
+
+
+if __name__ == "__main__":
+    main()

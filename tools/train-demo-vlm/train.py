@@ -352,12 +352,14 @@ class Data:
         # uniform read, family 2, the share of attention each should get), [T] bool of the question's own tokens,
         # lookup family)
         guides = [(b, *g) for b, it in enumerate(items) for g in it["guides"]]
+        # the frame each guided turn looks at (index into self.labels), for the read probe's counts
+        g_frames = torch.tensor([items[g[0]]["images"][g[5]] for g in guides], dtype=torch.long)
         g_rows = torch.tensor([g[0] for g in guides], dtype=torch.long)
         g_query = torch.tensor([g[1] for g in guides], dtype=torch.long)
         g_family = torch.tensor([g[4] for g in guides], dtype=torch.long)
         g_keys = torch.zeros((len(guides), T), dtype=torch.float32)
         g_words = torch.zeros((len(guides), T), dtype=torch.bool)
-        for n, (_, _, keys, words, family) in enumerate(guides):
+        for n, (_, _, keys, words, family, _) in enumerate(guides):
             g_keys[n, keys] = torch.tensor(read_weights(len(keys))) if family == 2 else 1.0
             g_words[n, words] = True
         # frame tags: (row, image token position, [T] bool of its frame's number)
@@ -367,7 +369,7 @@ class Data:
         f_keys = torch.zeros((len(tags), T), dtype=torch.bool)
         f_keys[torch.arange(len(tags)), torch.tensor([t[2] for t in tags], dtype=torch.long)] = True
         return (ids, valid, target, weight, self.pixels(idx), self.labels[idx][:, PATCH_CELL],  # labels: [n, 64, 3]
-                (g_rows, g_query, g_keys, g_words, g_family), (f_rows, f_query, f_keys))
+                (g_rows, g_query, g_keys, g_words, g_family, self.labels[g_frames]), (f_rows, f_query, f_keys))
 
 
 def attention_guides(tokens, turns, image_token):
@@ -398,7 +400,7 @@ def attention_guides(tokens, turns, image_token):
         user = max(p for p in range(header) if ids[p] == ids[header]) + 3
         start = max([user] + [p + 2 for p in range(user, header) if ids[p] == image_token])
         words = list(range(start, s - 5))
-        out.append((s - 1, keys, words, family))
+        out.append((s - 1, keys, words, family, frame))
     return out
 
 
@@ -562,24 +564,50 @@ def loss_and_preds(model, ids, valid, target, weight, px, labels=None, heads=Non
     return loss, aux, logits.argmax(-1), answers
 
 
-def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -1, False, -1)):
+def read_probe_loss(probe, states, rows, query, family, labels):
+    """The read probe: from the decoder's state after the guided layer at the answer position of each uniform-read
+    turn (family 2: counts, and "is there" questions no single cell decides), the frame's counts (objects of each
+    colour, objects in all; see frame_counts). The answer loss alone never made that read carry a count to the
+    answer position (probe_counts.py: the answer is at chance there after every layer); this asks for the counts
+    at that position directly, so the read's value and output projections must carry them."""
+    read = (family == 2).nonzero(as_tuple=True)[0]
+    if read.numel() == 0:
+        return torch.zeros(())
+    per_color, objects = frame_counts(labels[read])
+    logits = probe(states[rows[read], query[read]])  # [R, 6·10 + 10]
+    n_color = len(COLORS) * (len(CELLS) + 1)
+    return F.cross_entropy(logits[:, :n_color].reshape(-1, len(CELLS) + 1), per_color.reshape(-1)) \
+        + F.cross_entropy(logits[:, n_color:], objects)
+
+
+def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -1, False, -1), read=(None, 0.0, None)):
     """One optimizer step on a Data.batch(): answer loss + aux_weight × the tower's probe loss + guide[0] × the
     attention guidance losses: guide[2] heads of decoder layer guide[1] toward the image tokens each turn looks at
     (family 2, the uniform reads, on the next guide[2] heads), when guide[3] ≥ 0 head 0 of layer guide[3] toward
     the question's words, and when guide[5] ≥ 0 head guide[5] of layer 0, at each video image token, toward its
-    frame's number (guide[4]: split heads, see --guide-split-heads); gradients clipped to norm 1. Returns the
-    answer, probe and guidance losses (guidance 0 when off), the argmax predictions and the answer ids."""
-    ids, valid, target, weight, px, labels, (g_rows, g_query, g_keys, g_words, g_family), frame_tags = batch
+    frame's number (guide[4]: split heads, see --guide-split-heads); + read[1] × the read probe's loss (read[0],
+    see read_probe_loss; read[2]: the head the uniform reads are guided on, None for the one after the lookup
+    heads); gradients clipped to norm 1. Returns the answer loss, the probe losses (tower and read), the guidance
+    loss (0 when off), the argmax predictions and the answer ids."""
+    ids, valid, target, weight, px, labels, (g_rows, g_query, g_keys, g_words, g_family, g_labels), frame_tags = batch
     g_weight, g_layer, g_heads, q_layer, split, frame_head = guide
+    read_probe, read_weight, read_head = read
     # guided heads per turn: 0..g_heads−1 shifted by the turn's lookup family (with split heads) or, for the
     # uniform reads, by one block
-    offset = g_family * g_heads if split else (g_family == 2).long() * g_heads
+    offset = g_family * g_heads if split else (g_family == 2).long() * (g_heads if read_head is None else read_head)
     head_idx = torch.arange(g_heads)[None, :] + offset[:, None]
     layers = model.model.language_model.layers
     guided = {g_layer} | ({q_layer} if q_layer >= 0 else set()) | ({0} if frame_head >= 0 else set())
     for n in guided:
         layers[n].self_attn.keep_probs = g_weight > 0
+    captured = {}
+    hook = layers[g_layer].register_forward_hook(lambda _m, _i, out: captured.__setitem__("states", out)) \
+        if read_probe is not None else None
     loss, aux, pred, answers = loss_and_preds(model, ids, valid, target, weight, px, labels, heads)
+    r = torch.zeros(())
+    if hook is not None:
+        hook.remove()
+        r = read_probe_loss(read_probe, captured["states"], g_rows, g_query, g_family, g_labels)
     g = torch.zeros(())
     if g_weight > 0:
         g = guide_loss(model, g_rows, g_query, g_keys, g_layer, head_idx, spread=g_family == 2)
@@ -588,14 +616,14 @@ def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -
         if frame_head >= 0:
             f_rows, f_query, f_keys = frame_tags
             g = g + guide_loss(model, f_rows, f_query, f_keys, 0, torch.full((len(f_rows), 1), frame_head))
-    total = loss + aux_weight * aux + g_weight * g
+    total = loss + aux_weight * aux + g_weight * g + read_weight * r
     for n in guided:
         layers[n].self_attn.keep_probs, layers[n].self_attn.probs = False, None
     opt.zero_grad(set_to_none=True)
     total.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
-    return loss, aux, g, pred, answers
+    return loss, aux + r, g, pred, answers
 
 
 @torch.no_grad()
@@ -772,6 +800,12 @@ def parse_args():
                         "(the first hop: bring the asked cell to the answer position); -1: none")
     p.add_argument("--guide-frame-head", type=int, default=1,
                    help="layer-0 head pulled, at every video image token, toward its frame's number; -1: none")
+    p.add_argument("--read-head", type=int, default=None,
+                   help="layer-(--guide-layer) head the uniform reads (counts) are guided on (default: the one after "
+                        "the lookup heads, head 1, which shares its keys and values with head 0 under GQA)")
+    p.add_argument("--read-probe-weight", type=float, default=0.0,
+                   help="weight of the read probe: the frame's counts from the decoder's state at the answer position "
+                        "of every uniform-read turn (0: none, the shipped recipe); see read_probe_loss")
     p.add_argument("--guide-steps", type=float, default=1.0,
                    help="share of the steps with guidance on; the rest train on the answers alone")
     p.add_argument("--eval-every", type=int, default=750, help="held-out eval every N steps (0: only at the end)")
@@ -876,6 +910,10 @@ def main():
             q.requires_grad_(False)
         params = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
         stage2_heads = None
+    read_probe = None
+    if a.read_probe_weight > 0:  # training-only, like the tower's probes: not in the checkpoint
+        read_probe = torch.nn.Linear(a.text_hidden, len(COLORS) * (len(CELLS) + 1) + len(CELLS) + 1)
+        params += [("read_probe." + n, q) for n, q in read_probe.named_parameters()]
     decay = [p for n, p in params if p.dim() >= 2 and "embedding" not in n and "embed_tokens" not in n]
     no_decay = [p for n, p in params if not (p.dim() >= 2 and "embedding" not in n and "embed_tokens" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -904,7 +942,7 @@ def main():
         guide = (a.guide_weight if step < a.guide_steps * a.steps else 0.0, a.guide_layer, a.guide_heads,
                  a.guide_question_layer, a.guide_split_heads, a.guide_frame_head)
         loss, aux, g, pred, answers = train_step(model, stage2_heads, opt, [p for _, p in params], source.batch(which),
-                                                 a.aux_weight, guide)
+                                                 a.aux_weight, guide, (read_probe, a.read_probe_weight, a.read_head))
         step += 1
         acc = (pred == answers).float().mean().item()
         now = (loss.item(), aux.item(), acc, g.item())

@@ -52,11 +52,12 @@ def patch_counts(model, data):
 
 
 def answer_states(model, data):
-    """The decoder's state after each layer at the position predicting each colour-count answer, and the answer."""
+    """The decoder's state after each layer at the position predicting each colour-count answer, the answer, and the
+    frame's count of every colour [turns, 6]."""
     layers = model.model.language_model.layers
     outs = {}
     hooks = [layer.register_forward_hook(lambda _m, _i, out, n=n: outs.__setitem__(n, out)) for n, layer in enumerate(layers)]
-    states, answers = {n: [] for n in range(len(layers))}, []
+    states, answers, frames = {n: [] for n in range(len(layers))}, [], []
     with torch.no_grad():
         for b in range(0, len(data.items), 16):
             which = list(range(b, min(b + 16, len(data.items))))
@@ -67,11 +68,13 @@ def answer_states(model, data):
                 for (s, _), t in zip(it["spans"], it["turns"]):
                     if t["kind"] == "count-color":
                         answers.append(min(int(t["answer"]), CLASSES - 1))
+                        frames.append(it["images"][0])
                         for n in states:
                             states[n].append(outs[n][row, s - 1])
     for h in hooks:
         h.remove()
-    return {n: torch.stack(v) for n, v in states.items()}, torch.tensor(answers)
+    per_color, _ = train.frame_counts(data.labels[torch.tensor(frames, dtype=torch.long)])
+    return {n: torch.stack(v) for n, v in states.items()}, torch.tensor(answers), per_color.clamp(max=CLASSES - 1)
 
 
 def main():
@@ -105,12 +108,15 @@ def main():
     print(f"own-colour count of {len(y_he)} held-out occupied patches (most common count alone: {common:.3f}):")
     for where in x_tr:
         print(f"  from the {where}: {probe(x_tr[where], y_tr, x_he[where], y_he):.3f}")
-    (s_tr, a_tr), (s_he, a_he) = answer_states(model, data["train"]), answer_states(model, data["heldout"])
+    (s_tr, a_tr, c_tr), (s_he, a_he, c_he) = answer_states(model, data["train"]), answer_states(model, data["heldout"])
     common = torch.bincount(a_he, minlength=CLASSES).max().item() / len(a_he)
-    print(f"colour-count answer from the decoder's state at the answer position, {len(a_tr)} training / "
-          f"{len(a_he)} held-out turns (most common answer alone: {common:.3f}):")
+    common_each = sum(torch.bincount(c_he[:, k], minlength=CLASSES).max().item() for k in range(c_he.shape[1])) / c_he.numel()
+    print(f"from the decoder's state at the answer position of {len(a_tr)} training / {len(a_he)} held-out colour-count "
+          f"turns: the answer, i.e. the asked colour's count (most common answer alone: {common:.3f}); and each "
+          f"colour's count in the frame, mean over the 6 colours (most common count alone: {common_each:.3f}):")
     for n in s_tr:
-        print(f"  after layer {n}: {probe(s_tr[n], a_tr, s_he[n], a_he):.3f}")
+        each = sum(probe(s_tr[n], c_tr[:, k], s_he[n], c_he[:, k]) for k in range(c_tr.shape[1])) / c_tr.shape[1]
+        print(f"  after layer {n}: answer {probe(s_tr[n], a_tr, s_he[n], a_he):.3f}, each colour's count {each:.3f}")
 
 
 if __name__ == "__main__":

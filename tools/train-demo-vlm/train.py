@@ -167,6 +167,13 @@ def encode_all(conversations_jsonl, tokenizer_dir):
         return {r["id"]: r for r in (json.loads(x) for x in f if x.strip())}
 
 
+def encode_conversations(conversations, path, tokenizer_dir):
+    """Writes conversations the trainer made (captions, lessons, ...) to `path` as JSONL and encodes them."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(c) + "\n" for c in conversations)
+    return encode_all(path, tokenizer_dir)
+
+
 CELL_PHRASE = ["top left", "top middle", "top right", "middle left", "center", "middle right", "bottom left",
                "bottom middle", "bottom right"]
 
@@ -564,6 +571,11 @@ def loss_and_preds(model, ids, valid, target, weight, px, labels=None, heads=Non
     return loss, aux, logits.argmax(-1), answers
 
 
+def make_read_probe(hidden):
+    """The read probe's linear head: per colour, logits for 0..9 objects of it; then logits for 0..9 objects."""
+    return torch.nn.Linear(hidden, len(COLORS) * (len(CELLS) + 1) + len(CELLS) + 1)
+
+
 def read_probe_loss(probe, states, rows, query, family, labels):
     """The read probe: from the decoder's state after the guided layer at the answer position of each uniform-read
     turn (family 2: counts, and "is there" questions no single cell decides), the frame's counts (objects of each
@@ -832,24 +844,16 @@ def main():
     tokens = encode_all(os.path.join(a.data_dir, "conversations.jsonl"), tok_dir)
     captions = caption_conversations(lines, a.caption_fraction, random.Random(a.seed)) if a.caption_fraction > 0 else []
     if captions:
-        cap_path = os.path.join(a.data_dir, "captions.jsonl")
-        with open(cap_path, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(c) + "\n" for c in captions)
-        tokens.update(encode_all(cap_path, tok_dir))
+        tokens.update(encode_conversations(captions, os.path.join(a.data_dir, "captions.jsonl"), tok_dir))
     # seeded apart from the captions' rng, so that the captions (and the shipped recipe, which has none) are the same
     wheres = where_conversations(lines, a.where_fraction, random.Random(a.seed + 1)) if a.where_fraction > 0 else []
     if wheres:
-        where_path = os.path.join(a.data_dir, "where.jsonl")
-        with open(where_path, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(c) + "\n" for c in wheres)
-        tokens.update(encode_all(where_path, tok_dir))
+        tokens.update(encode_conversations(wheres, os.path.join(a.data_dir, "where.jsonl"), tok_dir))
     lessons = []  # (kinds, conversations, steps) per phase of the curriculum
     for n, (kinds, steps) in enumerate(parse_curriculum(a.curriculum)):
         convs = lesson_turns(lines, kinds, f"lesson{n}", a.lesson_context)
         lesson_path = os.path.join(a.data_dir, f"lesson{n}-{os.getpid()}.jsonl")
-        with open(lesson_path, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(c) + "\n" for c in convs)
-        tokens.update(encode_all(lesson_path, tok_dir))
+        tokens.update(encode_conversations(convs, lesson_path, tok_dir))
         for f in (lesson_path, lesson_path[:-len(".jsonl")] + ".tokens.jsonl"):  # per-run scratch files
             os.remove(f)
         lessons.append((kinds, convs, steps))
@@ -912,7 +916,7 @@ def main():
         stage2_heads = None
     read_probe = None
     if a.read_probe_weight > 0:  # training-only, like the tower's probes: not in the checkpoint
-        read_probe = torch.nn.Linear(a.text_hidden, len(COLORS) * (len(CELLS) + 1) + len(CELLS) + 1)
+        read_probe = make_read_probe(a.text_hidden)
         params += [("read_probe." + n, q) for n, q in read_probe.named_parameters()]
     decay = [p for n, p in params if p.dim() >= 2 and "embedding" not in n and "embed_tokens" not in n]
     no_decay = [p for n, p in params if not (p.dim() >= 2 and "embedding" not in n and "embed_tokens" not in n)]

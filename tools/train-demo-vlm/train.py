@@ -283,6 +283,14 @@ def frame_counts(labels):
     return per_color, (labels[..., 0] > 0).sum(1)
 
 
+def own_color_counts(labels):
+    """labels [n, 9, 3] -> per cell, how many of the frame's objects share the colour of the cell's object (0 for
+    an empty cell) [n, 9]."""
+    color = labels[..., 1]  # 0 = empty
+    same = (color[:, :, None] == color[:, None, :]) & (color[:, None, :] > 0)
+    return torch.where(color > 0, same.sum(2), 0)
+
+
 def cell_labels(truth, frame):
     """[9, 3] long: per grid cell, (shape, colour, size) of the object in it, 1-based; 0 when the cell is empty."""
     lab = torch.zeros(9, 3, dtype=torch.long)
@@ -300,7 +308,7 @@ class Data:
     """All conversations of one split, as ids, answer spans and images (uint8 [N, 64, 64, 3]), with every
     image's per-cell contents for the vision tower's auxiliary loss."""
 
-    def __init__(self, d, lines, tokens, pad, image_token, kind_weights=None):
+    def __init__(self, d, lines, tokens, pad, image_token, kind_weights=None, object_lookups=False):
         self.items = []
         kind_weights = kind_weights or {}
         frames, labels = [], []
@@ -318,7 +326,7 @@ class Data:
                 "prompt_ends": tk["prompt_ends"], "images": list(range(first, len(frames))),
                 "kinds": [t["kind"] for t in ln["turns"]], "media": ln["media"], "turns": ln["turns"],
                 "weights": [kind_weights.get(t["kind"], 1.0) for t in ln["turns"]],
-                "guides": attention_guides(tk, ln["turns"], image_token),
+                "guides": attention_guides(tk, ln["turns"], image_token, object_lookups),
                 "frame_tags": frame_tag_guides(tk, image_token),
             })
         self.frames = torch.from_numpy(np.stack(frames))  # [N, 64, 64, 3] uint8
@@ -357,16 +365,17 @@ class Data:
         idx = torch.tensor(imgs, dtype=torch.long)
         # guides: (row, query position, [T] image positions the question is about (1 each for a lookup; for a
         # uniform read, family 2, the share of attention each should get), [T] bool of the question's own tokens,
-        # lookup family)
+        # lookup family, the frame's labels, the lookup probe's target)
         guides = [(b, *g) for b, it in enumerate(items) for g in it["guides"]]
         # the frame each guided turn looks at (index into self.labels), for the read probe's counts
         g_frames = torch.tensor([items[g[0]]["images"][g[5]] for g in guides], dtype=torch.long)
         g_rows = torch.tensor([g[0] for g in guides], dtype=torch.long)
         g_query = torch.tensor([g[1] for g in guides], dtype=torch.long)
         g_family = torch.tensor([g[4] for g in guides], dtype=torch.long)
+        g_target = torch.tensor([g[6] for g in guides], dtype=torch.long)
         g_keys = torch.zeros((len(guides), T), dtype=torch.float32)
         g_words = torch.zeros((len(guides), T), dtype=torch.bool)
-        for n, (_, _, keys, words, family, _) in enumerate(guides):
+        for n, (_, _, keys, words, family, _, _) in enumerate(guides):
             g_keys[n, keys] = torch.tensor(read_weights(len(keys))) if family == 2 else 1.0
             g_words[n, words] = True
         # frame tags: (row, image token position, [T] bool of its frame's number)
@@ -376,38 +385,49 @@ class Data:
         f_keys = torch.zeros((len(tags), T), dtype=torch.bool)
         f_keys[torch.arange(len(tags)), torch.tensor([t[2] for t in tags], dtype=torch.long)] = True
         return (ids, valid, target, weight, self.pixels(idx), self.labels[idx][:, PATCH_CELL],  # labels: [n, 64, 3]
-                (g_rows, g_query, g_keys, g_words, g_family, self.labels[g_frames]), (f_rows, f_query, f_keys))
+                (g_rows, g_query, g_keys, g_words, g_family, self.labels[g_frames], g_target), (f_rows, f_query, f_keys))
 
 
-def attention_guides(tokens, turns, image_token):
+def attention_guides(tokens, turns, image_token, object_lookups=False):
     """For each turn that names what it looks at: (the position that predicts its first answer token, the positions
     of the image tokens the answer depends on, in the frame it names, the positions of the question's own words,
-    its lookup family). Region turns look at the asked cells (family 0 when the question names the cell, 1 when it
-    names a shape or colour); "first appear" at the actor's cell in its first frame (family 1); counts, and
-    "is there" questions that no single cell decides, at every image token of the frame (family 2: a uniform read,
-    which is how attention counts: see read_weights). The trainer's attention guidance pulls one decoder head's attention to those
-    tokens and, a layer below, one head's attention to the question."""
+    its lookup family, the frame's index, the lookup probe's target). Region turns look at the asked cells
+    (family 0 when the question names the cell, 1 when it names a shape or colour); "first appear" at the actor's
+    cell in its first frame (family 1); counts, and "is there" questions that no single cell decides, at every
+    image token of the frame (family 2: a uniform read, which is how attention counts: see read_weights). With
+    `object_lookups`, colour counts and "is there" questions are lookups instead (family 1): toward the cells of the
+    objects they name or, when the frame holds none, toward SINK; see OBJECT_LOOKUPS. The trainer's attention
+    guidance pulls one decoder head's attention to those tokens and, a layer below, one head's attention to the
+    question. The lookup probe's target (see lookup_probe_loss) is the count a colour count answers (0..9), 10
+    or 11 for an "is there" answered no or yes, and −1 for every other turn."""
     ids = tokens["ids"]
     image_pos = [p for p, t in enumerate(ids) if t == image_token]
     out = []
     for (s, _), t in zip(tokens["spans"], turns):
         frame = t.get("frame", 1) - 1  # 1-based in the world; an image is frame 1
         block = image_pos[frame * IMAGE_TOKENS:(frame + 1) * IMAGE_TOKENS]
-        if t.get("scope") == "region" or t["kind"] == "first-appear":
-            if not t.get("cells"):
+        lookup = object_lookups and t["kind"] in OBJECT_LOOKUPS
+        if t.get("scope") == "region" or t["kind"] == "first-appear" or lookup:
+            if t.get("cells"):
+                cells = {CELLS.index(c) for c in t["cells"]}
+                keys = [block[k] for k in range(IMAGE_TOKENS) if int(PATCH_CELL[k]) in cells]
+            elif lookup:
+                keys = [SINK]  # nothing matches: the lookup rests on the sink, whose value says "none"
+            else:
                 continue
-            cells = {CELLS.index(c) for c in t["cells"]}
-            keys = [block[k] for k in range(IMAGE_TOKENS) if int(PATCH_CELL[k]) in cells]
             family = 0 if t["kind"] in CELL_NAMED else 1
         else:
             keys, family = block, 2
+        target = -1
+        if lookup:
+            target = len(t["cells"]) if t["kind"] == "count-color" else 10 + bool(t["cells"])
         # The prompt ends "<|im_end|> \n <|im_start|> assistant \n"; the user message opens "<|im_start|> user \n",
         # and its question follows this turn's images, if any.
         header = s - 3
         user = max(p for p in range(header) if ids[p] == ids[header]) + 3
         start = max([user] + [p + 2 for p in range(user, header) if ids[p] == image_token])
         words = list(range(start, s - 5))
-        out.append((s - 1, keys, words, family, frame))
+        out.append((s - 1, keys, words, family, frame, target))
     return out
 
 
@@ -434,6 +454,16 @@ def frame_tag_guides(tokens, image_token):
         out += [(p, tag) for p in image_pos[f:f + IMAGE_TOKENS]]
     return out
 
+
+# Kinds that name objects by colour (and shape) and ask whether or how many there are, guided as lookups with
+# --object-lookups: toward the named objects' cells and, when the frame holds none, toward SINK, the conversation's
+# first token (<|im_start|>). A lookup must rest somewhere when nothing matches; guided to the image it lands on
+# whatever patch is least unlike the question, whose value then reads as a match. The first token attends only to
+# itself, so its keys and values are unlike any other's: the one place whose value can mean "none". It is text, so
+# no visual-token budget prunes it. A colour count then needs every patch to carry how many objects share its
+# colour (--count-probe own): the object found answers the count.
+OBJECT_LOOKUPS = {"count-color", "exists"}
+SINK = 0
 
 # Region kinds whose question names the object by its cell (the lookup is by position); the others name it by
 # shape or colour (the lookup is by content). --guide-split-heads guides the two on different heads.
@@ -475,28 +505,38 @@ class AuxHeads(torch.nn.Module):
     ranks patches arbitrarily). With `counts`, every patch also predicts the whole frame's counts (objects of each
     colour, objects in all): a count question then reads the same answer from whichever patches it attends, as a
     pretrained CLIP's patch tokens carry global content. Without it the decoder had to count by averaging over
-    the frame, and it never learned to (every colour count answered "0": 39.7% of held-out count turns)."""
+    the frame, and it never learned to (every colour count answered "0": 39.7% of held-out count turns).
+    `counts="own"` asks instead how many of the frame's objects share the colour of the patch's own object (and
+    how many objects in all): a colour count is then a lookup of an object of that colour (--object-lookups)."""
 
-    def __init__(self, hidden, scene=False, counts=False):
+    def __init__(self, hidden, scene=False, counts=None):
+        """counts: None, "frame" (each colour's count, and of objects) or "own" (see above)."""
         super().__init__()
         self.cell = torch.nn.Linear(hidden, len(CELLS))
         self.attrs = torch.nn.ModuleList([torch.nn.Linear(hidden, len(v) + 1) for v in (SHAPES, COLORS, SIZES)])
         self.scene = torch.nn.ModuleList([torch.nn.Linear(hidden, len(CELLS) * (len(v) + 1)) for v in (SHAPES, COLORS, SIZES)]) \
             if scene else None
-        # per patch: how many objects of each colour the frame holds, and how many objects in all
-        self.counts = torch.nn.ModuleDict({
-            "color": torch.nn.Linear(hidden, len(COLORS) * (len(CELLS) + 1)),
+        # per patch: how many objects of each colour the frame holds (or of its own object's colour), and how many
+        # objects in all
+        assert counts in (None, "frame", "own"), counts
+        self.counts = None if counts is None else torch.nn.ModuleDict({
+            "color" if counts == "frame" else "own":
+                torch.nn.Linear(hidden, (len(COLORS) if counts == "frame" else 1) * (len(CELLS) + 1)),
             "objects": torch.nn.Linear(hidden, len(CELLS) + 1),
-        }) if counts else None
+        })
 
     def count_loss(self, feats, labels):
-        """feats [n, 64, H]; labels [n, 9, 3]. Every patch predicts the frame's counts: per colour, and of objects."""
+        """feats [n, 64, H]; labels [n, 9, 3]. Every patch predicts the frame's counts: per colour (or of its own
+        object's colour: 0 on an empty cell), and of objects."""
         n = feats.shape[0]
         x = feats.reshape(n * 64, -1)
         per_color, objects = frame_counts(labels)
-        color_logits = self.counts["color"](x).reshape(n * 64 * len(COLORS), -1)
-        return F.cross_entropy(color_logits, per_color.repeat_interleave(64, 0).reshape(-1)) \
-            + F.cross_entropy(self.counts["objects"](x), objects.repeat_interleave(64))
+        if "own" in self.counts:
+            color = F.cross_entropy(self.counts["own"](x), own_color_counts(labels)[:, PATCH_CELL].reshape(-1))
+        else:
+            color_logits = self.counts["color"](x).reshape(n * 64 * len(COLORS), -1)
+            color = F.cross_entropy(color_logits, per_color.repeat_interleave(64, 0).reshape(-1))
+        return color + F.cross_entropy(self.counts["objects"](x), objects.repeat_interleave(64))
 
     def scene_loss(self, cls, labels):
         """cls [n, H]; labels [n, 9, 3] (shape, colour, size of each cell's object, 0 = empty)."""
@@ -571,39 +611,55 @@ def loss_and_preds(model, ids, valid, target, weight, px, labels=None, heads=Non
     return loss, aux, logits.argmax(-1), answers
 
 
-def make_read_probe(hidden):
-    """The read probe's linear head: per colour, logits for 0..9 objects of it; then logits for 0..9 objects."""
-    return torch.nn.Linear(hidden, len(COLORS) * (len(CELLS) + 1) + len(CELLS) + 1)
+class DecoderProbes(torch.nn.Module):
+    """Training-only linear probes on the decoder's state after the guided layer, at the position that predicts a
+    turn's answer: what the guided head brought there must be readable from it. The answer loss alone never made
+    a read carry a count to the answer position (probe_counts.py: the answer is at chance there after every
+    layer); these ask for it at that position directly, so the head's value and output projections must carry it.
+    - read: at each uniform read (family 2), the frame's counts (objects in all; with `per_color`, objects of
+      each colour too: only a tower with --count-probe frame carries them).
+    - lookup: at each object lookup (--object-lookups), the lookup's target (attention_guides): the count a colour
+      count answers, or whether an "is there" finds its object."""
+
+    def __init__(self, hidden, per_color=True):
+        super().__init__()
+        self.per_color = per_color
+        self.read = torch.nn.Linear(hidden, (len(COLORS) if per_color else 0) * (len(CELLS) + 1) + len(CELLS) + 1)
+        self.lookup = torch.nn.Linear(hidden, len(CELLS) + 1 + 2)
+
+    def read_loss(self, states, rows, query, family, labels):
+        read = (family == 2).nonzero(as_tuple=True)[0]
+        if read.numel() == 0:
+            return torch.zeros(())
+        per_color, objects = frame_counts(labels[read])
+        logits = self.read(states[rows[read], query[read]])  # [R, (6·10) + 10]
+        loss = F.cross_entropy(logits[:, -(len(CELLS) + 1):], objects)
+        if self.per_color:
+            n_color = len(COLORS) * (len(CELLS) + 1)
+            loss = loss + F.cross_entropy(logits[:, :n_color].reshape(-1, len(CELLS) + 1), per_color.reshape(-1))
+        return loss
+
+    def lookup_loss(self, states, rows, query, target):
+        probed = (target >= 0).nonzero(as_tuple=True)[0]
+        if probed.numel() == 0:
+            return torch.zeros(())
+        return F.cross_entropy(self.lookup(states[rows[probed], query[probed]]), target[probed])
 
 
-def read_probe_loss(probe, states, rows, query, family, labels):
-    """The read probe: from the decoder's state after the guided layer at the answer position of each uniform-read
-    turn (family 2: counts, and "is there" questions no single cell decides), the frame's counts (objects of each
-    colour, objects in all; see frame_counts). The answer loss alone never made that read carry a count to the
-    answer position (probe_counts.py: the answer is at chance there after every layer); this asks for the counts
-    at that position directly, so the read's value and output projections must carry them."""
-    read = (family == 2).nonzero(as_tuple=True)[0]
-    if read.numel() == 0:
-        return torch.zeros(())
-    per_color, objects = frame_counts(labels[read])
-    logits = probe(states[rows[read], query[read]])  # [R, 6·10 + 10]
-    n_color = len(COLORS) * (len(CELLS) + 1)
-    return F.cross_entropy(logits[:, :n_color].reshape(-1, len(CELLS) + 1), per_color.reshape(-1)) \
-        + F.cross_entropy(logits[:, n_color:], objects)
-
-
-def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -1, False, -1), read=(None, 0.0, None)):
+def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -1, False, -1),
+               probes=(None, 0.0, 0.0), read_head=None):
     """One optimizer step on a Data.batch(): answer loss + aux_weight × the tower's probe loss + guide[0] × the
     attention guidance losses: guide[2] heads of decoder layer guide[1] toward the image tokens each turn looks at
     (family 2, the uniform reads, on the next guide[2] heads), when guide[3] ≥ 0 head 0 of layer guide[3] toward
     the question's words, and when guide[5] ≥ 0 head guide[5] of layer 0, at each video image token, toward its
-    frame's number (guide[4]: split heads, see --guide-split-heads); + read[1] × the read probe's loss (read[0],
-    see read_probe_loss; read[2]: the head the uniform reads are guided on, None for the one after the lookup
-    heads); gradients clipped to norm 1. Returns the answer loss, the probe losses (tower and read), the guidance
-    loss (0 when off), the argmax predictions and the answer ids."""
-    ids, valid, target, weight, px, labels, (g_rows, g_query, g_keys, g_words, g_family, g_labels), frame_tags = batch
+    frame's number (guide[4]: split heads, see --guide-split-heads); + probes[1] × the read probe's loss and
+    probes[2] × the lookup probe's (probes[0]: DecoderProbes); read_head: the head the uniform reads are guided
+    on, None for the one after the lookup heads; gradients clipped to norm 1. Returns the answer loss, the probe
+    losses (tower and decoder), the guidance loss (0 when off), the argmax predictions and the answer ids."""
+    ids, valid, target, weight, px, labels, guides, frame_tags = batch
+    g_rows, g_query, g_keys, g_words, g_family, g_labels, g_target = guides
     g_weight, g_layer, g_heads, q_layer, split, frame_head = guide
-    read_probe, read_weight, read_head = read
+    decoder_probes, read_weight, lookup_weight = probes
     # guided heads per turn: 0..g_heads−1 shifted by the turn's lookup family (with split heads) or, for the
     # uniform reads, by one block
     offset = g_family * g_heads if split else (g_family == 2).long() * (g_heads if read_head is None else read_head)
@@ -614,12 +670,16 @@ def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -
         layers[n].self_attn.keep_probs = g_weight > 0
     captured = {}
     hook = layers[g_layer].register_forward_hook(lambda _m, _i, out: captured.__setitem__("states", out)) \
-        if read_probe is not None else None
+        if decoder_probes is not None else None
     loss, aux, pred, answers = loss_and_preds(model, ids, valid, target, weight, px, labels, heads)
     r = torch.zeros(())
     if hook is not None:
         hook.remove()
-        r = read_probe_loss(read_probe, captured["states"], g_rows, g_query, g_family, g_labels)
+        states = captured["states"]
+        if read_weight > 0:
+            r = r + read_weight * decoder_probes.read_loss(states, g_rows, g_query, g_family, g_labels)
+        if lookup_weight > 0:
+            r = r + lookup_weight * decoder_probes.lookup_loss(states, g_rows, g_query, g_target)
     g = torch.zeros(())
     if g_weight > 0:
         g = guide_loss(model, g_rows, g_query, g_keys, g_layer, head_idx, spread=g_family == 2)
@@ -628,7 +688,7 @@ def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -
         if frame_head >= 0:
             f_rows, f_query, f_keys = frame_tags
             g = g + guide_loss(model, f_rows, f_query, f_keys, 0, torch.full((len(f_rows), 1), frame_head))
-    total = loss + aux_weight * aux + g_weight * g + read_weight * r
+    total = loss + aux_weight * aux + g_weight * g + r
     for n in guided:
         layers[n].self_attn.keep_probs, layers[n].self_attn.probs = False, None
     opt.zero_grad(set_to_none=True)
@@ -793,6 +853,9 @@ def parse_args():
                    help="stage 1: weight of the probe reading the whole grid from the CLS token (0: none); see AuxHeads")
     p.add_argument("--count-probe-weight", type=float, default=0.3,
                    help="stage 1: weight of the probes reading the frame's counts from every patch (0: none); see AuxHeads")
+    p.add_argument("--count-probe", choices=("frame", "own"), default="frame",
+                   help="stage 1: which colour counts every patch carries: each colour's (frame) or its own object's "
+                        "colour's (own, for --object-lookups); see AuxHeads")
     p.add_argument("--kind-weights", type=parse_kind_weights, default=parse_kind_weights(DEFAULT_KIND_WEIGHTS),
                    help="answer-loss weight per question kind, KIND=W,... (others 1; captions: --caption-weight). "
                         f"Default {DEFAULT_KIND_WEIGHTS!r}: the kinds the decoder learns last (see README.md)")
@@ -817,7 +880,13 @@ def parse_args():
                         "the lookup heads, head 1, which shares its keys and values with head 0 under GQA)")
     p.add_argument("--read-probe-weight", type=float, default=0.0,
                    help="weight of the read probe: the frame's counts from the decoder's state at the answer position "
-                        "of every uniform-read turn (0: none, the shipped recipe); see read_probe_loss")
+                        "of every uniform-read turn (0: none, the shipped recipe); see DecoderProbes")
+    p.add_argument("--object-lookups", action="store_true",
+                   help="guide colour counts and \"is there\" questions as lookups of the objects they name, or of the "
+                        "sink when there are none, instead of uniform reads; see OBJECT_LOOKUPS")
+    p.add_argument("--lookup-probe-weight", type=float, default=0.0,
+                   help="weight of the lookup probe: an object lookup's count or yes/no from the decoder's state at "
+                        "its answer position (0: none, the shipped recipe); see DecoderProbes")
     p.add_argument("--guide-steps", type=float, default=1.0,
                    help="share of the steps with guidance on; the rest train on the answers alone")
     p.add_argument("--eval-every", type=int, default=750, help="held-out eval every N steps (0: only at the end)")
@@ -859,12 +928,12 @@ def main():
         lessons.append((kinds, convs, steps))
     t0 = time.time()
     train = Data(a.data_dir, [l for l in lines if l["split"] == "train"] + captions + wheres, tokens, pad, a.image_token,
-                 {"caption": a.caption_weight, **a.kind_weights})
+                 {"caption": a.caption_weight, **a.kind_weights}, a.object_lookups)
     held = Data(a.data_dir, [l for l in lines if l["split"] == "heldout"], tokens, pad, a.image_token)
     # the whole mix after the lessons: (source, first step it is used at)
     phases, at = [], 0
     for _, convs, steps in lessons:
-        phases.append((Data(a.data_dir, convs, tokens, pad, a.image_token), at))
+        phases.append((Data(a.data_dir, convs, tokens, pad, a.image_token, object_lookups=a.object_lookups), at))
         at += steps
     phases.append((train, at))
     qa = [it for it in train.items if not it["id"].startswith(("caption-", "where-"))]
@@ -878,13 +947,14 @@ def main():
     init_weights(model, pos_std=a.pos_init_std)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params:,} parameters", flush=True)
-    heads = AuxHeads(a.vision_hidden, scene=a.cls_probe_weight > 0, counts=a.count_probe_weight > 0)
+    heads = AuxHeads(a.vision_hidden, scene=a.cls_probe_weight > 0, counts=a.count_probe if a.count_probe_weight > 0 else None)
     t_tower = time.time()
     # Stage 1 depends only on these; a run that shares them (a stage-2 experiment) reuses the tower from data-dir.
     tower_key = f"tower-s{a.seed}-d{a.data_seed}x{a.train_count}v{a.video_fraction}c{a.caption_fraction}" \
                 f"-n{a.tower_steps}x{a.tower_batch}-v{a.vision_hidden}x{a.vision_layers}-p{a.pos_init_std}-lr{a.tower_lr}" \
                 + (f"-cls{a.cls_probe_weight}" if a.cls_probe_weight > 0 else "") \
-                + (f"-count{a.count_probe_weight}" if a.count_probe_weight > 0 else "") + ".pt"
+                + (f"-{'count' if a.count_probe == 'frame' else 'own'}{a.count_probe_weight}" if a.count_probe_weight > 0 else "") \
+                + ".pt"
     tower_path = os.path.join(a.data_dir, tower_key)
     tower_reused = bool(a.tower_steps) and os.path.exists(tower_path)
     if tower_reused:
@@ -914,10 +984,10 @@ def main():
             q.requires_grad_(False)
         params = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
         stage2_heads = None
-    read_probe = None
-    if a.read_probe_weight > 0:  # training-only, like the tower's probes: not in the checkpoint
-        read_probe = make_read_probe(a.text_hidden)
-        params += [("read_probe." + n, q) for n, q in read_probe.named_parameters()]
+    decoder_probes = None
+    if a.read_probe_weight > 0 or a.lookup_probe_weight > 0:  # training-only, like the tower's: not in the checkpoint
+        decoder_probes = DecoderProbes(a.text_hidden, per_color=a.count_probe == "frame")
+        params += [("decoder_probes." + n, q) for n, q in decoder_probes.named_parameters()]
     decay = [p for n, p in params if p.dim() >= 2 and "embedding" not in n and "embed_tokens" not in n]
     no_decay = [p for n, p in params if not (p.dim() >= 2 and "embedding" not in n and "embed_tokens" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -946,7 +1016,8 @@ def main():
         guide = (a.guide_weight if step < a.guide_steps * a.steps else 0.0, a.guide_layer, a.guide_heads,
                  a.guide_question_layer, a.guide_split_heads, a.guide_frame_head)
         loss, aux, g, pred, answers = train_step(model, stage2_heads, opt, [p for _, p in params], source.batch(which),
-                                                 a.aux_weight, guide, (read_probe, a.read_probe_weight, a.read_head))
+                                                 a.aux_weight, guide,
+                                                 (decoder_probes, a.read_probe_weight, a.lookup_probe_weight), a.read_head)
         step += 1
         acc = (pred == answers).float().mean().item()
         now = (loss.item(), aux.item(), acc, g.item())
@@ -1084,12 +1155,18 @@ def model_card(cfg, info):
     guidance = "" if g["weight"] <= 0 else (
         f"For the first {g['until_step']} steps the loss also guides attention (weight {g['weight']}): at the position "
         f"that predicts an answer, head 0 of decoder layer {g['layer']} toward the image tokens the question is about "
-        f"(for counts and other whole-frame questions, head {g['heads']}: 1/9 of the attention per grid cell)"
+        + (f"(when a colour count or \"is there\" names nothing the frame holds, toward the conversation's first "
+           f"token; for object counts, head {info['args'].get('read_head') or g['heads']}: 1/9 of the attention per "
+           "grid cell)" if info["args"].get("object_lookups") else
+           f"(for counts and other whole-frame questions, head {info['args'].get('read_head') or g['heads']}: 1/9 of "
+           "the attention per grid cell)")
         + ("" if g["question_layer"] < 0 else f", head 0 of layer {g['question_layer']} toward the question's words")
         + ("" if g.get("frame_head", -1) < 0 else f"; and at every video image token, head {g['frame_head']} of layer 0 "
            "toward its frame's number"))
     probes = "the patch's cell and its object" \
-        + ("; the frame's counts per colour and of objects" if info["args"].get("count_probe_weight", 0) > 0 else "") \
+        + ("" if info["args"].get("count_probe_weight", 0) <= 0 else
+           "; the frame's count of objects of the patch's object's colour, and of all objects"
+           if info["args"].get("count_probe") == "own" else "; the frame's counts per colour and of objects") \
         + ("; the whole grid from the CLS" if info["args"].get("cls_probe_weight", 0) > 0 else "")
     kw = info["args"].get("kind_weights") or {}
     weights = "" if not kw else ("The answer loss weighs " + ", ".join(f"{k} ×{w:g}" for k, w in sorted(kw.items()))

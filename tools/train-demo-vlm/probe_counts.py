@@ -44,9 +44,7 @@ def patch_counts(model, data):
     with torch.no_grad():
         tower = model.vision_states(data.pixels(torch.arange(len(data.frames))))
         projected = model.model.multi_modal_projector(tower)
-    per_color, _ = train.frame_counts(data.labels)
-    color = data.labels[..., 1]
-    own = torch.where(color > 0, per_color.gather(1, (color - 1).clamp(min=0)), 0)[:, train.PATCH_CELL]
+    own = train.own_color_counts(data.labels)[:, train.PATCH_CELL]
     occupied = own > 0
     return {"tower": tower[occupied], "projector": projected[occupied]}, own[occupied].clamp(max=CLASSES - 1)
 

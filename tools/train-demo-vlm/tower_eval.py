@@ -2,7 +2,7 @@
 """
 How well a stage-1 vision tower sees the world: its probes' accuracy on held-out and training frames, per patch
 and per occupied cell (the cell's patch logits averaged), for the cell, shape, colour and size, and the frame's
-counts (per colour, and of objects) as every patch reads them. The decoder can
+counts (per colour, or of the patch's own object's colour; and of objects) as every patch reads them. The decoder can
 answer no better than the tower reads; this says which of the two limits a run. Also how well the CLS
 attention of the feature layer, the salience SparseVILA's prefill pruning keeps tokens by, ranks a frame's
 patches: at each keep ratio, the share of occupied cells that keep at least one patch, against random keeping.
@@ -43,8 +43,13 @@ def probe_accuracy(model, heads, data, batch=256):
             out[f"{name} cell"] = torch.cat(per_cell).mean().item()
         if heads.counts is not None:  # the frame's counts, read from every patch
             per_color, objects = train.frame_counts(data.labels)
-            guess = heads.counts["color"](x).reshape(n, 64, len(train.COLORS), -1).argmax(-1)
-            out["color counts patch"] = (guess == per_color[:, None]).float().mean().item()
+            if "own" in heads.counts:  # its own object's colour's count, on the occupied patches
+                own = train.own_color_counts(data.labels)[:, train.PATCH_CELL]
+                guess = heads.counts["own"](x).reshape(n, 64, -1).argmax(-1)
+                out["own colour count patch"] = (guess == own)[own > 0].float().mean().item()
+            else:
+                guess = heads.counts["color"](x).reshape(n, 64, len(train.COLORS), -1).argmax(-1)
+                out["color counts patch"] = (guess == per_color[:, None]).float().mean().item()
             out["object count patch"] = (heads.counts["objects"](x).reshape(n, 64, -1).argmax(-1) == objects[:, None]).float().mean().item()
     return n, out
 
@@ -92,7 +97,8 @@ def main():
     model = LlavaForConditionalGeneration(train.model_config(Shape))
     saved = torch.load(a.tower)
     heads = train.AuxHeads(Shape.vision_hidden, scene=any(k.startswith("scene.") for k in saved["heads"]),
-                           counts=any(k.startswith("counts.") for k in saved["heads"]))
+                           counts=next(("own" if k.startswith("counts.own.") else "frame"
+                                        for k in saved["heads"] if k.startswith("counts.")), None))
     model.model.vision_tower.load_state_dict(saved["tower"])
     heads.load_state_dict(saved["heads"])
     lines = train.read_lines(a.data_dir)

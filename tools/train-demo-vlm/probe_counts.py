@@ -49,13 +49,17 @@ def patch_counts(model, data):
     return {"tower": tower[occupied], "projector": projected[occupied]}, own[occupied].clamp(max=CLASSES - 1)
 
 
-def answer_states(model, data):
-    """The decoder's state after each layer at the position predicting each colour-count answer, the answer, and the
-    frame's count of every colour [turns, 6]."""
+def answer_states(model, data, lookup_layer):
+    """The decoder's state after each layer at the position predicting each colour-count answer, the answer, the
+    frame's count of every colour [turns, 6], and each head's attention mass of layer `lookup_layer` there on
+    what a lookup of the asked colour should find [turns, heads]: the patches of that colour's objects, or, when
+    there are none, the sink (train.SINK; the data's guides are built with object_lookups)."""
     layers = model.model.language_model.layers
     outs = {}
     hooks = [layer.register_forward_hook(lambda _m, _i, out, n=n: outs.__setitem__(n, out)) for n, layer in enumerate(layers)]
-    states, answers, frames = {n: [] for n in range(len(layers))}, [], []
+    attn = layers[lookup_layer].self_attn
+    states, answers, frames, mass = {n: [] for n in range(len(layers))}, [], [], []
+    attn.keep_probs = True
     with torch.no_grad():
         for b in range(0, len(data.items), 16):
             which = list(range(b, min(b + 16, len(data.items))))
@@ -63,16 +67,19 @@ def answer_states(model, data):
             train.loss_and_preds(model, ids, valid, target, weight, px)
             for row, i in enumerate(which):
                 it = data.items[i]
-                for (s, _), t in zip(it["spans"], it["turns"]):
-                    if t["kind"] == "count-color":
-                        answers.append(min(int(t["answer"]), CLASSES - 1))
-                        frames.append(it["images"][0])
+                for query, keys, _words, _family, frame, target in it["guides"]:
+                    if 0 <= target <= len(train.CELLS):  # a colour count's (see attention_guides)
+                        answers.append(min(target, CLASSES - 1))
+                        frames.append(it["images"][frame])
                         for n in states:
-                            states[n].append(outs[n][row, s - 1])
+                            states[n].append(outs[n][row, query])
+                        mass.append(attn.probs[row, :, query, keys].sum(-1))
+    attn.keep_probs, attn.probs = False, None
     for h in hooks:
         h.remove()
     per_color, _ = train.frame_counts(data.labels[torch.tensor(frames, dtype=torch.long)])
-    return {n: torch.stack(v) for n, v in states.items()}, torch.tensor(answers), per_color.clamp(max=CLASSES - 1)
+    return ({n: torch.stack(v) for n, v in states.items()}, torch.tensor(answers), per_color.clamp(max=CLASSES - 1),
+            torch.stack(mass))
 
 
 def main():
@@ -81,6 +88,7 @@ def main():
     p.add_argument("--data-dir", default="/tmp/sparsevila-demo-data")
     p.add_argument("--train", type=int, default=1500, help="training image conversations with a colour count")
     p.add_argument("--heldout", type=int, default=400, help="held-out image conversations")
+    p.add_argument("--lookup-layer", type=int, default=1, help="the decoder layer whose lookup heads are measured")
     a = p.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -99,14 +107,21 @@ def main():
         for row in map(json.loads, f):
             if row["id"] in wanted:
                 tokens[row["id"]] = row
-    data = {k: train.Data(a.data_dir, part, tokens, specials["<|endoftext|>"], specials["<image>"]) for k, part in splits.items()}
+    data = {k: train.Data(a.data_dir, part, tokens, specials["<|endoftext|>"], specials["<image>"], object_lookups=True)
+            for k, part in splits.items()}
 
     (x_tr, y_tr), (x_he, y_he) = patch_counts(model, data["train"]), patch_counts(model, data["heldout"])
     common = torch.bincount(y_he, minlength=CLASSES).max().item() / len(y_he)
     print(f"own-colour count of {len(y_he)} held-out occupied patches (most common count alone: {common:.3f}):")
     for where in x_tr:
         print(f"  from the {where}: {probe(x_tr[where], y_tr, x_he[where], y_he):.3f}")
-    (s_tr, a_tr, c_tr), (s_he, a_he, c_he) = answer_states(model, data["train"]), answer_states(model, data["heldout"])
+    (s_tr, a_tr, c_tr, _), (s_he, a_he, c_he, mass) = (answer_states(model, data[k], a.lookup_layer) for k in ("train", "heldout"))
+    none = a_he == 0
+    print(f"attention mass of each head of layer {a.lookup_layer} at the answer position of held-out colour counts on the "
+          f"asked colour's objects' patches (mean over {int((~none).sum())} turns), or on the sink when there are none "
+          f"({int(none.sum())} turns):")
+    for h in range(mass.shape[1]):
+        print(f"  head {h}: objects {mass[~none, h].mean():.3f}, sink {mass[none, h].mean():.3f}")
     common = torch.bincount(a_he, minlength=CLASSES).max().item() / len(a_he)
     common_each = sum(torch.bincount(c_he[:, k], minlength=CLASSES).max().item() for k in range(c_he.shape[1])) / c_he.numel()
     print(f"from the decoder's state at the answer position of {len(a_tr)} training / {len(a_he)} held-out colour-count "

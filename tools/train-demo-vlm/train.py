@@ -211,18 +211,22 @@ def parse_curriculum(spec):
 
 
 def lesson_turns(lines, kinds, name, context=False):
-    """One lesson of the curriculum: each training image conversation cut to its first region question whose kind
-    is in `kinds` ("region" = every region kind): a single turn right after the image or, with `context`, that turn
-    after the conversation's earlier turns (so the lookup is learned at the distances later turns have)."""
+    """One lesson of the curriculum: each training image conversation cut to its first question whose kind is in
+    `kinds` ("region" = every region question that names its cells): a single turn right after the image or, with
+    `context`, that turn after the conversation's earlier turns (so the lookup is learned at the distances later
+    turns have)."""
     out = []
     for ln in lines:
         if ln["split"] != "train" or ln["media"]["kind"] != "image":
             continue
-        at = [i for i, t in enumerate(ln["turns"]) if t.get("scope") == "region" and t.get("cells")
-              and ("region" in kinds or t["kind"] in kinds)]
+        at = [i for i, t in enumerate(ln["turns"]) if t["kind"] in kinds
+              or ("region" in kinds and t.get("scope") == "region" and t.get("cells"))]
         if at:
             turns = ln["turns"][:at[-1] + 1] if context else [ln["turns"][at[0]]]
             out.append({**ln, "id": f"{name}-" + ln["id"], "turns": turns})
+    if not out:
+        raise SystemExit(f"--curriculum: no training image asks a question of the kinds {'+'.join(sorted(kinds))} "
+                         "(video kinds have no lessons)")
     return out
 
 

@@ -67,7 +67,7 @@ def answer_states(model, data, lookup_layer):
             train.loss_and_preds(model, ids, valid, target, weight, px)
             for row, i in enumerate(which):
                 it = data.items[i]
-                for query, keys, _words, _family, frame, target in it["guides"]:
+                for query, keys, _words, _family, frame, target, *_ in it["guides"]:
                     if 0 <= target <= len(train.CELLS):  # a colour count's (see attention_guides)
                         answers.append(min(target, CLASSES - 1))
                         frames.append(it["images"][frame])

@@ -369,7 +369,7 @@ class Data:
         idx = torch.tensor(imgs, dtype=torch.long)
         # guides: (row, query position, [T] image positions the question is about (1 each for a lookup; for a
         # uniform read, family 2, the share of attention each should get), [T] bool of the question's own tokens,
-        # lookup family, the frame's labels, the lookup probe's target)
+        # lookup family, the frame's labels, the lookup probe's target, what the question names)
         guides = [(b, *g) for b, it in enumerate(items) for g in it["guides"]]
         # the frame each guided turn looks at (index into self.labels), for the read probe's counts
         g_frames = torch.tensor([items[g[0]]["images"][g[5]] for g in guides], dtype=torch.long)
@@ -377,9 +377,10 @@ class Data:
         g_query = torch.tensor([g[1] for g in guides], dtype=torch.long)
         g_family = torch.tensor([g[4] for g in guides], dtype=torch.long)
         g_target = torch.tensor([g[6] for g in guides], dtype=torch.long)
+        g_named = torch.tensor([g[7] for g in guides], dtype=torch.long).reshape(-1, 3)
         g_keys = torch.zeros((len(guides), T), dtype=torch.float32)
         g_words = torch.zeros((len(guides), T), dtype=torch.bool)
-        for n, (_, _, keys, words, family, _, _) in enumerate(guides):
+        for n, (_, _, keys, words, family, *_) in enumerate(guides):
             g_keys[n, keys] = torch.tensor(read_weights(len(keys))) if family == 2 else 1.0
             g_words[n, words] = True
         # frame tags: (row, image token position, [T] bool of its frame's number)
@@ -389,7 +390,8 @@ class Data:
         f_keys = torch.zeros((len(tags), T), dtype=torch.bool)
         f_keys[torch.arange(len(tags)), torch.tensor([t[2] for t in tags], dtype=torch.long)] = True
         return (ids, valid, target, weight, self.pixels(idx), self.labels[idx][:, PATCH_CELL],  # labels: [n, 64, 3]
-                (g_rows, g_query, g_keys, g_words, g_family, self.labels[g_frames], g_target), (f_rows, f_query, f_keys))
+                (g_rows, g_query, g_keys, g_words, g_family, self.labels[g_frames], g_target, g_named),
+                (f_rows, f_query, f_keys))
 
 
 def attention_guides(tokens, turns, image_token, object_lookups=False):
@@ -402,8 +404,9 @@ def attention_guides(tokens, turns, image_token, object_lookups=False):
     `object_lookups`, colour counts and "is there" questions are lookups instead (family 1): toward the cells of the
     objects they name or, when the frame holds none, toward SINK; see OBJECT_LOOKUPS. The trainer's attention
     guidance pulls one decoder head's attention to those tokens and, a layer below, one head's attention to the
-    question. The lookup probe's target (see lookup_probe_loss) is the count a colour count answers (0..9), 10
-    or 11 for an "is there" answered no or yes, and −1 for every other turn."""
+    question. The lookup probe's target (see DecoderProbes) is the count a colour count answers (0..9), 10 or 11
+    for an "is there" answered no or yes, and −1 for every other turn; the question probe's (see named_in) what
+    the question names."""
     ids = tokens["ids"]
     image_pos = [p for p, t in enumerate(ids) if t == image_token]
     out = []
@@ -431,8 +434,18 @@ def attention_guides(tokens, turns, image_token, object_lookups=False):
         user = max(p for p in range(header) if ids[p] == ids[header]) + 3
         start = max([user] + [p + 2 for p in range(user, header) if ids[p] == image_token])
         words = list(range(start, s - 5))
-        out.append((s - 1, keys, words, family, frame, target))
+        out.append((s - 1, keys, words, family, frame, target, named_in(t)))
     return out
+
+
+def named_in(turn):
+    """What a question names, for the question probe: (its colour, 1..6, its shape, 1..5, and the cell it asks
+    about by name, 1..9; 0 where it names none)."""
+    words = turn["question"].rstrip("?").split()
+    color = next((i + 1 for i, c in enumerate(COLORS) if c in words), 0)
+    shape = next((i + 1 for i, c in enumerate(SHAPES) if c in words), 0)
+    cell = CELLS.index(turn["cells"][0]) + 1 if turn["kind"] in CELL_NAMED else 0
+    return color, shape, cell
 
 
 def read_weights(n):
@@ -623,13 +636,25 @@ class DecoderProbes(torch.nn.Module):
     - read: at each uniform read (family 2), the frame's counts (objects in all; with `per_color`, objects of
       each colour too: only a tower with --count-probe frame carries them).
     - lookup: at each object lookup (--object-lookups), the lookup's target (attention_guides): the count a colour
-      count answers, or whether an "is there" finds its object."""
+      count answers, or whether an "is there" finds its object.
+    - question: after the question layer (--guide-question-layer), what the question names (named_in): the colour,
+      shape and cell the lookup a layer above must match. Without it the asked colour of a colour count was not
+      at the answer position after that layer (a linear probe: 36%, six colours), so no lookup by colour could be
+      learned (26–30% of the lookup head's attention on the asked colour's objects, even in a run of colour counts
+      alone)."""
 
     def __init__(self, hidden, per_color=True):
         super().__init__()
         self.per_color = per_color
         self.read = torch.nn.Linear(hidden, (len(COLORS) if per_color else 0) * (len(CELLS) + 1) + len(CELLS) + 1)
         self.lookup = torch.nn.Linear(hidden, len(CELLS) + 1 + 2)
+        self.question = torch.nn.ModuleList([torch.nn.Linear(hidden, len(v) + 1) for v in (COLORS, SHAPES, CELLS)])
+
+    def question_loss(self, states, rows, query, named):
+        if rows.numel() == 0:
+            return torch.zeros(())
+        x = states[rows, query]
+        return sum(F.cross_entropy(head(x), named[:, k]) for k, head in enumerate(self.question))
 
     def read_loss(self, states, rows, query, family, labels):
         read = (family == 2).nonzero(as_tuple=True)[0]
@@ -651,19 +676,19 @@ class DecoderProbes(torch.nn.Module):
 
 
 def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -1, False, -1),
-               probes=(None, 0.0, 0.0), read_head=None):
+               probes=(None, 0.0, 0.0, 0.0), read_head=None):
     """One optimizer step on a Data.batch(): answer loss + aux_weight × the tower's probe loss + guide[0] × the
     attention guidance losses: guide[2] heads of decoder layer guide[1] toward the image tokens each turn looks at
     (family 2, the uniform reads, on the next guide[2] heads), when guide[3] ≥ 0 head 0 of layer guide[3] toward
     the question's words, and when guide[5] ≥ 0 head guide[5] of layer 0, at each video image token, toward its
     frame's number (guide[4]: split heads, see --guide-split-heads); + probes[1] × the read probe's loss and
-    probes[2] × the lookup probe's (probes[0]: DecoderProbes); read_head: the head the uniform reads are guided
+    probes[2] × the lookup probe's and probes[3] × the question probe's (probes[0]: DecoderProbes); read_head: the head the uniform reads are guided
     on, None for the one after the lookup heads; gradients clipped to norm 1. Returns the answer loss, the probe
     losses (tower and decoder), the guidance loss (0 when off), the argmax predictions and the answer ids."""
     ids, valid, target, weight, px, labels, guides, frame_tags = batch
-    g_rows, g_query, g_keys, g_words, g_family, g_labels, g_target = guides
+    g_rows, g_query, g_keys, g_words, g_family, g_labels, g_target, g_named = guides
     g_weight, g_layer, g_heads, q_layer, split, frame_head = guide
-    decoder_probes, read_weight, lookup_weight = probes
+    decoder_probes, read_weight, lookup_weight, question_weight = probes
     # guided heads per turn: 0..g_heads−1 shifted by the turn's lookup family (with split heads) or, for the
     # uniform reads, by one block
     offset = g_family * g_heads if split else (g_family == 2).long() * (g_heads if read_head is None else read_head)
@@ -673,13 +698,16 @@ def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -
     for n in guided:
         layers[n].self_attn.keep_probs = g_weight > 0
     captured = {}
-    hook = layers[g_layer].register_forward_hook(lambda _m, _i, out: captured.__setitem__("states", out)) \
-        if decoder_probes is not None else None
+    probed = {g_layer} | ({q_layer} if question_weight > 0 else set()) if decoder_probes is not None else set()
+    hooks = [layers[n].register_forward_hook(lambda _m, _i, out, n=n: captured.__setitem__(n, out)) for n in probed]
     loss, aux, pred, answers = loss_and_preds(model, ids, valid, target, weight, px, labels, heads)
     r = torch.zeros(())
-    if hook is not None:
-        hook.remove()
-        states = captured["states"]
+    for h in hooks:
+        h.remove()
+    if decoder_probes is not None:
+        states = captured[g_layer]
+        if question_weight > 0:
+            r = r + question_weight * decoder_probes.question_loss(captured[q_layer], g_rows, g_query, g_named)
         if read_weight > 0:
             r = r + read_weight * decoder_probes.read_loss(states, g_rows, g_query, g_family, g_labels)
         if lookup_weight > 0:
@@ -885,6 +913,10 @@ def parse_args():
     p.add_argument("--read-probe-weight", type=float, default=0.0,
                    help="weight of the read probe: the frame's counts from the decoder's state at the answer position "
                         "of every uniform-read turn (0: none, the shipped recipe); see DecoderProbes")
+    p.add_argument("--question-probe-weight", type=float, default=0.0,
+                   help="weight of the question probe: the colour, shape and cell a question names, from the decoder's "
+                        "state after --guide-question-layer at its answer position (0: none, the shipped recipe); see "
+                        "DecoderProbes")
     p.add_argument("--object-lookups", action="store_true",
                    help="guide colour counts and \"is there\" questions as lookups of the objects they name, or of the "
                         "sink when there are none, instead of uniform reads; see OBJECT_LOOKUPS")
@@ -988,8 +1020,10 @@ def main():
             q.requires_grad_(False)
         params = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
         stage2_heads = None
+    if a.question_probe_weight > 0 and a.guide_question_layer < 0:
+        raise SystemExit("--question-probe-weight: the question probe reads the layer --guide-question-layer names; it is -1")
     decoder_probes = None
-    if a.read_probe_weight > 0 or a.lookup_probe_weight > 0:  # training-only, like the tower's: not in the checkpoint
+    if a.read_probe_weight > 0 or a.lookup_probe_weight > 0 or a.question_probe_weight > 0:  # training-only: not in the checkpoint
         decoder_probes = DecoderProbes(a.text_hidden, per_color=a.count_probe == "frame")
         params += [("decoder_probes." + n, q) for n, q in decoder_probes.named_parameters()]
     decay = [p for n, p in params if p.dim() >= 2 and "embedding" not in n and "embed_tokens" not in n]
@@ -1021,7 +1055,8 @@ def main():
                  a.guide_question_layer, a.guide_split_heads, a.guide_frame_head)
         loss, aux, g, pred, answers = train_step(model, stage2_heads, opt, [p for _, p in params], source.batch(which),
                                                  a.aux_weight, guide,
-                                                 (decoder_probes, a.read_probe_weight, a.lookup_probe_weight), a.read_head)
+                                                 (decoder_probes, a.read_probe_weight, a.lookup_probe_weight,
+                                                  a.question_probe_weight), a.read_head)
         step += 1
         acc = (pred == answers).float().mean().item()
         now = (loss.item(), aux.item(), acc, g.item())

@@ -871,9 +871,9 @@ def parse_args():
                    help="loss weight of the captioning conversations' tokens")
     p.add_argument("--caption-fraction", type=float, default=0.5,
                    help="share of the training media that also get a captioning conversation (0: none)")
-    p.add_argument("--where-fraction", type=float, default=0.0,
-                   help="share of the training images that also get a where-conversation (0: none, the shipped "
-                        "recipe); see where_conversations and README.md")
+    p.add_argument("--where-fraction", type=float, default=0.4,
+                   help="share of the training images that also get a where-conversation (0: none); see "
+                        "where_conversations and README.md")
     p.add_argument("--aux-weight", type=float, default=1.0, help="weight of the vision tower's auxiliary cell loss")
     p.add_argument("--curriculum", default="cell-color:300,cell-color+cell-shape:700,region:1000",
                    help="stage 2 starts with lessons of single-turn image region questions, KIND[+KIND...]:STEPS each "
@@ -885,7 +885,7 @@ def parse_args():
                    help="stage 1: weight of the probe reading the whole grid from the CLS token (0: none); see AuxHeads")
     p.add_argument("--count-probe-weight", type=float, default=0.3,
                    help="stage 1: weight of the probes reading the frame's counts from every patch (0: none); see AuxHeads")
-    p.add_argument("--count-probe", choices=("frame", "own"), default="frame",
+    p.add_argument("--count-probe", choices=("frame", "own"), default="own",
                    help="stage 1: which colour counts every patch carries: each colour's (frame) or its own object's "
                         "colour's (own, for --object-lookups); see AuxHeads")
     p.add_argument("--kind-weights", type=parse_kind_weights, default=parse_kind_weights(DEFAULT_KIND_WEIGHTS),
@@ -907,29 +907,32 @@ def parse_args():
                         "(the first hop: bring the asked cell to the answer position); -1: none")
     p.add_argument("--guide-frame-head", type=int, default=1,
                    help="layer-0 head pulled, at every video image token, toward its frame's number; -1: none")
-    p.add_argument("--read-head", type=int, default=None,
-                   help="layer-(--guide-layer) head the uniform reads (counts) are guided on (default: the one after "
-                        "the lookup heads, head 1, which shares its keys and values with head 0 under GQA)")
-    p.add_argument("--read-probe-weight", type=float, default=0.0,
+    p.add_argument("--read-head", type=int, default=2,
+                   help="layer-(--guide-layer) head the uniform reads (object counts) are guided on: head 2 has keys "
+                        "and values of its own; head 1, the one after the lookup heads (-1), shares them with head 0 "
+                        "under GQA")
+    p.add_argument("--read-probe-weight", type=float, default=0.5,
                    help="weight of the read probe: the frame's counts from the decoder's state at the answer position "
-                        "of every uniform-read turn (0: none, the shipped recipe); see DecoderProbes")
-    p.add_argument("--question-probe-weight", type=float, default=0.0,
+                        "of every uniform-read turn (0: none); see DecoderProbes")
+    p.add_argument("--question-probe-weight", type=float, default=1.0,
                    help="weight of the question probe: the colour, shape and cell a question names, from the decoder's "
-                        "state after --guide-question-layer at its answer position (0: none, the shipped recipe); see "
-                        "DecoderProbes")
-    p.add_argument("--object-lookups", action="store_true",
+                        "state after --guide-question-layer at its answer position (0: none); see DecoderProbes")
+    p.add_argument("--object-lookups", action=argparse.BooleanOptionalAction, default=True,
                    help="guide colour counts and \"is there\" questions as lookups of the objects they name, or of the "
                         "sink when there are none, instead of uniform reads; see OBJECT_LOOKUPS")
-    p.add_argument("--lookup-probe-weight", type=float, default=0.0,
+    p.add_argument("--lookup-probe-weight", type=float, default=1.0,
                    help="weight of the lookup probe: an object lookup's count or yes/no from the decoder's state at "
-                        "its answer position (0: none, the shipped recipe); see DecoderProbes")
+                        "its answer position (0: none); see DecoderProbes")
     p.add_argument("--guide-steps", type=float, default=1.0,
                    help="share of the steps with guidance on; the rest train on the answers alone")
     p.add_argument("--eval-every", type=int, default=750, help="held-out eval every N steps (0: only at the end)")
     p.add_argument("--eval-sample", type=int, default=200, help="held-out conversations for the periodic eval")
     p.add_argument("--skip-build", action="store_true", help="do not run tsc before writing the dataset")
     p.add_argument("--samples", default="", help="comma-separated held-out ids for expected.json (default: picked)")
-    return p.parse_args()
+    a = p.parse_args()
+    if a.read_head < 0:
+        a.read_head = None  # the head after the lookup heads
+    return a
 
 
 def main():

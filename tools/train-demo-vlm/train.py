@@ -1192,7 +1192,9 @@ def model_card(cfg, info):
     duration = (f"{(stage1 + tr['train_seconds']) / 60:.0f} min of training ({stage1 / 60:.0f} + "
                 f"{tr['train_seconds'] / 60:.0f})" if stage1 is not None else
                 f"{tr['train_seconds'] / 60:.0f} min of stage 2 (the stage-1 tower came from an earlier run's cache)")
-    duration += f", {tr['total_seconds'] / 60:.0f} min with data, evaluation and export"
+    duration += f", {tr['total_seconds'] / 60:.0f} min " + ("for this run's data, stage 2, evaluation and export (the tower "
+                                                           "came from the cache)" if tr.get("tower_reused") else
+                                                           "with data, evaluation and export")
     g = tr["attention_guidance"]
     guidance = "" if g["weight"] <= 0 else (
         f"For the first {g['until_step']} steps the loss also guides attention (weight {g['weight']}): at the position "
@@ -1210,6 +1212,14 @@ def model_card(cfg, info):
            "; the frame's count of objects of the patch's object's colour, and of all objects"
            if info["args"].get("count_probe") == "own" else "; the frame's counts per colour and of objects") \
         + ("; the whole grid from the CLS" if info["args"].get("cls_probe_weight", 0) > 0 else "")
+    args = info["args"]
+    decoder_probes = [what for what, weight in (
+        ("after layer 0, the colour, shape and cell the question names", args.get("question_probe_weight", 0)),
+        ("after layer 1, an object lookup's count or yes/no", args.get("lookup_probe_weight", 0)),
+        ("after layer 1, a read's object count", args.get("read_probe_weight", 0))) if weight > 0]
+    if decoder_probes:
+        guidance += (". Training-only linear probes on the decoder's state at the answer position ask: "
+                     + "; ".join(decoder_probes))
     kw = info["args"].get("kind_weights") or {}
     weights = "" if not kw else ("The answer loss weighs " + ", ".join(f"{k} ×{w:g}" for k, w in sorted(kw.items()))
                                  + f" (captions ×{info['args']['caption_weight']:g}). ")

@@ -953,7 +953,7 @@ def main():
     captions = caption_conversations(lines, a.caption_fraction, random.Random(a.seed)) if a.caption_fraction > 0 else []
     if captions:
         tokens.update(encode_conversations(captions, os.path.join(a.data_dir, "captions.jsonl"), tok_dir))
-    # seeded apart from the captions' rng, so that the captions (and the shipped recipe, which has none) are the same
+    # seeded apart from the captions' rng, so that the captions are the same with or without where-conversations
     wheres = where_conversations(lines, a.where_fraction, random.Random(a.seed + 1)) if a.where_fraction > 0 else []
     if wheres:
         tokens.update(encode_conversations(wheres, os.path.join(a.data_dir, "where.jsonl"), tok_dir))

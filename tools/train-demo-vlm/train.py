@@ -629,7 +629,7 @@ def loss_and_preds(model, ids, valid, target, weight, px, labels=None, heads=Non
 
 
 class DecoderProbes(torch.nn.Module):
-    """Training-only linear probes on the decoder's state after the guided layer, at the position that predicts a
+    """Training-only linear probes on the decoder's state after a guided layer, at the position that predicts a
     turn's answer: what the guided head brought there must be readable from it. The answer loss alone never made
     a read carry a count to the answer position (probe_counts.py: the answer is at chance there after every
     layer); these ask for it at that position directly, so the head's value and output projections must carry it.
@@ -681,9 +681,9 @@ def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -
     attention guidance losses: guide[2] heads of decoder layer guide[1] toward the image tokens each turn looks at
     (family 2, the uniform reads, on the next guide[2] heads), when guide[3] ≥ 0 head 0 of layer guide[3] toward
     the question's words, and when guide[5] ≥ 0 head guide[5] of layer 0, at each video image token, toward its
-    frame's number (guide[4]: split heads, see --guide-split-heads); + probes[1] × the read probe's loss and
-    probes[2] × the lookup probe's and probes[3] × the question probe's (probes[0]: DecoderProbes); read_head: the head the uniform reads are guided
-    on, None for the one after the lookup heads; gradients clipped to norm 1. Returns the answer loss, the probe
+    frame's number (guide[4]: split heads, see --guide-split-heads); + probes[1] × the read probe's loss,
+    probes[2] × the lookup probe's and probes[3] × the question probe's (probes[0]: DecoderProbes); read_head: the
+    head the uniform reads are guided on, None for the one after the lookup heads; gradients clipped to norm 1. Returns the answer loss, the probe
     losses (tower and decoder), the guidance loss (0 when off), the argmax predictions and the answer ids."""
     ids, valid, target, weight, px, labels, guides, frame_tags = batch
     g_rows, g_query, g_keys, g_words, g_family, g_labels, g_target, g_named = guides
@@ -698,7 +698,8 @@ def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -
     for n in guided:
         layers[n].self_attn.keep_probs = g_weight > 0
     captured = {}
-    probed = {g_layer} | ({q_layer} if question_weight > 0 else set()) if decoder_probes is not None else set()
+    # the layers whose output states the decoder probes read
+    probed = set() if decoder_probes is None else {g_layer} | ({q_layer} if question_weight > 0 else set())
     hooks = [layers[n].register_forward_hook(lambda _m, _i, out, n=n: captured.__setitem__(n, out)) for n in probed]
     loss, aux, pred, answers = loss_and_preds(model, ids, valid, target, weight, px, labels, heads)
     r = torch.zeros(())
@@ -1195,34 +1196,33 @@ def model_card(cfg, info):
     duration += f", {tr['total_seconds'] / 60:.0f} min " + ("for this run's data, stage 2, evaluation and export (the tower "
                                                            "came from the cache)" if tr.get("tower_reused") else
                                                            "with data, evaluation and export")
-    g = tr["attention_guidance"]
+    g, args = tr["attention_guidance"], info["args"]
+    read_head = g["heads"] if args.get("read_head") is None else args["read_head"]
     guidance = "" if g["weight"] <= 0 else (
         f"For the first {g['until_step']} steps the loss also guides attention (weight {g['weight']}): at the position "
-        f"that predicts an answer, head 0 of decoder layer {g['layer']} toward the image tokens the question is about "
-        + (f"(when a colour count or \"is there\" names nothing the frame holds, toward the conversation's first "
-           f"token; for object counts, head {info['args'].get('read_head') or g['heads']}: 1/9 of the attention per "
-           "grid cell)" if info["args"].get("object_lookups") else
-           f"(for counts and other whole-frame questions, head {info['args'].get('read_head') or g['heads']}: 1/9 of "
-           "the attention per grid cell)")
+        f"that predicts an answer, head 0 of decoder layer {g['layer']} toward the image tokens the question is about ("
+        + ("when a colour count or \"is there\" names nothing the frame holds, toward the conversation's first token; "
+           "for object counts" if args.get("object_lookups") else "for counts and other whole-frame questions")
+        + f", head {read_head}: 1/9 of the attention per grid cell)"
         + ("" if g["question_layer"] < 0 else f", head 0 of layer {g['question_layer']} toward the question's words")
         + ("" if g.get("frame_head", -1) < 0 else f"; and at every video image token, head {g['frame_head']} of layer 0 "
-           "toward its frame's number"))
+           "toward its frame's number") + ". ")
     probes = "the patch's cell and its object" \
-        + ("" if info["args"].get("count_probe_weight", 0) <= 0 else
+        + ("" if args.get("count_probe_weight", 0) <= 0 else
            "; the frame's count of objects of the patch's object's colour, and of all objects"
-           if info["args"].get("count_probe") == "own" else "; the frame's counts per colour and of objects") \
-        + ("; the whole grid from the CLS" if info["args"].get("cls_probe_weight", 0) > 0 else "")
-    args = info["args"]
+           if args.get("count_probe") == "own" else "; the frame's counts per colour and of objects") \
+        + ("; the whole grid from the CLS" if args.get("cls_probe_weight", 0) > 0 else "")
     decoder_probes = [what for what, weight in (
-        ("after layer 0, the colour, shape and cell the question names", args.get("question_probe_weight", 0)),
-        ("after layer 1, an object lookup's count or yes/no", args.get("lookup_probe_weight", 0)),
-        ("after layer 1, a read's object count", args.get("read_probe_weight", 0))) if weight > 0]
+        (f"after layer {g['question_layer']}, the colour, shape and cell the question names",
+         args.get("question_probe_weight", 0)),
+        (f"after layer {g['layer']}, an object lookup's count or yes/no", args.get("lookup_probe_weight", 0)),
+        (f"after layer {g['layer']}, a read's object count", args.get("read_probe_weight", 0))) if weight > 0]
     if decoder_probes:
-        guidance += (". Training-only linear probes on the decoder's state at the answer position ask: "
-                     + "; ".join(decoder_probes))
-    kw = info["args"].get("kind_weights") or {}
+        guidance += ("Training-only linear probes on the decoder's state at the answer position ask: "
+                     + "; ".join(decoder_probes) + ". ")
+    kw = args.get("kind_weights") or {}
     weights = "" if not kw else ("The answer loss weighs " + ", ".join(f"{k} ×{w:g}" for k, w in sorted(kw.items()))
-                                 + f" (captions ×{info['args']['caption_weight']:g}). ")
+                                 + f" (captions ×{args['caption_weight']:g}). ")
     return f"""# sparsevila-demo
 
 A small **trained** `LlavaForConditionalGeneration` in the exact Hugging Face layout, shipped so that `npm start`
@@ -1245,7 +1245,7 @@ Trained with `/usr/bin/python3 tools/train-demo-vlm/train.py` (Debian's python3-
 a curriculum of {sum(c['steps'] for c in tr['curriculum'])} steps of \
 {'lessons' if info['args'].get('lesson_context') else 'single-turn lessons'} first), {duration}, on \
 {info['dataset']['train_conversations']:,} conversations ({info['dataset']['train_turns']:,} turns); seeds \
-{info['seed']} (torch) and {info['data_seed']} (world). {weights}{guidance}. See tools/train-demo-vlm/README.md.
+{info['seed']} (torch) and {info['data_seed']} (world). {weights}{guidance}See tools/train-demo-vlm/README.md.
 
 ## Held-out accuracy (dense)
 

@@ -46,6 +46,7 @@ CELLS = ["top-left", "top", "top-right", "left", "center", "right", "bottom-left
 SHAPES = ["circle", "square", "triangle", "cross", "ring"]
 COLORS = ["red", "green", "blue", "yellow", "purple", "orange"]
 SIZES = ["small", "large"]
+FRAMES = 8  # frames per video (the world's meta.json "frames"): the decoder probes' frame classes
 
 
 def model_config(a):
@@ -135,7 +136,10 @@ def make_dataset(a, out):
            "--videos", str(a.video_fraction), "--force", "--quiet"]
     print("dataset: " + " ".join(cmd), flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True)
-    return json.load(open(meta_path))
+    meta = json.load(open(meta_path))
+    if meta["frames"] != FRAMES:
+        raise SystemExit(f"{meta_path}: videos of {meta['frames']} frames; the trainer's probes expect FRAMES = {FRAMES}")
+    return meta
 
 
 def read_lines(d):
@@ -377,7 +381,7 @@ class Data:
         g_query = torch.tensor([g[1] for g in guides], dtype=torch.long)
         g_family = torch.tensor([g[4] for g in guides], dtype=torch.long)
         g_target = torch.tensor([g[6] for g in guides], dtype=torch.long)
-        g_named = torch.tensor([g[7] for g in guides], dtype=torch.long).reshape(-1, 3)
+        g_named = torch.tensor([g[7] for g in guides], dtype=torch.long).reshape(-1, 4)
         g_keys = torch.zeros((len(guides), T), dtype=torch.float32)
         g_words = torch.zeros((len(guides), T), dtype=torch.bool)
         for n, (_, _, keys, words, family, *_) in enumerate(guides):
@@ -404,9 +408,8 @@ def attention_guides(tokens, turns, image_token, object_lookups=False):
     `object_lookups`, colour counts and "is there" questions are lookups instead (family 1): toward the cells of the
     objects they name or, when the frame holds none, toward SINK; see OBJECT_LOOKUPS. The trainer's attention
     guidance pulls one decoder head's attention to those tokens and, a layer below, one head's attention to the
-    question. The lookup probe's target (see DecoderProbes) is the count a colour count answers (0..9), 10 or 11
-    for an "is there" answered no or yes, and −1 for every other turn; the question probe's (see named_in) what
-    the question names."""
+    question. The lookup probe's target (see DecoderProbes) is what the lookup finds, or −1 (see lookup_target); the
+    question probe's (see named_in) what the question names."""
     ids = tokens["ids"]
     image_pos = [p for p, t in enumerate(ids) if t == image_token]
     out = []
@@ -425,27 +428,45 @@ def attention_guides(tokens, turns, image_token, object_lookups=False):
             family = 0 if t["kind"] in CELL_NAMED else 1
         else:
             keys, family = block, 2
-        target = -1
-        if lookup:
-            target = len(t["cells"]) if t["kind"] == "count-color" else 10 + bool(t["cells"])
         # The prompt ends "<|im_end|> \n <|im_start|> assistant \n"; the user message opens "<|im_start|> user \n",
         # and its question follows this turn's images, if any.
         header = s - 3
         user = max(p for p in range(header) if ids[p] == ids[header]) + 3
         start = max([user] + [p + 2 for p in range(user, header) if ids[p] == image_token])
         words = list(range(start, s - 5))
-        out.append((s - 1, keys, words, family, frame, target, named_in(t)))
+        out.append((s - 1, keys, words, family, frame, lookup_target(t, lookup), named_in(t)))
     return out
 
 
+# The lookup probe's classes (DecoderProbes.lookup), one range per kind of thing a lookup finds.
+LOOKUP_COUNT, LOOKUP_EXISTS, LOOKUP_CELL, LOOKUP_FRAME = 0, len(CELLS) + 1, len(CELLS) + 3, 2 * len(CELLS) + 3
+LOOKUP_CLASSES = LOOKUP_FRAME + FRAMES
+
+
+def lookup_target(turn, lookup):
+    """What the lookup of a turn finds, for the lookup probe: with `lookup` (an object lookup) the count a colour
+    count answers (LOOKUP_COUNT + 0..9) or whether an "is there" finds its object (LOOKUP_EXISTS + 0/1); the cell a
+    "where" answers (LOOKUP_CELL + cell); the frame a "first appear" answers (LOOKUP_FRAME + frame − 1); −1 for the
+    rest, whose lookups find what they answer without a probe (colour of a named shape, shape in a named cell)."""
+    if lookup:
+        return LOOKUP_COUNT + len(turn["cells"]) if turn["kind"] == "count-color" else LOOKUP_EXISTS + bool(turn["cells"])
+    if turn["kind"] in ("where", "frame-where"):
+        return LOOKUP_CELL + CELLS.index(turn["answer"])
+    if turn["kind"] == "first-appear":
+        return LOOKUP_FRAME + int(turn["answer"]) - 1
+    return -1
+
+
 def named_in(turn):
-    """What a question names, for the question probe: (its colour, 1..6, its shape, 1..5, and the cell it asks
-    about by name, 1..9; 0 where it names none)."""
+    """What a question names, for the question probe: (its colour, 1..6, its shape, 1..5, the cell it asks about by
+    name, 1..9, and the frame, 1..FRAMES, in "... in frame k?"; 0 where it names none)."""
     words = turn["question"].rstrip("?").split()
     color = next((i + 1 for i, c in enumerate(COLORS) if c in words), 0)
     shape = next((i + 1 for i, c in enumerate(SHAPES) if c in words), 0)
     cell = CELLS.index(turn["cells"][0]) + 1 if turn["kind"] in CELL_NAMED else 0
-    return color, shape, cell
+    at = words.index("frame") + 1 if "frame" in words else len(words)  # "In which frame does ..." names none
+    frame = int(words[at]) if at < len(words) and words[at].isdigit() else 0
+    return color, shape, cell, frame
 
 
 def read_weights(n):
@@ -635,20 +656,25 @@ class DecoderProbes(torch.nn.Module):
     layer); these ask for it at that position directly, so the head's value and output projections must carry it.
     - read: at each uniform read (family 2), the frame's counts (objects in all; with `per_color`, objects of
       each colour too: only a tower with --count-probe frame carries them).
-    - lookup: at each object lookup (--object-lookups), the lookup's target (attention_guides): the count a colour
-      count answers, or whether an "is there" finds its object.
+    - lookup: at each lookup whose answer is not simply the attribute found (lookup_target): the count a colour
+      count answers, whether an "is there" finds its object (both with --object-lookups), the cell a "where"
+      answers, the frame a "first appear" answers. A "where" put 79% of the lookup head's attention on the
+      object's patches, whose features tell their cell without error, and still answered 16% right.
     - question: after the question layer (--guide-question-layer), what the question names (named_in): the colour,
-      shape and cell the lookup a layer above must match. Without it the asked colour of a colour count was not
-      at the answer position after that layer (a linear probe: 36%, six colours), so no lookup by colour could be
-      learned (26–30% of the lookup head's attention on the asked colour's objects, even in a run of colour counts
-      alone)."""
+      shape, cell and frame the lookup a layer above must match. Without it the asked colour of a colour count was
+      not at the answer position after that layer (a linear probe: 36%, six colours), so no lookup by colour could
+      be learned (26–30% of the lookup head's attention on the asked colour's objects, even in a run of colour
+      counts alone). Asked for colour, shape and cell only, it pushed the frame out: a linear probe read the asked
+      frame there 16% of the time (94% without the probe), the read and lookup heads found the wrong frame (13–21%
+      of their attention on the asked one), and object counts in a frame fell from 98% to 35%."""
 
     def __init__(self, hidden, per_color=True):
         super().__init__()
         self.per_color = per_color
         self.read = torch.nn.Linear(hidden, (len(COLORS) if per_color else 0) * (len(CELLS) + 1) + len(CELLS) + 1)
-        self.lookup = torch.nn.Linear(hidden, len(CELLS) + 1 + 2)
-        self.question = torch.nn.ModuleList([torch.nn.Linear(hidden, len(v) + 1) for v in (COLORS, SHAPES, CELLS)])
+        self.lookup = torch.nn.Linear(hidden, LOOKUP_CLASSES)
+        self.question = torch.nn.ModuleList([torch.nn.Linear(hidden, n + 1)
+                                             for n in (len(COLORS), len(SHAPES), len(CELLS), FRAMES)])
 
     def question_loss(self, states, rows, query, named):
         if rows.numel() == 0:
@@ -916,14 +942,15 @@ def parse_args():
                    help="weight of the read probe: the frame's counts from the decoder's state at the answer position "
                         "of every uniform-read turn (0: none); see DecoderProbes")
     p.add_argument("--question-probe-weight", type=float, default=1.0,
-                   help="weight of the question probe: the colour, shape and cell a question names, from the decoder's "
+                   help="weight of the question probe: the colour, shape, cell and frame a question names, from the decoder's "
                         "state after --guide-question-layer at its answer position (0: none); see DecoderProbes")
     p.add_argument("--object-lookups", action=argparse.BooleanOptionalAction, default=True,
                    help="guide colour counts and \"is there\" questions as lookups of the objects they name, or of the "
                         "sink when there are none, instead of uniform reads; see OBJECT_LOOKUPS")
     p.add_argument("--lookup-probe-weight", type=float, default=1.0,
-                   help="weight of the lookup probe: an object lookup's count or yes/no from the decoder's state at "
-                        "its answer position (0: none); see DecoderProbes")
+                   help="weight of the lookup probe: what a lookup finds (an object lookup's count or yes/no, a where's "
+                        "cell, a first appear's frame) from the decoder's state at its answer position (0: none); see "
+                        "DecoderProbes")
     p.add_argument("--guide-steps", type=float, default=1.0,
                    help="share of the steps with guidance on; the rest train on the answers alone")
     p.add_argument("--eval-every", type=int, default=750, help="held-out eval every N steps (0: only at the end)")
@@ -1213,9 +1240,10 @@ def model_card(cfg, info):
            if args.get("count_probe") == "own" else "; the frame's counts per colour and of objects") \
         + ("; the whole grid from the CLS" if args.get("cls_probe_weight", 0) > 0 else "")
     decoder_probes = [what for what, weight in (
-        (f"after layer {g['question_layer']}, the colour, shape and cell the question names",
+        (f"after layer {g['question_layer']}, the colour, shape, cell and frame the question names",
          args.get("question_probe_weight", 0)),
-        (f"after layer {g['layer']}, an object lookup's count or yes/no", args.get("lookup_probe_weight", 0)),
+        (f"after layer {g['layer']}, what a lookup finds: an object lookup's count or yes/no, a where's cell, a first "
+         "appear's frame", args.get("lookup_probe_weight", 0)),
         (f"after layer {g['layer']}, a read's object count", args.get("read_probe_weight", 0))) if weight > 0]
     if decoder_probes:
         guidance += ("Training-only linear probes on the decoder's state at the answer position ask: "

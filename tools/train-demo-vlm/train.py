@@ -408,8 +408,8 @@ def attention_guides(tokens, turns, image_token, object_lookups=False):
     `object_lookups`, colour counts and "is there" questions are lookups instead (family 1): toward the cells of the
     objects they name or, when the frame holds none, toward SINK; see OBJECT_LOOKUPS. The trainer's attention
     guidance pulls one decoder head's attention to those tokens and, a layer below, one head's attention to the
-    question. The lookup probe's target (see DecoderProbes) is what the lookup finds, or −1 (see lookup_target); the
-    question probe's (see named_in) what the question names."""
+    question. The lookup probe's target (see DecoderProbes) is a lookup's answer (its index in LOOKUP_ANSWERS; −1
+    for a uniform read); the question probe's (see named_in) what the question names."""
     ids = tokens["ids"]
     image_pos = [p for p, t in enumerate(ids) if t == image_token]
     out = []
@@ -434,27 +434,14 @@ def attention_guides(tokens, turns, image_token, object_lookups=False):
         user = max(p for p in range(header) if ids[p] == ids[header]) + 3
         start = max([user] + [p + 2 for p in range(user, header) if ids[p] == image_token])
         words = list(range(start, s - 5))
-        out.append((s - 1, keys, words, family, frame, lookup_target(t, lookup), named_in(t)))
+        target = LOOKUP_ANSWERS.index(t["answer"]) if family < 2 else -1
+        out.append((s - 1, keys, words, family, frame, target, named_in(t)))
     return out
 
 
-# The lookup probe's classes (DecoderProbes.lookup), one range per kind of thing a lookup finds.
-LOOKUP_COUNT, LOOKUP_EXISTS, LOOKUP_CELL, LOOKUP_FRAME = 0, len(CELLS) + 1, len(CELLS) + 3, 2 * len(CELLS) + 3
-LOOKUP_CLASSES = LOOKUP_FRAME + FRAMES
-
-
-def lookup_target(turn, lookup):
-    """What the lookup of a turn finds, for the lookup probe: with `lookup` (an object lookup) the count a colour
-    count answers (LOOKUP_COUNT + 0..9) or whether an "is there" finds its object (LOOKUP_EXISTS + 0/1); the cell a
-    "where" answers (LOOKUP_CELL + cell); the frame a "first appear" answers (LOOKUP_FRAME + frame − 1); −1 for the
-    rest, whose lookups find what they answer without a probe (colour of a named shape, shape in a named cell)."""
-    if lookup:
-        return LOOKUP_COUNT + len(turn["cells"]) if turn["kind"] == "count-color" else LOOKUP_EXISTS + bool(turn["cells"])
-    if turn["kind"] in ("where", "frame-where"):
-        return LOOKUP_CELL + CELLS.index(turn["answer"])
-    if turn["kind"] == "first-appear":
-        return LOOKUP_FRAME + int(turn["answer"]) - 1
-    return -1
+# The lookup probe's classes (DecoderProbes.lookup): every answer a lookup gives. Counts come first, so a colour
+# count's target is its count (probe_counts.py selects them so).
+LOOKUP_ANSWERS = [str(n) for n in range(len(CELLS) + 1)] + ["no", "yes"] + CELLS + COLORS + SHAPES + SIZES + ["nothing"]
 
 
 def named_in(turn):
@@ -656,10 +643,12 @@ class DecoderProbes(torch.nn.Module):
     layer); these ask for it at that position directly, so the head's value and output projections must carry it.
     - read: at each uniform read (family 2), the frame's counts (objects in all; with `per_color`, objects of
       each colour too: only a tower with --count-probe frame carries them).
-    - lookup: at each lookup whose answer is not simply the attribute found (lookup_target): the count a colour
-      count answers, whether an "is there" finds its object (both with --object-lookups), the cell a "where"
-      answers, the frame a "first appear" answers. A "where" put 79% of the lookup head's attention on the
-      object's patches, whose features tell their cell without error, and still answered 16% right.
+    - lookup: at each lookup (family 0 or 1: a named cell or object, and with --object-lookups colour counts and
+      "is there"), its answer: the count a colour count answers, whether an "is there" finds its object, the
+      colour, shape, size or cell it asks, the frame a "first appear" answers. Asked only for counts and yes/no,
+      a "where" put 79% of the lookup head's attention on the object's patches, whose features tell their cell
+      without error, and still answered 16% right; and the size of a named shape, read the same way, was right
+      for 57–99% of the turns from run to run.
     - question: after the question layer (--guide-question-layer), what the question names (named_in): the colour,
       shape, cell and frame the lookup a layer above must match. Without it the asked colour of a colour count was
       not at the answer position after that layer (a linear probe: 36%, six colours), so no lookup by colour could
@@ -672,7 +661,7 @@ class DecoderProbes(torch.nn.Module):
         super().__init__()
         self.per_color = per_color
         self.read = torch.nn.Linear(hidden, (len(COLORS) if per_color else 0) * (len(CELLS) + 1) + len(CELLS) + 1)
-        self.lookup = torch.nn.Linear(hidden, LOOKUP_CLASSES)
+        self.lookup = torch.nn.Linear(hidden, len(LOOKUP_ANSWERS))
         self.question = torch.nn.ModuleList([torch.nn.Linear(hidden, n + 1)
                                              for n in (len(COLORS), len(SHAPES), len(CELLS), FRAMES)])
 
@@ -948,9 +937,8 @@ def parse_args():
                    help="guide colour counts and \"is there\" questions as lookups of the objects they name, or of the "
                         "sink when there are none, instead of uniform reads; see OBJECT_LOOKUPS")
     p.add_argument("--lookup-probe-weight", type=float, default=1.0,
-                   help="weight of the lookup probe: what a lookup finds (an object lookup's count or yes/no, a where's "
-                        "cell, a first appear's frame) from the decoder's state at its answer position (0: none); see "
-                        "DecoderProbes")
+                   help="weight of the lookup probe: a lookup's answer from the decoder's state at its answer position "
+                        "after --guide-layer (0: none); see DecoderProbes")
     p.add_argument("--guide-steps", type=float, default=1.0,
                    help="share of the steps with guidance on; the rest train on the answers alone")
     p.add_argument("--eval-every", type=int, default=750, help="held-out eval every N steps (0: only at the end)")
@@ -1242,8 +1230,7 @@ def model_card(cfg, info):
     decoder_probes = [what for what, weight in (
         (f"after layer {g['question_layer']}, the colour, shape, cell and frame the question names",
          args.get("question_probe_weight", 0)),
-        (f"after layer {g['layer']}, what a lookup finds: an object lookup's count or yes/no, a where's cell, a first "
-         "appear's frame", args.get("lookup_probe_weight", 0)),
+        (f"after layer {g['layer']}, a lookup's answer", args.get("lookup_probe_weight", 0)),
         (f"after layer {g['layer']}, a read's object count", args.get("read_probe_weight", 0))) if weight > 0]
     if decoder_probes:
         guidance += ("Training-only linear probes on the decoder's state at the answer position ask: "

@@ -46,7 +46,13 @@ describe('bench:fidelity --quick', () => {
       expect(r.accuracy).toBeLessThanOrEqual(1);
       expect(r.budget).toBeGreaterThan(0);
       expect(r.budget).toBeLessThanOrEqual(1);
-      if (r.policy.method === 'sparsevila') expect(r.retrievalRecall).toBeGreaterThan(0);
+      // Recall is scored on the decode steps after an answer's first token (the first comes from the prefill): null
+      // when no answer of the sample ran one, which a model answering the quick sample in single tokens does.
+      if (r.policy.method === 'sparsevila' && r.retrievalRecall !== null) {
+        expect(r.retrievalRecall).toBeGreaterThan(0);
+        expect(r.retrievalRecall).toBeLessThanOrEqual(1);
+      }
+      if (r.policy.method !== 'sparsevila') expect(r.retrievalRecall).toBeNull();
       expect(r.caption.images, r.name).toBeGreaterThan(0);
       expect(r.caption.cellAccuracy, r.name).toBeGreaterThanOrEqual(0);
       expect(r.caption.cellAccuracy, r.name).toBeLessThanOrEqual(1);

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -123,7 +124,7 @@ def make_dataset(a, out):
         if meta["seed"] == a.data_seed and c["train"] == a.train_count and c["heldout"] == a.heldout_count \
                 and abs(meta["videoFraction"] - a.video_fraction) < 1e-9:
             print(f"dataset: reusing {out}", flush=True)
-            return meta
+            return checked_frames(meta, meta_path)
     if not a.skip_build:
         print("dataset: building the CLI (npx tsc -p tsconfig.json)", flush=True)
         r = subprocess.run(["npx", "tsc", "-p", "tsconfig.json"], cwd=ROOT)
@@ -136,7 +137,11 @@ def make_dataset(a, out):
            "--videos", str(a.video_fraction), "--force", "--quiet"]
     print("dataset: " + " ".join(cmd), flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True)
-    meta = json.load(open(meta_path))
+    return checked_frames(json.load(open(meta_path)), meta_path)
+
+
+def checked_frames(meta, meta_path):
+    """The dataset's meta.json, once its videos are known to have the FRAMES frames the decoder probes classify."""
     if meta["frames"] != FRAMES:
         raise SystemExit(f"{meta_path}: videos of {meta['frames']} frames; the trainer's probes expect FRAMES = {FRAMES}")
     return meta
@@ -451,9 +456,8 @@ def named_in(turn):
     color = next((i + 1 for i, c in enumerate(COLORS) if c in words), 0)
     shape = next((i + 1 for i, c in enumerate(SHAPES) if c in words), 0)
     cell = CELLS.index(turn["cells"][0]) + 1 if turn["kind"] in CELL_NAMED else 0
-    at = words.index("frame") + 1 if "frame" in words else len(words)  # "In which frame does ..." names none
-    frame = int(words[at]) if at < len(words) and words[at].isdigit() else 0
-    return color, shape, cell, frame
+    frame = re.search(r"\bframe (\d+)", turn["question"])  # "In which frame does ..." names none
+    return color, shape, cell, int(frame[1]) if frame else 0
 
 
 def read_weights(n):
@@ -698,8 +702,9 @@ def train_step(model, heads, opt, params, batch, aux_weight, guide=(0.0, 1, 1, -
     the question's words, and when guide[5] ≥ 0 head guide[5] of layer 0, at each video image token, toward its
     frame's number (guide[4]: split heads, see --guide-split-heads); + probes[1] × the read probe's loss,
     probes[2] × the lookup probe's and probes[3] × the question probe's (probes[0]: DecoderProbes); read_head: the
-    head the uniform reads are guided on, None for the one after the lookup heads; gradients clipped to norm 1. Returns the answer loss, the probe
-    losses (tower and decoder), the guidance loss (0 when off), the argmax predictions and the answer ids."""
+    head the uniform reads are guided on, None for the one after the lookup heads; gradients clipped to norm 1.
+    Returns the answer loss, the probe losses (tower and decoder), the guidance loss (0 when off), the argmax
+    predictions and the answer ids."""
     ids, valid, target, weight, px, labels, guides, frame_tags = batch
     g_rows, g_query, g_keys, g_words, g_family, g_labels, g_target, g_named = guides
     g_weight, g_layer, g_heads, q_layer, split, frame_head = guide

@@ -8,7 +8,7 @@ repo's synthetic world, with Debian's python3-torch on CPU, and writes a Hugging
 Steps: (1) build the TypeScript CLI and write the dataset (train split + held-out split whose scene layouts
 never occur in train) with `node dist/src/cli/main.js dataset`; (2) tokenize every conversation with the
 checkpoint's own tokenizer and chat template (hfio.py), images expanded to 64 `<image>` ids each, loss on the
-assistant answers and their `<|im_end|>` only; (3) AdamW + warmup + cosine decay for a fixed number of steps,
+assistant answers and their `<|im_end|>` only; (3) AdamW + warmup + (flat, then) cosine decay for a fixed number of steps,
 seeded and deterministic; (4) exact-match accuracy on the held-out split per question kind and per turn;
 (5) write config/tokenizer/preprocessor files, model.safetensors (F32), training.json, expected.json (reference
 logits for the TypeScript engine test) and a model card.
@@ -860,6 +860,14 @@ def greedy_conversation(model, data, item, im_end, decode, max_new=16):
 # ------------------------------------------------------------------------------------------------ main
 
 
+def lr_factor(step, steps, warmup, decay_fraction):
+    """Stage 2's learning rate over --lr at `step`: linear warmup, flat, then cosine to 5% over the last
+    `decay_fraction` of the steps (1: cosine from the start, J's schedule)."""
+    decay = decay_fraction * steps
+    progress = min(1.0, max(0.0, step - (steps - decay)) / decay)
+    return min(1.0, (step + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=1234, help="torch seed (init, batch order)")
@@ -876,6 +884,10 @@ def parse_args():
                         "stayed at the prior for 800 steps; at 5e-4 they reached 0.65 held-out")
     p.add_argument("--tower-lr", type=float, default=2e-3, help="stage-1 (tower) learning rate")
     p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--decay-fraction", type=float, default=1.0,
+                   help="share of the stage-2 steps, at the end, over which the learning rate decays (cosine to 5%%); "
+                        "before them it stays at --lr (1: cosine over the whole run). The video kinds need steps at a "
+                        "high rate to come up: on a 6000-step cosine they did not (run K, README.md)")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--vision-hidden", type=int, default=128)
     p.add_argument("--vision-layers", type=int, default=4)
@@ -951,6 +963,8 @@ def parse_args():
     p.add_argument("--skip-build", action="store_true", help="do not run tsc before writing the dataset")
     p.add_argument("--samples", default="", help="comma-separated held-out ids for expected.json (default: picked)")
     a = p.parse_args()
+    if not 0 < a.decay_fraction <= 1:
+        p.error(f"--decay-fraction: expected a share in (0, 1], got {a.decay_fraction}")
     if a.read_head < 0:
         a.read_head = None  # the head after the lookup heads
     return a
@@ -1054,7 +1068,7 @@ def main():
     no_decay = [p for n, p in params if not (p.dim() >= 2 and "embedding" not in n and "embed_tokens" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
-    sched = lambda s: min(1.0, (s + 1) / a.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / a.steps))))
+    sched = lambda s: lr_factor(s, a.steps, a.warmup, a.decay_fraction)
 
     eval_sub = held.subset(a.eval_sample)
 
@@ -1170,7 +1184,8 @@ def main():
         },
         "training": {
             "steps": a.steps, "epochs_started": epoch, "batch_tokens": a.batch_tokens, "optimizer": "AdamW(0.9, 0.98)",
-            "lr": a.lr, "schedule": f"linear warmup {a.warmup} steps, cosine to 5%", "weight_decay": a.weight_decay,
+            "lr": a.lr, "schedule": f"linear warmup {a.warmup} steps, " + ("cosine to 5%" if a.decay_fraction == 1 else
+                        f"flat until step {round((1 - a.decay_fraction) * a.steps)}, then cosine to 5%"), "weight_decay": a.weight_decay,
             "grad_clip": 1.0, "threads": a.threads, "torch": torch.__version__,
             "tower_steps": a.tower_steps, "tower_seconds": None if tower_seconds is None else round(tower_seconds, 1),
             "tower_reused": tower_reused,

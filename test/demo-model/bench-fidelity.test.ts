@@ -23,7 +23,8 @@ interface Row {
   perTurn: ({ accuracy: number; n: number } | null)[];
   perKind: Record<string, { accuracy: number; n: number }>;
   retrievalRecall: number | null;
-  caption: { images: number; cellAccuracy: number };
+  recallAnswers: number;
+  caption: { images: number; cellAccuracy: number; retrievalRecall: number | null };
 }
 
 describe('bench:fidelity --quick', () => {
@@ -46,13 +47,20 @@ describe('bench:fidelity --quick', () => {
       expect(r.accuracy).toBeLessThanOrEqual(1);
       expect(r.budget).toBeGreaterThan(0);
       expect(r.budget).toBeLessThanOrEqual(1);
-      // Recall is scored on the decode steps after an answer's first token (the first comes from the prefill): null
-      // when no answer of the sample ran one, which a model answering the quick sample in single tokens does.
-      if (r.policy.method === 'sparsevila' && r.retrievalRecall !== null) {
-        expect(r.retrievalRecall).toBeGreaterThan(0);
-        expect(r.retrievalRecall).toBeLessThanOrEqual(1);
+      // Recall is scored on the decode steps after an answer's first token (the first comes from the prefill): over
+      // the questions' answers, null when none of the sample ran one (most answers are one token); over the
+      // captions (tens of tokens each), always there for a method that retrieves, and for no other.
+      expect(r.retrievalRecall === null, r.name).toBe(r.recallAnswers === 0);
+      if (r.policy.method === 'sparsevila') {
+        for (const recall of [r.retrievalRecall, r.caption.retrievalRecall].filter((x) => x !== null)) {
+          expect(recall, r.name).toBeGreaterThan(0);
+          expect(recall, r.name).toBeLessThanOrEqual(1);
+        }
+        expect(r.caption.retrievalRecall, r.name).not.toBeNull();
+      } else {
+        expect(r.recallAnswers, r.name).toBe(0);
+        expect(r.caption.retrievalRecall, r.name).toBeNull();
       }
-      if (r.policy.method !== 'sparsevila') expect(r.retrievalRecall).toBeNull();
       expect(r.caption.images, r.name).toBeGreaterThan(0);
       expect(r.caption.cellAccuracy, r.name).toBeGreaterThanOrEqual(0);
       expect(r.caption.cellAccuracy, r.name).toBeLessThanOrEqual(1);
@@ -65,7 +73,7 @@ describe('bench:fidelity --quick', () => {
     const md = fs.readFileSync(path.join(out, 'fidelity.md'), 'utf8');
     expect(stdout).toBe(md);
     const table = md.split('\n').filter((l) => l.startsWith('|'));
-    expect(table[0]).toMatch(/^\| method \| visual tokens attended \| all turns \| turn 1 \| turn 2 \| turn 3 \| turn 4 \| turn 5 \| retrieval recall \| caption cells \|$/);
+    expect(table[0]).toMatch(/^\| method \| visual tokens attended \| all turns \| turn 1 \| turn 2 \| turn 3 \| turn 4 \| turn 5 \| retrieval recall \| caption cells \| caption recall \|$/);
     expect(table).toHaveLength(2 + report.results.length);
     for (const row of table.slice(2)) expect(row.split('|').length).toBe(table[0]!.split('|').length);
     expect(fs.readFileSync(path.join(out, 'fidelity.svg'), 'utf8')).toMatch(/^<svg[^>]*>.*<polyline/s);

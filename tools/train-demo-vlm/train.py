@@ -877,14 +877,14 @@ def parse_args():
     p.add_argument("--video-fraction", type=float, default=0.25)
     p.add_argument("--data-dir", default="/tmp/sparsevila-demo-data")
     p.add_argument("--out", default=os.path.join(ROOT, "src/models/sparsevila-demo"))
-    p.add_argument("--steps", type=int, default=8000)
-    p.add_argument("--batch-tokens", type=int, default=2048, help="padded tokens per batch")
+    p.add_argument("--steps", type=int, default=6500)
+    p.add_argument("--batch-tokens", type=int, default=1536, help="padded tokens per batch")
     p.add_argument("--lr", type=float, default=5e-4,
                    help="stage-2 peak learning rate. At 2e-3 single-turn questions of the four region kinds mixed "
                         "stayed at the prior for 800 steps; at 5e-4 they reached 0.65 held-out")
     p.add_argument("--tower-lr", type=float, default=2e-3, help="stage-1 (tower) learning rate")
     p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--decay-fraction", type=float, default=1.0,
+    p.add_argument("--decay-fraction", type=float, default=0.3,
                    help="share of the stage-2 steps, at the end, over which the learning rate decays (cosine to 5%%); "
                         "before them it stays at --lr (1: cosine over the whole run). The video kinds need steps at a "
                         "high rate to come up: on a 6000-step cosine they did not (run K, README.md)")
@@ -898,7 +898,8 @@ def parse_args():
                    help="decoder RoPE base. Large (Qwen2's 1e6) because the lookups are by content over hundreds of "
                         "positions: at 1e4 only ~10 of a head's 48 dims rotate slowly enough over 600 positions, and "
                         "a lookup learned on short single-turn prompts broke on multi-turn ones and videos")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads. On the 2-core machine the model was trained on, 2 were slower than 1 (stage 2 0.45 vs 0.39 s a step, the tower 0.57 vs 0.54): at this size every op is small, and the second core was busy. The weights depend on it (reductions split differently)")
     p.add_argument("--pos-init-std", type=float, default=0.02, help="init std of the vision position embedding")
     p.add_argument("--caption-weight", type=float, default=0.25,
                    help="loss weight of the captioning conversations' tokens")
@@ -908,7 +909,7 @@ def parse_args():
                    help="share of the training images that also get a where-conversation (0: none); see "
                         "where_conversations and README.md")
     p.add_argument("--aux-weight", type=float, default=1.0, help="weight of the vision tower's auxiliary cell loss")
-    p.add_argument("--curriculum", default="cell-color:300,cell-color+cell-shape:700,region:1000",
+    p.add_argument("--curriculum", default="cell-color:200,cell-color+cell-shape:500,region:800",
                    help="stage 2 starts with lessons of single-turn image region questions, KIND[+KIND...]:STEPS each "
                         "(\"region\" = every region kind), then trains on the whole mix; \"\" for none")
     p.add_argument("--tower-steps", type=int, default=1500,
@@ -1278,7 +1279,8 @@ Trained with `/usr/bin/python3 tools/train-demo-vlm/train.py` (Debian's python3-
 ({probes}), then \
 {tr['steps']} steps of the decoder and projector ({'tower frozen' if tr['tower_frozen_in_stage_2'] else 'tower still training'}; \
 a curriculum of {sum(c['steps'] for c in tr['curriculum'])} steps of \
-{'lessons' if info['args'].get('lesson_context') else 'single-turn lessons'} first), {duration}, on \
+{'lessons' if info['args'].get('lesson_context') else 'single-turn lessons'} first; batches of {tr['batch_tokens']} tokens; \
+learning rate {tr['lr']:g}, {tr['schedule']}), {duration}, on \
 {info['dataset']['train_conversations']:,} conversations ({info['dataset']['train_turns']:,} turns); seeds \
 {info['seed']} (torch) and {info['data_seed']} (world). {weights}{guidance}See tools/train-demo-vlm/README.md.
 

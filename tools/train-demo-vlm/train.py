@@ -8,9 +8,9 @@ repo's synthetic world, with Debian's python3-torch on CPU, and writes a Hugging
 Steps: (1) build the TypeScript CLI and write the dataset (train split + held-out split whose scene layouts
 never occur in train) with `node dist/src/cli/main.js dataset`; (2) tokenize every conversation with the
 checkpoint's own tokenizer and chat template (hfio.py), images expanded to 64 `<image>` ids each, loss on the
-assistant answers and their `<|im_end|>` only; (3) AdamW + warmup + (flat, then) cosine decay for a fixed number of steps,
-seeded and deterministic; (4) exact-match accuracy on the held-out split per question kind and per turn;
-(5) write config/tokenizer/preprocessor files, model.safetensors (F32), training.json, expected.json (reference
+assistant answers and their `<|im_end|>` only; (3) AdamW + warmup + a flat rate, then a cosine decay, for a fixed
+number of steps, seeded and deterministic; (4) exact-match accuracy on the held-out split per question kind and per
+turn; (5) write config/tokenizer/preprocessor files, model.safetensors (F32), training.json, expected.json (reference
 logits for the TypeScript engine test) and a model card.
 """
 import argparse
@@ -899,7 +899,9 @@ def parse_args():
                         "positions: at 1e4 only ~10 of a head's 48 dims rotate slowly enough over 600 positions, and "
                         "a lookup learned on short single-turn prompts broke on multi-turn ones and videos")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch threads. On the 2-core machine the model was trained on, 2 were slower than 1 (stage 2 0.45 vs 0.39 s a step, the tower 0.57 vs 0.54): at this size every op is small, and the second core was busy. The weights depend on it (reductions split differently)")
+                   help="torch threads. On the 2-core machine the model was trained on, 2 were slower than 1 (stage 2 "
+                        "0.45 vs 0.39 s a step, the tower 0.57 vs 0.54): every op of a model this size is small, and "
+                        "the second core is shared. The weights depend on it (reductions split differently)")
     p.add_argument("--pos-init-std", type=float, default=0.02, help="init std of the vision position embedding")
     p.add_argument("--caption-weight", type=float, default=0.25,
                    help="loss weight of the captioning conversations' tokens")
@@ -1185,8 +1187,9 @@ def main():
         },
         "training": {
             "steps": a.steps, "epochs_started": epoch, "batch_tokens": a.batch_tokens, "optimizer": "AdamW(0.9, 0.98)",
-            "lr": a.lr, "schedule": f"linear warmup {a.warmup} steps, " + ("cosine to 5%" if a.decay_fraction == 1 else
-                        f"flat until step {round((1 - a.decay_fraction) * a.steps)}, then cosine to 5%"), "weight_decay": a.weight_decay,
+            "lr": a.lr, "weight_decay": a.weight_decay,
+            "schedule": f"linear warmup {a.warmup} steps, " + ("cosine to 5%" if a.decay_fraction == 1 else
+                        f"flat until step {round((1 - a.decay_fraction) * a.steps)}, then cosine to 5%"),
             "grad_clip": 1.0, "threads": a.threads, "torch": torch.__version__,
             "tower_steps": a.tower_steps, "tower_seconds": None if tower_seconds is None else round(tower_seconds, 1),
             "tower_reused": tower_reused,
@@ -1279,8 +1282,8 @@ Trained with `/usr/bin/python3 tools/train-demo-vlm/train.py` (Debian's python3-
 ({probes}), then \
 {tr['steps']} steps of the decoder and projector ({'tower frozen' if tr['tower_frozen_in_stage_2'] else 'tower still training'}; \
 a curriculum of {sum(c['steps'] for c in tr['curriculum'])} steps of \
-{'lessons' if info['args'].get('lesson_context') else 'single-turn lessons'} first; batches of {tr['batch_tokens']} tokens; \
-learning rate {tr['lr']:g}, {tr['schedule']}), {duration}, on \
+{'lessons' if info['args'].get('lesson_context') else 'single-turn lessons'} first; \
+batches of {tr['batch_tokens']} tokens; learning rate {tr['lr']:g}, {tr['schedule']}), {duration}, on \
 {info['dataset']['train_conversations']:,} conversations ({info['dataset']['train_turns']:,} turns); seeds \
 {info['seed']} (torch) and {info['data_seed']} (world). {weights}{guidance}See tools/train-demo-vlm/README.md.
 

@@ -23,6 +23,7 @@ export const median = (xs) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
+export const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 export const ms = () => performance.now();
 export const mb = (bytes) => bytes / 2 ** 20;
 export const millions = (n) => (n >= 1e7 ? (n / 1e6).toFixed(0) : (n / 1e6).toFixed(2)) + 'M';

@@ -17,6 +17,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as engine from '../dist/src/index.js';
+import { mean } from './bench-common.mjs';
 import { CAPTION_PROMPT, captionCellsRight, demoBenchArgs, heldOutConversations, isCorrect, renderMedia, REPO } from './heldout.mjs';
 
 const { args, model: MODEL, out: OUT, threads: THREADS } = demoBenchArgs();
@@ -116,10 +117,6 @@ async function main() {
   fs.writeFileSync(path.join(OUT, 'fidelity.md'), md);
   fs.writeFileSync(path.join(OUT, 'fidelity.svg'), plot(report));
   process.stdout.write(md);
-}
-
-function mean(xs) {
-  return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
 function markdown(report) {

@@ -41,7 +41,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { REPO, median, ms, mb, measured, contention, otherShare, overallPeakMiB, dirBytes, machine, cachedRandomLlava, benchTokenizer, syntheticImage, syntheticVideo, memoryBandwidth } from './bench-common.mjs';
+import { REPO, mean, median, ms, mb, measured, contention, otherShare, overallPeakMiB, dirBytes, machine, cachedRandomLlava, benchTokenizer, syntheticImage, syntheticVideo, memoryBandwidth } from './bench-common.mjs';
 import { markdown, svg, targets } from './bench-report.mjs';
 
 const { values: args } = parseArgs({
@@ -225,7 +225,6 @@ async function turn(chat, input) {
   const t = answer.timings;
   const steps = stamps.slice(1).map((s, i) => s - stamps[i]);
   const perLayer = answer.sparsity.attendedVisualPerLayer;
-  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
   return {
     wallMs: load.wallSeconds * 1000, imageMs: t.imageSeconds * 1000, visionMs: t.visionSeconds * 1000, llmPrefillMs: t.prefillSeconds * 1000,
     prefillMs: (t.visionSeconds + t.prefillSeconds) * 1000, ttftMs: t.firstTokenSeconds * 1000,

@@ -3,7 +3,7 @@
  * separately, as DESIGN.md asks of speed claims — and a stacked bar of the turn's stages. Pure: data in,
  * HTML (with an inline SVG per bar) out.
  */
-import type { Timings } from '../../src/session/chat.js';
+import type { Timings } from '../../src/session/types.js';
 import { attrs, esc, ms, num } from './markup.js';
 
 /** The engine's per-turn timings (seconds). */

@@ -5,7 +5,9 @@ import type { Sampling } from '../session/sampling.js';
 import { loadModel } from '../session/model.js';
 import { ChromeTraceSink, JsonlSink, Tracer } from '../trace/index.js';
 import { modelOptionSpec, parseInteger, parseModelOptions, progressPrinter } from './options.js';
-import { parsePolicyOptions, policyOptionSpec } from './policy-options.js';
+import type { CliValues } from '../sparsity/method.js';
+import { policyFromFlags } from '../sparsity/registry.js';
+import { policyOptionSpec } from './policy-options.js';
 import { parseVideoOptions, VIDEO_OPTIONS_HELP, videoOptionSpec } from './video-options.js';
 
 export const ASK_HELP = `Usage: sparsevila ask --model DIR (--image FILE [--image FILE…] | --video FILE) --prompt TEXT [options]
@@ -40,7 +42,7 @@ export async function runAsk(argv: string[]): Promise<void> {
     args: argv,
     options: {
       ...modelOptionSpec,
-      ...policyOptionSpec,
+      ...policyOptionSpec(),
       ...videoOptionSpec,
       image: { type: 'string', multiple: true },
       prompt: { type: 'string' },
@@ -71,11 +73,12 @@ export async function runAsk(argv: string[]): Promise<void> {
           seed: values.seed === undefined ? 0 : parseInteger(values.seed, '--seed'),
         }
       : { kind: 'greedy' };
-  const maxNewTokens = values['max-new-tokens'] === undefined ? 128 : parseInteger(values['max-new-tokens'], '--max-new-tokens');
-  const minNewTokens = values['min-new-tokens'] === undefined ? 0 : parseInteger(values['min-new-tokens'], '--min-new-tokens');
-  const prefillChunk = values['prefill-chunk'] === undefined ? 512 : parseInteger(values['prefill-chunk'], '--prefill-chunk');
+  // Absent flags stay undefined: the chat applies its defaults (CHAT_DEFAULTS).
+  const maxNewTokens = values['max-new-tokens'] === undefined ? undefined : parseInteger(values['max-new-tokens'], '--max-new-tokens');
+  const minNewTokens = values['min-new-tokens'] === undefined ? undefined : parseInteger(values['min-new-tokens'], '--min-new-tokens');
+  const prefillChunk = values['prefill-chunk'] === undefined ? undefined : parseInteger(values['prefill-chunk'], '--prefill-chunk');
 
-  const { video, policy, visionBatch, memoryLimit } = parseVideoOptions(values, parsePolicyOptions(values));
+  const { video, policy, visionBatch, memoryLimit } = parseVideoOptions(values, policyFromFlags(values as CliValues));
   const model = await loadModel(values.model, {
     ...parseModelOptions(values),
     onProgress: progressPrinter(),

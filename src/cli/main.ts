@@ -5,7 +5,7 @@ import { ASK_HELP, runAsk } from './ask.js';
 import { DATASET_HELP, runDataset } from './dataset.js';
 import { DEMO_HELP, runDemo } from './demo.js';
 import { MODEL_OPTIONS_HELP } from './options.js';
-import { POLICY_OPTIONS_HELP } from './policy-options.js';
+import { cliHelp } from '../sparsity/registry.js';
 import { PROFILE_HELP, runProfile } from './profile.js';
 
 const HELP = `Usage: sparsevila <command> [options]
@@ -19,11 +19,12 @@ Commands:
 Run \`sparsevila <command> --help\` for a command's options.
 `;
 
-const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
-  ask: { run: runAsk, help: ASK_HELP + '\n' + MODEL_OPTIONS_HELP + '\n' + POLICY_OPTIONS_HELP },
-  dataset: { run: runDataset, help: DATASET_HELP },
-  demo: { run: runDemo, help: DEMO_HELP + '\n' + MODEL_OPTIONS_HELP },
-  profile: { run: runProfile, help: PROFILE_HELP },
+// Help is written when asked for: the sparsity section lists the methods registered by then.
+const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: () => string }> = {
+  ask: { run: runAsk, help: () => ASK_HELP + '\n' + MODEL_OPTIONS_HELP + '\n' + cliHelp() },
+  dataset: { run: runDataset, help: () => DATASET_HELP },
+  demo: { run: runDemo, help: () => DEMO_HELP + '\n' + MODEL_OPTIONS_HELP },
+  profile: { run: runProfile, help: () => PROFILE_HELP },
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -38,7 +39,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(command.help);
+    process.stdout.write(command.help());
     return 0;
   }
   try {
@@ -52,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
     }
     const e = err as Error & { code?: string };
     if (e.code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`sparsevila ${name}: ${e.message}\n\n${command.help}`);
+      process.stderr.write(`sparsevila ${name}: ${e.message}\n\n${command.help()}`);
       return 2;
     }
     process.stderr.write(`sparsevila ${name}: unexpected error: ${e.stack ?? e.message}\n`);

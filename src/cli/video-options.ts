@@ -5,7 +5,8 @@
 import { InputError } from '../errors.js';
 import { DEFAULT_VIDEO_FRAMES, type VideoSource } from '../media/video.js';
 import { defaultMemoryLimit, formatBytes, parseBytes } from '../runtime/memory.js';
-import { validatePolicy, type SparsityPolicy } from '../sparsity/policy.js';
+import type { PolicyValue } from '../sparsity/method.js';
+import { validatePolicy } from '../sparsity/registry.js';
 import { parseInteger } from './options.js';
 
 export const videoOptionSpec = {
@@ -34,13 +35,13 @@ type VideoValues = Partial<Record<keyof typeof videoOptionSpec, string>> & { ima
 
 export interface VideoOptions {
   video?: VideoSource;
-  policy: SparsityPolicy;
+  policy: PolicyValue;
   visionBatch?: number;
   memoryLimit?: number;
 }
 
 /** Parses the flags; `policy` is the one the policy flags gave, returned with `--keep-min-per-frame` applied. */
-export function parseVideoOptions(values: VideoValues, policy: SparsityPolicy): VideoOptions {
+export function parseVideoOptions(values: VideoValues, policy: PolicyValue): VideoOptions {
   const { video } = values;
   if (video === undefined && (values.frames !== undefined || values.fps !== undefined)) {
     throw new InputError('OPTION_INVALID', `${values.frames !== undefined ? '--frames' : '--fps'} needs --video FILE`, { subject: '--video' });
@@ -69,12 +70,12 @@ export function parseVideoOptions(values: VideoValues, policy: SparsityPolicy): 
   }
   const minPerFrame = values['keep-min-per-frame'] === undefined ? undefined : parseInteger(values['keep-min-per-frame'], '--keep-min-per-frame');
   if (minPerFrame !== undefined) {
-    if (!('keep' in policy)) {
-      throw new InputError('OPTION_INVALID', `--keep-min-per-frame needs a policy with a keep budget (sparsevila or random), not '${policy.method}'`, {
+    if (typeof policy.keep !== 'object' || policy.keep === null) {
+      throw new InputError('OPTION_INVALID', `--keep-min-per-frame needs a policy with a keep budget, not '${policy.method}'`, {
         subject: '--keep-min-per-frame',
       });
     }
-    policy = validatePolicy({ ...policy, keep: { ...policy.keep, minPerImage: minPerFrame } });
+    policy = validatePolicy({ ...policy, keep: { ...(policy.keep as object), minPerImage: minPerFrame } });
   }
   return {
     video: video === undefined ? undefined : { path: video, ...(fps !== undefined ? { fps } : { frames: positive(values.frames, '--frames') ?? DEFAULT_VIDEO_FRAMES }) },

@@ -10,19 +10,9 @@
  */
 import { buildPrompt, buildTurnDelta, type ChatMessage, type PromptTokens } from '../text/index.js';
 import type { VisualTokenId } from '../trace/schema.js';
-import type { Model } from './model.js';
 import { prefill } from './prefill.js';
 import { argmax } from './sampling.js';
-
-export interface FidelityReport {
-  steps: number;
-  tokenAgreement: number;
-  firstDivergence: number | null;
-  klPerStep: number[];
-  meanKl: number;
-  /** Per layer; null when the turn attended every visual token (nothing to recall). */
-  retrievalRecall: number[] | null;
-}
+import type { FidelityReport, LoadedModel } from './types.js';
 
 export interface SparseTurnRecord {
   messages: ChatMessage[];
@@ -48,7 +38,11 @@ export class DenseTwin {
   /** Visual token id of each visual row, keyed by cache row. */
   private readonly visual = new Map<number, string>();
 
-  constructor(private readonly model: Model) {}
+  /** `chunkSize`: the chat's prefill chunk, so the twin's float rounding follows the same chunks as the chat's. */
+  constructor(
+    private readonly model: LoadedModel,
+    private readonly chunkSize: number,
+  ) {}
 
   async turn(record: SparseTurnRecord): Promise<FidelityReport> {
     const { model } = this;
@@ -70,7 +64,7 @@ export class DenseTwin {
       imageTokenId: spec.imageTokenId,
       imageEmbeds: record.imageEmbeds,
       hidden: spec.text.hiddenSize,
-      chunkSize: 512,
+      chunkSize: this.chunkSize,
       logits: 'last',
     });
     this.rows += prompt.ids.length;

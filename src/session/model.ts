@@ -17,7 +17,9 @@ import type { ExecutionProvider, RuntimeOptions, SessionSettings } from '../runt
 import { checkProvider } from '../runtime/ort-session.js';
 import { Runtime } from '../runtime/runtime.js';
 import { loadTextProcessor, type TextProcessor } from '../text/index.js';
-import { Chat, type ChatOptions } from './chat.js';
+import { Chat } from './chat.js';
+import type { ChatOptions } from './options.js';
+import type { ImageInput, LoadedModel } from './types.js';
 
 export interface LoadOptions {
   /**
@@ -56,10 +58,7 @@ export interface LoadOptions {
 /** Calibration rows sampled per linear group input for AWQ's error measurements (AutoAWQ's clip search uses 512). */
 export const AWQ_CALIBRATION_ROWS = 512;
 
-/** Images for one turn: file paths, encoded bytes, or already decoded RGB. */
-export type ImageInput = string | Uint8Array;
-
-export class Model {
+export class Model implements LoadedModel {
   private constructor(
     readonly dir: string,
     readonly spec: LlavaSpec,

@@ -3,6 +3,7 @@
  * generator, so a sampled run is reproducible from its seed.
  */
 import { InputError } from '../errors.js';
+import { seededRandom } from '../seeded-random.js';
 
 export type Sampling = { kind: 'greedy' } | { kind: 'sample'; temperature: number; topP: number; seed: number };
 
@@ -29,18 +30,6 @@ export function argmax(logits: Float32Array, offset = 0, length = logits.length 
     }
   }
   return best;
-}
-
-/** mulberry32: small, fast, and good enough for token sampling; the whole state is the seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export class TokenSampler {

@@ -1,9 +1,9 @@
 /**
- * Query-aware retrieval (DESIGN.md "Decode"): at each turn, every LLM layer scores every retained visual
+ * Query-aware retrieval (docs/design.md, "The SparseVILA path"): at each turn, every LLM layer scores every retained visual
  * token by the attention mass the question's tokens give it, and keeps its top tokens. Decode steps of the
  * turn attend to all text tokens plus only those.
  */
-import { budgetCount, type RetrieveBudget } from './policy.js';
+import { budgetCount, type RetrieveBudget } from './budget.js';
 import { topK } from './topk.js';
 
 /** The retained visual tokens in the KV cache: their rows and the image / frame each came from. */

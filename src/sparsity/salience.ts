@@ -1,13 +1,33 @@
 /**
  * Visual-token salience from the vision tower's own feature-layer self-attention, averaged over heads
- * (DESIGN.md "Prefill — query-agnostic pruning"): the CLS row on towers with a CLS token, otherwise the mean
+ * (docs/design.md, "The SparseVILA path"): the CLS row on towers with a CLS token, otherwise the mean
  * attention each token receives. The vision graph computes both reductions; this picks and aligns them with
  * the tokens the LLM sees (the `default` strategy drops tower token 0).
  */
 import type { LlavaSpec } from '../checkpoint/spec.js';
 import { InputError } from '../errors.js';
 import type { VisionResult } from '../runtime/protocol.js';
-import type { SalienceSource } from './policy.js';
+import { policyFieldError } from './budget.js';
+
+/**
+ * Salience source: `auto` = CLS attention on towers with a CLS token, attention received otherwise;
+ * `{ summary }` = mean attention from the listed leading tower tokens (RADIO-style summary tokens; the
+ * vision graph returns the first 8 tokens' rows).
+ */
+export type SalienceSource = 'auto' | 'cls' | 'received' | { summary: number[] };
+
+/** A salience source from a policy value, or OPTION_INVALID naming `field`. */
+export function validateSalienceSource(v: unknown, field: string): SalienceSource {
+  if (typeof v === 'object' && v !== null) {
+    const rows = (v as { summary?: unknown }).summary;
+    if (!Array.isArray(rows) || !rows.length || !rows.every((i) => Number.isInteger(i) && i >= 0 && i < 8)) {
+      policyFieldError(`${field}.summary`, `must be a non-empty list of leading token indices in 0..7, got ${JSON.stringify(rows)}`);
+    }
+    return { summary: rows as number[] };
+  }
+  if (v !== 'auto' && v !== 'cls' && v !== 'received') policyFieldError(field, `must be 'auto', 'cls', 'received' or { summary: [indices] }, got ${JSON.stringify(v)}`);
+  return v;
+}
 
 export interface ImageSalience {
   /** One score per LLM image token, in token order. */

@@ -7,7 +7,9 @@
  * Visual tokens are named by a `VisualTokenId`: image (or frame) index within the chat, then the token's
  * index within that image's LLM tokens — stable across turns, whatever the cache row.
  */
-import type { SparsityPolicy } from '../sparsity/policy.js';
+
+/** A sparsity policy as the trace records it: a plain, serializable value naming its method. */
+export type PolicyValue = { readonly method: string } & { readonly [field: string]: unknown };
 
 export const TRACE_SCHEMA_VERSION = 1;
 
@@ -30,7 +32,9 @@ export type TraceEvent =
       type: 'run.start';
       version: typeof TRACE_SCHEMA_VERSION;
       model: { dir: string; vision: string; text: string; layers: number; heads: number; kvHeads: number; imageTokens: number };
-      policy: SparsityPolicy;
+      policy: PolicyValue;
+      /** The policy's short human label, written by its sparsity method (absent in older traces). */
+      label?: string;
       options: Record<string, unknown>;
     })
   | (Base & { type: 'turn.start'; turn: number; text: string; images: number })

@@ -9,7 +9,50 @@
  * Deviation, stated: the LLM sees the kept tokens ordered by patch index (targets where their patch is) with
  * compact positions, where the repo concatenates dominant then contextual tokens.
  */
-import { topK } from './topk.js';
+import { InputError } from '../../errors.js';
+import { concatFloat32 } from '../../runtime/arrays.js';
+import { policyFieldError } from '../budget.js';
+import type { SparsityMethod, VisualTokens, PruneResult } from '../method.js';
+import { topK } from '../topk.js';
+
+export type VisionZipPolicy = { method: 'visionzip'; dominant: number; contextual: number };
+
+export const visionzip: SparsityMethod<VisionZipPolicy> = {
+  name: 'visionzip',
+  summary: 'VisionZip: per image, dominant salient tokens plus contextual merged ones (arXiv 2412.04467)',
+  validate(v) {
+    const { dominant, contextual } = v;
+    if (typeof dominant !== 'number' || !Number.isInteger(dominant) || dominant < 1) policyFieldError('policy.dominant', `must be an integer ≥ 1, got ${String(dominant)}`);
+    if (typeof contextual !== 'number' || !Number.isInteger(contextual) || contextual < 0) policyFieldError('policy.contextual', `must be an integer ≥ 0, got ${String(contextual)}`);
+    return { method: 'visionzip', dominant, contextual };
+  },
+  label: (p) => `VisionZip ${p.dominant}+${p.contextual}`,
+  cli: {
+    flags: {
+      dominant: { type: 'string', help: 'VisionZip: dominant tokens per image (default 54)' },
+      contextual: { type: 'string', help: 'VisionZip: contextual (merged) tokens per image (default 10)' },
+    },
+    policy: (v) => ({ method: 'visionzip', dominant: Number(v.dominant ?? 54), contextual: Number(v.contextual ?? 10) }),
+  },
+  prune: (p, tokens) => zipImages(tokens, p.dominant, p.contextual),
+  keptCount: (p, images, n) => images * Math.min(n, p.dominant + p.contextual),
+  // The LLM sees a shorter sequence of merged tokens: compact positions, as in its repo.
+  positions: () => 'compact',
+};
+
+/** VisionZip per image: dominant + merged contextual features, projected again. */
+async function zipImages(t: VisualTokens, dominant: number, contextual: number): Promise<PruneResult> {
+  const n = t.tokensPerImage;
+  const size = t.features.length / (t.images * n);
+  const keys = t.keyMetric;
+  if (!keys) throw new InputError('OPTION_INVALID', 'VisionZip needs the feature layer keys, which this vision graph lacks', { subject: 'policy' });
+  const keyDim = keys.length / (t.images * n);
+  const zipped = t.salience.map((s, img) =>
+    visionZip(t.features.subarray(img * n * size, (img + 1) * n * size), s.scores, keys.subarray(img * n * keyDim, (img + 1) * n * keyDim), keyDim, dominant, contextual),
+  );
+  const features = concatFloat32(zipped.map((z) => z.features));
+  return { kept: zipped.map((z) => z.tokens), embeds: await t.project(features, [features.length / size, size]) };
+}
 
 export interface ZippedImage {
   /** Patch index of each output token, ascending: dominant tokens and contextual targets. */

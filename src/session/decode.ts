@@ -1,0 +1,142 @@
+/**
+ * Step 5 of a turn, decode: token by token over the turn's KV view, then the answer — its text, timings,
+ * what the policy did, and (with `fidelity`) the dense twin's verdict. `decodeTokens` is the loop alone,
+ * like gpt-fast's `decode_n_tokens`: sample, stop on end of sequence or length, feed the token back.
+ */
+import { InputError } from '../errors.js';
+import type { Turn } from './conversation.js';
+import { resolveLimits, type DecodeLimits } from './options.js';
+import { openDecodeView, type DecodeView, type Retrieved } from './retrieve-step.js';
+import type { Answer, FidelityReport, SparsitySummary, Timings, TokenEvent } from './types.js';
+
+interface Generated {
+  tokens: number[];
+  /** The logits each token was chosen from (kept only for the dense twin). */
+  logits: Float32Array[];
+  stopReason: Answer['stopReason'];
+  firstTokenAt: number;
+  decodeSeconds: number;
+}
+
+/** Generates the turn's answer; `withLogits` adds each token's logits to its event. */
+export async function* decode(turn: Turn, retrieved: Retrieved, overrides: DecodeLimits, withLogits: boolean): AsyncGenerator<TokenEvent, Answer> {
+  const conv = turn.conversation;
+  if (!conv.holds(turn)) throw new InputError('OPTION_INVALID', 'this turn was already decoded', { subject: 'decode' });
+  const limits = resolveLimits(overrides, turn.options);
+  const t0 = performance.now();
+  const view = await openDecodeView(turn, retrieved);
+  const pre = retrieved.prefilled;
+  const detok = turn.model.text.createStream({ skipSpecial: true, contextIds: pre.promptTokenIds.slice(-4) });
+  let gen: Generated;
+  try {
+    gen = yield* decodeTokens(turn, pre.lastPromptLogits, view, limits, detok, withLogits);
+  } finally {
+    if (view) await turn.model.runtime.dropView(view.id);
+  }
+  const rest = detok.flush();
+  if (rest) yield { text: rest };
+  turn.span('decode', t0, { tokens: gen.tokens.length });
+  return finishTurn(turn, retrieved, view, gen);
+}
+
+async function* decodeTokens(
+  turn: Turn,
+  first: Float32Array,
+  view: DecodeView | null,
+  { maxNewTokens, minNewTokens }: Required<DecodeLimits>,
+  detok: { push(id: number): string },
+  withLogits: boolean,
+): AsyncGenerator<TokenEvent, Generated> {
+  const conv = turn.conversation;
+  const { runtime, text } = turn.model;
+  const keepLogits = conv.twin !== undefined;
+  const out: Generated = { tokens: [], logits: [], stopReason: 'length', firstTokenAt: 0, decodeSeconds: 0 };
+  const attended = view ? view.attended : conv.rows;
+  let logits = first;
+  for (;;) {
+    const token = conv.sampler.next(out.tokens.length < minNewTokens ? withoutEos(logits, text.eosTokenIds) : logits);
+    out.firstTokenAt ||= performance.now();
+    if (text.eosTokenIds.includes(token)) {
+      out.stopReason = 'eos';
+      return out;
+    }
+    out.tokens.push(token);
+    if (keepLogits) out.logits.push(logits);
+    const piece = detok.push(token);
+    const step = out.tokens.length - 1;
+    turn.emit(() => ({ type: 'token', step, id: token, text: piece }));
+    yield withLogits ? { id: token, text: piece, logits } : { id: token, text: piece };
+    if (out.tokens.length >= maxNewTokens) return out;
+    const next = await runtime.step({ target: view ? { view: view.id } : { cache: conv.cache }, ids: [token], positions: [conv.nextPosition], logits: 'last' });
+    conv.nextPosition++;
+    conv.rows++;
+    out.decodeSeconds += next.seconds;
+    logits = next.logits;
+    turn.emit(() => ({ type: 'decode.step', step: step + 1, ms: next.seconds * 1000, attended: attended + step + 1, visualAttended: view?.visualAttended ?? conv.visualRows.length }));
+  }
+}
+
+/** The conversation takes the answer; the turn's timings, sparsity summary and fidelity become its Answer. */
+async function finishTurn(turn: Turn, retrieved: Retrieved, view: DecodeView | null, gen: Generated): Promise<Answer> {
+  const conv = turn.conversation;
+  const { model } = turn;
+  const pre = retrieved.prefilled;
+  const { tokens, stopReason } = gen;
+  // The last token of a length stop was never fed: it is not in the cache, and the next turn's delta
+  // re-encodes its text after the cached ones.
+  const cachedGenerated = stopReason === 'length' ? tokens.slice(0, -1) : tokens;
+  const text = model.text.decode(tokens, { skipSpecial: true });
+  // The conversation keeps the answer as the tokens decode WITH their special tokens: the cache holds
+  // them, and the next turn's delta is the template's rendering after exactly that text.
+  conv.messages.push(pre.userMessage, { role: 'assistant', content: model.text.decode(tokens) });
+  conv.lastPrompt = pre.prompt;
+  conv.lastGenerated = cachedGenerated;
+  const timings: Timings = {
+    imageSeconds: pre.imageSeconds.images,
+    visionSeconds: pre.imageSeconds.vision,
+    prefillSeconds: pre.seconds,
+    firstTokenSeconds: (gen.firstTokenAt - turn.started) / 1000,
+    decodeSeconds: gen.decodeSeconds,
+    decodeTokensPerSecond: cachedGenerated.length && gen.decodeSeconds ? cachedGenerated.length / gen.decodeSeconds : 0,
+    totalSeconds: (performance.now() - turn.started) / 1000,
+    promptTokens: pre.promptTokenIds.length,
+    generatedTokens: tokens.length,
+    cachedTokens: pre.cachedTokens,
+  };
+  const sparsity: SparsitySummary = {
+    policy: turn.options.policy.method,
+    visualTokens: conv.visualRows.length,
+    turnImageTokens: pre.imageTokens.total,
+    turnKeptTokens: pre.imageTokens.kept,
+    turnKeptPerImage: pre.imageTokens.perImage,
+    attendedVisualPerLayer: view?.visualPerLayer ?? Array(model.spec.text.numLayers).fill(conv.visualRows.length),
+  };
+  // The dense twin runs after the turn is timed: its work is reported as its own 'fidelity' span.
+  let fidelity: FidelityReport | undefined;
+  if (conv.twin) {
+    const t1 = performance.now();
+    const visualIndex = new Map(conv.visualRows.map((r, i) => [r, i]));
+    const report = await conv.twin.turn({
+      messages: conv.messages.slice(0, -1),
+      images: pre.imageTokens.total / model.spec.imageTokenCount,
+      imageEmbeds: pre.imageEmbedsAll,
+      tokens,
+      logits: gen.logits,
+      attended: view ? view.subsets.map((rows) => rows.flatMap((r) => (visualIndex.has(r) ? [conv.visualIds[visualIndex.get(r)!]!] : []))) : null,
+      cachedGenerated,
+    });
+    fidelity = report;
+    turn.span('fidelity', t1);
+    turn.emit(() => ({ type: 'fidelity', metrics: { ...report } }));
+  }
+  turn.emit(() => ({ type: 'turn.end', answer: text, stopReason, metrics: { ...timings } }));
+  conv.release(turn, true);
+  return { text, tokenIds: tokens, promptTokenIds: pre.promptTokenIds, lastPromptLogits: pre.lastPromptLogits, stopReason, timings, sparsity, fidelity, video: pre.video };
+}
+
+/** A copy of `logits` in which no end-of-sequence token can win. */
+function withoutEos(logits: Float32Array, eos: readonly number[]): Float32Array {
+  const out = logits.slice();
+  for (const id of eos) out[id] = -Infinity;
+  return out;
+}

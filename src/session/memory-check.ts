@@ -1,0 +1,43 @@
+/** The up-front memory check every turn passes before any of its work (runtime/memory.ts estimates). */
+import { checkMemoryLimit, estimateTurnMemory } from '../runtime/memory.js';
+import { budgetCount } from '../sparsity/budget.js';
+import type { Conversation } from './conversation.js';
+
+/** What a turn will put through the model, as far as it is known when it is checked. */
+export interface TurnSize {
+  /** Images / frames the turn still has to encode. */
+  encode: number;
+  /** The turn's visual tokens before pruning and how many enter the LLM; default: what the policy plans for `encode`. */
+  visual?: { total: number; kept: number };
+  /** The turn's exact prompt length once it is built; default: its kept visual tokens. */
+  promptTokens?: number;
+  /** The turn in words, for the message ("8 frame(s) of clip.mp4"). */
+  what: string;
+}
+
+/** Refuses a turn that would exceed the chat's `memoryLimit` (MEMORY_LIMIT), before any of its work. */
+export function checkTurnMemory(conv: Conversation, size: TurnSize): void {
+  const { model, options } = conv;
+  const { policy, method } = options;
+  const spec = model.spec;
+  const n = spec.imageTokenCount;
+  const visual = size.visual ?? { total: size.encode * n, kept: method.keptCount?.(policy, size.encode, n) ?? size.encode * n };
+  const prompt = size.promptTokens ?? visual.kept;
+  const rowsAfter = conv.rows + prompt + options.maxNewTokens;
+  const visualAfter = conv.visualRows.length + visual.kept;
+  const retrieve = method.retrieve?.(policy);
+  const images = conv.imagesSeen + visual.total / n;
+  const retrieved = retrieve ? Math.min(visualAfter, budgetCount(retrieve.budget, visualAfter) + retrieve.minPerImage * images) : 0;
+  const estimate = estimateTurnMemory(spec, {
+    cachedRows: conv.rows,
+    promptTokens: prompt,
+    maxNewTokens: options.maxNewTokens,
+    chunk: options.prefillChunk,
+    frames: size.encode,
+    visionBatch: options.visionBatch,
+    viewRows: retrieve ? rowsAfter - visualAfter + retrieved : 0,
+    // At least this: the twin also holds what earlier turns pruned.
+    twinRows: options.fidelity ? rowsAfter + visual.total - visual.kept : 0,
+  });
+  checkMemoryLimit(estimate, options.memoryLimit, `${size.what}, ${conv.rows + prompt} tokens in the cache after its prompt`);
+}

@@ -1,0 +1,57 @@
+/**
+ * SparseVILA (Khaki et al., ICCV 2025, arXiv 2510.17777), decoupled visual sparsity (docs/design.md, "The
+ * SparseVILA path"):
+ *   prefill  query-agnostic pruning: keep each image's (or the turn's) top tokens by the vision tower's own
+ *            salience; the rest never enter the LLM;
+ *   decode   query-aware retrieval: every turn, each LLM layer scores the retained visual tokens by the
+ *            attention mass of the turn's question and its decode steps attend only its top tokens
+ *            (sparsity/retrieve.ts). The next turn re-scores against the full retained cache.
+ */
+import { budgetLabel, keepFromFlags, KEEP_FLAGS, parseBudget, policyFieldError, validateKeep, validateRetrieve, type KeepBudget, type RetrieveBudget } from '../budget.js';
+import { keepTopScores, keptUnderBudget } from '../keep.js';
+import type { PositionMode, SparsityMethod } from '../method.js';
+import { validateSalienceSource, type SalienceSource } from '../salience.js';
+
+export type SparseVilaPolicy = { method: 'sparsevila'; keep: KeepBudget; retrieve: RetrieveBudget; salience: SalienceSource; positions: PositionMode };
+
+export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
+  name: 'sparsevila',
+  summary: 'SparseVILA: prune by vision-tower salience at prefill, retrieve per layer by the question at decode (arXiv 2510.17777)',
+  validate(v) {
+    const positions = v.positions ?? 'original';
+    if (positions !== 'original' && positions !== 'compact') policyFieldError('policy.positions', `must be 'original' or 'compact', got ${String(positions)}`);
+    return {
+      method: 'sparsevila',
+      keep: validateKeep(v.keep, 'policy.keep'),
+      retrieve: validateRetrieve(v.retrieve, 'policy.retrieve'),
+      salience: validateSalienceSource(v.salience ?? 'auto', 'policy.salience'),
+      positions,
+    };
+  },
+  label: (p) => `SparseVILA keep ${budgetLabel(p.keep.budget)} · retrieve ${budgetLabel(p.retrieve.budget)}`,
+  cli: {
+    flags: {
+      ...KEEP_FLAGS,
+      retrieve: { type: 'string', help: 'visual tokens each layer attends per decode step, ratio or count; default 0.1' },
+      'min-per-image': { type: 'string', help: 'keep at least N retrieved tokens of every image / frame per layer (default 0)' },
+      'per-kv-head': { type: 'boolean', help: 'retrieve per KV head (union of each head\'s top-k) instead of heads summed' },
+      positions: { type: 'string', help: 'original (default) or compact rotary positions for kept tokens' },
+      salience: {
+        type: 'string',
+        help: 'auto (default: CLS on CLIP, attention received otherwise), cls, received, or summary:I,J,… (mean attention from those leading tower tokens, indices 0–7)',
+      },
+    },
+    policy: (v) => ({
+      method: 'sparsevila',
+      keep: keepFromFlags(v),
+      retrieve: { budget: parseBudget(String(v.retrieve ?? '0.1'), '--retrieve'), minPerImage: Number(v['min-per-image'] ?? 0), perKvHead: v['per-kv-head'] ?? false },
+      salience: typeof v.salience === 'string' && v.salience.startsWith('summary:') ? { summary: v.salience.slice(8).split(',').map((s) => Number(s.trim())) } : (v.salience ?? 'auto'),
+      positions: v.positions ?? 'original',
+    }),
+  },
+  salience: (p) => p.salience,
+  prune: (p, tokens) => ({ kept: keepTopScores(p.keep, tokens.salience.map((s) => s.scores)) }),
+  keptCount: (p, images, n) => keptUnderBudget(p.keep, images, n),
+  positions: (p) => p.positions,
+  retrieve: (p) => p.retrieve,
+};

@@ -1,0 +1,27 @@
+/** Uniform-stride pruning at prefill (a baseline): evenly spaced tokens, floor(i · n / k), original positions. */
+import { budgetCount, budgetLabel, keepFromFlags, KEEP_FLAGS, policyFieldError, validateKeep, type KeepBudget } from '../budget.js';
+import { keptUnderBudget, splitByImage } from '../keep.js';
+import type { SparsityMethod } from '../method.js';
+
+export type StridePolicy = { method: 'stride'; keep: KeepBudget };
+
+const even = (n: number, k: number) => Array.from({ length: k }, (_, i) => Math.floor((i * n) / k));
+
+export const stride: SparsityMethod<StridePolicy> = {
+  name: 'stride',
+  summary: 'uniform-stride pruning at prefill (a baseline)',
+  validate(v) {
+    const keep = validateKeep(v.keep, 'policy.keep');
+    if ((keep.minPerImage ?? 0) > 0) {
+      policyFieldError('policy.keep.minPerImage', 'stride keeps evenly spaced tokens per image: a per-image minimum applies to ranked methods (sparsevila, random, divprune)');
+    }
+    return { method: 'stride', keep };
+  },
+  label: (p) => `stride keep ${budgetLabel(p.keep.budget)}`,
+  cli: { flags: KEEP_FLAGS, policy: (v) => ({ method: 'stride', keep: keepFromFlags(v) }) },
+  prune(p, { images, tokensPerImage: n }) {
+    if (p.keep.scope === 'per-image') return { kept: Array.from({ length: images }, () => even(n, budgetCount(p.keep.budget, n))) };
+    return { kept: splitByImage(even(images * n, budgetCount(p.keep.budget, images * n)), images, n) };
+  },
+  keptCount: (p, images, n) => keptUnderBudget(p.keep, images, n),
+};

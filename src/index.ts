@@ -4,10 +4,8 @@ export * from './checkpoint/index.js';
 export {
   ensureGraph, graphCacheKey, defaultCacheDir, GRAPH_BUILDER_VERSION, type GraphKind, type GraphBuildOptions, type BuildProgress, type BuildStage,
 } from './graph/build.js';
-export { CALIBRATION_TAPS, calibrationOutput, type CalibrationTap } from './graph/decoder.js';
-export {
-  quantizeInt4, dequantizeInt4, fakeQuantizeInt4, int4Codes, packInt4, INT4_BLOCK_SIZES, type PackedInt4, type Int4Codes, type Int4BlockSize,
-} from './graph/int4.js';
+export { calibrationOutput } from './graph/decoder.js';
+export * from './weights/index.js';
 export type { WeightPrecision, LinearPrecision } from './graph/layers.js';
 export * from './quant/index.js';
 export { Runtime } from './runtime/runtime.js';
@@ -18,7 +16,7 @@ export { prefill, type PrefillInput, type PrefillOutput } from './session/prefil
 export { TokenSampler, argmax, type Sampling } from './session/sampling.js';
 export { seededRandom } from './seeded-random.js';
 export { OnnxGraphBuilder } from './graph/onnx-builder.js';
-export { linear, type WeightReader, type LinearOptions } from './graph/layers.js';
+export { linear, type LinearOptions } from './graph/layers.js';
 export { loadModel, Model, AWQ_CALIBRATION_ROWS, type LoadOptions } from './session/model.js';
 export { Chat } from './session/chat.js';
 export { CHAT_DEFAULTS, type ChatOptions, type DecodeLimits } from './session/options.js';

@@ -39,6 +39,9 @@ export interface Checkpoint {
  */
 export type KeyLayout = 'current' | 'legacy';
 
+/** The canonical name prefix of the LLM's modules, e.g. `model.language_model.layers.0.self_attn.q_proj`. */
+export const TEXT_PREFIX = 'model.language_model';
+
 /** Canonical (current) prefix → legacy prefix. Mirrors transformers' `_checkpoint_conversion_mapping` for Llava. */
 const LEGACY_PREFIXES: ReadonlyArray<readonly [string, string]> = [
   ['model.vision_tower.', 'vision_tower.'],

@@ -5,7 +5,7 @@
  * [in/group, out], w = (q − z) · s. Anything else is refused here, naming the field and its value.
  */
 import { ConfigError } from '../errors.js';
-import { Fields } from './config.js';
+import { Fields } from './config-fields.js';
 
 export interface AwqStorage {
   method: 'awq';

@@ -5,7 +5,7 @@
  * rather than silently computed as default.
  */
 import type { RopeScaling } from './spec.js';
-import type { Fields } from './config.js';
+import type { Fields } from './config-fields.js';
 
 const SUPPORTED = ['default', 'linear', 'llama3'] as const;
 

@@ -9,12 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint.js';
 import { SparseVilaError } from '../errors.js';
-import { readAwqPlan } from '../quant/awq-plan.js';
-import { awqWeights } from '../quant/awq-weights.js';
-import { autoAwqWeights } from '../quant/autoawq.js';
+import { autoAwqWeights } from '../weights/autoawq.js';
+import { readAwqPlan, type AwqPlanRef } from '../weights/awq-plan.js';
+import { awqWeights } from '../weights/awq-weights.js';
+import type { Int4BlockSize } from '../weights/int4.js';
+import type { WeightReader } from '../weights/weight-reader.js';
 import { buildDecoderGraph, buildEmbedGraph } from './decoder.js';
-import type { Int4BlockSize } from './int4.js';
-import type { LinearOptions, LinearPrecision, WeightPrecision, WeightReader } from './layers.js';
+import type { LinearOptions, LinearPrecision, WeightPrecision } from './layers.js';
 import { OnnxGraphBuilder } from './onnx-builder.js';
 import { buildProjectorGraph, buildVisionGraph } from './vision.js';
 
@@ -33,8 +34,8 @@ export interface GraphBuildOptions {
   blockSize: Int4BlockSize;
   /** Where built graphs are kept; default `$SPARSEVILA_CACHE` or `~/.cache/sparsevila/graphs`. */
   cacheDir?: string;
-  /** precision `awq`: the plan file (src/quant/awq-plan.ts) and its id, which enters the decoder graphs' key. */
-  awq?: { file: string; id: string };
+  /** precision `awq`: the plan file (src/weights/awq-plan.ts) and its id, which enters the decoder graphs' key. */
+  awq?: AwqPlanRef;
   /** Decoder graphs also output every linear group's input (graph/decoder.ts): AWQ calibration. */
   calibration?: boolean;
 }

@@ -16,17 +16,14 @@
  *                                      (post_attention_layernorm output), `down` (down_proj input). AWQ's
  *                                      activation statistics come from these (src/quant/calibrate.ts).
  */
+import { TEXT_PREFIX } from '../checkpoint/checkpoint.js';
 import type { LlavaSpec } from '../checkpoint/spec.js';
-import { activation, linear, param, rmsNorm, type LinearOptions, type WeightReader } from './layers.js';
+import type { CalibrationTap } from '../weights/awq-groups.js';
+import type { WeightReader } from '../weights/weight-reader.js';
+import { activation, linear, param, rmsNorm, type LinearOptions } from './layers.js';
 import { llmAttention } from './llm-attention.js';
 import type { OnnxGraphBuilder } from './onnx-builder.js';
 import { ropeInvFreq } from './rope.js';
-
-export const TEXT_PREFIX = 'model.language_model';
-
-/** The inputs of each group of linears that share one, in layer order. */
-export const CALIBRATION_TAPS = ['qkv', 'o', 'gate_up', 'down'] as const;
-export type CalibrationTap = (typeof CALIBRATION_TAPS)[number];
 
 /** The calibration variant's output holding `tap`'s input rows at `layer`. */
 export function calibrationOutput(tap: CalibrationTap, layer: number): string {

@@ -3,22 +3,10 @@
  * Each helper is the ONNX form of one transformers module, named after it.
  */
 import { CheckpointError } from '../errors.js';
+import { quantizeInt4, type Int4BlockSize } from '../weights/int4.js';
+import type { WeightReader } from '../weights/weight-reader.js';
 import { toFloat16Bits } from './half.js';
-import { quantizeInt4, type Int4BlockSize, type PackedInt4 } from './int4.js';
 import type { OnnxGraphBuilder } from './onnx-builder.js';
-
-/** The part of a checkpoint the graph builders read: canonical tensor names, decoded to float32. */
-export interface WeightReader {
-  has(name: string): boolean;
-  read(name: string, expectedShape?: readonly number[]): Float32Array;
-  /**
-   * Present on readers of quantized checkpoints (AutoAWQ): a linear module's stored int4 weight in the
-   * MatMulNBits layout, or undefined for a module the checkpoint keeps in float. int4 linears use the stored
-   * weight as is, and leave the float ones (lm_head, `modules_to_not_convert`) in float, as the checkpoint's
-   * authors chose.
-   */
-  packedInt4?(module: string): PackedInt4 | undefined;
-}
 
 /**
  * How one linear layer's weight is stored in the graph. `fp16` halves the file; ORT folds the Cast at
@@ -29,7 +17,7 @@ export type LinearPrecision = 'fp32' | 'fp16' | 'int4';
 
 /**
  * LLM weight precision as a user picks it: a linear precision, or `awq` — int4 whose weights were scaled
- * (and clipped) by activation-aware search before rounding (src/quant/), with the inverse scales folded
+ * (and clipped) by activation-aware search before rounding (src/quant/, applied by src/weights/), with the inverse scales folded
  * into the preceding op, so the graph is the int4 graph with different numbers.
  */
 export type WeightPrecision = LinearPrecision | 'awq';

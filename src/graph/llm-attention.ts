@@ -18,7 +18,8 @@
  * GQA follows transformers' repeat_kv: query head h reads KV head floor(h / groups).
  */
 import type { TextSpec } from '../checkpoint/spec.js';
-import { linear, type LinearOptions, type WeightReader } from './layers.js';
+import type { WeightReader } from '../weights/weight-reader.js';
+import { linear, type LinearOptions } from './layers.js';
 import type { OnnxGraphBuilder } from './onnx-builder.js';
 
 export interface AttentionInputs {

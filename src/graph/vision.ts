@@ -14,7 +14,8 @@
  * The full [tokens × tokens] matrix never leaves the graph.
  */
 import type { LlavaSpec } from '../checkpoint/spec.js';
-import { activation, layerNorm, linear, param, type LinearOptions, type WeightReader } from './layers.js';
+import type { WeightReader } from '../weights/weight-reader.js';
+import { activation, layerNorm, linear, param, type LinearOptions } from './layers.js';
 import type { OnnxGraphBuilder } from './onnx-builder.js';
 
 const PREFIX = 'model.vision_tower.vision_model';

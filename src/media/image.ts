@@ -12,13 +12,7 @@ import sharp from 'sharp';
 import { InputError } from '../errors.js';
 import { pilResize, type ResampleFilter } from './pil-resample.js';
 import type { PreprocessorConfig, ResizeRule } from './preprocessor-config.js';
-
-/** Decoded 8-bit RGB pixels, row-major, channels last (H × W × 3). */
-export interface RgbImage {
-  width: number;
-  height: number;
-  data: Uint8Array;
-}
+import type { RgbImage } from './rgb-image.js';
 
 /** Model input for one image: float32, channels first [3, height, width]. */
 export interface PixelTensor {

@@ -12,7 +12,7 @@
  * - Geometry.c ImagingScaleAffine, used for NEAREST: source column `(int)` of the position `0.5·s`, `+ s`
  *   per output pixel, accumulated by repeated float64 addition exactly as the C loop does (s = in / out).
  */
-import type { RgbImage } from './image.js';
+import type { RgbImage } from './rgb-image.js';
 
 /** A resampling filter of PIL.Image.Resampling. */
 export type ResampleFilter = 'nearest' | 'lanczos' | 'bilinear' | 'bicubic' | 'box' | 'hamming';

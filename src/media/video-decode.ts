@@ -11,7 +11,7 @@
  * ffmpeg's default, the same one `ffmpeg -i video frame.png` uses.
  */
 import { InputError } from '../errors.js';
-import type { RgbImage } from './image.js';
+import type { RgbImage } from './rgb-image.js';
 import type { VideoInfo } from './video-probe.js';
 import { toolOutput, type VideoTools } from './video-tool.js';
 

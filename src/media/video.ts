@@ -6,7 +6,8 @@
  * before any frame is decoded — and `decodeVideo` the third.
  */
 import { ConfigError, InputError } from '../errors.js';
-import { preprocessImage, type RgbImage } from './image.js';
+import { preprocessImage } from './image.js';
+import type { RgbImage } from './rgb-image.js';
 import type { PreprocessorConfig } from './preprocessor-config.js';
 import { decodeFrames, type VideoFrame } from './video-decode.js';
 import { probeVideo, type VideoInfo } from './video-probe.js';

@@ -1,6 +1,6 @@
 /**
  * Activation-aware weight quantization (Lin et al., "AWQ", MLSys 2024; AutoAWQ awq/quantize/quantizer.py
- * `_search_best_scale` and `_search_best_clip`), on the int4 rounding the graphs use (graph/int4.ts).
+ * `_search_best_scale` and `_search_best_clip`), on the int4 rounding the graphs use (src/weights/int4.ts).
  *
  * Scale search, per group of linears sharing an input X: s = mean|x|^α over channels, normalised by
  * sqrt(max(s) · min(s)); for α on a 20-point grid in [0, 1), round W·diag(s) and measure the output error
@@ -13,10 +13,10 @@
  * output, Δw·G·Δwᵀ with G = XᵀX over the block's input channels. Blocks are judged alone, so a linear keeps
  * its clipping only if its whole output error went down.
  */
-import { fakeQuantizeBlock, fakeQuantizeInt4, type Int4BlockSize } from '../graph/int4.js';
-import { CLIP_GRID, CLIP_MAX_SHRINK, SCALE_GRID } from './awq-plan.js';
+import { CLIP_GRID, CLIP_MAX_SHRINK, SCALE_GRID } from '../weights/awq-plan.js';
+import { clipLimit, scaleColumns } from '../weights/awq-weights.js';
+import { fakeQuantizeBlock, fakeQuantizeInt4, type Int4BlockSize } from '../weights/int4.js';
 import type { OutputErrorMeter } from './output-error.js';
-import { clipLimit, scaleColumns } from './awq-weights.js';
 
 /** One group input's calibration statistics. */
 export interface GroupActivations {

@@ -1,7 +1,7 @@
 /**
- * AWQ as a build stage: from a float checkpoint and calibration activations to a plan (awq-plan.ts) in the
- * graph cache, which the graph builder then applies. The plan is searched once per (checkpoint, block size,
- * clip search, calibration set) and reused by every later load.
+ * AWQ as a build stage: from a float checkpoint and calibration activations to a plan
+ * (src/weights/awq-plan.ts) in the graph cache, which the graph builder then applies. The plan is searched
+ * once per (checkpoint, block size, clip search, calibration set) and reused by every later load.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,12 +9,14 @@ import type { Checkpoint } from '../checkpoint/checkpoint.js';
 import type { TextSpec } from '../checkpoint/spec.js';
 import { ConfigError, SparseVilaError } from '../errors.js';
 import type { BuildProgress } from '../graph/build.js';
-import { fakeQuantizeInt4, type Int4BlockSize } from '../graph/int4.js';
-import type { WeightReader } from '../graph/layers.js';
-import { awqGroups, type AwqGroup } from './awq-groups.js';
-import { awqPlanId, awqPlanPath, scaleKey, writeAwqPlan, type AwqCalibrationInfo, type AwqGroupReport, type AwqPlan } from './awq-plan.js';
+import { awqGroups, type AwqGroup } from '../weights/awq-groups.js';
+import {
+  awqPlanId, awqPlanPath, scaleKey, writeAwqPlan, type AwqCalibrationInfo, type AwqGroupReport, type AwqPlan, type AwqPlanRef,
+} from '../weights/awq-plan.js';
+import { awqWeights, clipBlocks } from '../weights/awq-weights.js';
+import { fakeQuantizeInt4, type Int4BlockSize } from '../weights/int4.js';
+import type { WeightReader } from '../weights/weight-reader.js';
 import { scaleInput, searchClip, searchScale, type GroupActivations, type ScaleSearch } from './awq-search.js';
-import { awqWeights, clipBlocks } from './awq-weights.js';
 import { outputErrorMeter, type OutputErrorMeter } from './output-error.js';
 
 /** Calibration activations per group input, keyed by `scaleKey(layer, tap)`. */
@@ -29,11 +31,6 @@ export interface AwqOptions {
   /** ORT threads for the error measurements. */
   threads?: number;
   onProgress?: BuildProgress;
-}
-
-export interface AwqPlanRef {
-  file: string;
-  id: string;
 }
 
 /**

@@ -10,8 +10,8 @@ import { InputError, RuntimeError } from '../errors.js';
 import type { BuildProgress } from '../graph/build.js';
 import { calibrationOutput } from '../graph/decoder.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { allAwqGroups } from './awq-groups.js';
-import { scaleKey } from './awq-plan.js';
+import { allAwqGroups } from '../weights/awq-groups.js';
+import { scaleKey } from '../weights/awq-plan.js';
 import type { Calibration } from './awq.js';
 import type { CalibrationSet } from './calibration-set.js';
 

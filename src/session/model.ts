@@ -5,10 +5,11 @@
 import { openCheckpoint, type LlavaSpec } from '../checkpoint/index.js';
 import { ConfigError, InputError } from '../errors.js';
 import { defaultCacheDir, type BuildProgress } from '../graph/build.js';
-import type { Int4BlockSize } from '../graph/int4.js';
+import type { Int4BlockSize } from '../weights/int4.js';
 import type { WeightPrecision } from '../graph/layers.js';
 import { loadPreprocessorConfig, loadImage, preprocessImage, type PreprocessorConfig } from '../media/index.js';
-import { ensureAwqPlan, checkAwqCheckpoint, type AwqPlanRef } from '../quant/awq.js';
+import { ensureAwqPlan, checkAwqCheckpoint } from '../quant/awq.js';
+import type { AwqPlanRef } from '../weights/awq-plan.js';
 import { collectActivations } from '../quant/calibrate.js';
 import {
   buildCalibrationSet, DEFAULT_CALIBRATION_SAMPLES, worldCalibrationSamples, type CalibrationSample,

@@ -3,7 +3,6 @@
  * Shared by every method that keeps or retrieves by rank, with their validation, CLI parsing and labels.
  */
 import { InputError } from '../errors.js';
-import type { CliFlag, CliValues } from './method.js';
 
 /** A share of the candidates (0 < ratio ≤ 1) or an absolute count (≥ 1). */
 export type Budget = { ratio: number } | { count: number };
@@ -91,15 +90,4 @@ export function parseBudget(value: string, flag: string): Budget {
   const n = Number(v);
   if (v === '' || Number.isNaN(n)) throw new InputError('OPTION_INVALID', `${flag} must be a ratio (0.5, 50%) or a count (64); got '${value}'`, { subject: flag });
   return { ratio: n };
-}
-
-/** The keep-budget flags every method that keeps a top share at prefill reads. */
-export const KEEP_FLAGS: Record<string, CliFlag> = {
-  keep: { type: 'string', help: 'tokens kept per image at prefill: a ratio with a decimal point or % (0.5, 50%), or a count (64); default 0.5' },
-  'keep-scope': { type: 'string', help: 'per-image (default) or global (one top-k across the turn\'s images / frames)' },
-};
-
-/** A keep budget from KEEP_FLAGS (validated later, with the rest of the policy). */
-export function keepFromFlags(v: CliValues): Partial<KeepBudget> {
-  return { budget: parseBudget(String(v.keep ?? '0.5'), '--keep'), scope: (v['keep-scope'] as KeepBudget['scope'] | undefined) ?? 'per-image' };
 }

@@ -6,6 +6,7 @@
  * `registry.ts`, or with `registerSparsityMethod` from outside the package.
  */
 import type { RetrieveBudget } from './budget.js';
+import type { CliFlag, CliValues } from './flags.js';
 import type { KeptTokens } from './keep.js';
 import type { PolicyValue } from '../trace/schema.js';
 import type { ImageSalience, SalienceSource } from './salience.js';
@@ -14,7 +15,7 @@ import type { ImageSalience, SalienceSource } from './salience.js';
  * A sparsity policy is a plain, serializable value naming its method (`{ method: 'sparsevila', keep, … }`).
  * Every run records it in the trace, so a run or sweep can be reproduced from the trace alone.
  */
-export type { PolicyValue };
+export type { PolicyValue, CliFlag, CliValues };
 
 /**
  * Rotary positions of kept visual tokens: their original positions (gaps left by pruning) or re-packed.
@@ -57,14 +58,6 @@ export interface DropStage {
   /** How many of the turn's `n` visual tokens survive this stage (ranked by the last prompt token's attention). */
   keep(n: number): number;
 }
-
-/** A command-line flag a method reads (node:util parseArgs spec, plus its help line). */
-export interface CliFlag {
-  type: 'string' | 'boolean';
-  help: string;
-}
-
-export type CliValues = Readonly<Record<string, string | boolean | undefined>>;
 
 export interface SparsityMethod<P extends PolicyValue = PolicyValue> {
   /** The policy's `method`. */

@@ -4,7 +4,8 @@
  * methods — policy validation, labels, CLI flags and help — asks this registry, never a name.
  */
 import { InputError } from '../errors.js';
-import type { CliFlag, CliValues, PolicyValue, SparsityMethod } from './method.js';
+import type { CliFlag, CliValues } from './flags.js';
+import type { PolicyValue, SparsityMethod } from './method.js';
 import { dense, type DensePolicy } from './methods/dense.js';
 import { divprune, type DivPrunePolicy } from './methods/divprune.js';
 import { fastv, type FastVPolicy } from './methods/fastv.js';

@@ -13,7 +13,8 @@
  * turn's frames at once. The budget is the keep budget (the repo's retained ratio, default 0.098 there).
  * Cost: O(n² · hidden) for the first pick, O(k · n · hidden) for the rest, with n tokens per selection.
  */
-import { budgetCount, budgetLabel, keepFromFlags, KEEP_FLAGS, policyFieldError, validateKeep, type KeepBudget } from '../budget.js';
+import { budgetCount, budgetLabel, policyFieldError, validateKeep, type KeepBudget } from '../budget.js';
+import { keepFromFlags, KEEP_FLAGS } from '../flags.js';
 import { keptUnderBudget, splitByImage } from '../keep.js';
 import type { SparsityMethod } from '../method.js';
 

@@ -3,7 +3,8 @@
  * tokens, ranked by the last instruction token's attention among the survivors of the stage before.
  */
 import { budgetCount, policyFieldError } from '../budget.js';
-import type { CliValues, SparsityMethod } from '../method.js';
+import type { CliValues } from '../flags.js';
+import type { SparsityMethod } from '../method.js';
 
 export type PyramidDropPolicy = { method: 'pdrop'; layers: number[]; keepRatios: number[] };
 

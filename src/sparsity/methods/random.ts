@@ -1,6 +1,7 @@
 /** Random pruning at prefill (a baseline): a seeded random ranking in place of salience, original positions. */
 import { seededRandom } from '../../seeded-random.js';
-import { budgetLabel, keepFromFlags, KEEP_FLAGS, policyFieldError, validateKeep, type KeepBudget } from '../budget.js';
+import { budgetLabel, policyFieldError, validateKeep, type KeepBudget } from '../budget.js';
+import { keepFromFlags, KEEP_FLAGS } from '../flags.js';
 import { keepTopScores, keptUnderBudget } from '../keep.js';
 import type { SparsityMethod } from '../method.js';
 

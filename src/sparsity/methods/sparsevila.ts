@@ -7,7 +7,8 @@
  *            attention mass of the turn's question and its decode steps attend only its top tokens
  *            (sparsity/retrieve.ts). The next turn re-scores against the full retained cache.
  */
-import { budgetLabel, keepFromFlags, KEEP_FLAGS, parseBudget, policyFieldError, validateKeep, validateRetrieve, type KeepBudget, type RetrieveBudget } from '../budget.js';
+import { budgetLabel, parseBudget, policyFieldError, validateKeep, validateRetrieve, type KeepBudget, type RetrieveBudget } from '../budget.js';
+import { keepFromFlags, KEEP_FLAGS } from '../flags.js';
 import { keepTopScores, keptUnderBudget } from '../keep.js';
 import type { PositionMode, SparsityMethod } from '../method.js';
 import { validateSalienceSource, type SalienceSource } from '../salience.js';

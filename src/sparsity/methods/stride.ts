@@ -1,5 +1,6 @@
 /** Uniform-stride pruning at prefill (a baseline): evenly spaced tokens, floor(i · n / k), original positions. */
-import { budgetCount, budgetLabel, keepFromFlags, KEEP_FLAGS, policyFieldError, validateKeep, type KeepBudget } from '../budget.js';
+import { budgetCount, budgetLabel, policyFieldError, validateKeep, type KeepBudget } from '../budget.js';
+import { keepFromFlags, KEEP_FLAGS } from '../flags.js';
 import { keptUnderBudget, splitByImage } from '../keep.js';
 import type { SparsityMethod } from '../method.js';
 

@@ -10,8 +10,15 @@
  *   gate_up  gate/up_proj, input = post_attention_layernorm(x) → post_attention_layernorm.weight ÷ s
  *   down     down_proj, input = silu(gate) · up               → up_proj rows (and bias) ÷ s
  */
+import { TEXT_PREFIX } from '../checkpoint/checkpoint.js';
 import type { TextSpec } from '../checkpoint/spec.js';
-import { TEXT_PREFIX, type CalibrationTap } from '../graph/decoder.js';
+
+/**
+ * The input of each group, in layer order. The decoder's calibration variant outputs each one
+ * (src/graph/decoder.ts `calibrationOutput`), and a plan keys its scales by them.
+ */
+export const CALIBRATION_TAPS = ['qkv', 'o', 'gate_up', 'down'] as const;
+export type CalibrationTap = (typeof CALIBRATION_TAPS)[number];
 
 export interface AwqLinear {
   /** Module path, e.g. `model.language_model.layers.0.self_attn.q_proj`. */

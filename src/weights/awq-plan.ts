@@ -1,7 +1,8 @@
 /**
- * An AWQ plan: what activation-aware search decided for a checkpoint — one input-channel scale per linear
- * group, and per clipped linear a shrink step per (row, block) — plus what it measured. The graph builder
- * applies it to the float weights (awq-weights.ts) and rounds as int4 does.
+ * An AWQ plan: what activation-aware search (src/quant/) decided for a checkpoint — one input-channel scale
+ * per linear group, and per clipped linear a shrink step per (row, block) — plus what it measured. The graph
+ * builder applies it to the float weights (awq-weights.ts) and rounds as int4 does. The search writes plans
+ * and the builder reads them, so the format lives here, below both.
  *
  * It is stored as a safetensors file in the graph cache, keyed by everything that changes the weights
  * (checkpoint fingerprint, method version, block size, clip search, calibration set), so the graphs built
@@ -15,8 +16,8 @@ import path from 'node:path';
 import { openSafetensors } from '../checkpoint/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../checkpoint/safetensors-writer.js';
 import { CheckpointError } from '../errors.js';
-import type { CalibrationTap } from '../graph/decoder.js';
-import type { Int4BlockSize } from '../graph/int4.js';
+import type { CalibrationTap } from './awq-groups.js';
+import type { Int4BlockSize } from './int4.js';
 
 /** Bump when the search changes what it decides, so plans of an older search are not reused. */
 export const AWQ_VERSION = 1;
@@ -62,6 +63,12 @@ export interface AwqPlan {
   /** Module path → shrink steps, row-major [out, blocks]. */
   clips: Map<string, Uint8Array>;
   report: AwqGroupReport[];
+}
+
+/** Where a plan is kept, and its id: what a graph build needs of it (GraphBuildOptions.awq). */
+export interface AwqPlanRef {
+  file: string;
+  id: string;
 }
 
 export interface AwqPlanKeyParts {

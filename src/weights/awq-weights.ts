@@ -7,9 +7,9 @@
  * mean |x|) carry less relative error.
  */
 import type { TextSpec } from '../checkpoint/spec.js';
-import type { WeightReader } from '../graph/layers.js';
 import { allAwqGroups } from './awq-groups.js';
 import { CLIP_GRID, scaleKey, type AwqPlan } from './awq-plan.js';
+import type { WeightReader } from './weight-reader.js';
 
 export function awqWeights(base: WeightReader, spec: TextSpec, plan: AwqPlan): WeightReader {
   const columnScale = new Map<string, Float32Array>();

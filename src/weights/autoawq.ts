@@ -12,8 +12,8 @@
  */
 import type { Checkpoint } from '../checkpoint/checkpoint.js';
 import { CheckpointError } from '../errors.js';
-import { dequantizeInt4, packInt4, type Int4BlockSize, type Int4Codes, type PackedInt4 } from '../graph/int4.js';
-import type { WeightReader } from '../graph/layers.js';
+import { dequantizeInt4, packInt4, type Int4BlockSize, type Int4Codes, type PackedInt4 } from './int4.js';
+import type { WeightReader } from './weight-reader.js';
 
 /** Nibble j of a packed word holds output 8c + AWQ_ORDER[j]. */
 export const AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7] as const;

@@ -3,7 +3,8 @@
  * time: retraining the model rewrites that file (other images, other questions), so the notebooks name
  * neither a file nor a question.
  */
-import { CheckpointError, readExampleConversations, type ExampleConversation } from '../src/index.js';
+import { readExampleConversations, type ExampleConversation } from '../src/checkpoint/examples.js';
+import { CheckpointError } from '../src/errors.js';
 import { paths } from './paths.js';
 
 export interface ImageExampleOptions {

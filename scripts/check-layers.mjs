@@ -50,6 +50,8 @@ export const LAYERS = {
   'src/session': 7,
   // The package's public surface.
   'src/index.ts': 8,
+  // The `./testing` entry: checkpoint writers and the synthetic world, for tests, benchmarks and notebooks.
+  'src/testing.ts': 8,
   // What people run: the CLI, the profiler's server (the CLI's `profile` starts it), the notebook kernel.
   'src/cli': 9,
   'profiler-ui/server': 9,

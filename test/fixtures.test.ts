@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIP_FIXTURE, SIGLIP_FIXTURE } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
+import { prefill } from '../dist/src/session/prefill.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 
@@ -55,7 +56,7 @@ describe.each([
     const imageEmbeds = await model.runtime.project(vision.features, [n * tokens, size]);
     const cache = await model.runtime.createCache();
     const ids = expected.input_ids;
-    const out = await engine.prefill(model.runtime, {
+    const out = await prefill(model.runtime, {
       cache, ids, positions: ids.map((_, i) => i), imageTokenId: model.spec.imageTokenId, imageEmbeds,
       hidden: model.spec.text.hiddenSize, chunkSize: 13, logits: 'all',
     });

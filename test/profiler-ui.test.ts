@@ -20,6 +20,7 @@ import { paretoFront, policyLabel, runSummary } from '../profiler-ui/web/data/su
 import { ARTIFACTS_DIR, launchBrowser, saveScreenshot, type TestBrowser } from './helpers/browser.js';
 import { CLIP_FIXTURE, REPO_ROOT } from './helpers/checkpoint-writer.js';
 import { engine, tempDir } from './helpers/engine.js';
+import { seededRandom } from '../dist/src/seeded-random.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 type Retrieval = Extract<TraceEvent, { type: 'retrieval' }>;
@@ -31,7 +32,7 @@ const SPARSE = engine.validatePolicy({ method: 'sparsevila', keep: { budget: { r
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A deterministic PRNG for the synthetic trace. */
-const rng = (seed: number): (() => number) => engine.seededRandom(seed);
+const rng = (seed: number): (() => number) => seededRandom(seed);
 
 const topIndices = (scores: ArrayLike<number>, k: number): number[] =>
   Array.from(scores, (v, i) => [v, i] as const)

@@ -10,6 +10,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { gaussian, roundTo, writeSafetensorsCheckpoint, writeTinyLlava, type TensorToWrite, type TinyLlavaOptions } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir, textPromptLogits } from './helpers/engine.js';
 import { decodeNBits } from './helpers/nbits.js';
+import { openCheckpoint } from '../dist/src/checkpoint/checkpoint.js';
+import { ensureGraph } from '../dist/src/graph/build.js';
+import { autoAwqWeights, readAutoAwqLinear, repackAutoAwq } from '../dist/src/weights/autoawq.js';
+import { dequantizeInt4 } from '../dist/src/weights/int4.js';
 
 /** AutoAWQ's order_map: nibble j of a packed word holds column 8c + ORDER[j]. */
 const ORDER = [0, 2, 4, 6, 1, 3, 5, 7];
@@ -107,10 +111,10 @@ beforeAll(() => {
 
 describe('AutoAWQ checkpoints', () => {
   it('reads quantization_config (version case-insensitive) and repacks every linear bit-exactly: codes, zero points, w = (q − z)·s', () => {
-    const ck = engine.openCheckpoint(awqDir);
+    const ck = openCheckpoint(awqDir);
     expect(ck.layout).toBe('legacy');
     expect(ck.quantization).toEqual({ method: 'awq', bits: 4, groupSize: 32, zeroPoint: true, version: 'gemm', modulesNotConverted: [] });
-    const reader = engine.autoAwqWeights(ck);
+    const reader = autoAwqWeights(ck);
     expect(known.size).toBe(2 * LINEARS.length);
     for (const [module, k] of known) {
       const q = reader.packedInt4!(module)!;
@@ -118,19 +122,19 @@ describe('AutoAWQ checkpoints', () => {
       const decoded = decodeNBits(q);
       expect(decoded.codes).toEqual(k.codes);
       expect(decoded.zeros).toEqual(k.zeros);
-      expect(engine.dequantizeInt4(q)).toEqual(k.weight);
+      expect(dequantizeInt4(q)).toEqual(k.weight);
       expect(reader.read(`${module}.weight`, [k.out, k.in])).toEqual(k.weight);
       expect(reader.has(`${module}.weight`)).toBe(true);
     }
     // Float tensors pass through.
     expect(reader.packedInt4!('lm_head')).toBeUndefined();
-    expect(reader.read('model.language_model.norm.weight')).toEqual(engine.openCheckpoint(twinDir).read('model.language_model.norm.weight'));
+    expect(reader.read('model.language_model.norm.weight')).toEqual(openCheckpoint(twinDir).read('model.language_model.norm.weight'));
     ck.close();
   });
 
   it('the int4 decoder graph holds the stored codes as MatMulNBits initializers, in their own group size', () => {
-    const ck = engine.openCheckpoint(awqDir);
-    const modelPath = engine.ensureGraph(ck, 'decoder', { precision: 'int4', blockSize: 16, cacheDir: tempDir('graphs') });
+    const ck = openCheckpoint(awqDir);
+    const modelPath = ensureGraph(ck, 'decoder', { precision: 'int4', blockSize: 16, cacheDir: tempDir('graphs') });
     const model = onnxProto.onnx.ModelProto.decode(fs.readFileSync(modelPath));
     const data = fs.readFileSync(modelPath + '.data');
     // Initializers of up to 64 bytes are inline (onnx-builder.ts), the rest in the external data file.
@@ -141,7 +145,7 @@ describe('AutoAWQ checkpoints', () => {
       return new Uint8Array(data.subarray(field('offset'), field('offset') + field('length')));
     };
     for (const [module, k] of known) {
-      const q = engine.repackAutoAwq(engine.readAutoAwqLinear(ck, module, 32));
+      const q = repackAutoAwq(readAutoAwqLinear(ck, module, 32));
       expect(bytesOf(`${module}.qweight`)).toEqual(q.packed);
       expect(bytesOf(`${module}.qzeros`)).toEqual(q.zeroPoints);
       expect(new Float32Array(bytesOf(`${module}.scales`).buffer)).toEqual(q.scales);
@@ -189,7 +193,7 @@ describe('AutoAWQ checkpoints', () => {
     writeConfig(dir, (c) => ((c.quantization_config as Record<string, unknown>)[field] = value));
     let caught: unknown;
     try {
-      engine.openCheckpoint(dir);
+      openCheckpoint(dir);
     } catch (e) {
       caught = e;
     }

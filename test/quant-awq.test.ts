@@ -9,8 +9,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSafetensorsCheckpoint, writeTinyLlava, gaussian, type TinyLlava, type TinyLlavaOptions } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir, textPromptLogits } from './helpers/engine.js';
 import { decodeNBits } from './helpers/nbits.js';
+import { openCheckpoint } from '../dist/src/checkpoint/checkpoint.js';
+import { graphCacheKey } from '../dist/src/graph/build.js';
+import { awqScale, effectiveWeight, searchClip, searchScale } from '../dist/src/quant/awq-search.js';
+import { dequantizeInt4, fakeQuantizeInt4, int4Codes, quantizeInt4 } from '../dist/src/weights/int4.js';
+import { worldCalibrationSamples } from '../dist/src/quant/calibration-set.js';
+import { outputErrorMeter } from '../dist/src/quant/output-error.js';
+import { allAwqGroups } from '../dist/src/weights/awq-groups.js';
+import { awqPlanId, readAwqPlan, scaleKey } from '../dist/src/weights/awq-plan.js';
+import { awqWeights, clipBlocks } from '../dist/src/weights/awq-weights.js';
 
-const { quantizeInt4, dequantizeInt4, fakeQuantizeInt4, int4Codes, effectiveWeight, awqScale } = engine;
 
 const randn = (n: number, seed: number, std = 1) => {
   const g = gaussian(seed);
@@ -82,14 +90,14 @@ describe('packing math', () => {
   it('clipping clamps each block to its max |w| shrunk by step / 20 (AutoAWQ apply_clip)', () => {
     const row = Float32Array.from([0.5, -1, 0.25, 0.75, 2, -0.5, 1, -3]);
     const steps = Uint8Array.from([0, 10]); // one row, two blocks of 4
-    engine.clipBlocks(row, 8, 4, steps);
+    clipBlocks(row, 8, 4, steps);
     expect(Array.from(row)).toEqual([0.5, -1, 0.25, 0.75, 1.5, -0.5, 1, -1.5]);
   });
 });
 
 describe('scale search against round-to-nearest', () => {
-  let meter: Awaited<ReturnType<typeof engine.outputErrorMeter>>;
-  beforeAll(async () => (meter = await engine.outputErrorMeter(1)));
+  let meter: Awaited<ReturnType<typeof outputErrorMeter>>;
+  beforeAll(async () => (meter = await outputErrorMeter(1)));
   afterAll(() => meter?.close());
 
   const [rows, k, out] = [256, 128, 96];
@@ -97,7 +105,7 @@ describe('scale search against round-to-nearest', () => {
 
   it('with four channels 30× larger than the rest (as LLM activations have), AWQ cuts the output error ~5× (RTN 229.9 → AWQ 46.6 at α = 0.45)', async () => {
     const act = activations(rows, k, [5, 40, 77, 120], 30, 22);
-    const found = await engine.searchScale(meter, act, [{ w, out }], 32);
+    const found = await searchScale(meter, act, [{ w, out }], 32);
     // Independent float64 errors of the weights each choice puts in the graph.
     const rtn = outputError(act.x, rows, fakeQuantizeInt4(w, out, k, 32), w, out);
     const awq = outputError(act.x, rows, effectiveWeight(w, out, found.scale, 32), w, out);
@@ -111,7 +119,7 @@ describe('scale search against round-to-nearest', () => {
 
   it('without outlier channels AWQ is never worse than RTN on the calibration rows (α = 0 is RTN)', async () => {
     const act = activations(rows, k, [], 1, 23);
-    const found = await engine.searchScale(meter, act, [{ w, out }], 32);
+    const found = await searchScale(meter, act, [{ w, out }], 32);
     const rtn = outputError(act.x, rows, fakeQuantizeInt4(w, out, k, 32), w, out);
     const awq = outputError(act.x, rows, effectiveWeight(w, out, found.scale, 32), w, out);
     console.log(`no outliers: RTN error ${rtn.toFixed(4)}, AWQ ${awq.toFixed(4)} (α = ${found.alpha})`);
@@ -122,10 +130,10 @@ describe('scale search against round-to-nearest', () => {
   it("the clip search lowers each block's share of the output error, and usually the whole output's", async () => {
     const act = activations(rows, k, [5, 40], 10, 24);
     const heavy = randn(out * k, 25, 0.02).map((v, i) => (i % 53 === 0 ? v * 12 : v)); // a few large weights per row
-    const steps = engine.searchClip(act.x, rows, heavy, out, 32);
+    const steps = searchClip(act.x, rows, heavy, out, 32);
     expect(steps.some((v) => v > 0)).toBe(true);
     const clipped = Float32Array.from(heavy);
-    engine.clipBlocks(clipped, k, 32, steps);
+    clipBlocks(clipped, k, 32, steps);
     const plain = outputError(act.x, rows, fakeQuantizeInt4(heavy, out, k, 32), heavy, out);
     const withClip = outputError(act.x, rows, fakeQuantizeInt4(clipped, out, k, 32), heavy, out);
     console.log(`clip: output error ${plain.toFixed(4)} → ${withClip.toFixed(4)} (${steps.filter((v) => v > 0).length} of ${steps.length} blocks clipped)`);
@@ -152,12 +160,12 @@ describe('folding the AWQ scales', () => {
     const options: TinyLlavaOptions = { text: 'llama', textHidden: 64, textIntermediate: 128, textHeads: 4, textKvHeads: 4, attentionBias: true, mlpBias: true, seed: 31 };
     const dir = tempDir('fold-a');
     const tiny = writeTinyLlava(dir, options);
-    const spec = engine.openCheckpoint(dir).spec;
+    const spec = openCheckpoint(dir).spec;
     // A plan with large, uneven scales on every group (o included: MHA), no clipping.
     const plan = { blockSize: 32 as const, clip: false, calibration: { id: '', samples: 0, tokens: 0, rows: 0 }, scales: new Map(), clips: new Map(), report: [] };
-    for (const g of engine.allAwqGroups(spec.text)) plan.scales.set(engine.scaleKey(g.layer, g.tap), awqScale(Float32Array.from({ length: g.in }, (_, i) => 0.01 + ((i * 7919) % 97)), 0.9));
+    for (const g of allAwqGroups(spec.text)) plan.scales.set(scaleKey(g.layer, g.tap), awqScale(Float32Array.from({ length: g.in }, (_, i) => 0.01 + ((i * 7919) % 97)), 0.9));
     expect([...plan.scales.keys()].filter((key) => key.endsWith('.o'))).toHaveLength(2);
-    const reader = engine.awqWeights({ has: (n) => tiny.tensors.has(n), read: (n) => tiny.tensors.get(n)!.values }, spec.text, plan);
+    const reader = awqWeights({ has: (n) => tiny.tensors.has(n), read: (n) => tiny.tensors.get(n)!.values }, spec.text, plan);
     const foldedDir = tempDir('fold-b');
     writeTinyLlava(foldedDir, options); // config, tokenizer, processor files
     writeSafetensorsCheckpoint(foldedDir, [...tiny.tensors].map(([name, t]) => ({ name: t.key, dtype: 'F32', shape: t.shape, values: reader.read(name) })));
@@ -178,14 +186,14 @@ describe("precision 'awq' end to end", () => {
   let dir: string;
   let cacheDir: string;
   const logits: Record<string, Float32Array[]> = {};
-  let held: Awaited<ReturnType<typeof engine.worldCalibrationSamples>>;
+  let held: Awaited<ReturnType<typeof worldCalibrationSamples>>;
 
   beforeAll(async () => {
     dir = tempDir('awq-e2e');
     cacheDir = tempDir('awq-cache');
     writeOutlierLlava(dir, options, 20);
     // Held-out prompts: the world conversations after the 16 the default calibration set uses.
-    held = (await engine.worldCalibrationSamples(22, 64)).slice(16);
+    held = (await worldCalibrationSamples(22, 64)).slice(16);
   });
 
   const run = async (precision: 'fp32' | 'int4' | 'awq', extra: Partial<Parameters<typeof engine.loadModel>[1]> = {}) => {
@@ -217,7 +225,7 @@ describe("precision 'awq' end to end", () => {
   it("the plan's errors are never worse than RTN's, and better for every group here", () => {
     const files = fs.readdirSync(path.join(cacheDir, 'awq'));
     expect(files).toHaveLength(1);
-    const plan = engine.readAwqPlan(path.join(cacheDir, 'awq', files[0]!));
+    const plan = readAwqPlan(path.join(cacheDir, 'awq', files[0]!));
     expect(plan.calibration).toMatchObject({ samples: 16, rows: 512 });
     expect(plan.report).toHaveLength(2 * 4); // two layers × qkv, o (MHA), gate_up, down
     for (const r of plan.report) {
@@ -251,11 +259,11 @@ describe("precision 'awq' end to end", () => {
 
   it('the graph cache key holds the plan and the calibration outputs for decoder graphs only', () => {
     const base = { precision: 'awq' as const, blockSize: 32 as const };
-    const a = engine.graphCacheKey('f', { ...base, awq: { file: 'x', id: 'plan-a' } }, 'decoder');
-    expect(engine.graphCacheKey('f', { ...base, awq: { file: 'x', id: 'plan-b' } }, 'decoder')).not.toBe(a);
-    expect(engine.graphCacheKey('f', { ...base, awq: { file: 'x', id: 'plan-b' } }, 'vision')).toBe(engine.graphCacheKey('f', base, 'vision'));
-    expect(engine.graphCacheKey('f', { precision: 'fp32', blockSize: 32, calibration: true }, 'decoder')).not.toBe(engine.graphCacheKey('f', { precision: 'fp32', blockSize: 32 }, 'decoder'));
-    const id = (p: Partial<Parameters<typeof engine.awqPlanId>[0]>) => engine.awqPlanId({ fingerprint: 'f', blockSize: 32, clip: true, calibrationId: 'c', rows: 512, ...p });
+    const a = graphCacheKey('f', { ...base, awq: { file: 'x', id: 'plan-a' } }, 'decoder');
+    expect(graphCacheKey('f', { ...base, awq: { file: 'x', id: 'plan-b' } }, 'decoder')).not.toBe(a);
+    expect(graphCacheKey('f', { ...base, awq: { file: 'x', id: 'plan-b' } }, 'vision')).toBe(graphCacheKey('f', base, 'vision'));
+    expect(graphCacheKey('f', { precision: 'fp32', blockSize: 32, calibration: true }, 'decoder')).not.toBe(graphCacheKey('f', { precision: 'fp32', blockSize: 32 }, 'decoder'));
+    const id = (p: Partial<Parameters<typeof awqPlanId>[0]>) => awqPlanId({ fingerprint: 'f', blockSize: 32, clip: true, calibrationId: 'c', rows: 512, ...p });
     expect(new Set([id({}), id({ blockSize: 64 }), id({ clip: false }), id({ calibrationId: 'd' }), id({ fingerprint: 'g' })]).size).toBe(5);
   });
 });

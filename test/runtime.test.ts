@@ -5,8 +5,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTinyLlava, type TinyLlavaOptions } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir, TEST_RUNTIME } from './helpers/engine.js';
+import { linear } from '../dist/src/graph/layers.js';
+import { Runtime } from '../dist/src/runtime/runtime.js';
+import { prefill } from '../dist/src/session/prefill.js';
+import { OnnxGraphBuilder } from '../dist/src/graph/onnx-builder.js';
+import { argmax } from '../dist/src/session/sampling.js';
+import { dequantizeInt4, quantizeInt4 } from '../dist/src/weights/int4.js';
 
-const { Runtime, prefill } = engine;
 type Runtime = InstanceType<typeof Runtime>;
 
 const VOCAB = 300;
@@ -58,7 +63,7 @@ describe.each(SHAPES)('%s', (_name, options) => {
     let logits = (await prefill(rt, { cache, ids: prompt, positions: range(9), imageTokenId: -1, hidden, chunkSize: 4, logits: 'last' })).logits;
     const sequence = [...prompt];
     for (let step = 0; step < 6; step++) {
-      const next = engine.argmax(logits);
+      const next = argmax(logits);
       const full = await oneShot(rt, sequence, hidden);
       expect(maxAbsDiff(logits, full.subarray((sequence.length - 1) * vocab))).toBeLessThan(1e-4);
       sequence.push(next);
@@ -93,7 +98,7 @@ describe.each(SHAPES)('%s', (_name, options) => {
       });
       const viaMask = await rt.step({ target: { cache: masked }, ids: [token], positions: [position], logits: 'last', pastBias });
       expect(maxAbsDiff(viaView.logits, viaMask.logits)).toBeLessThan(1e-4);
-      token = engine.argmax(viaView.logits);
+      token = argmax(viaView.logits);
     }
     // The view's rows also landed in the full cache, with their positions.
     const info = await rt.cacheInfo(sparse);
@@ -120,15 +125,15 @@ describe('weight precision', () => {
     const dir = tempDir('nbits');
     const [n, k] = [48, 96];
     const w = Float32Array.from({ length: n * k }, (_, i) => Math.sin(i * 0.37) * 0.1);
-    const b = new engine.OnnxGraphBuilder('linear', dir);
+    const b = new OnnxGraphBuilder('linear', dir);
     const x = b.input('x', 'float32', [1, k]);
-    const y = engine.linear(b, { has: () => true, read: () => w }, x, 'probe', { in: k, out: n, bias: false }, { precision: 'int4', blockSize: 32 });
+    const y = linear(b, { has: () => true, read: () => w }, x, 'probe', { in: k, out: n, bias: false }, { precision: 'int4', blockSize: 32 });
     b.output(y, 'y', 'float32', [1, n]);
     const ort = (await import('onnxruntime-node')).default;
     const session = await ort.InferenceSession.create(b.save().modelPath);
     const input = Float32Array.from({ length: k }, (_, i) => Math.cos(i * 0.21));
     const got = (await session.run({ x: new ort.Tensor('float32', input, [1, k]) })).y!.data as Float32Array;
-    const deq = engine.dequantizeInt4(engine.quantizeInt4(w, n, k, 32));
+    const deq = dequantizeInt4(quantizeInt4(w, n, k, 32));
     const want = Float32Array.from({ length: n }, (_, r) => input.reduce((acc, v, c) => acc + v * deq[r * k + c]!, 0));
     const exact = Float32Array.from({ length: n }, (_, r) => input.reduce((acc, v, c) => acc + v * w[r * k + c]!, 0));
     const scale = maxAbsDiff(want, new Float32Array(n));
@@ -155,7 +160,7 @@ describe('weight precision', () => {
     const rel = (x: Float32Array) => maxAbsDiff(x, fp32) / scale;
     const agree = (x: Float32Array) => {
       let same = 0;
-      for (let r = 0; r < tokens.length; r++) same += Number(engine.argmax(x, r * VOCAB, VOCAB) === engine.argmax(fp32, r * VOCAB, VOCAB));
+      for (let r = 0; r < tokens.length; r++) same += Number(argmax(x, r * VOCAB, VOCAB) === argmax(fp32, r * VOCAB, VOCAB));
       return same / tokens.length;
     };
     console.log(`precision vs fp32: max |Δlogit| / max |logit| fp16 ${rel(fp16).toExponential(2)}, int4 ${rel(int4).toExponential(2)}; ` +

@@ -7,6 +7,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIP_FIXTURE, writeTinyLlava } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
+import { prefill } from '../dist/src/session/prefill.js';
+import { argmax } from '../dist/src/session/sampling.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 const IMAGE = path.join(CLIP_FIXTURE, 'image.png');
@@ -32,12 +34,12 @@ describe('a chat on the CLIP/LLaMA fixture', () => {
     const [n, tokens, size] = vision.featureDims as [number, number, number];
     const imageEmbeds = await model.runtime.project(vision.features, [n * tokens, size]);
     const cache = await model.runtime.createCache();
-    const whole = await engine.prefill(model.runtime, {
+    const whole = await prefill(model.runtime, {
       cache, ids: fed, positions: fed.map((_, i) => i), imageTokenId: model.spec.imageTokenId, imageEmbeds,
       hidden: model.spec.text.hiddenSize, chunkSize: 512, logits: 'last',
     });
     expect(maxAbsDiff(whole.logits, second.lastPromptLogits)).toBeLessThan(1e-4);
-    expect(second.tokenIds[0]).toBe(engine.argmax(whole.logits));
+    expect(second.tokenIds[0]).toBe(argmax(whole.logits));
     await model.runtime.dropCache(cache);
   });
 

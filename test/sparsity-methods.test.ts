@@ -85,7 +85,7 @@ describe('DivPrune', () => {
 
 describe('a method registered from outside the package', () => {
   type Checkerboard = { method: 'checkerboard'; phase: 0 | 1; retrieveCount: number };
-  const checkerboard: import('../dist/src/index.js').SparsityMethod<Checkerboard> = {
+  const checkerboard: import('sparsevila-ts').SparsityMethod<Checkerboard> = {
     name: 'checkerboard',
     summary: 'keeps every other patch (a test method)',
     validate(v) {

@@ -7,6 +7,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIP_FIXTURE, SIGLIP_FIXTURE, writeTinyLlava } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
+import { prefill } from '../dist/src/session/prefill.js';
+import { visionZip } from '../dist/src/sparsity/methods/visionzip.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 type Policy = Parameters<typeof engine.validatePolicy>[0];
@@ -56,7 +58,7 @@ describe('on the CLIP/LLaMA fixture', () => {
     // non-retrieved visual columns masked per layer.
     const rt = model.runtime;
     const cache = await rt.createCache();
-    await engine.prefill(rt, {
+    await prefill(rt, {
       cache, ids: prefilled.promptTokenIds, positions: prefilled.positions, imageTokenId: model.spec.imageTokenId,
       imageEmbeds: pruned.embeds, hidden: model.spec.text.hiddenSize, chunkSize: 512, logits: 'last',
     });
@@ -138,7 +140,7 @@ describe('baselines and multi-turn fidelity on a random 4-layer checkpoint', () 
     const dense = await rt.createCache();
     const last = new Float32Array(ids.length);
     last[ids.length - 1] = 1;
-    const { mass } = await engine.prefill(rt, { ...common, cache: dense, massWeights: last });
+    const { mass } = await prefill(rt, { ...common, cache: dense, massWeights: last });
     const visualRows = ids.flatMap((id, r) => (id === model.spec.imageTokenId ? [r] : []));
     const heads = mass![1]!.length / ids.length;
     const score = (r: number) => Array.from({ length: heads }, (_, h) => mass![1]![h * ids.length + r]!).reduce((a, b) => a + b, 0);
@@ -157,7 +159,7 @@ describe('baselines and multi-turn fidelity on a random 4-layer checkpoint', () 
     }
     expect(maxAbsDiff(logits, prefilled.lastPromptLogits)).toBeLessThan(1e-4);
     // And FastV really changed the result.
-    const denseLogits = (await engine.prefill(rt, { ...common, cache: await rt.createCache() })).logits;
+    const denseLogits = (await prefill(rt, { ...common, cache: await rt.createCache() })).logits;
     expect(maxAbsDiff(denseLogits, prefilled.lastPromptLogits)).toBeGreaterThan(1e-3);
     await collect(prefilled.retrieve().decode());
   });
@@ -225,7 +227,7 @@ describe('VisionZip', () => {
     const features = Float32Array.from([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]);
     const salience = [0.1, 0.9, 0.2, 0.05, 0.8, 0.3];
     const keys = Float32Array.from([1, 0, 0, 1, 0.9, 0.1, 0, 1, 1, 1, 0.1, 0.9]);
-    const z = engine.visionZip(features, salience, keys, 2, 2, 2);
+    const z = visionZip(features, salience, keys, 2, 2, 2);
     expect(z.tokens).toEqual([0, 1, 3, 4]);
     // 2 (key ≈ [1,0]) joins target 0; 5 (key ≈ [0,1]) joins target 3.
     expect(z.merged.get(0)).toEqual([2]);

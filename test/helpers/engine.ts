@@ -1,10 +1,13 @@
 /**
- * Test access to the engine. Tests import the compiled package (`dist/`, built by `npm test` first) because
- * the runtime starts its inference worker from compiled JS, and error classes must be the same objects the
- * engine throws.
+ * Test access to the engine. Tests import the compiled package by its name (its `exports` map points at
+ * `dist/`, built by `npm test` first): the runtime starts its inference worker from compiled JS, and error
+ * classes must be the same objects the engine throws. Unit tests of internal modules import those modules
+ * from `dist/` directly.
  */
 import path from 'node:path';
-import * as engine from '../../dist/src/index.js';
+import * as engine from 'sparsevila-ts';
+import { Runtime } from '../../dist/src/runtime/runtime.js';
+import { prefill } from '../../dist/src/session/prefill.js';
 import { tempDir } from './temp.js';
 
 export { engine, tempDir };
@@ -25,10 +28,10 @@ export async function textPromptLogits(
   tokens: number[],
   options: { precision: 'fp32' | 'fp16' | 'int4' | 'awq'; blockSize: 16 | 32 | 64 | 128; hidden: number },
 ): Promise<Float32Array> {
-  const rt = await engine.Runtime.start(dir, { precision: options.precision, blockSize: options.blockSize, cacheDir: tempDir('graphs') }, TEST_RUNTIME);
+  const rt = await Runtime.start(dir, { precision: options.precision, blockSize: options.blockSize, cacheDir: tempDir('graphs') }, TEST_RUNTIME);
   try {
     const cache = await rt.createCache();
-    return (await engine.prefill(rt, { cache, ids: tokens, positions: tokens.map((_, i) => i), imageTokenId: -1, hidden: options.hidden, chunkSize: tokens.length, logits: 'all' })).logits;
+    return (await prefill(rt, { cache, ids: tokens, positions: tokens.map((_, i) => i), imageTokenId: -1, hidden: options.hidden, chunkSize: tokens.length, logits: 'all' })).logits;
   } finally {
     await rt.close();
   }

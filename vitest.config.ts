@@ -1,8 +1,32 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * The fast tier (`npm run test:fast`): the engine's own tests — loading, graphs, runtime, the session and
+ * every sparsity method, the trace, the layering — on the tiny fixture checkpoints. Left to `npm test`:
+ * the browser (Chromium), notebooks (Jupyter), video (ffmpeg), the CLI's subprocess runs, the synthetic
+ * world's pixel checks, AWQ's searches and the benchmarks.
+ */
+export const FAST = [
+  'test/check-layers.test.ts',
+  'test/checkpoint-config.test.ts',
+  'test/checkpoint.test.ts',
+  'test/efficiency-decode.test.ts',
+  'test/fixtures.test.ts',
+  'test/media.test.ts',
+  'test/runtime.test.ts',
+  'test/session.test.ts',
+  'test/session-settings.test.ts',
+  'test/sparsity.test.ts',
+  'test/sparsity-methods.test.ts',
+  'test/text.test.ts',
+  'test/trace.test.ts',
+  'test/wire.test.ts',
+  'test/demo-model/engine-matches-pytorch.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    include: process.env.SPARSEVILA_TEST_TIER === 'fast' ? FAST : ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 300_000,

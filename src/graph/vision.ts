@@ -5,7 +5,7 @@
  * output of layer i; only the layers up to the deepest feature layer are built.
  *
  * Besides the features, the graph outputs the feature layer's self-attention averaged over heads, reduced
- * two ways (the salience the sparsity policies score visual tokens by, DESIGN.md "Prefill"):
+ * two ways (the salience the sparsity policies score visual tokens by, docs/design.md, "The SparseVILA path"):
  *   cls_attention   [images, tokens]  the CLS row (CLIP): attention from CLS to every token
  *   mean_attention  [images, tokens]  attention each token receives, averaged over all query rows
  *   key_metric      [images, tokens, headDim]  the layer's keys averaged over heads (VisionZip's merge metric)

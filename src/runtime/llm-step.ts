@@ -2,11 +2,10 @@
  * One call of the decoder graph over a KV cache or view: feeds each layer's past as a zero-copy prefix of
  * the store, appends the returned rows. Chunked prefill is several calls; decode is a call with one token.
  */
+import { MASKED } from './protocol.js';
 import ort from 'onnxruntime-node';
 import type { KvCache, KvView, LayerPast } from './kv-cache.js';
 
-/** Additive score bias for masked columns; exp(−1e9 − max) is exactly 0 in float32. */
-export const MASKED = -1e9;
 
 export interface StepInput {
   /** [T, hidden] embeddings of the new tokens. */

@@ -13,6 +13,9 @@ export interface InitRequest {
   runtime: RuntimeOptions;
 }
 
+/** Additive score bias for masked columns (StepRequest's pastBias / newBias); exp(−1e9 − max) is exactly 0 in float32. */
+export const MASKED = -1e9;
+
 /** Where a decoder step reads its past and writes its rows. */
 export type StepTarget = { cache: number } | { view: number };
 

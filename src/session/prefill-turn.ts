@@ -5,7 +5,7 @@
  * stages here; a method that retrieves gets the question's attention mass over the whole cache.
  */
 import { buildPrompt, buildTurnDelta, type ChatMessage, type PromptTokens } from '../text/index.js';
-import { MASKED } from '../runtime/llm-step.js';
+import { MASKED } from '../runtime/protocol.js';
 import { keepAll } from '../sparsity/keep.js';
 import type { DropStage } from '../sparsity/method.js';
 import { topK } from '../sparsity/topk.js';

@@ -3,12 +3,10 @@
  * least attended by the last prompt token (heads averaged); original positions kept; the drop stays for
  * every later layer and turn.
  */
-import { policyFieldError } from '../budget.js';
+import { budgetLabel, policyFieldError } from '../budget.js';
 import type { SparsityMethod } from '../method.js';
 
 export type FastVPolicy = { method: 'fastv'; layer: number; dropRatio: number };
-
-const pct = (x: number) => `${+(x * 100).toFixed(1)}%`;
 
 export const fastv: SparsityMethod<FastVPolicy> = {
   name: 'fastv',
@@ -19,7 +17,7 @@ export const fastv: SparsityMethod<FastVPolicy> = {
     if (typeof dropRatio !== 'number' || !(dropRatio >= 0 && dropRatio < 1)) policyFieldError('policy.dropRatio', `must be in [0, 1), got ${String(dropRatio)}`);
     return { method: 'fastv', layer, dropRatio };
   },
-  label: (p) => `FastV K=${p.layer} R=${pct(p.dropRatio)}`,
+  label: (p) => `FastV K=${p.layer} R=${budgetLabel({ ratio: p.dropRatio })}`,
   cli: {
     flags: {
       'fastv-layer': { type: 'string', help: 'FastV: drop after layer K (default 2)' },

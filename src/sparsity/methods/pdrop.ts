@@ -2,13 +2,11 @@
  * PyramidDrop (Xing et al. 2024, arXiv 2410.17247): at each listed layer keep a share of the turn's visual
  * tokens, ranked by the last instruction token's attention among the survivors of the stage before.
  */
-import { budgetCount, policyFieldError } from '../budget.js';
+import { budgetCount, budgetLabel, policyFieldError } from '../budget.js';
 import type { CliValues } from '../flags.js';
 import type { SparsityMethod } from '../method.js';
 
 export type PyramidDropPolicy = { method: 'pdrop'; layers: number[]; keepRatios: number[] };
-
-const pct = (x: number) => `${+(x * 100).toFixed(1)}%`;
 
 /** A comma-separated flag as numbers, or the typed error naming the flag. */
 function numberList(v: CliValues, flag: string, fallback: string): number[] {
@@ -31,7 +29,7 @@ export const pdrop: SparsityMethod<PyramidDropPolicy> = {
     }
     return { method: 'pdrop', layers: layers as number[], keepRatios: keepRatios as number[] };
   },
-  label: (p) => `PyramidDrop @${p.layers.join('/')} keep ${p.keepRatios.map(pct).join('/')}`,
+  label: (p) => `PyramidDrop @${p.layers.join('/')} keep ${p.keepRatios.map((ratio) => budgetLabel({ ratio })).join('/')}`,
   cli: {
     flags: {
       'pdrop-layers': { type: 'string', help: 'PyramidDrop: comma-separated layers (default 8,16,24)' },

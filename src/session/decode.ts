@@ -112,26 +112,37 @@ async function finishTurn(turn: Turn, retrieved: Retrieved, view: DecodeView | n
     attendedVisualPerLayer: view?.visualPerLayer ?? Array(model.spec.text.numLayers).fill(conv.visualRows.length),
   };
   // The dense twin runs after the turn is timed: its work is reported as its own 'fidelity' span.
-  let fidelity: FidelityReport | undefined;
-  if (conv.twin) {
-    const t1 = performance.now();
-    const visualIndex = new Map(conv.visualRows.map((r, i) => [r, i]));
-    const report = await conv.twin.turn({
-      messages: conv.messages.slice(0, -1),
-      images: pre.imageTokens.total / model.spec.imageTokenCount,
-      imageEmbeds: pre.imageEmbedsAll,
-      tokens,
-      logits: gen.logits,
-      attended: view ? view.subsets.map((rows) => rows.flatMap((r) => (visualIndex.has(r) ? [conv.visualIds[visualIndex.get(r)!]!] : []))) : null,
-      cachedGenerated,
-    });
-    fidelity = report;
-    turn.span('fidelity', t1);
-    turn.emit(() => ({ type: 'fidelity', metrics: { ...report } }));
-  }
+  const fidelity = conv.twin ? await twinVerdict(turn, retrieved, view, tokens, gen.logits, cachedGenerated) : undefined;
   turn.emit(() => ({ type: 'turn.end', answer: text, stopReason, metrics: { ...timings } }));
   conv.release(turn, true);
   return { text, tokenIds: tokens, promptTokenIds: pre.promptTokenIds, lastPromptLogits: pre.lastPromptLogits, stopReason, timings, sparsity, fidelity, video: pre.video };
+}
+
+/** The dense twin's run of the same turn, teacher-forced on the chat's tokens (fidelity.ts). */
+async function twinVerdict(
+  turn: Turn,
+  retrieved: Retrieved,
+  view: DecodeView | null,
+  tokens: number[],
+  logits: Float32Array[],
+  cachedGenerated: number[],
+): Promise<FidelityReport> {
+  const conv = turn.conversation;
+  const pre = retrieved.prefilled;
+  const t0 = performance.now();
+  const visualIndex = new Map(conv.visualRows.map((r, i) => [r, i]));
+  const report = await conv.twin!.turn({
+    messages: conv.messages.slice(0, -1),
+    images: pre.imageTokens.total / turn.model.spec.imageTokenCount,
+    imageEmbeds: pre.imageEmbedsAll,
+    tokens,
+    logits,
+    attended: view ? view.subsets.map((rows) => rows.flatMap((r) => (visualIndex.has(r) ? [conv.visualIds[visualIndex.get(r)!]!] : []))) : null,
+    cachedGenerated,
+  });
+  turn.span('fidelity', t0);
+  turn.emit(() => ({ type: 'fidelity', metrics: { ...report } }));
+  return report;
 }
 
 /** A copy of `logits` in which no end-of-sequence token can win. */

@@ -10,9 +10,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { SparsityPolicy } from '../../src/sparsity/policy.js';
 import { JsonlSink, readTrace } from '../../src/trace/jsonl-sink.js';
-import type { TraceEvent } from '../../src/trace/schema.js';
+import type { PolicyValue, TraceEvent } from '../../src/trace/schema.js';
 
 type RunStart = Extract<TraceEvent, { type: 'run.start' }>;
 
@@ -24,7 +23,9 @@ export interface RunSummary {
   model: string | null;
   vision: string | null;
   text: string | null;
-  policy: SparsityPolicy | null;
+  policy: PolicyValue | null;
+  /** The policy's label from run.start (null: none yet, or a trace written without one). */
+  label: string | null;
   /** Epoch ms when the server first saw the run (or, for a file, about when it was recorded). */
   started: number;
   events: number;
@@ -291,6 +292,7 @@ function summarize(run: StoredRun): RunSummary {
     vision: run.start?.model.vision ?? null,
     text: run.start?.model.text ?? null,
     policy: run.start?.policy ?? null,
+    label: run.start?.label ?? null,
     started: run.started,
     events: run.events.length,
     turns: run.turns,

@@ -7,9 +7,15 @@
  * Visual tokens are named by a `VisualTokenId`: image (or frame) index within the chat, then the token's
  * index within that image's LLM tokens — stable across turns, whatever the cache row.
  */
-import type { SparsityPolicy } from '../sparsity/policy.js';
-
 export const TRACE_SCHEMA_VERSION = 1;
+
+/**
+ * A sparsity policy as the trace records it: a plain, serialisable value whose `method` names the method
+ * and whose other fields are that method's budgets and settings. The trace sits below the sparsity methods
+ * (src/sparsity defines the values it writes), so readers know no method's fields: they print the
+ * `label` the engine wrote beside it.
+ */
+export type PolicyValue = { method: string } & Record<string, unknown>;
 
 export interface VisualTokenId {
   image: number;
@@ -30,7 +36,13 @@ export type TraceEvent =
       type: 'run.start';
       version: typeof TRACE_SCHEMA_VERSION;
       model: { dir: string; vision: string; text: string; layers: number; heads: number; kvHeads: number; imageTokens: number };
-      policy: SparsityPolicy;
+      policy: PolicyValue;
+      /**
+       * A short human label of the policy, written by its sparsity method ("SparseVILA keep 50% · retrieve
+       * 25%", "FastV K=2 R=50%", "dense"). Optional to read: traces of this schema version may lack it, and
+       * readers then print the policy value itself.
+       */
+      label?: string;
       options: Record<string, unknown>;
     })
   | (Base & { type: 'turn.start'; turn: number; text: string; images: number })
@@ -79,6 +91,18 @@ export const TRACE_EVENT_TYPES: ReadonlySet<TraceEventType> = new Set<TraceEvent
   'turn.end',
   'fidelity',
 ]);
+
+/**
+ * What is wrong with a parsed `run.start` object, or null: readers refuse other schema versions, and a
+ * label, where there is one, must be text. Shared by the JSON-lines reader and the wire decoder.
+ */
+export function runStartProblem(e: Readonly<Record<string, unknown>>): string | null {
+  if (e.version !== TRACE_SCHEMA_VERSION) {
+    return `run.start has trace schema version ${JSON.stringify(e.version)}; this reader understands version ${TRACE_SCHEMA_VERSION}`;
+  }
+  if (e.label !== undefined && typeof e.label !== 'string') return `run.start 'label' must be a string, got ${JSON.stringify(e.label)}`;
+  return null;
+}
 
 /** Where trace events go. `write` must not throw or block: sinks buffer or drop. */
 export interface TraceSink {

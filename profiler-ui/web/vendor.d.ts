@@ -5,7 +5,7 @@
  * Chart data and layouts stay loose objects: Plotly validates them at run time.
  */
 
-type D3Primitive = string | number | boolean | null;
+type D3Primitive = string | number | boolean | null | undefined;
 type D3Value<D> = D3Primitive | ((d: D, i: number) => D3Primitive);
 
 interface D3Selection<D = unknown> {

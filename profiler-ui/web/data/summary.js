@@ -78,10 +78,10 @@ function mean(xs) {
 }
 
 /**
- * A fidelity or turn.end metric that should be a number (the schema's metrics also hold lists).
+ * A fidelity metric that should be a number (the schema's fidelity metrics also hold lists).
  * @param {number | number[] | null | undefined} v
  */
-const numberOf = (v) => (typeof v === 'number' ? v : null);
+export const numberOf = (v) => (typeof v === 'number' ? v : null);
 
 /**
  * Everything one run reports, aggregated over its turns. Missing numbers are null.

@@ -16,6 +16,9 @@ export const PLOT_CONFIG = { displaylogo: false, responsive: true, modeBarButton
 
 const FONT = { family: 'Inter, "Segoe UI", system-ui, -apple-system, sans-serif', size: 11, color: '#1e293b' };
 
+/**
+ * @param {{ xaxis?: object, yaxis?: object } & Record<string, unknown>} [extra]
+ */
 export function baseLayout(extra = {}) {
   return {
     font: FONT,

@@ -390,6 +390,28 @@ export function retrievalAt(m, turn, layer) {
 }
 
 /**
+ * Whether a turn's retrieval sets are in, still to come, or not part of the run's policy — read from the
+ * trace alone, whatever the method: retrieval runs between a turn's prefill and its decode, so a turn that
+ * decodes without retrieval events attends every retained token, and so will the run's later turns.
+ * @param {RunModel} m
+ * @param {number} turn
+ * @returns {'retrieved' | 'pending' | 'none'}
+ */
+export function retrievalStatus(m, turn) {
+  const t = m.turns.get(turn);
+  if (t?.retrieval.some(Boolean)) return 'retrieved';
+  /** @param {Turn} u */
+  const decodedWithout = (u) => !u.retrieval.some(Boolean) && (u.answer != null || u.tokens.length > 0 || u.steps.length > 0);
+  if (t && decodedWithout(t)) return 'none';
+  for (const u of m.turns.values()) {
+    if (u.turn >= turn) continue;
+    if (u.retrieval.some(Boolean)) return 'pending';
+    if (decodedWithout(u)) return 'none';
+  }
+  return 'pending';
+}
+
+/**
  * Index of (image, token) in a turn's candidates, or -1.
  * @param {RunModel} m
  * @param {number} turn

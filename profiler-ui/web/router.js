@@ -23,6 +23,13 @@
  * @property {string} sweepY  a key of the sweep's Y_AXES
  */
 
+/**
+ * What app.js hands every view: a way to change the state, and to name a run's files.
+ * @typedef {object} ViewContext
+ * @property {(patch: Partial<PageState>) => void} setState
+ * @property {(m: { run: string } | null | undefined) => string} fileName  a file name stem for a run's exports
+ */
+
 /** @param {PageState} state */
 export function stateToHash(state) {
   if (state.route === 'compare') return `#/compare/${encodeURIComponent(state.a ?? '')}/${encodeURIComponent(state.b ?? '')}`;

@@ -77,20 +77,25 @@ export type TraceEvent =
 
 export type TraceEventType = TraceEvent['type'];
 
-/** Every event type of this schema version: readers refuse others. */
-export const TRACE_EVENT_TYPES: ReadonlySet<TraceEventType> = new Set<TraceEventType>([
-  'run.start',
-  'turn.start',
-  'image',
-  'span',
-  'salience',
-  'kept',
-  'retrieval',
-  'decode.step',
-  'token',
-  'turn.end',
-  'fidelity',
-]);
+/**
+ * Every event type of this schema version: readers refuse others. Written as a record so that a type added
+ * to `TraceEvent` fails the build here until it is listed.
+ */
+export const TRACE_EVENT_TYPES: ReadonlySet<TraceEventType> = new Set(
+  Object.keys({
+    'run.start': true,
+    'turn.start': true,
+    image: true,
+    span: true,
+    salience: true,
+    kept: true,
+    retrieval: true,
+    'decode.step': true,
+    token: true,
+    'turn.end': true,
+    fidelity: true,
+  } satisfies Record<TraceEventType, true>) as TraceEventType[],
+);
 
 /**
  * What is wrong with a parsed `run.start` object, or null: readers refuse other schema versions, and a

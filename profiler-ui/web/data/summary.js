@@ -72,6 +72,17 @@ export function policyLabel(start) {
   return [String(policy.method), fields.join(' · ')].filter(Boolean).join(' ');
 }
 
+/**
+ * Point labels of one group of runs (one method): their policy labels without the first word when every
+ * label of the group starts with it — the method's name, which the group's legend entry already says.
+ * @param {readonly string[]} labels
+ */
+export function pointLabels(labels) {
+  const first = (/** @type {string} */ l) => l.split(' ')[0];
+  const shared = labels.every((l) => l.includes(' ') && first(l) === first(labels[0]));
+  return labels.map((l) => (shared ? l.slice(l.indexOf(' ') + 1) : l));
+}
+
 /** @param {readonly number[]} xs */
 function mean(xs) {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;

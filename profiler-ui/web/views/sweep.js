@@ -4,7 +4,7 @@
  * the Pareto front drawn through the runs no other run beats on both. Dense runs, which have no fidelity,
  * appear as vertical reference lines at their cost. Click a point to open its run.
  */
-import { paretoFront, runSummary } from '../data/summary.js';
+import { paretoFront, pointLabels, runSummary } from '../data/summary.js';
 import { download, plotToDataUrl } from '../export.js';
 import { visibleText } from './conversation.js';
 import { createPanel } from './panel.js';
@@ -37,17 +37,6 @@ export const Y_AXES = {
   kl: { label: 'mean KL vs dense (lower is better)', get: (s) => s.meanKl, better: 'min' },
   agreement: { label: 'token agreement with dense (higher is better)', get: (s) => s.tokenAgreement, better: 'max' },
 };
-
-/**
- * Point labels of one group of runs (one method): their policy labels without the first word when every
- * label of the group starts with it — the method's name, which the group's legend entry already says.
- * @param {readonly string[]} labels
- */
-export function pointLabels(labels) {
-  const first = (/** @type {string} */ l) => l.split(' ')[0];
-  const shared = labels.every((l) => l.includes(' ') && first(l) === first(labels[0]));
-  return labels.map((l) => (shared ? l.slice(l.indexOf(' ') + 1) : l));
-}
 
 /**
  * The sweep's points and front from run models. Pure.

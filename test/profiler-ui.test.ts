@@ -406,7 +406,9 @@ describe('profiler page in Chromium', () => {
     await until(page, 'the comparison', `document.querySelector('.compare-view')?.dataset.b === ${JSON.stringify(sparse)}`);
     expect(await page.$eval('.compare-view', (v) => (v as HTMLElement).dataset.a)).toBe(dense);
     expect(await page.textContent('.side[data-side="a"] h2')).toMatch(/dense/);
-    expect(await page.textContent('.side[data-side="b"] h2')).toMatch(/SparseVILA keep 50% · retrieve 25%/);
+    // Each side is titled by the policy's label: the engine's from run.start, else the page's generic one.
+    const label = (runs.sparse!.events.find((e) => e.type === 'run.start') as { label?: string }).label ?? 'sparsevila keep 50% · retrieve 25%';
+    expect(await page.textContent('.side[data-side="b"] h2')).toContain(label);
     const row = async (metric: string) => page.$$eval(`table.cmp tr[data-metric="${metric}"] td`, (tds) => tds.map((td) => td.textContent));
     const kept = runs.sparse!.events.filter((e): e is Kept => e.type === 'kept');
     expect(await row('visual tokens kept')).toEqual([String(kept[0]!.total), String(kept[0]!.kept.length), '0.5×']);

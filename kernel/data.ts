@@ -3,11 +3,13 @@
  * plain data the render modules draw. Structural types only: anything shaped like an `EncodedImages`,
  * `PrunedImages` or `RetrievedTurn` works, so these are testable with plain objects.
  *
- * Trace events are read through the profiler page's fold (profiler-ui/web/data/run-model.js, compiled to
- * dist/ beside this module), so a notebook and the page show the same kept sets, retrieval sets and
- * scores — float32, as the engine computes them and the wire carries them.
+ * Trace events are read through the profiler page's fold (profiler-ui/web/data/run-model.js and
+ * run-queries.js, plain JS that tsc compiles into dist/ beside this module), so a notebook and the page
+ * show the same kept sets, retrieval sets and scores — float32, as the engine computes them and the wire
+ * carries them.
  */
-import { foldEvents, gridOf, imagesAtTurn, orderedTurns, type Candidates, type LayerRetrieval, type RunModel } from '../profiler-ui/web/data/run-model.js';
+import { foldEvents, type Candidates, type LayerRetrieval, type RunModel } from '../profiler-ui/web/data/run-model.js';
+import { gridOf, imagesAtTurn, orderedTurns } from '../profiler-ui/web/data/run-queries.js';
 import type { TraceEvent, VisualTokenId } from '../src/index.js';
 import type { LatencyRow, LatencyTimings } from './render/latency.js';
 import type { RetentionBackground, RetentionMapData, RetentionPanel } from './render/retention.js';

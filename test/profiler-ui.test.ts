@@ -15,7 +15,8 @@ import type { SparsityPolicy } from '../dist/src/index.js';
 import { MemorySink, Tracer, WebSocketSink, type TraceEvent } from '../dist/src/trace/index.js';
 import { serializeEvent } from '../dist/src/trace/jsonl-sink.js';
 // The page's data layer is plain browser-free ES modules: the tests import it as the page does.
-import { countsAt, foldEvents, imagesAtTurn, retrievalAt, retrievalStatus, tokenStates } from '../profiler-ui/web/data/run-model.js';
+import { foldEvents } from '../profiler-ui/web/data/run-model.js';
+import { countsAt, imagesAtTurn, retrievalAt, retrievalStatus, tokenStates } from '../profiler-ui/web/data/run-queries.js';
 import { isDense, paretoFront, pointLabels, policyLabel, runSummary } from '../profiler-ui/web/data/summary.js';
 import { ARTIFACTS_DIR, launchBrowser, saveScreenshot, type TestBrowser } from './helpers/browser.js';
 import { CLIP_FIXTURE, REPO_ROOT } from './helpers/checkpoint-writer.js';

@@ -6,7 +6,8 @@
  * each view redraws only what changed since it last drew — a streaming run never re-renders everything.
  */
 import { parseTraceText } from './data/jsonl.js';
-import { applyEvent, createRunModel, foldEvents, layerCount, turnList } from './data/run-model.js';
+import { applyEvent, createRunModel, foldEvents } from './data/run-model.js';
+import { layerCount, turnList } from './data/run-queries.js';
 import { isDense, policyLabel } from './data/summary.js';
 import { downloadText } from './export.js';
 import { ApiError, createApi, pageToken } from './net/api.js';

@@ -5,7 +5,8 @@
  * The page knows no sparsity method: it prints the label the engine wrote in run.start, and tells runs
  * apart by what their traces hold. Only 'dense' is named, as the reference every other run is measured by.
  */
-import { STAGES, orderedTurns, stageTotals } from './run-model.js';
+import { STAGES, stageTotals } from './run-model.js';
+import { orderedTurns } from './run-queries.js';
 
 /**
  * @typedef {import('../../../src/trace/schema.js').PolicyValue} PolicyValue

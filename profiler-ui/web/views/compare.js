@@ -3,7 +3,8 @@
  * times and ratios, kept and attended visual tokens, fidelity, decode latency, and the first image's
  * retention map in each.
  */
-import { STAGES, imagesAtTurn, layerCount, orderedTurns } from '../data/run-model.js';
+import { STAGES } from '../data/run-model.js';
+import { imagesAtTurn, layerCount, orderedTurns } from '../data/run-queries.js';
 import { ratio, runSummary } from '../data/summary.js';
 import { download, plotToDataUrl } from '../export.js';
 import { visibleText } from './conversation.js';

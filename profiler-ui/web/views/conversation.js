@@ -3,7 +3,7 @@
  * timings from turn.end (time to first token, decode tokens/s, prompt and cached tokens) and, with a
  * dense twin, its fidelity. Only turns whose content changed are re-rendered.
  */
-import { orderedTurns, turnList } from '../data/run-model.js';
+import { orderedTurns, turnList } from '../data/run-queries.js';
 import { numberOf } from '../data/summary.js';
 
 /**

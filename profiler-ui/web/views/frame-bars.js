@@ -7,7 +7,7 @@ import { COLOURS } from './retention-frame.js';
 
 const d3 = globalThis.d3;
 
-/** @typedef {ReturnType<typeof import('../data/run-model.js').perImageCounts>[number]} FrameCounts */
+/** @typedef {ReturnType<typeof import('../data/run-queries.js').perImageCounts>[number]} FrameCounts */
 
 /**
  * @param {HTMLElement} host

@@ -7,7 +7,7 @@
  * Built for long videos: a frame's SVG is drawn only when its card scrolls into view (IntersectionObserver);
  * a layer or turn change redraws only the outlines of frames already drawn, and marks the others stale.
  */
-import { candidateIndex, countsAt, imagesAtTurn, perImageCounts, retrievalAt, tokenStates } from '../data/run-model.js';
+import { candidateIndex, countsAt, imagesAtTurn, perImageCounts, retrievalAt, tokenStates } from '../data/run-queries.js';
 import { child } from './dom.js';
 import { drawFrameBars } from './frame-bars.js';
 import { drawLegend, sourceLabel } from './legend.js';

@@ -4,7 +4,7 @@
  * `scores` (the question's attention mass, as a share of the layer's largest), `frames` (hits per frame:
  * the aggregate a long video needs). The chosen layer is boxed; clicking a row picks a layer.
  */
-import { layerCount, retrievalStatus } from '../data/run-model.js';
+import { layerCount, retrievalStatus } from '../data/run-queries.js';
 import { child } from './dom.js';
 import { PLOT_CONFIG, baseLayout } from './plot-theme.js';
 

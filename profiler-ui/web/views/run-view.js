@@ -3,7 +3,7 @@
  * conversation, the retrieval heatmap and the timeline. Composes the views; each one redraws itself
  * only when what it reads changed.
  */
-import { layerCount, turnList } from '../data/run-model.js';
+import { layerCount, turnList } from '../data/run-queries.js';
 import { download, plotToDataUrl, plotsToDataUrl, retentionToDataUrl } from '../export.js';
 import { createConversation } from './conversation.js';
 import { createPanel } from './panel.js';

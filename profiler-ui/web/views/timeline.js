@@ -4,7 +4,8 @@
  * axis). Each chart redraws only when the run's timeline changed, at most every `throttleMs` while events
  * stream.
  */
-import { STAGES, orderedTurns, stageTotals } from '../data/run-model.js';
+import { STAGES, stageTotals } from '../data/run-model.js';
+import { orderedTurns } from '../data/run-queries.js';
 import { child } from './dom.js';
 import { PLOT_CONFIG, RUN_COLOURS, STAGE_COLOURS, baseLayout } from './plot-theme.js';
 import { throttle } from './throttle.js';

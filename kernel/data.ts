@@ -2,7 +2,14 @@
  * From what the engine returns (the step API's results, answers) or what it emitted (trace events) to the
  * plain data the render modules draw. Structural types only: anything shaped like an `EncodedImages`,
  * `PrunedImages` or `RetrievedTurn` works, so these are testable with plain objects.
+ *
+ * Trace events are read through the profiler page's fold (profiler-ui/web/data/run-model.js and
+ * run-queries.js, plain JS that tsc compiles into dist/ beside this module), so a notebook and the page
+ * show the same kept sets, retrieval sets and scores — float32, as the engine computes them and the wire
+ * carries them.
  */
+import { foldEvents, type Candidates, type LayerRetrieval, type RunModel } from '../profiler-ui/web/data/run-model.js';
+import { gridOf, imagesAtTurn, orderedTurns } from '../profiler-ui/web/data/run-queries.js';
 import type { TraceEvent, VisualTokenId } from '../src/index.js';
 import type { LatencyRow, LatencyTimings } from './render/latency.js';
 import type { RetentionBackground, RetentionMapData, RetentionPanel } from './render/retention.js';
@@ -40,9 +47,28 @@ export function latestRun(events: readonly TraceEvent[], types?: readonly TraceE
   return undefined;
 }
 
-type Of<T extends TraceEvent['type']> = Extract<TraceEvent, { type: T }>;
-const ofType = <T extends TraceEvent['type']>(events: readonly TraceEvent[], type: T, run?: string): Of<T>[] =>
-  events.filter((e): e is Of<T> => e.type === type && (run === undefined || e.run === run));
+/** One run of a trace, folded: `run`, else the latest that emitted one of `types`. */
+function runModel(events: readonly TraceEvent[], run: string | undefined, types: readonly TraceEvent['type'][]): RunModel | undefined {
+  const id = run ?? latestRun(events, types);
+  return id === undefined ? undefined : foldEvents(events.filter((e) => e.run === id)).get(id);
+}
+
+/** A turn's retrieval per layer, in layer order (all layers, or the one asked for). */
+function retrievalLayers(m: RunModel | undefined, turn: number, layer?: number): LayerRetrieval[] {
+  const layers = m?.turns.get(turn)?.retrieval ?? [];
+  return layers.filter((r): r is LayerRetrieval => r !== undefined && (layer === undefined || r.layer === layer));
+}
+
+/** The latest turn that retrieved. */
+const latestRetrieval = (m: RunModel | undefined): number | undefined => (m ? orderedTurns(m).filter((t) => t.retrieval.some(Boolean)).at(-1)?.turn : undefined);
+
+/** The latest turn that retrieved, else that pruned, else that scored salience. */
+function latestTurn(m: RunModel | undefined): number | undefined {
+  if (!m) return undefined;
+  return latestRetrieval(m) ?? maxOf([...m.kept.values()].map((k) => k.turn)) ?? maxOf([...m.salience.values()].map((s) => s.turn));
+}
+
+const idOf = (c: Candidates, i: number): VisualTokenId => ({ image: c.image[i]!, token: c.token[i]! });
 
 export const jpegBackground = (e: { width: number; height: number; jpeg: string }): RetentionBackground => ({
   href: `data:image/jpeg;base64,${e.jpeg}`,
@@ -64,35 +90,24 @@ export interface RetentionOptions {
 
 /** Retention map data from trace events: salience, kept tokens, the tower's image, and a turn's retrieval. */
 export function retentionFromEvents(source: TraceSource, options: RetentionOptions = {}): RetentionMapData {
-  const all = eventsOf(source);
-  const run = options.run ?? latestRun(all, ['salience', 'kept', 'retrieval', 'image']);
-  const salience = ofType(all, 'salience', run);
-  const kept = ofType(all, 'kept', run);
-  const images = ofType(all, 'image', run);
-  const retrieval = ofType(all, 'retrieval', run);
-  const turn = options.turn ?? maxOf(retrieval.map((e) => e.turn)) ?? maxOf(kept.map((e) => e.turn)) ?? maxOf(salience.map((e) => e.turn)) ?? 0;
-  const seen = new Set([...salience, ...kept, ...images].filter((e) => e.turn <= turn).map((e) => e.image));
-  const indices = [...seen].filter((i) => options.image === undefined || i === options.image).sort((a, b) => a - b);
-  const layers = retrieval.filter((e) => e.turn === turn && (options.layer === undefined || e.layer === options.layer));
+  const m = runModel(eventsOf(source), options.run, ['salience', 'kept', 'retrieval', 'image']);
+  const turn = options.turn ?? latestTurn(m) ?? 0;
+  const indices = m ? imagesAtTurn(m, turn).filter((i) => options.image === undefined || i === options.image) : [];
+  const layers = retrievalLayers(m, turn, options.layer);
   const panels = indices.map((image): RetentionPanel => {
-    const s = salience.filter((e) => e.image === image).at(-1);
-    const k = kept.filter((e) => e.image === image).at(-1);
-    const picture = images.filter((e) => e.image === image).at(-1);
-    const total = k?.total ?? (s ? s.scores.length : 0);
-    const grid = s?.grid ?? squareGrid(total);
+    const s = m!.salience.get(image);
+    const k = m!.kept.get(image);
+    const picture = m!.images.get(image);
+    // An image with neither salience nor kept tokens (only its picture) has no tokens to draw: one empty cell.
+    const g = gridOf(m!, image);
     const counts = new Map<number, number>();
-    for (const e of layers) {
-      for (const i of e.retrieved) {
-        const id = e.candidates[i];
-        if (id?.image === image) counts.set(id.token, (counts.get(id.token) ?? 0) + 1);
-      }
-    }
+    for (const r of layers) for (const token of r.byImage.get(image) ?? []) counts.set(token, (counts.get(token) ?? 0) + 1);
     return {
       label: `image ${image}`,
-      grid,
-      leading: s?.leading ?? Math.max(0, total - grid.rows * grid.cols),
+      grid: { rows: Math.max(1, g.rows), cols: Math.max(1, g.cols) },
+      leading: Math.max(0, g.leading),
       salience: s?.scores,
-      kept: k?.kept,
+      kept: k && Array.from(k.kept),
       retrieved: layers.length ? [...counts].sort((a, b) => a[0] - b[0]).map(([token, n]) => ({ token, share: n / layers.length })) : undefined,
       retrievalLayers: layers.length || undefined,
       background: picture && jpegBackground(picture),
@@ -145,8 +160,8 @@ export function retentionFromSteps(step: EncodedLike | PrunedLike, options: Step
 function resolveBackgrounds(b: StepRetentionOptions['background'], n: number): (RetentionBackground | undefined)[] {
   if (!b) return Array(n).fill(undefined);
   if (isTraceSource(b) && !(Array.isArray(b) && b.length && 'href' in (b[0] as object))) {
-    const events = eventsOf(b as TraceSource);
-    const images = ofType(events, 'image', latestRun(events, ['image']));
+    const m = runModel(eventsOf(b as TraceSource), undefined, ['image']);
+    const images = m ? [...m.images.values()] : [];
     return Array.from({ length: n }, (_, i) => {
       const e = images[images.length - n + i];
       return e && jpegBackground(e);
@@ -173,23 +188,17 @@ export function retrievalFromTurn(retrieved: RetrievedLike, options: { top?: num
 
 /** Retrieval table data from trace events (one turn; default the latest that retrieved), with token ids and scores. */
 export function retrievalFromEvents(source: TraceSource, options: { turn?: number; run?: string; top?: number; title?: string } = {}): RetrievalTableData {
-  const all = eventsOf(source);
-  const run = options.run ?? latestRun(all, ['retrieval']);
-  const events = ofType(all, 'retrieval', run);
-  const turn = options.turn ?? maxOf(events.map((e) => e.turn)) ?? 0;
+  const m = runModel(eventsOf(source), options.run, ['retrieval']);
+  const turn = options.turn ?? latestRetrieval(m) ?? 0;
   const top = options.top ?? 5;
-  const layers = events
-    .filter((e) => e.turn === turn)
-    .sort((a, b) => a.layer - b.layer)
-    .map((e) => ({
-      layer: e.layer,
-      candidates: e.candidates.length,
-      retrieved: e.retrieved.map((i) => ({ ...e.candidates[i]!, score: e.scores[i]! })).sort(byToken),
-      top: e.scores
-        .map((score, i) => ({ ...e.candidates[i]!, score }))
-        .sort((a, b) => b.score - a.score)
-        .slice(0, top),
-    }));
+  const layers = retrievalLayers(m, turn).map((r) => ({
+    layer: r.layer,
+    candidates: r.candidates.image.length,
+    retrieved: Array.from(r.retrieved, (i) => ({ ...idOf(r.candidates, i), score: r.scores[i]! })).sort(byToken),
+    top: Array.from(r.scores, (score, i) => ({ ...idOf(r.candidates, i), score }))
+      .sort((a, b) => b.score - a.score)
+      .slice(0, top),
+  }));
   return { title: options.title ?? `Retrieval sets of turn ${turn} per layer`, layers };
 }
 
@@ -227,7 +236,3 @@ export function latencyRows(source: LatencySource): LatencyRow[] {
 const key = (t: VisualTokenId) => `${t.image}:${t.token}`;
 const byToken = (a: VisualTokenId, b: VisualTokenId) => a.image - b.image || a.token - b.token;
 const maxOf = (xs: number[]) => (xs.length ? Math.max(...xs) : undefined);
-function squareGrid(n: number): { rows: number; cols: number } {
-  const side = Math.max(1, Math.floor(Math.sqrt(n)));
-  return { rows: side, cols: side };
-}

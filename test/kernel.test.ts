@@ -163,9 +163,10 @@ describe('retention data from the step API', () => {
 describe('retrieval table from a trace', () => {
   it('pairs each retrieved token with its score and ranks the top scores with their tokens', () => {
     const table = kernel.retrievalFromEvents(twoTurnTrace(), { turn: 0, top: 3 });
+    // Scores at float32, as the engine computes them and the profiler page shows them (one fold of the trace).
     expect(table.layers[0]!.retrieved).toEqual([
       { image: 0, token: 5, score: 0.5 },
-      { image: 0, token: 12, score: 0.9 },
+      { image: 0, token: 12, score: Math.fround(0.9) },
     ]);
     expect(table.layers[0]!.top.map((t) => t.token)).toEqual([12, 5, 15]);
     expect(kernel.retrievalSets(twoTurnTrace(), { turn: 1 })).toEqual([

@@ -359,11 +359,12 @@ describe('the profiler server', () => {
   });
 
   it('loads uploaded traces, names the bad line of a bad one, and reloads the data dir after a restart', async () => {
-    const events = syntheticRun('uploaded');
+    const events = syntheticRun('uploaded').map((e) => (e.type === 'run.start' ? { ...e, label: 'dense' } : e));
     const body = events.map((e) => serializeEvent(e)).join('\n') + '\n';
     const res = await fetch(httpUrl(server, '/api/traces'), { method: 'POST', body, headers: { 'content-type': 'application/x-ndjson' } });
     expect(await res.json()).toEqual({ runs: ['uploaded'] });
-    expect(server.runs().find((r) => r.run === 'uploaded')).toMatchObject({ source: 'file', live: false, events: 4 });
+    // The run list carries run.start's policy label, for the page to print before it loads the run.
+    expect(server.runs().find((r) => r.run === 'uploaded')).toMatchObject({ source: 'file', live: false, events: 4, label: 'dense' });
 
     const broken = body + '{"type":"token"}\n';
     const bad = await fetch(httpUrl(server, '/api/traces'), { method: 'POST', body: broken });
@@ -380,7 +381,7 @@ describe('the profiler server', () => {
     try {
       const runs = again.runs();
       expect(runs.find((r) => r.run === 'uploaded')).toMatchObject({ source: 'file', events: 4 });
-      expect(runs.find((r) => r.run === 'loaded-file')).toMatchObject({ source: 'file', events: 4 });
+      expect(runs.find((r) => r.run === 'loaded-file')).toMatchObject({ source: 'file', events: 4, label: null });
       expect(runs.filter((r) => r.model === SIGLIP_FIXTURE).length).toBeGreaterThan(0);
     } finally {
       await again.close();

@@ -15,8 +15,9 @@ import type { SparsityPolicy } from '../dist/src/index.js';
 import { MemorySink, Tracer, WebSocketSink, type TraceEvent } from '../dist/src/trace/index.js';
 import { serializeEvent } from '../dist/src/trace/jsonl-sink.js';
 // The page's data layer is plain browser-free ES modules: the tests import it as the page does.
-import { countsAt, foldEvents, imagesAtTurn, retrievalAt, tokenStates } from '../profiler-ui/web/data/run-model.js';
-import { paretoFront, policyLabel, runSummary } from '../profiler-ui/web/data/summary.js';
+import { foldEvents } from '../profiler-ui/web/data/run-model.js';
+import { countsAt, imagesAtTurn, retrievalAt, retrievalStatus, tokenStates } from '../profiler-ui/web/data/run-queries.js';
+import { isDense, paretoFront, pointLabels, policyLabel, runSummary } from '../profiler-ui/web/data/summary.js';
 import { ARTIFACTS_DIR, launchBrowser, saveScreenshot, type TestBrowser } from './helpers/browser.js';
 import { CLIP_FIXTURE, REPO_ROOT } from './helpers/checkpoint-writer.js';
 import { engine, tempDir } from './helpers/engine.js';
@@ -217,7 +218,8 @@ describe('profiler page data layer (pure)', () => {
       }
     }
     const s = runSummary(m);
-    expect(s.label).toBe('SparseVILA keep 50% · retrieve 25%');
+    // The label the engine wrote in run.start; the page's generic one for a trace without it.
+    expect(s.label).toBe(memory.of('run.start')[0]!.label ?? 'sparsevila keep 50% · retrieve 25%');
     expect(s.turns).toBe(2);
     expect(s.keptTokens).toBe(kept.kept.length);
     expect(s.answers[0]).toBe(a1.text);
@@ -228,9 +230,40 @@ describe('profiler page data layer (pure)', () => {
     expect(s.stages.prefill).toBeCloseTo(memory.of('span').filter((e) => e.stage === 'prefill').reduce((a, e) => a + e.duration, 0), 9);
   });
 
-  it('labels policies and finds the Pareto front (no other point better on both axes)', () => {
-    expect(policyLabel({ method: 'dense' })).toBe('dense');
-    expect(policyLabel({ method: 'fastv', layer: 2, dropRatio: 0.5 })).toBe('FastV K=2 R=50%');
+  it("labels a run by its run.start label, else from the policy value alone, the same way for any method", () => {
+    expect(policyLabel({ policy: { method: 'fastv', layer: 2, dropRatio: 0.5 }, label: 'FastV K=2 R=50%' })).toBe('FastV K=2 R=50%');
+    expect(policyLabel({ policy: { method: 'dense' } })).toBe('dense');
+    expect(policyLabel({ policy: SPARSE })).toBe('sparsevila keep 50% · retrieve 25%');
+    expect(policyLabel({ policy: { method: 'fastv', layer: 2, dropRatio: 0.5 } })).toBe('fastv layer 2 · dropRatio 0.5');
+    expect(policyLabel({ policy: { method: 'pdrop', layers: [8, 16], keepRatios: [0.5, 0.25] } })).toBe('pdrop layers 8/16 · keepRatios 0.5/0.25');
+    // A method the page has never heard of: its budgets and numbers, not its modes.
+    expect(policyLabel({ policy: { method: 'newmethod', keep: { budget: { count: 64 } }, mode: 'fast' } })).toBe('newmethod keep 64');
+    expect(policyLabel(null)).toBe('unknown policy');
+    expect([isDense({ policy: { method: 'dense' } }), isDense({ policy: SPARSE }), isDense(null)]).toEqual([true, false, false]);
+    // Sweep points drop the method's name that every label of their group starts with (the legend says it).
+    expect(pointLabels(['SparseVILA keep 50% · retrieve 25%', 'SparseVILA keep 25% · retrieve 25%'])).toEqual(['keep 50% · retrieve 25%', 'keep 25% · retrieve 25%']);
+    expect(pointLabels(['FastV K=2 R=50%', 'fastv layer 2'])).toEqual(['FastV K=2 R=50%', 'fastv layer 2']);
+    expect(pointLabels(['dense'])).toEqual(['dense']);
+  });
+
+  it('tells from the trace alone whether a turn without retrieval sets is waiting for them or its run never retrieves', () => {
+    const start = (run: string): TraceEvent =>
+      ({ run, t: 0, type: 'run.start', version: 1, model: { dir: 'm', vision: 'clip', text: 'llama', layers: 2, heads: 2, kvHeads: 2, imageTokens: 4 }, policy: { method: 'x' }, options: {} }) as TraceEvent;
+    const turn = (run: string, t: number, turn: number): TraceEvent => ({ run, t, type: 'turn.start', turn, text: 'q', images: 0 });
+    const token = (run: string, t: number, turn: number): TraceEvent => ({ run, t, type: 'token', turn, step: 0, id: 1, text: 'a' });
+    const retrieval = (run: string, t: number, turn: number): TraceEvent => ({ run, t, type: 'retrieval', turn, layer: 0, candidates: [{ image: 0, token: 1 }], scores: [1], retrieved: [0] });
+    const models = foldEvents([
+      start('r'), turn('r', 1, 0), retrieval('r', 2, 0), token('r', 3, 0), turn('r', 4, 1),
+      start('d'), turn('d', 1, 0), token('d', 2, 0), turn('d', 3, 1),
+      start('n'), turn('n', 1, 0),
+    ]);
+    const status = (run: string, t: number) => retrievalStatus(models.get(run)!, t);
+    expect([status('r', 0), status('r', 1)]).toEqual(['retrieved', 'pending']);
+    expect([status('d', 0), status('d', 1)]).toEqual(['none', 'none']);
+    expect(status('n', 0)).toBe('pending');
+  });
+
+  it('finds the Pareto front (no other point better on both axes)', () => {
     const pts = [
       { x: 1, y: 5 },
       { x: 2, y: 3 },
@@ -375,7 +408,9 @@ describe('profiler page in Chromium', () => {
     await until(page, 'the comparison', `document.querySelector('.compare-view')?.dataset.b === ${JSON.stringify(sparse)}`);
     expect(await page.$eval('.compare-view', (v) => (v as HTMLElement).dataset.a)).toBe(dense);
     expect(await page.textContent('.side[data-side="a"] h2')).toMatch(/dense/);
-    expect(await page.textContent('.side[data-side="b"] h2')).toMatch(/SparseVILA keep 50% · retrieve 25%/);
+    // Each side is titled by the policy's label: the engine's from run.start, else the page's generic one.
+    const label = (runs.sparse!.events.find((e) => e.type === 'run.start') as { label?: string }).label ?? 'sparsevila keep 50% · retrieve 25%';
+    expect(await page.textContent('.side[data-side="b"] h2')).toContain(label);
     const row = async (metric: string) => page.$$eval(`table.cmp tr[data-metric="${metric}"] td`, (tds) => tds.map((td) => td.textContent));
     const kept = runs.sparse!.events.filter((e): e is Kept => e.type === 'kept');
     expect(await row('visual tokens kept')).toEqual([String(kept[0]!.total), String(kept[0]!.kept.length), '0.5×']);

@@ -127,6 +127,7 @@ describe('JsonlSink and readTrace', () => {
     ['bad JSON', '{"run":"r","t":1,"type":"token"', /not valid JSON/],
     ['an unknown type', '{"run":"r","t":1,"type":"tokens"}', /unknown event type "tokens"/],
     ['a wrong run.start version', '{"run":"r","t":0,"type":"run.start","version":99}', /schema version 99/],
+    ['a run.start label that is not text', '{"run":"r","t":0,"type":"run.start","version":1,"policy":{"method":"dense"},"label":7}', /'label' must be a string/],
   ])('rejects %s with a typed error naming the file and line', async (_what, badLine, message) => {
     const file = path.join(tempDir('trace'), 'bad.jsonl');
     const good = syntheticRun().slice(0, 3).map((e) => JSON.stringify(e));
@@ -200,6 +201,12 @@ describe('Chrome trace', () => {
 
     // Valid JSON for the viewers.
     expect(JSON.parse(JSON.stringify(chrome))).toEqual(chrome);
+  });
+
+  it("names a run's policy by the label the engine wrote, else by its method", () => {
+    const labelled = syntheticRun('a').map((e) => (e.type === 'run.start' ? { ...e, policy: { method: 'fastv', layer: 2, dropRatio: 0.5 }, label: 'FastV K=2 R=50%' } : e));
+    const chrome = trace.toChromeTrace([...labelled, ...syntheticRun('b')]);
+    expect(chrome.metadata.runs.map((r) => r.policy)).toEqual(['FastV K=2 R=50%', 'dense']);
   });
 
   it('puts each run on its own process', () => {

@@ -61,6 +61,13 @@ describe('wire format', () => {
     expect(decodeBatch(JSON.stringify({ v: 1, events }))).toEqual(events);
   });
 
+  it("run.start's policy label is optional: kept when there, absent when the writer had none", () => {
+    const [start] = sampleEvents();
+    const labelled = { ...start!, label: 'dense' } as TraceEvent;
+    expect(decodeBatch(encodeBatch([labelled]))).toEqual([labelled]);
+    expect(decodeBatch(encodeBatch([start!]))[0]).not.toHaveProperty('label');
+  });
+
   it('packs typed arrays', () => {
     const e = { ...sampleEvents()[1], scores: Float32Array.from([1.5, 2.5]) } as unknown as TraceEvent;
     expect((decodeBatch(encodeBatch([e]))[0] as any).scores).toEqual([1.5, 2.5]);
@@ -99,6 +106,7 @@ describe('wire format', () => {
     bad('{"v":1,"events":[{"type":"token","t":0}]}', /no string 'run'/);
     bad('{"v":1,"events":[{"type":"token","run":"r","t":"0"}]}', /finite number 't'/);
     bad('{"v":1,"events":[{"type":"run.start","run":"r","t":0,"version":99}]}', /schema version 99/);
+    bad('{"v":1,"events":[{"type":"run.start","run":"r","t":0,"version":1,"policy":{"method":"dense"},"label":null}]}', /'label' must be a string, got null/);
     bad('{"v":1,"events":[{"type":"kept","run":"r","t":0,"kept":{"$i32":"AAA"}}]}', /kept\.kept: base64 length/);
     bad('{"v":1,"events":[{"type":"kept","run":"r","t":0,"kept":{"$i32":"AA=="}}]}', /not a multiple of 4/);
     bad('{"v":1,"events":[{"type":"salience","run":"r","t":0,"scores":{"$f32":"!!!!"}}]}', /invalid base64/);

@@ -5,6 +5,7 @@
  * is thus bounded, and one stuck page cannot slow the engine or the other pages.
  */
 import WebSocket from 'ws';
+import type { LiveMessage } from './protocol.js';
 
 export interface LiveHubOptions {
   /** Skip messages for a page with more than this many bytes waiting in its socket (default 4 MiB). */
@@ -112,7 +113,7 @@ export class LiveHub {
         waiting = true;
         continue;
       }
-      client.ws.send(JSON.stringify({ kind: 'dropped', count: client.dropped, runs: [...client.droppedRuns] }));
+      client.ws.send(JSON.stringify({ kind: 'dropped', count: client.dropped, runs: [...client.droppedRuns] } satisfies LiveMessage));
       client.dropped = 0;
       client.droppedRuns.clear();
     }

@@ -11,29 +11,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { JsonlSink, readTrace } from '../../src/trace/jsonl-sink.js';
-import type { PolicyValue, TraceEvent } from '../../src/trace/schema.js';
+import type { TraceEvent } from '../../src/trace/schema.js';
+import type { RunSource, RunSummary } from './protocol.js';
 
 type RunStart = Extract<TraceEvent, { type: 'run.start' }>;
 
-export type RunSource = 'live' | 'file';
-
-/** What `/api/runs` lists and `/ws/live` announces (see profiler-ui/protocol.md). */
-export interface RunSummary {
-  run: string;
-  model: string | null;
-  vision: string | null;
-  text: string | null;
-  policy: PolicyValue | null;
-  /** Epoch ms when the server first saw the run (or, for a file, about when it was recorded). */
-  started: number;
-  events: number;
-  turns: number;
-  lastT: number;
-  live: boolean;
-  source: RunSource;
-  /** Events not kept in memory (caps); a live run's data-dir file still has them. */
-  truncated: number;
-}
+export type { RunSource, RunSummary } from './protocol.js';
 
 export interface RunStoreOptions {
   /** Where runs are appended as JSONL and loaded from at start; none: memory only. */
@@ -290,6 +273,7 @@ function summarize(run: StoredRun): RunSummary {
     vision: run.start?.model.vision ?? null,
     text: run.start?.model.text ?? null,
     policy: run.start?.policy ?? null,
+    label: run.start?.label ?? null,
     started: run.started,
     events: run.events.length,
     turns: run.turns,

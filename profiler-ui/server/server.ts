@@ -14,6 +14,7 @@ import { createApp } from './http.js';
 import { Ingest, eventsMessage } from './ingest.js';
 import { LiveHub } from './live-hub.js';
 import { profilerPaths, type ProfilerPaths } from './paths.js';
+import type { LiveMessage } from './protocol.js';
 import { RunStore, type RunSummary } from './run-store.js';
 
 export interface ProfilerOptions {
@@ -88,8 +89,8 @@ export async function startProfiler(options: ProfilerOptions = {}): Promise<Prof
   const hub = new LiveHub({ maxBufferedBytes: options.maxLiveBufferedBytes });
   const ingest = new Ingest(store, hub);
   store.listen({
-    run: (summary) => hub.broadcast(JSON.stringify({ kind: 'run', summary })),
-    evicted: (run) => hub.broadcast(JSON.stringify({ kind: 'evicted', run })),
+    run: (summary) => hub.broadcast(JSON.stringify({ kind: 'run', summary } satisfies LiveMessage)),
+    evicted: (run) => hub.broadcast(JSON.stringify({ kind: 'evicted', run } satisfies LiveMessage)),
   });
 
   const stats = (): ProfilerStats => ({
@@ -107,7 +108,7 @@ export async function startProfiler(options: ProfilerOptions = {}): Promise<Prof
   ingestWss.on('connection', (ws: WebSocket) => ingest.accept(ws));
   liveWss.on('connection', (ws: WebSocket) => {
     hub.add(ws);
-    hub.send(ws, JSON.stringify({ kind: 'hello', runs: store.summaries() }));
+    hub.send(ws, JSON.stringify({ kind: 'hello', runs: store.summaries() } satisfies LiveMessage));
     ws.on('error', () => undefined);
     ws.on('message', (data, isBinary) => handleLiveMessage(ws, isBinary ? null : String(data)));
   });
@@ -121,11 +122,11 @@ export async function startProfiler(options: ProfilerOptions = {}): Promise<Prof
     }
     if (msg?.kind === 'replay' && typeof msg.run === 'string') {
       const events = store.events(msg.run);
-      if (!events) hub.send(ws, JSON.stringify({ kind: 'error', run: msg.run, message: `no run ${JSON.stringify(msg.run)} in memory` }));
+      if (!events) hub.send(ws, JSON.stringify({ kind: 'error', run: msg.run, message: `no run ${JSON.stringify(msg.run)} in memory` } satisfies LiveMessage));
       else hub.send(ws, eventsMessage('replay', msg.run, encodeBatch(events)), [msg.run]);
       return;
     }
-    hub.send(ws, JSON.stringify({ kind: 'error', message: 'expected {"kind":"replay","run":"<id>"}' }));
+    hub.send(ws, JSON.stringify({ kind: 'error', message: 'expected {"kind":"replay","run":"<id>"}' } satisfies LiveMessage));
   }
 
   // Handlers go on after listen: the cookie name carries the port. No request can arrive in between.

@@ -6,34 +6,67 @@
  * each view redraws only what changed since it last drew — a streaming run never re-renders everything.
  */
 import { parseTraceText } from './data/jsonl.js';
-import { applyEvent, createRunModel, foldEvents, layerCount, turnList } from './data/run-model.js';
-import { policyLabel } from './data/summary.js';
+import { applyEvent, createRunModel, foldEvents } from './data/run-model.js';
+import { layerCount, turnList } from './data/run-queries.js';
+import { isDense, policyLabel } from './data/summary.js';
 import { downloadText } from './export.js';
 import { ApiError, createApi, pageToken } from './net/api.js';
 import { connectLive } from './net/live.js';
 import { hashToPatch, stateToHash } from './router.js';
 import { createCompareView } from './views/compare.js';
+import { visibleText } from './views/conversation.js';
+import { child } from './views/dom.js';
 import { createTooltip, createToast } from './views/overlays.js';
 import { createRunView } from './views/run-view.js';
 import { createSweepView } from './views/sweep.js';
 
+/**
+ * @typedef {import('../../src/trace/schema.js').TraceEvent} TraceEvent
+ * @typedef {import('./data/run-model.js').RunModel} RunModel
+ * @typedef {import('../server/protocol.js').RunSummary} RunSummary
+ * @typedef {import('./router.js').PageState} PageState
+ */
+
+/**
+ * A run the page knows of: from the server's list, loaded on demand, folded live, or opened from a file.
+ * @typedef {object} RunEntry
+ * @property {string} run
+ * @property {RunSummary | null} summary  the server's summary (null for a file opened without the server)
+ * @property {RunModel | null} model  null until loaded
+ * @property {'unloaded' | 'loading' | 'loaded'} status
+ * @property {boolean} local  opened from a file without the server
+ * @property {number} seen  order the page learnt of it
+ * @property {TraceEvent[] | null} pending  live events that arrived while loading
+ * @property {TraceEvent[]} [events]  a local run's events (for its download)
+ * @property {string} [fileName]  a local run's file
+ */
+
 const token = pageToken();
 const api = createApi(token);
-const $ = (sel) => document.querySelector(sel);
-const main = $('#main');
+/**
+ * @template {Element} E
+ * @param {string} sel
+ * @param {{ new (...args: any[]): E }} type
+ */
+const $ = (sel, type) => child(document, sel, type);
+const main = $('#main', HTMLElement);
 
-/** run id → { run, summary (server RunSummary | null), model (RunModel | null), status, local, seen, pending } */
+/** @type {Map<string, RunEntry>} */
 const runs = new Map();
+/** @type {PageState} */
 const state = { route: 'run', run: null, turn: null, turnPinned: false, layer: 0, heat: true, size: 'auto', hmMode: 'auto', a: null, b: null, cmpLayer: 0, sweepX: 'decode', sweepY: 'kl' };
-let serverState = 'unknown'; // 'online' | 'offline' | 'unauthorized'
+/** @type {'unknown' | 'online' | 'offline' | 'unauthorized'} */
+let serverState = 'unknown';
 let liveState = 'offline';
 let droppedTotal = 0;
+/** @type {ReturnType<typeof connectLive> | null} */
 let live = null;
 let seenCounter = 0;
 
 // ---------------------------------------------------------------------------------------------------------
 // Runs: listing, loading, live folding.
 
+/** @param {string} run */
 function entry(run) {
   let e = runs.get(run);
   if (!e) {
@@ -43,6 +76,7 @@ function entry(run) {
   return e;
 }
 
+/** @param {RunEntry} e */
 function startedOf(e) {
   return e.summary?.started ?? e.seen;
 }
@@ -52,21 +86,28 @@ function runList() {
   return [...runs.values()].sort((a, b) => startedOf(b) - startedOf(a) || b.seen - a.seen);
 }
 
+/** The run's start: from its model when loaded, else from the server's summary (the same policy and label). */
+function startOf(/** @type {RunEntry} */ e) {
+  return e.model?.start ?? e.summary;
+}
+
+/** @param {string} run */
 export function runLabel(run) {
   const e = runs.get(run);
   if (!e) return run;
-  const policy = e.model?.start?.policy ?? e.summary?.policy;
   const dir = e.model?.start?.model?.dir ?? e.summary?.model ?? '';
   const base = dir.split(/[\\/]/).filter(Boolean).pop() ?? '';
   const live = e.summary?.live ? ' ● live' : '';
-  return `${policyLabel(policy)} · ${base || 'model?'} · ${run.slice(0, 6)}${live}`;
+  return `${policyLabel(startOf(e))} · ${base || 'model?'} · ${run.slice(0, 6)}${live}`;
 }
 
+/** @param {{ run: string, start?: RunModel['start'] } | null | undefined} m */
 function fileName(m) {
   if (!m) return 'sparsevila';
   return `sparsevila-${(m.start?.policy?.method ?? 'run')}-${m.run.slice(0, 8)}`;
 }
 
+/** @param {RunSummary} summary */
 function setSummary(summary) {
   const e = entry(summary.run);
   const isNew = !e.summary && !e.model;
@@ -74,6 +115,7 @@ function setSummary(summary) {
   return isNew;
 }
 
+/** @param {string} run */
 async function ensureLoaded(run) {
   const e = runs.get(run);
   if (!e || e.model || e.status === 'loading' || e.local || serverState !== 'online') return;
@@ -89,18 +131,19 @@ async function ensureLoaded(run) {
       if (ev.t > maxT) maxT = ev.t;
     }
     // Live events that arrived while loading, not already in the stored list.
-    for (const ev of e.pending) if (ev.t > maxT) applyEvent(m, ev);
+    for (const ev of e.pending ?? []) if (ev.t > maxT) applyEvent(m, ev);
     e.model = m;
     e.status = 'loaded';
   } catch (err) {
     e.status = 'unloaded';
-    if (!(err instanceof ApiError && err.status === 404)) toast(`could not load run ${run.slice(0, 8)}: ${err.message}`);
+    if (!(err instanceof ApiError && err.status === 404)) toast(`could not load run ${run.slice(0, 8)}: ${/** @type {Error} */ (err).message}`);
   } finally {
     e.pending = null;
     invalidate();
   }
 }
 
+/** @param {string} run */
 function reload(run) {
   const e = runs.get(run);
   if (!e || e.local) return;
@@ -109,10 +152,14 @@ function reload(run) {
   if (needed().includes(run)) ensureLoaded(run);
 }
 
+/**
+ * @param {string} run
+ * @param {TraceEvent[]} events
+ */
 function liveEvents(run, events) {
   const e = entry(run);
   if (e.status === 'loading') {
-    e.pending.push(...events);
+    e.pending?.push(...events);
     return;
   }
   if (!e.model) {
@@ -130,19 +177,29 @@ function liveEvents(run, events) {
   invalidate();
 }
 
-/** With "follow live" on, the run view switches to each new run as it starts (other views stay put). */
+/**
+ * With "follow live" on, the run view switches to each new run as it starts (other views stay put).
+ * @param {string} run
+ */
 function maybeFollow(run) {
-  if (!$('#follow').checked || state.run === run || state.route !== 'run') return;
+  if (!$('#follow', HTMLInputElement).checked || state.run === run || state.route !== 'run') return;
   setState({ run, turn: null, turnPinned: false });
 }
 
-/** Runs the current view needs in memory. */
+/**
+ * Runs the current view needs in memory.
+ * @returns {string[]}
+ */
 function needed() {
   if (state.route === 'run') return state.run ? [state.run] : [];
-  if (state.route === 'compare') return [state.a, state.b].filter(Boolean);
+  if (state.route === 'compare') return [state.a, state.b].flatMap((r) => (r ? [r] : []));
   return [...runs.keys()];
 }
 
+/**
+ * @param {TraceEvent[]} events
+ * @param {string} name
+ */
 function loadLocal(events, name) {
   const models = foldEvents(events);
   for (const [run, m] of models) {
@@ -157,7 +214,9 @@ function loadLocal(events, name) {
   return [...models.keys()];
 }
 
+/** @param {File[]} files */
 async function openFiles(files) {
+  /** @type {string | null} */
   let first = null;
   for (const file of files) {
     try {
@@ -178,7 +237,7 @@ async function openFiles(files) {
       first ??= ids[0];
       toast(`opened ${file.name}: ${ids.length} run${ids.length === 1 ? '' : 's'}`);
     } catch (err) {
-      toast(`${file.name}: ${err.message}`, true);
+      toast(`${file.name}: ${/** @type {Error} */ (err).message}`, true);
     }
   }
   if (first) setState({ route: state.route === 'sweep' ? 'sweep' : 'run', run: first, turn: null, turnPinned: false });
@@ -187,6 +246,7 @@ async function openFiles(files) {
 // ---------------------------------------------------------------------------------------------------------
 // State and routing: #/run/<id>?turn=&layer=, #/compare/<a>/<b>, #/sweep
 
+/** @param {Partial<PageState>} patch */
 export function setState(patch) {
   if ('turn' in patch && patch.turn != null && !('turnPinned' in patch)) patch.turnPinned = true;
   if ('run' in patch && patch.run !== state.run && !('turn' in patch)) {
@@ -204,6 +264,7 @@ function writeHash() {
   if (location.hash !== h) history.replaceState(null, '', `${location.pathname}${location.search}${h}`);
 }
 
+/** @param {string} [hash] */
 function readHash(hash = location.hash) {
   Object.assign(state, hashToPatch(hash));
 }
@@ -220,6 +281,7 @@ window.addEventListener('hashchange', (ev) => {
 // Rendering, once per animation frame.
 
 let frame = 0;
+/** @type {{ route: string | null, view: object | null, empty: boolean }} */
 let mounted = { route: null, view: null, empty: false };
 
 export function invalidate() {
@@ -244,33 +306,43 @@ function renderView() {
     if (!e?.model) return renderEmpty(e);
     const m = e.model;
     const turns = turnList(m);
-    if (!state.turnPinned || !turns.includes(state.turn)) state.turn = turns.length ? turns[turns.length - 1] : 0;
+    const turn = state.turnPinned && state.turn != null && turns.includes(state.turn) ? state.turn : turns.length ? turns[turns.length - 1] : 0;
+    state.turn = turn;
     state.layer = Math.max(0, Math.min(state.layer, Math.max(0, layerCount(m) - 1)));
-    mount('run', () => createRunView(main, { setState, tooltip, fileName })).update(m, state);
+    mount('run', () => createRunView(main, { setState, tooltip, fileName })).update(m, { ...state, turn });
   } else if (state.route === 'compare') {
     const loaded = list.filter((e) => e.model || e.summary);
-    if (!state.a || !runs.has(state.a)) state.a = (loaded.find((e) => (e.model?.start?.policy ?? e.summary?.policy)?.method === 'dense') ?? loaded[1] ?? loaded[0])?.run ?? null;
-    if (!state.b || !runs.has(state.b)) state.b = (loaded.find((e) => e.run !== state.a && (e.model?.start?.policy ?? e.summary?.policy)?.method !== 'dense') ?? loaded.find((e) => e.run !== state.a))?.run ?? null;
+    if (!state.a || !runs.has(state.a)) state.a = (loaded.find((e) => isDense(startOf(e))) ?? loaded[1] ?? loaded[0])?.run ?? null;
+    if (!state.b || !runs.has(state.b)) state.b = (loaded.find((e) => e.run !== state.a && !isDense(startOf(e))) ?? loaded.find((e) => e.run !== state.a))?.run ?? null;
     for (const run of needed()) ensureLoaded(run);
-    mount('compare', () => createCompareView(main, { setState, runLabel, fileName })).update(runs.get(state.a)?.model ?? null, runs.get(state.b)?.model ?? null, state, list);
+    const model = (/** @type {string | null} */ run) => (run ? runs.get(run)?.model ?? null : null);
+    mount('compare', () => createCompareView(main, { setState, runLabel, fileName })).update(model(state.a), model(state.b), state, list);
   } else {
     for (const run of needed()) ensureLoaded(run);
     mount('sweep', () => createSweepView(main, { setState, fileName })).update(
-      list.filter((e) => e.model).map((e) => e.model),
+      list.flatMap((e) => (e.model ? [e.model] : [])),
       state,
     );
   }
 }
 
+/**
+ * The view of a route, made when the route changes.
+ * @template {object} V
+ * @param {string} route
+ * @param {() => V} make
+ * @returns {V}
+ */
 function mount(route, make) {
   if (mounted.route !== route || mounted.empty) {
     main.innerHTML = '';
     mounted = { route, view: make(), empty: false };
     main.dataset.route = route;
   }
-  return mounted.view;
+  return /** @type {V} */ (mounted.view);
 }
 
+/** @param {RunEntry | null | undefined} e */
 function renderEmpty(e) {
   mounted = { route: null, view: null, empty: true };
   main.dataset.route = 'empty';
@@ -284,68 +356,66 @@ function renderEmpty(e) {
 }
 
 function renderHeader() {
-  for (const a of document.querySelectorAll('.tabs a')) a.classList.toggle('active', a.dataset.route === state.route);
-  const sel = $('#run-select');
+  for (const a of document.querySelectorAll('.tabs a')) a.classList.toggle('active', a instanceof HTMLElement && a.dataset.route === state.route);
+  const sel = $('#run-select', HTMLSelectElement);
   const list = runList();
   const key = list.map((e) => `${e.run}:${runLabel(e.run)}`).join('|');
   if (sel.dataset.key !== key) {
-    sel.innerHTML = list.length ? list.map((e) => `<option value="${e.run}">${escapeHtml(runLabel(e.run))}</option>`).join('') : '<option value="">no runs</option>';
+    sel.innerHTML = list.length ? list.map((e) => `<option value="${e.run}">${visibleText(runLabel(e.run))}</option>`).join('') : '<option value="">no runs</option>';
     sel.dataset.key = key;
   }
   sel.value = state.run ?? '';
-  const dl = $('#download');
+  const dl = $('#download', HTMLAnchorElement);
   const e = state.run ? runs.get(state.run) : null;
   dl.classList.toggle('disabled', !e);
   if (e && !e.local) {
     dl.href = api.traceUrl(e.run);
     dl.download = `${fileName(e.model ?? { run: e.run })}.jsonl`;
   } else dl.removeAttribute('href');
-  const status = $('#status');
+  const status = $('#status', HTMLElement);
   status.dataset.state = serverState === 'online' ? liveState : serverState;
-  $('#status-text').textContent =
+  $('#status-text', HTMLElement).textContent =
     serverState === 'unauthorized' ? 'no access (token?)' : serverState === 'offline' ? 'offline (files only)' : liveState === 'live' ? 'live' : liveState;
-  const dropped = $('#dropped');
+  const dropped = $('#dropped', HTMLElement);
   dropped.hidden = droppedTotal === 0;
   dropped.textContent = `dropped ${droppedTotal.toLocaleString()}`;
-  dropped.dataset.count = droppedTotal;
+  dropped.dataset.count = String(droppedTotal);
 }
 
-function escapeHtml(s) {
-  return String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
-}
-
-const tooltip = createTooltip($('#tooltip'));
-const toast = createToast($('#toast'));
+const tooltip = createTooltip($('#tooltip', HTMLElement));
+const toast = createToast($('#toast', HTMLElement));
 
 // ---------------------------------------------------------------------------------------------------------
 // Wiring.
 
-$('#run-select').addEventListener('change', (ev) => setState({ route: state.route === 'compare' || state.route === 'sweep' ? 'run' : state.route, run: ev.target.value }));
-$('#file').addEventListener('change', (ev) => {
-  openFiles([...ev.target.files]);
-  ev.target.value = '';
+const runSelect = $('#run-select', HTMLSelectElement);
+runSelect.addEventListener('change', () => setState({ route: state.route === 'compare' || state.route === 'sweep' ? 'run' : state.route, run: runSelect.value }));
+const fileInput = $('#file', HTMLInputElement);
+fileInput.addEventListener('change', () => {
+  openFiles([...(fileInput.files ?? [])]);
+  fileInput.value = '';
 });
-$('#download').addEventListener('click', (ev) => {
+$('#download', HTMLAnchorElement).addEventListener('click', (ev) => {
   const e = state.run ? runs.get(state.run) : null;
   if (e?.local) {
     ev.preventDefault();
-    downloadText(e.events.map((x) => JSON.stringify(x)).join('\n') + '\n', `${fileName(e.model)}.jsonl`);
+    downloadText((e.events ?? []).map((x) => JSON.stringify(x)).join('\n') + '\n', `${fileName(e.model)}.jsonl`);
   }
 });
 let dragDepth = 0;
 addEventListener('dragenter', (ev) => {
   if (![...(ev.dataTransfer?.types ?? [])].includes('Files')) return;
   dragDepth++;
-  $('#drop-hint').hidden = false;
+  $('#drop-hint', HTMLElement).hidden = false;
 });
 addEventListener('dragleave', () => {
-  if (--dragDepth <= 0) $('#drop-hint').hidden = true;
+  if (--dragDepth <= 0) $('#drop-hint', HTMLElement).hidden = true;
 });
 addEventListener('dragover', (ev) => ev.preventDefault());
 addEventListener('drop', (ev) => {
   ev.preventDefault();
   dragDepth = 0;
-  $('#drop-hint').hidden = true;
+  $('#drop-hint', HTMLElement).hidden = true;
   if (ev.dataTransfer?.files?.length) openFiles([...ev.dataTransfer.files]);
 });
 addEventListener('resize', () => invalidate());
@@ -394,7 +464,7 @@ async function start() {
         for (const run of list) {
           const e = runs.get(run);
           if (e?.model && !e.local) {
-            if (!live.replay(run)) reload(run);
+            if (!live?.replay(run)) reload(run);
           } else if (e && !e.local) reload(run);
         }
         invalidate();

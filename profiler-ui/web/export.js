@@ -3,8 +3,14 @@
  * drawing it on a canvas and encoding the canvas — and trace downloads. The SVG views style themselves
  * with attributes, so a serialised SVG looks as it does on the page.
  */
+import { context2d } from './views/dom.js';
+
 const Plotly = globalThis.Plotly;
 
+/**
+ * @param {string} href
+ * @param {string} name
+ */
 export function download(href, name) {
   const a = document.createElement('a');
   a.href = href;
@@ -14,27 +20,37 @@ export function download(href, name) {
   a.remove();
 }
 
+/**
+ * @param {string} text
+ * @param {string} name
+ */
 export function downloadText(text, name, type = 'application/x-ndjson') {
   const url = URL.createObjectURL(new Blob([text], { type }));
   download(url, name);
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-/** A Plotly chart as a PNG data URL (2× for print). */
+/**
+ * A Plotly chart as a PNG data URL (2× for print).
+ * @param {HTMLElement} gd
+ */
 export function plotToDataUrl(gd, scale = 2) {
   return Plotly.toImage(gd, { format: 'png', width: gd.clientWidth || 800, height: gd.clientHeight || 400, scale });
 }
 
-/** Several Plotly charts as one PNG data URL, laid out as they are on the page. */
+/**
+ * Several Plotly charts as one PNG data URL, laid out as they are on the page.
+ * @param {readonly (PlotlyElement | HTMLElement | null)[]} gds
+ */
 export async function plotsToDataUrl(gds, scale = 2) {
-  const shown = gds.filter((g) => g && g.data && g.clientWidth);
+  const shown = gds.filter((g) => g && 'data' in g && g.data && g.clientWidth).map((g) => /** @type {PlotlyElement} */ (g));
   const boxes = shown.map((g) => g.getBoundingClientRect());
   const left = Math.min(...boxes.map((b) => b.left));
   const top = Math.min(...boxes.map((b) => b.top));
   const width = Math.max(...boxes.map((b) => b.right)) - left;
   const height = Math.max(...boxes.map((b) => b.bottom)) - top;
   const canvas = canvasOf(width, height, scale);
-  const ctx = canvas.getContext('2d');
+  const ctx = context2d(canvas);
   for (let i = 0; i < shown.length; i++) {
     const b = boxes[i];
     const img = await loadImage(await plotToDataUrl(shown[i], scale));
@@ -43,12 +59,20 @@ export async function plotsToDataUrl(gds, scale = 2) {
   return canvas.toDataURL('image/png');
 }
 
+/**
+ * @param {string} text
+ * @param {string} font
+ */
 function measureText(text, font) {
-  const ctx = document.createElement('canvas').getContext('2d');
+  const ctx = context2d(document.createElement('canvas'));
   ctx.font = font;
   return ctx.measureText(text).width;
 }
 
+/**
+ * @param {string} src
+ * @returns {Promise<HTMLImageElement>}
+ */
 function loadImage(src) {
   return new Promise((resolve, reject) => {
     const img = new Image();
@@ -58,40 +82,55 @@ function loadImage(src) {
   });
 }
 
+/**
+ * @param {number} width
+ * @param {number} height
+ * @param {number} scale
+ */
 function canvasOf(width, height, scale) {
   const canvas = document.createElement('canvas');
   canvas.width = Math.ceil(width * scale);
   canvas.height = Math.ceil(height * scale);
-  const ctx = canvas.getContext('2d');
+  const ctx = context2d(canvas);
   ctx.scale(scale, scale);
   ctx.fillStyle = '#ffffff';
   ctx.fillRect(0, 0, width, height);
   return canvas;
 }
 
-/** An SVG element as an <img>, at the given CSS size. */
+/**
+ * An SVG element as an <img>, at the given CSS size.
+ * @param {SVGSVGElement} svg
+ * @param {number} width
+ * @param {number} height
+ */
 export async function svgImage(svg, width, height) {
-  const clone = svg.cloneNode(true);
+  const clone = /** @type {SVGSVGElement} */ (svg.cloneNode(true));
   clone.setAttribute('xmlns', 'http://www.w3.org/2000/svg');
-  clone.setAttribute('width', width);
-  clone.setAttribute('height', height);
+  clone.setAttribute('width', String(width));
+  clone.setAttribute('height', String(height));
   const text = new XMLSerializer().serializeToString(clone);
   return loadImage(`data:image/svg+xml;charset=utf-8,${encodeURIComponent(text)}`);
 }
 
-/** One SVG as a PNG data URL, at its on-screen size. */
+/**
+ * One SVG as a PNG data URL, at its on-screen size.
+ * @param {SVGSVGElement} svg
+ */
 export async function svgToDataUrl(svg, scale = 2) {
   const box = svg.getBoundingClientRect();
   const w = box.width || Number(svg.getAttribute('width')) || 400;
   const h = box.height || Number(svg.getAttribute('height')) || 300;
   const canvas = canvasOf(w, h, scale);
-  canvas.getContext('2d').drawImage(await svgImage(svg, w, h), 0, 0, w, h);
+  context2d(canvas).drawImage(await svgImage(svg, w, h), 0, 0, w, h);
   return canvas.toDataURL('image/png');
 }
 
 /**
  * The retention strip as one PNG: a title line, the legend, the per-frame bars, then the frames in a grid
  * with their labels. `parts` comes from the retention map's exportNodes().
+ * @param {{ frames: { svg: SVGSVGElement, label: string }[], legend: SVGSVGElement | null, bars: SVGSVGElement | null, title?: string }} parts
+ * @param {{ columns?: number, cell?: number, scale?: number }} [layout]
  */
 export async function retentionToDataUrl(parts, { columns, cell = 260, scale = 2 } = {}) {
   const frames = parts.frames;
@@ -99,7 +138,7 @@ export async function retentionToDataUrl(parts, { columns, cell = 260, scale = 2
   const pad = 12;
   const label = 18;
   const size = frames.length > 8 ? 180 : cell;
-  const aspect = (svg) => {
+  const aspect = (/** @type {SVGSVGElement} */ svg) => {
     const vb = svg.viewBox.baseVal;
     return vb && vb.width ? vb.height / vb.width : 1;
   };
@@ -110,7 +149,7 @@ export async function retentionToDataUrl(parts, { columns, cell = 260, scale = 2
   const width = Math.max(cols * (size + pad) + pad, 540, measureText(parts.title ?? '', '600 13px Inter, "Segoe UI", system-ui, sans-serif') + 2 * pad);
   const height = 28 + legendH + barsH + rows * (frameH + label + pad) + pad;
   const canvas = canvasOf(width, height, scale);
-  const ctx = canvas.getContext('2d');
+  const ctx = context2d(canvas);
   ctx.fillStyle = '#0f172a';
   ctx.font = '600 13px Inter, "Segoe UI", system-ui, sans-serif';
   ctx.fillText(parts.title ?? '', pad, 19);

@@ -110,9 +110,11 @@ function compactMetrics(metrics: Record<string, number | number[] | null>): Reco
   return out;
 }
 
-function policyLabel(policy: unknown): string | undefined {
-  if (!policy || typeof policy !== 'object') return undefined;
-  return String((policy as { method?: unknown }).method ?? '');
+/** The label the engine wrote, else the method's name (traces without a label). */
+function policyLabel(e: Extract<TraceEvent, { type: 'run.start' }>): string | undefined {
+  if (typeof e.label === 'string') return e.label;
+  if (!e.policy || typeof e.policy !== 'object') return undefined;
+  return String(e.policy.method ?? '');
 }
 
 /** Read an onnxruntime profile: a JSON array of Chrome trace events. */
@@ -239,7 +241,7 @@ export function toChromeTrace(events: readonly TraceEvent[], options: ChromeTrac
       case 'run.start': {
         const run = runs[pid - 1]!;
         run.model = e.model?.dir;
-        run.policy = policyLabel(e.policy);
+        run.policy = policyLabel(e);
         meta.push({
           name: 'process_labels',
           ph: 'M',

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../errors.js';
-import { TRACE_EVENT_TYPES, TRACE_SCHEMA_VERSION, type TraceEvent, type TraceEventType, type TraceSink } from './schema.js';
+import { TRACE_EVENT_TYPES, runStartProblem, type TraceEvent, type TraceEventType, type TraceSink } from './schema.js';
 
 export interface JsonlSinkOptions {
   /** Start the file afresh instead of appending to it (default: append; the file is created if missing). */
@@ -130,13 +130,8 @@ export function validateTraceLine(value: unknown, file: string, line: number): T
   }
   if (typeof e.run !== 'string') throw lineError(file, line, `'${e.type}' event has no string 'run'`);
   if (typeof e.t !== 'number') throw lineError(file, line, `'${e.type}' event has no numeric 't'`);
-  if (e.type === 'run.start' && e.version !== TRACE_SCHEMA_VERSION) {
-    throw lineError(
-      file,
-      line,
-      `run.start has trace schema version ${JSON.stringify(e.version)}; this reader understands version ${TRACE_SCHEMA_VERSION}`,
-    );
-  }
+  const problem = e.type === 'run.start' ? runStartProblem(e) : null;
+  if (problem) throw lineError(file, line, problem);
   return e as unknown as TraceEvent;
 }
 

@@ -7,11 +7,15 @@
  * Visual tokens are named by a `VisualTokenId`: image (or frame) index within the chat, then the token's
  * index within that image's LLM tokens — stable across turns, whatever the cache row.
  */
-
-/** A sparsity policy as the trace records it: a plain, serializable value naming its method. */
-export type PolicyValue = { readonly method: string } & { readonly [field: string]: unknown };
-
 export const TRACE_SCHEMA_VERSION = 1;
+
+/**
+ * A sparsity policy as the trace records it: a plain, serialisable value whose `method` names the method
+ * and whose other fields are that method's budgets and settings. The trace sits below the sparsity methods
+ * (src/sparsity defines the values it writes), so readers know no method's fields: they print the
+ * `label` the engine wrote beside it.
+ */
+export type PolicyValue = { method: string } & Record<string, unknown>;
 
 export interface VisualTokenId {
   image: number;
@@ -33,7 +37,11 @@ export type TraceEvent =
       version: typeof TRACE_SCHEMA_VERSION;
       model: { dir: string; vision: string; text: string; layers: number; heads: number; kvHeads: number; imageTokens: number };
       policy: PolicyValue;
-      /** The policy's short human label, written by its sparsity method (absent in older traces). */
+      /**
+       * A short human label of the policy, written by its sparsity method ("SparseVILA keep 50% · retrieve
+       * 25%", "FastV K=2 R=50%", "dense"). Optional to read: traces of this schema version may lack it, and
+       * readers then print the policy value itself.
+       */
       label?: string;
       options: Record<string, unknown>;
     })
@@ -69,20 +77,37 @@ export type TraceEvent =
 
 export type TraceEventType = TraceEvent['type'];
 
-/** Every event type of this schema version: readers refuse others. */
-export const TRACE_EVENT_TYPES: ReadonlySet<TraceEventType> = new Set<TraceEventType>([
-  'run.start',
-  'turn.start',
-  'image',
-  'span',
-  'salience',
-  'kept',
-  'retrieval',
-  'decode.step',
-  'token',
-  'turn.end',
-  'fidelity',
-]);
+/**
+ * Every event type of this schema version: readers refuse others. Written as a record so that a type added
+ * to `TraceEvent` fails the build here until it is listed.
+ */
+export const TRACE_EVENT_TYPES: ReadonlySet<TraceEventType> = new Set(
+  Object.keys({
+    'run.start': true,
+    'turn.start': true,
+    image: true,
+    span: true,
+    salience: true,
+    kept: true,
+    retrieval: true,
+    'decode.step': true,
+    token: true,
+    'turn.end': true,
+    fidelity: true,
+  } satisfies Record<TraceEventType, true>) as TraceEventType[],
+);
+
+/**
+ * What is wrong with a parsed `run.start` object, or null: readers refuse other schema versions, and a
+ * label, where there is one, must be text. Shared by the JSON-lines reader and the wire decoder.
+ */
+export function runStartProblem(e: Readonly<Record<string, unknown>>): string | null {
+  if (e.version !== TRACE_SCHEMA_VERSION) {
+    return `run.start has trace schema version ${JSON.stringify(e.version)}; this reader understands version ${TRACE_SCHEMA_VERSION}`;
+  }
+  if (e.label !== undefined && typeof e.label !== 'string') return `run.start 'label' must be a string, got ${JSON.stringify(e.label)}`;
+  return null;
+}
 
 /** Where trace events go. `write` must not throw or block: sinks buffer or drop. */
 export interface TraceSink {

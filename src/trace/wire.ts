@@ -12,10 +12,10 @@
  * `decodeBatch` validates, since batches come over sockets and uploads.
  *
  * BROWSER-SAFE: the profiler page imports this file as-is (`/lib/wire.js`), so it uses no Node modules
- * (no Buffer) and imports only types and the schema version constant.
+ * (no Buffer) and imports only the schema (browser-safe too) and the error class.
  */
 import { InputError } from '../errors.js';
-import { TRACE_EVENT_TYPES, TRACE_SCHEMA_VERSION, type TraceEvent, type TraceEventType, type VisualTokenId } from './schema.js';
+import { TRACE_EVENT_TYPES, runStartProblem, type TraceEvent, type TraceEventType, type VisualTokenId } from './schema.js';
 
 export const WIRE_VERSION = 1;
 
@@ -259,13 +259,11 @@ function unpackEvent(value: unknown): TraceEvent {
   if (typeof e.run !== 'string') throw new WireFault(`'${e.type}' event has no string 'run'`);
   if (typeof e.t !== 'number' || !Number.isFinite(e.t)) throw new WireFault(`'${e.type}' event has no finite number 't'`);
   switch (e.type) {
-    case 'run.start':
-      if (e.version !== TRACE_SCHEMA_VERSION) {
-        throw new WireFault(
-          `run.start has trace schema version ${JSON.stringify(e.version)}; this reader understands version ${TRACE_SCHEMA_VERSION}`,
-        );
-      }
+    case 'run.start': {
+      const problem = runStartProblem(e);
+      if (problem) throw new WireFault(problem);
       return e as unknown as TraceEvent;
+    }
     case 'salience':
       return { ...e, scores: unpackF32(e.scores, 'salience.scores') } as unknown as TraceEvent;
     case 'kept':

@@ -1,45 +1,162 @@
 /**
- * Folds a run's trace events (src/trace/schema.ts) into the model the views draw from. Pure: no DOM, no
- * network — `applyEvent` mutates one run's model in place and says which aspects changed, so the page
- * redraws only the views that read them, and a 64-frame video trace is folded once, event by event.
+ * Folds a run's trace events (src/trace/schema.ts) into the model the views draw from — the one fold of a
+ * trace: the profiler page draws from it and the notebook kernel (kernel/data.ts, through the compiled
+ * copy in dist/) reads its retention maps and retrieval tables from it; run-queries.js reads it. Pure: no
+ * DOM, no network, no Node — `applyEvent` mutates one run's model in place and says which aspects changed,
+ * so the page redraws only the views that read them, and a 64-frame video trace is folded once, event by
+ * event.
  *
- * Big arrays are kept compact: salience as Float32Array, kept indices as Int32Array, and a turn's
- * retrieval candidates (the same retained tokens for every layer) stored once as (image, token) Int32Arrays.
+ * Big arrays are kept compact: salience and retrieval scores as Float32Array (the precision the wire
+ * carries, src/trace/wire.ts), kept indices as Int32Array, and a turn's retrieval candidates (the same
+ * retained tokens for every layer) stored once as (image, token) Int32Arrays.
+ *
+ * Typed by JSDoc against the engine's schema (profiler-ui/web/tsconfig.json checks it).
+ */
+/**
+ * @typedef {import('../../../src/trace/schema.js').PolicyValue} PolicyValue
+ * @typedef {import('../../../src/trace/schema.js').Stage} Stage
+ * @typedef {import('../../../src/trace/schema.js').TraceEvent} TraceEvent
+ * @typedef {import('../../../src/trace/schema.js').TraceEventType} TraceEventType
+ */
+
+/**
+ * @template {TraceEventType} T
+ * @typedef {Extract<TraceEvent, { type: T }>} EventOf
  */
 
 /** Aspects a view can depend on; `applyEvent` returns the ones an event touched. */
-export const ASPECTS = ['meta', 'images', 'retention', 'retrieval', 'timeline', 'conversation', 'fidelity'];
+export const ASPECTS = /** @type {const} */ (['meta', 'images', 'retention', 'retrieval', 'timeline', 'conversation', 'fidelity']);
+/** @typedef {typeof ASPECTS[number]} Aspect */
 
-export const STAGES = ['images', 'encode', 'prune', 'prefill', 'retrieve', 'decode'];
+/**
+ * Every stage of the schema, and whether it is part of a turn's time (drawn on the timeline, summed in the
+ * stage totals): 'fidelity' is the dense twin's work, reported beside the turn. A record, so that a stage
+ * added to the schema's `Stage` fails the page's type-check here until the page places it.
+ * @satisfies {Record<Stage, boolean>}
+ */
+const IN_TURN = { images: true, encode: true, prune: true, prefill: true, retrieve: true, decode: true, fidelity: false };
+/** @typedef {{ [S in Stage]: (typeof IN_TURN)[S] extends true ? S : never }[Stage]} TurnStage */
+
+/** The stages of a turn, in pipeline order. */
+export const STAGES = /** @type {TurnStage[]} */ (Object.keys(IN_TURN).filter((s) => IN_TURN[/** @type {Stage} */ (s)]));
+
+/**
+ * @typedef {object} RunStart  What run.start said: the model, the policy and its label, the options.
+ * @property {EventOf<'run.start'>['model']} model
+ * @property {PolicyValue} policy
+ * @property {string | null} label  The engine's label of the policy; null in traces written without one.
+ * @property {Record<string, unknown>} options
+ * @property {number} version
+ * @property {number} t
+ */
+
+/**
+ * @typedef {object} ImageInfo
+ * @property {number} image
+ * @property {number} turn
+ * @property {number} width
+ * @property {number} height
+ * @property {string} jpeg  base64
+ */
+
+/**
+ * @typedef {object} Salience
+ * @property {number} turn
+ * @property {EventOf<'salience'>['source']} source
+ * @property {number} rows
+ * @property {number} cols
+ * @property {number} leading
+ * @property {Float32Array} scores
+ * @property {number} max
+ * @property {number} min
+ */
+
+/**
+ * @typedef {object} Kept
+ * @property {number} turn
+ * @property {number} total
+ * @property {Int32Array} kept
+ * @property {Uint8Array} set  1 per kept token
+ */
+
+/** @typedef {{ image: Int32Array, token: Int32Array }} Candidates  A turn's retained visual tokens, in cache order. */
+
+/**
+ * @typedef {object} LayerRetrieval
+ * @property {number} layer
+ * @property {Candidates} candidates
+ * @property {Float32Array} scores  per candidate
+ * @property {Int32Array} retrieved  indices into the candidates
+ * @property {Map<number, Set<number>>} byImage  image → retrieved tokens
+ */
+
+/** @typedef {{ stage: Stage, start: number, duration: number, detail: Record<string, number> | null }} Span */
+/** @typedef {{ step: number, ms: number, attended: number, visualAttended: number, t: number }} DecodeStep */
+/** @typedef {EventOf<'fidelity'>['metrics']} FidelityMetrics */
+
+/**
+ * @typedef {object} Turn
+ * @property {number} turn
+ * @property {string | null} text
+ * @property {number} images
+ * @property {number | null} t0
+ * @property {number | null} tEnd
+ * @property {string | null} answer
+ * @property {EventOf<'turn.end'>['stopReason'] | null} stopReason
+ * @property {Record<string, number> | null} metrics
+ * @property {string[]} tokens  Streamed token texts, by step, until the answer arrives.
+ * @property {DecodeStep[]} steps
+ * @property {Span[]} spans
+ * @property {Candidates | null} candidates  Retained candidates, shared by the turn's layers.
+ * @property {Map<string, number> | null} candidateIndex  Lazily built lookup "image:token" → candidate index.
+ * @property {(LayerRetrieval | undefined)[]} retrieval  By layer (sparse until every layer reported).
+ * @property {FidelityMetrics | null} fidelity
+ */
+
+/**
+ * @typedef {object} RunModel
+ * @property {string} run
+ * @property {number} id  Unique per model object: a run folded again (a replay) never collides with its old redraw keys.
+ * @property {RunStart | null} start
+ * @property {number} events
+ * @property {number} lastT  Last event time (ms since the run started).
+ * @property {Map<number, ImageInfo>} images  by image index
+ * @property {Map<number, Salience>} salience  by image index
+ * @property {Map<number, Kept>} kept  by image index
+ * @property {Map<number, Turn>} turns  by turn index
+ * @property {number} salienceMin  Smallest salience score over all images (one colour scale across frames).
+ * @property {number} salienceMax
+ * @property {Record<Aspect, number>} versions  Per-aspect change counters.
+ */
 
 let nextId = 0;
 
+/**
+ * @param {string} run
+ * @returns {RunModel}
+ */
 export function createRunModel(run) {
   return {
     run,
     /** Unique per model object: a run folded again (a replay) never collides with its old redraw keys. */
     id: ++nextId,
-    /** The run.start event: model, policy, options. */
     start: null,
     events: 0,
-    /** Last event time (ms since the run started). */
     lastT: 0,
-    /** image index → { image, turn, width, height, jpeg } */
     images: new Map(),
-    /** image index → { turn, source, rows, cols, leading, scores: Float32Array, max } */
     salience: new Map(),
-    /** image index → { turn, total, kept: Int32Array, set: Uint8Array (1 per kept token) } */
     kept: new Map(),
-    /** turn index → Turn (see newTurn) */
     turns: new Map(),
-    /** Smallest and largest salience score over all images (one colour scale across frames). */
     salienceMin: Infinity,
     salienceMax: 0,
-    /** Per-aspect change counters. */
-    versions: Object.fromEntries(ASPECTS.map((a) => [a, 0])),
+    versions: /** @type {Record<Aspect, number>} */ (Object.fromEntries(ASPECTS.map((a) => [a, 0]))),
   };
 }
 
+/**
+ * @param {number} turn
+ * @returns {Turn}
+ */
 function newTurn(turn) {
   return {
     turn,
@@ -50,22 +167,20 @@ function newTurn(turn) {
     answer: null,
     stopReason: null,
     metrics: null,
-    /** Streamed token texts, by step, until the answer arrives. */
     tokens: [],
-    /** decode.step events: { step, ms, attended, visualAttended, t } */
     steps: [],
-    /** span events: { stage, start, duration, detail } */
     spans: [],
-    /** Retained candidates, shared by the turn's layers: { image: Int32Array, token: Int32Array } */
     candidates: null,
-    /** Lazily built lookup "image:token" → candidate index. */
     candidateIndex: null,
-    /** Per layer: { layer, candidates, scores: Float32Array, retrieved: Int32Array, byImage: Map<image, Set<token>> } */
     retrieval: [],
     fidelity: null,
   };
 }
 
+/**
+ * @param {RunModel} m
+ * @param {number} turn
+ */
 function turnOf(m, turn) {
   let t = m.turns.get(turn);
   if (!t) {
@@ -75,6 +190,7 @@ function turnOf(m, turn) {
   return t;
 }
 
+/** @param {readonly { image: number, token: number }[]} list */
 function packCandidates(list) {
   const n = list.length;
   const image = new Int32Array(n);
@@ -86,12 +202,17 @@ function packCandidates(list) {
   return { image, token };
 }
 
+/**
+ * @param {Candidates} a
+ * @param {readonly { image: number, token: number }[]} list
+ */
 function sameCandidates(a, list) {
-  if (!a || a.image.length !== list.length) return false;
+  if (a.image.length !== list.length) return false;
   for (let i = 0; i < list.length; i++) if (a.image[i] !== list[i].image || a.token[i] !== list[i].token) return false;
   return true;
 }
 
+/** @param {ArrayLike<number | null>} values */
 function toFloat32(values) {
   const out = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = values[i] ?? NaN; // JSON writes non-finite numbers as null
@@ -100,6 +221,9 @@ function toFloat32(values) {
 
 /**
  * Fold one event into the run's model. Returns the aspects it changed (empty for events of another run).
+ * @param {RunModel} m
+ * @param {TraceEvent} e
+ * @returns {Aspect[]}
  */
 export function applyEvent(m, e) {
   if (e.run !== m.run) return [];
@@ -110,10 +234,15 @@ export function applyEvent(m, e) {
   return touched;
 }
 
+/**
+ * @param {RunModel} m
+ * @param {TraceEvent} e
+ * @returns {Aspect[]}
+ */
 function foldOne(m, e) {
   switch (e.type) {
     case 'run.start':
-      m.start = { model: e.model, policy: e.policy, options: e.options, version: e.version, t: e.t };
+      m.start = { model: e.model, policy: e.policy, label: e.label ?? null, options: e.options, version: e.version, t: e.t };
       return ['meta'];
     case 'turn.start': {
       const t = turnOf(m, e.turn);
@@ -147,9 +276,10 @@ function foldOne(m, e) {
     }
     case 'retrieval': {
       const t = turnOf(m, e.turn);
-      const candidates = sameCandidates(t.candidates, e.candidates) ? t.candidates : packCandidates(e.candidates);
+      const candidates = t.candidates && sameCandidates(t.candidates, e.candidates) ? t.candidates : packCandidates(e.candidates);
       t.candidates ??= candidates;
       const retrieved = Int32Array.from(e.retrieved);
+      /** @type {Map<number, Set<number>>} */
       const byImage = new Map();
       for (const i of retrieved) {
         const img = candidates.image[i];
@@ -182,11 +312,25 @@ function foldOne(m, e) {
       turnOf(m, e.turn).fidelity = e.metrics;
       return ['fidelity', 'conversation', 'meta'];
     default:
-      return [];
+      return unknownEvent(e);
   }
 }
 
-/** Fold a list of events (any runs) into models, keyed by run, in first-seen order. */
+/**
+ * An event of a type the fold does not know (a newer writer): skipped. Typed `never`, so an event type
+ * added to the schema fails the page's type-check until `foldOne` handles it.
+ * @param {never} _e
+ * @returns {Aspect[]}
+ */
+function unknownEvent(_e) {
+  return [];
+}
+
+/**
+ * Fold a list of events (any runs) into models, keyed by run, in first-seen order.
+ * @param {Iterable<TraceEvent>} events
+ * @param {Map<string, RunModel>} [models]
+ */
 export function foldEvents(events, models = new Map()) {
   for (const e of events) {
     if (!e || typeof e.run !== 'string') continue;
@@ -197,116 +341,13 @@ export function foldEvents(events, models = new Map()) {
   return models;
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// Reading the model.
-
-export function turnList(m) {
-  return [...m.turns.keys()].sort((a, b) => a - b);
-}
-
-export function layerCount(m) {
-  let n = m.start?.model?.layers ?? 0;
-  for (const t of m.turns.values()) n = Math.max(n, t.retrieval.length);
-  return n;
-}
-
-/** Images in the KV cache at `turn`: those a turn ≤ `turn` brought, ascending. */
-export function imagesAtTurn(m, turn) {
-  const ids = new Set();
-  for (const [id, img] of m.images) if (img.turn <= turn) ids.add(id);
-  for (const [id, k] of m.kept) if (k.turn <= turn) ids.add(id);
-  for (const [id, s] of m.salience) if (s.turn <= turn) ids.add(id);
-  return [...ids].sort((a, b) => a - b);
-}
-
-/** The retrieval of one turn and layer, or null (dense and prefill-only policies do not retrieve). */
-export function retrievalAt(m, turn, layer) {
-  return m.turns.get(turn)?.retrieval[layer] ?? null;
-}
-
-/** Index of (image, token) in a turn's candidates, or -1. */
-export function candidateIndex(m, turn, image, token) {
-  const t = m.turns.get(turn);
-  if (!t?.candidates) return -1;
-  if (!t.candidateIndex) {
-    t.candidateIndex = new Map();
-    const c = t.candidates;
-    for (let i = 0; i < c.image.length; i++) t.candidateIndex.set(`${c.image[i]}:${c.token[i]}`, i);
-  }
-  return t.candidateIndex.get(`${image}:${token}`) ?? -1;
-}
-
-/** Patch geometry of an image: grid and leading non-patch tokens; from salience, else a square guess. */
-export function gridOf(m, image) {
-  const s = m.salience.get(image);
-  if (s) return { rows: s.rows, cols: s.cols, leading: s.leading };
-  const total = m.kept.get(image)?.total ?? m.start?.model?.imageTokens ?? 0;
-  const side = Math.floor(Math.sqrt(total));
-  return { rows: side, cols: side, leading: total - side * side };
-}
-
-export const PRUNED = 0;
-export const KEPT = 1;
-
 /**
- * Per LLM token of one image: its state at a turn and layer. `state[t]` is KEPT or PRUNED, `retrieved[t]`
- * is 1 where the layer's retrieval set holds the token. A run that never reported `kept` keeps everything.
+ * Stage totals of a turn in ms (spans of one stage summed).
+ * @param {Turn} turn
+ * @returns {Record<Stage, number>}
  */
-export function tokenStates(m, image, turn, layer) {
-  const g = gridOf(m, image);
-  const total = m.kept.get(image)?.total ?? g.leading + g.rows * g.cols;
-  const k = m.kept.get(image);
-  const state = new Uint8Array(total);
-  if (k) state.set(k.set.subarray(0, total));
-  else state.fill(KEPT);
-  const retrieved = new Uint8Array(total);
-  const r = retrievalAt(m, turn, layer)?.byImage.get(image);
-  if (r) for (const tok of r) if (tok >= 0 && tok < total) retrieved[tok] = 1;
-  return { total, state, retrieved, ...g };
-}
-
-/** Counts at one turn and layer over the images in the cache then. */
-export function countsAt(m, turn, layer) {
-  const images = imagesAtTurn(m, turn);
-  let total = 0;
-  let kept = 0;
-  for (const img of images) {
-    const k = m.kept.get(img);
-    const g = gridOf(m, img);
-    const n = k?.total ?? g.leading + g.rows * g.cols;
-    total += n;
-    kept += k ? k.kept.length : n;
-  }
-  const r = retrievalAt(m, turn, layer);
-  return {
-    images: images.length,
-    total,
-    kept,
-    pruned: total - kept,
-    /** null: no retrieval at this turn (decode attends every retained token). */
-    retrieved: r ? r.retrieved.length : null,
-    candidates: r ? r.candidates.image.length : null,
-  };
-}
-
-/** Retrieved tokens per image (frame) at one turn and layer, and kept per image: for the frame bars. */
-export function perImageCounts(m, turn, layer) {
-  const r = retrievalAt(m, turn, layer);
-  return imagesAtTurn(m, turn).map((image) => {
-    const k = m.kept.get(image);
-    const g = gridOf(m, image);
-    return {
-      image,
-      total: k?.total ?? g.leading + g.rows * g.cols,
-      kept: k ? k.kept.length : g.leading + g.rows * g.cols,
-      retrieved: r ? (r.byImage.get(image)?.size ?? 0) : null,
-    };
-  });
-}
-
-/** Stage totals of a turn in ms (spans of one stage summed). */
 export function stageTotals(turn) {
-  const out = Object.fromEntries(STAGES.map((s) => [s, 0]));
+  const out = /** @type {Record<Stage, number>} */ (Object.fromEntries(Object.keys(IN_TURN).map((s) => [s, 0])));
   for (const s of turn.spans) out[s.stage] = (out[s.stage] ?? 0) + s.duration;
   return out;
 }

@@ -5,11 +5,39 @@
  */
 import { loadWire } from './api.js';
 
+/**
+ * @typedef {import('../../../src/trace/schema.js').TraceEvent} TraceEvent
+ * @typedef {import('../../../src/trace/wire.js').WireBatch} WireBatch
+ * @typedef {import('../../server/protocol.js').LiveMessage} LiveMessage
+ * @typedef {import('../../server/protocol.js').RunSummary} RunSummary
+ * @typedef {import('./api.js').WireCodec} WireCodec
+ */
+
+/**
+ * What the page does with each message; every handler is optional.
+ * @typedef {object} LiveHandlers
+ * @property {(status: 'connecting' | 'live' | 'disconnected' | 'refused', closeCode?: number) => void} [status]
+ * @property {(runs: RunSummary[]) => void} [hello]
+ * @property {(summary: RunSummary) => void} [run]
+ * @property {(run: string) => void} [evicted]
+ * @property {(run: string, events: TraceEvent[]) => void} [events]
+ * @property {(run: string, events: TraceEvent[]) => void} [replay]
+ * @property {(count: number, runs: string[]) => void} [dropped]
+ * @property {(message: string, run?: string) => void} [error]
+ */
+
+/**
+ * @param {string} url
+ * @param {LiveHandlers} handlers
+ */
 export function connectLive(url, handlers) {
+  /** @type {WebSocket | null} */
   let ws = null;
   let closed = false;
   let delay = 500;
+  /** @type {WireCodec | null} */
   let codec = null;
+  /** @type {NonNullable<LiveHandlers['status']>} */
   const status = (s, detail) => handlers.status?.(s, detail);
 
   async function open() {
@@ -24,6 +52,7 @@ export function connectLive(url, handlers) {
       status('live');
     };
     ws.onmessage = (ev) => {
+      /** @type {LiveMessage} */
       let msg;
       try {
         msg = JSON.parse(ev.data);
@@ -33,7 +62,7 @@ export function connectLive(url, handlers) {
       try {
         dispatch(msg);
       } catch (err) {
-        handlers.error?.(`bad ${msg?.kind ?? ''} message: ${err.message}`);
+        handlers.error?.(`bad ${msg?.kind ?? ''} message: ${/** @type {Error} */ (err).message}`);
       }
     };
     ws.onclose = (ev) => {
@@ -45,8 +74,10 @@ export function connectLive(url, handlers) {
     };
   }
 
-  const unpack = (batch) => (codec ? codec.unpackBatch(batch) : batch.events);
+  // Without the server's codec the batch is taken as it came: plain arrays, unchecked.
+  const unpack = (/** @type {WireBatch} */ batch) => (codec ? codec.unpackBatch(batch) : /** @type {TraceEvent[]} */ (batch.events));
 
+  /** @param {LiveMessage} msg */
   function dispatch(msg) {
     switch (msg.kind) {
       case 'hello':
@@ -77,6 +108,7 @@ export function connectLive(url, handlers) {
 
   open();
   return {
+    /** @param {string} run */
     replay(run) {
       if (ws?.readyState !== WebSocket.OPEN) return false;
       ws.send(JSON.stringify({ kind: 'replay', run }));

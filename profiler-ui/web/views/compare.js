@@ -3,47 +3,71 @@
  * times and ratios, kept and attended visual tokens, fidelity, decode latency, and the first image's
  * retention map in each.
  */
-import { STAGES, imagesAtTurn, layerCount, turnList } from '../data/run-model.js';
+import { STAGES } from '../data/run-model.js';
+import { imagesAtTurn, layerCount, orderedTurns } from '../data/run-queries.js';
 import { ratio, runSummary } from '../data/summary.js';
 import { download, plotToDataUrl } from '../export.js';
 import { visibleText } from './conversation.js';
 import { createPanel } from './panel.js';
 import { PLOT_CONFIG, RUN_COLOURS, baseLayout } from './plot-theme.js';
 import { frameData } from './retention-map.js';
+import { child } from './dom.js';
 import { drawFrame } from './retention-frame.js';
+
+/**
+ * @typedef {import('../data/run-model.js').RunModel} RunModel
+ * @typedef {import('../data/summary.js').RunSummary} RunSummary
+ * @typedef {import('../router.js').PageState} PageState
+ * @typedef {import('../router.js').ViewContext} ViewContext
+ * @typedef {[label: string, a: number | null, b: number | null, format: (x: number) => string, lowerIsBetter: boolean | null]} CompareRow
+ */
 
 const d3 = globalThis.d3;
 const Plotly = globalThis.Plotly;
-const sig = (x, d = 3) => (x == null || !Number.isFinite(x) ? '–' : d3.format(`.${d}~g`)(x));
-const pct = (x) => (x == null ? '–' : d3.format('.0%')(x));
-const int = (x) => (x == null ? '–' : d3.format(',')(Math.round(x)));
+const sig = (/** @type {number | null | undefined} */ x, d = 3) => (x == null || !Number.isFinite(x) ? '–' : d3.format(`.${d}~g`)(x));
+const pct = (/** @type {number | null | undefined} */ x) => (x == null ? '–' : d3.format('.0%')(x));
+const int = (/** @type {number | null | undefined} */ x) => (x == null ? '–' : d3.format(',')(Math.round(x)));
+const ms = (/** @type {number} */ x) => `${sig(x)} ms`;
 
-/** Rows of the comparison table: [label, a, b, format, lowerIsBetter]. Pure. */
+/**
+ * Rows of the comparison table: [label, a, b, format, lowerIsBetter]. Pure.
+ * @param {RunSummary} sa
+ * @param {RunSummary} sb
+ * @returns {CompareRow[]}
+ */
 export function compareRows(sa, sb) {
   return [
-    ['prefill', sa.prefillMs, sb.prefillMs, (x) => `${sig(x)} ms`, true],
-    ['time to first token', sa.ttftMs, sb.ttftMs, (x) => `${sig(x)} ms`, true],
+    ['prefill', sa.prefillMs, sb.prefillMs, ms, true],
+    ['time to first token', sa.ttftMs, sb.ttftMs, ms, true],
     ['decode', sa.decodeMsPerToken, sb.decodeMsPerToken, (x) => `${sig(x)} ms/token`, true],
     ['decode tokens/s', sa.tokensPerSecond, sb.tokensPerSecond, (x) => sig(x, 4), false],
-    ['end to end', sa.endToEndMs, sb.endToEndMs, (x) => `${sig(x)} ms`, true],
-    ...STAGES.map((s) => [`  ${s}`, sa.stages[s], sb.stages[s], (x) => `${sig(x)} ms`, true]),
+    ['end to end', sa.endToEndMs, sb.endToEndMs, ms, true],
+    ...STAGES.map((s) => /** @type {CompareRow} */ ([`  ${s}`, sa.stages[s], sb.stages[s], ms, true])),
     ['visual tokens kept', sa.keptTokens, sb.keptTokens, int, null],
     ['visual attended / step', sa.meanVisualAttended, sb.meanVisualAttended, int, null],
     ['tokens attended / step', sa.meanAttended, sb.meanAttended, int, null],
     ['generated tokens', sa.generatedTokens, sb.generatedTokens, int, null],
     ['token agreement', sa.tokenAgreement, sb.tokenAgreement, pct, false],
-    ['mean KL vs dense', sa.meanKl, sb.meanKl, (x) => sig(x), true],
+    ['mean KL vs dense', sa.meanKl, sb.meanKl, sig, true],
     ['retrieval recall', sa.retrievalRecall, sb.retrievalRecall, pct, false],
   ];
 }
 
-/** Length of the common prefix of two strings. */
+/**
+ * Length of the common prefix of two strings.
+ * @param {string} a
+ * @param {string} b
+ */
 export function commonPrefix(a, b) {
   let i = 0;
   while (i < a.length && i < b.length && a[i] === b[i]) i++;
   return i;
 }
 
+/**
+ * @param {HTMLElement} root
+ * @param {ViewContext & { runLabel: (run: string) => string }} context
+ */
 export function createCompareView(root, { setState, runLabel, fileName }) {
   root.innerHTML = '';
   const view = document.createElement('div');
@@ -58,13 +82,13 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
     <span class="sep"></span>
     <label class="layer">layer <input id="cmp-layer" type="range" min="0" max="0" value="0"><output id="cmp-layer-out">0</output></label>`;
   view.appendChild(bar);
-  const selA = bar.querySelector('#cmp-a');
-  const selB = bar.querySelector('#cmp-b');
-  const layerIn = bar.querySelector('#cmp-layer');
-  const layerOut = bar.querySelector('#cmp-layer-out');
+  const selA = child(bar, '#cmp-a', HTMLSelectElement);
+  const selB = child(bar, '#cmp-b', HTMLSelectElement);
+  const layerIn = child(bar, '#cmp-layer', HTMLInputElement);
+  const layerOut = child(bar, '#cmp-layer-out', HTMLOutputElement);
   selA.addEventListener('change', () => setState({ a: selA.value }));
   selB.addEventListener('change', () => setState({ b: selB.value }));
-  bar.querySelector('#cmp-swap').addEventListener('click', () => setState({ a: selB.value, b: selA.value }));
+  child(bar, '#cmp-swap', HTMLButtonElement).addEventListener('click', () => setState({ a: selB.value, b: selA.value }));
   layerIn.addEventListener('input', () => setState({ cmpLayer: Number(layerIn.value) }));
 
   const sides = document.createElement('div');
@@ -74,6 +98,7 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
   grid.className = 'run-grid compare-grid';
   view.appendChild(grid);
   const tablePanel = createPanel(grid, { id: 'p-cmp-table', title: 'Differences', subtitle: 'B / A: below 1 means B is faster or smaller' });
+  /** @type {{ a: RunModel | null, b: RunModel | null } | null} */
   let pair = null;
   const stagesPanel = createPanel(grid, {
     id: 'p-cmp-stages',
@@ -94,6 +119,11 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
   stepsPanel.body.appendChild(stepsPlot);
   let key = '';
 
+  /**
+   * @param {HTMLSelectElement} sel
+   * @param {readonly { run: string }[]} runs
+   * @param {string | undefined} value
+   */
   function options(sel, runs, value) {
     const k = runs.map((r) => `${r.run}:${runLabel(r.run)}`).join('|');
     if (sel.dataset.key !== k) {
@@ -103,6 +133,12 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
     sel.value = value ?? '';
   }
 
+  /**
+   * @param {RunModel | null} a
+   * @param {RunModel | null} b
+   * @param {PageState} state
+   * @param {readonly { run: string }[]} runs  every run the page knows, for the pickers
+   */
   function update(a, b, state, runs) {
     options(selA, runs, a?.run);
     options(selB, runs, b?.run);
@@ -130,20 +166,26 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
     view.dataset.b = b.run;
   }
 
+  /**
+   * @param {RunModel} m
+   * @param {RunSummary} s
+   * @param {number} i  0 for A, 1 for B
+   * @param {number} layer
+   * @param {RunModel} other
+   */
   function side(m, s, i, layer, other) {
     const el = document.createElement('section');
     el.className = 'panel side';
     el.dataset.run = m.run;
     el.dataset.side = i === 0 ? 'a' : 'b';
-    const turns = turnList(m);
-    const otherTurns = other ? turnList(other).map((t) => other.turns.get(t)) : [];
+    const otherTurns = other ? orderedTurns(other) : [];
     el.innerHTML =
       `<header class="panel-head"><h2><span class="swatch" style="background:${RUN_COLOURS[i]}"></span>${i === 0 ? 'A' : 'B'} · ${visibleText(s.label)}</h2>` +
       `<span class="sub">${visibleText(m.start?.model?.dir ?? '')} · ${m.run.slice(0, 8)}</span>` +
       `<span class="tools"><a class="ghost button" href="#/run/${encodeURIComponent(m.run)}">open</a></span></header>` +
       `<div class="panel-body side-body"><div class="side-frame"></div><div class="side-answers"></div></div>`;
     const img = imagesAtTurn(m, 0)[0];
-    const frameHost = el.querySelector('.side-frame');
+    const frameHost = child(el, '.side-frame', HTMLElement);
     if (img != null) {
       const d = frameData(m, img, 0, layer);
       drawFrame(frameHost, d);
@@ -155,9 +197,9 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
         `<div class="caption">image ${img} · kept ${kept}/${d.total} · ` + (retrieval ? `retrieved ${ret} at layer ${layer}, turn 0` : 'no retrieval: decode attends every kept token') + '</div>',
       );
     } else frameHost.innerHTML = '<p class="muted">no image</p>';
-    el.querySelector('.side-answers').innerHTML = turns
-      .map((ti) => {
-        const t = m.turns.get(ti);
+    child(el, '.side-answers', HTMLElement).innerHTML = orderedTurns(m)
+      .map((t) => {
+        const ti = t.turn;
         const ans = t.answer ?? t.tokens.join('');
         const o = otherTurns.find((x) => x.turn === ti);
         const oa = o ? (o.answer ?? o.tokens.join('')) : null;
@@ -172,6 +214,10 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
     return el;
   }
 
+  /**
+   * @param {RunSummary} sa
+   * @param {RunSummary} sb
+   */
   function drawTable(sa, sb) {
     const rows = compareRows(sa, sb);
     tablePanel.body.innerHTML =
@@ -186,9 +232,13 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
       '</tbody></table>';
   }
 
+  /**
+   * @param {RunSummary} sa
+   * @param {RunSummary} sb
+   */
   function drawStages(sa, sb) {
     const stages = STAGES.filter((s) => sa.stages[s] > 0 || sb.stages[s] > 0);
-    const trace = (s, i) => ({
+    const trace = (/** @type {RunSummary} */ s, /** @type {number} */ i) => ({
       type: 'bar',
       orientation: 'h',
       name: i === 0 ? 'A' : 'B',
@@ -216,10 +266,15 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
     stagesPlot.dataset.stages = stages.join(',');
   }
 
+  /**
+   * @param {RunModel} a
+   * @param {RunModel} b
+   */
   function drawSteps(a, b) {
+    /** @type {object[]} */
     const traces = [];
     [a, b].forEach((m, i) => {
-      const steps = turnList(m).flatMap((t) => m.turns.get(t).steps);
+      const steps = orderedTurns(m).flatMap((t) => t.steps);
       traces.push({
         type: 'scatter',
         mode: 'lines',
@@ -228,7 +283,7 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
         line: { color: RUN_COLOURS[i], width: 1.5 },
         hovertemplate: `${i === 0 ? 'A' : 'B'} step %{x}: %{y:.3f} ms<extra></extra>`,
       });
-      const kl = turnList(m).flatMap((t) => m.turns.get(t).fidelity?.klPerStep ?? []);
+      const kl = orderedTurns(m).flatMap((t) => t.fidelity?.klPerStep ?? []);
       if (kl.length) {
         traces.push({
           type: 'scatter',

@@ -3,20 +3,33 @@
  * timings from turn.end (time to first token, decode tokens/s, prompt and cached tokens) and, with a
  * dense twin, its fidelity. Only turns whose content changed are re-rendered.
  */
-import { turnList } from '../data/run-model.js';
+import { orderedTurns, turnList } from '../data/run-queries.js';
+import { numberOf } from '../data/summary.js';
+
+/**
+ * @typedef {import('../data/run-model.js').RunModel} RunModel
+ * @typedef {import('../data/run-model.js').FidelityMetrics} FidelityMetrics
+ */
 
 const d3 = globalThis.d3;
 
-/** Text as safe HTML, with control characters shown as their Unicode control pictures. */
+/** @type {Record<string, string>} */
+const ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
+
+/**
+ * Text as safe HTML, with control characters shown as their Unicode control pictures.
+ * @param {unknown} s
+ */
 export function visibleText(s) {
   const shown = String(s ?? '').replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => String.fromCharCode(c === '\u007f' ? 0x2421 : 0x2400 + c.charCodeAt(0)));
-  return shown.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+  return shown.replace(/[&<>"]/g, (c) => ENTITIES[c] ?? c);
 }
 
 const num = d3.format(',');
-const sig = (x, d = 3) => (x == null || !Number.isFinite(x) ? '–' : d3.format(`.${d}~g`)(x));
-const msOf = (s) => (s == null ? '–' : `${sig(s * 1000)} ms`);
+const sig = (/** @type {number | null | undefined} */ x, d = 3) => (x == null || !Number.isFinite(x) ? '–' : d3.format(`.${d}~g`)(x));
+const msOf = (/** @type {number | null | undefined} */ s) => (s == null ? '–' : `${sig(s * 1000)} ms`);
 
+/** @param {Record<string, number> | null} mt  a turn.end's metrics */
 export function metricsLine(mt) {
   if (!mt) return '';
   const parts = [
@@ -30,22 +43,27 @@ export function metricsLine(mt) {
   return parts.map((p) => `<span>${p}</span>`).join('');
 }
 
+/** @param {FidelityMetrics | null} f */
 export function fidelityLine(f) {
   if (!f) return '';
   const recall = Array.isArray(f.retrievalRecall) ? f.retrievalRecall.filter((x) => x != null) : [];
   return (
-    `<span title="share of steps where the sparse run picked the dense twin's token (teacher-forced)">agreement <b>${d3.format('.0%')(f.tokenAgreement ?? 0)}</b></span>` +
-    `<span title="mean KL(dense ‖ sparse) per decode step">mean KL <b>${sig(f.meanKl)}</b></span>` +
+    `<span title="share of steps where the sparse run picked the dense twin's token (teacher-forced)">agreement <b>${d3.format('.0%')(numberOf(f.tokenAgreement) ?? 0)}</b></span>` +
+    `<span title="mean KL(dense ‖ sparse) per decode step">mean KL <b>${sig(numberOf(f.meanKl))}</b></span>` +
     (f.firstDivergence != null ? `<span>first divergence at step ${f.firstDivergence}</span>` : '<span>no divergence</span>') +
-    (recall.length ? `<span title="per-layer recall of the dense twin's top visual tokens, mean over layers">retrieval recall <b>${d3.format('.0%')(d3.mean(recall))}</b></span>` : '')
+    (recall.length ? `<span title="per-layer recall of the dense twin's top visual tokens, mean over layers">retrieval recall <b>${d3.format('.0%')(d3.mean(recall) ?? 0)}</b></span>` : '')
   );
 }
 
+/** @param {HTMLElement} host */
 export function createConversation(host) {
   host.classList.add('conversation');
+  /** @type {Map<number, { el: HTMLElement, key: string }>} */
   const items = new Map();
+  /** @type {string | null} */
   let run = null;
 
+  /** @param {RunModel} m */
   function update(m) {
     if (run !== m.run) {
       host.innerHTML = '';
@@ -59,14 +77,14 @@ export function createConversation(host) {
       return;
     }
     host.querySelector('p.muted')?.remove();
-    for (const i of turns) {
-      const t = m.turns.get(i);
+    for (const t of orderedTurns(m)) {
+      const i = t.turn;
       const sigKey = `${t.text}|${t.answer ?? t.tokens.length}|${!!t.metrics}|${!!t.fidelity}`;
       let item = items.get(i);
       if (!item) {
         item = { el: document.createElement('article'), key: '' };
         item.el.className = 'turn';
-        item.el.dataset.turn = i;
+        item.el.dataset.turn = String(i);
         items.set(i, item);
         host.appendChild(item.el);
       }

@@ -7,6 +7,13 @@ import { COLOURS } from './retention-frame.js';
 
 const d3 = globalThis.d3;
 
+/** @typedef {ReturnType<typeof import('../data/run-queries.js').perImageCounts>[number]} FrameCounts */
+
+/**
+ * @param {HTMLElement} host
+ * @param {FrameCounts[]} rows
+ * @param {{ onPick?: (image: number) => void, width?: number }} [options]
+ */
 export function drawFrameBars(host, rows, { onPick, width = host.clientWidth || 900 } = {}) {
   const height = 92;
   const m = { l: 40, r: 8, t: 8, b: 22 };
@@ -56,7 +63,7 @@ export function drawFrameBars(host, rows, { onPick, width = host.clientWidth || 
     .attr('height', (r) => y(0) - y(r.kept))
     .attr('fill', '#cbd5e1');
   g.select('rect.retrieved')
-    .attr('x', (r) => x(r.image) + x.bandwidth() * 0.2)
+    .attr('x', (r) => (x(r.image) ?? 0) + x.bandwidth() * 0.2)
     .attr('width', x.bandwidth() * 0.6)
     .attr('y', (r) => y(r.retrieved ?? 0))
     .attr('height', (r) => y(0) - y(r.retrieved ?? 0))

@@ -6,6 +6,10 @@ import { COLOURS } from './retention-frame.js';
 
 const d3 = globalThis.d3;
 
+/**
+ * @param {Element} host
+ * @param {{ scale: D3SequentialScale, source: string | undefined }} what  the salience scale and source
+ */
 export function drawLegend(host, { scale, source }) {
   const width = 520;
   const height = 46;
@@ -22,7 +26,7 @@ export function drawLegend(host, { scale, source }) {
     const v = axis.invert(ramp.x + (ramp.w * i) / 16); // even steps along the ramp, as the √ scale spaces them
     grad.append('stop').attr('offset', `${(i / 16) * 100}%`).attr('stop-color', scale(v));
   }
-  const text = (x, y, s, anchor = 'start', weight = 400) =>
+  const text = (/** @type {number} */ x, /** @type {number} */ y, /** @type {string} */ s, anchor = 'start', weight = 400) =>
     svg.append('text').attr('x', x).attr('y', y).attr('font-size', 10.5).attr('font-family', 'Inter, system-ui, sans-serif').attr('fill', '#334155').attr('text-anchor', anchor).attr('font-weight', weight).text(s);
   text(ramp.x, 12, `salience (${sourceLabel(source)}, √ scale)`, 'start', 600);
   svg.append('rect').attr('x', ramp.x).attr('y', ramp.y).attr('width', ramp.w).attr('height', ramp.h).attr('fill', `url(#${id})`).attr('stroke', '#94a3b8').attr('stroke-width', 0.5);
@@ -34,6 +38,10 @@ export function drawLegend(host, { scale, source }) {
   }
   // Swatches.
   let x = 236;
+  /**
+   * @param {string} label
+   * @param {(g: D3Selection) => void} draw
+   */
   const swatch = (label, draw) => {
     const g = svg.append('g').attr('transform', `translate(${x},16)`);
     draw(g);
@@ -54,6 +62,7 @@ export function drawLegend(host, { scale, source }) {
   return svg.node();
 }
 
+/** @param {string | undefined} source  a salience event's source */
 export function sourceLabel(source) {
   return source === 'cls' ? 'CLS attention' : source === 'received' ? 'attention received' : source === 'summary' ? 'summary-token attention' : 'tower attention';
 }

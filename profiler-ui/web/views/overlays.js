@@ -1,6 +1,12 @@
 /** The page's floating bits: a tooltip that follows the pointer, and a toast for messages and errors. */
+/** @param {HTMLElement} el */
 export function createTooltip(el) {
   return {
+    /**
+     * @param {string} html
+     * @param {number} x
+     * @param {number} y
+     */
     show(html, x, y) {
       el.innerHTML = html;
       el.hidden = false;
@@ -14,9 +20,15 @@ export function createTooltip(el) {
   };
 }
 
+/** @typedef {ReturnType<typeof createTooltip>} Tooltip */
+
+/**
+ * @param {HTMLElement} el
+ * @param {number} [ms]
+ */
 export function createToast(el, ms = 5000) {
   let timer = 0;
-  return (text, error = false) => {
+  return (/** @type {string} */ text, error = false) => {
     el.textContent = text;
     el.classList.toggle('error', error);
     el.hidden = false;

@@ -1,5 +1,9 @@
 /** One look for every Plotly chart: fonts, margins, the stage palette, and the config (no logo, PNG via our button). */
 
+/**
+ * A colour per stage of a turn: a stage the schema adds fails the page's type-check here until it has one.
+ * @satisfies {Record<import('../data/run-model.js').TurnStage, string>}
+ */
 export const STAGE_COLOURS = {
   images: '#94a3b8',
   encode: '#8b5cf6',
@@ -16,6 +20,9 @@ export const PLOT_CONFIG = { displaylogo: false, responsive: true, modeBarButton
 
 const FONT = { family: 'Inter, "Segoe UI", system-ui, -apple-system, sans-serif', size: 11, color: '#1e293b' };
 
+/**
+ * @param {{ xaxis?: object, yaxis?: object } & Record<string, unknown>} [extra]
+ */
 export function baseLayout(extra = {}) {
   return {
     font: FONT,

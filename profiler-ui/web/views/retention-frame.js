@@ -7,6 +7,31 @@
  * the counts in the page and in the tests are counts of these elements. Styling is by attributes (not CSS
  * classes) so a serialised SVG exports to PNG as it looks.
  */
+import { context2d } from './dom.js';
+
+/** @typedef {import('../data/run-model.js').Salience} Salience */
+
+/**
+ * What `drawFrame` draws: one image's tokens at a turn and layer (retention-map.js's `frameData`).
+ * @typedef {object} FrameData
+ * @property {number} image
+ * @property {string | null} jpeg  base64
+ * @property {number} width
+ * @property {number} height
+ * @property {number} rows
+ * @property {number} cols
+ * @property {number} leading
+ * @property {number} total
+ * @property {Uint8Array} state  1 kept, 0 pruned, per token
+ * @property {Uint8Array} retrieved  1 retrieved, per token
+ * @property {Salience | null} salience
+ * @property {D3SequentialScale} scale
+ * @property {boolean} heat
+ * @property {number} [heatOpacity]
+ */
+
+/** @typedef {ReturnType<typeof geometry>} Geometry */
+
 const d3 = globalThis.d3;
 
 export const COLOURS = {
@@ -22,15 +47,24 @@ let uid = 0;
  * The salience colour scale shared by the frames and the legend: √-scaled inferno over the run's [min, max]
  * (CLS attention is heavy-tailed; a few tokens take most of it).
  */
+/**
+ * @param {number} min
+ * @param {number} max
+ */
 export function salienceScale(min, max) {
   const lo = Number.isFinite(min) ? Math.max(0, min) : 0;
   const hi = max > lo ? max : lo + 1;
   return d3.scaleSequentialSqrt(d3.interpolateInferno).domain([lo, hi]);
 }
 
+/** @type {WeakMap<Float32Array, { key: string, url: string }>} */
 const heatCache = new WeakMap();
 
-/** The salience heat as a rows×cols PNG data URL (one pixel per patch, scaled up pixelated). Cached per scores array and scale. */
+/**
+ * The salience heat as a rows×cols PNG data URL (one pixel per patch, scaled up pixelated). Cached per scores array and scale.
+ * @param {Salience} sal
+ * @param {D3SequentialScale} scale
+ */
 function heatImage(sal, scale) {
   const key = scale.domain().join();
   const hit = heatCache.get(sal.scores);
@@ -38,7 +72,7 @@ function heatImage(sal, scale) {
   const canvas = document.createElement('canvas');
   canvas.width = sal.cols;
   canvas.height = sal.rows;
-  const ctx = canvas.getContext('2d');
+  const ctx = context2d(canvas);
   const img = ctx.createImageData(sal.cols, sal.rows);
   for (let p = 0; p < sal.rows * sal.cols; p++) {
     const c = d3.rgb(scale(sal.scores[sal.leading + p] || 0));
@@ -52,6 +86,7 @@ function heatImage(sal, scale) {
 
 /**
  * Geometry of a frame: the picture's size in SVG units, patch size, and the strip for leading tokens.
+ * @param {FrameData} d
  */
 function geometry(d) {
   const w = d.width || d.cols * 14;
@@ -62,7 +97,12 @@ function geometry(d) {
   return { w, h, pw, ph, strip, H: h + (strip ? strip + 2 : 0) };
 }
 
-/** Where token t is drawn: a patch cell, or a cell in the leading strip. */
+/**
+ * Where token t is drawn: a patch cell, or a cell in the leading strip.
+ * @param {number} t
+ * @param {FrameData} d
+ * @param {Geometry} g
+ */
 function cellOf(t, d, g) {
   if (t < d.leading) return { x: t * g.pw, y: g.h + 2, w: g.pw, h: g.strip };
   const p = t - d.leading;
@@ -70,8 +110,9 @@ function cellOf(t, d, g) {
 }
 
 /**
- * Create (or refresh) a frame's SVG inside `host`. `d`: { image, jpeg, width, height, rows, cols, leading,
- * total, state: Uint8Array (1 kept), retrieved: Uint8Array, salience|null, scale, heat: boolean, heatOpacity }.
+ * Create (or refresh) a frame's SVG inside `host`.
+ * @param {Element} host
+ * @param {FrameData} d
  */
 export function drawFrame(host, d) {
   const g = geometry(d);
@@ -104,13 +145,13 @@ export function drawFrame(host, d) {
     .attr('width', g.w)
     .attr('height', g.h)
     .attr('href', d.jpeg ? `data:image/jpeg;base64,${d.jpeg}` : null);
-  const showHeat = d.heat && d.salience;
+  const heat = d.heat ? d.salience : null;
   svg
     .select('image.heat')
     .attr('width', g.w)
     .attr('height', g.h)
-    .attr('opacity', showHeat ? (d.jpeg ? d.heatOpacity ?? 0.55 : 1) : 0)
-    .attr('href', showHeat ? heatImage(d.salience, d.scale) : null);
+    .attr('opacity', heat ? (d.jpeg ? d.heatOpacity ?? 0.55 : 1) : 0)
+    .attr('href', heat ? heatImage(heat, d.scale) : null);
 
   const tokens = d3.range(d.total);
   svg
@@ -122,25 +163,31 @@ export function drawFrame(host, d) {
       const c = cellOf(t, d, g);
       const kept = d.state[t] === 1;
       const el = this;
-      el.setAttribute('x', c.x);
-      el.setAttribute('y', c.y);
-      el.setAttribute('width', c.w);
-      el.setAttribute('height', c.h);
-      el.setAttribute('data-token', t);
+      el.setAttribute('x', String(c.x));
+      el.setAttribute('y', String(c.y));
+      el.setAttribute('width', String(c.w));
+      el.setAttribute('height', String(c.h));
+      el.setAttribute('data-token', String(t));
       el.setAttribute('data-state', kept ? 'kept' : 'pruned');
       el.setAttribute('fill', kept ? (t < d.leading ? '#64748b' : 'none') : `url(#${id}-hatch)`);
       el.setAttribute('stroke', COLOURS.grid);
-      el.setAttribute('stroke-opacity', kept ? 0.28 : 0.08);
-      el.setAttribute('stroke-width', 0.5);
+      el.setAttribute('stroke-opacity', String(kept ? 0.28 : 0.08));
+      el.setAttribute('stroke-width', String(0.5));
       el.setAttribute('vector-effect', 'non-scaling-stroke');
     });
   drawOutlines(svg, d, g);
   return svg.node();
 }
 
-/** Only the retrieval outlines: what a layer or turn change redraws. */
+/**
+ * Only the retrieval outlines: what a layer or turn change redraws.
+ * @param {D3Selection | Element} svgSel
+ * @param {FrameData} d
+ * @param {Geometry} [g]
+ */
 export function drawOutlines(svgSel, d, g = geometry(d)) {
-  const svg = svgSel.node ? svgSel : d3.select(svgSel);
+  const svg = svgSel instanceof Element ? d3.select(svgSel) : svgSel;
+  /** @type {number[]} */
   const picked = [];
   for (let t = 0; t < d.total; t++) if (d.retrieved[t]) picked.push(t);
   svg
@@ -151,21 +198,27 @@ export function drawOutlines(svgSel, d, g = geometry(d)) {
     .each(function (t) {
       const c = cellOf(t, d, g);
       const el = this;
-      el.setAttribute('x', c.x + 0.9);
-      el.setAttribute('y', c.y + 0.9);
-      el.setAttribute('width', Math.max(0, c.w - 1.8));
-      el.setAttribute('height', Math.max(0, c.h - 1.8));
-      el.setAttribute('data-token', t);
+      el.setAttribute('x', String(c.x + 0.9));
+      el.setAttribute('y', String(c.y + 0.9));
+      el.setAttribute('width', String(Math.max(0, c.w - 1.8)));
+      el.setAttribute('height', String(Math.max(0, c.h - 1.8)));
+      el.setAttribute('data-token', String(t));
       el.setAttribute('data-state', 'retrieved');
       el.setAttribute('fill', COLOURS.retrieved);
-      el.setAttribute('fill-opacity', 0.14);
+      el.setAttribute('fill-opacity', String(0.14));
       el.setAttribute('stroke', COLOURS.retrieved);
-      el.setAttribute('stroke-width', 1.8);
+      el.setAttribute('stroke-width', String(1.8));
       el.setAttribute('vector-effect', 'non-scaling-stroke');
     });
 }
 
-/** Token under a pointer position (client coordinates), or -1. */
+/**
+ * Token under a pointer position (client coordinates), or -1.
+ * @param {Element} svgNode
+ * @param {FrameData} d
+ * @param {number} clientX
+ * @param {number} clientY
+ */
 export function tokenAt(svgNode, d, clientX, clientY) {
   const g = geometry(d);
   const box = svgNode.getBoundingClientRect();

@@ -7,19 +7,51 @@
  * Built for long videos: a frame's SVG is drawn only when its card scrolls into view (IntersectionObserver);
  * a layer or turn change redraws only the outlines of frames already drawn, and marks the others stale.
  */
-import { candidateIndex, countsAt, imagesAtTurn, perImageCounts, retrievalAt, tokenStates } from '../data/run-model.js';
+import { candidateIndex, countsAt, imagesAtTurn, perImageCounts, retrievalAt, tokenStates } from '../data/run-queries.js';
+import { child } from './dom.js';
 import { drawFrameBars } from './frame-bars.js';
 import { drawLegend, sourceLabel } from './legend.js';
 import { drawFrame, drawOutlines, salienceScale, tokenAt } from './retention-frame.js';
 
+/**
+ * @typedef {import('../data/run-model.js').RunModel} RunModel
+ * @typedef {import('./retention-frame.js').FrameData} FrameData
+ * @typedef {import('./overlays.js').Tooltip} Tooltip
+ */
+
+/**
+ * One image's card in the strip; its SVG is drawn when it scrolls into view.
+ * @typedef {object} Card
+ * @property {number} image
+ * @property {HTMLElement} el
+ * @property {HTMLElement} svgHost
+ * @property {HTMLElement} caption
+ * @property {boolean} visible
+ * @property {string} baseKey  what its frame was drawn from
+ * @property {string} outlineKey  what its retrieval outlines were drawn from
+ * @property {FrameData | null} data
+ */
+
 const d3 = globalThis.d3;
 const fmt = d3.format(',');
 
+/**
+ * @param {number} count
+ * @param {number} image
+ */
 export function frameName(count, image) {
   return count > 3 ? `frame ${image}` : `image ${image}`;
 }
 
-/** Everything drawFrame needs for one image at a turn and layer. */
+/**
+ * Everything drawFrame needs for one image at a turn and layer.
+ * @param {RunModel} m
+ * @param {number} image
+ * @param {number} turn
+ * @param {number} layer
+ * @param {{ heat?: boolean, heatOpacity?: number }} [display]
+ * @returns {FrameData}
+ */
 export function frameData(m, image, turn, layer, { heat = true, heatOpacity = 0.55 } = {}) {
   const st = tokenStates(m, image, turn, layer);
   const img = m.images.get(image);
@@ -41,6 +73,10 @@ export function frameData(m, image, turn, layer, { heat = true, heatOpacity = 0.
   };
 }
 
+/**
+ * @param {HTMLElement} host
+ * @param {{ tooltip?: Tooltip }} [options]
+ */
 export function createRetentionMap(host, { tooltip } = {}) {
   host.classList.add('retention-map');
   host.innerHTML = `
@@ -51,21 +87,22 @@ export function createRetentionMap(host, { tooltip } = {}) {
     <div class="rm-bars" hidden></div>
     <div class="rm-strip"></div>
     <div class="rm-empty muted" hidden>No images in this run yet.</div>`;
-  const countsEl = host.querySelector('.rm-counts');
-  const legendEl = host.querySelector('.rm-legend');
-  const barsEl = host.querySelector('.rm-bars');
-  const strip = host.querySelector('.rm-strip');
-  const empty = host.querySelector('.rm-empty');
-  /** image → { el, svgHost, caption, visible, baseKey, outlineKey, data } */
+  const countsEl = child(host, '.rm-counts', HTMLElement);
+  const legendEl = child(host, '.rm-legend', HTMLElement);
+  const barsEl = child(host, '.rm-bars', HTMLElement);
+  const strip = child(host, '.rm-strip', HTMLElement);
+  const empty = child(host, '.rm-empty', HTMLElement);
+  /** @type {Map<number, Card>} */
   const cards = new Map();
-  let ctx = null; // { m, turn, layer, heat, baseKey, outlineKey, images }
+  /** @type {{ m: RunModel, turn: number, layer: number, heat: boolean, baseKey: string, outlineKey: string, images: number[], size?: string } | null} */
+  let ctx = null;
   let legendKey = '';
   let barsKey = '';
 
   const io = new IntersectionObserver(
     (entries) => {
       for (const entry of entries) {
-        const card = cards.get(Number(entry.target.dataset.image));
+        const card = cards.get(Number(/** @type {HTMLElement} */ (entry.target).dataset.image));
         if (!card) continue;
         card.visible = entry.isIntersecting;
         if (card.visible) drawCard(card);
@@ -74,47 +111,58 @@ export function createRetentionMap(host, { tooltip } = {}) {
     { rootMargin: '400px 0px' },
   );
 
+  /** @param {Card} card */
   function drawCard(card) {
     if (!ctx) return;
     const { m, turn, layer } = ctx;
-    if (card.baseKey !== ctx.baseKey) {
-      card.data = frameData(m, card.image, turn, layer, { heat: ctx.heat });
-      drawFrame(card.svgHost, card.data);
+    let data = card.data;
+    if (!data || card.baseKey !== ctx.baseKey) {
+      data = card.data = frameData(m, card.image, turn, layer, { heat: ctx.heat });
+      drawFrame(card.svgHost, data);
       card.baseKey = ctx.baseKey;
       card.outlineKey = ctx.outlineKey;
     } else if (card.outlineKey !== ctx.outlineKey) {
       const st = tokenStates(m, card.image, turn, layer);
-      card.data.retrieved = st.retrieved;
-      drawOutlines(card.svgHost.querySelector('svg'), card.data);
+      data.retrieved = st.retrieved;
+      drawOutlines(child(card.svgHost, 'svg', SVGSVGElement), data);
       card.outlineKey = ctx.outlineKey;
     }
-    const kept = card.data.state.reduce((a, b) => a + b, 0);
-    const r = card.data.retrieved.reduce((a, b) => a + b, 0);
+    const kept = data.state.reduce((a, b) => a + b, 0);
+    const r = data.retrieved.reduce((a, b) => a + b, 0);
     const ret = retrievalAt(m, turn, layer);
     const small = ctx.size === 's';
-    card.caption.querySelector('.fc-counts').textContent = small
-      ? `${kept}/${card.data.total}` + (ret ? ` · ${r} ret.` : '')
-      : `kept ${kept}/${card.data.total}` + (ret ? ` · retrieved ${r}` : '');
-    card.caption.title = `kept ${kept} of ${card.data.total} tokens at prefill` + (ret ? `; layer ${layer} retrieved ${r} at turn ${turn}` : '');
+    child(card.caption, '.fc-counts', HTMLElement).textContent = small
+      ? `${kept}/${data.total}` + (ret ? ` · ${r} ret.` : '')
+      : `kept ${kept}/${data.total}` + (ret ? ` · retrieved ${r}` : '');
+    card.caption.title = `kept ${kept} of ${data.total} tokens at prefill` + (ret ? `; layer ${layer} retrieved ${r} at turn ${turn}` : '');
     card.el.dataset.drawn = '1';
   }
 
+  /**
+   * @param {number} image
+   * @param {number} count
+   */
   function makeCard(image, count) {
     const el = document.createElement('figure');
     el.className = 'frame';
-    el.dataset.image = image;
+    el.dataset.image = String(image);
     el.innerHTML = `<figcaption><b>${frameName(count, image)}</b><span class="fc-turn"></span><span class="fc-counts"></span></figcaption><div class="frame-host"></div>`;
-    const svgHost = el.querySelector('.frame-host');
-    const card = { image, el, svgHost, caption: el.querySelector('figcaption'), visible: false, baseKey: '', outlineKey: '', data: null };
+    const svgHost = child(el, '.frame-host', HTMLElement);
+    /** @type {Card} */
+    const card = { image, el, svgHost, caption: child(el, 'figcaption', HTMLElement), visible: false, baseKey: '', outlineKey: '', data: null };
     svgHost.addEventListener('mousemove', (ev) => hover(card, ev));
     svgHost.addEventListener('mouseleave', () => tooltip?.hide());
     io.observe(el);
     return card;
   }
 
+  /**
+   * @param {Card} card
+   * @param {MouseEvent} ev
+   */
   function hover(card, ev) {
-    if (!ctx || !card.data || !tooltip) return;
     const svg = card.svgHost.querySelector('svg');
+    if (!ctx || !card.data || !tooltip || !svg) return;
     const t = tokenAt(svg, card.data, ev.clientX, ev.clientY);
     if (t < 0 || t >= card.data.total) return tooltip.hide();
     const { m, turn, layer } = ctx;
@@ -133,6 +181,10 @@ export function createRetentionMap(host, { tooltip } = {}) {
     tooltip.show(lines.join('<br>'), ev.clientX, ev.clientY);
   }
 
+  /**
+   * @param {RunModel} m
+   * @param {{ turn: number, layer: number, heat?: boolean, size?: string }} at
+   */
   function update(m, { turn, layer, heat = true, size = 'auto' }) {
     const images = imagesAtTurn(m, turn);
     const baseKey = `${m.id}|${m.versions.images}|${m.versions.retention}|${heat}|${m.salienceMin}|${m.salienceMax}`;
@@ -142,10 +194,10 @@ export function createRetentionMap(host, { tooltip } = {}) {
 
     // Counts, as text and as data attributes.
     const c = countsAt(m, turn, layer);
-    countsEl.dataset.kept = c.kept;
-    countsEl.dataset.pruned = c.pruned;
-    countsEl.dataset.total = c.total;
-    countsEl.dataset.retrieved = c.retrieved ?? '';
+    countsEl.dataset.kept = String(c.kept);
+    countsEl.dataset.pruned = String(c.pruned);
+    countsEl.dataset.total = String(c.total);
+    countsEl.dataset.retrieved = String(c.retrieved ?? '');
     countsEl.innerHTML =
       `<span class="k">turn ${turn} · layer ${layer}</span>` +
       `<span><b>${fmt(c.images)}</b> ${c.images === 1 ? 'image' : 'images'}</span>` +
@@ -153,7 +205,7 @@ export function createRetentionMap(host, { tooltip } = {}) {
       `<span><b>${fmt(c.pruned)}</b> pruned</span>` +
       (c.retrieved == null
         ? `<span class="muted">no retrieval this turn: decode attends all ${fmt(c.kept)} retained</span>`
-        : `<span class="ret"><b>${fmt(c.retrieved)}</b> / ${fmt(c.candidates)} retained retrieved at layer ${layer} (${d3.format('.0%')(c.retrieved / Math.max(1, c.candidates))})</span>`);
+        : `<span class="ret"><b>${fmt(c.retrieved)}</b> / ${fmt(c.candidates ?? 0)} retained retrieved at layer ${layer} (${d3.format('.0%')(c.retrieved / Math.max(1, c.candidates ?? 0))})</span>`);
 
     // Legend: only when the scale moves.
     const source = m.salience.values().next().value?.source;
@@ -195,11 +247,12 @@ export function createRetentionMap(host, { tooltip } = {}) {
     // Frames on screen now; the others draw when they scroll into view (the observer above).
     for (const card of cards.values()) {
       const it = m.images.get(card.image);
-      card.caption.querySelector('.fc-turn').textContent = it ? `turn ${it.turn}` : '';
+      child(card.caption, '.fc-turn', HTMLElement).textContent = it ? `turn ${it.turn}` : '';
       if (card.visible) drawCard(card);
     }
   }
 
+  /** @param {number} image */
   function scrollTo(image) {
     const card = cards.get(image);
     if (!card) return;
@@ -210,15 +263,16 @@ export function createRetentionMap(host, { tooltip } = {}) {
 
   /** SVGs to export: drawn ones as they are; frames not drawn yet are drawn off-screen first. */
   function exportNodes() {
-    if (!ctx) return [];
+    if (!ctx) return null;
+    /** @type {{ svg: SVGSVGElement, label: string }[]} */
     const out = [];
     for (const card of cards.values()) {
       if (card.baseKey !== ctx.baseKey || card.outlineKey !== ctx.outlineKey) {
         const off = document.createElement('div');
         drawFrame(off, frameData(ctx.m, card.image, ctx.turn, ctx.layer, { heat: ctx.heat }));
-        out.push({ svg: off.querySelector('svg'), label: frameName(ctx.images.length, card.image) });
+        out.push({ svg: child(off, 'svg', SVGSVGElement), label: frameName(ctx.images.length, card.image) });
       } else {
-        out.push({ svg: card.svgHost.querySelector('svg'), label: frameName(ctx.images.length, card.image) });
+        out.push({ svg: child(card.svgHost, 'svg', SVGSVGElement), label: frameName(ctx.images.length, card.image) });
       }
     }
     const title = [...countsEl.children].map((c) => c.textContent).join('  ·  ');

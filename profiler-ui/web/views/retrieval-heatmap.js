@@ -4,13 +4,35 @@
  * `scores` (the question's attention mass, as a share of the layer's largest), `frames` (hits per frame:
  * the aggregate a long video needs). The chosen layer is boxed; clicking a row picks a layer.
  */
-import { layerCount } from '../data/run-model.js';
+import { layerCount, retrievalStatus } from '../data/run-queries.js';
+import { child } from './dom.js';
 import { PLOT_CONFIG, baseLayout } from './plot-theme.js';
+
+/** @typedef {import('../data/run-model.js').RunModel} RunModel */
+
+/**
+ * The heatmap's matrix for one turn: z[layer][column] (null: the layer has no retrieval yet).
+ * @typedef {object} HeatmapMatrix
+ * @property {(number | null)[][]} z
+ * @property {number[] | null} x  frames (mode 'frames'), else null: columns are retained tokens in cache order
+ * @property {number} layers
+ * @property {string} mode  'hits', 'scores' or 'frames'
+ * @property {number[]} [perFrame]  retained tokens per frame (mode 'frames')
+ * @property {number[]} [frames]
+ * @property {{ at: number, image: number }[]} [bounds]  where each image's tokens start (token modes)
+ * @property {number} [n]  retained tokens (token modes)
+ */
 
 const Plotly = globalThis.Plotly;
 const MAX_TOKEN_COLUMNS = 4000;
 
-/** The heatmap's matrix for one turn: z[layer][column], columns labelled by image. Pure. */
+/**
+ * The heatmap's matrix for one turn: z[layer][column], columns labelled by image. Pure.
+ * @param {RunModel} m
+ * @param {number} turn
+ * @param {string} mode
+ * @returns {HeatmapMatrix | null}
+ */
 export function retrievalMatrix(m, turn, mode) {
   const t = m.turns.get(turn);
   const layers = layerCount(m);
@@ -21,12 +43,14 @@ export function retrievalMatrix(m, turn, mode) {
   if (mode === 'frames') {
     const frames = [...new Set(cand.image)].sort((a, b) => a - b);
     const col = new Map(frames.map((f, i) => [f, i]));
+    const colOf = (/** @type {number} */ i) => /** @type {number} */ (col.get(cand.image[i]));
     const perFrame = new Array(frames.length).fill(0);
-    for (let i = 0; i < n; i++) perFrame[col.get(cand.image[i])]++;
+    for (let i = 0; i < n; i++) perFrame[colOf(i)]++;
     const z = [];
     for (let l = 0; l < layers; l++) {
-      const row = new Array(frames.length).fill(rets[l] ? 0 : null);
-      if (rets[l]) for (const i of rets[l].retrieved) row[col.get(cand.image[i])]++;
+      const r = rets[l];
+      const row = new Array(frames.length).fill(r ? 0 : null);
+      if (r) for (const i of r.retrieved) row[colOf(i)]++;
       z.push(row);
     }
     return { z, x: frames, layers, mode, perFrame, frames };
@@ -47,25 +71,39 @@ export function retrievalMatrix(m, turn, mode) {
     z.push(row);
   }
   // Image boundaries along the candidates (cache order).
+  /** @type {{ at: number, image: number }[]} */
   const bounds = [];
   for (let i = 0; i < n; i++) if (i === 0 || cand.image[i] !== cand.image[i - 1]) bounds.push({ at: i, image: cand.image[i] });
   return { z, x: null, layers, mode, bounds, n };
 }
 
+/**
+ * @param {HTMLElement} host
+ * @param {{ onPickLayer?: (layer: number) => void }} [options]
+ */
 export function createRetrievalHeatmap(host, { onPickLayer } = {}) {
   host.classList.add('retrieval-heatmap');
   host.innerHTML = `<div class="plot"></div><div class="hm-empty muted" hidden></div>`;
-  const plot = host.querySelector('.plot');
-  const empty = host.querySelector('.hm-empty');
+  const plot = /** @type {PlotlyElement} */ (child(host, '.plot', HTMLElement));
+  const empty = child(host, '.hm-empty', HTMLElement);
   let key = '';
   let layerShown = -1;
+  /** @type {HeatmapMatrix | null} */
   let drawn = null;
 
+  /**
+   * @param {number} layer
+   * @param {number} layers
+   */
   function layerBox(layer, layers) {
     if (layer < 0 || layer >= layers) return [];
     return [{ type: 'rect', xref: 'paper', x0: 0, x1: 1, yref: 'y', y0: layer - 0.5, y1: layer + 0.5, line: { color: '#0f172a', width: 2 }, fillcolor: 'rgba(0,0,0,0)' }];
   }
 
+  /**
+   * @param {RunModel} m
+   * @param {{ turn: number, layer: number, mode?: string }} at
+   */
   function update(m, { turn, layer, mode = 'auto' }) {
     const t = m.turns.get(turn);
     const n = t?.candidates?.image.length ?? 0;
@@ -78,7 +116,8 @@ export function createRetrievalHeatmap(host, { onPickLayer } = {}) {
       empty.hidden = !!mat;
       plot.hidden = !mat;
       if (!mat) {
-        empty.textContent = `No retrieval at turn ${turn}: ${m.start?.policy?.method === 'sparsevila' ? 'waiting for the turn’s prefill' : 'this policy’s decode attends every retained visual token'}.`;
+        const pending = retrievalStatus(m, turn) === 'pending';
+        empty.textContent = `No retrieval at turn ${turn}: ${pending ? 'waiting for the turn’s prefill' : 'this policy’s decode attends every retained visual token'}.`;
         Plotly.purge(plot);
         layerShown = -1;
         return;
@@ -88,23 +127,25 @@ export function createRetrievalHeatmap(host, { onPickLayer } = {}) {
       if (!plot.dataset.bound) {
         plot.dataset.bound = '1';
         plot.on('plotly_click', (ev) => {
-          const p = ev.points?.[0];
-          if (p && Number.isInteger(p.y)) onPickLayer?.(p.y);
+          const y = ev.points?.[0]?.y;
+          if (typeof y === 'number' && Number.isInteger(y)) onPickLayer?.(y);
         });
       }
     } else if (drawn && layer !== layerShown) {
       Plotly.relayout(plot, { shapes: [...boundaryLines(drawn), ...layerBox(layer, drawn.layers)] });
       layerShown = layer;
     }
-    host.dataset.layer = layer;
+    host.dataset.layer = String(layer);
     host.dataset.mode = chosen;
   }
 
+  /** @param {HeatmapMatrix} mat */
   function boundaryLines(mat) {
     if (!mat.bounds) return [];
     return mat.bounds.slice(1).map((b) => ({ type: 'line', x0: b.at - 0.5, x1: b.at - 0.5, yref: 'paper', y0: 0, y1: 1, line: { color: '#475569', width: 1, dash: 'dot' } }));
   }
 
+  /** @param {HeatmapMatrix} mat */
   function traces(mat) {
     const common = { type: 'heatmap', z: mat.z, xgap: mat.mode === 'frames' || (mat.n ?? 0) <= 120 ? 1 : 0, ygap: 1, hoverongaps: false };
     if (mat.mode === 'frames') {
@@ -142,16 +183,21 @@ export function createRetrievalHeatmap(host, { onPickLayer } = {}) {
     ];
   }
 
+  /**
+   * @param {HeatmapMatrix} mat
+   * @param {number} layer
+   */
   function layout(mat, layer) {
+    const bounds = mat.bounds ?? [];
     const xaxis =
       mat.mode === 'frames'
         ? { title: { text: 'frame' }, type: 'category', tickfont: { size: 10 } }
         : {
             title: { text: 'retained visual tokens (cache order)' },
-            tickvals: mat.bounds.map((b) => b.at),
-            ticktext: mat.bounds.map((b) => (mat.bounds.length > 12 ? `${b.image}` : `img ${b.image}`)),
+            tickvals: bounds.map((b) => b.at),
+            ticktext: bounds.map((b) => (bounds.length > 12 ? `${b.image}` : `img ${b.image}`)),
             tickangle: 0,
-            range: [-0.5, mat.n - 0.5],
+            range: [-0.5, (mat.n ?? 0) - 0.5],
             showgrid: false,
           };
     return baseLayout({

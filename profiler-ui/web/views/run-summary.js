@@ -1,9 +1,12 @@
 /** A run at a glance: model, policy, and the headline numbers (one line of key–value cells). */
 import { runSummary } from '../data/summary.js';
 
-const d3 = globalThis.d3;
-const sig = (x, d = 3) => (x == null || !Number.isFinite(x) ? '–' : d3.format(`.${d}~g`)(x));
+/** @typedef {import('../data/run-model.js').RunModel} RunModel */
 
+const d3 = globalThis.d3;
+const sig = (/** @type {number | null | undefined} */ x, d = 3) => (x == null || !Number.isFinite(x) ? '–' : d3.format(`.${d}~g`)(x));
+
+/** @param {RunModel} m */
 export function summaryCells(m) {
   const s = runSummary(m);
   const model = s.model;
@@ -11,7 +14,7 @@ export function summaryCells(m) {
     ['policy', s.label],
     ['model', model ? `${model.vision}+${model.text} · ${model.layers} layers · ${model.imageTokens} tok/image` : '–'],
     ['turns · images', `${s.turns} · ${s.images}`],
-    ['kept', s.keptTokens == null ? '–' : `${d3.format(',')(s.keptTokens)} / ${d3.format(',')(s.totalTokens)}`],
+    ['kept', s.keptTokens == null ? '–' : `${d3.format(',')(s.keptTokens)} / ${d3.format(',')(s.totalTokens ?? 0)}`],
     ['visual attended / step', s.meanVisualAttended == null ? '–' : sig(s.meanVisualAttended)],
     ['TTFT', s.ttftMs == null ? '–' : `${sig(s.ttftMs)} ms`],
     ['decode', s.decodeMsPerToken == null ? '–' : `${sig(s.decodeMsPerToken)} ms/token`],
@@ -21,9 +24,11 @@ export function summaryCells(m) {
   return cells;
 }
 
+/** @param {HTMLElement} host */
 export function createRunSummary(host) {
   host.classList.add('run-summary');
   let key = '';
+  /** @param {RunModel} m */
   function update(m) {
     const k = `${m.id}|${m.versions.meta}|${m.versions.timeline}|${m.versions.fidelity}`;
     if (k === key) return;

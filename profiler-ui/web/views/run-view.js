@@ -3,15 +3,27 @@
  * conversation, the retrieval heatmap and the timeline. Composes the views; each one redraws itself
  * only when what it reads changed.
  */
-import { layerCount, turnList } from '../data/run-model.js';
+import { layerCount, turnList } from '../data/run-queries.js';
 import { download, plotToDataUrl, plotsToDataUrl, retentionToDataUrl } from '../export.js';
 import { createConversation } from './conversation.js';
 import { createPanel } from './panel.js';
 import { createRetentionMap } from './retention-map.js';
 import { createRetrievalHeatmap } from './retrieval-heatmap.js';
 import { createRunSummary } from './run-summary.js';
+import { child } from './dom.js';
 import { createDecodeSteps, createStageTimeline } from './timeline.js';
 
+/**
+ * @typedef {import('../data/run-model.js').RunModel} RunModel
+ * @typedef {import('../router.js').PageState} PageState
+ * @typedef {import('../router.js').ViewContext} ViewContext
+ * @typedef {import('./overlays.js').Tooltip} Tooltip
+ */
+
+/**
+ * @param {HTMLElement} root
+ * @param {ViewContext & { tooltip: Tooltip }} context
+ */
 export function createRunView(root, { setState, tooltip, fileName }) {
   root.innerHTML = '';
   const view = document.createElement('div');
@@ -28,12 +40,12 @@ export function createRunView(root, { setState, tooltip, fileName }) {
     <label>frames <select id="size"><option value="auto">auto</option><option value="s">small</option><option value="m">medium</option><option value="l">large</option></select></label>
     <label>heatmap <select id="hm-mode"><option value="auto">auto</option><option value="hits">hits</option><option value="scores">scores</option><option value="frames">hits per frame</option></select></label>`;
   view.appendChild(toolbar);
-  const turnSel = toolbar.querySelector('#turn');
-  const layerIn = toolbar.querySelector('#layer');
-  const layerOut = toolbar.querySelector('#layer-out');
-  const heatIn = toolbar.querySelector('#heat');
-  const sizeSel = toolbar.querySelector('#size');
-  const modeSel = toolbar.querySelector('#hm-mode');
+  const turnSel = child(toolbar, '#turn', HTMLSelectElement);
+  const layerIn = child(toolbar, '#layer', HTMLInputElement);
+  const layerOut = child(toolbar, '#layer-out', HTMLOutputElement);
+  const heatIn = child(toolbar, '#heat', HTMLInputElement);
+  const sizeSel = child(toolbar, '#size', HTMLSelectElement);
+  const modeSel = child(toolbar, '#hm-mode', HTMLSelectElement);
   turnSel.addEventListener('change', () => setState({ turn: Number(turnSel.value) }));
   layerIn.addEventListener('input', () => setState({ layer: Number(layerIn.value) }));
   heatIn.addEventListener('change', () => setState({ heat: heatIn.checked }));
@@ -49,20 +61,24 @@ export function createRunView(root, { setState, tooltip, fileName }) {
   grid.className = 'run-columns';
   grid.innerHTML = '<div class="col-main"></div><div class="col-side"></div>';
   view.appendChild(grid);
-  const left = grid.querySelector('.col-main');
-  const right = grid.querySelector('.col-side');
+  const left = child(grid, '.col-main', HTMLElement);
+  const right = child(grid, '.col-side', HTMLElement);
   const below = document.createElement('div');
   below.className = 'run-below';
   view.appendChild(below);
 
+  /** @type {{ m: RunModel, turn: number, layer: number } | null} */
   let current = null;
-  const name = (what) => `${fileName(current?.m)}-${what}.png`;
+  const name = (/** @type {string} */ what) => `${fileName(current?.m)}-${what}.png`;
 
   const retentionPanel = createPanel(left, {
     id: 'p-retention',
     title: 'Retention map',
     subtitle: 'tokens kept at prefill by salience · the layer’s retrieval set for the turn',
-    exportPng: async () => download(await retentionToDataUrl(retention.exportNodes()), name(`retention-t${current.turn}-l${current.layer}`)),
+    exportPng: async () => {
+      const parts = retention.exportNodes();
+      if (parts) download(await retentionToDataUrl(parts), name(`retention-t${current?.turn}-l${current?.layer}`));
+    },
   });
   const retention = createRetentionMap(retentionPanel.body, { tooltip });
 
@@ -81,7 +97,7 @@ export function createRunView(root, { setState, tooltip, fileName }) {
     id: 'p-heatmap',
     title: 'Retrieval hits',
     subtitle: 'layers × retained visual tokens, for the chosen turn · click a row to pick its layer',
-    exportPng: async () => download(await plotToDataUrl(heatmap.plot), name(`retrieval-t${current.turn}`)),
+    exportPng: async () => download(await plotToDataUrl(heatmap.plot), name(`retrieval-t${current?.turn}`)),
   });
   const heatmap = createRetrievalHeatmap(hmPanel.body, { onPickLayer: (layer) => setState({ layer }) });
 
@@ -93,6 +109,10 @@ export function createRunView(root, { setState, tooltip, fileName }) {
   });
   const timeline = createStageTimeline(tlPanel.body);
 
+  /**
+   * @param {RunModel} m
+   * @param {PageState & { turn: number }} state
+   */
   function update(m, state) {
     current = { m, turn: state.turn, layer: state.layer };
     const turns = turnList(m);
@@ -117,8 +137,8 @@ export function createRunView(root, { setState, tooltip, fileName }) {
     timeline.update(m);
     steps.update(m);
     view.dataset.run = m.run;
-    view.dataset.turn = state.turn;
-    view.dataset.layer = state.layer;
+    view.dataset.turn = String(state.turn);
+    view.dataset.layer = String(state.layer);
   }
 
   return { update, retention, heatmap };

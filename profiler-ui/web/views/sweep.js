@@ -4,39 +4,65 @@
  * the Pareto front drawn through the runs no other run beats on both. Dense runs, which have no fidelity,
  * appear as vertical reference lines at their cost. Click a point to open its run.
  */
-import { paretoFront, runSummary } from '../data/summary.js';
+import { paretoFront, pointLabels, runSummary } from '../data/summary.js';
 import { download, plotToDataUrl } from '../export.js';
 import { visibleText } from './conversation.js';
 import { createPanel } from './panel.js';
+import { child } from './dom.js';
 import { PLOT_CONFIG, RUN_COLOURS, baseLayout } from './plot-theme.js';
+
+/**
+ * @typedef {import('../data/run-model.js').RunModel} RunModel
+ * @typedef {import('../data/summary.js').RunSummary} RunSummary
+ * @typedef {import('../router.js').PageState} PageState
+ * @typedef {import('../router.js').ViewContext} ViewContext
+ * @typedef {{ label: string, get: (s: RunSummary) => number | null }} XAxis
+ * @typedef {XAxis & { better: 'min' | 'max' }} YAxis
+ * @typedef {{ s: RunSummary, x: number | null, y: number | null, pareto?: boolean }} SweepPoint
+ */
 
 const d3 = globalThis.d3;
 const Plotly = globalThis.Plotly;
-const sig = (x, d = 3) => (x == null || !Number.isFinite(x) ? '–' : d3.format(`.${d}~g`)(x));
+const sig = (/** @type {number | null | undefined} */ x, d = 3) => (x == null || !Number.isFinite(x) ? '–' : d3.format(`.${d}~g`)(x));
 
+/** @type {Record<string, XAxis>} */
 export const X_AXES = {
   decode: { label: 'decode latency (ms / token)', get: (s) => s.decodeMsPerToken },
   ttft: { label: 'time to first token (ms, mean over turns)', get: (s) => s.ttftMs },
   // turn.end's totalSeconds; with fidelity on, today's engine counts the dense twin's work in it.
   e2e: { label: 'end to end (ms, all turns, as turn.end reports it)', get: (s) => s.endToEndMs },
 };
+/** @type {Record<string, YAxis>} */
 export const Y_AXES = {
   kl: { label: 'mean KL vs dense (lower is better)', get: (s) => s.meanKl, better: 'min' },
   agreement: { label: 'token agreement with dense (higher is better)', get: (s) => s.tokenAgreement, better: 'max' },
 };
 
-/** The sweep's points and front from run models. Pure. */
+/**
+ * The sweep's points and front from run models. Pure.
+ * @param {readonly RunModel[]} models
+ * @param {string} xKey
+ * @param {string} yKey
+ */
 export function sweepPoints(models, xKey, yKey) {
   const X = X_AXES[xKey] ?? X_AXES.decode;
   const Y = Y_AXES[yKey] ?? Y_AXES.kl;
   const summaries = models.map(runSummary);
+  /** @type {SweepPoint[]} */
   const points = summaries.filter((s) => s.hasFidelity).map((s) => ({ s, x: X.get(s), y: Y.get(s) }));
   const front = new Set(paretoFront(points, { xBetter: 'min', yBetter: Y.better }));
   points.forEach((p, i) => (p.pareto = front.has(i)));
-  const dense = summaries.filter((s) => s.method === 'dense' && X.get(s) != null).map((s) => ({ s, x: X.get(s) }));
+  const dense = summaries.flatMap((s) => {
+    const x = X.get(s);
+    return s.dense && x != null ? [{ s, x }] : [];
+  });
   return { points, dense, frontOrder: paretoFront(points, { xBetter: 'min', yBetter: Y.better }).map((i) => points[i]) };
 }
 
+/**
+ * @param {HTMLElement} root
+ * @param {ViewContext} context
+ */
 export function createSweepView(root, { setState, fileName }) {
   root.innerHTML = '';
   const view = document.createElement('div');
@@ -49,9 +75,9 @@ export function createSweepView(root, { setState, fileName }) {
     <label>y <select id="sweep-y">${Object.entries(Y_AXES).map(([k, v]) => `<option value="${k}">${v.label}</option>`).join('')}</select></label>
     <span class="muted" id="sweep-note"></span>`;
   view.appendChild(bar);
-  const xs = bar.querySelector('#sweep-x');
-  const ys = bar.querySelector('#sweep-y');
-  const note = bar.querySelector('#sweep-note');
+  const xs = child(bar, '#sweep-x', HTMLSelectElement);
+  const ys = child(bar, '#sweep-y', HTMLSelectElement);
+  const note = child(bar, '#sweep-note', HTMLElement);
   xs.addEventListener('change', () => setState({ sweepX: xs.value }));
   ys.addEventListener('change', () => setState({ sweepY: ys.value }));
   const panel = createPanel(view, {
@@ -60,7 +86,7 @@ export function createSweepView(root, { setState, fileName }) {
     subtitle: 'one point per run with a dense twin · ringed: Pareto front',
     exportPng: async () => download(await plotToDataUrl(plot), `${fileName(null)}-sweep.png`),
   });
-  const plot = document.createElement('div');
+  const plot = /** @type {PlotlyElement} */ (/** @type {HTMLElement} */ (document.createElement('div')));
   plot.className = 'sweep-plot';
   panel.body.appendChild(plot);
   const table = document.createElement('div');
@@ -68,6 +94,10 @@ export function createSweepView(root, { setState, fileName }) {
   let key = '';
   let bound = false;
 
+  /**
+   * @param {RunModel[]} models
+   * @param {PageState} state
+   */
   function update(models, state) {
     xs.value = state.sweepX;
     ys.value = state.sweepY;
@@ -76,9 +106,10 @@ export function createSweepView(root, { setState, fileName }) {
     key = k;
     const { points, dense, frontOrder } = sweepPoints(models, state.sweepX, state.sweepY);
     note.textContent = `${points.length} runs with fidelity · ${dense.length} dense · ${models.length - points.length - dense.length} others`;
-    view.dataset.points = points.length;
-    view.dataset.pareto = frontOrder.length;
+    view.dataset.points = String(points.length);
+    view.dataset.pareto = String(frontOrder.length);
     const methods = [...new Set(points.map((p) => p.s.method))];
+    /** @type {object[]} */
     const traces = methods.map((method, i) => {
       const ps = points.filter((p) => p.s.method === method);
       return {
@@ -87,7 +118,7 @@ export function createSweepView(root, { setState, fileName }) {
         name: method,
         x: ps.map((p) => p.x),
         y: ps.map((p) => p.y),
-        text: ps.map((p) => p.s.label.replace(/^SparseVILA /, '')),
+        text: pointLabels(ps.map((p) => p.s.label)),
         textposition: 'top center',
         textfont: { size: 9.5, color: '#475569' },
         customdata: ps.map((p) => p.s.run),
@@ -123,7 +154,7 @@ export function createSweepView(root, { setState, fileName }) {
       bound = true;
       plot.on('plotly_click', (ev) => {
         const run = ev.points?.[0]?.customdata;
-        if (run) setState({ route: 'run', run });
+        if (typeof run === 'string' && run) setState({ route: 'run', run });
       });
     }
     table.innerHTML = points.length

@@ -4,24 +4,38 @@
  * axis). Each chart redraws only when the run's timeline changed, at most every `throttleMs` while events
  * stream.
  */
-import { STAGES, stageTotals, turnList } from '../data/run-model.js';
+import { STAGES, stageTotals } from '../data/run-model.js';
+import { orderedTurns } from '../data/run-queries.js';
+import { child } from './dom.js';
 import { PLOT_CONFIG, RUN_COLOURS, STAGE_COLOURS, baseLayout } from './plot-theme.js';
 import { throttle } from './throttle.js';
 
+/**
+ * @typedef {import('../data/run-model.js').RunModel} RunModel
+ * @typedef {import('../data/run-model.js').Turn} Turn
+ */
+
 const Plotly = globalThis.Plotly;
 
-/** Stage spans on the run's clock (a Gantt row per turn) beside the time per stage stacked per turn. */
+/**
+ * Stage spans on the run's clock (a Gantt row per turn) beside the time per stage stacked per turn.
+ * @param {HTMLElement} host
+ * @param {{ throttleMs?: number }} [options]
+ */
 export function createStageTimeline(host, { throttleMs = 250 } = {}) {
   host.classList.add('timeline');
   host.innerHTML = `<div class="tl-row"><div class="tl-gantt" data-chart="stages"></div><div class="tl-stack" data-chart="stage-totals"></div></div>`;
-  const gantt = host.querySelector('.tl-gantt');
-  const stack = host.querySelector('.tl-stack');
+  const gantt = child(host, '.tl-gantt', HTMLElement);
+  const stack = child(host, '.tl-stack', HTMLElement);
   let key = '';
-  const draw = throttle((m) => {
-    const turns = turnList(m).map((i) => m.turns.get(i));
+  /** @param {RunModel} m */
+  const redraw = (m) => {
+    const turns = orderedTurns(m);
     Plotly.react(gantt, ganttTraces(turns), ganttLayout(turns), PLOT_CONFIG);
     Plotly.react(stack, stackTraces(turns), stackLayout(turns), PLOT_CONFIG);
-  }, throttleMs);
+  };
+  const draw = throttle(redraw, throttleMs);
+  /** @param {RunModel} m */
   function update(m) {
     const k = `${m.id}|${m.versions.timeline}|${m.versions.conversation}`;
     if (k === key) return;
@@ -31,16 +45,23 @@ export function createStageTimeline(host, { throttleMs = 250 } = {}) {
   return { update, plots: () => [gantt, stack] };
 }
 
-/** Decode latency per step, one line per turn, with the visual tokens each step attended on a second axis. */
+/**
+ * Decode latency per step, one line per turn, with the visual tokens each step attended on a second axis.
+ * @param {HTMLElement} host
+ * @param {{ throttleMs?: number }} [options]
+ */
 export function createDecodeSteps(host, { throttleMs = 250 } = {}) {
   host.classList.add('decode-steps');
   host.innerHTML = `<div class="tl-steps" data-chart="decode-steps"></div>`;
-  const steps = host.querySelector('.tl-steps');
+  const steps = child(host, '.tl-steps', HTMLElement);
   let key = '';
-  const draw = throttle((m) => {
-    const turns = turnList(m).map((i) => m.turns.get(i));
+  /** @param {RunModel} m */
+  const redraw = (m) => {
+    const turns = orderedTurns(m);
     Plotly.react(steps, stepTraces(turns), stepLayout(turns), PLOT_CONFIG);
-  }, throttleMs);
+  };
+  const draw = throttle(redraw, throttleMs);
+  /** @param {RunModel} m */
   function update(m) {
     const k = `${m.id}|${m.versions.timeline}`;
     if (k === key) return;
@@ -50,9 +71,10 @@ export function createDecodeSteps(host, { throttleMs = 250 } = {}) {
   return { update, plots: () => [steps] };
 }
 
-const turnName = (t) => `turn ${t.turn}`;
-const ms = (x) => `${x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0)} ms`;
+const turnName = (/** @type {Turn} */ t) => `turn ${t.turn}`;
+const ms = (/** @type {number} */ x) => `${x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0)} ms`;
 
+/** @param {Turn[]} turns */
 function ganttTraces(turns) {
   return STAGES.map((stage) => {
     const spans = turns.flatMap((t) => t.spans.filter((s) => s.stage === stage).map((s) => ({ t, s })));
@@ -70,6 +92,7 @@ function ganttTraces(turns) {
   });
 }
 
+/** @param {Turn[]} turns */
 function ganttLayout(turns) {
   return baseLayout({
     height: Math.max(170, 96 + turns.length * 30),
@@ -82,7 +105,9 @@ function ganttLayout(turns) {
   });
 }
 
+/** @param {Turn[]} turns */
 function stepTraces(turns) {
+  /** @type {object[]} */
   const out = [];
   turns.forEach((t, i) => {
     const colour = RUN_COLOURS[i % RUN_COLOURS.length];
@@ -110,6 +135,7 @@ function stepTraces(turns) {
   return out;
 }
 
+/** @param {Turn[]} turns */
 function stepLayout(turns) {
   const most = Math.max(1, ...turns.flatMap((t) => t.steps.map((s) => s.visualAttended)));
   const dtick = Math.max(1, globalThis.d3.tickStep(0, most, 4));
@@ -123,6 +149,7 @@ function stepLayout(turns) {
   });
 }
 
+/** @param {Turn[]} turns */
 function stackTraces(turns) {
   const totals = turns.map((t) => stageTotals(t));
   return STAGES.map((stage) => ({
@@ -135,6 +162,7 @@ function stackTraces(turns) {
   }));
 }
 
+/** @param {Turn[]} turns */
 function stackLayout(turns) {
   return baseLayout({
     height: Math.max(170, 96 + turns.length * 30),

@@ -1,5 +1,5 @@
 /**
- * The notebook side of sparsevila-ts (import the compiled `dist/kernel/index.js` from a tslab notebook):
+ * The notebook side of sparsevila-ts (a tslab notebook imports it as `sparsevila-ts/kernel`):
  * show functions that draw retention maps, retrieval sets, latency and budget sweeps inline, a notebook
  * trace that records chats (and streams them to the live profiler), and paths to the bundled models and the
  * demo model's example conversation.

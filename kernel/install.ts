@@ -90,7 +90,7 @@ function main(argv: string[]): void {
   console.log(`installed the tslab kernelspec in ${spec.dir}`);
   console.log(`open the notebooks:   JUPYTER_PATH=${rel} jupyter lab notebooks/`);
   console.log(`or run one headless:  JUPYTER_PATH=${rel} python3 -m jupyter nbconvert --to notebook --execute notebooks/01-quickstart.ipynb --output /tmp/01.ipynb`);
-  if (!fs.existsSync(path.join(repoRoot, 'dist', 'kernel', 'index.js'))) console.log('(notebooks import dist/kernel/index.js: run `npm run build` first)');
+  if (!fs.existsSync(path.join(repoRoot, 'dist', 'kernel', 'index.js'))) console.log('(notebooks import sparsevila-ts/kernel, built into dist/kernel/index.js: run `npm install` or `npm run build` first)');
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

@@ -1,13 +1,15 @@
 /**
  * Sparsity methods as plug-ins: DivPrune (a method added through the interface alone) against a
  * brute-force transcription of its reference code, and a method registered from outside the package run
- * through `ask`, the step API, the CLI flags and the trace. Also: the dense twin chunks its prefill as its
+ * through `ask`, the step API, the CLI flags, the trace and the profiler's label. Also: the dense twin chunks its prefill as its
  * chat does.
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIP_FIXTURE } from './helpers/checkpoint-writer.js';
 import { engine, tempDir } from './helpers/engine.js';
+import { foldEvents } from '../profiler-ui/web/data/run-model.js';
+import { runSummary } from '../profiler-ui/web/data/summary.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 const IMAGE = path.join(CLIP_FIXTURE, 'image.png');
@@ -116,6 +118,9 @@ describe('a method registered from outside the package', () => {
     expect(sink.of('run.start')[0]).toMatchObject({ policy: { method: 'checkerboard', phase: 1, retrieveCount: 2 }, label: 'checkerboard phase 1' });
     expect(sink.of('kept')[0]!.kept).toEqual(odd);
     expect(sink.of('retrieval').map((e) => e.retrieved.length)).toEqual(Array(model.spec.text.numLayers).fill(2));
+    // The profiler page's own fold and summary show the run under the method's label.
+    const [run] = [...foldEvents(sink.events).values()];
+    expect(runSummary(run!)).toMatchObject({ label: 'checkerboard phase 1', method: 'checkerboard' });
 
     const chat = model.chat({ maxNewTokens: 2, policy });
     const pruned = await (await chat.encode([IMAGE])).prune();

@@ -1,6 +1,7 @@
 /**
  * Latency summary: per answer, time to first token, prefill, decode throughput and end to end — stated
- * separately, as DESIGN.md asks of speed claims — and a stacked bar of the turn's stages. Pure: data in,
+ * separately, since each stage's speed-up differs (prefill is compute-bound on visual tokens, decode
+ * memory-bound on the cache) — and a stacked bar of the turn's stages. Pure: data in,
  * HTML (with an inline SVG per bar) out.
  */
 import type { Timings } from '../../src/session/types.js';

@@ -1,7 +1,7 @@
 /**
  * Retention map: per image, the patch grid drawn over what the vision tower saw, with query-agnostic
  * salience as heat, the tokens pruning dropped darkened, and the tokens a turn retrieved outlined
- * (DESIGN.md "The method"). Pure: data in, one SVG string out.
+ * (docs/design.md, "The SparseVILA path"). Pure: data in, one SVG string out.
  *
  * Classes the markup carries (tests and stylesheets rely on them): `patch kept`, `patch pruned`,
  * `patch candidate` (pruning not decided yet) — one element per LLM image token — and `retrieved`, one

@@ -2,6 +2,7 @@
  * Budget sweep plot: one point per (keep, retrieve) budget, latency on x and fidelity to the dense model on
  * y, with the Pareto front (no other budget is both faster and more faithful) marked. Pure: data in, SVG out.
  */
+import { paretoFront as pageParetoFront } from '../../profiler-ui/web/data/summary.js';
 import { attrs, esc, num, svgRoot } from './markup.js';
 
 export interface SweepPoint {
@@ -20,17 +21,8 @@ export type FidelityDirection = 'higher-is-better' | 'lower-is-better';
  * two), ordered by latency. Equal points are all kept.
  */
 export function paretoFront(points: readonly Pick<SweepPoint, 'latency' | 'fidelity'>[], direction: FidelityDirection = 'higher-is-better'): number[] {
-  const sign = direction === 'higher-is-better' ? 1 : -1;
-  const good = (p: Pick<SweepPoint, 'fidelity'>) => sign * p.fidelity;
-  const dominated = (i: number) =>
-    points.some((q, j) => {
-      const p = points[i]!;
-      return j !== i && q.latency <= p.latency && good(q) >= good(p) && (q.latency < p.latency || good(q) > good(p));
-    });
-  return points
-    .map((_, i) => i)
-    .filter((i) => !dominated(i))
-    .sort((a, b) => points[a]!.latency - points[b]!.latency || good(points[b]!) - good(points[a]!));
+  const xy = points.map((p) => ({ x: p.latency, y: p.fidelity }));
+  return pageParetoFront(xy, { xBetter: 'min', yBetter: direction === 'higher-is-better' ? 'max' : 'min' });
 }
 
 export interface SweepRenderOptions {

@@ -11,8 +11,11 @@ import { describe, expect, it } from 'vitest';
 import { benchDoc, BENCH_DOC, commandLine, docTarget, replaceSection } from '../scripts/bench-doc.mjs';
 import { tempDir } from './helpers/temp.js';
 
+/** A page with hand-written prose around two sections, a and b, holding the given text. */
 const doc = (a: string, b: string) =>
-  `# Benchmarks\n\nIntro, hand-written.\n\n## A\n\n<!-- bench:a:start -->\n${a}<!-- bench:a:end -->\n\nProse about A.\n\n## B\n<!-- bench:b:start -->\n${b}<!-- bench:b:end -->\ntail\n`;
+  '# Benchmarks\n\nIntro, hand-written.\n\n## A\n\n' +
+  `<!-- bench:a:start -->\n${a}<!-- bench:a:end -->\n\nProse about A.\n\n## B\n` +
+  `<!-- bench:b:start -->\n${b}<!-- bench:b:end -->\ntail\n`;
 
 /** A git repository with one commit; `generated` is committed too, so a later write to it shows as a change. */
 function repo(): { dir: string; commit: string } {

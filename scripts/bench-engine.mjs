@@ -8,10 +8,11 @@
  *       at int4 (block 32): chunked prefill of 1k and 8k tokens, decode ms/token at those contexts, plus the
  *       one-time checkpoint write and graph build (quantize) times.
  *
- * Usage: node scripts/bench-engine.mjs [--quick] [--rewrite] [--out FILE]
+ * Usage: node scripts/bench-engine.mjs [--quick] [--rewrite] [--out FILE] [--doc FILE | --no-doc]
  *   --quick    tiny shapes, fewer repeats (CI, < 1 minute)
  *   --rewrite  rewrite the cached random checkpoint (.cache/bench/) instead of reusing it
- * Prints a markdown table; writes JSON to bench-results/engine.json (or --out). Needs `npm run build` first.
+ * Prints a markdown table; writes JSON to bench-results/engine.json (or --out) and replaces the "engine" section
+ * of docs/benchmarks.md (a --quick run only with --doc FILE: scripts/bench-doc.mjs). Needs `npm run build` first.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,12 +21,14 @@ import * as engine from '../dist/src/index.js';
 import {
   REPO, median, ms, mb, millions, fmtMs, fmt, overallPeakMiB, measured, contention, dirBytes, tempDir, machine, cachedRandomLlava,
 } from './bench-common.mjs';
+import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 
 const FIXTURES = path.resolve(REPO, '../shared/fixtures');
 const { values: args } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, rewrite: { type: 'boolean', default: false }, out: { type: 'string' } },
+  options: { quick: { type: 'boolean', default: false }, rewrite: { type: 'boolean', default: false }, out: { type: 'string' }, ...DOC_OPTIONS },
   strict: true,
 });
+const doc = benchDoc(args);
 const QUICK = args.quick;
 const OUT = path.resolve(args.out ?? path.join(REPO, 'bench-results', 'engine.json'));
 
@@ -307,4 +310,6 @@ const noisy = [
 if (noisy.length) lines.push(`- **shared machine**: ${noisy.join('; ')} (timings of those rows are inflated; rerun when quiet)`);
 lines.push(`- process peak RSS (VmHWM, worker included): ${fmt(overallPeak, 0)} MiB; total ${fmt(result.seconds, 0)} s`);
 lines.push(`- JSON: ${path.relative(process.cwd(), OUT)}`);
+// The section has its own heading in the doc: the report's goes.
+doc.write('engine', lines.slice(2).join('\n'));
 console.log(lines.join('\n'));

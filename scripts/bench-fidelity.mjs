@@ -10,17 +10,21 @@
  * layers. SparseVILA keep k / retrieve r attends k·r; FastV (K, R) attends (K + (L − K)(1 − R)) / L;
  * PyramidDrop averages its stages the same way; VisionZip and random pruning attend what they keep.
  *
- * Usage: node scripts/bench-fidelity.mjs [--quick] [--model DIR] [--count N] [--out DIR] [--threads N]
+ * Usage: node scripts/bench-fidelity.mjs [--quick] [--model DIR] [--count N] [--out DIR] [--threads N] [--doc FILE | --no-doc]
  *   --quick    24 conversations, fewer methods (CI)
- * Writes bench-results/fidelity.{json,md,svg}; prints the markdown table. Needs `npm run build` first.
+ * Writes bench-results/fidelity.{json,md,svg}, prints the markdown table, and replaces the "fidelity" section of
+ * docs/benchmarks.md, its chart beside it (a --quick run only with --doc FILE: scripts/bench-doc.mjs). Needs
+ * `npm run build` first.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import * as engine from '../dist/src/index.js';
 import { mean } from './bench-common.mjs';
+import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 import { CAPTION_PROMPT, captionCellsRight, demoBenchArgs, heldOutConversations, isCorrect, renderMedia, REPO } from './heldout.mjs';
 
-const { args, model: MODEL, out: OUT, threads: THREADS } = demoBenchArgs();
+const { args, model: MODEL, out: OUT, threads: THREADS } = demoBenchArgs(DOC_OPTIONS);
+const doc = benchDoc(args);
 const QUICK = args.quick;
 const COUNT = Number(args.count ?? (QUICK ? 24 : 240));
 /** Images captioned per method (the first image conversations): a long answer, decoded under the policy. */
@@ -115,7 +119,9 @@ async function main() {
   fs.writeFileSync(path.join(OUT, 'fidelity.json'), JSON.stringify(report, null, 2));
   const md = markdown(report);
   fs.writeFileSync(path.join(OUT, 'fidelity.md'), md);
-  fs.writeFileSync(path.join(OUT, 'fidelity.svg'), plot(report));
+  const chart = plot(report);
+  fs.writeFileSync(path.join(OUT, 'fidelity.svg'), chart);
+  doc.write('fidelity', `${md}\n![Accuracy per turn per method](${doc.companion('fidelity.svg')})\n`, { 'fidelity.svg': chart });
   process.stdout.write(md);
 }
 

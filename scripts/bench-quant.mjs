@@ -7,17 +7,20 @@
  * (AWQ: calibration and search included), median turn-1 prefill time and median decode tokens/s (32 tokens
  * forced on the first turn of 8 conversations).
  *
- * Usage: node scripts/bench-quant.mjs [--quick] [--model DIR] [--count N] [--block-size N] [--threads N] [--out DIR]
+ * Usage: node scripts/bench-quant.mjs [--quick] [--model DIR] [--count N] [--block-size N] [--threads N] [--out DIR] [--doc FILE | --no-doc]
  *   --quick    12 conversations (CI)
- * Writes bench-results/quant.{json,md}; prints the markdown table. Needs `npm run build` first.
+ * Writes bench-results/quant.{json,md}, prints the markdown table, and replaces the "quant" section of
+ * docs/benchmarks.md (a --quick run only with --doc FILE: scripts/bench-doc.mjs). Needs `npm run build` first.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as engine from '../dist/src/index.js';
+import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 import { demoBenchArgs, heldOutConversations, isCorrect, renderMedia, REPO } from './heldout.mjs';
 
-const { args, model: MODEL, out: OUT, threads: THREADS } = demoBenchArgs({ 'block-size': { type: 'string' } });
+const { args, model: MODEL, out: OUT, threads: THREADS } = demoBenchArgs({ 'block-size': { type: 'string' }, ...DOC_OPTIONS });
+const doc = benchDoc(args);
 const COUNT = Number(args.count ?? (args.quick ? 12 : 200));
 const BLOCK = Number(args['block-size'] ?? 32);
 const PRECISIONS = ['fp32', 'int4', 'awq'];
@@ -133,6 +136,7 @@ async function main() {
   fs.writeFileSync(path.join(OUT, 'quant.json'), JSON.stringify(report, null, 2));
   const md = markdown(report);
   fs.writeFileSync(path.join(OUT, 'quant.md'), md);
+  doc.write('quant', md);
   process.stdout.write(md);
 }
 

@@ -29,11 +29,13 @@
  *   cache) and the time that bounds it; and a peer dense engine — PyTorch eager (Debian's python3-torch, fp32 and
  *   bf16) — decoding the same shapes over a cache of the same length (--no-peer to skip).
  *
- * Usage: node scripts/bench.mjs [--quick] [--models a,b] [--workloads names] [--repeats N] [--new-tokens N] [--out DIR]
+ * Usage: node scripts/bench.mjs [--quick] [--models a,b] [--workloads names] [--repeats N] [--new-tokens N] [--out DIR] [--doc FILE | --no-doc]
  *   --quick        tiny shapes, 1 repeat, no peer (CI, < 2 minutes)
  *   --report-only  re-render bench.{json,md,svg} from the per-part JSON files already in --out
  *   --prepare      only write the checkpoints, build their graphs and the video (nothing is measured)
- * Writes bench-results/bench.json, bench.md (also printed) and bench.svg. Needs `npm run build` first.
+ * Writes bench-results/bench.json, bench.md (also printed) and bench.svg, and replaces the "speed" section of
+ * docs/benchmarks.md, its chart beside it (a --quick run only with --doc FILE; --report-only and --prepare never:
+ * scripts/bench-doc.mjs). Needs `npm run build` first.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -43,6 +45,7 @@ import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { REPO, mean, median, ms, mb, measured, contention, otherShare, overallPeakMiB, dirBytes, machine, cachedRandomLlava, benchTokenizer, syntheticImage, syntheticVideo, memoryBandwidth } from './bench-common.mjs';
 import { markdown, svg, targets } from './bench-report.mjs';
+import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -66,6 +69,7 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     'report-only': { type: 'boolean', default: false },
     prepare: { type: 'boolean', default: false },
+    ...DOC_OPTIONS,
     /** Internal: run one part (`bandwidth` or a model key) in this process and write its JSON. */
     child: { type: 'string' },
   },
@@ -156,8 +160,8 @@ const FIDELITY_POINTS = 2;
 /**
  * The SparseVILA budgets bench-fidelity backs: of its SparseVILA rows within FIDELITY_POINTS of dense, the one
  * attending the fewest visual tokens (then the one keeping fewest at prefill); the most accurate row if none is.
- * Without a report: keep 100% / retrieve 25%, the row that holds on the shipped demo model (README, "Measured
- * fidelity"; keeping 50% at prefill costs it ~5.5 points).
+ * Without a report: keep 100% / retrieve 25%, the SparseVILA row within FIDELITY_POINTS of dense on the shipped demo
+ * model (docs/benchmarks.md, "Fidelity"; keeping 50% at prefill costs it more).
  */
 function fidelityPolicy() {
   const file = path.resolve(args['fidelity-json'] ?? path.join(REPO, 'bench-results', 'fidelity.json'));
@@ -180,7 +184,7 @@ function fidelityPolicy() {
   return {
     name: 'sparsevila-fidelity', label: `SparseVILA keep ${pct(keep)} / retrieve ${pct(retrieve)}`,
     policy: { method: 'sparsevila', keep: { budget: { ratio: keep } }, retrieve: { budget: { ratio: retrieve } } },
-    source: fs.existsSync(file) ? 'command line' : `${path.relative(REPO, file)} not found: keep 100% / retrieve 25%, within ${FIDELITY_POINTS} points of dense on the demo model (README, "Measured fidelity")`,
+    source: fs.existsSync(file) ? 'command line' : `${path.relative(REPO, file)} not found: keep 100% / retrieve 25%, within ${FIDELITY_POINTS} points of dense on the demo model (docs/benchmarks.md, "Fidelity")`,
   };
 }
 const pct = (x) => `${+(100 * x).toFixed(1)}%`;
@@ -437,6 +441,8 @@ if (args.child) {
   process.exit(0);
 }
 
+// A re-rendered report is not a run: --report-only (and --prepare, which measures nothing) write no docs section.
+const doc = benchDoc({ ...args, 'no-doc': args['no-doc'] || args['report-only'] || args.prepare });
 const started = ms();
 const models = selectedModels();
 const info = machine();
@@ -475,5 +481,8 @@ result.targets = targets(result);
 fs.writeFileSync(path.join(OUT, 'bench.json'), JSON.stringify(result, null, 2));
 const md = markdown(result);
 fs.writeFileSync(path.join(OUT, 'bench.md'), md);
-fs.writeFileSync(path.join(OUT, 'bench.svg'), svg(result));
+const chart = svg(result);
+fs.writeFileSync(path.join(OUT, 'bench.svg'), chart);
+// The section has its own heading in the doc: the report's goes.
+doc.write('speed', `${md.split('\n').slice(2).join('\n')}\n![Speed-ups and turn time per workload](${doc.companion('speed.svg')})\n`, { 'speed.svg': chart });
 process.stdout.write(md);

@@ -18,6 +18,25 @@ export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 
 // ------------------------------------------------------------------------------------ numbers and format
 
+/**
+ * The engine as the benches drive it: the package's public API by name, plus the internal modules they time
+ * directly (the runtime's chunked prefill, graph builds and cache keys, a bare ONNX graph for the memory
+ * bandwidth probe), which are not the package's surface.
+ */
+export async function loadEngine() {
+  const [api, testing, { openCheckpoint }, { graphCacheKey }, { OnnxGraphBuilder }, { Runtime }, { prefill }, { argmax }] = await Promise.all([
+    import('sparsevila-ts'),
+    import('sparsevila-ts/testing'),
+    import('../dist/src/checkpoint/checkpoint.js'),
+    import('../dist/src/graph/build.js'),
+    import('../dist/src/graph/onnx-builder.js'),
+    import('../dist/src/runtime/runtime.js'),
+    import('../dist/src/session/prefill.js'),
+    import('../dist/src/session/sampling.js'),
+  ]);
+  return { ...api, writeRandomLlava: testing.writeRandomLlava, openCheckpoint, graphCacheKey, OnnxGraphBuilder, Runtime, prefill, argmax };
+}
+
 export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

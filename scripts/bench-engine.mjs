@@ -17,11 +17,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import * as engine from '../dist/src/index.js';
 import {
+  loadEngine,
   REPO, median, ms, mb, millions, fmtMs, fmt, overallPeakMiB, measured, contention, dirBytes, tempDir, machine, cachedRandomLlava,
 } from './bench-common.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
+
+const engine = await loadEngine();
 
 const FIXTURES = path.resolve(REPO, '../shared/fixtures');
 const { values: args } = parseArgs({

@@ -18,7 +18,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import * as engine from '../dist/src/index.js';
+import * as engine from 'sparsevila-ts';
 import { mean } from './bench-common.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 import { CAPTION_PROMPT, captionCellsRight, demoBenchArgs, heldOutConversations, isCorrect, renderMedia, REPO } from './heldout.mjs';
@@ -47,6 +47,8 @@ function methods(layers) {
     [`FastV K=${KP} R=50%`, { method: 'fastv', layer: KP, dropRatio: 0.5 }, (KP + (layers - KP) * 0.5) / layers],
     ['VisionZip 12 + 4 of 64', { method: 'visionzip', dominant: 12, contextual: 4 }, 0.25],
     ['random 25%', { method: 'random', keep: { budget: { ratio: 0.25 } }, seed: 0 }, 0.25],
+    // DivPrune (CVPR 2025): the most diverse quarter of each image's projected tokens, query-agnostic like SparseVILA's prefill.
+    ['DivPrune 25%', { method: 'divprune', keep: { budget: { ratio: 0.25 } } }, 0.25],
   ];
   if (layers >= 4) {
     const stages = [1, 2, 3].map((i) => Math.round((i * layers) / 4));
@@ -56,7 +58,7 @@ function methods(layers) {
     while (r > 0.05 && share(r) > TARGET) r -= 0.01;
     list.push([`PyramidDrop ${stages.join('/')} keep ${Math.round(r * 100)}%…`, { method: 'pdrop', layers: stages, keepRatios: [r, r / 2, r / 4] }, share(r)]);
   }
-  return QUICK ? list.filter(([name]) => /^dense|keep 100%|FastV/.test(name)) : list;
+  return QUICK ? list.filter(([name]) => /^dense|keep 100%|FastV|DivPrune/.test(name)) : list;
 }
 
 async function main() {

@@ -15,7 +15,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import * as engine from '../dist/src/index.js';
+import * as engine from 'sparsevila-ts';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 import { demoBenchArgs, heldOutConversations, isCorrect, renderMedia, REPO } from './heldout.mjs';
 

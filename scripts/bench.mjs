@@ -43,7 +43,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { REPO, mean, median, ms, mb, measured, contention, otherShare, overallPeakMiB, dirBytes, machine, cachedRandomLlava, benchTokenizer, syntheticImage, syntheticVideo, memoryBandwidth } from './bench-common.mjs';
+import { REPO, loadEngine, mean, median, ms, mb, measured, contention, otherShare, overallPeakMiB, dirBytes, machine, cachedRandomLlava, benchTokenizer, syntheticImage, syntheticVideo, memoryBandwidth } from './bench-common.mjs';
 import { markdown, svg, targets } from './bench-report.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 
@@ -297,7 +297,7 @@ async function openModel(engine, plan) {
 const maxFrames = () => Math.max(0, ...selectedModels().flatMap((m) => m.workloads.map((w) => w.frames ?? 0)));
 
 async function benchModel(plan, writePart) {
-  const engine = await import('../dist/src/index.js');
+  const engine = await loadEngine();
   const sharp = (await import('sharp')).default;
   const { model, checkpoint, writeLoad, loadLoad, builds, graphDir } = await openModel(engine, plan);
   const spec = model.spec;
@@ -386,7 +386,7 @@ async function child(key) {
   const write = (x) => fs.writeFileSync(partFile(key), JSON.stringify(x, null, 2));
   if (key === 'bandwidth') {
     const ort = (await import('onnxruntime-node')).default;
-    const { OnnxGraphBuilder } = await import('../dist/src/index.js');
+    const { OnnxGraphBuilder } = await loadEngine();
     console.error(`memory bandwidth (${QUICK ? 256 : 1024} MiB) …`);
     const [bw, load] = await measured(() => memoryBandwidth(ort, OnnxGraphBuilder, { mib: QUICK ? 256 : 1024, repeats: QUICK ? 3 : 7, threads: THREADS }));
     write({ ...bw, contention: contention(load) || undefined });
@@ -394,7 +394,7 @@ async function child(key) {
   }
   const plan = selectedModels().find((m) => m.key === key);
   if (args.prepare) {
-    const engine = await import('../dist/src/index.js');
+    const engine = await loadEngine();
     const { model } = await openModel(engine, plan);
     await model.runtime.ensureGraphs(['decoder-mass']);
     await model.close();

@@ -38,7 +38,7 @@ describe('bench:fidelity --quick', () => {
     const report = JSON.parse(fs.readFileSync(path.join(out, 'fidelity.json'), 'utf8')) as { conversations: number; turns: number; results: Row[] };
     expect(report.conversations).toBeGreaterThanOrEqual(24);
     const methods = report.results.map((r) => r.policy.method);
-    expect(methods).toEqual(expect.arrayContaining(['dense', 'sparsevila', 'fastv']));
+    expect(methods).toEqual(expect.arrayContaining(['dense', 'sparsevila', 'fastv', 'divprune']));
     for (const r of report.results) {
       expect(r.perTurn).toHaveLength(5);
       const n = r.perTurn.reduce((s, p) => s + (p?.n ?? 0), 0);

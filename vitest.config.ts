@@ -12,6 +12,7 @@ export const FAST = [
   'test/checkpoint.test.ts',
   'test/efficiency-decode.test.ts',
   'test/fixtures.test.ts',
+  'test/format.test.ts',
   'test/media.test.ts',
   'test/runtime.test.ts',
   'test/session.test.ts',

@@ -60,7 +60,12 @@ function retrievalLayers(m: RunModel | undefined, turn: number, layer?: number):
 }
 
 /** The latest turn that retrieved. */
-const latestRetrieval = (m: RunModel | undefined): number | undefined => (m ? orderedTurns(m).filter((t) => t.retrieval.some(Boolean)).at(-1)?.turn : undefined);
+const latestRetrieval = (m: RunModel | undefined): number | undefined =>
+  m
+    ? orderedTurns(m)
+        .filter((t) => t.retrieval.some(Boolean))
+        .at(-1)?.turn
+    : undefined;
 
 /** The latest turn that retrieved, else that pruned, else that scored salience. */
 function latestTurn(m: RunModel | undefined): number | undefined {

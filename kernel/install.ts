@@ -55,7 +55,7 @@ export function installKernelspec(options: KernelspecOptions = {}): InstalledKer
     wrapper,
     [
       '#!/bin/sh',
-      '# Written by `npm run kernel:install` (kernel/install.ts): runs this checkout\'s tslab on the Node that',
+      "# Written by `npm run kernel:install` (kernel/install.ts): runs this checkout's tslab on the Node that",
       '# installed it (or the one on PATH, if that one is gone), with node_modules/.bin on PATH.',
       `REPO=${shellQuote(repoRoot)}`,
       `NODE=${shellQuote(node)}`,
@@ -80,17 +80,26 @@ export function installKernelspec(options: KernelspecOptions = {}): InstalledKer
 }
 
 function main(argv: string[]): void {
-  const { values } = parseArgs({ args: argv, options: { prefix: { type: 'string' }, name: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: { prefix: { type: 'string' }, name: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
   if (values.help) {
-    console.log('Usage: npm run kernel:install [-- --prefix DIR] [--name NAME]\nInstalls a tslab kernelspec into DIR/share/jupyter/kernels/NAME (default .jupyter/, kernel "tslab").');
+    console.log(
+      'Usage: npm run kernel:install [-- --prefix DIR] [--name NAME]\nInstalls a tslab kernelspec into DIR/share/jupyter/kernels/NAME (default .jupyter/, kernel "tslab").',
+    );
     return;
   }
   const spec = installKernelspec({ prefix: values.prefix, name: values.name });
   const rel = spec.jupyterPath;
   console.log(`installed the tslab kernelspec in ${spec.dir}`);
   console.log(`open the notebooks:   JUPYTER_PATH=${rel} jupyter lab notebooks/`);
-  console.log(`or run one headless:  JUPYTER_PATH=${rel} python3 -m jupyter nbconvert --to notebook --execute notebooks/01-quickstart.ipynb --output /tmp/01.ipynb`);
-  if (!fs.existsSync(path.join(repoRoot, 'dist', 'kernel', 'index.js'))) console.log('(notebooks import sparsevila-ts/kernel, built into dist/kernel/index.js: run `npm install` or `npm run build` first)');
+  console.log(
+    `or run one headless:  JUPYTER_PATH=${rel} python3 -m jupyter nbconvert --to notebook --execute notebooks/01-quickstart.ipynb --output /tmp/01.ipynb`,
+  );
+  if (!fs.existsSync(path.join(repoRoot, 'dist', 'kernel', 'index.js')))
+    console.log('(notebooks import sparsevila-ts/kernel, built into dist/kernel/index.js: run `npm install` or `npm run build` first)');
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

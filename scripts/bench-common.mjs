@@ -161,7 +161,11 @@ export function machine() {
  * files, writeSeconds, writtenAt }.
  */
 export function cachedRandomLlava(writeRandomLlava, { options, version, rewrite = false, keyExtra, afterWrite }) {
-  const key = crypto.createHash('sha256').update(JSON.stringify({ v: version, options, ...keyExtra })).digest('hex').slice(0, 12);
+  const key = crypto
+    .createHash('sha256')
+    .update(JSON.stringify({ v: version, options, ...keyExtra }))
+    .digest('hex')
+    .slice(0, 12);
   const dir = path.join(REPO, '.cache', 'bench', `random-llava-${key}`);
   const metaFile = path.join(dir, 'bench-checkpoint.json');
   if (!rewrite && fs.existsSync(metaFile)) {
@@ -172,8 +176,13 @@ export function cachedRandomLlava(writeRandomLlava, { options, version, rewrite 
   const written = writeRandomLlava(dir, options);
   afterWrite?.(dir);
   const meta = {
-    options, ...keyExtra, parameters: written.parameters, bytes: written.bytes, files: written.files.length,
-    writeSeconds: (ms() - t0) / 1000, writtenAt: new Date().toISOString(),
+    options,
+    ...keyExtra,
+    parameters: written.parameters,
+    bytes: written.bytes,
+    files: written.files.length,
+    writeSeconds: (ms() - t0) / 1000,
+    writtenAt: new Date().toISOString(),
   };
   fs.writeFileSync(metaFile, JSON.stringify(meta, null, 2));
   return { dir, cached: false, ...meta };
@@ -197,11 +206,14 @@ export function benchTokenizer(dir, vocab) {
 /** Deterministic synthetic photos: a smooth colour field with a few solid shapes, PNG-encoded. */
 export async function syntheticImage(sharp, seed, width = 384, height = 288) {
   let s = seed >>> 0;
-  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
   const rgb = Buffer.alloc(width * height * 3);
   const phase = [rnd(), rnd(), rnd()].map((p) => p * 2 * Math.PI);
   const shapes = Array.from({ length: 6 }, () => ({
-    kind: rnd() < 0.5 ? 'disc' : 'box', x: rnd() * width, y: rnd() * height, r: 20 + rnd() * 60,
+    kind: rnd() < 0.5 ? 'disc' : 'box',
+    x: rnd() * width,
+    y: rnd() * height,
+    r: 20 + rnd() * 60,
     color: [rnd() * 255, rnd() * 255, rnd() * 255],
   }));
   for (let y = 0; y < height; y++) {
@@ -214,7 +226,11 @@ export async function syntheticImage(sharp, seed, width = 384, height = 288) {
       rgb.set(c.map(Math.round), (y * width + x) * 3);
     }
   }
-  return new Uint8Array(await sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer());
+  return new Uint8Array(
+    await sharp(rgb, { raw: { width, height, channels: 3 } })
+      .png()
+      .toBuffer(),
+  );
 }
 
 /**
@@ -226,8 +242,28 @@ export function syntheticVideo(frames, width = 480, height = 360) {
   if (fs.existsSync(file)) return file;
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp.mp4`;
-  const r = spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=8`, '-frames:v', String(frames),
-    '-c:v', 'mpeg4', '-q:v', '4', '-pix_fmt', 'yuv420p', tmp], { encoding: 'utf8' });
+  const r = spawnSync(
+    'ffmpeg',
+    [
+      '-v',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc2=size=${width}x${height}:rate=8`,
+      '-frames:v',
+      String(frames),
+      '-c:v',
+      'mpeg4',
+      '-q:v',
+      '4',
+      '-pix_fmt',
+      'yuv420p',
+      tmp,
+    ],
+    { encoding: 'utf8' },
+  );
   if (r.error || r.status !== 0) return undefined;
   fs.renameSync(tmp, file);
   return file;
@@ -290,9 +326,15 @@ export async function memoryBandwidth(ort, OnnxGraphBuilder, { mib = 1024, repea
   }
   const f64 = new Float64Array(f32.buffer);
   const jsTimes = await timeIt(() => {
-    let a = 0, b = 0, c = 0, d = 0;
+    let a = 0,
+      b = 0,
+      c = 0,
+      d = 0;
     for (let i = 0; i < f64.length; i += 4) {
-      a += f64[i]; b += f64[i + 1]; c += f64[i + 2]; d += f64[i + 3];
+      a += f64[i];
+      b += f64[i + 1];
+      c += f64[i + 2];
+      d += f64[i + 3];
     }
     return a + b + c + d;
   });
@@ -300,13 +342,24 @@ export async function memoryBandwidth(ort, OnnxGraphBuilder, { mib = 1024, repea
   const shared = new Float64Array(new SharedArrayBuffer(bytes));
   for (let i = 0; i < shared.length; i += 512) shared[i] = 1;
   const n = os.cpus().length;
-  const workers = Array.from({ length: n }, (_, k) => new Worker(SUM_WORKER, {
-    eval: true, workerData: { buffer: shared.buffer, start: Math.floor((k * shared.length) / n / 4) * 4, end: Math.floor(((k + 1) * shared.length) / n / 4) * 4 },
-  }));
-  const sumAll = () => Promise.all(workers.map((w) => new Promise((resolve) => {
-    w.once('message', resolve);
-    w.postMessage('go');
-  })));
+  const workers = Array.from(
+    { length: n },
+    (_, k) =>
+      new Worker(SUM_WORKER, {
+        eval: true,
+        workerData: { buffer: shared.buffer, start: Math.floor((k * shared.length) / n / 4) * 4, end: Math.floor(((k + 1) * shared.length) / n / 4) * 4 },
+      }),
+  );
+  const sumAll = () =>
+    Promise.all(
+      workers.map(
+        (w) =>
+          new Promise((resolve) => {
+            w.once('message', resolve);
+            w.postMessage('go');
+          }),
+      ),
+    );
   let parallelTimes;
   try {
     parallelTimes = await timeIt(sumAll);
@@ -316,7 +369,9 @@ export async function memoryBandwidth(ort, OnnxGraphBuilder, { mib = 1024, repea
   const half = f32.length / 2;
   const copyTimes = await timeIt(() => f32.set(f32.subarray(0, half), half));
   return {
-    bufferMiB: mib, repeats, threads: threads ?? 'default',
+    bufferMiB: mib,
+    repeats,
+    threads: threads ?? 'default',
     ortReduceSumGBs: rate(bytes, median(ortTimes)),
     jsSumGBs: rate(bytes, median(jsTimes)),
     jsParallelSumGBs: rate(bytes, median(parallelTimes)),

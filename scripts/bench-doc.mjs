@@ -84,8 +84,10 @@ export function machineLine() {
   try {
     ort = createRequire(import.meta.url)('onnxruntime-node/package.json').version;
   } catch {}
-  return `${cpu ?? 'unknown CPU'}, ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB; ${os.type()} ${os.release()}; ` +
-    `node ${process.version}, onnxruntime-node ${ort}`;
+  return (
+    `${cpu ?? 'unknown CPU'}, ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB; ${os.type()} ${os.release()}; ` +
+    `node ${process.version}, onnxruntime-node ${ort}`
+  );
 }
 
 const utc = (d) => `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
@@ -100,7 +102,9 @@ const load1 = () => os.loadavg()[0].toFixed(2);
 export function benchDoc(args, { repo = REPO, argv = process.argv, env = process.env, execArgv = process.execArgv, now = () => new Date() } = {}) {
   const file = docTarget(args);
   const base = file && path.basename(file, '.md');
-  const generated = (p) => !!file && path.dirname(path.resolve(repo, p)) === path.dirname(file) &&
+  const generated = (p) =>
+    !!file &&
+    path.dirname(path.resolve(repo, p)) === path.dirname(file) &&
     (path.basename(p) === path.basename(file) || path.basename(p).startsWith(`${base}-`));
   const start = { date: now(), load: load1(), command: commandLine(argv, env, execArgv, repo), commit: commitStamp(repo, generated) };
   return {

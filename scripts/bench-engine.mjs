@@ -19,7 +19,20 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   loadEngine,
-  REPO, median, ms, mb, millions, fmtMs, fmt, overallPeakMiB, measured, contention, dirBytes, tempDir, machine, cachedRandomLlava,
+  REPO,
+  median,
+  ms,
+  mb,
+  millions,
+  fmtMs,
+  fmt,
+  overallPeakMiB,
+  measured,
+  contention,
+  dirBytes,
+  tempDir,
+  machine,
+  cachedRandomLlava,
 } from './bench-common.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 
@@ -43,7 +56,10 @@ const PLAN = QUICK
       llm: {
         name: 'qwen2-tiny (random)',
         shape: { textHidden: 64, textIntermediate: 128, textLayers: 2, textHeads: 4, textKvHeads: 2, vocab: 1024 },
-        contexts: [{ tokens: 256, repeats: 3 }, { tokens: 1024, repeats: 3 }],
+        contexts: [
+          { tokens: 256, repeats: 3 },
+          { tokens: 1024, repeats: 3 },
+        ],
         chunk: 128,
         decodeSteps: 8,
       },
@@ -55,7 +71,10 @@ const PLAN = QUICK
         // llava-interleave-qwen-0.5b text_config: hidden 896, 24 layers, 14 heads / 2 KV heads (head_dim 64),
         // intermediate 4864, vocab 151936, tied embeddings, rope_theta 1e6 (the generator's Qwen2 default).
         shape: { textHidden: 896, textIntermediate: 4864, textLayers: 24, textHeads: 14, textKvHeads: 2, vocab: 151936 },
-        contexts: [{ tokens: 1024, repeats: 5 }, { tokens: 8192, repeats: 3 }],
+        contexts: [
+          { tokens: 1024, repeats: 5 },
+          { tokens: 8192, repeats: 3 },
+        ],
         chunk: 512,
         decodeSteps: 32,
       },
@@ -122,8 +141,14 @@ async function benchFixture(name) {
         const cache = await runtime.createCache();
         const p0 = ms();
         const out = await engine.prefill(runtime, {
-          cache, ids, positions: ids.map((_, i) => i), imageTokenId: spec.imageTokenId, imageEmbeds: imageEmbeds.slice(),
-          hidden: spec.text.hiddenSize, chunkSize: 512, logits: 'last',
+          cache,
+          ids,
+          positions: ids.map((_, i) => i),
+          imageTokenId: spec.imageTokenId,
+          imageEmbeds: imageEmbeds.slice(),
+          hidden: spec.text.hiddenSize,
+          chunkSize: 512,
+          logits: 'last',
         });
         const prefillMs = ms() - p0;
         const steps = await decode(runtime, cache, out.logits, ids.length, decodeSteps);
@@ -133,8 +158,14 @@ async function benchFixture(name) {
         decodeTimes.push(...steps);
       }
       return {
-        name, precision: 'fp32', promptTokens: ids.length, imageTokens: expected.image_token_count, loadMs,
-        visionMs: median(visionTimes), prefillMs: median(prefillTimes), decodeMsPerToken: median(decodeTimes),
+        name,
+        precision: 'fp32',
+        promptTokens: ids.length,
+        imageTokens: expected.image_token_count,
+        loadMs,
+        visionMs: median(visionTimes),
+        prefillMs: median(prefillTimes),
+        decodeMsPerToken: median(decodeTimes),
         repeats: { prefill: prefillTimes.length, decodeSteps: decodeTimes.length },
         samples: { vision: visionTimes, prefill: prefillTimes, decode: decodeTimes },
       };
@@ -150,8 +181,14 @@ async function benchFixture(name) {
 
 /** Writes (or reuses, keyed by shape) the random checkpoint under .cache/bench/. */
 function ensureCheckpoint() {
-  const options = { vision: 'siglip', dtype: 'BF16', shards: QUICK ? 1 : 2, seed: 1, ...PLAN.llm.shape,
-    configPatch: { text: { max_position_embeddings: 32768 } } };
+  const options = {
+    vision: 'siglip',
+    dtype: 'BF16',
+    shards: QUICK ? 1 : 2,
+    seed: 1,
+    ...PLAN.llm.shape,
+    configPatch: { text: { max_position_embeddings: 32768 } },
+  };
   return cachedRandomLlava(engine.writeRandomLlava, { options, version: CHECKPOINT_VERSION, rewrite: args.rewrite });
 }
 
@@ -161,9 +198,12 @@ async function benchLlm() {
   const textSpec = spec.spec.text;
   const imageTokenId = spec.spec.imageTokenId;
   spec.close();
-  const llmParams = textSpec.vocabSize * textSpec.hiddenSize * (textSpec.tieWordEmbeddings ? 1 : 2) +
-    textSpec.numLayers * (textSpec.hiddenSize * (textSpec.numHeads + 2 * textSpec.numKvHeads) * textSpec.headDim +
-      textSpec.numHeads * textSpec.headDim * textSpec.hiddenSize + 3 * textSpec.hiddenSize * textSpec.intermediateSize);
+  const llmParams =
+    textSpec.vocabSize * textSpec.hiddenSize * (textSpec.tieWordEmbeddings ? 1 : 2) +
+    textSpec.numLayers *
+      (textSpec.hiddenSize * (textSpec.numHeads + 2 * textSpec.numKvHeads) * textSpec.headDim +
+        textSpec.numHeads * textSpec.headDim * textSpec.hiddenSize +
+        3 * textSpec.hiddenSize * textSpec.intermediateSize);
 
   const cacheDir = tempDir('llm-graphs');
   const builds = {};
@@ -173,7 +213,12 @@ async function benchLlm() {
   try {
     const [{ runtime, startMs }, buildLoad] = await measured(async () => {
       const t0 = ms();
-      const runtime = await engine.Runtime.start(checkpoint.dir, { precision: PRECISION, blockSize: BLOCK, cacheDir }, { executionProvider: 'cpu' }, onProgress);
+      const runtime = await engine.Runtime.start(
+        checkpoint.dir,
+        { precision: PRECISION, blockSize: BLOCK, cacheDir },
+        { executionProvider: 'cpu' },
+        onProgress,
+      );
       return { runtime, startMs: ms() - t0 };
     });
     const graphBytes = dirBytes(cacheDir);
@@ -184,7 +229,15 @@ async function benchLlm() {
       {
         const cache = await runtime.createCache();
         const ids = tokenIds(Math.min(chunk, 64), 300, textSpec.vocabSize, 99, imageTokenId);
-        const out = await engine.prefill(runtime, { cache, ids, positions: ids.map((_, i) => i), imageTokenId, hidden: textSpec.hiddenSize, chunkSize: chunk, logits: 'last' });
+        const out = await engine.prefill(runtime, {
+          cache,
+          ids,
+          positions: ids.map((_, i) => i),
+          imageTokenId,
+          hidden: textSpec.hiddenSize,
+          chunkSize: chunk,
+          logits: 'last',
+        });
         await decode(runtime, cache, out.logits, ids.length, 3);
         await runtime.dropCache(cache);
       }
@@ -199,7 +252,15 @@ async function benchLlm() {
             const cache = await runtime.createCache();
             const ids = tokenIds(tokens, 300, textSpec.vocabSize, 1000 + r, imageTokenId);
             const t0 = ms();
-            const out = await engine.prefill(runtime, { cache, ids, positions: ids.map((_, i) => i), imageTokenId, hidden: textSpec.hiddenSize, chunkSize: chunk, logits: 'last' });
+            const out = await engine.prefill(runtime, {
+              cache,
+              ids,
+              positions: ids.map((_, i) => i),
+              imageTokenId,
+              hidden: textSpec.hiddenSize,
+              chunkSize: chunk,
+              logits: 'last',
+            });
             prefillTimes.push(ms() - t0);
             prefillWorker.push(out.seconds * 1000);
             decodeTimes.push(...(await decode(runtime, cache, out.logits, tokens, decodeSteps)));
@@ -227,7 +288,9 @@ async function benchLlm() {
           return { prefillTimes, prefillWorker, decodeTimes, chunkProbe };
         });
         contexts.push({
-          tokens, chunk, chunks: Math.ceil(tokens / chunk),
+          tokens,
+          chunk,
+          chunks: Math.ceil(tokens / chunk),
           prefillMs: median(result.prefillTimes),
           prefillTokensPerSecond: tokens / (median(result.prefillTimes) / 1000),
           decodeMsPerToken: median(result.decodeTimes),
@@ -239,9 +302,20 @@ async function benchLlm() {
         });
       }
       return {
-        name: PLAN.llm.name, precision: PRECISION, blockSize: BLOCK, text: textSpec, llmParameters: llmParams,
-        checkpoint: { dir: path.relative(REPO, checkpoint.dir), cached: checkpoint.cached, dtype: checkpoint.options.dtype,
-          parameters: checkpoint.parameters, bytes: checkpoint.bytes, writeSeconds: checkpoint.writeSeconds, peakRssMiB: checkpoint.cached ? undefined : writeLoad.peakRssMiB },
+        name: PLAN.llm.name,
+        precision: PRECISION,
+        blockSize: BLOCK,
+        text: textSpec,
+        llmParameters: llmParams,
+        checkpoint: {
+          dir: path.relative(REPO, checkpoint.dir),
+          cached: checkpoint.cached,
+          dtype: checkpoint.options.dtype,
+          parameters: checkpoint.parameters,
+          bytes: checkpoint.bytes,
+          writeSeconds: checkpoint.writeSeconds,
+          peakRssMiB: checkpoint.cached ? undefined : writeLoad.peakRssMiB,
+        },
         build: { runtimeStartSeconds: startMs / 1000, graphs: builds, graphBytes, peakRssMiB: buildLoad.peakRssMiB, rssAfterStartMiB, load: buildLoad },
         contexts,
       };
@@ -257,7 +331,9 @@ async function benchLlm() {
 
 const started = ms();
 const info = machine();
-console.error(`bench-engine${QUICK ? ' --quick' : ''}: ${info.cpus} cpus (${info.cpuModel}), node ${info.node}, onnxruntime-node ${info.onnxruntime}, load ${info.loadAverage.join(' ')}`);
+console.error(
+  `bench-engine${QUICK ? ' --quick' : ''}: ${info.cpus} cpus (${info.cpuModel}), node ${info.node}, onnxruntime-node ${info.onnxruntime}, load ${info.loadAverage.join(' ')}`,
+);
 const fixtures = [];
 for (const name of ['llava-clip-llama-tiny', 'llava-siglip-qwen2-tiny']) {
   console.error(`fixture ${name} …`);
@@ -268,8 +344,14 @@ console.error(`${PLAN.llm.name} ${PRECISION} …`);
 const llm = await benchLlm();
 const overallPeak = overallPeakMiB();
 const result = {
-  date: new Date().toISOString(), quick: QUICK, machine: info, threads: 'default (all cores)',
-  fixtures, llm, peakRssMiB: overallPeak, seconds: (ms() - started) / 1000,
+  date: new Date().toISOString(),
+  quick: QUICK,
+  machine: info,
+  threads: 'default (all cores)',
+  fixtures,
+  llm,
+  peakRssMiB: overallPeak,
+  seconds: (ms() - started) / 1000,
 };
 fs.mkdirSync(path.dirname(OUT), { recursive: true });
 fs.writeFileSync(OUT, JSON.stringify(result, null, 2));
@@ -278,32 +360,51 @@ fs.writeFileSync(OUT, JSON.stringify(result, null, 2));
 
 const lines = [];
 lines.push(`## Engine benchmark${QUICK ? ' (quick)' : ''}`, '');
-lines.push(`${info.cpus} × ${info.cpuModel}, ${info.memoryGiB} GiB, node ${info.node}, onnxruntime-node ${info.onnxruntime}, commit ${info.commit ?? '?'}; CPU EP, default threads. Medians; n = samples.`, '');
+lines.push(
+  `${info.cpus} × ${info.cpuModel}, ${info.memoryGiB} GiB, node ${info.node}, onnxruntime-node ${info.onnxruntime}, commit ${info.commit ?? '?'}; CPU EP, default threads. Medians; n = samples.`,
+  '',
+);
 lines.push('| model | precision | prompt tokens | prefill ms | decode ms/token | vision+projector ms |', '| --- | --- | ---: | ---: | ---: | ---: |');
 for (const f of fixtures) {
   if (f.skipped) lines.push(`| ${f.name} | – | – | skipped: ${f.skipped} | – | – |`);
   else {
-    lines.push(`| ${f.name} | ${f.precision} | ${f.promptTokens} (${f.imageTokens} image) | ${fmt(f.prefillMs, 2)} (n=${f.repeats.prefill}) | ` +
-      `${fmt(f.decodeMsPerToken, 2)} (n=${f.repeats.decodeSteps}) | ${fmt(f.visionMs, 2)} |`);
+    lines.push(
+      `| ${f.name} | ${f.precision} | ${f.promptTokens} (${f.imageTokens} image) | ${fmt(f.prefillMs, 2)} (n=${f.repeats.prefill}) | ` +
+        `${fmt(f.decodeMsPerToken, 2)} (n=${f.repeats.decodeSteps}) | ${fmt(f.visionMs, 2)} |`,
+    );
   }
 }
 lines.push('');
 const t = llm.text;
-lines.push(`**${llm.name}**: hidden ${t.hiddenSize}, ${t.numLayers} layers, ${t.numHeads}/${t.numKvHeads} heads × ${t.headDim}, ` +
-  `intermediate ${t.intermediateSize}, vocab ${t.vocabSize}, tied ${t.tieWordEmbeddings}; ${millions(llm.llmParameters)} LLM parameters; ` +
-  `${llm.precision} block ${llm.blockSize}.`, '');
-lines.push('| context | chunk | prefill ms | prefill tok/s | decode ms/token | one chunk at past 0 / past = context, ms | peak RSS MiB |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+lines.push(
+  `**${llm.name}**: hidden ${t.hiddenSize}, ${t.numLayers} layers, ${t.numHeads}/${t.numKvHeads} heads × ${t.headDim}, ` +
+    `intermediate ${t.intermediateSize}, vocab ${t.vocabSize}, tied ${t.tieWordEmbeddings}; ${millions(llm.llmParameters)} LLM parameters; ` +
+    `${llm.precision} block ${llm.blockSize}.`,
+  '',
+);
+lines.push(
+  '| context | chunk | prefill ms | prefill tok/s | decode ms/token | one chunk at past 0 / past = context, ms | peak RSS MiB |',
+  '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+);
 for (const c of llm.contexts) {
-  lines.push(`| ${c.tokens} | ${c.chunk} (${c.chunks} chunks) | ${fmtMs(c.prefillMs)} (n=${c.repeats.prefill}) | ${fmt(c.prefillTokensPerSecond, 0)} | ` +
-    `${fmtMs(c.decodeMsPerToken)} (n=${c.repeats.decodeSteps}) | ${fmtMs(c.chunkAtPastMs?.atZeroMs)} / ${fmtMs(c.chunkAtPastMs?.ms)} | ${fmt(c.peakRssMiB, 0)} |`);
+  lines.push(
+    `| ${c.tokens} | ${c.chunk} (${c.chunks} chunks) | ${fmtMs(c.prefillMs)} (n=${c.repeats.prefill}) | ${fmt(c.prefillTokensPerSecond, 0)} | ` +
+      `${fmtMs(c.decodeMsPerToken)} (n=${c.repeats.decodeSteps}) | ${fmtMs(c.chunkAtPastMs?.atZeroMs)} / ${fmtMs(c.chunkAtPastMs?.ms)} | ${fmt(c.peakRssMiB, 0)} |`,
+  );
 }
 lines.push('');
 const ck = llm.checkpoint;
-lines.push(`- checkpoint write: ${fmt(ck.writeSeconds, 1)} s for ${millions(ck.parameters)} parameters, ${fmt(mb(ck.bytes), 0)} MiB ${ck.dtype}` +
-  `${ck.cached ? ` (measured when first written; reused from ${ck.dir})` : `, peak RSS ${fmt(ck.peakRssMiB, 0)} MiB`}`);
-const g = Object.entries(llm.build.graphs).map(([k, v]) => `${k} ${fmt(v.seconds, 1)} s`).join(', ');
-lines.push(`- graph build (${llm.precision} quantize + serialise, one-time): ${g}; runtime start incl. sessions ${fmt(llm.build.runtimeStartSeconds, 1)} s; ` +
-  `graphs on disk ${fmt(mb(llm.build.graphBytes), 0)} MiB; peak RSS ${fmt(llm.build.peakRssMiB, 0)} MiB, RSS once loaded ${fmt(llm.build.rssAfterStartMiB, 0)} MiB`);
+lines.push(
+  `- checkpoint write: ${fmt(ck.writeSeconds, 1)} s for ${millions(ck.parameters)} parameters, ${fmt(mb(ck.bytes), 0)} MiB ${ck.dtype}` +
+    `${ck.cached ? ` (measured when first written; reused from ${ck.dir})` : `, peak RSS ${fmt(ck.peakRssMiB, 0)} MiB`}`,
+);
+const g = Object.entries(llm.build.graphs)
+  .map(([k, v]) => `${k} ${fmt(v.seconds, 1)} s`)
+  .join(', ');
+lines.push(
+  `- graph build (${llm.precision} quantize + serialise, one-time): ${g}; runtime start incl. sessions ${fmt(llm.build.runtimeStartSeconds, 1)} s; ` +
+    `graphs on disk ${fmt(mb(llm.build.graphBytes), 0)} MiB; peak RSS ${fmt(llm.build.peakRssMiB, 0)} MiB, RSS once loaded ${fmt(llm.build.rssAfterStartMiB, 0)} MiB`,
+);
 const noisy = [
   ...fixtures.map((f) => [f.name, f.load]),
   ['graph build', llm.build.load],

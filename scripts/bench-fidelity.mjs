@@ -32,7 +32,7 @@ const CAPTIONS = QUICK ? 4 : 60;
 const TARGET = 0.25;
 
 function methods(layers) {
-  const fastvDrop = (K) => Math.min(0.95, (1 - (TARGET * layers - K) / (layers - K)));
+  const fastvDrop = (K) => Math.min(0.95, 1 - (TARGET * layers - K) / (layers - K));
   const K = Math.max(1, Math.floor(layers / 4));
   const KP = Math.min(2, layers - 1);
   const list = [
@@ -41,7 +41,11 @@ function methods(layers) {
     ['SparseVILA keep 100% / retrieve 50%', { method: 'sparsevila', keep: { budget: { ratio: 1 } }, retrieve: { budget: { ratio: 0.5 } } }, 0.5],
     ['SparseVILA keep 50% / retrieve 50%', { method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.5 } } }, 0.25],
     ['SparseVILA keep 50% / retrieve 25%', { method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.25 } } }, 0.125],
-    [`FastV K=${K} R=${Math.round(fastvDrop(K) * 100)}%`, { method: 'fastv', layer: K, dropRatio: fastvDrop(K) }, (K + (layers - K) * (1 - fastvDrop(K))) / layers],
+    [
+      `FastV K=${K} R=${Math.round(fastvDrop(K) * 100)}%`,
+      { method: 'fastv', layer: K, dropRatio: fastvDrop(K) },
+      (K + (layers - K) * (1 - fastvDrop(K))) / layers,
+    ],
     // FastV's own setting (K=2, R=50%), far above the matched budget: what its first-question drops cost later turns
     // when turn 1 is near dense.
     [`FastV K=${KP} R=50%`, { method: 'fastv', layer: KP, dropRatio: 0.5 }, (KP + (layers - KP) * 0.5) / layers],
@@ -53,7 +57,7 @@ function methods(layers) {
   if (layers >= 4) {
     const stages = [1, 2, 3].map((i) => Math.round((i * layers) / 4));
     // Keep ratios r, r/2, r/4 after the stages, matched to the target average.
-    const share = (r) => (stages[0] + (stages[1] - stages[0]) * r + (stages[2] - stages[1]) * r / 2 + (layers - stages[2]) * r / 4) / layers;
+    const share = (r) => (stages[0] + (stages[1] - stages[0]) * r + ((stages[2] - stages[1]) * r) / 2 + ((layers - stages[2]) * r) / 4) / layers;
     let r = 1;
     while (r > 0.05 && share(r) > TARGET) r -= 0.01;
     list.push([`PyramidDrop ${stages.join('/')} keep ${Math.round(r * 100)}%…`, { method: 'pdrop', layers: stages, keepRatios: [r, r / 2, r / 4] }, share(r)]);
@@ -109,14 +113,26 @@ async function main() {
       // Per answer that ran a decode step after its first token (the first comes from the prefill): the layer mean.
       retrievalRecall: recall.length ? mean(recall) : null,
       recallAnswers: recall.length,
-      caption: { images: captioned.length, cellAccuracy: cellsRight / (9 * captioned.length), retrievalRecall: captionRecall.length ? mean(captionRecall) : null },
+      caption: {
+        images: captioned.length,
+        cellAccuracy: cellsRight / (9 * captioned.length),
+        retrievalRecall: captionRecall.length ? mean(captionRecall) : null,
+      },
       seconds: (performance.now() - started) / 1000,
     });
     process.stderr.write(`${name}: ${(100 * results.at(-1).accuracy).toFixed(1)}% (${results.at(-1).seconds.toFixed(0)} s)\n`);
   }
   await model.close();
 
-  const report = { date: new Date().toISOString(), quick: QUICK, model: path.relative(REPO, MODEL), seed, conversations: conversations.length, turns: conversations.reduce((n, c) => n + c.turns.length, 0), results };
+  const report = {
+    date: new Date().toISOString(),
+    quick: QUICK,
+    model: path.relative(REPO, MODEL),
+    seed,
+    conversations: conversations.length,
+    turns: conversations.reduce((n, c) => n + c.turns.length, 0),
+    results,
+  };
   fs.mkdirSync(OUT, { recursive: true });
   fs.writeFileSync(path.join(OUT, 'fidelity.json'), JSON.stringify(report, null, 2));
   const md = markdown(report);
@@ -131,7 +147,10 @@ function markdown(report) {
   const pct = (x) => (x === null || x === undefined ? '—' : `${(100 * x).toFixed(1)}`);
   const head = `| method | visual tokens attended | all turns | ${[1, 2, 3, 4, 5].map((t) => `turn ${t}`).join(' | ')} | retrieval recall | caption cells | caption recall |\n| --- | ---: | ---: | ${'---: | '.repeat(7)}---: |\n`;
   const rows = report.results
-    .map((r) => `| ${r.name} | ${pct(r.budget)}% | ${pct(r.accuracy)} | ${r.perTurn.map((p) => (p ? `${pct(p.accuracy)} (n=${p.n})` : '—')).join(' | ')} | ${pct(r.retrievalRecall)} | ${pct(r.caption.cellAccuracy)} | ${pct(r.caption.retrievalRecall)} |`)
+    .map(
+      (r) =>
+        `| ${r.name} | ${pct(r.budget)}% | ${pct(r.accuracy)} | ${r.perTurn.map((p) => (p ? `${pct(p.accuracy)} (n=${p.n})` : '—')).join(' | ')} | ${pct(r.retrievalRecall)} | ${pct(r.caption.cellAccuracy)} | ${pct(r.caption.retrievalRecall)} |`,
+    )
     .join('\n');
   const images = report.results[0]?.caption.images ?? 0;
   return `Accuracy (exact match, %) on ${report.conversations} held-out conversations (${report.turns} turns) of the synthetic world, model ${report.model}; caption cells: grid cells described right in "${CAPTION_PROMPT}" answers on ${images} of its images; retrieval recall: the share of the dense twin's attention mass over visual tokens that falls on the tokens SparseVILA's decode step attended, over the answers (or captions) that ran a decode step after their first token:\n\n${head}${rows}\n`;
@@ -139,17 +158,32 @@ function markdown(report) {
 
 /** Accuracy per turn per method, as a small self-contained SVG line chart. */
 function plot(report) {
-  const W = 640, H = 360, L = 50, B = 40, T = 20, R = 260;
+  const W = 640,
+    H = 360,
+    L = 50,
+    B = 40,
+    T = 20,
+    R = 260;
   const x = (t) => L + ((t - 1) / 4) * (W - L - R);
   const y = (a) => T + (1 - a) * (H - T - B);
   const palette = ['#222', '#1f77b4', '#2ca02c', '#17becf', '#aec7e8', '#d62728', '#ff9896', '#9467bd', '#8c564b', '#ff7f0e', '#bcbd22'];
   const lines = report.results.map((r, i) => {
-    const pts = r.perTurn.map((p, t) => (p ? `${x(t + 1)},${y(p.accuracy)}` : null)).filter(Boolean).join(' ');
-    return `<polyline fill="none" stroke="${palette[i % palette.length]}" stroke-width="2" points="${pts}"/>` +
-      `<text x="${W - R + 10}" y="${T + 16 * i + 10}" font-size="11" fill="${palette[i % palette.length]}">${r.name}</text>`;
+    const pts = r.perTurn
+      .map((p, t) => (p ? `${x(t + 1)},${y(p.accuracy)}` : null))
+      .filter(Boolean)
+      .join(' ');
+    return (
+      `<polyline fill="none" stroke="${palette[i % palette.length]}" stroke-width="2" points="${pts}"/>` +
+      `<text x="${W - R + 10}" y="${T + 16 * i + 10}" font-size="11" fill="${palette[i % palette.length]}">${r.name}</text>`
+    );
   });
-  const axes = [0, 0.25, 0.5, 0.75, 1].map((a) => `<text x="${L - 8}" y="${y(a) + 4}" font-size="10" text-anchor="end">${a * 100}%</text><line x1="${L}" x2="${W - R}" y1="${y(a)}" y2="${y(a)}" stroke="#eee"/>`).join('') +
-    [1, 2, 3, 4, 5].map((t) => `<text x="${x(t)}" y="${H - B + 16}" font-size="10" text-anchor="middle">turn ${t}</text>`).join('');
+  const axes =
+    [0, 0.25, 0.5, 0.75, 1]
+      .map(
+        (a) =>
+          `<text x="${L - 8}" y="${y(a) + 4}" font-size="10" text-anchor="end">${a * 100}%</text><line x1="${L}" x2="${W - R}" y1="${y(a)}" y2="${y(a)}" stroke="#eee"/>`,
+      )
+      .join('') + [1, 2, 3, 4, 5].map((t) => `<text x="${x(t)}" y="${H - B + 16}" font-size="10" text-anchor="middle">turn ${t}</text>`).join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${axes}${lines.join('')}</svg>\n`;
 }
 

@@ -39,7 +39,15 @@ async function runAll(model, conversations, media) {
     const turns = [];
     for (const [t, turn] of c.turns.entries()) {
       const a = await chat.ask({ images: t === 0 ? media[i] : [], text: turn.question });
-      turns.push({ kind: turn.kind, text: a.text, correct: isCorrect(a.text, turn.answer), ids: a.tokenIds, prompt: a.promptTokenIds, logits: a.lastPromptLogits, timings: a.timings });
+      turns.push({
+        kind: turn.kind,
+        text: a.text,
+        correct: isCorrect(a.text, turn.answer),
+        ids: a.tokenIds,
+        prompt: a.promptTokenIds,
+        logits: a.lastPromptLogits,
+        timings: a.timings,
+      });
     }
     await chat.close();
     out.push(turns);
@@ -63,7 +71,12 @@ async function decodeSpeed(model, media, n, tokens) {
 
 /** Logit error and answer agreement against the fp32 run, over turns whose whole history matches fp32's. */
 function against(reference, run) {
-  let maxAbs = 0, sumAbs = 0, values = 0, compared = 0, agree = 0, turns = 0;
+  let maxAbs = 0,
+    sumAbs = 0,
+    values = 0,
+    compared = 0,
+    agree = 0,
+    turns = 0;
   for (const [c, ref] of reference.entries()) {
     let sameHistory = true;
     for (const [t, r] of ref.entries()) {
@@ -111,7 +124,11 @@ async function main() {
         precision,
         name: LABEL[precision],
         accuracy: flat.filter((t) => t.correct).length / flat.length,
-        perKind: Object.fromEntries(Object.entries(perKind).sort().map(([k, v]) => [k, { accuracy: v.correct / v.n, n: v.n }])),
+        perKind: Object.fromEntries(
+          Object.entries(perKind)
+            .sort()
+            .map(([k, v]) => [k, { accuracy: v.correct / v.n, n: v.n }]),
+        ),
         ...against(reference, run),
         loadSeconds,
         medianFirstTurnPrefillSeconds: median(run.map((turns) => turns[0].timings.prefillSeconds)),
@@ -142,9 +159,13 @@ async function main() {
 
 function markdown(report) {
   const f = (x, d) => (x === null ? '—' : x.toFixed(d));
-  const head = '| LLM weights | accuracy | answers as fp32 | max \\|Δlogit\\| | mean \\|Δlogit\\| | turns compared | load (s) | turn-1 prefill (ms) | decode (tok/s) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
+  const head =
+    '| LLM weights | accuracy | answers as fp32 | max \\|Δlogit\\| | mean \\|Δlogit\\| | turns compared | load (s) | turn-1 prefill (ms) | decode (tok/s) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
   const rows = report.results
-    .map((r) => `| ${r.name} | ${f(100 * r.accuracy, 1)}% | ${f(100 * r.answerAgreement, 1)}% | ${r.maxAbsLogitError.toExponential(2)} | ${r.meanAbsLogitError.toExponential(2)} | ${r.turnsCompared} | ${f(r.loadSeconds, 1)} | ${f(1000 * r.medianFirstTurnPrefillSeconds, 1)} | ${f(r.medianDecodeTokensPerSecond, 0)} |`)
+    .map(
+      (r) =>
+        `| ${r.name} | ${f(100 * r.accuracy, 1)}% | ${f(100 * r.answerAgreement, 1)}% | ${r.maxAbsLogitError.toExponential(2)} | ${r.meanAbsLogitError.toExponential(2)} | ${r.turnsCompared} | ${f(r.loadSeconds, 1)} | ${f(1000 * r.medianFirstTurnPrefillSeconds, 1)} | ${f(r.medianDecodeTokensPerSecond, 0)} |`,
+    )
     .join('\n');
   return `Weight precision on ${report.conversations} held-out conversations (${report.turns} turns), dense, model ${report.model} (medians over turns; logit error against fp32 on turns with fp32's history):\n\n${head}${rows}\n`;
 }

@@ -43,7 +43,25 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { REPO, loadEngine, mean, median, ms, mb, measured, contention, otherShare, overallPeakMiB, dirBytes, machine, cachedRandomLlava, benchTokenizer, syntheticImage, syntheticVideo, memoryBandwidth } from './bench-common.mjs';
+import {
+  REPO,
+  loadEngine,
+  mean,
+  median,
+  ms,
+  mb,
+  measured,
+  contention,
+  otherShare,
+  overallPeakMiB,
+  dirBytes,
+  machine,
+  cachedRandomLlava,
+  benchTokenizer,
+  syntheticImage,
+  syntheticVideo,
+  memoryBandwidth,
+} from './bench-common.mjs';
 import { markdown, svg, targets } from './bench-report.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 
@@ -84,7 +102,7 @@ const RETRIES = args.retries !== undefined ? Number(args.retries) : QUICK ? 0 : 
 const NEW_TOKENS = args['new-tokens'] ? positiveInt(args['new-tokens'], '--new-tokens') : QUICK ? 16 : 64;
 /** A workload whose dense run takes longer than this is measured once (and its contended repeats kept, flagged). */
 const LONG_SECONDS = Number(args['long-seconds'] ?? 90);
-const PEER = args['no-peer'] ? false : args.peer ?? !QUICK;
+const PEER = args['no-peer'] ? false : (args.peer ?? !QUICK);
 /** Bump when the random checkpoints' contents change for the same options. */
 const CHECKPOINT_VERSION = 2;
 const PRECISION = 'int4';
@@ -117,39 +135,114 @@ const W = {
 const MODELS = QUICK
   ? [
       {
-        key: 'qwen2-tiny', name: 'tiny SigLIP + Qwen2 (quick)', reference: null, scaled: 'tiny shapes (CI)',
-        options: { vision: 'siglip', visionHidden: 32, visionIntermediate: 64, visionLayers: 2, visionHeads: 4, imageSize: 64, patchSize: 4,
-          featureLayer: -1, strategy: 'full', textHidden: 256, textIntermediate: 512, textLayers: 4, textHeads: 4, textKvHeads: 2, vocab: 2048 },
-        workloads: ['1 image', '4 images', 'video 8 frames', 'video 16 frames'], chunk: 512,
+        key: 'qwen2-tiny',
+        name: 'tiny SigLIP + Qwen2 (quick)',
+        reference: null,
+        scaled: 'tiny shapes (CI)',
+        options: {
+          vision: 'siglip',
+          visionHidden: 32,
+          visionIntermediate: 64,
+          visionLayers: 2,
+          visionHeads: 4,
+          imageSize: 64,
+          patchSize: 4,
+          featureLayer: -1,
+          strategy: 'full',
+          textHidden: 256,
+          textIntermediate: 512,
+          textLayers: 4,
+          textHeads: 4,
+          textKvHeads: 2,
+          vocab: 2048,
+        },
+        workloads: ['1 image', '4 images', 'video 8 frames', 'video 16 frames'],
+        chunk: 512,
       },
       {
-        key: 'llama-tiny', name: 'tiny CLIP + LLaMA (quick)', reference: null, scaled: 'tiny shapes (CI)',
-        options: { vision: 'clip', visionHidden: 32, visionIntermediate: 64, visionLayers: 2, visionHeads: 4, imageSize: 64, patchSize: 4,
-          featureLayer: -2, strategy: 'default', textHidden: 256, textIntermediate: 512, textLayers: 2, textHeads: 4, textKvHeads: 4, vocab: 1024, tie: false },
-        workloads: ['1 image', 'video 8 frames'], chunk: 512,
+        key: 'llama-tiny',
+        name: 'tiny CLIP + LLaMA (quick)',
+        reference: null,
+        scaled: 'tiny shapes (CI)',
+        options: {
+          vision: 'clip',
+          visionHidden: 32,
+          visionIntermediate: 64,
+          visionLayers: 2,
+          visionHeads: 4,
+          imageSize: 64,
+          patchSize: 4,
+          featureLayer: -2,
+          strategy: 'default',
+          textHidden: 256,
+          textIntermediate: 512,
+          textLayers: 2,
+          textHeads: 4,
+          textKvHeads: 4,
+          vocab: 1024,
+          tie: false,
+        },
+        workloads: ['1 image', 'video 8 frames'],
+        chunk: 512,
       },
     ]
   : [
       {
-        key: 'qwen2-0.5b', name: 'llava-interleave-qwen-0.5b shape',
+        key: 'qwen2-0.5b',
+        name: 'llava-interleave-qwen-0.5b shape',
         reference: { visionLayers: 27, textLayers: 24 },
         scaled: 'vision tower 2 of 27 SigLIP-so400m layers (full width); text model exactly Qwen2-0.5B',
         // SigLIP-so400m-patch14-384: hidden 1152, intermediate 4304, 16 heads, 27 layers; Qwen2-0.5B: hidden 896,
         // intermediate 4864, 24 layers, 14 / 2 heads (head_dim 64), vocab 151936, tied, rope_theta 1e6.
-        options: { vision: 'siglip', visionHidden: 1152, visionIntermediate: 4304, visionLayers: 2, visionHeads: 16, imageSize: 384, patchSize: 14,
-          featureLayer: -1, strategy: 'full', textHidden: 896, textIntermediate: 4864, textLayers: 24, textHeads: 14, textKvHeads: 2, vocab: 151936 },
-        workloads: ['1 image', '4 images', 'video 8 frames', 'video 32 frames', 'video 64 frames'], chunk: 512,
+        options: {
+          vision: 'siglip',
+          visionHidden: 1152,
+          visionIntermediate: 4304,
+          visionLayers: 2,
+          visionHeads: 16,
+          imageSize: 384,
+          patchSize: 14,
+          featureLayer: -1,
+          strategy: 'full',
+          textHidden: 896,
+          textIntermediate: 4864,
+          textLayers: 24,
+          textHeads: 14,
+          textKvHeads: 2,
+          vocab: 151936,
+        },
+        workloads: ['1 image', '4 images', 'video 8 frames', 'video 32 frames', 'video 64 frames'],
+        chunk: 512,
         peerDtypes: ['float32', 'bfloat16'],
       },
       {
-        key: 'llama-7b', name: 'llava-1.5-7b shape (4 of 32 text layers)',
+        key: 'llama-7b',
+        name: 'llava-1.5-7b shape (4 of 32 text layers)',
         reference: { visionLayers: 24, textLayers: 32 },
-        scaled: 'vision tower 2 of 24 CLIP-ViT-L/14-336 layers; text model 4 of LLaMA-7B\'s 32 layers (full width); 32 layers would read 8× the layer weights and KV per step',
+        scaled:
+          "vision tower 2 of 24 CLIP-ViT-L/14-336 layers; text model 4 of LLaMA-7B's 32 layers (full width); 32 layers would read 8× the layer weights and KV per step",
         // CLIP ViT-L/14-336: hidden 1024, intermediate 4096, 16 heads, 24 layers; LLaMA-7B (llava-1.5-7b): hidden 4096,
         // intermediate 11008, 32 layers, 32 / 32 heads (head_dim 128), vocab 32064, untied lm_head.
-        options: { vision: 'clip', visionHidden: 1024, visionIntermediate: 4096, visionLayers: 2, visionHeads: 16, imageSize: 336, patchSize: 14,
-          featureLayer: -2, strategy: 'default', textHidden: 4096, textIntermediate: 11008, textLayers: 4, textHeads: 32, textKvHeads: 32, vocab: 32064, tie: false },
-        workloads: ['1 image', '4 images', 'video 8 frames'], chunk: 512,
+        options: {
+          vision: 'clip',
+          visionHidden: 1024,
+          visionIntermediate: 4096,
+          visionLayers: 2,
+          visionHeads: 16,
+          imageSize: 336,
+          patchSize: 14,
+          featureLayer: -2,
+          strategy: 'default',
+          textHidden: 4096,
+          textIntermediate: 11008,
+          textLayers: 4,
+          textHeads: 32,
+          textKvHeads: 32,
+          vocab: 32064,
+          tie: false,
+        },
+        workloads: ['1 image', '4 images', 'video 8 frames'],
+        chunk: 512,
         peerDtypes: ['float32'],
       },
     ];
@@ -175,16 +268,23 @@ function fidelityPolicy() {
     const pick = backed[0] ?? rows.sort((a, b) => b.accuracy - a.accuracy || a.budget - b.budget)[0];
     if (pick) {
       const against = dense ? ` against dense ${(100 * dense.accuracy).toFixed(1)}%` : '';
-      return { name: 'sparsevila-fidelity', label: pick.name, policy: pick.policy,
-        source: `${path.relative(REPO, file)} (${report.quick ? 'quick, ' : ''}${report.conversations} conversations): accuracy ${(100 * pick.accuracy).toFixed(1)}%${against}${backed.length ? '' : `, the most accurate; none within ${FIDELITY_POINTS} points`}` };
+      return {
+        name: 'sparsevila-fidelity',
+        label: pick.name,
+        policy: pick.policy,
+        source: `${path.relative(REPO, file)} (${report.quick ? 'quick, ' : ''}${report.conversations} conversations): accuracy ${(100 * pick.accuracy).toFixed(1)}%${against}${backed.length ? '' : `, the most accurate; none within ${FIDELITY_POINTS} points`}`,
+      };
     }
   }
   const keep = ratio(args['fidelity-keep'] ?? '1', '--fidelity-keep');
   const retrieve = ratio(args['fidelity-retrieve'] ?? '0.25', '--fidelity-retrieve');
   return {
-    name: 'sparsevila-fidelity', label: `SparseVILA keep ${pct(keep)} / retrieve ${pct(retrieve)}`,
+    name: 'sparsevila-fidelity',
+    label: `SparseVILA keep ${pct(keep)} / retrieve ${pct(retrieve)}`,
     policy: { method: 'sparsevila', keep: { budget: { ratio: keep } }, retrieve: { budget: { ratio: retrieve } } },
-    source: fs.existsSync(file) ? 'command line' : `${path.relative(REPO, file)} not found: keep 100% / retrieve 25%, within ${FIDELITY_POINTS} points of dense on the demo model (docs/benchmarks.md, "Fidelity")`,
+    source: fs.existsSync(file)
+      ? 'command line'
+      : `${path.relative(REPO, file)} not found: keep 100% / retrieve 25%, within ${FIDELITY_POINTS} points of dense on the demo model (docs/benchmarks.md, "Fidelity")`,
   };
 }
 const pct = (x) => `${+(100 * x).toFixed(1)}%`;
@@ -193,8 +293,12 @@ function policies() {
   const keep = ratio(args.keep, '--keep');
   const retrieve = ratio(args.retrieve, '--retrieve');
   return [
-    { name: 'sparsevila-paper', label: `SparseVILA keep ${pct(keep)} / retrieve ${pct(retrieve)}`, source: 'paper-like budgets (--keep / --retrieve)',
-      policy: { method: 'sparsevila', keep: { budget: { ratio: keep } }, retrieve: { budget: { ratio: retrieve } } } },
+    {
+      name: 'sparsevila-paper',
+      label: `SparseVILA keep ${pct(keep)} / retrieve ${pct(retrieve)}`,
+      source: 'paper-like budgets (--keep / --retrieve)',
+      policy: { method: 'sparsevila', keep: { budget: { ratio: keep } }, retrieve: { budget: { ratio: retrieve } } },
+    },
     fidelityPolicy(),
     { name: 'dense', label: 'dense', policy: { method: 'dense' }, source: 'baseline' },
   ];
@@ -211,8 +315,10 @@ function selectedModels() {
 // ------------------------------------------------------------------------------------------------ one model
 
 function llmParameters(t) {
-  return t.vocabSize * t.hiddenSize * (t.tieWordEmbeddings ? 1 : 2) +
-    t.numLayers * (t.hiddenSize * (t.numHeads + 2 * t.numKvHeads) * t.headDim + t.numHeads * t.headDim * t.hiddenSize + 3 * t.hiddenSize * t.intermediateSize);
+  return (
+    t.vocabSize * t.hiddenSize * (t.tieWordEmbeddings ? 1 : 2) +
+    t.numLayers * (t.hiddenSize * (t.numHeads + 2 * t.numKvHeads) * t.headDim + t.numHeads * t.headDim * t.hiddenSize + 3 * t.hiddenSize * t.intermediateSize)
+  );
 }
 
 /** One turn through `chat.stream`: wall time, the engine's timings, and the wall interval between streamed tokens. */
@@ -230,23 +336,41 @@ async function turn(chat, input) {
   const steps = stamps.slice(1).map((s, i) => s - stamps[i]);
   const perLayer = answer.sparsity.attendedVisualPerLayer;
   return {
-    wallMs: load.wallSeconds * 1000, imageMs: t.imageSeconds * 1000, visionMs: t.visionSeconds * 1000, llmPrefillMs: t.prefillSeconds * 1000,
-    prefillMs: (t.visionSeconds + t.prefillSeconds) * 1000, ttftMs: t.firstTokenSeconds * 1000,
+    wallMs: load.wallSeconds * 1000,
+    imageMs: t.imageSeconds * 1000,
+    visionMs: t.visionSeconds * 1000,
+    llmPrefillMs: t.prefillSeconds * 1000,
+    prefillMs: (t.visionSeconds + t.prefillSeconds) * 1000,
+    ttftMs: t.firstTokenSeconds * 1000,
     /** Main-thread work inside TTFT: tokenizing, salience top-k and gathers, per-layer retrieval, the decode view. */
     otherMs: (t.firstTokenSeconds - t.imageSeconds - t.visionSeconds - t.prefillSeconds) * 1000,
-    decodeStepMs: steps, generated: answer.tokenIds.length, stopReason: answer.stopReason,
-    promptTokens: t.promptTokens, cachedTokens: t.cachedTokens,
-    turnImageTokens: answer.sparsity.turnImageTokens, turnKeptTokens: answer.sparsity.turnKeptTokens,
-    retainedVisual: answer.sparsity.visualTokens, attendedVisualMean: mean(perLayer),
-    frames: answer.video?.frames.length, load,
+    decodeStepMs: steps,
+    generated: answer.tokenIds.length,
+    stopReason: answer.stopReason,
+    promptTokens: t.promptTokens,
+    cachedTokens: t.cachedTokens,
+    turnImageTokens: answer.sparsity.turnImageTokens,
+    turnKeptTokens: answer.sparsity.turnKeptTokens,
+    retainedVisual: answer.sparsity.visualTokens,
+    attendedVisualMean: mean(perLayer),
+    frames: answer.video?.frames.length,
+    load,
   };
 }
 
 async function runOnce(model, plan, policy, workload, media) {
-  const chat = model.chat({ policy, prefillChunk: plan.chunk, maxNewTokens: NEW_TOKENS, minNewTokens: NEW_TOKENS, memoryLimit: Math.floor(os.totalmem() * 0.85) });
+  const chat = model.chat({
+    policy,
+    prefillChunk: plan.chunk,
+    maxNewTokens: NEW_TOKENS,
+    minNewTokens: NEW_TOKENS,
+    memoryLimit: Math.floor(os.totalmem() * 0.85),
+  });
   try {
     const first = workload.frames
-      ? media.video ? { video: { path: media.video, frames: workload.frames } } : { images: Array.from({ length: workload.frames }, (_, i) => media.images[i % media.images.length]) }
+      ? media.video
+        ? { video: { path: media.video, frames: workload.frames } }
+        : { images: Array.from({ length: workload.frames }, (_, i) => media.images[i % media.images.length]) }
       : { images: media.images.slice(0, workload.images) };
     const t1 = await turn(chat, { ...first, text: PROMPT });
     const t2 = await turn(chat, { text: FOLLOW_UP });
@@ -266,7 +390,18 @@ function summarise(runs) {
   out.decodeMsPerToken = steps.length ? median(steps) : undefined;
   out.decodeTokensPerSecond = out.decodeMsPerToken ? 1000 / out.decodeMsPerToken : undefined;
   out.decodeSteps = steps.length;
-  for (const k of ['generated', 'stopReason', 'promptTokens', 'cachedTokens', 'turnImageTokens', 'turnKeptTokens', 'retainedVisual', 'attendedVisualMean', 'frames']) out[k] = first[k];
+  for (const k of [
+    'generated',
+    'stopReason',
+    'promptTokens',
+    'cachedTokens',
+    'turnImageTokens',
+    'turnKeptTokens',
+    'retainedVisual',
+    'attendedVisualMean',
+    'frames',
+  ])
+    out[k] = first[k];
   out.peakRssMiB = Math.max(...runs.map((r) => r.load.peakRssMiB));
   out.contention = runs.map((r) => contention(r.load)).filter(Boolean);
   out.samples = Object.fromEntries(METRICS.map((k) => [k, runs.map((r) => r[k])]));
@@ -277,17 +412,23 @@ function summarise(runs) {
 /** Writes (or reuses) the model's random checkpoint and loads it, building (or reusing) its graphs. */
 async function openModel(engine, plan) {
   const opts = { dtype: 'BF16', shards: 1, seed: 1, ...plan.options, configPatch: { text: { max_position_embeddings: 65536 } } };
-  const [checkpoint, writeLoad] = await measured(async () => cachedRandomLlava(engine.writeRandomLlava, {
-    options: opts, version: CHECKPOINT_VERSION, rewrite: args.rewrite,
-    keyExtra: { tokenizer: 'bundled byte-level + <xN> placeholders up to vocab' },
-    afterWrite: (dir) => benchTokenizer(dir, opts.vocab),
-  }));
+  const [checkpoint, writeLoad] = await measured(async () =>
+    cachedRandomLlava(engine.writeRandomLlava, {
+      options: opts,
+      version: CHECKPOINT_VERSION,
+      rewrite: args.rewrite,
+      keyExtra: { tokenizer: 'bundled byte-level + <xN> placeholders up to vocab' },
+      afterWrite: (dir) => benchTokenizer(dir, opts.vocab),
+    }),
+  );
   const builds = {};
   const onProgress = (e) => {
     if (e.phase === 'done') builds[e.graph] = { seconds: e.seconds ?? 0, cached: e.cached };
   };
   console.error(`${plan.name}: loading (graphs under ${path.relative(REPO, GRAPH_CACHE)}) …`);
-  const [model, loadLoad] = await measured(() => engine.loadModel(checkpoint.dir, { precision: PRECISION, blockSize: BLOCK, cacheDir: GRAPH_CACHE, threads: THREADS, onProgress }));
+  const [model, loadLoad] = await measured(() =>
+    engine.loadModel(checkpoint.dir, { precision: PRECISION, blockSize: BLOCK, cacheDir: GRAPH_CACHE, threads: THREADS, onProgress }),
+  );
   const opened = engine.openCheckpoint(checkpoint.dir);
   const graphDir = path.join(GRAPH_CACHE, engine.graphCacheKey(opened.fingerprint, { precision: PRECISION, blockSize: BLOCK }));
   opened.close();
@@ -302,15 +443,41 @@ async function benchModel(plan, writePart) {
   const { model, checkpoint, writeLoad, loadLoad, builds, graphDir } = await openModel(engine, plan);
   const spec = model.spec;
   const part = {
-    key: plan.key, name: plan.name, scaled: plan.scaled, reference: plan.reference, precision: PRECISION, blockSize: BLOCK,
-    text: spec.text, llmParameters: llmParameters(spec.text),
+    key: plan.key,
+    name: plan.name,
+    scaled: plan.scaled,
+    reference: plan.reference,
+    precision: PRECISION,
+    blockSize: BLOCK,
+    text: spec.text,
+    llmParameters: llmParameters(spec.text),
     vision: { ...spec.vision, imageTokenCount: spec.imageTokenCount, selectStrategy: spec.selectStrategy },
-    checkpoint: { dir: path.relative(REPO, checkpoint.dir), cached: checkpoint.cached, parameters: checkpoint.parameters, bytes: checkpoint.bytes,
-      writeSeconds: checkpoint.writeSeconds, peakRssMiB: checkpoint.cached ? undefined : writeLoad.peakRssMiB },
-    load: { seconds: loadLoad.wallSeconds, graphs: builds, graphDir: path.relative(REPO, graphDir), graphBytes: dirBytes(graphDir),
+    checkpoint: {
+      dir: path.relative(REPO, checkpoint.dir),
+      cached: checkpoint.cached,
+      parameters: checkpoint.parameters,
+      bytes: checkpoint.bytes,
+      writeSeconds: checkpoint.writeSeconds,
+      peakRssMiB: checkpoint.cached ? undefined : writeLoad.peakRssMiB,
+    },
+    load: {
+      seconds: loadLoad.wallSeconds,
+      graphs: builds,
+      graphDir: path.relative(REPO, graphDir),
+      graphBytes: dirBytes(graphDir),
       /** What a decode step reads of the weights: the whole decoder graph's initializers (int4 codes, scales, norms, biases, LM head). */
-      decoderWeightBytes: dirBytes(path.join(graphDir, 'decoder')), rssAfterLoadMiB: mb(process.memoryUsage().rss), peakRssMiB: loadLoad.peakRssMiB },
-    prefillChunk: plan.chunk, newTokens: NEW_TOKENS, longSeconds: LONG_SECONDS, repeats: REPEATS, retries: RETRIES, prompt: PROMPT, followUp: FOLLOW_UP, results: [],
+      decoderWeightBytes: dirBytes(path.join(graphDir, 'decoder')),
+      rssAfterLoadMiB: mb(process.memoryUsage().rss),
+      peakRssMiB: loadLoad.peakRssMiB,
+    },
+    prefillChunk: plan.chunk,
+    newTokens: NEW_TOKENS,
+    longSeconds: LONG_SECONDS,
+    repeats: REPEATS,
+    retries: RETRIES,
+    prompt: PROMPT,
+    followUp: FOLLOW_UP,
+    results: [],
   };
   try {
     const media = {
@@ -364,8 +531,15 @@ async function benchModel(plan, writePart) {
         continue;
       }
       for (const p of pols) {
-        part.results.push({ workload: w.name, images: w.images, frames: w.frames, policy: p.name, attempts: attempts[p.name], note,
-          turns: [0, 1].map((i) => summarise(runs[p.name].map((run) => run[i]))) });
+        part.results.push({
+          workload: w.name,
+          images: w.images,
+          frames: w.frames,
+          policy: p.name,
+          attempts: attempts[p.name],
+          note,
+          turns: [0, 1].map((i) => summarise(runs[p.name].map((run) => run[i]))),
+        });
       }
       writePart(part);
     }
@@ -420,16 +594,30 @@ const partFailures = [];
 function peer(models) {
   const python = '/usr/bin/python3';
   const shapes = models.map((m) => ({
-    name: m.key, hidden: m.text.hiddenSize, intermediate: m.text.intermediateSize, layers: m.text.numLayers, heads: m.text.numHeads,
-    kvHeads: m.text.numKvHeads, vocab: m.text.vocabSize, tie: m.text.tieWordEmbeddings, qkvBias: m.text.kind === 'qwen2', ropeTheta: m.text.ropeTheta,
+    name: m.key,
+    hidden: m.text.hiddenSize,
+    intermediate: m.text.intermediateSize,
+    layers: m.text.numLayers,
+    heads: m.text.numHeads,
+    kvHeads: m.text.numKvHeads,
+    vocab: m.text.vocabSize,
+    tie: m.text.tieWordEmbeddings,
+    qkvBias: m.text.kind === 'qwen2',
+    ropeTheta: m.text.ropeTheta,
     contexts: [...new Set(m.results.filter((r) => r.policy === 'dense').map((r) => r.turns[0].promptTokens))],
     dtypes: MODELS.find((x) => x.key === m.key)?.peerDtypes ?? ['float32'],
   }));
   const spec = { threads: THREADS ?? os.cpus().length, warmup: 3, steps: 12, secondsPerContext: 30, shapes };
   console.error('peer: PyTorch eager dense decode …');
-  const r = spawnSync(python, [path.join(REPO, 'scripts', 'bench-peer-torch.py'), JSON.stringify(spec)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+  const r = spawnSync(python, [path.join(REPO, 'scripts', 'bench-peer-torch.py'), JSON.stringify(spec)], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 1 << 26,
+  });
   if (r.error || r.status !== 0) {
-    return { skipped: `PyTorch not runnable here (${r.error?.message ?? `exit ${r.status}`}): install Debian's python3-torch (apt-get install -y python3-torch)` };
+    return {
+      skipped: `PyTorch not runnable here (${r.error?.message ?? `exit ${r.status}`}): install Debian's python3-torch (apt-get install -y python3-torch)`,
+    };
   }
   return { engine: 'PyTorch eager (Debian python3-torch), random weights, dense', ...JSON.parse(r.stdout.trim().split('\n').at(-1)) };
 }
@@ -454,7 +642,9 @@ if (args.prepare) {
   process.exit(0);
 }
 if (!args['report-only']) {
-  console.error(`bench${QUICK ? ' --quick' : ''}: ${info.cpus} cpus (${info.cpuModel}), node ${info.node}, onnxruntime-node ${info.onnxruntime}, load ${info.loadAverage.join(' ')}`);
+  console.error(
+    `bench${QUICK ? ' --quick' : ''}: ${info.cpus} cpus (${info.cpuModel}), node ${info.node}, onnxruntime-node ${info.onnxruntime}, load ${info.loadAverage.join(' ')}`,
+  );
   for (const key of ['bandwidth', ...models.map((m) => m.key)]) {
     fs.rmSync(partFile(key), { force: true });
     fs.rmSync(partFile(`peer-${key}`), { force: true });
@@ -470,9 +660,18 @@ function read(key) {
 const peers = models.map((m) => read(`peer-${m.key}`)).filter(Boolean);
 const parts = models.map((m) => read(m.key)).filter(Boolean);
 const result = {
-  date: new Date().toISOString(), quick: QUICK, machine: info, threads: THREADS ?? 'default (all cores)', repeats: REPEATS, retries: RETRIES,
-  newTokens: parts[0]?.newTokens ?? NEW_TOKENS, longSeconds: parts[0]?.longSeconds ?? LONG_SECONDS, bandwidth: read('bandwidth'), models: parts,
-  peer: peers.length ? { ...(peers.find((p) => !p.skipped) ?? peers[0]), results: peers.flatMap((p) => p.results ?? []) }
+  date: new Date().toISOString(),
+  quick: QUICK,
+  machine: info,
+  threads: THREADS ?? 'default (all cores)',
+  repeats: REPEATS,
+  retries: RETRIES,
+  newTokens: parts[0]?.newTokens ?? NEW_TOKENS,
+  longSeconds: parts[0]?.longSeconds ?? LONG_SECONDS,
+  bandwidth: read('bandwidth'),
+  models: parts,
+  peer: peers.length
+    ? { ...(peers.find((p) => !p.skipped) ?? peers[0]), results: peers.flatMap((p) => p.results ?? []) }
     : { skipped: PEER ? 'no model finished' : QUICK ? 'quick run (pass --peer to include)' : '--no-peer' },
   failures: partFailures.length ? partFailures : undefined,
   seconds: (ms() - started) / 1000,

@@ -81,7 +81,7 @@ function stripComments(text) {
     const c = text[i];
     const next = text[i + 1];
     if (c === '/' && next === '/') {
-      while (i < text.length && text[i] !== '\n') (out += ' '), i++;
+      while (i < text.length && text[i] !== '\n') ((out += ' '), i++);
     } else if (c === '/' && next === '*') {
       const end = text.indexOf('*/', i + 2);
       const stop = end < 0 ? text.length : end + 2;

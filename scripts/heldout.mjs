@@ -55,7 +55,11 @@ export function renderMedia(conversations, imageSize) {
 }
 
 /** Whether a generated answer is the reference: exact match after trimming, lower-casing and a final stop. */
-export const isCorrect = (text, reference) => text.trim().toLowerCase().replace(/[.!]+$/, '') === reference;
+export const isCorrect = (text, reference) =>
+  text
+    .trim()
+    .toLowerCase()
+    .replace(/[.!]+$/, '') === reference;
 
 /**
  * How many of an image's 9 grid cells a caption describes right. The demo model's trainer teaches captions

@@ -58,7 +58,12 @@ if (MODE !== 'decode' && MODE !== 'prefill') throw new Error(`mode must be decod
 const DIST = path.resolve(args.dist);
 const imp = (p) => import(path.join(DIST, p));
 const [{ writeRandomLlava }, { openCheckpoint }, { ensureGraph }, { KvCache }, { DecoderStepper }, { createSession }] = await Promise.all([
-  imp('src/index.js'), imp('src/checkpoint/index.js'), imp('src/graph/build.js'), imp('src/runtime/kv-cache.js'), imp('src/runtime/llm-step.js'), imp('src/runtime/ort-session.js'),
+  imp('src/index.js'),
+  imp('src/checkpoint/index.js'),
+  imp('src/graph/build.js'),
+  imp('src/runtime/kv-cache.js'),
+  imp('src/runtime/llm-step.js'),
+  imp('src/runtime/ort-session.js'),
 ]);
 
 const MODELS = {
@@ -113,7 +118,11 @@ function runtimeOptions() {
 
 function checkpointDir() {
   const options = { vision: 'siglip', dtype: 'BF16', seed: 7, ...MODEL.shape, configPatch: { text: { max_position_embeddings: 65536 } } };
-  const key = crypto.createHash('sha256').update(JSON.stringify({ v: 1, options })).digest('hex').slice(0, 12);
+  const key = crypto
+    .createHash('sha256')
+    .update(JSON.stringify({ v: 1, options }))
+    .digest('hex')
+    .slice(0, 12);
   const dir = path.join(REPO, '.cache', 'profile', `random-llava-${key}`);
   if (!fs.existsSync(path.join(dir, 'profile-checkpoint.json'))) {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -143,7 +152,11 @@ function fillCache(cache, rows, t) {
     const n = Math.min(block, rows - at);
     const k = keys.subarray(0, n * rowSize);
     const v = values.subarray(0, n * rowSize);
-    cache.append(Array(t.numLayers).fill(k), Array(t.numLayers).fill(v), Int32Array.from({ length: n }, (_, i) => at + i));
+    cache.append(
+      Array(t.numLayers).fill(k),
+      Array(t.numLayers).fill(v),
+      Int32Array.from({ length: n }, (_, i) => at + i),
+    );
   }
 }
 
@@ -189,7 +202,10 @@ async function decode() {
       const attended = ratio > 0 ? target.past(0).rows : cache.length;
       const row = { past, retrieve: ratio, attendedLayer0: attended, msPerToken: median(stepMs), minMs: Math.min(...stepMs), viewMs, otherShare };
       rows.push(row);
-      if (!args.json) console.log(`past ${past}  ${ratio ? `retrieve ${ratio * 100}%` : 'dense'}  attended ${attended}  ${row.msPerToken.toFixed(2)} ms/token (min ${row.minMs.toFixed(2)})  view ${viewMs.toFixed(1)} ms  others ${(otherShare * 100).toFixed(0)}%`);
+      if (!args.json)
+        console.log(
+          `past ${past}  ${ratio ? `retrieve ${ratio * 100}%` : 'dense'}  attended ${attended}  ${row.msPerToken.toFixed(2)} ms/token (min ${row.minMs.toFixed(2)})  view ${viewMs.toFixed(1)} ms  others ${(otherShare * 100).toFixed(0)}%`,
+        );
     }
   }
   return rows;
@@ -200,7 +216,11 @@ async function decode() {
 /** The engine's own prefill (session/prefill.ts) through its worker, as a SparseVILA turn runs it. */
 async function prefill() {
   const { Runtime, prefill: enginePrefill } = await imp('src/index.js');
-  const rt = await Runtime.start(checkpointDir(), { precision: MODEL.precision, blockSize: 32, cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') }, runtimeOptions());
+  const rt = await Runtime.start(
+    checkpointDir(),
+    { precision: MODEL.precision, blockSize: 32, cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') },
+    runtimeOptions(),
+  );
   try {
     // Both decoder sessions are loaded before the baseline: their weights are not the prefill's.
     await rt.ensureGraphs(['decoder', 'decoder-mass']);
@@ -214,13 +234,29 @@ async function prefill() {
     const massWeights = Float32Array.from({ length: tokens }, (_, i) => (i >= tokens - question ? 1 / question : 0));
     const rssBefore = status('VmRSS');
     resetPeak();
-    const { result: out, wall, otherShare } = await withLoad(() =>
+    const {
+      result: out,
+      wall,
+      otherShare,
+    } = await withLoad(() =>
       enginePrefill(rt, { cache, ids, positions: ids.map((_, i) => i), imageTokenId: -1, hidden: t.hiddenSize, chunkSize: chunk, logits: 'last', massWeights }),
     );
     const peak = status('VmHWM');
     const kvMiB = (t.numLayers * 2 * t.numKvHeads * t.headDim * tokens * 4) / 2 ** 20;
     const scoreMiB = (t.numHeads * chunk * tokens * 4) / 2 ** 20;
-    const row = { tokens, chunk, question, seconds: wall, workerSeconds: out.seconds, rssBeforeMiB: rssBefore, peakMiB: peak, growthMiB: peak - rssBefore, kvMiB, chunkScoreMiB: scoreMiB, otherShare };
+    const row = {
+      tokens,
+      chunk,
+      question,
+      seconds: wall,
+      workerSeconds: out.seconds,
+      rssBeforeMiB: rssBefore,
+      peakMiB: peak,
+      growthMiB: peak - rssBefore,
+      kvMiB,
+      chunkScoreMiB: scoreMiB,
+      otherShare,
+    };
     if (!args.json) {
       console.log(
         `prefill ${tokens} tokens (question ${question}), chunks of ${chunk}: ${wall.toFixed(1)} s; RSS ${rssBefore.toFixed(0)} → peak ${peak.toFixed(0)} MiB ` +
@@ -234,5 +270,13 @@ async function prefill() {
 }
 
 const rows = MODE === 'decode' ? await decode() : await prefill();
-const meta = { mode: MODE, model: MODEL_NAME, dist: DIST, session: args.session ?? 'engine default', threads: args.threads ?? 'default', cpus: os.cpus().length, loadAverage: os.loadavg() };
+const meta = {
+  mode: MODE,
+  model: MODEL_NAME,
+  dist: DIST,
+  session: args.session ?? 'engine default',
+  threads: args.threads ?? 'default',
+  cpus: os.cpus().length,
+  loadAverage: os.loadavg(),
+};
 if (args.json) console.log(JSON.stringify({ ...meta, rows }));

@@ -29,7 +29,18 @@ export type { LayerRetrieval } from './sparsity/retrieve.js';
 // Sparsity policies and methods: the built-in ones, and what a method of your own implements.
 export * from './sparsity/registry.js';
 export type * from './sparsity/method.js';
-export { budgetCount, budgetLabel, parseBudget, policyFieldError, validateBudget, validateKeep, validateRetrieve, type Budget, type KeepBudget, type RetrieveBudget } from './sparsity/budget.js';
+export {
+  budgetCount,
+  budgetLabel,
+  parseBudget,
+  policyFieldError,
+  validateBudget,
+  validateKeep,
+  validateRetrieve,
+  type Budget,
+  type KeepBudget,
+  type RetrieveBudget,
+} from './sparsity/budget.js';
 export { KEEP_FLAGS, keepFromFlags } from './sparsity/flags.js';
 export { gatherKept, keepAll, keepTopScores, keptUnderBudget, splitByImage, type KeptTokens } from './sparsity/keep.js';
 export { topK } from './sparsity/topk.js';

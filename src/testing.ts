@@ -2,6 +2,20 @@
  * The package's `./testing` entry: checkpoints written in the Hugging Face layout, for tests, benchmarks and
  * notebooks that need a model without downloading one, and the synthetic world the demo model learned.
  */
-export { writeRandomLlava, writeTinyLlava, gaussian, type RandomLlava, type RandomLlavaOptions, type TinyLlava, type TinyLlavaOptions } from './checkpoint/random-llava.js';
-export { writeSafetensors, writeSafetensorsCheckpoint, type CheckpointWriteOptions, type TensorToWrite, type WrittenCheckpoint } from './checkpoint/safetensors-writer.js';
+export {
+  writeRandomLlava,
+  writeTinyLlava,
+  gaussian,
+  type RandomLlava,
+  type RandomLlavaOptions,
+  type TinyLlava,
+  type TinyLlavaOptions,
+} from './checkpoint/random-llava.js';
+export {
+  writeSafetensors,
+  writeSafetensorsCheckpoint,
+  type CheckpointWriteOptions,
+  type TensorToWrite,
+  type WrittenCheckpoint,
+} from './checkpoint/safetensors-writer.js';
 export * as world from './world/index.js';

@@ -22,16 +22,46 @@ import { tempDir } from './helpers/engine.js';
 const TOLERANCE = 1.15;
 
 interface Turn {
-  repeats: number; wallMs: number; visionMs: number; llmPrefillMs: number; prefillMs: number; ttftMs: number; decodeMsPerToken: number;
-  decodeSteps: number; generated: number; stopReason: string; turnImageTokens: number; turnKeptTokens: number; attendedVisualMean: number;
-  peakRssMiB: number; frames?: number;
+  repeats: number;
+  wallMs: number;
+  visionMs: number;
+  llmPrefillMs: number;
+  prefillMs: number;
+  ttftMs: number;
+  decodeMsPerToken: number;
+  decodeSteps: number;
+  generated: number;
+  stopReason: string;
+  turnImageTokens: number;
+  turnKeptTokens: number;
+  attendedVisualMean: number;
+  peakRssMiB: number;
+  frames?: number;
 }
-interface Row { workload: string; frames?: number; policy: string; turns: Turn[] }
-interface ModelPart { key: string; newTokens: number; vision: { imageTokenCount: number }; policies: { name: string }[]; results: Row[] }
+interface Row {
+  workload: string;
+  frames?: number;
+  policy: string;
+  turns: Turn[];
+}
+interface ModelPart {
+  key: string;
+  newTokens: number;
+  vision: { imageTokenCount: number };
+  policies: { name: string }[];
+  results: Row[];
+}
 interface Report {
-  quick: boolean; newTokens: number; models: ModelPart[];
+  quick: boolean;
+  newTokens: number;
+  models: ModelPart[];
   bandwidth: { ortReduceSumGBs: number; jsSumGBs: number; memcpyGBs: number };
-  targets: { model: string; workload: string; ratios: Record<string, { prefill: number; decode: number; endToEnd: number }>; denseDecodeBound: { factor: number } };
+  targets: {
+    model: string;
+    workload: string;
+    ratios: Record<string, { prefill: number; decode: number; endToEnd: number }>;
+    denseDecodeBound: { factor: number };
+  };
   peer: { skipped?: string };
 }
 
@@ -40,7 +70,20 @@ describe('bench --quick', () => {
     const out = tempDir('bench');
     const { stdout } = await promisify(execFile)(
       'node',
-      ['scripts/bench.mjs', '--quick', '--out', out, '--threads', '1', '--cache-dir', tempDir('bench-graphs'), '--fidelity-keep', '0.5', '--fidelity-retrieve', '0.5'],
+      [
+        'scripts/bench.mjs',
+        '--quick',
+        '--out',
+        out,
+        '--threads',
+        '1',
+        '--cache-dir',
+        tempDir('bench-graphs'),
+        '--fidelity-keep',
+        '0.5',
+        '--fidelity-retrieve',
+        '0.5',
+      ],
       { cwd: REPO_ROOT, maxBuffer: 1 << 26 },
     );
     const report = JSON.parse(fs.readFileSync(path.join(out, 'bench.json'), 'utf8')) as Report;
@@ -90,12 +133,15 @@ describe('bench --quick', () => {
     for (const p of ['sparsevila-paper', 'sparsevila-fidelity']) {
       const sparse = primary.results.find((r) => r.workload === 'video 16 frames' && r.policy === p)!.turns[0]!;
       expect(report.targets.ratios[p]!.endToEnd).toBeCloseTo(dense.wallMs / sparse.wallMs, 6);
-      expect(sparse.wallMs, `${p} end-to-end ${sparse.wallMs.toFixed(0)} ms vs dense ${dense.wallMs.toFixed(0)} ms`).toBeLessThanOrEqual(dense.wallMs * TOLERANCE);
+      expect(sparse.wallMs, `${p} end-to-end ${sparse.wallMs.toFixed(0)} ms vs dense ${dense.wallMs.toFixed(0)} ms`).toBeLessThanOrEqual(
+        dense.wallMs * TOLERANCE,
+      );
     }
 
     const md = fs.readFileSync(path.join(out, 'bench.md'), 'utf8');
     expect(stdout).toBe(md);
-    const header = '| workload | visual tokens into the LLM | policy | vision ms | LLM prefill ms | prefill ms | TTFT ms | decode ms/token (tok/s) | end-to-end ms | peak RSS MiB | n |';
+    const header =
+      '| workload | visual tokens into the LLM | policy | vision ms | LLM prefill ms | prefill ms | TTFT ms | decode ms/token (tok/s) | end-to-end ms | peak RSS MiB | n |';
     expect(md.split('\n').filter((l) => l === header)).toHaveLength(report.models.length);
     expect(md).toMatch(/\| model \| workload \| policy \| LLM prefill \| prefill \(vision \+ LLM\) \| TTFT \| decode \| end-to-end \|/);
     expect(md).toMatch(/\| dense decode ÷ bandwidth bound \| ≤ 1\.5× \| [0-9.]+× /);

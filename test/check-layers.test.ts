@@ -78,7 +78,10 @@ describe('check-layers', () => {
   it.skipIf(ALLOWED.length === 0)('fails on an allow-list entry that no import matches any more', () => {
     const root = copyOfSources();
     const [from, to] = ALLOWED[0]!.split(' → ') as [string, string];
-    const specifier = `'${path.posix.relative(path.posix.dirname(from), to).replace(/^(?!\.)/, './').replace(/\.ts$/, '.js')}'`;
+    const specifier = `'${path.posix
+      .relative(path.posix.dirname(from), to)
+      .replace(/^(?!\.)/, './')
+      .replace(/\.ts$/, '.js')}'`;
     const file = path.join(root, from);
     const text = fs.readFileSync(file, 'utf8');
     expect(text).toContain(specifier);
@@ -95,7 +98,7 @@ describe('check-layers', () => {
       path.join(root, 'src', 'a', 'x.ts'),
       [
         "import fs from 'node:fs';", // 1: not relative
-        "import { a,", // 2: multi-line
+        'import { a,', // 2: multi-line
         '  b } from "./b.js";',
         "import type { C } from '../c.js';", // 4
         "export * as d from './d.js';", // 5
@@ -104,7 +107,7 @@ describe('check-layers', () => {
         "const g = await import('./g.js');", // 8
         "// import { h } from './h.js';",
         "/* export { i } from './i.js'; */",
-        "const s = 'import j from \"./j.js\"';",
+        'const s = \'import j from "./j.js"\';',
       ].join('\n'),
     );
     expect(importsOf(root, 'src/a/x.ts')).toEqual([

@@ -29,8 +29,13 @@ function expectConfigError(fn: () => unknown, code: ErrorCode, subject: string, 
 describe('typed config errors through openCheckpoint', () => {
   test('an unknown architectures[0] is CONFIG_UNSUPPORTED naming the field, the value and what is supported', () => {
     const w = tiny({ configPatch: { top: { architectures: ['LlavaNextForConditionalGeneration'] } } });
-    expectConfigError(() => openCheckpoint(w.dir), 'CONFIG_UNSUPPORTED', 'architectures[0]',
-      'LlavaNextForConditionalGeneration', 'LlavaForConditionalGeneration');
+    expectConfigError(
+      () => openCheckpoint(w.dir),
+      'CONFIG_UNSUPPORTED',
+      'architectures[0]',
+      'LlavaNextForConditionalGeneration',
+      'LlavaForConditionalGeneration',
+    );
   });
 
   test('an unsupported rope type (yarn) is CONFIG_UNSUPPORTED naming text_config.rope_scaling.rope_type and the value', () => {
@@ -47,11 +52,34 @@ describe('typed config errors through openCheckpoint', () => {
 describe('parseLlavaConfig', () => {
   test('absent fields take transformers defaults (LlavaConfig, CLIPVisionConfig-L/336, LlamaConfig)', () => {
     const spec = parse({ architectures: ['LlavaForConditionalGeneration'], model_type: 'llava' });
-    expect(spec.vision).toMatchObject({ kind: 'clip', hiddenSize: 1024, numLayers: 24, numHeads: 16, imageSize: 336,
-      patchSize: 14, gridSize: 24, numPositions: 577, act: 'quick_gelu', layerNormEps: 1e-5, numChannels: 3 });
-    expect(spec.text).toMatchObject({ kind: 'llama', hiddenSize: 4096, numHeads: 32, numKvHeads: 32, headDim: 128,
-      vocabSize: 32000, rmsNormEps: 1e-6, ropeTheta: 10000, maxPositionEmbeddings: 2048, tieWordEmbeddings: false,
-      attentionBias: false, outputBias: false, mlpBias: false });
+    expect(spec.vision).toMatchObject({
+      kind: 'clip',
+      hiddenSize: 1024,
+      numLayers: 24,
+      numHeads: 16,
+      imageSize: 336,
+      patchSize: 14,
+      gridSize: 24,
+      numPositions: 577,
+      act: 'quick_gelu',
+      layerNormEps: 1e-5,
+      numChannels: 3,
+    });
+    expect(spec.text).toMatchObject({
+      kind: 'llama',
+      hiddenSize: 4096,
+      numHeads: 32,
+      numKvHeads: 32,
+      headDim: 128,
+      vocabSize: 32000,
+      rmsNormEps: 1e-6,
+      ropeTheta: 10000,
+      maxPositionEmbeddings: 2048,
+      tieWordEmbeddings: false,
+      attentionBias: false,
+      outputBias: false,
+      mlpBias: false,
+    });
     expect(spec.featureLayers).toEqual([23]);
     expect(spec.selectStrategy).toBe('default');
     expect(spec.imageTokenId).toBe(32000);
@@ -111,8 +139,14 @@ describe('parseLlavaConfig', () => {
   });
 
   test.each([
-    [{ rope_type: 'linear', factor: 2 }, { type: 'linear', factor: 2 }],
-    [{ type: 'linear', factor: 4 }, { type: 'linear', factor: 4 }],
+    [
+      { rope_type: 'linear', factor: 2 },
+      { type: 'linear', factor: 2 },
+    ],
+    [
+      { type: 'linear', factor: 4 },
+      { type: 'linear', factor: 4 },
+    ],
     [{ rope_type: 'default' }, { type: 'default' }],
     [
       { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },

@@ -4,9 +4,7 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { CheckpointError, SparseVilaError, type ErrorCode } from '../src/errors.js';
 import { decodeToFloat32, openCheckpoint, openSafetensors, type LlavaSpec } from '../src/checkpoint/index.js';
-import {
-  CLIP_FIXTURE, SIGLIP_FIXTURE, corruptSafetensors, writeSafetensors, writeTinyLlava, type TinyLlavaOptions,
-} from './helpers/checkpoint-writer.js';
+import { CLIP_FIXTURE, SIGLIP_FIXTURE, corruptSafetensors, writeSafetensors, writeTinyLlava, type TinyLlavaOptions } from './helpers/checkpoint-writer.js';
 import { thrown } from './helpers/thrown.js';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'sparsevila-ckpt-'));
@@ -59,16 +57,43 @@ describe('fixtures', () => {
     const spec: LlavaSpec = {
       architecture: 'LlavaForConditionalGeneration',
       vision: {
-        kind: 'clip', hiddenSize: 32, intermediateSize: 64, numLayers: 3, numHeads: 4, imageSize: 28, patchSize: 7,
-        numChannels: 3, act: 'quick_gelu', layerNormEps: 1e-5, gridSize: 4, numPositions: 17,
+        kind: 'clip',
+        hiddenSize: 32,
+        intermediateSize: 64,
+        numLayers: 3,
+        numHeads: 4,
+        imageSize: 28,
+        patchSize: 7,
+        numChannels: 3,
+        act: 'quick_gelu',
+        layerNormEps: 1e-5,
+        gridSize: 4,
+        numPositions: 17,
       },
       text: {
-        kind: 'llama', hiddenSize: 48, intermediateSize: 96, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 12,
-        vocabSize: 260, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: { type: 'default' }, maxPositionEmbeddings: 4096,
-        attentionBias: false, outputBias: false, mlpBias: false, tieWordEmbeddings: false, act: 'silu',
+        kind: 'llama',
+        hiddenSize: 48,
+        intermediateSize: 96,
+        numLayers: 2,
+        numHeads: 4,
+        numKvHeads: 2,
+        headDim: 12,
+        vocabSize: 260,
+        rmsNormEps: 1e-5,
+        ropeTheta: 10000,
+        ropeScaling: { type: 'default' },
+        maxPositionEmbeddings: 4096,
+        attentionBias: false,
+        outputBias: false,
+        mlpBias: false,
+        tieWordEmbeddings: false,
+        act: 'silu',
       },
       projector: { act: 'gelu', bias: true, inputSize: 32, outputSize: 48 },
-      featureLayers: [2], selectStrategy: 'default', imageTokenId: 259, imageTokenCount: 16,
+      featureLayers: [2],
+      selectStrategy: 'default',
+      imageTokenId: 259,
+      imageTokenCount: 16,
     };
     expect(ck.spec).toEqual(spec);
     const expected = JSON.parse(fs.readFileSync(path.join(CLIP_FIXTURE, 'expected.json'), 'utf8'));
@@ -94,16 +119,43 @@ describe('fixtures', () => {
     const spec: LlavaSpec = {
       architecture: 'LlavaForConditionalGeneration',
       vision: {
-        kind: 'siglip', hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, imageSize: 32, patchSize: 8,
-        numChannels: 3, act: 'gelu_pytorch_tanh', layerNormEps: 1e-6, gridSize: 4, numPositions: 16,
+        kind: 'siglip',
+        hiddenSize: 32,
+        intermediateSize: 64,
+        numLayers: 2,
+        numHeads: 4,
+        imageSize: 32,
+        patchSize: 8,
+        numChannels: 3,
+        act: 'gelu_pytorch_tanh',
+        layerNormEps: 1e-6,
+        gridSize: 4,
+        numPositions: 16,
       },
       text: {
-        kind: 'qwen2', hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16,
-        vocabSize: 260, rmsNormEps: 1e-6, ropeTheta: 1e6, ropeScaling: { type: 'default' }, maxPositionEmbeddings: 4096,
-        attentionBias: true, outputBias: false, mlpBias: false, tieWordEmbeddings: true, act: 'silu',
+        kind: 'qwen2',
+        hiddenSize: 64,
+        intermediateSize: 128,
+        numLayers: 2,
+        numHeads: 4,
+        numKvHeads: 2,
+        headDim: 16,
+        vocabSize: 260,
+        rmsNormEps: 1e-6,
+        ropeTheta: 1e6,
+        ropeScaling: { type: 'default' },
+        maxPositionEmbeddings: 4096,
+        attentionBias: true,
+        outputBias: false,
+        mlpBias: false,
+        tieWordEmbeddings: true,
+        act: 'silu',
       },
       projector: { act: 'gelu', bias: true, inputSize: 32, outputSize: 64 },
-      featureLayers: [2], selectStrategy: 'full', imageTokenId: 259, imageTokenCount: 16,
+      featureLayers: [2],
+      selectStrategy: 'full',
+      imageTokenId: 259,
+      imageTokenCount: 16,
     };
     expect(ck.spec).toEqual(spec);
     ck.close();
@@ -128,7 +180,9 @@ describe('layouts, shards, dtypes', () => {
   test('a sharded checkpoint (index + 3 shards) reads every tensor like the single-file one', () => {
     const w = tiny({ vision: 'siglip', text: 'llama', shards: 3, seed: 3 });
     expect(w.files.map((f) => path.basename(f))).toEqual([
-      'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors',
+      'model-00001-of-00003.safetensors',
+      'model-00002-of-00003.safetensors',
+      'model-00003-of-00003.safetensors',
     ]);
     const ck = openCheckpoint(w.dir);
     for (const [name, t] of w.tensors) expect(ck.read(name, t.shape)).toEqual(t.values);
@@ -271,8 +325,7 @@ describe('typed errors', () => {
     const w = tiny({ layout: 'legacy' });
     const ck = openCheckpoint(w.dir);
     const name = 'model.language_model.layers.9.mlp.up_proj.weight';
-    const err = expectError(() => ck.read(name), CheckpointError, 'TENSOR_MISSING', name,
-      'language_model.model.layers.9.mlp.up_proj.weight', w.dir);
+    const err = expectError(() => ck.read(name), CheckpointError, 'TENSOR_MISSING', name, 'language_model.model.layers.9.mlp.up_proj.weight', w.dir);
     expect(err.subject).toBe(name);
     expectError(() => ck.shape(name), CheckpointError, 'TENSOR_MISSING', name);
   });

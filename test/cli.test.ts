@@ -28,7 +28,22 @@ const image = path.join(SIGLIP_FIXTURE, 'image.png');
 
 describe('sparsevila ask', () => {
   it('--json --logits prints one object with the fixture greedy ids, prompt ids and last-prompt logits', async () => {
-    const r = await cli(['ask', '--model', SIGLIP_FIXTURE, '--image', image, '--prompt', expected.question, '--max-new-tokens', '8', '--greedy', '--json', '--logits', '--threads', '1']);
+    const r = await cli([
+      'ask',
+      '--model',
+      SIGLIP_FIXTURE,
+      '--image',
+      image,
+      '--prompt',
+      expected.question,
+      '--max-new-tokens',
+      '8',
+      '--greedy',
+      '--json',
+      '--logits',
+      '--threads',
+      '1',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(Object.keys(out).sort()).toEqual(['lastPromptLogits', 'promptTokenIds', 'sparsity', 'stopReason', 'text', 'timings', 'tokenIds']);
@@ -47,7 +62,26 @@ describe('sparsevila ask', () => {
   });
 
   it('--policy sparsevila with --keep and --retrieve prunes and retrieves to the budgets', async () => {
-    const r = await cli(['ask', '--model', SIGLIP_FIXTURE, '--image', image, '--prompt', 'What is shown?', '--max-new-tokens', '3', '--policy', 'sparsevila', '--keep', '50%', '--retrieve', '3', '--json', '--threads', '1']);
+    const r = await cli([
+      'ask',
+      '--model',
+      SIGLIP_FIXTURE,
+      '--image',
+      image,
+      '--prompt',
+      'What is shown?',
+      '--max-new-tokens',
+      '3',
+      '--policy',
+      'sparsevila',
+      '--keep',
+      '50%',
+      '--retrieve',
+      '3',
+      '--json',
+      '--threads',
+      '1',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.sparsity).toMatchObject({ policy: 'sparsevila', turnImageTokens: 16, turnKeptTokens: 8, visualTokens: 8, attendedVisualPerLayer: [3, 3] });
@@ -57,10 +91,29 @@ describe('sparsevila ask', () => {
     expect(bad.stderr).toContain('--retrieve');
   });
 
-  it('--trace and --chrome-trace record every decision; --ort-profile merges onnxruntime\'s own profile', async () => {
+  it("--trace and --chrome-trace record every decision; --ort-profile merges onnxruntime's own profile", async () => {
     const dir = tempDir('cli-trace');
-    const r = await cli(['ask', '--model', SIGLIP_FIXTURE, '--image', image, '--prompt', 'What is shown?', '--max-new-tokens', '3', '--policy', 'sparsevila',
-      '--trace', path.join(dir, 'run.jsonl'), '--chrome-trace', path.join(dir, 'run.json'), '--ort-profile', path.join(dir, 'ort'), '--threads', '1']);
+    const r = await cli([
+      'ask',
+      '--model',
+      SIGLIP_FIXTURE,
+      '--image',
+      image,
+      '--prompt',
+      'What is shown?',
+      '--max-new-tokens',
+      '3',
+      '--policy',
+      'sparsevila',
+      '--trace',
+      path.join(dir, 'run.jsonl'),
+      '--chrome-trace',
+      path.join(dir, 'run.json'),
+      '--ort-profile',
+      path.join(dir, 'ort'),
+      '--threads',
+      '1',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const { readTrace } = await import('../dist/src/trace/index.js');
     const events = await readTrace(path.join(dir, 'run.jsonl'));
@@ -78,7 +131,26 @@ describe('sparsevila ask', () => {
   it('--help documents every flag', async () => {
     const r = await cli(['ask', '--help']);
     expect(r.code).toBe(0);
-    for (const flag of ['--model', '--image', '--prompt', '--max-new-tokens', '--greedy', '--json', '--logits', '--temperature', '--top-p', '--seed', '--precision', '--provider', '--threads', '--policy', '--keep', '--retrieve', '--fastv-layer', '--pdrop-layers']) {
+    for (const flag of [
+      '--model',
+      '--image',
+      '--prompt',
+      '--max-new-tokens',
+      '--greedy',
+      '--json',
+      '--logits',
+      '--temperature',
+      '--top-p',
+      '--seed',
+      '--precision',
+      '--provider',
+      '--threads',
+      '--policy',
+      '--keep',
+      '--retrieve',
+      '--fastv-layer',
+      '--pdrop-layers',
+    ]) {
       expect(r.stdout).toContain(flag);
     }
   });

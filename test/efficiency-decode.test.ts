@@ -42,7 +42,11 @@ function filledCache(rows: number, reserve: number): KvCache {
   const cache = new KvCache(SHAPE);
   cache.reserve(reserve);
   const block = Float32Array.from({ length: rows * ROW }, (_, i) => i);
-  cache.append(Array(SHAPE.layers).fill(block), Array(SHAPE.layers).fill(block), Array.from({ length: rows }, (_, i) => i));
+  cache.append(
+    Array(SHAPE.layers).fill(block),
+    Array(SHAPE.layers).fill(block),
+    Array.from({ length: rows }, (_, i) => i),
+  );
   return cache;
 }
 
@@ -169,8 +173,22 @@ describe('the prefill runs the attention-mass graph on the question rows only, a
     const n = 1300;
     const massWeights = new Float32Array(n).fill(0.1, n - 10);
     const ids = Array.from({ length: n }, (_, i) => i % 50);
-    const out = await prefill(runtime, { cache: 1, ids, positions: ids.map((_, i) => i), imageTokenId: -1, hidden: 4, chunkSize: 512, logits: 'last', massWeights });
-    expect(calls.map((c) => [c.ids.length, c.massWeights?.length ?? 0])).toEqual([[512, 0], [512, 0], [266, 0], [10, 10]]);
+    const out = await prefill(runtime, {
+      cache: 1,
+      ids,
+      positions: ids.map((_, i) => i),
+      imageTokenId: -1,
+      hidden: 4,
+      chunkSize: 512,
+      logits: 'last',
+      massWeights,
+    });
+    expect(calls.map((c) => [c.ids.length, c.massWeights?.length ?? 0])).toEqual([
+      [512, 0],
+      [512, 0],
+      [266, 0],
+      [10, 10],
+    ]);
     expect(calls.flatMap((c) => c.positions)).toEqual(ids.map((_, i) => i));
     expect(out.mass![0]!.length).toBe(heads * n);
 
@@ -179,7 +197,17 @@ describe('the prefill runs the attention-mass graph on the question rows only, a
     for (const weights of [massWeights, undefined]) {
       calls.length = 0;
       const withImage = ids.map((id, i) => (i >= 100 && i < 1250 ? 999 : id));
-      await prefill(runtime, { cache: 1, ids: withImage, positions: ids.map((_, i) => i), imageTokenId: 999, imageEmbeds: new Float32Array(1150 * 4), hidden: 4, chunkSize: 512, logits: 'last', massWeights: weights });
+      await prefill(runtime, {
+        cache: 1,
+        ids: withImage,
+        positions: ids.map((_, i) => i),
+        imageTokenId: 999,
+        imageEmbeds: new Float32Array(1150 * 4),
+        hidden: 4,
+        chunkSize: 512,
+        logits: 'last',
+        massWeights: weights,
+      });
       expect(calls.map((c) => c.ids.length)).toEqual(weights ? [512, 512, 226, 40, 10] : [512, 512, 226, 50]);
     }
   });
@@ -195,7 +223,10 @@ describe('retrieval over many frames', () => {
     for (const img of [...new Set(image)]) {
       const own = order.filter((i) => image[i] === img);
       const missing = floor - own.filter((i) => chosen.has(i)).length;
-      own.filter((i) => !chosen.has(i)).slice(0, Math.max(0, missing)).forEach((i) => chosen.add(i));
+      own
+        .filter((i) => !chosen.has(i))
+        .slice(0, Math.max(0, missing))
+        .forEach((i) => chosen.add(i));
     }
     return [...chosen].sort((a, b) => a - b).map((i) => rows[i]!);
   }
@@ -203,7 +234,7 @@ describe('retrieval over many frames', () => {
   it('the per-frame floor picks what a brute-force reference picks (frames grouped once, not rescanned per frame)', async () => {
     const { retrieve } = await import('../src/sparsity/retrieve.js');
     let s = 3;
-    const random = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const random = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
     for (let trial = 0; trial < 30; trial++) {
       const frames = 1 + Math.floor(random() * 40);
       const per = 1 + Math.floor(random() * 12);

@@ -49,7 +49,16 @@ describe('the memory estimate against a measured long prefill', () => {
     const dir = tempDir('eff-mem');
     writeTinyLlava(dir, { vision: 'siglip', text: 'qwen2', textHidden: 64, textIntermediate: 128, textHeads: 8, textKvHeads: 2, vocab: 300, seed: 9 });
     const spec = openCheckpoint(dir).spec;
-    const estimate = estimateTurnMemory(spec, { cachedRows: 0, promptTokens: TOKENS, maxNewTokens: 0, chunk: CHUNK, frames: 0, visionBatch: 1, viewRows: 0, twinRows: 0 });
+    const estimate = estimateTurnMemory(spec, {
+      cachedRows: 0,
+      promptTokens: TOKENS,
+      maxNewTokens: 0,
+      chunk: CHUNK,
+      frames: 0,
+      visionBatch: 1,
+      viewRows: 0,
+      twinRows: 0,
+    });
     const growth = measuredGrowth(dir);
     const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
     console.log(`prefill ${TOKENS} tokens: RSS +${mib(growth)}, estimated ${mib(estimate.total)} (scores ${mib(estimate.parts.prefillScores)})`);

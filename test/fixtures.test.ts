@@ -57,8 +57,14 @@ describe.each([
     const cache = await model.runtime.createCache();
     const ids = expected.input_ids;
     const out = await prefill(model.runtime, {
-      cache, ids, positions: ids.map((_, i) => i), imageTokenId: model.spec.imageTokenId, imageEmbeds,
-      hidden: model.spec.text.hiddenSize, chunkSize: 13, logits: 'all',
+      cache,
+      ids,
+      positions: ids.map((_, i) => i),
+      imageTokenId: model.spec.imageTokenId,
+      imageEmbeds,
+      hidden: model.spec.text.hiddenSize,
+      chunkSize: 13,
+      logits: 'all',
     });
     const vocab = model.spec.text.vocabSize;
     for (const [row, values] of Object.entries(expected.prompt_logits_rows)) {

@@ -40,7 +40,18 @@ describe('retention map SVG', () => {
   it('draws one kept element per kept token, one pruned element per dropped token, one outline per retrieved token', () => {
     const kept = [0, 3, 5, 6, 10, 15];
     const svg = kernel.renderRetentionSvg({
-      images: [{ grid: GRID, leading: 0, salience: SCORES, kept, retrieved: [{ token: 3, share: 1 }, { token: 10, share: 0.5 }] }],
+      images: [
+        {
+          grid: GRID,
+          leading: 0,
+          salience: SCORES,
+          kept,
+          retrieved: [
+            { token: 3, share: 1 },
+            { token: 10, share: 0.5 },
+          ],
+        },
+      ],
     });
     expect(svg.startsWith('<svg')).toBe(true);
     expect(count(svg, 'class="patch kept"')).toBe(kept.length);
@@ -117,8 +128,14 @@ describe('retention data from the step API', () => {
       { rows: [11, 12], scores: Float32Array.of(0.1, 0.4, 0.3, 0.2) },
     ],
     retrievedIds: [
-      [{ image: 0, token: 12 }, { image: 0, token: 14 }],
-      [{ image: 0, token: 13 }, { image: 0, token: 14 }],
+      [
+        { image: 0, token: 12 },
+        { image: 0, token: 14 },
+      ],
+      [
+        { image: 0, token: 13 },
+        { image: 0, token: 14 },
+      ],
     ],
   };
 
@@ -178,12 +195,25 @@ describe('retrieval table from a trace', () => {
 
 describe('latency summary', () => {
   const timings = (prefill: number) => ({
-    imageSeconds: 0.001, visionSeconds: 0.002, prefillSeconds: prefill, firstTokenSeconds: prefill + 0.004, decodeSeconds: 0.01,
-    decodeTokensPerSecond: 700, totalSeconds: prefill + 0.014, promptTokens: 50, generatedTokens: 8, cachedTokens: 0,
+    imageSeconds: 0.001,
+    visionSeconds: 0.002,
+    prefillSeconds: prefill,
+    firstTokenSeconds: prefill + 0.004,
+    decodeSeconds: 0.01,
+    decodeTokensPerSecond: 700,
+    totalSeconds: prefill + 0.014,
+    promptTokens: 50,
+    generatedTokens: 8,
+    cachedTokens: 0,
   });
 
   it('one row per answer, TTFT / prefill / decode tok/s stated, a stage bar each', () => {
-    const html = kernel.renderLatencyHtml(kernel.latencyRows([{ label: 'dense', answer: { timings: timings(0.02) } }, { label: 'k8 <r4>', answer: { timings: timings(0.005) } }]));
+    const html = kernel.renderLatencyHtml(
+      kernel.latencyRows([
+        { label: 'dense', answer: { timings: timings(0.02) } },
+        { label: 'k8 <r4>', answer: { timings: timings(0.005) } },
+      ]),
+    );
     expect(count(html, 'class="latency-row"')).toBe(2);
     expect(count(html, 'class="stage prefill"')).toBe(2);
     expect(html).toContain('TTFT');
@@ -212,7 +242,12 @@ describe('budget sweep', () => {
     // With a divergence (lower is better) the same values give a different front.
     expect(kernel.paretoFront(points, 'lower-is-better').map((i) => points[i]!.label)).toEqual(['e']);
     expect(kernel.paretoFront([])).toEqual([]);
-    expect(kernel.paretoFront([{ latency: 1, fidelity: 1 }, { latency: 1, fidelity: 1 }])).toEqual([0, 1]);
+    expect(
+      kernel.paretoFront([
+        { latency: 1, fidelity: 1 },
+        { latency: 1, fidelity: 1 },
+      ]),
+    ).toEqual([0, 1]);
   });
 
   it('plots one point per budget and marks the front', () => {
@@ -281,14 +316,27 @@ describe('demo image example', () => {
 
   it('says which folder lacks the examples, is malformed, or has no image conversation with enough turns', () => {
     const dir = tempDir('examples');
-    expect(() => kernel.demoImageExample({ modelDir: dir })).toThrow(expect.objectContaining({ code: 'CHECKPOINT_NOT_FOUND', message: expect.stringContaining(dir) }));
+    expect(() => kernel.demoImageExample({ modelDir: dir })).toThrow(
+      expect.objectContaining({ code: 'CHECKPOINT_NOT_FOUND', message: expect.stringContaining(dir) }),
+    );
     fs.mkdirSync(path.join(dir, 'examples'));
     const write = (json: unknown) => fs.writeFileSync(path.join(dir, 'examples/conversations.json'), JSON.stringify(json));
     write([{ title: 'x', media: ['a.png'], turns: [{ answer: 'red' }] }]);
-    expect(() => kernel.demoImageExample({ modelDir: dir })).toThrow(expect.objectContaining({ code: 'CHECKPOINT_CORRUPT', message: expect.stringContaining('conversation 0') }));
-    write([{ title: 'video', media: ['1.png', '2.png'], turns: [{ question: 'q?' }] }, { title: 'image', media: ['a.png'], turns: [{ question: 'q?', answer: 'red' }] }]);
-    expect(kernel.demoImageExample({ modelDir: dir })).toEqual({ title: 'image', media: [path.join(dir, 'examples/a.png')], turns: [{ question: 'q?', answer: 'red' }] });
-    expect(() => kernel.demoImageExample({ modelDir: dir, minTurns: 2 })).toThrow(expect.objectContaining({ code: 'CHECKPOINT_NOT_FOUND', message: expect.stringContaining('2+ turns') }));
+    expect(() => kernel.demoImageExample({ modelDir: dir })).toThrow(
+      expect.objectContaining({ code: 'CHECKPOINT_CORRUPT', message: expect.stringContaining('conversation 0') }),
+    );
+    write([
+      { title: 'video', media: ['1.png', '2.png'], turns: [{ question: 'q?' }] },
+      { title: 'image', media: ['a.png'], turns: [{ question: 'q?', answer: 'red' }] },
+    ]);
+    expect(kernel.demoImageExample({ modelDir: dir })).toEqual({
+      title: 'image',
+      media: [path.join(dir, 'examples/a.png')],
+      turns: [{ question: 'q?', answer: 'red' }],
+    });
+    expect(() => kernel.demoImageExample({ modelDir: dir, minTurns: 2 })).toThrow(
+      expect.objectContaining({ code: 'CHECKPOINT_NOT_FOUND', message: expect.stringContaining('2+ turns') }),
+    );
   });
 });
 
@@ -369,7 +417,9 @@ describe('attachProfiler', () => {
       const res = await fetch(new URL(`/api/runs/${run}/events`, trace.url), { headers: { authorization: `Bearer ${trace.server!.token}` } });
       expect(res.status).toBe(200);
       const served = decodeBatch(await res.text());
-      expect(served.filter((e) => e.type === 'kept').map((e) => (e as { kept: number[] }).kept)).toEqual(mine.filter((e) => e.type === 'kept').map((e) => (e as { kept: number[] }).kept));
+      expect(served.filter((e) => e.type === 'kept').map((e) => (e as { kept: number[] }).kept)).toEqual(
+        mine.filter((e) => e.type === 'kept').map((e) => (e as { kept: number[] }).kept),
+      );
       expect(count(kernel.retentionMapSvg(trace), 'class="patch kept"')).toBe(8);
     } finally {
       await trace.close();

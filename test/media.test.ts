@@ -58,7 +58,10 @@ const hex = (data: Uint8Array) => Buffer.from(data).toString('hex');
 describe('Pillow resampling port (src/media/pil-resample.ts)', () => {
   it('matches Pillow 9.4 Image.resize(BICUBIC) output, down and up', () => {
     // Printed by Pillow 9.4.0: np.asarray(Image.fromarray(src).resize((ow, oh), Image.BICUBIC)).flatten()
-    const down = [103, 133, 148, 139, 144, 150, 140, 143, 139, 130, 123, 107, 128, 152, 120, 148, 127, 123, 137, 110, 149, 124, 121, 146, 103, 166, 152, 142, 112, 167, 137, 125, 134, 151, 120, 139];
+    const down = [
+      103, 133, 148, 139, 144, 150, 140, 143, 139, 130, 123, 107, 128, 152, 120, 148, 127, 123, 137, 110, 149, 124, 121, 146, 103, 166, 152, 142, 112, 167, 137,
+      125, 134, 151, 120, 139,
+    ];
     expect([...pilResize(pattern(9, 7), 4, 3, 'bicubic').data]).toEqual(down);
     const up = pilResize(pattern(5, 4), 8, 6, 'bicubic').data;
     expect([...up.slice(0, 24)]).toEqual([0, 44, 97, 7, 60, 112, 32, 85, 139, 55, 106, 173, 78, 136, 202, 100, 170, 223, 136, 197, 249, 160, 211, 255]);
@@ -70,12 +73,36 @@ describe('Pillow resampling port (src/media/pil-resample.ts)', () => {
    * 9x7→4x3 (shrink), 4x3→6x5 (enlarge) and 9x4→5x7 (shrink x, enlarge y).
    */
   const GOLDEN: Record<ResampleFilter, [string, string, string]> = {
-    nearest: ['8dc2f7f1265b558abfb9ee235d92c7f52a5f8dc2f7255a8f2d6297f92e63c5fa2f91c6fb', '00356a255a8f255a8f4a7fb44a7fb46fa4d900356a255a8f255a8f4a7fb44a7fb46fa4d95b90c58dc2f78dc2f7bff429bff429f1265bb6eb20f52a5ff52a5f34699e34699e73a8ddb6eb20f52a5ff52a5f34699e34699e73a8dd', '00356a4a7fb494c9fede1348285d9200356a4a7fb494c9fede1348285d925b90c5bff42923588d87bcf1eb20555b90c5bff42923588d87bcf1eb2055b6eb2034699eb2e71c30659aaee31811467ba9de134176abd90e4371a6db11467ba9de134176abd90e4371a6db'],
-    lanczos: ['6681938c93978d8f8c817c68849d77977f77866b977f7b9460a79a8e70a98c7a8694758c', '002d5a083965234e8a3364bb4e98e15fbbec1445942162b3489bba74b6819a9088a866a8588dbb6e9df197d7e0b5ff40de872ff4126599e359c99d81d3649978996c829084b26aacb1ff08f18b1fe4025c3a3b9e2d98db6dc1f2', '0835653c7ad8a8f3cabc4f230036902069a281929c81a5bba08863564a6d60b1ddd2aa565b449475c7bfd07a41c4b48a9e8d858b6b586799c3d1be4aca87365e6fb4beb6557c479079c87e64787199846c9c9394924a875793a11776aed09a2f786bc49f5e8b5169ae'],
-    bilinear: ['6b88938a8c958b8d89837c6e7a957c947e808974947c778f6da2968e74a3897f8696788b', '00356a13487d2b60954479ae5d92c76fa4d924598e3a6fa4558aaf72a7868e9092a372a75b90c574a9de95cad5b7ec4bd88d42f1265b92c762af977fbb71957c9776898b8ca574a9b6eb20d68b40d5356a545e935489be73a8dd', '154a7f4f84b994c9c2a95e4325487d386d9c79929981a1af9b7d6e615d6b71a6c9bda76563609184b0b2c27f4fa09e8a998e838982737d8aa7aca160be8d4a7174a0aea75e7b5c9186ba786e7c779a8a6d90898d92588d6a939b3c7194b3984d7d76aba0558a587bb0'],
-    bicubic: ['6785948b90968c8f8b827b6b809878947f7b896e957c799267a6988e70a7897d8697788b', '002c61083d7123588f3b6fb65796d567b1e41b4e8f2c67a84d8eb571ad83929190a56ea9588dc270a5e995cde1b7fa3fdc8a37f4185e96d75abc997ccb6597749971838c8ba972adb9ff0fe78a2de719614050993f8ece6eb7eb', '083d724682c99edfc9b857300a3e872a679d7a929d83a8b6a1806655536c6aacdaccaa585c50917bbdbfcf7d42b0a88a9b8d838a7968728fb4beae53cc8c3a6471adb8ae577a519083c7796578779d8968948b9394518b5f95a0256fa2c39a3c7a72b8a355894e75b5'],
-    box: ['4479ae86909a9d928774695e8d9777837f7c89689d76808b6ba095906fa48a7f74a3988d', '00356a255a8f255a8f4a7fb46fa4d96fa4d900356a255a8f255a8f4a7fb46fa4d96fa4d95b90c58dc2f78dc2f7bff429f1265bf1265bb6eb20f52a5ff52a5f34699e73a8dd73a8ddb6eb20f52a5ff52a5f34699e73a8dd73a8dd', '13487d5d92c794c9fecc8136164b8013487d5d92c794c9fecc8136164b8074a9ded88d4223588d6ea3d8d2873cd68b405489beb2e71c91467b8fc479d68b405489beb2e71c91467b8fc479376ca1cf84394176abb3689d4b80b5376ca1cf84394176abb3689d4b80b5'],
-    hamming: ['6186a19386918a928d827a64778e7f987a7e8e729b7078936ea3959672a68a8b7e9b8390', '00356a13487d265b90497eb35d92c76fa4d9194e832e63984378ab6a9f8e7f91a29381b65b90c574a9de8ec3f1bef32fd88d42f1265b9dd24ebb936cd456895f8e7d798a9b9684b9b6eb20d68b40ef2c613a679c5489be73a8dd', '11467b5287bc94c9d2c155401a4c81255a8e6a90a586b2c4b3685e40567471a6d8c8b44a4f598d7db1d0d37b41a19f8b90957a818a6b7585afb3a157cf963d5776aab2bb496e588d92c76e537188a49b4f7b8497a64b805e92aa33689bb8a4386d76abb4487d5184b9'],
+    nearest: [
+      '8dc2f7f1265b558abfb9ee235d92c7f52a5f8dc2f7255a8f2d6297f92e63c5fa2f91c6fb',
+      '00356a255a8f255a8f4a7fb44a7fb46fa4d900356a255a8f255a8f4a7fb44a7fb46fa4d95b90c58dc2f78dc2f7bff429bff429f1265bb6eb20f52a5ff52a5f34699e34699e73a8ddb6eb20f52a5ff52a5f34699e34699e73a8dd',
+      '00356a4a7fb494c9fede1348285d9200356a4a7fb494c9fede1348285d925b90c5bff42923588d87bcf1eb20555b90c5bff42923588d87bcf1eb2055b6eb2034699eb2e71c30659aaee31811467ba9de134176abd90e4371a6db11467ba9de134176abd90e4371a6db',
+    ],
+    lanczos: [
+      '6681938c93978d8f8c817c68849d77977f77866b977f7b9460a79a8e70a98c7a8694758c',
+      '002d5a083965234e8a3364bb4e98e15fbbec1445942162b3489bba74b6819a9088a866a8588dbb6e9df197d7e0b5ff40de872ff4126599e359c99d81d3649978996c829084b26aacb1ff08f18b1fe4025c3a3b9e2d98db6dc1f2',
+      '0835653c7ad8a8f3cabc4f230036902069a281929c81a5bba08863564a6d60b1ddd2aa565b449475c7bfd07a41c4b48a9e8d858b6b586799c3d1be4aca87365e6fb4beb6557c479079c87e64787199846c9c9394924a875793a11776aed09a2f786bc49f5e8b5169ae',
+    ],
+    bilinear: [
+      '6b88938a8c958b8d89837c6e7a957c947e808974947c778f6da2968e74a3897f8696788b',
+      '00356a13487d2b60954479ae5d92c76fa4d924598e3a6fa4558aaf72a7868e9092a372a75b90c574a9de95cad5b7ec4bd88d42f1265b92c762af977fbb71957c9776898b8ca574a9b6eb20d68b40d5356a545e935489be73a8dd',
+      '154a7f4f84b994c9c2a95e4325487d386d9c79929981a1af9b7d6e615d6b71a6c9bda76563609184b0b2c27f4fa09e8a998e838982737d8aa7aca160be8d4a7174a0aea75e7b5c9186ba786e7c779a8a6d90898d92588d6a939b3c7194b3984d7d76aba0558a587bb0',
+    ],
+    bicubic: [
+      '6785948b90968c8f8b827b6b809878947f7b896e957c799267a6988e70a7897d8697788b',
+      '002c61083d7123588f3b6fb65796d567b1e41b4e8f2c67a84d8eb571ad83929190a56ea9588dc270a5e995cde1b7fa3fdc8a37f4185e96d75abc997ccb6597749971838c8ba972adb9ff0fe78a2de719614050993f8ece6eb7eb',
+      '083d724682c99edfc9b857300a3e872a679d7a929d83a8b6a1806655536c6aacdaccaa585c50917bbdbfcf7d42b0a88a9b8d838a7968728fb4beae53cc8c3a6471adb8ae577a519083c7796578779d8968948b9394518b5f95a0256fa2c39a3c7a72b8a355894e75b5',
+    ],
+    box: [
+      '4479ae86909a9d928774695e8d9777837f7c89689d76808b6ba095906fa48a7f74a3988d',
+      '00356a255a8f255a8f4a7fb46fa4d96fa4d900356a255a8f255a8f4a7fb46fa4d96fa4d95b90c58dc2f78dc2f7bff429f1265bf1265bb6eb20f52a5ff52a5f34699e73a8dd73a8ddb6eb20f52a5ff52a5f34699e73a8dd73a8dd',
+      '13487d5d92c794c9fecc8136164b8013487d5d92c794c9fecc8136164b8074a9ded88d4223588d6ea3d8d2873cd68b405489beb2e71c91467b8fc479d68b405489beb2e71c91467b8fc479376ca1cf84394176abb3689d4b80b5376ca1cf84394176abb3689d4b80b5',
+    ],
+    hamming: [
+      '6186a19386918a928d827a64778e7f987a7e8e729b7078936ea3959672a68a8b7e9b8390',
+      '00356a13487d265b90497eb35d92c76fa4d9194e832e63984378ab6a9f8e7f91a29381b65b90c574a9de8ec3f1bef32fd88d42f1265b9dd24ebb936cd456895f8e7d798a9b9684b9b6eb20d68b40ef2c613a679c5489be73a8dd',
+      '11467b5287bc94c9d2c155401a4c81255a8e6a90a586b2c4b3685e40567471a6d8c8b44a4f598d7db1d0d37b41a19f8b90957a818a6b7585afb3a157cf963d5776aab2bb496e588d92c76e537188a49b4f7b8497a64b805e92aa33689bb8a4386d76abb4487d5184b9',
+    ],
   };
   it.each(Object.keys(GOLDEN) as ResampleFilter[])('%s matches Pillow 9.4 on a shrink, an enlarge and a mixed resize', (filter) => {
     const [down, up, mixed] = GOLDEN[filter];
@@ -94,7 +121,9 @@ describe('Pillow resampling port (src/media/pil-resample.ts)', () => {
     const same = pilResize(img, 5, 4, 'bicubic');
     expect(same.data).not.toBe(img.data);
     expect(same.data).toEqual(img.data);
-    expect([...pilResize({ width: 1, height: 1, data: new Uint8Array([9, 99, 199]) }, 3, 2, 'lanczos').data]).toEqual([9, 99, 199, 9, 99, 199, 9, 99, 199, 9, 99, 199, 9, 99, 199, 9, 99, 199]);
+    expect([...pilResize({ width: 1, height: 1, data: new Uint8Array([9, 99, 199]) }, 3, 2, 'lanczos').data]).toEqual([
+      9, 99, 199, 9, 99, 199, 9, 99, 199, 9, 99, 199, 9, 99, 199, 9, 99, 199,
+    ]);
     expect(pilResize(img, 9, 4, 'bicubic').data.length).toBe(9 * 4 * 3);
     expect(pilResize(img, 5, 9, 'bicubic').data.length).toBe(5 * 9 * 3);
     expect(() => pilResize(img, 0, 4, 'bicubic')).toThrow(RangeError);
@@ -110,7 +139,10 @@ describe('fixture images (already at the model size: no resampling)', () => {
     const { data: raw, info } = await sharp(file).raw().toBuffer({ resolveWithObject: true });
     expect(info.channels).toBe(3);
     expect([img.width, img.height]).toEqual([info.width, info.height]);
-    expect(resizeOutputSize(cfg.resize!, img.width, img.height)).toEqual({ width: cfg.centerCrop?.width ?? info.width, height: cfg.centerCrop?.height ?? info.height });
+    expect(resizeOutputSize(cfg.resize!, img.width, img.height)).toEqual({
+      width: cfg.centerCrop?.width ?? info.width,
+      height: cfg.centerCrop?.height ?? info.height,
+    });
 
     const px = await preprocessImage(img, cfg);
     expect(px.dims).toEqual([3, info.height, info.width]);
@@ -182,12 +214,66 @@ describe('resize paths', () => {
    * (mean) when shrinking and by 5.3 mean / 77 max when enlarging 20x15→37x28.
    */
   it.each([
-    [20, 15, 37, 28, 'bicubic', 'd13923edf7482fdc8f0c9d6a14a98218bcaa78c4d6ccde3aeaf33637c9e1c97d', [121, 155, 85, 128, 158, 86, 141, 163, 89, 150, 161, 91], 108.4965],
-    [100, 75, 448, 336, 'bicubic', 'a908a0d65dca20f8e93858a32a9e3228570713dd869aff4e27276fdbebecd708', [124, 155, 84, 124, 156, 85, 124, 156, 85, 124, 158, 86], 109.4126],
-    [640, 427, 335, 224, 'bicubic', 'bdb1a8c0ac471e2ad47d4402ddf529f219c8f4ce4beb676fbddf65d188832cd9', [121, 158, 89, 119, 160, 91, 124, 159, 93, 126, 157, 91], 109.6087],
-    [1200, 900, 298, 224, 'bicubic', 'c8841122b3ee81bd8ee27c68f2a7eb1bf5cc2ef14d44e9b6b09e0866c5aa836b', [121, 161, 90, 121, 160, 90, 124, 161, 89, 126, 160, 90], 109.6164],
-    [20, 15, 37, 28, 'bilinear', 'e81ce9f37ba6cc4422a2c02e3291df674f81d9873c98034bbf3b0eec8479512b', [124, 156, 85, 131, 158, 87, 142, 162, 89, 151, 160, 90], 108.4765],
-    [640, 427, 335, 224, 'bilinear', '2e3fb8095d5c482d5ee7c34366f0b270c91c0b7c9444a9cca20e69d1886abd7b', [121, 159, 90, 120, 160, 91, 124, 159, 93, 125, 158, 91], 109.6085],
+    [
+      20,
+      15,
+      37,
+      28,
+      'bicubic',
+      'd13923edf7482fdc8f0c9d6a14a98218bcaa78c4d6ccde3aeaf33637c9e1c97d',
+      [121, 155, 85, 128, 158, 86, 141, 163, 89, 150, 161, 91],
+      108.4965,
+    ],
+    [
+      100,
+      75,
+      448,
+      336,
+      'bicubic',
+      'a908a0d65dca20f8e93858a32a9e3228570713dd869aff4e27276fdbebecd708',
+      [124, 155, 84, 124, 156, 85, 124, 156, 85, 124, 158, 86],
+      109.4126,
+    ],
+    [
+      640,
+      427,
+      335,
+      224,
+      'bicubic',
+      'bdb1a8c0ac471e2ad47d4402ddf529f219c8f4ce4beb676fbddf65d188832cd9',
+      [121, 158, 89, 119, 160, 91, 124, 159, 93, 126, 157, 91],
+      109.6087,
+    ],
+    [
+      1200,
+      900,
+      298,
+      224,
+      'bicubic',
+      'c8841122b3ee81bd8ee27c68f2a7eb1bf5cc2ef14d44e9b6b09e0866c5aa836b',
+      [121, 161, 90, 121, 160, 90, 124, 161, 89, 126, 160, 90],
+      109.6164,
+    ],
+    [
+      20,
+      15,
+      37,
+      28,
+      'bilinear',
+      'e81ce9f37ba6cc4422a2c02e3291df674f81d9873c98034bbf3b0eec8479512b',
+      [124, 156, 85, 131, 158, 87, 142, 162, 89, 151, 160, 90],
+      108.4765,
+    ],
+    [
+      640,
+      427,
+      335,
+      224,
+      'bilinear',
+      '2e3fb8095d5c482d5ee7c34366f0b270c91c0b7c9444a9cca20e69d1886abd7b',
+      [121, 159, 90, 120, 160, 91, 124, 159, 93, 125, 158, 91],
+      109.6085,
+    ],
   ] as const)('resizeRgb %ix%i → %ix%i %s is bit-identical to Pillow', (w, h, ow, oh, filter, digest, head, mean) => {
     const out = resizeRgb(scene(w, h), ow, oh, filter);
     expect([out.width, out.height]).toEqual([ow, oh]);
@@ -199,29 +285,47 @@ describe('resize paths', () => {
 
 describe('loadImage', () => {
   it('drops alpha without compositing and replicates grey, like PIL convert("RGB")', async () => {
-    const rgba = await sharp(Buffer.from([10, 20, 30, 0, 200, 100, 50, 128]), { raw: { width: 2, height: 1, channels: 4 } }).png().toBuffer();
+    const rgba = await sharp(Buffer.from([10, 20, 30, 0, 200, 100, 50, 128]), { raw: { width: 2, height: 1, channels: 4 } })
+      .png()
+      .toBuffer();
     expect([...(await loadImage(rgba)).data]).toEqual([10, 20, 30, 200, 100, 50]);
-    const grey = await sharp(Buffer.from([7, 250]), { raw: { width: 2, height: 1, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+    const grey = await sharp(Buffer.from([7, 250]), { raw: { width: 2, height: 1, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toBuffer();
     expect((await sharp(grey).metadata()).channels).toBe(1);
     expect([...(await loadImage(grey)).data]).toEqual([7, 7, 7, 250, 250, 250]);
   });
 
   it('applies EXIF orientation (transformers load_image does exif_transpose)', async () => {
-    const jpg = await sharp(Buffer.alloc(8 * 4 * 3, 128), { raw: { width: 8, height: 4, channels: 3 } }).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    const jpg = await sharp(Buffer.alloc(8 * 4 * 3, 128), { raw: { width: 8, height: 4, channels: 3 } })
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
     const img = await loadImage(jpg);
     expect([img.width, img.height]).toEqual([4, 8]);
   });
 
   it('a missing file is IMAGE_UNREADABLE naming the file', async () => {
     const file = path.join(tempDir('media'), 'no-such-image.png');
-    await expect(loadImage(file)).rejects.toMatchObject({ name: 'InputError', code: 'IMAGE_UNREADABLE', subject: file, message: expect.stringContaining(file) });
+    await expect(loadImage(file)).rejects.toMatchObject({
+      name: 'InputError',
+      code: 'IMAGE_UNREADABLE',
+      subject: file,
+      message: expect.stringContaining(file),
+    });
     await expect(loadImage(file)).rejects.toBeInstanceOf(InputError);
   });
 
   it('a file that is not an image is IMAGE_UNREADABLE naming the file', async () => {
     const file = path.join(tempDir('media'), 'notes.png');
     await writeFile(file, 'this is text, not a PNG');
-    await expect(loadImage(file)).rejects.toMatchObject({ name: 'InputError', code: 'IMAGE_UNREADABLE', subject: file, message: expect.stringContaining(file) });
+    await expect(loadImage(file)).rejects.toMatchObject({
+      name: 'InputError',
+      code: 'IMAGE_UNREADABLE',
+      subject: file,
+      message: expect.stringContaining(file),
+    });
     await expect(loadImage(Buffer.from('nope'))).rejects.toMatchObject({ code: 'IMAGE_UNREADABLE', subject: '<buffer>' });
   });
 });
@@ -229,14 +333,29 @@ describe('loadImage', () => {
 describe('preprocessor_config.json', () => {
   it('parses both fixtures', async () => {
     const clip = await loadPreprocessorConfig(CLIP_DIR);
-    expect(clip).toMatchObject({ processor: 'clip', resize: { kind: 'shortest_edge', shortestEdge: 28 }, centerCrop: { height: 28, width: 28 }, resample: { pil: 3, filter: 'bicubic' } });
+    expect(clip).toMatchObject({
+      processor: 'clip',
+      resize: { kind: 'shortest_edge', shortestEdge: 28 },
+      centerCrop: { height: 28, width: 28 },
+      resample: { pil: 3, filter: 'bicubic' },
+    });
     const siglip = await loadPreprocessorConfig(SIGLIP_DIR);
-    expect(siglip).toMatchObject({ processor: 'siglip', resize: { kind: 'exact', height: 32, width: 32 }, centerCrop: null, normalize: { mean: [0.5, 0.5, 0.5] } });
+    expect(siglip).toMatchObject({
+      processor: 'siglip',
+      resize: { kind: 'exact', height: 32, width: 32 },
+      centerCrop: null,
+      normalize: { mean: [0.5, 0.5, 0.5] },
+    });
   });
 
   it('applies transformers defaults, int sizes and do_* flags', () => {
     const clip = parsePreprocessorConfig({ image_processor_type: 'CLIPImageProcessor', size: 336, crop_size: 336, do_normalize: false });
-    expect(clip).toMatchObject({ resize: { kind: 'shortest_edge', shortestEdge: 336 }, centerCrop: { height: 336, width: 336 }, normalize: null, rescaleFactor: 1 / 255 });
+    expect(clip).toMatchObject({
+      resize: { kind: 'shortest_edge', shortestEdge: 336 },
+      centerCrop: { height: 336, width: 336 },
+      normalize: null,
+      rescaleFactor: 1 / 255,
+    });
     const siglip = parsePreprocessorConfig({ image_processor_type: 'SiglipImageProcessor', size: 384, do_rescale: false });
     expect(siglip).toMatchObject({ resize: { kind: 'exact', height: 384, width: 384 }, rescaleFactor: null, normalize: { std: [0.5, 0.5, 0.5] } });
     expect(parsePreprocessorConfig({ image_processor_type: 'CLIPImageProcessor', do_resize: false, do_center_crop: false }).resize).toBeNull();
@@ -246,7 +365,13 @@ describe('preprocessor_config.json', () => {
   });
 
   it('do_rescale=false keeps 0..255 values before normalizing', async () => {
-    const cfg = parsePreprocessorConfig({ image_processor_type: 'SiglipImageProcessor', size: { height: 1, width: 2 }, do_rescale: false, image_mean: 100, image_std: 2 });
+    const cfg = parsePreprocessorConfig({
+      image_processor_type: 'SiglipImageProcessor',
+      size: { height: 1, width: 2 },
+      do_rescale: false,
+      image_mean: 100,
+      image_std: 2,
+    });
     const px = await preprocessImage({ width: 2, height: 1, data: new Uint8Array([100, 0, 0, 110, 0, 0]) }, cfg);
     expect([...px.data.slice(0, 2)]).toEqual([0, 5]);
   });

@@ -60,7 +60,19 @@ async function execute(name: string): Promise<Executed> {
   try {
     await run(
       PYTHON,
-      ['-m', 'jupyter', 'nbconvert', '--to', 'notebook', '--execute', '--allow-errors', `--ExecutePreprocessor.timeout=${NOTEBOOK_TIMEOUT_S}`, '--output', out, path.join(NOTEBOOKS, name)],
+      [
+        '-m',
+        'jupyter',
+        'nbconvert',
+        '--to',
+        'notebook',
+        '--execute',
+        '--allow-errors',
+        `--ExecutePreprocessor.timeout=${NOTEBOOK_TIMEOUT_S}`,
+        '--output',
+        out,
+        path.join(NOTEBOOKS, name),
+      ],
       {
         cwd: NOTEBOOKS,
         env: { ...process.env, JUPYTER_PATH: path.join(prefix, 'share', 'jupyter'), SPARSEVILA_CACHE: graphCache, SPARSEVILA_PROFILER_URL: '' },
@@ -86,7 +98,10 @@ async function execute(name: string): Promise<Executed> {
   return {
     cells: nb.cells,
     seconds,
-    stdout: outputs.filter((o) => o.output_type === 'stream' && o.name === 'stdout').map((o) => join(o.text)).join(''),
+    stdout: outputs
+      .filter((o) => o.output_type === 'stream' && o.name === 'stdout')
+      .map((o) => join(o.text))
+      .join(''),
     svgs: outputs.flatMap((o) => (o.data?.['image/svg+xml'] ? [join(o.data['image/svg+xml'])] : [])),
     htmls: outputs.flatMap((o) => (o.data?.['text/html'] ? [join(o.data['text/html'])] : [])),
   };
@@ -175,7 +190,10 @@ describe('notebooks', () => {
     expect(count(retrieved, 'class="patch kept"')).toBe(6);
     expect(count(retrieved, 'class="retrieved"')).toBe(3);
     // The printed kept tokens are the ones drawn kept.
-    const keptTokens = nb.stdout.match(/kept: 6\/16 tokens: ([\d, ]+)/)![1]!.split(', ').map(Number);
+    const keptTokens = nb.stdout
+      .match(/kept: 6\/16 tokens: ([\d, ]+)/)![1]!
+      .split(', ')
+      .map(Number);
     const drawn = [...pruned.matchAll(/class="patch kept" data-token="(\d+)"/g)].map((m) => Number(m[1]));
     expect(drawn).toEqual(keptTokens);
     const table = nb.htmls.find((h) => h.includes('class="retrieval"'))!;
@@ -229,7 +247,16 @@ describe('notebooks', () => {
     const printed = nb.stdout.match(/Pareto front: (.+)/)![1]!.split(', ');
     expect([...printed].sort()).toEqual([...front].sort());
     expect(printed).toContain('k256/r100%');
-    expect(count(nb.htmls.find((h) => h.includes('class="latency"'))!, 'class="latency-row"')).toBe(12);
-    console.log(`notebook runtimes (s): ${Object.entries(runtimes).map(([n, s]) => `${n} ${s.toFixed(1)}`).join(', ')}`);
+    expect(
+      count(
+        nb.htmls.find((h) => h.includes('class="latency"'))!,
+        'class="latency-row"',
+      ),
+    ).toBe(12);
+    console.log(
+      `notebook runtimes (s): ${Object.entries(runtimes)
+        .map(([n, s]) => `${n} ${s.toFixed(1)}`)
+        .join(', ')}`,
+    );
   });
 });

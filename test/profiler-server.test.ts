@@ -117,7 +117,17 @@ function syntheticRun(run: string, t0 = 0): TraceEvent[] {
 }
 
 function bigSalience(run: string, t: number, n = 4096): TraceEvent {
-  return { run, t, type: 'salience', turn: 0, image: 0, source: 'cls', grid: { rows: 64, cols: 64 }, leading: 0, scores: Array.from({ length: n }, (_, i) => (i % 97) / 97) } as TraceEvent;
+  return {
+    run,
+    t,
+    type: 'salience',
+    turn: 0,
+    image: 0,
+    source: 'cls',
+    grid: { rows: 64, cols: 64 },
+    leading: 0,
+    scores: Array.from({ length: n }, (_, i) => (i % 97) / 97),
+  } as TraceEvent;
 }
 
 describe('the profiler server', () => {
@@ -218,7 +228,16 @@ describe('the profiler server', () => {
     await until('not live', () => server.runs().find((r) => r.run === run)?.live === false);
 
     const summary = server.runs().find((r) => r.run === run)!;
-    expect(summary).toMatchObject({ run, model: SIGLIP_FIXTURE, vision: 'siglip', text: 'qwen2', policy: { method: 'dense' }, turns: 1, events: events.length, source: 'live' });
+    expect(summary).toMatchObject({
+      run,
+      model: SIGLIP_FIXTURE,
+      vision: 'siglip',
+      text: 'qwen2',
+      policy: { method: 'dense' },
+      turns: 1,
+      events: events.length,
+      source: 'live',
+    });
     expect(page.messages.some((m) => m.kind === 'run' && m.summary.run === run)).toBe(true);
 
     // Everything the engine emitted reached the page, and the stored run decodes to the same events.
@@ -237,7 +256,15 @@ describe('the profiler server', () => {
     // Saved as JSONL in the data dir, downloadable as JSONL.
     const jsonl = await (await fetch(httpUrl(server, `/api/runs/${run}/trace.jsonl`))).text();
     expect(jsonl.trim().split('\n')).toHaveLength(events.length);
-    await until('data file', () => fs.existsSync(path.join(dataDir, `${run}.jsonl`)) && fs.readFileSync(path.join(dataDir, `${run}.jsonl`), 'utf8').trim().split('\n').length === events.length);
+    await until(
+      'data file',
+      () =>
+        fs.existsSync(path.join(dataDir, `${run}.jsonl`)) &&
+        fs
+          .readFileSync(path.join(dataDir, `${run}.jsonl`), 'utf8')
+          .trim()
+          .split('\n').length === events.length,
+    );
   });
 
   it('keeps serving through malformed, oversized and invalid ingest, and orders out-of-order events by t', async () => {
@@ -375,7 +402,12 @@ describe('the profiler server', () => {
 
     // A second server on the same data dir lists the saved runs (as files); --load adds a saved trace.
     const extra = path.join(tempDir('profiler-load'), 'extra.jsonl');
-    fs.writeFileSync(extra, syntheticRun('loaded-file').map((e) => serializeEvent(e)).join('\n'));
+    fs.writeFileSync(
+      extra,
+      syntheticRun('loaded-file')
+        .map((e) => serializeEvent(e))
+        .join('\n'),
+    );
     await until('upload saved', () => fs.existsSync(path.join(dataDir, 'uploaded.jsonl')));
     const again = await startProfiler({ dataDir, load: [extra], log: () => undefined });
     try {
@@ -450,7 +482,12 @@ describe('RunStore', () => {
     store.load(syntheticRun('c'), { persist: false });
     store.load(syntheticRun('d'), { persist: false });
     expect(evicted).toEqual(['b']);
-    expect(store.summaries().map((r) => r.run).sort()).toEqual(['a', 'c', 'd']);
+    expect(
+      store
+        .summaries()
+        .map((r) => r.run)
+        .sort(),
+    ).toEqual(['a', 'c', 'd']);
     expect(store.summary('a')).toMatchObject({ events: 3, truncated: 1, live: true, turns: 1, lastT: 3 });
     store.detach(live);
     expect(store.summary('a')!.live).toBe(false);

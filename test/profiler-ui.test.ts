@@ -70,7 +70,10 @@ async function picture(size: number, phase: number, format: 'png' | 'jpeg'): Pro
  * SparseVILA keeping `keep` of each frame, `turns` turns retrieving `retrieve` of the retained tokens per
  * layer (each layer looking at a different stretch of the video), decode steps, answers and fidelity.
  */
-async function videoTrace(run: string, o: { frames: number; grid: number; layers: number; turns: number; keep: number; retrieve: number; steps: number }): Promise<TraceEvent[]> {
+async function videoTrace(
+  run: string,
+  o: { frames: number; grid: number; layers: number; turns: number; keep: number; retrieve: number; steps: number },
+): Promise<TraceEvent[]> {
   const rand = rng(7);
   const tokens = o.grid * o.grid;
   const ev: TraceEvent[] = [];
@@ -82,7 +85,13 @@ async function videoTrace(run: string, o: { frames: number; grid: number; layers
     type: 'run.start',
     version: 1,
     model: { dir: 'synthetic/llava-video-qwen2', vision: 'siglip', text: 'qwen2', layers: o.layers, heads: 14, kvHeads: 2, imageTokens: tokens },
-    policy: { method: 'sparsevila', keep: { budget: { ratio: o.keep }, scope: 'per-image' }, retrieve: { budget: { ratio: o.retrieve }, minPerImage: 0, perKvHead: false }, salience: 'received', positions: 'original' },
+    policy: {
+      method: 'sparsevila',
+      keep: { budget: { ratio: o.keep }, scope: 'per-image' },
+      retrieve: { budget: { ratio: o.retrieve }, minPerImage: 0, perKvHead: false },
+      salience: 'received',
+      positions: 'original',
+    },
     options: { maxNewTokens: o.steps },
   } as TraceEvent);
   const jpegs = await Promise.all(Array.from({ length: o.frames }, (_, f) => picture(96, f / Math.max(1, o.frames - 1), 'jpeg')));
@@ -96,7 +105,17 @@ async function videoTrace(run: string, o: { frames: number; grid: number; layers
       return Math.exp(-((c - sunCol) ** 2 + (r - 0.22 * o.grid) ** 2) / 6) + 0.15 * rand();
     });
     const sum = scores.reduce((a, b) => a + b, 0);
-    ev.push({ run, t: at(0.2), type: 'salience', turn: 0, image: f, source: 'received', grid: { rows: o.grid, cols: o.grid }, leading: 0, scores: scores.map((s) => s / sum) });
+    ev.push({
+      run,
+      t: at(0.2),
+      type: 'salience',
+      turn: 0,
+      image: f,
+      source: 'received',
+      grid: { rows: o.grid, cols: o.grid },
+      leading: 0,
+      scores: scores.map((s) => s / sum),
+    });
     const kept = topIndices(scores, Math.round(o.keep * tokens));
     ev.push({ run, t: at(0.05), type: 'kept', turn: 0, image: f, total: tokens, kept });
     for (const k of kept) candidates.push({ image: f, token: k });
@@ -104,9 +123,27 @@ async function videoTrace(run: string, o: { frames: number; grid: number; layers
   const answers = ['A red house under a moving sun; the sun crosses the sky from left to right.', 'It is red.'];
   for (let turn = 0; turn < o.turns; turn++) {
     const t0 = at(1);
-    ev.push({ run, t: t0, type: 'turn.start', turn, text: turn === 0 ? 'What happens in this video?' : 'What colour is the house?', images: turn === 0 ? o.frames : 0 });
+    ev.push({
+      run,
+      t: t0,
+      type: 'turn.start',
+      turn,
+      text: turn === 0 ? 'What happens in this video?' : 'What colour is the house?',
+      images: turn === 0 ? o.frames : 0,
+    });
     const spans: [string, number][] =
-      turn === 0 ? [['images', 40], ['encode', 900], ['prune', 6], ['prefill', 2400], ['retrieve', 30]] : [['prefill', 60], ['retrieve', 30]];
+      turn === 0
+        ? [
+            ['images', 40],
+            ['encode', 900],
+            ['prune', 6],
+            ['prefill', 2400],
+            ['retrieve', 30],
+          ]
+        : [
+            ['prefill', 60],
+            ['retrieve', 30],
+          ];
     let s0 = t0;
     for (const [stage, d] of spans) {
       ev.push({ run, t: at(d), type: 'span', turn, stage: stage as 'prefill', start: s0, duration: d });
@@ -132,9 +169,31 @@ async function videoTrace(run: string, o: { frames: number; grid: number; layers
       turn,
       answer: answers[turn]!,
       stopReason: 'eos',
-      metrics: { firstTokenSeconds: 2.4, prefillSeconds: 2.4, decodeSeconds: 0.4, decodeTokensPerSecond: 48, totalSeconds: (t - t0) / 1000, promptTokens: 200, generatedTokens: words.length, cachedTokens: turn ? 300 : 0 },
+      metrics: {
+        firstTokenSeconds: 2.4,
+        prefillSeconds: 2.4,
+        decodeSeconds: 0.4,
+        decodeTokensPerSecond: 48,
+        totalSeconds: (t - t0) / 1000,
+        promptTokens: 200,
+        generatedTokens: words.length,
+        cachedTokens: turn ? 300 : 0,
+      },
     } as TraceEvent);
-    ev.push({ run, t: at(0.1), type: 'fidelity', turn, metrics: { steps: words.length, tokenAgreement: 0.9, firstDivergence: 3, klPerStep: words.map(() => 0.01 * rand()), meanKl: 0.005, retrievalRecall: Array(o.layers).fill(0.7) } });
+    ev.push({
+      run,
+      t: at(0.1),
+      type: 'fidelity',
+      turn,
+      metrics: {
+        steps: words.length,
+        tokenAgreement: 0.9,
+        firstDivergence: 3,
+        klPerStep: words.map(() => 0.01 * rand()),
+        meanKl: 0.005,
+        retrievalRecall: Array(o.layers).fill(0.7),
+      },
+    });
   }
   return ev;
 }
@@ -173,7 +232,9 @@ async function setTurn(page: Page, turn: number): Promise<void> {
 
 /** Tokens of the highlighted patch elements in the retention map, by state. */
 async function patchTokens(page: Page, state: 'kept' | 'pruned' | 'retrieved'): Promise<string[]> {
-  return page.$$eval(`#p-retention [data-state="${state}"]`, (els) => els.map((e) => `${e.closest('svg')!.getAttribute('data-image')}:${e.getAttribute('data-token')}`).sort());
+  return page.$$eval(`#p-retention [data-state="${state}"]`, (els) =>
+    els.map((e) => `${e.closest('svg')!.getAttribute('data-image')}:${e.getAttribute('data-token')}`).sort(),
+  );
 }
 
 const retrievalOf = (events: TraceEvent[], turn: number, layer: number) =>
@@ -209,10 +270,21 @@ describe('profiler page data layer (pure)', () => {
       for (let layer = 0; layer < 2; layer++) {
         const r = retrievalOf(memory.events, turn, layer);
         const c = countsAt(m, turn, layer);
-        expect(c).toMatchObject({ images: 1, total: kept.total, kept: kept.kept.length, pruned: kept.total - kept.kept.length, retrieved: r.retrieved.length, candidates: r.candidates.length });
+        expect(c).toMatchObject({
+          images: 1,
+          total: kept.total,
+          kept: kept.kept.length,
+          pruned: kept.total - kept.kept.length,
+          retrieved: r.retrieved.length,
+          candidates: r.candidates.length,
+        });
         const st = tokenStates(m, 0, turn, layer);
         expect(Array.from(st.state).flatMap((s, i) => (s ? [i] : []))).toEqual(Array.from(kept.kept));
-        expect(Array.from(st.retrieved).flatMap((s, i) => (s ? [`0:${i}`] : [])).sort()).toEqual(retrievedIds(r));
+        expect(
+          Array.from(st.retrieved)
+            .flatMap((s, i) => (s ? [`0:${i}`] : []))
+            .sort(),
+        ).toEqual(retrievedIds(r));
         // Candidates are stored once per turn, not once per layer.
         expect(retrievalAt(m, turn, layer)!.candidates).toBe(m.turns.get(turn)!.candidates);
       }
@@ -227,10 +299,16 @@ describe('profiler page data layer (pure)', () => {
     expect(s.hasFidelity).toBe(true);
     expect(s.tokenAgreement).toBeCloseTo(fid.reduce((a, f) => a + f.tokenAgreement * f.steps, 0) / fid.reduce((a, f) => a + f.steps, 0), 12);
     expect(m.turns.get(0)!.steps.length).toBe(memory.of('decode.step').filter((e) => e.turn === 0).length);
-    expect(s.stages.prefill).toBeCloseTo(memory.of('span').filter((e) => e.stage === 'prefill').reduce((a, e) => a + e.duration, 0), 9);
+    expect(s.stages.prefill).toBeCloseTo(
+      memory
+        .of('span')
+        .filter((e) => e.stage === 'prefill')
+        .reduce((a, e) => a + e.duration, 0),
+      9,
+    );
   });
 
-  it("labels a run by its run.start label, else from the policy value alone, the same way for any method", () => {
+  it('labels a run by its run.start label, else from the policy value alone, the same way for any method', () => {
     expect(policyLabel({ policy: { method: 'fastv', layer: 2, dropRatio: 0.5 }, label: 'FastV K=2 R=50%' })).toBe('FastV K=2 R=50%');
     expect(policyLabel({ policy: { method: 'dense' } })).toBe('dense');
     expect(policyLabel({ policy: SPARSE })).toBe('sparsevila keep 50% · retrieve 25%');
@@ -241,21 +319,49 @@ describe('profiler page data layer (pure)', () => {
     expect(policyLabel(null)).toBe('unknown policy');
     expect([isDense({ policy: { method: 'dense' } }), isDense({ policy: SPARSE }), isDense(null)]).toEqual([true, false, false]);
     // Sweep points drop the method's name that every label of their group starts with (the legend says it).
-    expect(pointLabels(['SparseVILA keep 50% · retrieve 25%', 'SparseVILA keep 25% · retrieve 25%'])).toEqual(['keep 50% · retrieve 25%', 'keep 25% · retrieve 25%']);
+    expect(pointLabels(['SparseVILA keep 50% · retrieve 25%', 'SparseVILA keep 25% · retrieve 25%'])).toEqual([
+      'keep 50% · retrieve 25%',
+      'keep 25% · retrieve 25%',
+    ]);
     expect(pointLabels(['FastV K=2 R=50%', 'fastv layer 2'])).toEqual(['FastV K=2 R=50%', 'fastv layer 2']);
     expect(pointLabels(['dense'])).toEqual(['dense']);
   });
 
   it('tells from the trace alone whether a turn without retrieval sets is waiting for them or its run never retrieves', () => {
     const start = (run: string): TraceEvent =>
-      ({ run, t: 0, type: 'run.start', version: 1, model: { dir: 'm', vision: 'clip', text: 'llama', layers: 2, heads: 2, kvHeads: 2, imageTokens: 4 }, policy: { method: 'x' }, options: {} }) as TraceEvent;
+      ({
+        run,
+        t: 0,
+        type: 'run.start',
+        version: 1,
+        model: { dir: 'm', vision: 'clip', text: 'llama', layers: 2, heads: 2, kvHeads: 2, imageTokens: 4 },
+        policy: { method: 'x' },
+        options: {},
+      }) as TraceEvent;
     const turn = (run: string, t: number, turn: number): TraceEvent => ({ run, t, type: 'turn.start', turn, text: 'q', images: 0 });
     const token = (run: string, t: number, turn: number): TraceEvent => ({ run, t, type: 'token', turn, step: 0, id: 1, text: 'a' });
-    const retrieval = (run: string, t: number, turn: number): TraceEvent => ({ run, t, type: 'retrieval', turn, layer: 0, candidates: [{ image: 0, token: 1 }], scores: [1], retrieved: [0] });
+    const retrieval = (run: string, t: number, turn: number): TraceEvent => ({
+      run,
+      t,
+      type: 'retrieval',
+      turn,
+      layer: 0,
+      candidates: [{ image: 0, token: 1 }],
+      scores: [1],
+      retrieved: [0],
+    });
     const models = foldEvents([
-      start('r'), turn('r', 1, 0), retrieval('r', 2, 0), token('r', 3, 0), turn('r', 4, 1),
-      start('d'), turn('d', 1, 0), token('d', 2, 0), turn('d', 3, 1),
-      start('n'), turn('n', 1, 0),
+      start('r'),
+      turn('r', 1, 0),
+      retrieval('r', 2, 0),
+      token('r', 3, 0),
+      turn('r', 4, 1),
+      start('d'),
+      turn('d', 1, 0),
+      token('d', 2, 0),
+      turn('d', 3, 1),
+      start('n'),
+      turn('n', 1, 0),
     ]);
     const status = (run: string, t: number) => retrievalStatus(models.get(run)!, t);
     expect([status('r', 0), status('r', 1)]).toEqual(['retrieved', 'pending']);
@@ -451,26 +557,34 @@ describe('profiler page in Chromium', () => {
     const file = path.join(tempDir('ui-video'), 'video-64.jsonl');
     fs.writeFileSync(file, events.map((e) => serializeEvent(e) + '\n').join(''));
     await page.setInputFiles('#file', file);
-    await until(page, 'the video run drawn', `document.querySelector('.run-view')?.dataset.run === '${run}' && document.querySelectorAll('.frame[data-drawn="1"]').length > 0`, 60_000);
+    await until(
+      page,
+      'the video run drawn',
+      `document.querySelector('.run-view')?.dataset.run === '${run}' && document.querySelectorAll('.frame[data-drawn="1"]').length > 0`,
+      60_000,
+    );
     expect(await page.$$eval('.frame', (f) => f.length)).toBe(64);
     const drawn = await page.$$eval('.frame[data-drawn="1"]', (f) => f.length);
     expect(drawn, 'only frames near the viewport are drawn').toBeLessThan(64);
     expect(await page.$eval('#p-heatmap .retrieval-heatmap', (el) => (el as HTMLElement).dataset.mode)).toBe('frames');
 
     await setTurn(page, 0);
-    const timings = await page.evaluate(async (targets) => {
-      const slider = document.querySelector<HTMLInputElement>('#layer')!;
-      const out: number[] = [];
-      for (const l of targets) {
-        const t0 = performance.now();
-        slider.value = String(l);
-        slider.dispatchEvent(new Event('input', { bubbles: true }));
-        // The redraw runs in the next animation frame; the one after starts once it has been painted.
-        await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-        out.push(performance.now() - t0);
-      }
-      return out;
-    }, [5, 11, 17, 23, 3]);
+    const timings = await page.evaluate(
+      async (targets) => {
+        const slider = document.querySelector<HTMLInputElement>('#layer')!;
+        const out: number[] = [];
+        for (const l of targets) {
+          const t0 = performance.now();
+          slider.value = String(l);
+          slider.dispatchEvent(new Event('input', { bubbles: true }));
+          // The redraw runs in the next animation frame; the one after starts once it has been painted.
+          await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+          out.push(performance.now() - t0);
+        }
+        return out;
+      },
+      [5, 11, 17, 23, 3],
+    );
     fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
     fs.writeFileSync(path.join(ARTIFACTS_DIR, 'video-64-layer-switch-ms.json'), JSON.stringify(timings));
     expect(Math.max(...timings), `layer switch times ${timings.map((t) => t.toFixed(0)).join(', ')} ms`).toBeLessThan(500);
@@ -478,7 +592,9 @@ describe('profiler page in Chromium', () => {
     const r = retrievalOf(events, 0, 3);
     const expected = new Map<number, number>();
     for (const i of r.retrieved) expected.set(r.candidates[i]!.image, (expected.get(r.candidates[i]!.image) ?? 0) + 1);
-    const shown = await page.$$eval('.frame[data-drawn="1"] svg', (svgs) => svgs.map((s) => [Number(s.getAttribute('data-image')), s.querySelectorAll('[data-state="retrieved"]').length]));
+    const shown = await page.$$eval('.frame[data-drawn="1"] svg', (svgs) =>
+      svgs.map((s) => [Number(s.getAttribute('data-image')), s.querySelectorAll('[data-state="retrieved"]').length]),
+    );
     for (const [image, n] of shown) expect(n, `frame ${image}`).toBe(expected.get(image!) ?? 0);
     const counts = await page.$eval('#p-retention .rm-counts', (el) => (el as HTMLElement).dataset);
     expect(counts.retrieved).toBe(String(r.retrieved.length));
@@ -500,7 +616,9 @@ describe('profiler page in Chromium', () => {
       // The page is busy (its main thread blocked) while three 64-frame runs arrive in one burst of ~15 MB:
       // its socket backs up, and the server skips messages for it.
       const burst = ['burst-a', 'burst-b', 'burst-c'];
-      const traces = await Promise.all(burst.map((run) => videoTrace(run, { frames: 64, grid: 16, layers: 24, turns: 2, keep: 0.5, retrieve: 0.1, steps: 16 })));
+      const traces = await Promise.all(
+        burst.map((run) => videoTrace(run, { frames: 64, grid: 16, layers: 24, turns: 2, keep: 0.5, retrieve: 0.1, steps: 16 })),
+      );
       const busy = p2.evaluate(() => {
         const end = performance.now() + 2500;
         while (performance.now() < end);
@@ -535,16 +653,31 @@ describe('profiler page in Chromium', () => {
 describe('profiler main view screenshot', () => {
   it('SparseVILA runs of the bundled demo model on a held-out image, two questions about different objects and a caption: main view and sweep (test-artifacts/; UPDATE_SCREENSHOT=1 also writes profiler-ui/screenshot.png)', async () => {
     const demo = path.join(REPO_ROOT, 'src', 'models', 'sparsevila-demo');
-    const example = (JSON.parse(fs.readFileSync(path.join(demo, 'examples', 'conversations.json'), 'utf8')) as { media: string[]; turns: { question: string }[] }[])[0]!;
+    const example = (
+      JSON.parse(fs.readFileSync(path.join(demo, 'examples', 'conversations.json'), 'utf8')) as { media: string[]; turns: { question: string }[] }[]
+    )[0]!;
     const image = path.join(demo, 'examples', example.media[0]!);
-    const [model, server, browser] = await Promise.all([engine.loadModel(demo, { cacheDir: tempDir('ui-shot-graphs'), threads: 1 }), startProfiler({ log: () => undefined }), launchBrowser()]);
+    const [model, server, browser] = await Promise.all([
+      engine.loadModel(demo, { cacheDir: tempDir('ui-shot-graphs'), threads: 1 }),
+      startProfiler({ log: () => undefined }),
+      launchBrowser(),
+    ]);
     try {
       const { page, errors } = await browser.page({ width: 1600, height: 1180 });
       await page.goto(server.url);
       await until(page, 'the live socket', `document.querySelector('#status')?.dataset.state === 'live'`);
-      const budgets: [number, number][] = [[0.25, 0.25], [1, 0.1], [0.75, 0.25], [1, 0.5], [0.5, 0.25]];
+      const budgets: [number, number][] = [
+        [0.25, 0.25],
+        [1, 0.1],
+        [0.75, 0.25],
+        [1, 0.5],
+        [0.5, 0.25],
+      ];
       let main = '';
-      for (const policy of [{ method: 'dense' as const }, ...budgets.map(([k, r]) => engine.validatePolicy({ method: 'sparsevila', keep: { budget: { ratio: k } }, retrieve: { budget: { ratio: r } } }))]) {
+      for (const policy of [
+        { method: 'dense' as const },
+        ...budgets.map(([k, r]) => engine.validatePolicy({ method: 'sparsevila', keep: { budget: { ratio: k } }, retrieve: { budget: { ratio: r } } })),
+      ]) {
         const sink = new WebSocketSink(server.ingestUrl);
         const tracer = new Tracer([sink]);
         const chat = model.chat({ maxNewTokens: 96, policy, tracer, fidelity: policy.method !== 'dense' });
@@ -556,14 +689,24 @@ describe('profiler main view screenshot', () => {
         main = tracer.run;
       }
       // The page followed each run as it started; once it has all of the last one, pick turn and layer.
-      await until(page, 'the last run followed', `document.querySelector('.run-view')?.dataset.run === '${main}' && !!document.querySelector('.conversation .turn[data-turn="2"] .fidelity')`);
+      await until(
+        page,
+        'the last run followed',
+        `document.querySelector('.run-view')?.dataset.run === '${main}' && !!document.querySelector('.conversation .turn[data-turn="2"] .fidelity')`,
+      );
       // Layer 1 is where the demo model looks the question's object up: its retrieval set follows the question.
       await page.evaluate((run) => (location.hash = `#/run/${run}?turn=1&layer=1`), main);
-      await until(page, 'the main view', `document.querySelector('.run-view')?.dataset.layer === '1' && document.querySelectorAll('.frame[data-drawn="1"]').length === 1 && !!document.querySelector('#p-timeline .main-svg') && !!document.querySelector('#p-steps .main-svg')`);
+      await until(
+        page,
+        'the main view',
+        `document.querySelector('.run-view')?.dataset.layer === '1' && document.querySelectorAll('.frame[data-drawn="1"]').length === 1 && !!document.querySelector('#p-timeline .main-svg') && !!document.querySelector('#p-steps .main-svg')`,
+      );
       await sleep(400); // Plotly's transitions
       const file = await saveScreenshot(page, 'main-view');
       if (process.env.UPDATE_SCREENSHOT) {
-        await sharp(file).png({ compressionLevel: 9, palette: true, colours: 256, dither: 0.3 }).toFile(path.join(REPO_ROOT, 'profiler-ui', 'screenshot.png'));
+        await sharp(file)
+          .png({ compressionLevel: 9, palette: true, colours: 256, dither: 0.3 })
+          .toFile(path.join(REPO_ROOT, 'profiler-ui', 'screenshot.png'));
       }
       await saveScreenshot(page, 'main-view-full', { fullPage: true });
       await page.evaluate(() => (location.hash = '#/sweep'));

@@ -50,7 +50,10 @@ function knownLinear(out: number, inF: number, seed: number): Known {
   const groups = inF / GROUP;
   const codes = Uint8Array.from({ length: out * inF }, () => Math.floor(Math.abs(g() * 7919)) % 16);
   const zeros = Uint8Array.from({ length: out * groups }, () => Math.floor(Math.abs(g() * 104729)) % 16);
-  const scales = roundTo('F16', Float32Array.from({ length: groups * out }, () => 0.001 + 0.004 * Math.abs(g())));
+  const scales = roundTo(
+    'F16',
+    Float32Array.from({ length: groups * out }, () => 0.001 + 0.004 * Math.abs(g())),
+  );
   const weight = Float32Array.from({ length: out * inF }, (_, i) => {
     const [o, c] = [Math.floor(i / inF), i % inF];
     const grp = Math.floor(c / GROUP);
@@ -151,7 +154,9 @@ describe('AutoAWQ checkpoints', () => {
       expect(new Float32Array(bytesOf(`${module}.scales`).buffer)).toEqual(q.scales);
       expect(q.n).toBe(k.out);
     }
-    const blockSizes = model.graph!.node!.filter((n) => n.opType === 'MatMulNBits' && n.name!.includes('layers.')).map((n) => n.attribute!.find((a) => a.name === 'block_size')!.i);
+    const blockSizes = model
+      .graph!.node!.filter((n) => n.opType === 'MatMulNBits' && n.name!.includes('layers.'))
+      .map((n) => n.attribute!.find((a) => a.name === 'block_size')!.i);
     expect(blockSizes.map(Number)).toEqual(Array(2 * LINEARS.length).fill(32));
     ck.close();
   });
@@ -163,7 +168,9 @@ describe('AutoAWQ checkpoints', () => {
     const dequantized = await logitsOf(awqDir, 'fp32');
     const stored = await logitsOf(awqDir, 'int4');
     const scale = maxAbsDiff(twin, new Float32Array(twin.length));
-    console.log(`AutoAWQ vs float twin: fp32 max |Δ| ${maxAbsDiff(dequantized, twin)}, int4 max |Δ| ${maxAbsDiff(stored, twin).toExponential(2)} of ${scale.toFixed(3)}`);
+    console.log(
+      `AutoAWQ vs float twin: fp32 max |Δ| ${maxAbsDiff(dequantized, twin)}, int4 max |Δ| ${maxAbsDiff(stored, twin).toExponential(2)} of ${scale.toFixed(3)}`,
+    );
     expect(maxAbsDiff(dequantized, twin)).toBe(0);
     // MatMulNBits at accuracy level 4 rounds activations to int8 blocks: ~1% of the range, not a weight error.
     expect(maxAbsDiff(stored, twin) / scale).toBeLessThan(0.03);

@@ -19,7 +19,6 @@ import { allAwqGroups } from '../dist/src/weights/awq-groups.js';
 import { awqPlanId, readAwqPlan, scaleKey } from '../dist/src/weights/awq-plan.js';
 import { awqWeights, clipBlocks } from '../dist/src/weights/awq-weights.js';
 
-
 const randn = (n: number, seed: number, std = 1) => {
   const g = gaussian(seed);
   return Float32Array.from({ length: n }, () => std * g());
@@ -75,7 +74,10 @@ describe('packing math', () => {
   });
 
   it('AWQ: the graph holds Q(W·diag(s)); its weights divided by s are exactly the effective weight the search scored', () => {
-    const s = awqScale(Float32Array.from({ length: k }, (_, i) => 0.1 + (i % 7)), 0.5);
+    const s = awqScale(
+      Float32Array.from({ length: k }, (_, i) => 0.1 + (i % 7)),
+      0.5,
+    );
     const scaled = Float32Array.from(w, (v, i) => v * s[i % k]!);
     const packed = quantizeInt4(scaled, n, k, 32);
     const graphWeights = decodeNBits(packed).weights;
@@ -83,7 +85,14 @@ describe('packing math', () => {
     const divided = Float32Array.from(graphWeights, (v, i) => v / s[i % k]!);
     expect(effectiveWeight(w, n, s, 32)).toEqual(divided);
     // The scale is AutoAWQ's: mean|x|^α normalised by sqrt(max · min); α = 0 is all ones (round-to-nearest).
-    expect(Array.from(awqScale(Float32Array.from({ length: k }, (_, i) => i + 1), 0))).toEqual(Array(k).fill(1));
+    expect(
+      Array.from(
+        awqScale(
+          Float32Array.from({ length: k }, (_, i) => i + 1),
+          0,
+        ),
+      ),
+    ).toEqual(Array(k).fill(1));
     expect(Math.max(...s) * Math.min(...s)).toBeCloseTo(1, 5);
   });
 
@@ -157,18 +166,44 @@ function writeOutlierLlava(dir: string, options: TinyLlavaOptions, boost: number
 
 describe('folding the AWQ scales', () => {
   it('leaves the fp32 model unchanged before rounding: norm ÷ s, W·diag(s), v_proj and up_proj rows and biases ÷ s', async () => {
-    const options: TinyLlavaOptions = { text: 'llama', textHidden: 64, textIntermediate: 128, textHeads: 4, textKvHeads: 4, attentionBias: true, mlpBias: true, seed: 31 };
+    const options: TinyLlavaOptions = {
+      text: 'llama',
+      textHidden: 64,
+      textIntermediate: 128,
+      textHeads: 4,
+      textKvHeads: 4,
+      attentionBias: true,
+      mlpBias: true,
+      seed: 31,
+    };
     const dir = tempDir('fold-a');
     const tiny = writeTinyLlava(dir, options);
     const spec = openCheckpoint(dir).spec;
     // A plan with large, uneven scales on every group (o included: MHA), no clipping.
-    const plan = { blockSize: 32 as const, clip: false, calibration: { id: '', samples: 0, tokens: 0, rows: 0 }, scales: new Map(), clips: new Map(), report: [] };
-    for (const g of allAwqGroups(spec.text)) plan.scales.set(scaleKey(g.layer, g.tap), awqScale(Float32Array.from({ length: g.in }, (_, i) => 0.01 + ((i * 7919) % 97)), 0.9));
+    const plan = {
+      blockSize: 32 as const,
+      clip: false,
+      calibration: { id: '', samples: 0, tokens: 0, rows: 0 },
+      scales: new Map(),
+      clips: new Map(),
+      report: [],
+    };
+    for (const g of allAwqGroups(spec.text))
+      plan.scales.set(
+        scaleKey(g.layer, g.tap),
+        awqScale(
+          Float32Array.from({ length: g.in }, (_, i) => 0.01 + ((i * 7919) % 97)),
+          0.9,
+        ),
+      );
     expect([...plan.scales.keys()].filter((key) => key.endsWith('.o'))).toHaveLength(2);
     const reader = awqWeights({ has: (n) => tiny.tensors.has(n), read: (n) => tiny.tensors.get(n)!.values }, spec.text, plan);
     const foldedDir = tempDir('fold-b');
     writeTinyLlava(foldedDir, options); // config, tokenizer, processor files
-    writeSafetensorsCheckpoint(foldedDir, [...tiny.tensors].map(([name, t]) => ({ name: t.key, dtype: 'F32', shape: t.shape, values: reader.read(name) })));
+    writeSafetensorsCheckpoint(
+      foldedDir,
+      [...tiny.tensors].map(([name, t]) => ({ name: t.key, dtype: 'F32', shape: t.shape, values: reader.read(name) })),
+    );
     const ln = 'model.language_model.layers.0.input_layernorm.weight';
     expect(maxAbsDiff(reader.read(ln), tiny.tensors.get(ln)!.values)).toBeGreaterThan(0.1);
 
@@ -182,7 +217,16 @@ describe('folding the AWQ scales', () => {
 });
 
 describe("precision 'awq' end to end", () => {
-  const options: TinyLlavaOptions = { vision: 'siglip', text: 'qwen2', textHidden: 128, textIntermediate: 256, textHeads: 4, textKvHeads: 4, seed: 11, std: 0.05 };
+  const options: TinyLlavaOptions = {
+    vision: 'siglip',
+    text: 'qwen2',
+    textHidden: 128,
+    textIntermediate: 256,
+    textHeads: 4,
+    textKvHeads: 4,
+    seed: 11,
+    std: 0.05,
+  };
   let dir: string;
   let cacheDir: string;
   const logits: Record<string, Float32Array[]> = {};
@@ -234,8 +278,10 @@ describe("precision 'awq' end to end", () => {
       expect(r.error).toBeLessThan(r.rtnError);
     }
     const total = (f: 'rtnError' | 'error') => plan.report.reduce((a, r) => a + r[f], 0);
-    console.log(`calibration output error summed over groups: RTN ${total('rtnError').toFixed(1)}, AWQ ${total('error').toFixed(1)}; ` +
-      plan.report.map((r) => `${r.layer}.${r.tap} α=${r.alpha}`).join(', '));
+    console.log(
+      `calibration output error summed over groups: RTN ${total('rtnError').toFixed(1)}, AWQ ${total('error').toFixed(1)}; ` +
+        plan.report.map((r) => `${r.layer}.${r.tap} α=${r.alpha}`).join(', '),
+    );
   });
 
   it('a second load reuses the plan; another calibration set or block size is another plan', async () => {
@@ -262,7 +308,9 @@ describe("precision 'awq' end to end", () => {
     const a = graphCacheKey('f', { ...base, awq: { file: 'x', id: 'plan-a' } }, 'decoder');
     expect(graphCacheKey('f', { ...base, awq: { file: 'x', id: 'plan-b' } }, 'decoder')).not.toBe(a);
     expect(graphCacheKey('f', { ...base, awq: { file: 'x', id: 'plan-b' } }, 'vision')).toBe(graphCacheKey('f', base, 'vision'));
-    expect(graphCacheKey('f', { precision: 'fp32', blockSize: 32, calibration: true }, 'decoder')).not.toBe(graphCacheKey('f', { precision: 'fp32', blockSize: 32 }, 'decoder'));
+    expect(graphCacheKey('f', { precision: 'fp32', blockSize: 32, calibration: true }, 'decoder')).not.toBe(
+      graphCacheKey('f', { precision: 'fp32', blockSize: 32 }, 'decoder'),
+    );
     const id = (p: Partial<Parameters<typeof awqPlanId>[0]>) => awqPlanId({ fingerprint: 'f', blockSize: 32, clip: true, calibrationId: 'c', rows: 512, ...p });
     expect(new Set([id({}), id({ blockSize: 64 }), id({ clip: false }), id({ calibrationId: 'd' }), id({ fingerprint: 'g' })]).size).toBe(5);
   });

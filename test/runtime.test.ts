@@ -35,8 +35,23 @@ async function oneShot(rt: Runtime, tokens: number[], hidden: number): Promise<F
 
 const SHAPES: [string, TinyLlavaOptions][] = [
   ['clip + llama, legacy layout, GQA 4/2', { vision: 'clip', text: 'llama', layout: 'legacy', textHeads: 4, textKvHeads: 2, seed: 1 }],
-  ['siglip + qwen2, current layout, tied, GQA 8/2, BF16, 3 shards', { vision: 'siglip', text: 'qwen2', layout: 'current', tie: true, textHeads: 8, textKvHeads: 2, textHidden: 64, dtype: 'BF16', shards: 3, seed: 2 }],
-  ['clip + llama, MHA, F16, llama3 rope scaling, attention bias', { vision: 'clip', text: 'llama', textHeads: 4, textKvHeads: 4, dtype: 'F16', attentionBias: true, seed: 3, ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 } }],
+  [
+    'siglip + qwen2, current layout, tied, GQA 8/2, BF16, 3 shards',
+    { vision: 'siglip', text: 'qwen2', layout: 'current', tie: true, textHeads: 8, textKvHeads: 2, textHidden: 64, dtype: 'BF16', shards: 3, seed: 2 },
+  ],
+  [
+    'clip + llama, MHA, F16, llama3 rope scaling, attention bias',
+    {
+      vision: 'clip',
+      text: 'llama',
+      textHeads: 4,
+      textKvHeads: 4,
+      dtype: 'F16',
+      attentionBias: true,
+      seed: 3,
+      ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 },
+    },
+  ],
 ];
 
 describe.each(SHAPES)('%s', (_name, options) => {
@@ -81,7 +96,7 @@ describe.each(SHAPES)('%s', (_name, options) => {
     for (const cache of [sparse, masked]) {
       await prefill(rt, { cache, ids: prompt, positions: range(17), imageTokenId: -1, hidden, chunkSize: 8, logits: 'last' });
     }
-    const numLayers = (options.textLayers ?? 2);
+    const numLayers = options.textLayers ?? 2;
     // Different subsets per layer (always keeping the last row), one layer left whole.
     const subsets = Array.from({ length: numLayers }, (_, l) => (l === 1 ? null : range(17).filter((r) => r % (l + 2) === 0 || r === 16)));
     const view = await rt.createView(sparse, subsets);
@@ -110,7 +125,16 @@ describe.each(SHAPES)('%s', (_name, options) => {
     const tokens = [1, 2, 299, 299, 299, 3, 4];
     const cache = await rt.createCache();
     const embeds = Float32Array.from({ length: 3 * hidden }, (_, i) => Math.sin(i));
-    const withImage = await prefill(rt, { cache, ids: tokens, positions: range(7), imageTokenId: 299, imageEmbeds: embeds, hidden, chunkSize: 3, logits: 'all' });
+    const withImage = await prefill(rt, {
+      cache,
+      ids: tokens,
+      positions: range(7),
+      imageTokenId: 299,
+      imageEmbeds: embeds,
+      hidden,
+      chunkSize: 3,
+      logits: 'all',
+    });
     const plain = await oneShot(rt, tokens, hidden);
     expect(maxAbsDiff(withImage.logits.subarray(0, 2 * vocab), plain.subarray(0, 2 * vocab))).toBeLessThan(1e-5);
     expect(maxAbsDiff(withImage.logits.subarray(2 * vocab), plain.subarray(2 * vocab))).toBeGreaterThan(1e-3);
@@ -163,8 +187,10 @@ describe('weight precision', () => {
       for (let r = 0; r < tokens.length; r++) same += Number(argmax(x, r * VOCAB, VOCAB) === argmax(fp32, r * VOCAB, VOCAB));
       return same / tokens.length;
     };
-    console.log(`precision vs fp32: max |Δlogit| / max |logit| fp16 ${rel(fp16).toExponential(2)}, int4 ${rel(int4).toExponential(2)}; ` +
-      `argmax agreement fp16 ${agree(fp16)}, int4 ${agree(int4)}; cosine int4 ${cosine(int4, fp32).toFixed(5)}`);
+    console.log(
+      `precision vs fp32: max |Δlogit| / max |logit| fp16 ${rel(fp16).toExponential(2)}, int4 ${rel(int4).toExponential(2)}; ` +
+        `argmax agreement fp16 ${agree(fp16)}, int4 ${agree(int4)}; cosine int4 ${cosine(int4, fp32).toFixed(5)}`,
+    );
     expect(rel(fp16)).toBeLessThan(5e-3);
     expect(rel(int4)).toBeGreaterThan(0); // int4 really ran quantized weights
     expect(cosine(int4, fp32)).toBeGreaterThan(0.98);
@@ -172,7 +198,9 @@ describe('weight precision', () => {
 });
 
 function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0, aa = 0, bb = 0;
+  let ab = 0,
+    aa = 0,
+    bb = 0;
   for (let i = 0; i < a.length; i++) {
     ab += a[i]! * b[i]!;
     aa += a[i]! * a[i]!;

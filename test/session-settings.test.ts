@@ -30,7 +30,14 @@ async function profiledTurn(session: engine.SessionSettings | undefined) {
 
 describe('LoadOptions.session', () => {
   it('graphOptimizationLevel reaches onnxruntime (fused operators only when optimising), answers unchanged', async () => {
-    const plain = await profiledTurn({ graphOptimizationLevel: 'disabled', executionMode: 'parallel', interOpThreads: 1, spinning: true, memArena: false, memPattern: false });
+    const plain = await profiledTurn({
+      graphOptimizationLevel: 'disabled',
+      executionMode: 'parallel',
+      interOpThreads: 1,
+      spinning: true,
+      memArena: false,
+      memPattern: false,
+    });
     const optimised = await profiledTurn(undefined);
     expect(plain.ops.size).toBeGreaterThan(0);
     const fusedOnly = [...optimised.ops].filter((op) => !plain.ops.has(op));

@@ -35,8 +35,14 @@ describe('a chat on the CLIP/LLaMA fixture', () => {
     const imageEmbeds = await model.runtime.project(vision.features, [n * tokens, size]);
     const cache = await model.runtime.createCache();
     const whole = await prefill(model.runtime, {
-      cache, ids: fed, positions: fed.map((_, i) => i), imageTokenId: model.spec.imageTokenId, imageEmbeds,
-      hidden: model.spec.text.hiddenSize, chunkSize: 512, logits: 'last',
+      cache,
+      ids: fed,
+      positions: fed.map((_, i) => i),
+      imageTokenId: model.spec.imageTokenId,
+      imageEmbeds,
+      hidden: model.spec.text.hiddenSize,
+      chunkSize: 512,
+      logits: 'last',
     });
     expect(maxAbsDiff(whole.logits, second.lastPromptLogits)).toBeLessThan(1e-4);
     expect(second.tokenIds[0]).toBe(argmax(whole.logits));

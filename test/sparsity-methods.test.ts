@@ -81,7 +81,10 @@ describe('DivPrune', () => {
     expect(() => engine.validatePolicy({ method: 'divprune', keep: { budget: { ratio: 0.5 }, minPerImage: 2 } })).toThrow(
       expect.objectContaining({ code: 'OPTION_INVALID', subject: 'policy.keep.minPerImage' }),
     );
-    expect(engine.policyFromFlags({ policy: 'divprune', keep: '25%', 'keep-scope': 'global' })).toEqual({ method: 'divprune', keep: { budget: { ratio: 0.25 }, scope: 'global', minPerImage: 0 } });
+    expect(engine.policyFromFlags({ policy: 'divprune', keep: '25%', 'keep-scope': 'global' })).toEqual({
+      method: 'divprune',
+      keep: { budget: { ratio: 0.25 }, scope: 'global', minPerImage: 0 },
+    });
   });
 });
 
@@ -95,7 +98,10 @@ describe('a method registered from outside the package', () => {
       return { method: 'checkerboard', phase: v.phase, retrieveCount: Number(v.retrieveCount ?? 2) };
     },
     label: (p) => `checkerboard phase ${p.phase}`,
-    cli: { flags: { 'checker-phase': { type: 'string', help: 'which patches the checkerboard keeps, 0 or 1' } }, policy: (v) => ({ method: 'checkerboard', phase: Number(v['checker-phase'] ?? 0) }) },
+    cli: {
+      flags: { 'checker-phase': { type: 'string', help: 'which patches the checkerboard keeps, 0 or 1' } },
+      policy: (v) => ({ method: 'checkerboard', phase: Number(v['checker-phase'] ?? 0) }),
+    },
     prune: (p, t) => ({ kept: t.salience.map(() => Array.from({ length: t.tokensPerImage }, (_, i) => i).filter((i) => i % 2 === p.phase)) }),
     keptCount: (_, images, n) => images * Math.ceil(n / 2),
     retrieve: (p) => ({ budget: { count: p.retrieveCount }, minPerImage: 0, perKvHead: false }),
@@ -127,7 +133,11 @@ describe('a method registered from outside the package', () => {
     expect(pruned.kept).toEqual([odd]);
     const retrieved = (await pruned.prefill('What is shown?')).retrieve();
     expect(retrieved.layers!.map((l) => l.rows.length)).toEqual(Array(model.spec.text.numLayers).fill(2));
-    const overridden = (await (await (await model.chat({ policy }).encode([IMAGE])).prune({ budget: { count: 3 } })).prefill('Hi')).retrieve({ budget: { count: 1 }, minPerImage: 0, perKvHead: false });
+    const overridden = (await (await (await model.chat({ policy }).encode([IMAGE])).prune({ budget: { count: 3 } })).prefill('Hi')).retrieve({
+      budget: { count: 1 },
+      minPerImage: 0,
+      perKvHead: false,
+    });
     expect(overridden.layers!.map((l) => l.rows.length)).toEqual(Array(model.spec.text.numLayers).fill(1));
   });
 
@@ -135,22 +145,28 @@ describe('a method registered from outside the package', () => {
     expect(engine.policyFromFlags({ policy: 'checkerboard', 'checker-phase': '1' })).toEqual({ method: 'checkerboard', phase: 1, retrieveCount: 2 });
     expect(engine.cliHelp()).toMatch(/--checker-phase V\s+which patches the checkerboard keeps, 0 or 1 \[checkerboard\]/);
     expect(engine.cliHelp()).toContain('checkerboard: keeps every other patch');
-    expect(() => engine.validatePolicy({ method: 'checkerboard', phase: 2 })).toThrow(expect.objectContaining({ code: 'OPTION_INVALID', subject: 'policy.phase' }));
+    expect(() => engine.validatePolicy({ method: 'checkerboard', phase: 2 })).toThrow(
+      expect.objectContaining({ code: 'OPTION_INVALID', subject: 'policy.phase' }),
+    );
     expect(() => model.chat({ policy: { method: 'checkerboard', phase: 3 } })).toThrow(expect.objectContaining({ subject: 'policy.phase' }));
     expect(() => engine.registerSparsityMethod(checkerboard)).toThrow(expect.objectContaining({ code: 'OPTION_INVALID', subject: 'method.name' }));
-    expect(() => engine.registerSparsityMethod({ ...checkerboard, name: 'other', cli: { flags: { keep: { type: 'boolean', help: '' } }, policy: () => ({}) } })).toThrow(
-      expect.objectContaining({ subject: '--keep' }),
+    expect(() =>
+      engine.registerSparsityMethod({ ...checkerboard, name: 'other', cli: { flags: { keep: { type: 'boolean', help: '' } }, policy: () => ({}) } }),
+    ).toThrow(expect.objectContaining({ subject: '--keep' }));
+    expect(() => engine.validatePolicy({ method: 'nope' })).toThrow(
+      expect.objectContaining({ subject: 'policy.method', message: expect.stringContaining('checkerboard') }),
     );
-    expect(() => engine.validatePolicy({ method: 'nope' })).toThrow(expect.objectContaining({ subject: 'policy.method', message: expect.stringContaining('checkerboard') }));
   });
 });
 
 describe('the dense twin', () => {
-  it('prefills in the chat\'s own chunks: a dense chat agrees with its twin exactly, at any prefillChunk', async () => {
+  it("prefills in the chat's own chunks: a dense chat agrees with its twin exactly, at any prefillChunk", async () => {
     const model = await engine.loadModel(CLIP_FIXTURE, { cacheDir: tempDir('methods-graphs'), threads: 1 });
     try {
       for (const prefillChunk of [7, 512]) {
-        const answer = await model.chat({ maxNewTokens: 4, prefillChunk, fidelity: true }).ask({ images: [IMAGE], text: 'Describe the picture in a few words.' });
+        const answer = await model
+          .chat({ maxNewTokens: 4, prefillChunk, fidelity: true })
+          .ask({ images: [IMAGE], text: 'Describe the picture in a few words.' });
         expect(answer.fidelity!.tokenAgreement).toBe(1);
         expect(answer.fidelity!.klPerStep.every((kl) => kl === 0)).toBe(true);
       }

@@ -59,8 +59,14 @@ describe('on the CLIP/LLaMA fixture', () => {
     const rt = model.runtime;
     const cache = await rt.createCache();
     await prefill(rt, {
-      cache, ids: prefilled.promptTokenIds, positions: prefilled.positions, imageTokenId: model.spec.imageTokenId,
-      imageEmbeds: pruned.embeds, hidden: model.spec.text.hiddenSize, chunkSize: 512, logits: 'last',
+      cache,
+      ids: prefilled.promptTokenIds,
+      positions: prefilled.positions,
+      imageTokenId: model.spec.imageTokenId,
+      imageEmbeds: pruned.embeds,
+      hidden: model.spec.text.hiddenSize,
+      chunkSize: 512,
+      logits: 'last',
     });
     expect(run.events.length).toBeGreaterThan(2);
     const rows = prefilled.promptTokenIds.length;
@@ -113,7 +119,10 @@ describe('on the CLIP/LLaMA fixture', () => {
     prefilled.mass!.forEach((mass, l) => {
       const heads = mass.length / columns;
       const score = (r: number) => Array.from({ length: heads }, (_, h) => mass[h * columns + r]!).reduce((a, b) => a + b, 0);
-      const brute = [...visualRows].sort((a, b) => score(b) - score(a) || a - b).slice(0, 3).sort((a, b) => a - b);
+      const brute = [...visualRows]
+        .sort((a, b) => score(b) - score(a) || a - b)
+        .slice(0, 3)
+        .sort((a, b) => a - b);
       expect(retrieved.layers![l]!.rows).toEqual(brute);
     });
     await collect(retrieved.decode());
@@ -135,7 +144,15 @@ describe('baselines and multi-turn fidelity on a random 4-layer checkpoint', () 
     const prefilled = await (await encoded.prune()).prefill('Describe the picture.');
     const ids = prefilled.promptTokenIds;
     const rt = model.runtime;
-    const common = { ids, positions: prefilled.positions, imageTokenId: model.spec.imageTokenId, imageEmbeds: encoded.embeds, hidden: model.spec.text.hiddenSize, chunkSize: 512, logits: 'last' as const };
+    const common = {
+      ids,
+      positions: prefilled.positions,
+      imageTokenId: model.spec.imageTokenId,
+      imageEmbeds: encoded.embeds,
+      hidden: model.spec.text.hiddenSize,
+      chunkSize: 512,
+      logits: 'last' as const,
+    };
     // 1. The drop set: the last prompt token's attention at layer K−1 = 1, heads summed, lowest half dropped.
     const dense = await rt.createCache();
     const last = new Float32Array(ids.length);
@@ -154,8 +171,20 @@ describe('baselines and multi-turn fidelity on a random 4-layer checkpoint', () 
         if (l >= 2) for (const d of dropped) if (d < r) b[d] = -1e9;
         return b;
       });
-      const embed = ids[r] === model.spec.imageTokenId ? { rows: [0], embeds: encoded.embeds.slice(visualRows.indexOf(r) * common.hidden, (visualRows.indexOf(r) + 1) * common.hidden) } : undefined;
-      logits = (await rt.step({ target: { cache: brute }, ids: [ids[r]!], positions: [prefilled.positions[r]!], splice: embed, logits: 'last', pastBias: r ? pastBias : undefined })).logits;
+      const embed =
+        ids[r] === model.spec.imageTokenId
+          ? { rows: [0], embeds: encoded.embeds.slice(visualRows.indexOf(r) * common.hidden, (visualRows.indexOf(r) + 1) * common.hidden) }
+          : undefined;
+      logits = (
+        await rt.step({
+          target: { cache: brute },
+          ids: [ids[r]!],
+          positions: [prefilled.positions[r]!],
+          splice: embed,
+          logits: 'last',
+          pastBias: r ? pastBias : undefined,
+        })
+      ).logits;
     }
     expect(maxAbsDiff(logits, prefilled.lastPromptLogits)).toBeLessThan(1e-4);
     // And FastV really changed the result.
@@ -178,7 +207,11 @@ describe('baselines and multi-turn fidelity on a random 4-layer checkpoint', () 
     const dense = await run({ method: 'dense' });
     const svila = await run(sparsevila(1, 0.25));
     const fastv = await run({ method: 'fastv', layer: 2, dropRatio: 0.75 });
-    const sets = (turn: number) => svila.sink.of('retrieval').filter((e) => e.turn === turn).map((e) => new Set(e.retrieved));
+    const sets = (turn: number) =>
+      svila.sink
+        .of('retrieval')
+        .filter((e) => e.turn === turn)
+        .map((e) => new Set(e.retrieved));
     const [t1, t2] = [sets(0), sets(1)];
     expect(t1).toHaveLength(4);
     expect(t2.some((set, l) => [...set].some((i) => !t1[l]!.has(i)))).toBe(true);
@@ -205,7 +238,20 @@ function klDivergence(pLogits: Float32Array, qLogits: Float32Array): number {
 }
 
 function engineWriter(dir: string): void {
-  writeTinyLlava(dir, { vision: 'clip', text: 'llama', layout: 'legacy', textLayers: 4, textHidden: 64, textHeads: 4, textKvHeads: 2, vocab: 300, imageSize: 28, patchSize: 7, seed: 11, std: 0.08 });
+  writeTinyLlava(dir, {
+    vision: 'clip',
+    text: 'llama',
+    layout: 'legacy',
+    textLayers: 4,
+    textHidden: 64,
+    textHeads: 4,
+    textKvHeads: 2,
+    vocab: 300,
+    imageSize: 28,
+    patchSize: 7,
+    seed: 11,
+    std: 0.08,
+  });
 }
 
 describe('top-k', () => {
@@ -215,8 +261,11 @@ describe('top-k', () => {
     expect(engine.topK([0.1, 0.9, 0.5, 0.7], 3, [0, 2, 3])).toEqual([0, 2, 3]);
     expect(engine.topK([0.1, 0.9, 0.5, 0.7], 1, [0, 2, 3])).toEqual([3]);
     expect(engine.topK([1, 2], 0)).toEqual([]);
-    const scores = Array.from({ length: 5000 }, (_, i) => Math.sin(i * 12.9898) * 43758.5453 % 1);
-    const brute = [...scores.keys()].sort((a, b) => scores[b]! - scores[a]! || a - b).slice(0, 417).sort((a, b) => a - b);
+    const scores = Array.from({ length: 5000 }, (_, i) => (Math.sin(i * 12.9898) * 43758.5453) % 1);
+    const brute = [...scores.keys()]
+      .sort((a, b) => scores[b]! - scores[a]! || a - b)
+      .slice(0, 417)
+      .sort((a, b) => a - b);
     expect(engine.topK(scores, 417)).toEqual(brute);
   });
 });
@@ -272,7 +321,7 @@ describe('fidelity against a dense twin', () => {
       for (const f of sparse) {
         expect(f.meanKl).toBeGreaterThan(1e-6);
         // 4 of 16 image tokens attended per layer: recall is a share, below 1 and above 0.
-        for (const r of f.retrievalRecall!) expect(r).toBeGreaterThan(0), expect(r).toBeLessThan(1);
+        for (const r of f.retrievalRecall!) (expect(r).toBeGreaterThan(0), expect(r).toBeLessThan(1));
       }
       // Step 0 compares the prefill's logits: pruning alone already moves them.
       expect(sparse[0]!.klPerStep[0]).toBeGreaterThan(0);
@@ -294,7 +343,11 @@ describe('policies are validated values', () => {
   it.each<[string, Policy, string]>([
     ['negative keep ratio', { method: 'sparsevila', keep: { budget: { ratio: -0.1 } }, retrieve: { budget: { ratio: 0.1 } } }, 'policy.keep.budget.ratio'],
     ['keep over 100%', { method: 'sparsevila', keep: { budget: { ratio: 1.5 } }, retrieve: { budget: { ratio: 0.1 } } }, 'policy.keep.budget.ratio'],
-    ['NaN retrieve ratio', { method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: Number.NaN } } }, 'policy.retrieve.budget.ratio'],
+    [
+      'NaN retrieve ratio',
+      { method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: Number.NaN } } },
+      'policy.retrieve.budget.ratio',
+    ],
     ['zero count', { method: 'stride', keep: { budget: { count: 0 } } }, 'policy.keep.budget.count'],
     ['unknown policy', { method: 'magic' }, 'policy.method'],
     ['FastV drop of 100%', { method: 'fastv', layer: 2, dropRatio: 1 }, 'policy.dropRatio'],

@@ -160,12 +160,22 @@ describe('multi-turn delta', () => {
       { role: 'assistant', content: 'yo' },
       { role: 'user', content: 'ok' },
     ];
-    expectError(() => buildTurnDelta(tp, m2, { prompt: turn1, generatedIds: tp.encode('yo') }, opts(0)), ConfigError, 'CONFIG_UNSUPPORTED', 'chat_template.jinja');
+    expectError(
+      () => buildTurnDelta(tp, m2, { prompt: turn1, generatedIds: tp.encode('yo') }, opts(0)),
+      ConfigError,
+      'CONFIG_UNSUPPORTED',
+      'chat_template.jinja',
+    );
 
     const chatml = await loadTextProcessor(path.join(FIXTURES, FIXTURE_NAMES[1]!));
     const t1 = buildPrompt(chatml, [userTurn('hi', 0)], opts(0));
     const m3: ChatMessage[] = [userTurn('hi', 0), { role: 'assistant', content: 'something else' }, userTurn('ok', 0)];
-    expectError(() => buildTurnDelta(chatml, m3, { prompt: t1, generatedIds: chatml.encode('yo') }, opts(0)), InputError, 'OPTION_INVALID', 'assistant message');
+    expectError(
+      () => buildTurnDelta(chatml, m3, { prompt: t1, generatedIds: chatml.encode('yo') }, opts(0)),
+      InputError,
+      'OPTION_INVALID',
+      'assistant message',
+    );
   });
 });
 
@@ -212,7 +222,7 @@ describe('checkpoint files', () => {
   it('templates keep the standard globals (range, namespace, none, strftime_now) next to our raise_exception', async () => {
     const dir = await fixtureCopy(FIXTURE_NAMES[0]!, {
       'chat_template.jinja':
-        "{%- set ns = namespace(n=0) -%}{%- for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor -%}" +
+        '{%- set ns = namespace(n=0) -%}{%- for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor -%}' +
         "{{ ns.n }}|{{ none is none }}|{{ strftime_now('%Y') | length }}|{{ messages[0]['content'] }}",
     });
     expect(renderChat(await loadTextProcessor(dir), [{ role: 'user', content: 'x' }])).toBe('3|true|4|x');
@@ -251,7 +261,12 @@ describe('prompt errors', () => {
 
   it('more <image> placeholders than images → IMAGE_COUNT_MISMATCH naming both counts', async () => {
     await load();
-    expectError(() => buildPrompt(tp, [userTurn('two?', 2)], opts(1)), InputError, 'IMAGE_COUNT_MISMATCH', /2 image placeholder\(s\).*1 image\(s\) were supplied/);
+    expectError(
+      () => buildPrompt(tp, [userTurn('two?', 2)], opts(1)),
+      InputError,
+      'IMAGE_COUNT_MISMATCH',
+      /2 image placeholder\(s\).*1 image\(s\) were supplied/,
+    );
   });
 
   it('images supplied but no placeholder → IMAGE_COUNT_MISMATCH', async () => {

@@ -127,10 +127,16 @@ describe('JsonlSink and readTrace', () => {
     ['bad JSON', '{"run":"r","t":1,"type":"token"', /not valid JSON/],
     ['an unknown type', '{"run":"r","t":1,"type":"tokens"}', /unknown event type "tokens"/],
     ['a wrong run.start version', '{"run":"r","t":0,"type":"run.start","version":99}', /schema version 99/],
-    ['a run.start label that is not text', '{"run":"r","t":0,"type":"run.start","version":1,"policy":{"method":"dense"},"label":7}', /'label' must be a string/],
+    [
+      'a run.start label that is not text',
+      '{"run":"r","t":0,"type":"run.start","version":1,"policy":{"method":"dense"},"label":7}',
+      /'label' must be a string/,
+    ],
   ])('rejects %s with a typed error naming the file and line', async (_what, badLine, message) => {
     const file = path.join(tempDir('trace'), 'bad.jsonl');
-    const good = syntheticRun().slice(0, 3).map((e) => JSON.stringify(e));
+    const good = syntheticRun()
+      .slice(0, 3)
+      .map((e) => JSON.stringify(e));
     // Line 5: three good lines, a blank line (skipped but counted), then the bad one.
     fs.writeFileSync(file, [...good, '', badLine, JSON.stringify(syntheticRun()[3])].join('\n') + '\n');
     const err = await trace.readTrace(file).then(
@@ -204,14 +210,19 @@ describe('Chrome trace', () => {
   });
 
   it("names a run's policy by the label the engine wrote, else by its method", () => {
-    const labelled = syntheticRun('a').map((e) => (e.type === 'run.start' ? { ...e, policy: { method: 'fastv', layer: 2, dropRatio: 0.5 }, label: 'FastV K=2 R=50%' } : e));
+    const labelled = syntheticRun('a').map((e) =>
+      e.type === 'run.start' ? { ...e, policy: { method: 'fastv', layer: 2, dropRatio: 0.5 }, label: 'FastV K=2 R=50%' } : e,
+    );
     const chrome = trace.toChromeTrace([...labelled, ...syntheticRun('b')]);
     expect(chrome.metadata.runs.map((r) => r.policy)).toEqual(['FastV K=2 R=50%', 'dense']);
   });
 
   it('puts each run on its own process', () => {
     const chrome = trace.toChromeTrace([...syntheticRun('a'), ...syntheticRun('b')]);
-    expect(chrome.metadata.runs.map((r) => [r.run, r.pid])).toEqual([['a', 1], ['b', 2]]);
+    expect(chrome.metadata.runs.map((r) => [r.run, r.pid])).toEqual([
+      ['a', 1],
+      ['b', 2],
+    ]);
     expect(byName(chrome.traceEvents, 'process_name', 'M')).toHaveLength(2);
     expect(chrome.traceEvents.filter((e) => e.ph === 'X' && e.cat === 'stage' && e.pid === 2)).toHaveLength(4);
   });
@@ -229,7 +240,14 @@ describe('Chrome trace', () => {
     const dir = tempDir('trace');
     const file = path.join(dir, 'onnxruntime_profile.json');
     // ORT writes one event per line with a trailing newline; accept its file as is.
-    fs.writeFileSync(file, '[\n' + ortProfile().map((e) => JSON.stringify(e)).join(',\n') + '\n]\n');
+    fs.writeFileSync(
+      file,
+      '[\n' +
+        ortProfile()
+          .map((e) => JSON.stringify(e))
+          .join(',\n') +
+        '\n]\n',
+    );
     const chrome = trace.toChromeTrace(syntheticRun(), { ortProfiles: [file] });
     const [info] = chrome.metadata.ortProfiles;
     // First model_run (ts 50000 µs) lands at the prefill start (8.5 ms): offset = 8.5 − 50 ms.
@@ -257,7 +275,12 @@ describe('Chrome trace', () => {
     expect(first.metadata.ortProfiles[0]!.offsetMs).toBeCloseTo(8.5 - 0.003, 9);
     expect(byName(first.traceEvents, 'model_loading_uri')[0]!.ts).toBeCloseTo(8500, 6);
 
-    const given = trace.toChromeTrace(syntheticRun(), { ortProfiles: [{ events: ortProfile(), offsetMs: 2 }, { events: ortProfile(), alignTo: 'encode' }] });
+    const given = trace.toChromeTrace(syntheticRun(), {
+      ortProfiles: [
+        { events: ortProfile(), offsetMs: 2 },
+        { events: ortProfile(), alignTo: 'encode' },
+      ],
+    });
     const [a, b] = given.metadata.ortProfiles;
     expect(a!.offsetMs).toBe(2);
     expect(byName(given.traceEvents, 'model_run').filter((e) => e.pid === a!.pid)[0]!.ts).toBe(52000);
@@ -296,10 +319,13 @@ describe('Tracer', () => {
     expect(spy.events).toHaveLength(0);
     // Costs nothing: with no sink the payload is never read (no copy, no timestamp), whatever its size.
     const touched: (string | symbol)[] = [];
-    const watched = new Proxy({ type: 'token', turn: 0, step: 0, id: 1, text: 'x' }, {
-      get: (target, key) => (touched.push(key), Reflect.get(target, key)),
-      ownKeys: (target) => (touched.push('ownKeys'), Reflect.ownKeys(target)),
-    }) as Parameters<typeof tracer.emit>[0];
+    const watched = new Proxy(
+      { type: 'token', turn: 0, step: 0, id: 1, text: 'x' },
+      {
+        get: (target, key) => (touched.push(key), Reflect.get(target, key)),
+        ownKeys: (target) => (touched.push('ownKeys'), Reflect.ownKeys(target)),
+      },
+    ) as Parameters<typeof tracer.emit>[0];
     tracer.emit(watched);
     expect(touched).toEqual([]);
     tracer.attach(spy);

@@ -8,7 +8,18 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeFrames, decodeVideo, loadImage, parsePreprocessorConfig, pixelBatches, planVideo, probeVideo, readVideo, sampleFrames, selectExpression } from '../src/media/index.js';
+import {
+  decodeFrames,
+  decodeVideo,
+  loadImage,
+  parsePreprocessorConfig,
+  pixelBatches,
+  planVideo,
+  probeVideo,
+  readVideo,
+  sampleFrames,
+  selectExpression,
+} from '../src/media/index.js';
 import { estimateTurnMemory, formatBytes, RUNTIME_OVERHEAD } from '../src/runtime/memory.js';
 import { REPO_ROOT, writeTinyLlava } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
@@ -129,7 +140,11 @@ describe('decoded frames against ffmpeg', () => {
 
 describe('bad video input', () => {
   it('refuses a missing file, a non-video, a still image and bad frame counts with typed errors naming them', async () => {
-    await expect(planVideo('/nonexistent/clip.mp4')).rejects.toMatchObject({ code: 'VIDEO_UNREADABLE', subject: '/nonexistent/clip.mp4', message: expect.stringContaining('no such file') });
+    await expect(planVideo('/nonexistent/clip.mp4')).rejects.toMatchObject({
+      code: 'VIDEO_UNREADABLE',
+      subject: '/nonexistent/clip.mp4',
+      message: expect.stringContaining('no such file'),
+    });
     await expect(planVideo(TEXT)).rejects.toMatchObject({ code: 'VIDEO_UNREADABLE', subject: TEXT, message: expect.stringContaining('not a readable video') });
     await expect(planVideo(PNG)).rejects.toMatchObject({ code: 'VIDEO_UNREADABLE', subject: PNG, message: expect.stringContaining('still image') });
     for (const frames of [0, -3, 2.5]) await expect(planVideo({ path: MP4, frames })).rejects.toMatchObject({ code: 'OPTION_INVALID', subject: 'frames' });
@@ -145,7 +160,10 @@ describe('bad video input', () => {
       message: expect.stringMatching(/apt-get install ffmpeg/),
     });
     const plan = await planVideo(MP4);
-    await expect(readVideo({ path: MP4, tools: { ffmpeg: '/nonexistent/ffmpeg' } })).rejects.toMatchObject({ code: 'DEPENDENCY_MISSING', message: expect.stringContaining(MP4) });
+    await expect(readVideo({ path: MP4, tools: { ffmpeg: '/nonexistent/ffmpeg' } })).rejects.toMatchObject({
+      code: 'DEPENDENCY_MISSING',
+      message: expect.stringContaining(MP4),
+    });
     expect(plan.indices.length).toBe(8);
   });
 
@@ -162,7 +180,10 @@ describe('bad video input', () => {
   it('stopping early (a consumer that breaks) kills and reaps ffmpeg', async () => {
     const info = await probeVideo(MP4);
     // All 30 frames (270 KiB) overflow the pipe: ffmpeg would block on it forever if it were not killed.
-    for await (const frame of decodeFrames(info, Array.from({ length: 30 }, (_, i) => i))) {
+    for await (const frame of decodeFrames(
+      info,
+      Array.from({ length: 30 }, (_, i) => i),
+    )) {
       expect(frame.index).toBe(0);
       break;
     }
@@ -189,7 +210,7 @@ const FRAME_TEMPLATE =
   "{% for c in message['content'] %}{% if c['type'] == 'image' %}{% set ns.frame = ns.frame + 1 %}" +
   '{% if images | length > 1 %}Frame {{ ns.frame }}: {% endif %}<image>\n' +
   "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n" +
-  "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+  '{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}';
 
 describe('video turns on a random SigLIP / Qwen2 checkpoint', () => {
   const ckpt = tempDir('video-ckpt');
@@ -202,7 +223,7 @@ describe('video turns on a random SigLIP / Qwen2 checkpoint', () => {
   });
   afterAll(() => model?.close());
 
-  it("puts the frames in the prompt as consecutive images, labelled by the chat template, exactly as the same frames given as PNGs", async () => {
+  it('puts the frames in the prompt as consecutive images, labelled by the chat template, exactly as the same frames given as PNGs', async () => {
     const tokens = model.spec.imageTokenCount;
     const video = await model.chat({ maxNewTokens: 4 }).ask({ video: { path: MP4, frames: 4 }, text: 'What happens?' });
     expect(video.video).toEqual({ file: MP4, frames: [0, 7, 15, 22].map((index) => ({ index, timestamp: index / 10 })) });
@@ -245,7 +266,10 @@ describe('video turns on a random SigLIP / Qwen2 checkpoint', () => {
   });
 
   it('a per-frame keep budget keeps the same count of every frame', async () => {
-    const chat = model.chat({ maxNewTokens: 2, policy: { method: 'sparsevila', keep: { budget: { ratio: 0.25 } }, retrieve: { budget: { ratio: 0.5 } } } as never });
+    const chat = model.chat({
+      maxNewTokens: 2,
+      policy: { method: 'sparsevila', keep: { budget: { ratio: 0.25 } }, retrieve: { budget: { ratio: 0.5 } } } as never,
+    });
     const answer = await chat.ask({ video: { path: MP4, frames: 3 }, text: 'hi' });
     expect(answer.sparsity.turnKeptPerImage).toEqual([4, 4, 4]);
   });
@@ -253,7 +277,8 @@ describe('video turns on a random SigLIP / Qwen2 checkpoint', () => {
   it('chunked prefill gives the same logits as one-shot prefill, dense and sparse (within 1e-4)', async () => {
     const sparse = { method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.5 } } } as never;
     for (const policy of [undefined, sparse]) {
-      const run = (prefillChunk: number) => model.chat({ maxNewTokens: 3, prefillChunk, policy, visionBatch: 3 }).ask({ video: { path: MP4, frames: 8 }, text: 'Describe the video.' });
+      const run = (prefillChunk: number) =>
+        model.chat({ maxNewTokens: 3, prefillChunk, policy, visionBatch: 3 }).ask({ video: { path: MP4, frames: 8 }, text: 'Describe the video.' });
       const whole = await run(4096);
       expect(whole.promptTokenIds.length).toBeGreaterThan(7 * 7);
       for (const chunk of [7, 64]) {
@@ -297,7 +322,10 @@ describe('video turns on a random SigLIP / Qwen2 checkpoint', () => {
   it('refuses bad video turns with typed errors', async () => {
     const chat = model.chat({ maxNewTokens: 2 });
     await expect(chat.ask({ video: { path: MP4, frames: 0 }, text: 'hi' })).rejects.toMatchObject({ code: 'OPTION_INVALID', subject: 'frames' });
-    await expect(chat.ask({ video: '/nonexistent/clip.mp4', text: 'hi' })).rejects.toMatchObject({ code: 'VIDEO_UNREADABLE', subject: '/nonexistent/clip.mp4' });
+    await expect(chat.ask({ video: '/nonexistent/clip.mp4', text: 'hi' })).rejects.toMatchObject({
+      code: 'VIDEO_UNREADABLE',
+      subject: '/nonexistent/clip.mp4',
+    });
     await expect(chat.ask({ video: MP4, images: [PNG], text: 'hi' })).rejects.toMatchObject({ code: 'OPTION_INVALID', subject: 'video' });
     expect((await chat.ask({ video: MP4, text: 'ok' })).video?.frames).toHaveLength(8);
     expect(() => model.chat({ visionBatch: 0 })).toThrow(expect.objectContaining({ code: 'OPTION_INVALID', subject: 'visionBatch' }));
@@ -307,13 +335,45 @@ describe('video turns on a random SigLIP / Qwen2 checkpoint', () => {
   it('sparsevila ask --video samples by --frames or --fps, and refuses over --memory-limit', () => {
     const cacheDir = tempDir('video-cli');
     const cli = (...args: string[]) =>
-      spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist/src/cli/main.js'), 'ask', '--model', ckpt, '--cache-dir', cacheDir, '--threads', '1', '--prompt', 'hi', '--max-new-tokens', '2', ...args], {
-        encoding: 'utf8',
-      });
+      spawnSync(
+        process.execPath,
+        [
+          path.join(REPO_ROOT, 'dist/src/cli/main.js'),
+          'ask',
+          '--model',
+          ckpt,
+          '--cache-dir',
+          cacheDir,
+          '--threads',
+          '1',
+          '--prompt',
+          'hi',
+          '--max-new-tokens',
+          '2',
+          ...args,
+        ],
+        {
+          encoding: 'utf8',
+        },
+      );
     const byFps = cli('--video', NUMBERED, '--fps', '2', '--json');
     expect(byFps.status, byFps.stderr).toBe(0);
     expect(JSON.parse(byFps.stdout).video.frames.map((f: { index: number }) => f.index)).toEqual([0, 5, 10, 15, 20, 25]);
-    const byCount = cli('--video', MP4, '--frames', '3', '--policy', 'sparsevila', '--keep', '6', '--keep-scope', 'global', '--keep-min-per-frame', '1', '--json');
+    const byCount = cli(
+      '--video',
+      MP4,
+      '--frames',
+      '3',
+      '--policy',
+      'sparsevila',
+      '--keep',
+      '6',
+      '--keep-scope',
+      'global',
+      '--keep-min-per-frame',
+      '1',
+      '--json',
+    );
     expect(byCount.status, byCount.stderr).toBe(0);
     const answer = JSON.parse(byCount.stdout);
     expect(answer.video.frames).toHaveLength(3);

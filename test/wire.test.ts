@@ -25,7 +25,11 @@ function sampleEvents(): TraceEvent[] {
       type: 'retrieval',
       turn: 0,
       layer: 1,
-      candidates: [{ image: 0, token: 0 }, { image: 0, token: 2 }, { image: 1, token: 5 }],
+      candidates: [
+        { image: 0, token: 0 },
+        { image: 0, token: 2 },
+        { image: 1, token: 5 },
+      ],
       scores: [0.3, 0.2, 0.5],
       retrieved: [2, 0],
     },
@@ -75,7 +79,7 @@ describe('wire format', () => {
 
   it('is several times smaller than JSON for a 4096-token salience event', () => {
     let seed = 1;
-    const rand = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rand = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     const scores = Array.from({ length: 4096 }, () => rand() * 1e-3);
     const event = { run: 'r', t: 1.5, type: 'salience', turn: 0, image: 0, source: 'summary', grid: { rows: 64, cols: 64 }, leading: 0, scores } as TraceEvent;
     const packed = encodeBatch([event]).length;

@@ -299,7 +299,7 @@ describe('world: videos', () => {
     }
   });
 
-  it('renders each frame from its ground truth, and video answers match the frames\' pixels', () => {
+  it("renders each frame from its ground truth, and video answers match the frames' pixels", () => {
     for (let s = 0; s < 60; s++) {
       const video = makeVideo(1000 + s);
       const frames = renderVideo(video);
@@ -414,7 +414,8 @@ describe('world: dataset', () => {
     for (const l of lines) {
       if (l.media.kind === 'image') expect(l.media.paths).toEqual([`images/${l.id}.png`]);
       else expect(l.media.paths).toEqual([1, 2, 3, 4].map((k) => `frames/${l.id}_${k}.png`));
-      const scenes = 'scene' in l.truth ? [l.truth.scene] : [1, 2, 3, 4].map((k) => videoFrame((l.truth as { video: Parameters<typeof videoFrame>[0] }).video, k));
+      const scenes =
+        'scene' in l.truth ? [l.truth.scene] : [1, 2, 3, 4].map((k) => videoFrame((l.truth as { video: Parameters<typeof videoFrame>[0] }).video, k));
       for (let i = 0; i < l.media.paths.length; i++) {
         const png = await readRgb(path.join(a, l.media.paths[i]!));
         expect([png.width, png.height]).toEqual([48, 48]);

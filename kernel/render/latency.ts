@@ -49,7 +49,9 @@ export function renderLatencyHtml(rows: readonly LatencyRow[], options: { title?
       );
     })
     .join('');
-  const legend = STAGES.map((s) => `<span style="display:inline-block;width:9px;height:9px;background:${s.colour};margin:0 3px 0 10px"></span>${s.name}`).join('');
+  const legend = STAGES.map((s) => `<span style="display:inline-block;width:9px;height:9px;background:${s.colour};margin:0 3px 0 10px"></span>${s.name}`).join(
+    '',
+  );
   const caption = options.title ? `<caption style="text-align:left;font-weight:600;padding:2px 0">${esc(options.title)}</caption>` : '';
   return (
     `<div class="latency"><table style="border-collapse:collapse;font:12px system-ui,sans-serif">${caption}<thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>` +

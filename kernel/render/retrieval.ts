@@ -26,15 +26,18 @@ export interface RetrievalTableData {
 
 export const tokenLabel = (t: Partial<TokenRef>): string => (t.image === undefined || t.token === undefined ? '?' : `${t.image}:${t.token}`);
 
-const STYLE =
-  'border-collapse:collapse;font:12px system-ui,sans-serif;margin:4px 0';
+const STYLE = 'border-collapse:collapse;font:12px system-ui,sans-serif;margin:4px 0';
 const CELL = 'border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top';
 
 export function renderRetrievalHtml(data: RetrievalTableData): string {
   const head = ['layer', 'retrieved', 'retrieval set (image:token)', 'top scores'].map((h) => `<th style="${CELL};background:#f4f4f4">${esc(h)}</th>`).join('');
   const rows = data.layers
     .map((l) => {
-      const set = l.retrieved.map((t) => `<code${attrs({ class: 'token', title: t.score === undefined ? undefined : `score ${t.score.toPrecision(4)}` })}>${esc(tokenLabel(t))}</code>`).join(' ');
+      const set = l.retrieved
+        .map(
+          (t) => `<code${attrs({ class: 'token', title: t.score === undefined ? undefined : `score ${t.score.toPrecision(4)}` })}>${esc(tokenLabel(t))}</code>`,
+        )
+        .join(' ');
       const top = l.top.map((t) => `${t.image === undefined ? '' : `${esc(tokenLabel(t))} `}${esc(t.score.toPrecision(3))}`).join(', ');
       return (
         `<tr${attrs({ class: 'retrieval-layer', 'data-layer': l.layer, 'data-retrieved': l.retrieved.length })}>` +

@@ -29,9 +29,9 @@ export function createApp(deps: HttpDeps): express.Express {
   app.use((req, res, next) => {
     const source = auth.check(req);
     if (!source) {
-      res
-        .status(401)
-        .json({ error: 'missing or wrong profiler token: open the URL that `sparsevila profile` printed (it ends in ?token=…), or send Authorization: Bearer <token>' });
+      res.status(401).json({
+        error: 'missing or wrong profiler token: open the URL that `sparsevila profile` printed (it ends in ?token=…), or send Authorization: Bearer <token>',
+      });
       return;
     }
     // The page was opened from the printed URL: let its own later requests and sockets in by cookie.

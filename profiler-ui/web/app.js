@@ -54,7 +54,21 @@ const main = $('#main', HTMLElement);
 /** @type {Map<string, RunEntry>} */
 const runs = new Map();
 /** @type {PageState} */
-const state = { route: 'run', run: null, turn: null, turnPinned: false, layer: 0, heat: true, size: 'auto', hmMode: 'auto', a: null, b: null, cmpLayer: 0, sweepX: 'decode', sweepY: 'kl' };
+const state = {
+  route: 'run',
+  run: null,
+  turn: null,
+  turnPinned: false,
+  layer: 0,
+  heat: true,
+  size: 'auto',
+  hmMode: 'auto',
+  a: null,
+  b: null,
+  cmpLayer: 0,
+  sweepX: 'decode',
+  sweepY: 'kl',
+};
 /** @type {'unknown' | 'online' | 'offline' | 'unauthorized'} */
 let serverState = 'unknown';
 let liveState = 'offline';
@@ -104,7 +118,7 @@ export function runLabel(run) {
 /** @param {{ run: string, start?: RunModel['start'] } | null | undefined} m */
 function fileName(m) {
   if (!m) return 'sparsevila';
-  return `sparsevila-${(m.start?.policy?.method ?? 'run')}-${m.run.slice(0, 8)}`;
+  return `sparsevila-${m.start?.policy?.method ?? 'run'}-${m.run.slice(0, 8)}`;
 }
 
 /** @param {RunSummary} summary */
@@ -313,9 +327,10 @@ function renderView() {
   } else if (state.route === 'compare') {
     const loaded = list.filter((e) => e.model || e.summary);
     if (!state.a || !runs.has(state.a)) state.a = (loaded.find((e) => isDense(startOf(e))) ?? loaded[1] ?? loaded[0])?.run ?? null;
-    if (!state.b || !runs.has(state.b)) state.b = (loaded.find((e) => e.run !== state.a && !isDense(startOf(e))) ?? loaded.find((e) => e.run !== state.a))?.run ?? null;
+    if (!state.b || !runs.has(state.b))
+      state.b = (loaded.find((e) => e.run !== state.a && !isDense(startOf(e))) ?? loaded.find((e) => e.run !== state.a))?.run ?? null;
     for (const run of needed()) ensureLoaded(run);
-    const model = (/** @type {string | null} */ run) => (run ? runs.get(run)?.model ?? null : null);
+    const model = (/** @type {string | null} */ run) => (run ? (runs.get(run)?.model ?? null) : null);
     mount('compare', () => createCompareView(main, { setState, runLabel, fileName })).update(model(state.a), model(state.b), state, list);
   } else {
     for (const run of needed()) ensureLoaded(run);
@@ -361,7 +376,9 @@ function renderHeader() {
   const list = runList();
   const key = list.map((e) => `${e.run}:${runLabel(e.run)}`).join('|');
   if (sel.dataset.key !== key) {
-    sel.innerHTML = list.length ? list.map((e) => `<option value="${e.run}">${visibleText(runLabel(e.run))}</option>`).join('') : '<option value="">no runs</option>';
+    sel.innerHTML = list.length
+      ? list.map((e) => `<option value="${e.run}">${visibleText(runLabel(e.run))}</option>`).join('')
+      : '<option value="">no runs</option>';
     sel.dataset.key = key;
   }
   sel.value = state.run ?? '';
@@ -389,7 +406,9 @@ const toast = createToast($('#toast', HTMLElement));
 // Wiring.
 
 const runSelect = $('#run-select', HTMLSelectElement);
-runSelect.addEventListener('change', () => setState({ route: state.route === 'compare' || state.route === 'sweep' ? 'run' : state.route, run: runSelect.value }));
+runSelect.addEventListener('change', () =>
+  setState({ route: state.route === 'compare' || state.route === 'sweep' ? 'run' : state.route, run: runSelect.value }),
+);
 const fileInput = $('#file', HTMLInputElement);
 fileInput.addEventListener('change', () => {
   openFiles([...(fileInput.files ?? [])]);

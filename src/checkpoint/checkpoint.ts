@@ -65,11 +65,9 @@ export function detectLayout(names: Iterable<string>, where: string): KeyLayout 
     else if (n.startsWith('vision_tower.') || n.startsWith('language_model.') || n.startsWith('multi_modal_projector.')) legacy++;
   }
   if (current === 0 && legacy === 0) {
-    throw new CheckpointError(
-      'CHECKPOINT_CORRUPT',
-      `${where} has no Llava tensors (expected keys under model.language_model.* or language_model.model.*)`,
-      { subject: where },
-    );
+    throw new CheckpointError('CHECKPOINT_CORRUPT', `${where} has no Llava tensors (expected keys under model.language_model.* or language_model.model.*)`, {
+      subject: where,
+    });
   }
   return current >= legacy ? 'current' : 'legacy';
 }
@@ -199,11 +197,9 @@ class DirCheckpoint implements Checkpoint {
     if (expectedShape !== undefined) {
       const actual = this.shape(name);
       if (actual.length !== expectedShape.length || actual.some((d, i) => d !== expectedShape[i])) {
-        throw new CheckpointError(
-          'TENSOR_SHAPE',
-          `Tensor ${name} in ${this.dir} has shape [${actual.join(', ')}], expected [${expectedShape.join(', ')}]`,
-          { subject: name },
-        );
+        throw new CheckpointError('TENSOR_SHAPE', `Tensor ${name} in ${this.dir} has shape [${actual.join(', ')}], expected [${expectedShape.join(', ')}]`, {
+          subject: name,
+        });
       }
     }
     return onDisk;

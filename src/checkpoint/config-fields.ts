@@ -9,7 +9,11 @@ export type Obj = Record<string, unknown>;
 
 /** Reads typed fields of one config object, defaulting absent ones and naming `prefix.field` in errors. */
 export class Fields {
-  constructor(readonly obj: Obj, readonly prefix: string, readonly file: string) {}
+  constructor(
+    readonly obj: Obj,
+    readonly prefix: string,
+    readonly file: string,
+  ) {}
 
   name(field: string): string {
     return this.prefix === '' ? field : `${this.prefix}.${field}`;

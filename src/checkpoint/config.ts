@@ -9,9 +9,7 @@
  */
 import { ConfigError } from '../errors.js';
 import { Fields, type Obj } from './config-fields.js';
-import type {
-  LlavaSpec, ProjectorActivation, RopeScaling, TextSpec, VisionActivation, VisionSpec,
-} from './spec.js';
+import type { LlavaSpec, ProjectorActivation, RopeScaling, TextSpec, VisionActivation, VisionSpec } from './spec.js';
 import { readRopeScaling } from './rope.js';
 
 const VISION_ACTS: readonly VisionActivation[] = ['quick_gelu', 'gelu', 'gelu_pytorch_tanh', 'gelu_new'];
@@ -19,8 +17,14 @@ const PROJECTOR_ACTS: readonly ProjectorActivation[] = ['gelu', 'gelu_pytorch_ta
 
 /** LlavaConfig builds CLIPVisionConfig with these values when `vision_config` is absent (llava-1.5's CLIP-L/336). */
 const DEFAULT_VISION_CONFIG: Obj = {
-  model_type: 'clip_vision_model', intermediate_size: 4096, hidden_size: 1024, patch_size: 14, image_size: 336,
-  num_hidden_layers: 24, num_attention_heads: 16, projection_dim: 768,
+  model_type: 'clip_vision_model',
+  intermediate_size: 4096,
+  hidden_size: 1024,
+  patch_size: 14,
+  image_size: 336,
+  num_hidden_layers: 24,
+  num_attention_heads: 16,
+  projection_dim: 768,
 };
 
 /** Per-tower defaults, from CLIPVisionConfig / SiglipVisionConfig `__init__`. */
@@ -75,9 +79,7 @@ function parseText(f: Fields, top: Fields): TextSpec {
   // LlamaConfig defaults num_key_value_heads to None, Qwen2Config to 32; both then map None (null) to
   // num_attention_heads.
   const numKvHeads =
-    f.obj['num_key_value_heads'] === null || (kind === 'llama' && !('num_key_value_heads' in f.obj))
-      ? numHeads
-      : f.posInt('num_key_value_heads', 32);
+    f.obj['num_key_value_heads'] === null || (kind === 'llama' && !('num_key_value_heads' in f.obj)) ? numHeads : f.posInt('num_key_value_heads', 32);
   if (numHeads % numKvHeads !== 0) {
     throw f.invalid('num_key_value_heads', `does not divide num_attention_heads ${numHeads}`);
   }

@@ -48,9 +48,17 @@ export interface RandomLlavaOptions {
   seed?: number;
   /** Standard deviation of random weights (norm weights are 1 + this much noise). */
   std?: number;
-  visionHidden?: number; visionIntermediate?: number; visionLayers?: number; visionHeads?: number;
-  imageSize?: number; patchSize?: number;
-  textHidden?: number; textIntermediate?: number; textLayers?: number; textHeads?: number; textKvHeads?: number;
+  visionHidden?: number;
+  visionIntermediate?: number;
+  visionLayers?: number;
+  visionHeads?: number;
+  imageSize?: number;
+  patchSize?: number;
+  textHidden?: number;
+  textIntermediate?: number;
+  textLayers?: number;
+  textHeads?: number;
+  textKvHeads?: number;
   vocab?: number;
   tie?: boolean;
   featureLayer?: number | number[];
@@ -118,10 +126,22 @@ function writeLlava(dir: string, o: RandomLlavaOptions, keepValues: boolean): Ra
   const layout = o.layout ?? (vision === 'clip' ? 'legacy' : 'current');
   const dtype = o.dtype ?? 'F32';
   const clip = vision === 'clip';
-  const V = { hidden: o.visionHidden ?? 32, inter: o.visionIntermediate ?? 64, layers: o.visionLayers ?? (clip ? 3 : 2),
-    heads: o.visionHeads ?? 4, image: o.imageSize ?? (clip ? 28 : 32), patch: o.patchSize ?? (clip ? 7 : 8) };
-  const T = { hidden: o.textHidden ?? (text === 'llama' ? 48 : 64), inter: o.textIntermediate ?? (text === 'llama' ? 96 : 128),
-    layers: o.textLayers ?? 2, heads: o.textHeads ?? 4, kv: o.textKvHeads ?? 2, vocab: o.vocab ?? TOKENIZER_VOCAB };
+  const V = {
+    hidden: o.visionHidden ?? 32,
+    inter: o.visionIntermediate ?? 64,
+    layers: o.visionLayers ?? (clip ? 3 : 2),
+    heads: o.visionHeads ?? 4,
+    image: o.imageSize ?? (clip ? 28 : 32),
+    patch: o.patchSize ?? (clip ? 7 : 8),
+  };
+  const T = {
+    hidden: o.textHidden ?? (text === 'llama' ? 48 : 64),
+    inter: o.textIntermediate ?? (text === 'llama' ? 96 : 128),
+    layers: o.textLayers ?? 2,
+    heads: o.textHeads ?? 4,
+    kv: o.textKvHeads ?? 2,
+    vocab: o.vocab ?? TOKENIZER_VOCAB,
+  };
   if (T.vocab < TOKENIZER_VOCAB) throw new Error(`vocab ${T.vocab} < ${TOKENIZER_VOCAB}: the bundled tokenizer has ids up to ${TOKENIZER_VOCAB - 1}`);
   const tie = o.tie ?? text === 'qwen2';
   const featureLayer = o.featureLayer ?? (clip ? -2 : -1);
@@ -165,7 +185,11 @@ function writeLlava(dir: string, o: RandomLlavaOptions, keepValues: boolean): Ra
     }
     shapes.push([`${lp}self_attn.o_proj.weight`, [T.hidden, T.heads * headDim]]);
     if (oBias) shapes.push([`${lp}self_attn.o_proj.bias`, [T.hidden]]);
-    for (const [p, s] of [['gate_proj', [T.inter, T.hidden]], ['up_proj', [T.inter, T.hidden]], ['down_proj', [T.hidden, T.inter]]] as const) {
+    for (const [p, s] of [
+      ['gate_proj', [T.inter, T.hidden]],
+      ['up_proj', [T.inter, T.hidden]],
+      ['down_proj', [T.hidden, T.inter]],
+    ] as const) {
       shapes.push([`${lp}mlp.${p}.weight`, [...s]]);
       if (o.mlpBias) shapes.push([`${lp}mlp.${p}.bias`, [s[0]]]);
     }
@@ -175,9 +199,12 @@ function writeLlava(dir: string, o: RandomLlavaOptions, keepValues: boolean): Ra
 
   const pre = PREFIXES[layout];
   const toDisk = (n: string): string =>
-    n === 'lm_head.weight' ? pre.head
-      : n.startsWith(vp) ? pre.v + n.slice(vp.length)
-        : n.startsWith(pp) ? pre.p + n.slice(pp.length)
+    n === 'lm_head.weight'
+      ? pre.head
+      : n.startsWith(vp)
+        ? pre.v + n.slice(vp.length)
+        : n.startsWith(pp)
+          ? pre.p + n.slice(pp.length)
           : pre.l + n.slice(tp.length);
 
   // One seeded stream over all tensors in `shapes` order; the writer asks for each tensor's data in that
@@ -214,23 +241,48 @@ function writeLlava(dir: string, o: RandomLlavaOptions, keepValues: boolean): Ra
   const written = writeSafetensorsCheckpoint(dir, list, { shards: o.shards !== undefined && o.shards > 1 ? o.shards : 1 });
 
   const visionConfig: Record<string, unknown> = {
-    model_type: clip ? 'clip_vision_model' : 'siglip_vision_model', hidden_size: V.hidden, intermediate_size: V.inter,
-    num_hidden_layers: V.layers, num_attention_heads: V.heads, image_size: V.image, patch_size: V.patch, num_channels: 3,
-    hidden_act: clip ? 'quick_gelu' : 'gelu_pytorch_tanh', layer_norm_eps: clip ? 1e-5 : 1e-6,
-    ...(clip ? { projection_dim: V.hidden } : { vision_use_head: false }), ...o.configPatch?.vision,
+    model_type: clip ? 'clip_vision_model' : 'siglip_vision_model',
+    hidden_size: V.hidden,
+    intermediate_size: V.inter,
+    num_hidden_layers: V.layers,
+    num_attention_heads: V.heads,
+    image_size: V.image,
+    patch_size: V.patch,
+    num_channels: 3,
+    hidden_act: clip ? 'quick_gelu' : 'gelu_pytorch_tanh',
+    layer_norm_eps: clip ? 1e-5 : 1e-6,
+    ...(clip ? { projection_dim: V.hidden } : { vision_use_head: false }),
+    ...o.configPatch?.vision,
   };
   const textConfig: Record<string, unknown> = {
-    model_type: text, hidden_size: T.hidden, intermediate_size: T.inter, num_hidden_layers: T.layers,
-    num_attention_heads: T.heads, num_key_value_heads: T.kv, vocab_size: T.vocab, rms_norm_eps: text === 'llama' ? 1e-5 : 1e-6,
-    rope_theta: text === 'llama' ? 10000.0 : 1000000.0, max_position_embeddings: 4096, hidden_act: 'silu', tie_word_embeddings: tie,
+    model_type: text,
+    hidden_size: T.hidden,
+    intermediate_size: T.inter,
+    num_hidden_layers: T.layers,
+    num_attention_heads: T.heads,
+    num_key_value_heads: T.kv,
+    vocab_size: T.vocab,
+    rms_norm_eps: text === 'llama' ? 1e-5 : 1e-6,
+    rope_theta: text === 'llama' ? 10000.0 : 1000000.0,
+    max_position_embeddings: 4096,
+    hidden_act: 'silu',
+    tie_word_embeddings: tie,
     ...(o.ropeScaling !== undefined ? { rope_scaling: o.ropeScaling } : {}),
     ...(o.attentionBias !== undefined && text === 'llama' ? { attention_bias: o.attentionBias } : {}),
-    ...(o.mlpBias !== undefined && text === 'llama' ? { mlp_bias: o.mlpBias } : {}), ...o.configPatch?.text,
+    ...(o.mlpBias !== undefined && text === 'llama' ? { mlp_bias: o.mlpBias } : {}),
+    ...o.configPatch?.text,
   };
   const config: Record<string, any> = {
-    architectures: ['LlavaForConditionalGeneration'], model_type: 'llava', vision_config: visionConfig, text_config: textConfig,
-    image_token_index: 259, vision_feature_layer: featureLayer, vision_feature_select_strategy: strategy,
-    projector_hidden_act: 'gelu', tie_word_embeddings: tie, ...o.configPatch?.top,
+    architectures: ['LlavaForConditionalGeneration'],
+    model_type: 'llava',
+    vision_config: visionConfig,
+    text_config: textConfig,
+    image_token_index: 259,
+    vision_feature_layer: featureLayer,
+    vision_feature_select_strategy: strategy,
+    projector_hidden_act: 'gelu',
+    tie_word_embeddings: tie,
+    ...o.configPatch?.top,
   };
   writeJson(path.join(dir, 'config.json'), config);
   writeProcessorConfigs(dir, clip, V.image, V.patch, strategy);
@@ -249,14 +301,24 @@ function writeJson(file: string, value: unknown): void {
 /** CLIPImageProcessor (shortest_edge + center crop) or SiglipImageProcessor (height/width), as transformers writes them. */
 function writeProcessorConfigs(dir: string, clip: boolean, image: number, patch: number, strategy: string): void {
   writeJson(path.join(dir, 'preprocessor_config.json'), {
-    image_processor_type: clip ? 'CLIPImageProcessor' : 'SiglipImageProcessor', do_resize: true,
-    size: clip ? { shortest_edge: image } : { height: image, width: image }, do_center_crop: clip,
-    crop_size: { height: image, width: image }, do_rescale: true, rescale_factor: 1 / 255, do_normalize: true,
+    image_processor_type: clip ? 'CLIPImageProcessor' : 'SiglipImageProcessor',
+    do_resize: true,
+    size: clip ? { shortest_edge: image } : { height: image, width: image },
+    do_center_crop: clip,
+    crop_size: { height: image, width: image },
+    do_rescale: true,
+    rescale_factor: 1 / 255,
+    do_normalize: true,
     image_mean: clip ? [0.48145466, 0.4578275, 0.40821073] : [0.5, 0.5, 0.5],
-    image_std: clip ? [0.26862954, 0.26130258, 0.27577711] : [0.5, 0.5, 0.5], resample: 3, do_convert_rgb: true,
+    image_std: clip ? [0.26862954, 0.26130258, 0.27577711] : [0.5, 0.5, 0.5],
+    resample: 3,
+    do_convert_rgb: true,
   });
   writeJson(path.join(dir, 'processor_config.json'), {
-    processor_class: 'LlavaProcessor', patch_size: patch, vision_feature_select_strategy: strategy,
-    image_token: '<image>', num_additional_image_tokens: clip ? 1 : 0,
+    processor_class: 'LlavaProcessor',
+    patch_size: patch,
+    vision_feature_select_strategy: strategy,
+    image_token: '<image>',
+    num_additional_image_tokens: clip ? 1 : 0,
   });
 }

@@ -94,9 +94,7 @@ export function encodeFloats(dtype: WritableFloatDtype, values: Float32Array): U
   if (dtype === 'F16') {
     for (let i = 0; i < values.length; i++) setFloat16(view, 2 * i, values[i]!, true);
   } else {
-    const bits = LITTLE_ENDIAN
-      ? new Uint32Array(values.buffer, values.byteOffset, values.length)
-      : new Uint32Array(Float32Array.from(values).buffer);
+    const bits = LITTLE_ENDIAN ? new Uint32Array(values.buffer, values.byteOffset, values.length) : new Uint32Array(Float32Array.from(values).buffer);
     for (let i = 0; i < values.length; i++) {
       const b = bits[i]!;
       view.setUint16(2 * i, (b + 0x7fff + ((b >>> 16) & 1)) >>> 16, true);
@@ -140,7 +138,7 @@ function toBytes(t: TensorToWrite, chunk: TensorChunk): Uint8Array {
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.byteLength; ) {
+  for (let done = 0; done < bytes.byteLength;) {
     done += fs.writeSync(fd, bytes, done, Math.min(WRITE_CHUNK, bytes.byteLength - done));
   }
 }

@@ -12,10 +12,21 @@ import { CheckpointError } from '../errors.js';
 
 /** Bytes per element of every dtype the format defines, so sizes can be validated even for dtypes we don't decode. */
 export const DTYPE_BYTES: Readonly<Record<string, number>> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1,
-  I16: 2, U16: 2, F16: 2, BF16: 2,
-  I32: 4, U32: 4, F32: 4,
-  I64: 8, U64: 8, F64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  I64: 8,
+  U64: 8,
+  F64: 8,
 };
 export type DecodableDtype = 'F32' | 'F16' | 'BF16';
 const DECODABLE = new Set<string>(['F32', 'F16', 'BF16']);
@@ -177,11 +188,9 @@ export class SafetensorsFile {
       throw new CheckpointError('TENSOR_MISSING', `Tensor ${name} is not in ${this.path}`, { subject: name });
     }
     if (!DECODABLE.has(info.dtype)) {
-      throw new CheckpointError(
-        'TENSOR_DTYPE',
-        `Tensor ${name} in ${this.path} has dtype ${info.dtype}; supported: F32, F16, BF16`,
-        { subject: `${name}:${info.dtype}` },
-      );
+      throw new CheckpointError('TENSOR_DTYPE', `Tensor ${name} in ${this.path} has dtype ${info.dtype}; supported: F32, F16, BF16`, {
+        subject: `${name}:${info.dtype}`,
+      });
     }
     if (this.fd === undefined) throw new CheckpointError('CHECKPOINT_CORRUPT', `${this.path} is closed`, { subject: this.path });
     const count = info.shape.reduce((a, b) => a * b, 1);
@@ -297,11 +306,9 @@ export class TensorStore {
       for (const [name, shard] of Object.entries(weightMap)) {
         const f = byBase.get(shard);
         if (f === undefined || !f.tensors.has(name)) {
-          throw new CheckpointError(
-            'CHECKPOINT_CORRUPT',
-            `${indexPath ?? 'index'} maps tensor ${name} to ${shard}, which does not contain it`,
-            { subject: `${indexPath ?? shard}:${name}` },
-          );
+          throw new CheckpointError('CHECKPOINT_CORRUPT', `${indexPath ?? 'index'} maps tensor ${name} to ${shard}, which does not contain it`, {
+            subject: `${indexPath ?? shard}:${name}`,
+          });
         }
         this.byName.set(name, f);
       }
@@ -361,7 +368,10 @@ export function openSafetensors(file: string): TensorStore {
 export function openSafetensorsDir(dir: string): TensorStore {
   const indexPath = path.join(dir, INDEX_FILE);
   if (fs.existsSync(indexPath)) return openSharded(indexPath);
-  const names = fs.readdirSync(dir).filter((n) => n.endsWith('.safetensors')).sort();
+  const names = fs
+    .readdirSync(dir)
+    .filter((n) => n.endsWith('.safetensors'))
+    .sort();
   if (names.length === 0) {
     throw new CheckpointError('CHECKPOINT_NOT_FOUND', `No *.safetensors weights in ${dir}`, { subject: dir });
   }
@@ -401,5 +411,9 @@ export function openSharded(indexPath: string): TensorStore {
   }
   const dir = path.dirname(indexPath);
   const shards = [...new Set(Object.values(map) as string[])].sort();
-  return openFiles(shards.map((s) => path.join(dir, s)), map as Record<string, string>, indexPath);
+  return openFiles(
+    shards.map((s) => path.join(dir, s)),
+    map as Record<string, string>,
+    indexPath,
+  );
 }

@@ -66,7 +66,8 @@ export async function runDataset(argv: string[]): Promise<void> {
   const maxTurns = int('--max-turns', values['max-turns'], Math.max(5, minTurns), 1, 9);
   if (minTurns > maxTurns) throw new InputError('OPTION_INVALID', `--min-turns ${minTurns} exceeds --max-turns ${maxTurns}`, { subject: '--min-turns' });
   const videoFraction = values.videos === undefined ? 0 : Number(values.videos);
-  if (!(videoFraction >= 0 && videoFraction <= 1)) throw new InputError('OPTION_INVALID', `--videos must be a fraction in 0–1, got '${values.videos}'`, { subject: '--videos' });
+  if (!(videoFraction >= 0 && videoFraction <= 1))
+    throw new InputError('OPTION_INVALID', `--videos must be a fraction in 0–1, got '${values.videos}'`, { subject: '--videos' });
 
   const progress = !values.quiet && process.stderr.isTTY;
   let lastShown = 0;

@@ -73,7 +73,10 @@ export async function runDemo(argv: string[]): Promise<void> {
     );
     const policies: [string, SparsityPolicy][] = [
       ['dense', { method: 'dense' }],
-      ['sparsevila (keep 50%, retrieve 25%)', validatePolicy({ method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.25 } } })],
+      [
+        'sparsevila (keep 50%, retrieve 25%)',
+        validatePolicy({ method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.25 } } }),
+      ],
     ];
     // One unmeasured turn per policy first: ORT's first runs allocate and tune, and would skew the ratios.
     for (const [, policy] of policies) {
@@ -137,7 +140,11 @@ export function describeSpeedups(dense: Answer[], sparse: Answer[]): string {
 
 /** How many answers are their reference (trimmed, case-insensitive, a final stop ignored). */
 export function describeMatches(answers: Answer[], references: string[]): string {
-  const norm = (t: string) => t.trim().toLowerCase().replace(/[.!]+$/, '');
+  const norm = (t: string) =>
+    t
+      .trim()
+      .toLowerCase()
+      .replace(/[.!]+$/, '');
   const right = answers.filter((a, i) => norm(a.text) === norm(references[i]!)).length;
   return `${right}/${references.length} answers match the reference`;
 }

@@ -111,7 +111,9 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): Bu
       const width = 30;
       const filled = Math.round((width * e.done!) / e.total);
       const unit = e.graph === 'awq-calibration' ? 'samples' : 'layers';
-      stream.write(`\rbuilding ${STAGE_NAMES[e.graph] ?? `${e.graph} graph`} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${e.done}/${e.total} ${unit}`);
+      stream.write(
+        `\rbuilding ${STAGE_NAMES[e.graph] ?? `${e.graph} graph`} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${e.done}/${e.total} ${unit}`,
+      );
     } else if (e.phase === 'start') {
       stream.write(`building ${STAGE_NAMES[e.graph] ?? `${e.graph} graph`}…${stream.isTTY ? '' : '\n'}`);
     } else if (e.phase === 'done') {

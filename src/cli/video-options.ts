@@ -57,7 +57,8 @@ export function parseVideoOptions(values: VideoValues, policy: PolicyValue): Vid
   let fps: number | undefined;
   if (values.fps !== undefined) {
     fps = Number(values.fps);
-    if (!(Number.isFinite(fps) && fps > 0)) throw new InputError('OPTION_INVALID', `--fps must be a positive number; got '${values.fps}'`, { subject: '--fps' });
+    if (!(Number.isFinite(fps) && fps > 0))
+      throw new InputError('OPTION_INVALID', `--fps must be a positive number; got '${values.fps}'`, { subject: '--fps' });
   }
   let memoryLimit: number | undefined;
   if (values['memory-limit'] !== undefined) {
@@ -78,7 +79,10 @@ export function parseVideoOptions(values: VideoValues, policy: PolicyValue): Vid
     policy = validatePolicy({ ...policy, keep: { ...(policy.keep as object), minPerImage: minPerFrame } });
   }
   return {
-    video: video === undefined ? undefined : { path: video, ...(fps !== undefined ? { fps } : { frames: positive(values.frames, '--frames') ?? DEFAULT_VIDEO_FRAMES }) },
+    video:
+      video === undefined
+        ? undefined
+        : { path: video, ...(fps !== undefined ? { fps } : { frames: positive(values.frames, '--frames') ?? DEFAULT_VIDEO_FRAMES }) },
     policy,
     visionBatch: positive(values['vision-batch'], '--vision-batch'),
     memoryLimit,

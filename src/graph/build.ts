@@ -72,12 +72,7 @@ export function graphCacheKey(fingerprint: string, options: GraphBuildOptions, k
 }
 
 /** Returns the path of the requested graph, building it first if the cache does not hold it. */
-export function ensureGraph(
-  checkpoint: Checkpoint,
-  kind: GraphKind,
-  options: GraphBuildOptions,
-  onProgress?: BuildProgress,
-): string {
+export function ensureGraph(checkpoint: Checkpoint, kind: GraphKind, options: GraphBuildOptions, onProgress?: BuildProgress): string {
   const dir = path.join(options.cacheDir ?? defaultCacheDir(), graphCacheKey(checkpoint.fingerprint, options, kind));
   const modelPath = path.join(dir, kind, `${kind}.onnx`);
   if (fs.existsSync(modelPath)) {
@@ -105,13 +100,7 @@ export function ensureGraph(
   return modelPath;
 }
 
-function emit(
-  b: OnnxGraphBuilder,
-  checkpoint: Checkpoint,
-  kind: GraphKind,
-  options: GraphBuildOptions,
-  onLayer: (done: number, total: number) => void,
-): void {
+function emit(b: OnnxGraphBuilder, checkpoint: Checkpoint, kind: GraphKind, options: GraphBuildOptions, onLayer: (done: number, total: number) => void): void {
   const spec = checkpoint.spec;
   // Checkpoints quantized by AutoAWQ: int4 linears as stored, floats dequantized on read.
   const stored: WeightReader = checkpoint.quantization ? autoAwqWeights(checkpoint) : checkpoint;

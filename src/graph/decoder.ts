@@ -92,9 +92,7 @@ function mlp(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec, x: string, m
   const gate = b.scope('gate_proj', () => linear(b, w, x, `${module}.gate_proj`, up, options));
   const upOut = b.scope('up_proj', () => linear(b, w, x, `${module}.up_proj`, up, options));
   const product = b.op('Mul', [activation(b, gate, t.act), upOut]);
-  const out = b.scope('down_proj', () =>
-    linear(b, w, product, `${module}.down_proj`, { in: t.intermediateSize, out: t.hiddenSize, bias: t.mlpBias }, options),
-  );
+  const out = b.scope('down_proj', () => linear(b, w, product, `${module}.down_proj`, { in: t.intermediateSize, out: t.hiddenSize, bias: t.mlpBias }, options));
   return { out, product };
 }
 
@@ -123,8 +121,6 @@ export function buildEmbedGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Llav
   const t = spec.text;
   const ids = b.input('input_ids', 'int64', ['tokens']);
   const table = param(b, w, `${TEXT_PREFIX}.embed_tokens.weight`, [t.vocabSize, t.hiddenSize]);
-  const out = b.scope('model/embed_tokens', () =>
-    b.op('Unsqueeze', [b.op('Gather', [table, ids], { axis: 0 }), b.constInt64([0])]),
-  );
+  const out = b.scope('model/embed_tokens', () => b.op('Unsqueeze', [b.op('Gather', [table, ids], { axis: 0 }), b.constInt64([0])]));
   b.output(out, 'inputs_embeds', 'float32', [1, 'tokens', t.hiddenSize]);
 }

@@ -84,11 +84,7 @@ export function param(b: OnnxGraphBuilder, w: WeightReader, name: string, shape:
 /** `nn.LayerNorm` over the last axis (CLIP, SigLIP). */
 export function layerNorm(b: OnnxGraphBuilder, w: WeightReader, x: string, module: string, size: number, eps: number): string {
   return b.scope(module.split('.').pop()!, () =>
-    b.op(
-      'LayerNormalization',
-      [x, param(b, w, `${module}.weight`, [size]), param(b, w, `${module}.bias`, [size])],
-      { axis: -1, epsilon: { float: eps } },
-    ),
+    b.op('LayerNormalization', [x, param(b, w, `${module}.weight`, [size]), param(b, w, `${module}.bias`, [size])], { axis: -1, epsilon: { float: eps } }),
   );
 }
 
@@ -97,10 +93,16 @@ export function layerNorm(b: OnnxGraphBuilder, w: WeightReader, x: string, modul
  * (transformers/models/llama/modeling_llama.py). ORT's SimplifiedLayerNormalization is exactly this.
  */
 export function rmsNorm(b: OnnxGraphBuilder, w: WeightReader, x: string, module: string, size: number, eps: number): string {
-  return b.op('SimplifiedLayerNormalization', [x, param(b, w, `${module}.weight`, [size])], {
-    axis: -1,
-    epsilon: { float: eps },
-  }, undefined, module.split('.').pop());
+  return b.op(
+    'SimplifiedLayerNormalization',
+    [x, param(b, w, `${module}.weight`, [size])],
+    {
+      axis: -1,
+      epsilon: { float: eps },
+    },
+    undefined,
+    module.split('.').pop(),
+  );
 }
 
 export type Activation = 'quick_gelu' | 'gelu' | 'gelu_pytorch_tanh' | 'gelu_new' | 'relu' | 'silu';

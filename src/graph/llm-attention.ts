@@ -49,14 +49,7 @@ export interface AttentionOutputs {
   mass?: string;
 }
 
-export function llmAttention(
-  b: OnnxGraphBuilder,
-  w: WeightReader,
-  t: TextSpec,
-  module: string,
-  io: AttentionInputs,
-  options: LinearOptions,
-): AttentionOutputs {
+export function llmAttention(b: OnnxGraphBuilder, w: WeightReader, t: TextSpec, module: string, io: AttentionInputs, options: LinearOptions): AttentionOutputs {
   const { numHeads: H, numKvHeads: KV, headDim: D } = t;
   const groups = H / KV;
   const project = (name: string, heads: number, bias: boolean) =>
@@ -103,9 +96,7 @@ export function llmAttention(
     b.op('Transpose', [b.op('Reshape', [ctx, b.constInt64([KV, groups, -1, D])])], { perm: [2, 0, 1, 3] }),
     b.constInt64([1, -1, H * D]),
   ]);
-  const out = b.scope('o_proj', () =>
-    linear(b, w, merged, `${module}.o_proj`, { in: H * D, out: t.hiddenSize, bias: t.outputBias }, options),
-  );
+  const out = b.scope('o_proj', () => linear(b, w, merged, `${module}.o_proj`, { in: H * D, out: t.hiddenSize, bias: t.outputBias }, options));
   let mass: string | undefined;
   if (io.massWeights) {
     // Σ_t w_t · softmax[h, t, c] = Σ_t (w_t / Σexp[h, t]) · exp[h, t, c]: the row weights take the softmax's

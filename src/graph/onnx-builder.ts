@@ -134,9 +134,7 @@ export class OnnxGraphBuilder {
 
   /** Small constants: int64 shapes and axes, float scalars. */
   constInt64(values: number[], label = 'const'): string {
-    return this.initializer(`${this.path}/${label}`, { type: 'int64', data: BigInt64Array.from(values.map(BigInt)) }, [
-      values.length,
-    ]);
+    return this.initializer(`${this.path}/${label}`, { type: 'int64', data: BigInt64Array.from(values.map(BigInt)) }, [values.length]);
   }
 
   constFloat(values: number[] | Float32Array, dims: number[], label = 'const'): string {
@@ -153,10 +151,7 @@ export class OnnxGraphBuilder {
     options: { outputs?: string[] | number; attrs?: Record<string, AttrValue>; domain?: string; label?: string } = {},
   ): string[] {
     const name = this.unique(`${this.path}/${options.label ?? op}`.replace(/^\/+/, '/'));
-    const outputs =
-      typeof options.outputs === 'object'
-        ? options.outputs
-        : Array.from({ length: options.outputs ?? 1 }, (_, i) => `${name}/output_${i}`);
+    const outputs = typeof options.outputs === 'object' ? options.outputs : Array.from({ length: options.outputs ?? 1 }, (_, i) => `${name}/output_${i}`);
     this.nodes.push({
       name,
       opType: op,

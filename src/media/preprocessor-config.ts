@@ -112,9 +112,13 @@ export function parsePreprocessorConfig(json: unknown, file = 'preprocessor_conf
   const pil = cfg.resample ?? 3;
   const filter = typeof pil === 'number' && Object.hasOwn(PIL_RESAMPLE, pil) ? PIL_RESAMPLE[pil] : undefined;
   if (filter === undefined) {
-    throw new ConfigError('CONFIG_UNSUPPORTED', `${file}: resample ${JSON.stringify(pil)} is not supported (0 nearest, 1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming)`, {
-      subject: subject('resample'),
-    });
+    throw new ConfigError(
+      'CONFIG_UNSUPPORTED',
+      `${file}: resample ${JSON.stringify(pil)} is not supported (0 nearest, 1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming)`,
+      {
+        subject: subject('resample'),
+      },
+    );
   }
 
   // SiglipImageProcessor.preprocess has no center-crop step, whatever do_center_crop says.

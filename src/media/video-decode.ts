@@ -39,15 +39,24 @@ export async function* decodeFrames(info: VideoInfo, indices: readonly number[],
   const args = [
     '-nostdin',
     '-hide_banner',
-    '-v', 'error',
-    '-i', info.file,
-    '-map', '0:v:0',
-    '-an', '-sn', '-dn',
-    '-vf', `select='${selectExpression(indices)}'`,
+    '-v',
+    'error',
+    '-i',
+    info.file,
+    '-map',
+    '0:v:0',
+    '-an',
+    '-sn',
+    '-dn',
+    '-vf',
+    `select='${selectExpression(indices)}'`,
     // Pass the selected frames through as they are: no duplicates or drops to keep a constant output rate.
-    '-vsync', 'passthrough',
-    '-f', 'rawvideo',
-    '-pix_fmt', 'rgb24',
+    '-vsync',
+    'passthrough',
+    '-f',
+    'rawvideo',
+    '-pix_fmt',
+    'rgb24',
     'pipe:1',
   ];
   const run = { file: info.file, timeoutMs: options.timeoutMs ?? 600_000, doing: `decoding ${indices.length} frame(s) of` };
@@ -75,7 +84,9 @@ export async function* decodeFrames(info: VideoInfo, indices: readonly number[],
     throw new InputError(
       'VIDEO_UNREADABLE',
       `${info.file}: ffmpeg decoded ${count} of the ${indices.length} frame(s) asked for` +
-        (filled ? ` and part of another (${filled} of ${frameBytes} bytes: the frame size changed mid-stream?)` : ` (its header claims ${info.frameCount} frames; the stream ends earlier)`),
+        (filled
+          ? ` and part of another (${filled} of ${frameBytes} bytes: the frame size changed mid-stream?)`
+          : ` (its header claims ${info.frameCount} frames; the stream ends earlier)`),
       { subject: info.file },
     );
   }
@@ -89,7 +100,7 @@ export async function* decodeFrames(info: VideoInfo, indices: readonly number[],
 export function selectExpression(indices: readonly number[]): string {
   const sorted = [...new Set(indices)].sort((a, b) => a - b);
   const terms: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
+  for (let i = 0; i < sorted.length;) {
     let j = i;
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
     terms.push(i === j ? `eq(n\\,${sorted[i]})` : `between(n\\,${sorted[i]}\\,${sorted[j]})`);

@@ -33,7 +33,8 @@ const STDERR_KEEP = 4096;
 /** stdout of `command args…`, chunk by chunk; throws a typed error when the tool is missing, fails or times out. */
 export async function* toolOutput(command: string, args: readonly string[], options: ToolRunOptions): AsyncGenerator<Buffer, void> {
   const { file, timeoutMs, doing } = options;
-  if (!(timeoutMs > 0)) throw new InputError('OPTION_INVALID', `timeoutMs must be a positive number of milliseconds, got ${timeoutMs}`, { subject: 'timeoutMs' });
+  if (!(timeoutMs > 0))
+    throw new InputError('OPTION_INVALID', `timeoutMs must be a positive number of milliseconds, got ${timeoutMs}`, { subject: 'timeoutMs' });
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('close', (code, signal) => resolve({ code, signal })),
@@ -53,12 +54,19 @@ export async function* toolOutput(command: string, args: readonly string[], opti
     const { code, signal } = await closed;
     if (spawnError) {
       if (spawnError.code === 'ENOENT') {
-        throw new SparseVilaError('DEPENDENCY_MISSING', `cannot run ${command} for ${doing} ${file}: it is not installed (not found on PATH); ${FFMPEG_INSTALL_HINT}`, {
-          subject: command,
-          cause: spawnError,
-        });
+        throw new SparseVilaError(
+          'DEPENDENCY_MISSING',
+          `cannot run ${command} for ${doing} ${file}: it is not installed (not found on PATH); ${FFMPEG_INSTALL_HINT}`,
+          {
+            subject: command,
+            cause: spawnError,
+          },
+        );
       }
-      throw new SparseVilaError('DEPENDENCY_MISSING', `cannot run ${command} for ${doing} ${file}: ${spawnError.message}`, { subject: command, cause: spawnError });
+      throw new SparseVilaError('DEPENDENCY_MISSING', `cannot run ${command} for ${doing} ${file}: ${spawnError.message}`, {
+        subject: command,
+        cause: spawnError,
+      });
     }
     if (timedOut) {
       throw new InputError('VIDEO_TIMEOUT', `${doing} ${file} took longer than ${timeoutMs} ms; ${command} was stopped. Raise timeoutMs for long videos`, {

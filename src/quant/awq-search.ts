@@ -76,7 +76,12 @@ function divideColumns(m: Float32Array, s: Float32Array): void {
 }
 
 /** The best α for a group (see the header). */
-export async function searchScale(meter: OutputErrorMeter, act: GroupActivations, linears: readonly LinearWeight[], blockSize: Int4BlockSize): Promise<ScaleSearch> {
+export async function searchScale(
+  meter: OutputErrorMeter,
+  act: GroupActivations,
+  linears: readonly LinearWeight[],
+  blockSize: Int4BlockSize,
+): Promise<ScaleSearch> {
   const n = linears.reduce((a, l) => a + l.out, 0);
   const delta = new Float32Array(n * act.meanAbs.length);
   const curve: number[] = [];

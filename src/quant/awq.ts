@@ -11,7 +11,14 @@ import { ConfigError, SparseVilaError } from '../errors.js';
 import type { BuildProgress } from '../graph/build.js';
 import { awqGroups, type AwqGroup } from '../weights/awq-groups.js';
 import {
-  awqPlanId, awqPlanPath, scaleKey, writeAwqPlan, type AwqCalibrationInfo, type AwqGroupReport, type AwqPlan, type AwqPlanRef,
+  awqPlanId,
+  awqPlanPath,
+  scaleKey,
+  writeAwqPlan,
+  type AwqCalibrationInfo,
+  type AwqGroupReport,
+  type AwqPlan,
+  type AwqPlanRef,
 } from '../weights/awq-plan.js';
 import { awqWeights, clipBlocks } from '../weights/awq-weights.js';
 import { fakeQuantizeInt4, type Int4BlockSize } from '../weights/int4.js';
@@ -134,7 +141,9 @@ export async function searchAwqPlan(
 function activationsOf(calibration: Calibration, g: AwqGroup): GroupActivations {
   const act = calibration.get(scaleKey(g.layer, g.tap));
   if (!act) {
-    throw new SparseVilaError('GRAPH_BUILD', `the calibration holds no activations for layer ${g.layer}'s ${g.tap} input`, { subject: `calibration.${g.tap}.${g.layer}` });
+    throw new SparseVilaError('GRAPH_BUILD', `the calibration holds no activations for layer ${g.layer}'s ${g.tap} input`, {
+      subject: `calibration.${g.tap}.${g.layer}`,
+    });
   }
   return act;
 }

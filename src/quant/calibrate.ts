@@ -42,7 +42,9 @@ export async function collectActivations(
       const name = calibrationOutput(g.tap, g.layer);
       const x = out[name];
       if (!x || x.length !== T * g.in) {
-        throw new RuntimeError('RUNTIME', `the calibration graph returned no ${name} of [${T}, ${g.in}]: is the runtime's decoder the calibration variant?`, { subject: name });
+        throw new RuntimeError('RUNTIME', `the calibration graph returned no ${name} of [${T}, ${g.in}]: is the runtime's decoder the calibration variant?`, {
+          subject: name,
+        });
       }
       const sum = sums[gi]!;
       for (let base = 0; base < x.length; base += g.in) {
@@ -75,7 +77,9 @@ async function runPrompt(
     const vision = await runtime.vision(pixels.data, pixels.dims);
     const [n, tokens, size] = vision.featureDims as [number, number, number];
     if (n * tokens !== rows.length) {
-      throw new InputError('IMAGE_COUNT_MISMATCH', `a calibration prompt has ${rows.length} image-token positions for ${n * tokens} image tokens`, { subject: 'calibration' });
+      throw new InputError('IMAGE_COUNT_MISMATCH', `a calibration prompt has ${rows.length} image-token positions for ${n * tokens} image tokens`, {
+        subject: 'calibration',
+      });
     }
     splice = { rows, embeds: await runtime.project(vision.features, [n * tokens, size]) };
   }

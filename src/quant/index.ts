@@ -4,6 +4,10 @@ export { searchScale, searchClip, awqScale, effectiveWeight, scaleInput, type Gr
 export { outputErrorMeter, type OutputErrorMeter } from './output-error.js';
 export { collectActivations } from './calibrate.js';
 export {
-  buildCalibrationSet, worldCalibrationSamples, DEFAULT_CALIBRATION_SAMPLES,
-  type CalibrationSample, type CalibrationPrompt, type CalibrationSet,
+  buildCalibrationSet,
+  worldCalibrationSamples,
+  DEFAULT_CALIBRATION_SAMPLES,
+  type CalibrationSample,
+  type CalibrationPrompt,
+  type CalibrationSet,
 } from './calibration-set.js';

@@ -6,7 +6,6 @@ import { MASKED } from './protocol.js';
 import ort from 'onnxruntime-node';
 import type { KvCache, KvView, LayerPast } from './kv-cache.js';
 
-
 export interface StepInput {
   /** [T, hidden] embeddings of the new tokens. */
   embeds: Float32Array;

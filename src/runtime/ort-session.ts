@@ -44,9 +44,7 @@ const HOW_TO_INSTALL: Record<Exclude<ExecutionProvider, 'cpu'>, string> = {
     'the CUDA execution provider is not installed: onnxruntime-node downloads its CUDA binaries at install time, ' +
     'which this project skips by default (.npmrc). On a machine with CUDA 12 and cuDNN 9, fetch them with ' +
     '`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`, or use --provider cpu',
-  webgpu:
-    'the WebGPU execution provider could not start: it needs a GPU adapter (Dawn with Vulkan on Linux). ' +
-    'Use --provider cpu on machines without one',
+  webgpu: 'the WebGPU execution provider could not start: it needs a GPU adapter (Dawn with Vulkan on Linux). ' + 'Use --provider cpu on machines without one',
 };
 
 export function checkProvider(provider: ExecutionProvider): void {
@@ -83,7 +81,10 @@ function webGpuProbe(): string | undefined {
     const script = `import ort from ${JSON.stringify(ortUrl)};
 await ort.InferenceSession.create(${JSON.stringify(modelPath)}, { executionProviders: ['webgpu'] });`;
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 });
-    const lines = (r.stderr ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
+    const lines = (r.stderr ?? '')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
     const said = lines.find((l) => /error|terminate/i.test(l)) ?? lines[0] ?? '';
     webGpuFailure = r.status === 0 ? undefined : `a probe session ${r.signal ? `died (${r.signal})` : `failed (exit ${r.status})`}${said ? `: ${said}` : ''}`;
     return webGpuFailure;

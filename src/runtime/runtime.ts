@@ -24,12 +24,7 @@ export class Runtime {
   }
 
   /** Starts a worker, opens the checkpoint there and loads (building if needed) the core graphs. */
-  static async start(
-    checkpointDir: string,
-    graphs: GraphBuildOptions,
-    runtime: RuntimeOptions,
-    onProgress?: BuildProgress,
-  ): Promise<Runtime> {
+  static async start(checkpointDir: string, graphs: GraphBuildOptions, runtime: RuntimeOptions, onProgress?: BuildProgress): Promise<Runtime> {
     const worker = new Worker(new URL('./worker.js', import.meta.url));
     const rt = new Runtime(worker, onProgress);
     try {

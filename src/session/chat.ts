@@ -37,7 +37,9 @@ export class Chat {
     // Policies that score attention (and the dense twin's recall) need the attention-mass graph: load it
     // now, not inside the first prefill's timing.
     const graphs = needsAttentionMass(this.policy) || this.options.fidelity ? model.runtime.ensureGraphs(['decoder-mass']) : Promise.resolve();
-    this.conversation = Promise.all([model.runtime.createCache(), graphs]).then(([cache]) => new Conversation(model, this.options, this.messages, this.tracer, cache));
+    this.conversation = Promise.all([model.runtime.createCache(), graphs]).then(
+      ([cache]) => new Conversation(model, this.options, this.messages, this.tracer, cache),
+    );
     this.conversation.catch(() => undefined);
     this.emitRunStart();
   }
@@ -67,7 +69,8 @@ export class Chat {
   async encode(images: readonly ImageInput[]): Promise<EncodedImages> {
     const conv = await this.conversation;
     const turn = conv.turn();
-    if (!images.length) throw new InputError('OPTION_INVALID', 'encode() needs at least one image; use prefill(text) for a text-only turn', { subject: 'images' });
+    if (!images.length)
+      throw new InputError('OPTION_INVALID', 'encode() needs at least one image; use prefill(text) for a text-only turn', { subject: 'images' });
     checkTurnMemory(conv, { encode: images.length, what: `${images.length} image(s)` });
     return new EncodedImages(turn, await encode(turn, imageBatches(this.model, images, this.options.visionBatch)));
   }
@@ -107,7 +110,15 @@ export class Chat {
     this.tracer.emit({
       type: 'run.start',
       version: 1,
-      model: { dir: this.model.dir, vision: s.vision.kind, text: s.text.kind, layers: s.text.numLayers, heads: s.text.numHeads, kvHeads: s.text.numKvHeads, imageTokens: s.imageTokenCount },
+      model: {
+        dir: this.model.dir,
+        vision: s.vision.kind,
+        text: s.text.kind,
+        layers: s.text.numLayers,
+        heads: s.text.numHeads,
+        kvHeads: s.text.numKvHeads,
+        imageTokens: s.imageTokenCount,
+      },
       policy: this.policy,
       label: o.method.label(this.policy),
       options: { maxNewTokens: o.maxNewTokens, minNewTokens: o.minNewTokens, sampling: o.sampling, prefillChunk: o.prefillChunk },

@@ -55,13 +55,15 @@ export class Conversation {
   }
 
   checkIdle(): void {
-    if (this.current) throw new InputError('OPTION_INVALID', 'a turn is in progress on this chat: finish its decode() before starting another', { subject: 'chat' });
+    if (this.current)
+      throw new InputError('OPTION_INVALID', 'a turn is in progress on this chat: finish its decode() before starting another', { subject: 'chat' });
   }
 
   /** The turn takes the conversation: from its prefill to the end of its decode. */
   hold(turn: Turn): void {
     this.checkIdle();
-    if (turn.index !== this.turns) throw new InputError('OPTION_INVALID', `turn ${turn.index} was started before turn ${this.turns - 1} ended: encode it again`, { subject: 'turn' });
+    if (turn.index !== this.turns)
+      throw new InputError('OPTION_INVALID', `turn ${turn.index} was started before turn ${this.turns - 1} ended: encode it again`, { subject: 'turn' });
     this.current = turn;
   }
 

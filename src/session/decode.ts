@@ -72,7 +72,13 @@ async function* decodeTokens(
     conv.rows++;
     out.decodeSeconds += next.seconds;
     logits = next.logits;
-    turn.emit(() => ({ type: 'decode.step', step: step + 1, ms: next.seconds * 1000, attended: attended + step + 1, visualAttended: view?.visualAttended ?? conv.visualRows.length }));
+    turn.emit(() => ({
+      type: 'decode.step',
+      step: step + 1,
+      ms: next.seconds * 1000,
+      attended: attended + step + 1,
+      visualAttended: view?.visualAttended ?? conv.visualRows.length,
+    }));
   }
 }
 
@@ -115,7 +121,17 @@ async function finishTurn(turn: Turn, retrieved: Retrieved, view: DecodeView | n
   const fidelity = conv.twin ? await twinVerdict(turn, retrieved, view, tokens, gen.logits, cachedGenerated) : undefined;
   turn.emit(() => ({ type: 'turn.end', answer: text, stopReason, metrics: { ...timings } }));
   conv.release(turn, true);
-  return { text, tokenIds: tokens, promptTokenIds: pre.promptTokenIds, lastPromptLogits: pre.lastPromptLogits, stopReason, timings, sparsity, fidelity, video: pre.video };
+  return {
+    text,
+    tokenIds: tokens,
+    promptTokenIds: pre.promptTokenIds,
+    lastPromptLogits: pre.lastPromptLogits,
+    stopReason,
+    timings,
+    sparsity,
+    fidelity,
+    video: pre.video,
+  };
 }
 
 /** The dense twin's run of the same turn, teacher-forced on the chat's tokens (fidelity.ts). */

@@ -11,9 +11,7 @@ import { loadPreprocessorConfig, loadImage, preprocessImage, type PreprocessorCo
 import { ensureAwqPlan, checkAwqCheckpoint } from '../quant/awq.js';
 import type { AwqPlanRef } from '../weights/awq-plan.js';
 import { collectActivations } from '../quant/calibrate.js';
-import {
-  buildCalibrationSet, DEFAULT_CALIBRATION_SAMPLES, worldCalibrationSamples, type CalibrationSample,
-} from '../quant/calibration-set.js';
+import { buildCalibrationSet, DEFAULT_CALIBRATION_SAMPLES, worldCalibrationSamples, type CalibrationSample } from '../quant/calibration-set.js';
 import type { ExecutionProvider, RuntimeOptions, SessionSettings } from '../runtime/ort-session.js';
 import { checkProvider } from '../runtime/ort-session.js';
 import { Runtime } from '../runtime/runtime.js';

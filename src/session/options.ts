@@ -68,7 +68,9 @@ export function resolveChatOptions(o: ChatOptions): ResolvedOptions {
   const policy = validatePolicy(o.policy ?? DENSE);
   const memoryLimit = o.memoryLimit ?? defaultMemoryLimit();
   if (!(memoryLimit > 0)) {
-    throw new InputError('OPTION_INVALID', `memoryLimit must be a positive number of bytes (Infinity for none), got ${memoryLimit}`, { subject: 'memoryLimit' });
+    throw new InputError('OPTION_INVALID', `memoryLimit must be a positive number of bytes (Infinity for none), got ${memoryLimit}`, {
+      subject: 'memoryLimit',
+    });
   }
   return {
     // Checked with each turn's overrides, when a turn starts (resolveLimits).

@@ -147,7 +147,8 @@ function dropPruned(conv: Conversation, prompt: PromptTokens, kept: number[][], 
     while (spanIndex < prompt.imageSpans.length && row >= prompt.imageSpans[spanIndex]!.end) spanIndex++;
     if (!keepRow[row]) return;
     const span = prompt.imageSpans[spanIndex];
-    if (span && row >= span.start && row < span.end) newVisual.push({ offset: ids.length, id: { image: conv.imagesSeen + spanIndex, token: row - span.start } });
+    if (span && row >= span.start && row < span.end)
+      newVisual.push({ offset: ids.length, id: { image: conv.imagesSeen + spanIndex, token: row - span.start } });
     positions.push(conv.nextPosition + (compact ? ids.length : row));
     ids.push(id);
   });

@@ -55,11 +55,9 @@ export async function prefill(runtime: Runtime, input: PrefillInput): Promise<Pr
   const imageRows = ids.flatMap((id, row) => (id === input.imageTokenId ? [row] : []));
   const imageTokens = (input.imageEmbeds?.length ?? 0) / hidden;
   if (imageRows.length !== imageTokens) {
-    throw new InputError(
-      'IMAGE_COUNT_MISMATCH',
-      `the prompt has ${imageRows.length} image-token positions but ${imageTokens} image embeddings were given`,
-      { subject: 'images' },
-    );
+    throw new InputError('IMAGE_COUNT_MISMATCH', `the prompt has ${imageRows.length} image-token positions but ${imageTokens} image embeddings were given`, {
+      subject: 'images',
+    });
   }
   const logitRows: Float32Array[] = [];
   let mass: Float32Array[] | undefined;
@@ -74,9 +72,7 @@ export async function prefill(runtime: Runtime, input: PrefillInput): Promise<Pr
     const end = starts[c + 1] ?? ids.length;
     const rows: number[] = [];
     for (let r = start; r < end; r++) if (ids[r] === input.imageTokenId) rows.push(r - start);
-    const splice = rows.length
-      ? { rows, embeds: input.imageEmbeds!.slice(imageCursor * hidden, (imageCursor + rows.length) * hidden) }
-      : undefined;
+    const splice = rows.length ? { rows, embeds: input.imageEmbeds!.slice(imageCursor * hidden, (imageCursor + rows.length) * hidden) } : undefined;
     imageCursor += rows.length;
     const last = end === ids.length;
     const weights = input.massWeights?.slice(start, end);

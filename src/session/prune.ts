@@ -25,7 +25,13 @@ export async function prune(turn: Turn, encoded: Encoded, keep?: KeepOverride): 
   const hidden = model.spec.text.hiddenSize;
   const { method, policy } = options;
   let result: PruneResult;
-  if (keep) result = { kept: keepTopScores(validateKeep(keep, 'policy.keep'), encoded.salience.map((s) => s.scores)) };
+  if (keep)
+    result = {
+      kept: keepTopScores(
+        validateKeep(keep, 'policy.keep'),
+        encoded.salience.map((s) => s.scores),
+      ),
+    };
   else if (method.prune) {
     result = await method.prune(policy, {
       ...encoded,

@@ -28,7 +28,13 @@ export function retrieve(turn: Turn, prefilled: Prefilled, budget?: RetrieveBudg
         subject: 'retrieve',
       });
     }
-    const found = retrieveLayers(prefilled.mass, conv.rows, { rows: conv.visualRows, image: conv.visualIds.map((v) => v.image) }, b, turn.model.spec.text.numKvHeads);
+    const found = retrieveLayers(
+      prefilled.mass,
+      conv.rows,
+      { rows: conv.visualRows, image: conv.visualIds.map((v) => v.image) },
+      b,
+      turn.model.spec.text.numKvHeads,
+    );
     layers = found;
     // One snapshot for the turn: the conversation's list grows with later turns' images.
     const candidates = conv.visualIds.slice();

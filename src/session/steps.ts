@@ -31,7 +31,15 @@ export class EncodedImages implements Encoded {
     private readonly turn: Turn,
     encoded: Encoded,
   ) {
-    ({ images: this.images, embeds: this.embeds, salience: this.salience, seconds: this.seconds, features: this.features, keyMetric: this.keyMetric, video: this.video } = encoded);
+    ({
+      images: this.images,
+      embeds: this.embeds,
+      salience: this.salience,
+      seconds: this.seconds,
+      features: this.features,
+      keyMetric: this.keyMetric,
+      video: this.video,
+    } = encoded);
   }
 
   /**

@@ -88,6 +88,7 @@ export function parseBudget(value: string, flag: string): Budget {
   if (v.endsWith('%')) return { ratio: Number(v.slice(0, -1)) / 100 };
   if (/^\d+$/.test(v)) return { count: Number(v) };
   const n = Number(v);
-  if (v === '' || Number.isNaN(n)) throw new InputError('OPTION_INVALID', `${flag} must be a ratio (0.5, 50%) or a count (64); got '${value}'`, { subject: flag });
+  if (v === '' || Number.isNaN(n))
+    throw new InputError('OPTION_INVALID', `${flag} must be a ratio (0.5, 50%) or a count (64); got '${value}'`, { subject: flag });
   return { ratio: n };
 }

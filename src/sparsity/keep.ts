@@ -27,7 +27,11 @@ export function keepTopScores(keep: KeepBudget, scores: ArrayLike<number>[]): Ke
   const chosen = new Set(scores.flatMap((s, i) => topK(s, Math.min(floor, n)).map((t) => i * n + t)));
   const rest = Array.from({ length: all.length }, (_, j) => j).filter((j) => !chosen.has(j));
   for (const j of topK(all, k - chosen.size, rest)) chosen.add(j);
-  return splitByImage([...chosen].sort((a, b) => a - b), scores.length, n);
+  return splitByImage(
+    [...chosen].sort((a, b) => a - b),
+    scores.length,
+    n,
+  );
 }
 
 /** How many tokens `keepTopScores` keeps of `images` images of `n` tokens (known before any image is scored). */

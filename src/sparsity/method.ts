@@ -84,4 +84,3 @@ export interface SparsityMethod<P extends PolicyValue = PolicyValue> {
   /** Query-aware retrieval for decode, scored on the turn's question. Default none: decode attends every retained token. */
   retrieve?(policy: P): RetrieveBudget | undefined;
 }
-

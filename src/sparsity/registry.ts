@@ -17,15 +17,7 @@ import { visionzip, type VisionZipPolicy } from './methods/visionzip.js';
 
 /** A policy of a built-in method, or of a registered one (any `{ method, … }`). */
 export type SparsityPolicy =
-  | DensePolicy
-  | SparseVilaPolicy
-  | FastVPolicy
-  | PyramidDropPolicy
-  | VisionZipPolicy
-  | RandomPolicy
-  | StridePolicy
-  | DivPrunePolicy
-  | PolicyValue;
+  DensePolicy | SparseVilaPolicy | FastVPolicy | PyramidDropPolicy | VisionZipPolicy | RandomPolicy | StridePolicy | DivPrunePolicy | PolicyValue;
 
 const methods = new Map<string, SparsityMethod<any>>();
 
@@ -36,14 +28,19 @@ const methods = new Map<string, SparsityMethod<any>>();
 export function registerSparsityMethod<P extends PolicyValue>(method: SparsityMethod<P>): void {
   const { name } = method;
   if (typeof name !== 'string' || !/^[a-z][a-z0-9-]*$/.test(name)) {
-    throw new InputError('OPTION_INVALID', `a sparsity method's name must be lower-case letters, digits and '-', got ${JSON.stringify(name)}`, { subject: 'method.name' });
+    throw new InputError('OPTION_INVALID', `a sparsity method's name must be lower-case letters, digits and '-', got ${JSON.stringify(name)}`, {
+      subject: 'method.name',
+    });
   }
   if (methods.has(name)) throw new InputError('OPTION_INVALID', `a sparsity method named '${name}' is already registered`, { subject: 'method.name' });
   const taken = cliFlags();
   for (const [flag, spec] of Object.entries(method.cli?.flags ?? {})) {
-    if (flag === 'policy') throw new InputError('OPTION_INVALID', `sparsity method '${name}' declares --policy, which selects the method`, { subject: `--${flag}` });
+    if (flag === 'policy')
+      throw new InputError('OPTION_INVALID', `sparsity method '${name}' declares --policy, which selects the method`, { subject: `--${flag}` });
     if (taken[flag] && taken[flag].type !== spec.type) {
-      throw new InputError('OPTION_INVALID', `sparsity method '${name}' declares --${flag} as ${spec.type}; another method has it as ${taken[flag].type}`, { subject: `--${flag}` });
+      throw new InputError('OPTION_INVALID', `sparsity method '${name}' declares --${flag} as ${spec.type}; another method has it as ${taken[flag].type}`, {
+        subject: `--${flag}`,
+      });
     }
   }
   methods.set(name, method);
@@ -54,7 +51,10 @@ for (const m of [dense, sparsevila, fastv, pdrop, visionzip, random, stride, div
 /** The registered method of that name, or OPTION_INVALID listing the known ones. */
 export function sparsityMethod(name: unknown): SparsityMethod {
   const m = typeof name === 'string' ? methods.get(name) : undefined;
-  if (!m) throw new InputError('OPTION_INVALID', `policy.method: unknown sparsity policy '${String(name)}'; known: ${[...methods.keys()].join(', ')}`, { subject: 'policy.method' });
+  if (!m)
+    throw new InputError('OPTION_INVALID', `policy.method: unknown sparsity policy '${String(name)}'; known: ${[...methods.keys()].join(', ')}`, {
+      subject: 'policy.method',
+    });
   return m;
 }
 
@@ -66,10 +66,12 @@ export const DENSE: DensePolicy = { method: 'dense' };
 
 /** A policy value checked and completed by its method (OPTION_INVALID naming the field otherwise). */
 export function validatePolicy(p: unknown): PolicyValue {
-  if (typeof p !== 'object' || p === null) throw new InputError('OPTION_INVALID', `policy: expected an object, got ${JSON.stringify(p)}`, { subject: 'policy' });
+  if (typeof p !== 'object' || p === null)
+    throw new InputError('OPTION_INVALID', `policy: expected an object, got ${JSON.stringify(p)}`, { subject: 'policy' });
   const method = sparsityMethod((p as { method?: unknown }).method);
   const policy = method.validate(p as Record<string, unknown>);
-  if (policy.method !== method.name) throw new InputError('OPTION_INVALID', `sparsity method '${method.name}' validated a policy of method '${policy.method}'`, { subject: 'policy.method' });
+  if (policy.method !== method.name)
+    throw new InputError('OPTION_INVALID', `sparsity method '${method.name}' validated a policy of method '${policy.method}'`, { subject: 'policy.method' });
   return policy;
 }
 

@@ -25,7 +25,8 @@ export function validateSalienceSource(v: unknown, field: string): SalienceSourc
     }
     return { summary: rows as number[] };
   }
-  if (v !== 'auto' && v !== 'cls' && v !== 'received') policyFieldError(field, `must be 'auto', 'cls', 'received' or { summary: [indices] }, got ${JSON.stringify(v)}`);
+  if (v !== 'auto' && v !== 'cls' && v !== 'received')
+    policyFieldError(field, `must be 'auto', 'cls', 'received' or { summary: [indices] }, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -44,7 +45,9 @@ export function resolveSalienceSource(spec: LlavaSpec, source: SalienceSource): 
     const tokens = spec.vision.numPositions;
     const bad = source.summary.find((i) => i >= Math.min(8, tokens));
     if (bad !== undefined) {
-      throw new InputError('OPTION_INVALID', `summary token ${bad} is not among the tower's first ${Math.min(8, tokens)} tokens`, { subject: 'policy.salience.summary' });
+      throw new InputError('OPTION_INVALID', `summary token ${bad} is not among the tower's first ${Math.min(8, tokens)} tokens`, {
+        subject: 'policy.salience.summary',
+      });
     }
     return 'summary';
   }
@@ -61,7 +64,11 @@ export function resolveSalienceSource(spec: LlavaSpec, source: SalienceSource): 
 export function imageSalience(spec: LlavaSpec, vision: VisionResult, source: SalienceSource): ImageSalience[] {
   const kind = resolveSalienceSource(spec, source);
   const rows =
-    kind === 'summary' ? summaryAttention(vision, (source as { summary: number[] }).summary, spec.vision.numPositions) : kind === 'cls' ? vision.clsAttention : vision.meanAttention;
+    kind === 'summary'
+      ? summaryAttention(vision, (source as { summary: number[] }).summary, spec.vision.numPositions)
+      : kind === 'cls'
+        ? vision.clsAttention
+        : vision.meanAttention;
   if (!rows) {
     throw new InputError('OPTION_INVALID', 'the vision feature layer is the embedding output (layer 0): it has no attention to score salience by', {
       subject: 'vision_feature_layer',

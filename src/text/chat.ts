@@ -106,9 +106,13 @@ export function renderChat(tp: TextProcessor, messages: readonly ChatMessage[], 
   validateMessages(messages);
   const source = tp.chatTemplate;
   if (source === null) {
-    throw new ConfigError('TOKENIZER_INVALID', `${tp.dir} has no chat template (chat_template.jinja, chat_template.json or tokenizer_config.json#chat_template)`, {
-      subject: tp.dir,
-    });
+    throw new ConfigError(
+      'TOKENIZER_INVALID',
+      `${tp.dir} has no chat template (chat_template.jinja, chat_template.json or tokenizer_config.json#chat_template)`,
+      {
+        subject: tp.dir,
+      },
+    );
   }
   let template = templates.get(tp);
   if (!template) {
@@ -242,10 +246,7 @@ function decodeAfter(tp: TextProcessor, context: readonly number[], ids: readonl
 function validateMessages(messages: readonly ChatMessage[]): void {
   if (!Array.isArray(messages)) throw new InputError('OPTION_INVALID', 'messages must be an array of {role, content}', { subject: 'messages' });
   messages.forEach((m, i) => {
-    const ok =
-      typeof m?.role === 'string' &&
-      (typeof m.content === 'string' ||
-        (Array.isArray(m.content) && (m.content as unknown[]).every(isContentPart)));
+    const ok = typeof m?.role === 'string' && (typeof m.content === 'string' || (Array.isArray(m.content) && (m.content as unknown[]).every(isContentPart)));
     if (!ok) {
       throw new InputError('OPTION_INVALID', `messages[${i}] must be {role: string, content: string | ({type:'image'} | {type:'text', text: string})[]}`, {
         subject: `messages[${i}]`,

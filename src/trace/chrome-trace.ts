@@ -158,11 +158,7 @@ function firstSpanStart(events: readonly TraceEvent[], stage: Stage): number | u
   return best;
 }
 
-function mergeOrtProfile(
-  spec: OrtProfileSpec,
-  index: number,
-  events: readonly TraceEvent[],
-): { traceEvents: ChromeTraceEvent[]; info: OrtProfileInfo } {
+function mergeOrtProfile(spec: OrtProfileSpec, index: number, events: readonly TraceEvent[]): { traceEvents: ChromeTraceEvent[]; info: OrtProfileInfo } {
   const source = spec.file ?? '<events>';
   const ortEvents = spec.events ?? (spec.file ? readOrtProfile(spec.file) : []);
   const pid = ORT_PID_BASE + index + 1;

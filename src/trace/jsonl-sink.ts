@@ -111,7 +111,6 @@ export class JsonlSink implements TraceSink {
   }
 }
 
-
 function lineError(file: string, line: number, message: string, cause?: unknown): InputError {
   return new InputError('OPTION_INVALID', `trace ${file}, line ${line}: ${message}`, {
     subject: `${file}:${line}`,

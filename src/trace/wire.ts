@@ -29,7 +29,6 @@ export type PackedF32 = { $f32: string };
 export type PackedI32 = { $i32: string };
 export type PackedPairs = { $pairs: string };
 
-
 // ---------------------------------------------------------------------------------------------------------
 // base64 over Uint8Array (standard alphabet, padded) — Buffer is Node-only and btoa works on strings.
 
@@ -50,12 +49,7 @@ export function bytesToBase64(bytes: Uint8Array): string {
     let i = start;
     for (; i + 2 < end; i += 3) {
       const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-      codes.push(
-        ALPHABET.charCodeAt(n >> 18),
-        ALPHABET.charCodeAt((n >> 12) & 63),
-        ALPHABET.charCodeAt((n >> 6) & 63),
-        ALPHABET.charCodeAt(n & 63),
-      );
+      codes.push(ALPHABET.charCodeAt(n >> 18), ALPHABET.charCodeAt((n >> 12) & 63), ALPHABET.charCodeAt((n >> 6) & 63), ALPHABET.charCodeAt(n & 63));
     }
     const rest = end - i; // only the last chunk can have a remainder: CHUNK is a multiple of 3
     if (rest === 1) {

@@ -72,9 +72,13 @@ export class WebSocketSink implements TraceSink {
       throw new InputError('OPTION_INVALID', `profiler URL ${JSON.stringify(url)} is not a URL; expected ws://host:port/ws/ingest?token=…`, { subject: 'url' });
     }
     if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
-      throw new InputError('OPTION_INVALID', `profiler URL ${url} must start with ws:// or wss:// (the ingest endpoint, e.g. ws://127.0.0.1:8765/ws/ingest?token=…)`, {
-        subject: 'url',
-      });
+      throw new InputError(
+        'OPTION_INVALID',
+        `profiler URL ${url} must start with ws:// or wss:// (the ingest endpoint, e.g. ws://127.0.0.1:8765/ws/ingest?token=…)`,
+        {
+          subject: 'url',
+        },
+      );
     }
     if (options.token && !parsed.searchParams.has('token')) parsed.searchParams.set('token', options.token);
     this.url = parsed.toString();

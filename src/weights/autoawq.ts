@@ -72,9 +72,13 @@ export function autoAwqWeights(checkpoint: Checkpoint): WeightReader {
       if (module === undefined || checkpoint.has(name) || !quantized(module)) return checkpoint.read(name, expectedShape);
       const q = load(module);
       if (expectedShape && (expectedShape[0] !== q.n || expectedShape[1] !== q.k || expectedShape.length !== 2)) {
-        throw new CheckpointError('TENSOR_SHAPE', `${module} in ${checkpoint.dir} is quantized as [${q.n}, ${q.k}] (out, in), expected [${expectedShape.join(', ')}]`, {
-          subject: `${module}.qweight`,
-        });
+        throw new CheckpointError(
+          'TENSOR_SHAPE',
+          `${module} in ${checkpoint.dir} is quantized as [${q.n}, ${q.k}] (out, in), expected [${expectedShape.join(', ')}]`,
+          {
+            subject: `${module}.qweight`,
+          },
+        );
       }
       return dequantizeInt4(q);
     },

@@ -48,7 +48,10 @@ export function awqGroups(t: TextSpec, layer: number): AwqGroup[] {
   const lin = (module: string, out: number, clip = true): AwqLinear => ({ module: `${p}.${module}`, out, clip });
   const groups: AwqGroup[] = [
     {
-      tap: 'qkv', layer, in: t.hiddenSize, foldInto: `${p}.input_layernorm`,
+      tap: 'qkv',
+      layer,
+      in: t.hiddenSize,
+      foldInto: `${p}.input_layernorm`,
       linears: [lin('self_attn.q_proj', t.numHeads * t.headDim, false), lin('self_attn.k_proj', kv, false), lin('self_attn.v_proj', kv)],
     },
   ];
@@ -58,7 +61,10 @@ export function awqGroups(t: TextSpec, layer: number): AwqGroup[] {
   }
   groups.push(
     {
-      tap: 'gate_up', layer, in: t.hiddenSize, foldInto: `${p}.post_attention_layernorm`,
+      tap: 'gate_up',
+      layer,
+      in: t.hiddenSize,
+      foldInto: `${p}.post_attention_layernorm`,
       linears: [lin('mlp.gate_proj', t.intermediateSize), lin('mlp.up_proj', t.intermediateSize)],
     },
     { tap: 'down', layer, in: t.intermediateSize, foldInto: `${p}.mlp.up_proj`, linears: [lin('mlp.down_proj', t.hiddenSize)] },

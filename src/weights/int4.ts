@@ -82,7 +82,9 @@ export function int4Codes(weight: Float32Array, n: number, k: number, blockSize:
   const blocks = Math.ceil(k / blockSize);
   const padded = blocks * blockSize;
   const out: Int4Codes = {
-    n, k, blockSize,
+    n,
+    k,
+    blockSize,
     codes: new Uint8Array(n * padded),
     zeroPoints: new Uint8Array(n * blocks),
     scales: new Float32Array(n * blocks),

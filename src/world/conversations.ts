@@ -78,7 +78,8 @@ export function mediaHash(media: Media): string {
 function pickTurns(rng: Rng, all: Question[], options: ConversationOptions): Turn[] {
   const lo = options.minTurns ?? 1;
   const hi = options.maxTurns ?? 5;
-  if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= 1 && lo <= hi)) throw new RangeError(`turn range must be integers 1 ≤ min ≤ max, got ${lo}–${hi}`);
+  if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= 1 && lo <= hi))
+    throw new RangeError(`turn range must be integers 1 ≤ min ≤ max, got ${lo}–${hi}`);
   const maxGlobal = options.maxGlobalTurns ?? 1;
   const kinds = options.kinds ? new Set(options.kinds) : undefined;
   const spread = options.spread ?? true;
@@ -91,9 +92,7 @@ function pickTurns(rng: Rng, all: Question[], options: ConversationOptions): Tur
   let globals = 0;
   const candidates = kinds ? all.filter((q) => kinds.has(q.kind)) : all;
   while (turns.length < want) {
-    let eligible = candidates.filter(
-      (q) => !asked.has(q.question) && (q.scope === 'global' ? globals < maxGlobal : q.cells.every((c) => !usedCells.has(c))),
-    );
+    let eligible = candidates.filter((q) => !asked.has(q.question) && (q.scope === 'global' ? globals < maxGlobal : q.cells.every((c) => !usedCells.has(c))));
     if (spread && lastRegion.length > 0) {
       const near = new Set(lastRegion.flatMap(neighbours));
       const far = eligible.filter((q) => q.scope === 'global' || q.cells.every((c) => !near.has(c)));
@@ -160,7 +159,11 @@ export function makeConversations(seed: number, count: number, options: Generato
 }
 
 /** A train split and a held-out split from one seed, with no scene (layout hash) in both. */
-export function makeSplits(seed: number, counts: { train: number; heldOut: number }, options: ConversationOptions = {}): { train: Conversation[]; heldOut: Conversation[] } {
+export function makeSplits(
+  seed: number,
+  counts: { train: number; heldOut: number },
+  options: ConversationOptions = {},
+): { train: Conversation[]; heldOut: Conversation[] } {
   const train = makeConversations(seed, counts.train, { ...options, split: 'train' });
   const exclude = new Set(train.map((c) => c.hash));
   const heldOut = makeConversations(seed, counts.heldOut, { ...options, split: 'heldout', exclude });

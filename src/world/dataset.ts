@@ -233,4 +233,3 @@ export function readDatasetLines(dir: string): DatasetLine[] {
 export function readDatasetMeta(dir: string): DatasetMeta {
   return JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as DatasetMeta;
 }
-

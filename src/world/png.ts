@@ -4,13 +4,17 @@ import sharp from 'sharp';
 /** Encodes RGB bytes (height × width × 3) as PNG. */
 export async function toPng(rgb: Uint8Array, width: number, height: number, compressionLevel = 6): Promise<Buffer> {
   checkRaster(rgb, width, height);
-  return sharp(rgb, { raw: { width, height, channels: 3 } }).png({ compressionLevel }).toBuffer();
+  return sharp(rgb, { raw: { width, height, channels: 3 } })
+    .png({ compressionLevel })
+    .toBuffer();
 }
 
 /** Writes RGB bytes as a PNG file. */
 export async function writePng(file: string, rgb: Uint8Array, width: number, height: number, compressionLevel = 6): Promise<void> {
   checkRaster(rgb, width, height);
-  await sharp(rgb, { raw: { width, height, channels: 3 } }).png({ compressionLevel }).toFile(file);
+  await sharp(rgb, { raw: { width, height, channels: 3 } })
+    .png({ compressionLevel })
+    .toFile(file);
 }
 
 /** Reads a PNG (or any image sharp reads) back to RGB bytes. */

@@ -4,16 +4,7 @@
  * the cells (and frame) to look at, and whether one region decides it (`region`) or the whole image or
  * several frames do (`global`).
  */
-import {
-  CELLS,
-  CELL_PHRASE,
-  COLORS,
-  SHAPES,
-  SIZES,
-  objectAt,
-  type Cell,
-  type Scene,
-} from './scene.js';
+import { CELLS, CELL_PHRASE, COLORS, SHAPES, SIZES, objectAt, type Cell, type Scene } from './scene.js';
 import { videoFrame, type Video } from './video.js';
 
 export const IMAGE_QUESTION_KINDS = ['shape-color', 'shape-size', 'cell-shape', 'cell-color', 'count-color', 'exists'] as const;
@@ -72,17 +63,30 @@ function* sceneQuestions(scene: Scene, frame: number | undefined): Generator<Que
   }
   for (const cell of CELLS) {
     const o = objectAt(scene, cell);
-    yield withFrame({ kind: cellKind, question: `What shape is at the ${CELL_PHRASE[cell]}${inFrame}?`, answer: o ? o.shape : NOTHING, scope: 'region', cells: [cell] });
-    if (o && frame === undefined) yield { kind: 'cell-color', question: `What color is the object at the ${CELL_PHRASE[cell]}?`, answer: o.color, scope: 'region', cells: [cell] };
+    yield withFrame({
+      kind: cellKind,
+      question: `What shape is at the ${CELL_PHRASE[cell]}${inFrame}?`,
+      answer: o ? o.shape : NOTHING,
+      scope: 'region',
+      cells: [cell],
+    });
+    if (o && frame === undefined)
+      yield { kind: 'cell-color', question: `What color is the object at the ${CELL_PHRASE[cell]}?`, answer: o.color, scope: 'region', cells: [cell] };
   }
   if (frame !== undefined) return;
   for (const color of COLORS) {
-    const cells = scene.objects.filter((o) => o.color === color).map((o) => o.cell).sort(byCell);
+    const cells = scene.objects
+      .filter((o) => o.color === color)
+      .map((o) => o.cell)
+      .sort(byCell);
     yield { kind: 'count-color', question: `How many ${color} objects are there?`, answer: String(cells.length), scope: 'global', cells };
   }
   for (const color of COLORS) {
     for (const shape of SHAPES) {
-      const cells = scene.objects.filter((o) => o.color === color && o.shape === shape).map((o) => o.cell).sort(byCell);
+      const cells = scene.objects
+        .filter((o) => o.color === color && o.shape === shape)
+        .map((o) => o.cell)
+        .sort(byCell);
       const question = `Is there ${color === 'orange' ? 'an' : 'a'} ${color} ${shape}?`;
       // One match: that cell decides it. None: only the whole image does. (Two matches: still yes, but no single region.)
       yield { kind: 'exists', question, answer: cells.length > 0 ? 'yes' : 'no', scope: cells.length === 1 ? 'region' : 'global', cells };
@@ -114,7 +118,14 @@ export function videoQuestions(video: Video): Question[] {
       frame,
     });
     for (const o of scene.objects) {
-      out.push({ kind: 'frame-where', question: `Where is the ${o.color} ${o.shape} in frame ${frame}?`, answer: o.cell, scope: 'region', cells: [o.cell], frame });
+      out.push({
+        kind: 'frame-where',
+        question: `Where is the ${o.color} ${o.shape} in frame ${frame}?`,
+        answer: o.cell,
+        scope: 'region',
+        cells: [o.cell],
+        frame,
+      });
     }
     out.push(...sceneQuestions(scene, frame));
   }

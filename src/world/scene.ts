@@ -55,7 +55,12 @@ export function neighbours(cell: Cell): Cell[] {
   const r = cellRow(cell);
   const c = cellCol(cell);
   const out: Cell[] = [];
-  for (const [dr, dc] of [[-1, 0], [1, 0], [0, -1], [0, 1]] as const) {
+  for (const [dr, dc] of [
+    [-1, 0],
+    [1, 0],
+    [0, -1],
+    [0, 1],
+  ] as const) {
     const rr = r + dr;
     const cc = c + dc;
     if (rr >= 0 && rr < 3 && cc >= 0 && cc < 3) out.push(cellAt(rr, cc));
@@ -155,7 +160,10 @@ export function randomScene(rng: Rng, options: SceneOptions = {}): Scene {
   }
   const background = randomBackground(rng, options.plainFraction);
   const count = rng.int(lo, hi);
-  const cells = rng.shuffle(CELLS).slice(0, count).sort((a, b) => CELLS.indexOf(a) - CELLS.indexOf(b));
+  const cells = rng
+    .shuffle(CELLS)
+    .slice(0, count)
+    .sort((a, b) => CELLS.indexOf(a) - CELLS.indexOf(b));
   const objects = cells.map((cell) => randomObject(rng, cell, options.jitter ?? true));
   return { background, objects };
 }

@@ -68,7 +68,8 @@ export function randomVideo(rng: Rng, options: VideoOptions = {}): Video {
   if (!(Number.isInteger(frames) && frames >= 2 && frames <= 64)) throw new RangeError(`frames must be an integer in 2–64, got ${frames}`);
   const lo = options.minObjects ?? 2;
   const hi = options.maxObjects ?? 5;
-  if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= 1 && hi <= 8 && lo <= hi)) throw new RangeError(`object count range must lie in 1–8, got ${lo}–${hi}`);
+  if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= 1 && hi <= 8 && lo <= hi))
+    throw new RangeError(`object count range must lie in 1–8, got ${lo}–${hi}`);
   const pMove = options.moveProbability ?? 0.3;
   const background = randomBackground(rng, options.plainFraction);
   for (;;) {
@@ -175,7 +176,8 @@ export function validateVideo(video: Video): void {
       if (visible !== (a.cells[f - 1] != null)) throw new Error(`actor ${a.color} ${a.shape} visibility wrong in frame ${f}`);
       const prev = a.cells[f - 2];
       const cur = a.cells[f - 1];
-      if (f > 1 && prev && cur && prev !== cur && !neighbours(prev).includes(cur)) throw new Error(`actor ${a.color} ${a.shape} jumps ${prev}→${cur} in frame ${f}`);
+      if (f > 1 && prev && cur && prev !== cur && !neighbours(prev).includes(cur))
+        throw new Error(`actor ${a.color} ${a.shape} jumps ${prev}→${cur} in frame ${f}`);
     }
   }
   for (let f = 1; f <= video.frames; f++) {

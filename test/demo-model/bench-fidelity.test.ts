@@ -73,7 +73,9 @@ describe('bench:fidelity --quick', () => {
     const md = fs.readFileSync(path.join(out, 'fidelity.md'), 'utf8');
     expect(stdout).toBe(md);
     const table = md.split('\n').filter((l) => l.startsWith('|'));
-    expect(table[0]).toMatch(/^\| method \| visual tokens attended \| all turns \| turn 1 \| turn 2 \| turn 3 \| turn 4 \| turn 5 \| retrieval recall \| caption cells \| caption recall \|$/);
+    expect(table[0]).toMatch(
+      /^\| method \| visual tokens attended \| all turns \| turn 1 \| turn 2 \| turn 3 \| turn 4 \| turn 5 \| retrieval recall \| caption cells \| caption recall \|$/,
+    );
     expect(table).toHaveLength(2 + report.results.length);
     for (const row of table.slice(2)) expect(row.split('|').length).toBe(table[0]!.split('|').length);
     expect(fs.readFileSync(path.join(out, 'fidelity.svg'), 'utf8')).toMatch(/^<svg[^>]*>.*<polyline/s);

@@ -15,14 +15,7 @@ export {
   roundToDtype as roundTo,
   type TensorToWrite,
 } from '../../src/checkpoint/safetensors-writer.js';
-export {
-  writeTinyLlava,
-  writeRandomLlava,
-  gaussian,
-  type TinyLlavaOptions,
-  type TinyLlava,
-  type WrittenTensor,
-} from '../../src/checkpoint/random-llava.js';
+export { writeTinyLlava, writeRandomLlava, gaussian, type TinyLlavaOptions, type TinyLlava, type WrittenTensor } from '../../src/checkpoint/random-llava.js';
 
 export type Dtype = WritableFloatDtype;
 

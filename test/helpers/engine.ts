@@ -31,7 +31,17 @@ export async function textPromptLogits(
   const rt = await Runtime.start(dir, { precision: options.precision, blockSize: options.blockSize, cacheDir: tempDir('graphs') }, TEST_RUNTIME);
   try {
     const cache = await rt.createCache();
-    return (await prefill(rt, { cache, ids: tokens, positions: tokens.map((_, i) => i), imageTokenId: -1, hidden: options.hidden, chunkSize: tokens.length, logits: 'all' })).logits;
+    return (
+      await prefill(rt, {
+        cache,
+        ids: tokens,
+        positions: tokens.map((_, i) => i),
+        imageTokenId: -1,
+        hidden: options.hidden,
+        chunkSize: tokens.length,
+        logits: 'all',
+      })
+    ).logits;
   } finally {
     await rt.close();
   }

@@ -13,7 +13,19 @@
  * the server): a record, so that a type added to the schema fails the page's type-check until it is here.
  * @satisfies {Record<TraceEventType, true>}
  */
-const KNOWN = { 'run.start': true, 'turn.start': true, image: true, span: true, salience: true, kept: true, retrieval: true, 'decode.step': true, token: true, 'turn.end': true, fidelity: true };
+const KNOWN = {
+  'run.start': true,
+  'turn.start': true,
+  image: true,
+  span: true,
+  salience: true,
+  kept: true,
+  retrieval: true,
+  'decode.step': true,
+  token: true,
+  'turn.end': true,
+  fidelity: true,
+};
 const TYPES = new Set(Object.keys(KNOWN));
 
 /**

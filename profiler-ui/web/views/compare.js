@@ -194,7 +194,9 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
       const retrieval = m.turns.get(0)?.retrieval[layer];
       frameHost.insertAdjacentHTML(
         'beforeend',
-        `<div class="caption">image ${img} · kept ${kept}/${d.total} · ` + (retrieval ? `retrieved ${ret} at layer ${layer}, turn 0` : 'no retrieval: decode attends every kept token') + '</div>',
+        `<div class="caption">image ${img} · kept ${kept}/${d.total} · ` +
+          (retrieval ? `retrieved ${ret} at layer ${layer}, turn 0` : 'no retrieval: decode attends every kept token') +
+          '</div>',
       );
     } else frameHost.innerHTML = '<p class="muted">no image</p>';
     child(el, '.side-answers', HTMLElement).innerHTML = orderedTurns(m)
@@ -204,7 +206,12 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
         const o = otherTurns.find((x) => x.turn === ti);
         const oa = o ? (o.answer ?? o.tokens.join('')) : null;
         const same = oa == null ? ans.length : commonPrefix(ans, oa);
-        const diff = oa == null ? '' : same === ans.length && same === oa.length ? '<span class="chip ok">same answer</span>' : `<span class="chip warn">differs from char ${same}</span>`;
+        const diff =
+          oa == null
+            ? ''
+            : same === ans.length && same === oa.length
+              ? '<span class="chip ok">same answer</span>'
+              : `<span class="chip warn">differs from char ${same}</span>`;
         return (
           `<div class="turn compact"><header><b>Turn ${ti}</b>${diff}</header><div class="msg user"><p>${visibleText(t.text ?? '')}</p></div>` +
           `<div class="msg assistant"><p class="answer"><span class="common">${visibleText(ans.slice(0, same))}</span><mark>${visibleText(ans.slice(same))}</mark></p></div></div>`
@@ -225,7 +232,7 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
       rows
         .map(([label, x, y, f, lower]) => {
           const r = ratio(x, y);
-          const good = r == null || lower == null || Math.abs(r - 1) < 0.02 ? '' : (r < 1) === lower ? 'better' : 'worse';
+          const good = r == null || lower == null || Math.abs(r - 1) < 0.02 ? '' : r < 1 === lower ? 'better' : 'worse';
           return `<tr data-metric="${label.trim()}"><th>${label.replace(/^ +/, '&emsp;')}</th><td>${x == null ? '–' : f(x)}</td><td>${y == null ? '–' : f(y)}</td><td class="${good}">${r == null ? '–' : `${sig(r)}×`}</td></tr>`;
         })
         .join('') +

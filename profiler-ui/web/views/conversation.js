@@ -51,7 +51,9 @@ export function fidelityLine(f) {
     `<span title="share of steps where the sparse run picked the dense twin's token (teacher-forced)">agreement <b>${d3.format('.0%')(numberOf(f.tokenAgreement) ?? 0)}</b></span>` +
     `<span title="mean KL(dense ‖ sparse) per decode step">mean KL <b>${sig(numberOf(f.meanKl))}</b></span>` +
     (f.firstDivergence != null ? `<span>first divergence at step ${f.firstDivergence}</span>` : '<span>no divergence</span>') +
-    (recall.length ? `<span title="per-layer recall of the dense twin's top visual tokens, mean over layers">retrieval recall <b>${d3.format('.0%')(d3.mean(recall) ?? 0)}</b></span>` : '')
+    (recall.length
+      ? `<span title="per-layer recall of the dense twin's top visual tokens, mean over layers">retrieval recall <b>${d3.format('.0%')(d3.mean(recall) ?? 0)}</b></span>`
+      : '')
   );
 }
 

@@ -41,9 +41,21 @@ export function drawFrameBars(host, rows, { onPick, width = host.clientWidth || 
   svg
     .select('g.x-axis')
     .attr('transform', `translate(0,${height - m.b})`)
-    .call(d3.axisBottom(x).tickValues(x.domain().filter((_, i) => i % every === 0)).tickSizeOuter(0))
+    .call(
+      d3
+        .axisBottom(x)
+        .tickValues(x.domain().filter((_, i) => i % every === 0))
+        .tickSizeOuter(0),
+    )
     .attr('font-size', 10);
-  svg.select('text.y-label').attr('x', 4).attr('y', m.t + 2).attr('font-size', 10).attr('fill', '#475569').attr('dominant-baseline', 'hanging').text('');
+  svg
+    .select('text.y-label')
+    .attr('x', 4)
+    .attr('y', m.t + 2)
+    .attr('font-size', 10)
+    .attr('fill', '#475569')
+    .attr('dominant-baseline', 'hanging')
+    .text('');
   const g = svg
     .select('g.bars')
     .selectAll('g.bar')

@@ -21,19 +21,48 @@ export function drawLegend(host, { scale, source }) {
   const id = `legend-grad-${Math.random().toString(36).slice(2, 8)}`;
   const grad = svg.append('defs').append('linearGradient').attr('id', id);
   const [lo, hi] = scale.domain();
-  const axis = d3.scaleSqrt().domain([lo, hi]).range([ramp.x, ramp.x + ramp.w]);
+  const axis = d3
+    .scaleSqrt()
+    .domain([lo, hi])
+    .range([ramp.x, ramp.x + ramp.w]);
   for (let i = 0; i <= 16; i++) {
     const v = axis.invert(ramp.x + (ramp.w * i) / 16); // even steps along the ramp, as the √ scale spaces them
-    grad.append('stop').attr('offset', `${(i / 16) * 100}%`).attr('stop-color', scale(v));
+    grad
+      .append('stop')
+      .attr('offset', `${(i / 16) * 100}%`)
+      .attr('stop-color', scale(v));
   }
   const text = (/** @type {number} */ x, /** @type {number} */ y, /** @type {string} */ s, anchor = 'start', weight = 400) =>
-    svg.append('text').attr('x', x).attr('y', y).attr('font-size', 10.5).attr('font-family', 'Inter, system-ui, sans-serif').attr('fill', '#334155').attr('text-anchor', anchor).attr('font-weight', weight).text(s);
+    svg
+      .append('text')
+      .attr('x', x)
+      .attr('y', y)
+      .attr('font-size', 10.5)
+      .attr('font-family', 'Inter, system-ui, sans-serif')
+      .attr('fill', '#334155')
+      .attr('text-anchor', anchor)
+      .attr('font-weight', weight)
+      .text(s);
   text(ramp.x, 12, `salience (${sourceLabel(source)}, √ scale)`, 'start', 600);
-  svg.append('rect').attr('x', ramp.x).attr('y', ramp.y).attr('width', ramp.w).attr('height', ramp.h).attr('fill', `url(#${id})`).attr('stroke', '#94a3b8').attr('stroke-width', 0.5);
+  svg
+    .append('rect')
+    .attr('x', ramp.x)
+    .attr('y', ramp.y)
+    .attr('width', ramp.w)
+    .attr('height', ramp.h)
+    .attr('fill', `url(#${id})`)
+    .attr('stroke', '#94a3b8')
+    .attr('stroke-width', 0.5);
   const tickFormat = axis.tickFormat(4);
   for (const v of axis.ticks(4).filter((v) => v >= lo && v <= hi)) {
     const x = axis(v);
-    svg.append('line').attr('x1', x).attr('x2', x).attr('y1', ramp.y + ramp.h).attr('y2', ramp.y + ramp.h + 3).attr('stroke', '#64748b');
+    svg
+      .append('line')
+      .attr('x1', x)
+      .attr('x2', x)
+      .attr('y1', ramp.y + ramp.h)
+      .attr('y2', ramp.y + ramp.h + 3)
+      .attr('stroke', '#64748b');
     text(x, ramp.y + ramp.h + 13, tickFormat(v), 'middle');
   }
   // Swatches.
@@ -51,18 +80,47 @@ export function drawLegend(host, { scale, source }) {
   swatch('kept', (g) => g.append('rect').attr('width', 14).attr('height', 14).attr('fill', '#f8fafc').attr('stroke', '#64748b').attr('stroke-width', 0.8));
   swatch('pruned', (g) => {
     const pid = `${id}-h`;
-    const p = svg.select('defs').append('pattern').attr('id', pid).attr('patternUnits', 'userSpaceOnUse').attr('width', 4).attr('height', 4).attr('patternTransform', 'rotate(45)');
+    const p = svg
+      .select('defs')
+      .append('pattern')
+      .attr('id', pid)
+      .attr('patternUnits', 'userSpaceOnUse')
+      .attr('width', 4)
+      .attr('height', 4)
+      .attr('patternTransform', 'rotate(45)');
     p.append('rect').attr('width', 4).attr('height', 4).attr('fill', COLOURS.prunedFill).attr('fill-opacity', 0.75);
-    p.append('line').attr('x1', 0).attr('y1', 0).attr('x2', 0).attr('y2', 4).attr('stroke', COLOURS.hatch).attr('stroke-opacity', 0.6).attr('stroke-width', 1.2);
+    p.append('line')
+      .attr('x1', 0)
+      .attr('y1', 0)
+      .attr('x2', 0)
+      .attr('y2', 4)
+      .attr('stroke', COLOURS.hatch)
+      .attr('stroke-opacity', 0.6)
+      .attr('stroke-width', 1.2);
     g.append('rect').attr('width', 14).attr('height', 14).attr('fill', `url(#${pid})`);
   });
   swatch('retrieved at the layer', (g) =>
-    g.append('rect').attr('x', 1).attr('y', 1).attr('width', 12).attr('height', 12).attr('fill', COLOURS.retrieved).attr('fill-opacity', 0.14).attr('stroke', COLOURS.retrieved).attr('stroke-width', 2),
+    g
+      .append('rect')
+      .attr('x', 1)
+      .attr('y', 1)
+      .attr('width', 12)
+      .attr('height', 12)
+      .attr('fill', COLOURS.retrieved)
+      .attr('fill-opacity', 0.14)
+      .attr('stroke', COLOURS.retrieved)
+      .attr('stroke-width', 2),
   );
   return svg.node();
 }
 
 /** @param {string | undefined} source  a salience event's source */
 export function sourceLabel(source) {
-  return source === 'cls' ? 'CLS attention' : source === 'received' ? 'attention received' : source === 'summary' ? 'summary-token attention' : 'tower attention';
+  return source === 'cls'
+    ? 'CLS attention'
+    : source === 'received'
+      ? 'attention received'
+      : source === 'summary'
+        ? 'summary-token attention'
+        : 'tower attention';
 }

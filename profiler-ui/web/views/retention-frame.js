@@ -119,11 +119,7 @@ export function drawFrame(host, d) {
   let svg = d3.select(host).select('svg.frame-svg');
   if (svg.empty()) {
     const id = `f${++uid}`;
-    svg = d3
-      .select(host)
-      .append('svg')
-      .attr('class', 'frame-svg')
-      .attr('data-uid', id);
+    svg = d3.select(host).append('svg').attr('class', 'frame-svg').attr('data-uid', id);
     const pat = svg.append('defs').append('pattern').attr('id', `${id}-hatch`).attr('patternUnits', 'userSpaceOnUse').attr('patternTransform', 'rotate(45)');
     pat.append('rect').attr('fill', COLOURS.prunedFill).attr('fill-opacity', 0.62);
     pat.append('line').attr('x1', 0).attr('y1', 0).attr('x2', 0).attr('stroke', COLOURS.hatch).attr('stroke-opacity', 0.45);
@@ -139,7 +135,10 @@ export function drawFrame(host, d) {
   const pat = svg.select('pattern');
   pat.attr('width', step).attr('height', step);
   pat.select('rect').attr('width', step).attr('height', step);
-  pat.select('line').attr('y2', step).attr('stroke-width', step * 0.3);
+  pat
+    .select('line')
+    .attr('y2', step)
+    .attr('stroke-width', step * 0.3);
   svg
     .select('image.picture')
     .attr('width', g.w)
@@ -150,7 +149,7 @@ export function drawFrame(host, d) {
     .select('image.heat')
     .attr('width', g.w)
     .attr('height', g.h)
-    .attr('opacity', heat ? (d.jpeg ? d.heatOpacity ?? 0.55 : 1) : 0)
+    .attr('opacity', heat ? (d.jpeg ? (d.heatOpacity ?? 0.55) : 1) : 0)
     .attr('href', heat ? heatImage(heat, d.scale) : null);
 
   const tokens = d3.range(d.total);

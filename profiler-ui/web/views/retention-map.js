@@ -176,7 +176,10 @@ export function createRetentionMap(host, { tooltip } = {}) {
     if (r && d.state[t]) {
       const i = candidateIndex(m, turn, card.image, t);
       const score = i >= 0 ? r.scores[i] : null;
-      lines.push(`${d.retrieved[t] ? '<span class="ret">retrieved</span>' : 'not retrieved'} at layer ${layer}` + (score != null ? ` (mass ${d3.format('.3~g')(score)})` : ''));
+      lines.push(
+        `${d.retrieved[t] ? '<span class="ret">retrieved</span>' : 'not retrieved'} at layer ${layer}` +
+          (score != null ? ` (mass ${d3.format('.3~g')(score)})` : ''),
+      );
     }
     tooltip.show(lines.join('<br>'), ev.clientX, ev.clientY);
   }

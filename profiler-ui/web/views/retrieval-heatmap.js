@@ -97,7 +97,19 @@ export function createRetrievalHeatmap(host, { onPickLayer } = {}) {
    */
   function layerBox(layer, layers) {
     if (layer < 0 || layer >= layers) return [];
-    return [{ type: 'rect', xref: 'paper', x0: 0, x1: 1, yref: 'y', y0: layer - 0.5, y1: layer + 0.5, line: { color: '#0f172a', width: 2 }, fillcolor: 'rgba(0,0,0,0)' }];
+    return [
+      {
+        type: 'rect',
+        xref: 'paper',
+        x0: 0,
+        x1: 1,
+        yref: 'y',
+        y0: layer - 0.5,
+        y1: layer + 0.5,
+        line: { color: '#0f172a', width: 2 },
+        fillcolor: 'rgba(0,0,0,0)',
+      },
+    ];
   }
 
   /**
@@ -142,7 +154,9 @@ export function createRetrievalHeatmap(host, { onPickLayer } = {}) {
   /** @param {HeatmapMatrix} mat */
   function boundaryLines(mat) {
     if (!mat.bounds) return [];
-    return mat.bounds.slice(1).map((b) => ({ type: 'line', x0: b.at - 0.5, x1: b.at - 0.5, yref: 'paper', y0: 0, y1: 1, line: { color: '#475569', width: 1, dash: 'dot' } }));
+    return mat.bounds
+      .slice(1)
+      .map((b) => ({ type: 'line', x0: b.at - 0.5, x1: b.at - 0.5, yref: 'paper', y0: 0, y1: 1, line: { color: '#475569', width: 1, dash: 'dot' } }));
   }
 
   /** @param {HeatmapMatrix} mat */
@@ -153,7 +167,11 @@ export function createRetrievalHeatmap(host, { onPickLayer } = {}) {
         {
           ...common,
           x: mat.x,
-          colorscale: [[0, '#f8fafc'], [0.0001, '#cffafe'], [1, '#0e7490']],
+          colorscale: [
+            [0, '#f8fafc'],
+            [0.0001, '#cffafe'],
+            [1, '#0e7490'],
+          ],
           colorbar: { title: { text: 'retrieved<br>tokens', side: 'top' }, thickness: 10, len: 0.9 },
           hovertemplate: 'layer %{y} · frame %{x}<br>%{z} retrieved<extra></extra>',
         },
@@ -174,7 +192,10 @@ export function createRetrievalHeatmap(host, { onPickLayer } = {}) {
     return [
       {
         ...common,
-        colorscale: [[0, '#e2e8f0'], [1, '#0891b2']],
+        colorscale: [
+          [0, '#e2e8f0'],
+          [1, '#0891b2'],
+        ],
         zmin: 0,
         zmax: 1,
         showscale: false,

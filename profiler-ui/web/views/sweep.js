@@ -71,8 +71,12 @@ export function createSweepView(root, { setState, fileName }) {
   const bar = document.createElement('div');
   bar.className = 'toolbar';
   bar.innerHTML = `
-    <label>x <select id="sweep-x">${Object.entries(X_AXES).map(([k, v]) => `<option value="${k}">${v.label}</option>`).join('')}</select></label>
-    <label>y <select id="sweep-y">${Object.entries(Y_AXES).map(([k, v]) => `<option value="${k}">${v.label}</option>`).join('')}</select></label>
+    <label>x <select id="sweep-x">${Object.entries(X_AXES)
+      .map(([k, v]) => `<option value="${k}">${v.label}</option>`)
+      .join('')}</select></label>
+    <label>y <select id="sweep-y">${Object.entries(Y_AXES)
+      .map(([k, v]) => `<option value="${k}">${v.label}</option>`)
+      .join('')}</select></label>
     <span class="muted" id="sweep-note"></span>`;
   view.appendChild(bar);
   const xs = child(bar, '#sweep-x', HTMLSelectElement);
@@ -122,7 +126,11 @@ export function createSweepView(root, { setState, fileName }) {
         textposition: 'top center',
         textfont: { size: 9.5, color: '#475569' },
         customdata: ps.map((p) => p.s.run),
-        marker: { size: ps.map((p) => (p.pareto ? 13 : 9)), color: RUN_COLOURS[(i + 2) % RUN_COLOURS.length], line: { color: ps.map((p) => (p.pareto ? '#0f172a' : '#ffffff')), width: ps.map((p) => (p.pareto ? 2 : 1)) } },
+        marker: {
+          size: ps.map((p) => (p.pareto ? 13 : 9)),
+          color: RUN_COLOURS[(i + 2) % RUN_COLOURS.length],
+          line: { color: ps.map((p) => (p.pareto ? '#0f172a' : '#ffffff')), width: ps.map((p) => (p.pareto ? 2 : 1)) },
+        },
         hovertemplate: '%{text}<br>x %{x:.4g}<br>y %{y:.4g}<br>%{customdata}<extra>%{fullData.name}</extra>',
       };
     });
@@ -136,7 +144,15 @@ export function createSweepView(root, { setState, fileName }) {
       hoverinfo: 'skip',
     });
     const shapes = dense.map((d) => ({ type: 'line', x0: d.x, x1: d.x, yref: 'paper', y0: 0, y1: 1, line: { color: '#64748b', width: 1.2, dash: 'dot' } }));
-    const annotations = dense.map((d) => ({ x: d.x, yref: 'paper', y: 1, text: 'dense', showarrow: false, yanchor: 'bottom', font: { size: 10, color: '#475569' } }));
+    const annotations = dense.map((d) => ({
+      x: d.x,
+      yref: 'paper',
+      y: 1,
+      text: 'dense',
+      showarrow: false,
+      yanchor: 'bottom',
+      font: { size: 10, color: '#475569' },
+    }));
     Plotly.react(
       plot,
       traces,

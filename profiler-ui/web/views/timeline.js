@@ -86,7 +86,14 @@ function ganttTraces(turns) {
       base: spans.map(({ s }) => s.start),
       x: spans.map(({ s }) => Math.max(s.duration, 0.0001)),
       marker: { color: STAGE_COLOURS[stage], line: { color: '#ffffff', width: 0.5 } },
-      customdata: spans.map(({ s }) => [ms(s.duration), s.detail ? Object.entries(s.detail).map(([k, v]) => `${k} ${v}`).join(', ') : '']),
+      customdata: spans.map(({ s }) => [
+        ms(s.duration),
+        s.detail
+          ? Object.entries(s.detail)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')
+          : '',
+      ]),
       hovertemplate: `<b>${stage}</b> %{customdata[0]}<br>from %{base:.2f} ms<br>%{customdata[1]}<extra>%{y}</extra>`,
     };
   });
@@ -144,7 +151,17 @@ function stepLayout(turns) {
     margin: { l: 48, r: 52, t: 10 + 18 * Math.ceil(turns.length / 2), b: 40 },
     xaxis: { title: { text: 'decode step', standoff: 6 } },
     yaxis: { title: { text: 'ms / step' }, rangemode: 'tozero' },
-    yaxis2: { title: { text: 'visual tokens attended' }, overlaying: 'y', side: 'right', rangemode: 'tozero', showgrid: false, ticks: 'outside', ticklen: 3, tickformat: ',d', dtick },
+    yaxis2: {
+      title: { text: 'visual tokens attended' },
+      overlaying: 'y',
+      side: 'right',
+      rangemode: 'tozero',
+      showgrid: false,
+      ticks: 'outside',
+      ticklen: 3,
+      tickformat: ',d',
+      dtick,
+    },
     showlegend: true,
   });
 }

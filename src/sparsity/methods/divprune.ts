@@ -25,7 +25,8 @@ export const divprune: SparsityMethod<DivPrunePolicy> = {
   summary: 'DivPrune: keep a max-min diverse subset of the projected visual tokens at prefill (CVPR 2025, arXiv 2503.02175)',
   validate(v) {
     const keep = validateKeep(v.keep, 'policy.keep');
-    if ((keep.minPerImage ?? 0) > 0) policyFieldError('policy.keep.minPerImage', 'DivPrune selects by diversity, not by a per-image ranking: use 0, or scope per-image');
+    if ((keep.minPerImage ?? 0) > 0)
+      policyFieldError('policy.keep.minPerImage', 'DivPrune selects by diversity, not by a per-image ranking: use 0, or scope per-image');
     return { method: 'divprune', keep };
   },
   label: (p) => `DivPrune keep ${budgetLabel(p.keep.budget)}`,

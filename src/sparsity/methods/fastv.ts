@@ -14,7 +14,8 @@ export const fastv: SparsityMethod<FastVPolicy> = {
   validate(v) {
     const { layer, dropRatio } = v;
     if (typeof layer !== 'number' || !Number.isInteger(layer) || layer < 1) policyFieldError('policy.layer', `must be an integer ≥ 1, got ${String(layer)}`);
-    if (typeof dropRatio !== 'number' || !(dropRatio >= 0 && dropRatio < 1)) policyFieldError('policy.dropRatio', `must be in [0, 1), got ${String(dropRatio)}`);
+    if (typeof dropRatio !== 'number' || !(dropRatio >= 0 && dropRatio < 1))
+      policyFieldError('policy.dropRatio', `must be in [0, 1), got ${String(dropRatio)}`);
     return { method: 'fastv', layer, dropRatio };
   },
   label: (p) => `FastV K=${p.layer} R=${budgetLabel({ ratio: p.dropRatio })}`,

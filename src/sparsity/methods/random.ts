@@ -23,7 +23,12 @@ export const random: SparsityMethod<RandomPolicy> = {
   prune(p, tokens) {
     // Image by image, the same draws as one array over all images: per-image and global see one sequence.
     const draw = seededRandom(p.seed);
-    return { kept: keepTopScores(p.keep, tokens.salience.map(() => Float64Array.from({ length: tokens.tokensPerImage }, draw))) };
+    return {
+      kept: keepTopScores(
+        p.keep,
+        tokens.salience.map(() => Float64Array.from({ length: tokens.tokensPerImage }, draw)),
+      ),
+    };
   },
   keptCount: (p, images, n) => keptUnderBudget(p.keep, images, n),
 };

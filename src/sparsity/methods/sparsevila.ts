@@ -35,7 +35,7 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
       ...KEEP_FLAGS,
       retrieve: { type: 'string', help: 'visual tokens each layer attends per decode step, ratio or count; default 0.1' },
       'min-per-image': { type: 'string', help: 'keep at least N retrieved tokens of every image / frame per layer (default 0)' },
-      'per-kv-head': { type: 'boolean', help: 'retrieve per KV head (union of each head\'s top-k) instead of heads summed' },
+      'per-kv-head': { type: 'boolean', help: "retrieve per KV head (union of each head's top-k) instead of heads summed" },
       positions: { type: 'string', help: 'original (default) or compact rotary positions for kept tokens' },
       salience: {
         type: 'string',
@@ -45,13 +45,30 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
     policy: (v) => ({
       method: 'sparsevila',
       keep: keepFromFlags(v),
-      retrieve: { budget: parseBudget(String(v.retrieve ?? '0.1'), '--retrieve'), minPerImage: Number(v['min-per-image'] ?? 0), perKvHead: v['per-kv-head'] ?? false },
-      salience: typeof v.salience === 'string' && v.salience.startsWith('summary:') ? { summary: v.salience.slice(8).split(',').map((s) => Number(s.trim())) } : (v.salience ?? 'auto'),
+      retrieve: {
+        budget: parseBudget(String(v.retrieve ?? '0.1'), '--retrieve'),
+        minPerImage: Number(v['min-per-image'] ?? 0),
+        perKvHead: v['per-kv-head'] ?? false,
+      },
+      salience:
+        typeof v.salience === 'string' && v.salience.startsWith('summary:')
+          ? {
+              summary: v.salience
+                .slice(8)
+                .split(',')
+                .map((s) => Number(s.trim())),
+            }
+          : (v.salience ?? 'auto'),
       positions: v.positions ?? 'original',
     }),
   },
   salience: (p) => p.salience,
-  prune: (p, tokens) => ({ kept: keepTopScores(p.keep, tokens.salience.map((s) => s.scores)) }),
+  prune: (p, tokens) => ({
+    kept: keepTopScores(
+      p.keep,
+      tokens.salience.map((s) => s.scores),
+    ),
+  }),
   keptCount: (p, images, n) => keptUnderBudget(p.keep, images, n),
   positions: (p) => p.positions,
   retrieve: (p) => p.retrieve,

@@ -14,7 +14,10 @@ export const stride: SparsityMethod<StridePolicy> = {
   validate(v) {
     const keep = validateKeep(v.keep, 'policy.keep');
     if ((keep.minPerImage ?? 0) > 0) {
-      policyFieldError('policy.keep.minPerImage', 'stride keeps evenly spaced tokens per image: a per-image minimum applies to ranked methods (sparsevila, random, divprune)');
+      policyFieldError(
+        'policy.keep.minPerImage',
+        'stride keeps evenly spaced tokens per image: a per-image minimum applies to ranked methods (sparsevila, random, divprune)',
+      );
     }
     return { method: 'stride', keep };
   },

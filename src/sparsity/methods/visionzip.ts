@@ -22,8 +22,10 @@ export const visionzip: SparsityMethod<VisionZipPolicy> = {
   summary: 'VisionZip: per image, dominant salient tokens plus contextual merged ones (arXiv 2412.04467)',
   validate(v) {
     const { dominant, contextual } = v;
-    if (typeof dominant !== 'number' || !Number.isInteger(dominant) || dominant < 1) policyFieldError('policy.dominant', `must be an integer ≥ 1, got ${String(dominant)}`);
-    if (typeof contextual !== 'number' || !Number.isInteger(contextual) || contextual < 0) policyFieldError('policy.contextual', `must be an integer ≥ 0, got ${String(contextual)}`);
+    if (typeof dominant !== 'number' || !Number.isInteger(dominant) || dominant < 1)
+      policyFieldError('policy.dominant', `must be an integer ≥ 1, got ${String(dominant)}`);
+    if (typeof contextual !== 'number' || !Number.isInteger(contextual) || contextual < 0)
+      policyFieldError('policy.contextual', `must be an integer ≥ 0, got ${String(contextual)}`);
     return { method: 'visionzip', dominant, contextual };
   },
   label: (p) => `VisionZip ${p.dominant}+${p.contextual}`,
@@ -48,7 +50,14 @@ async function zipImages(t: VisualTokens, dominant: number, contextual: number):
   if (!keys) throw new InputError('OPTION_INVALID', 'VisionZip needs the feature layer keys, which this vision graph lacks', { subject: 'policy' });
   const keyDim = keys.length / (t.images * n);
   const zipped = t.salience.map((s, img) =>
-    visionZip(t.features.subarray(img * n * size, (img + 1) * n * size), s.scores, keys.subarray(img * n * keyDim, (img + 1) * n * keyDim), keyDim, dominant, contextual),
+    visionZip(
+      t.features.subarray(img * n * size, (img + 1) * n * size),
+      s.scores,
+      keys.subarray(img * n * keyDim, (img + 1) * n * keyDim),
+      keyDim,
+      dominant,
+      contextual,
+    ),
   );
   const features = concatFloat32(zipped.map((z) => z.features));
   return { kept: zipped.map((z) => z.tokens), embeds: await t.project(features, [features.length / size, size]) };

@@ -104,9 +104,9 @@ export function policyFromFlags(values: CliValues): PolicyValue {
 
 /** `--help`'s sparsity section, from the registered methods: each flag once, with the methods that read it. */
 export function cliHelp(): string {
-  const pad = (s: string) => (s.length < 23 ? s.padEnd(23) : `${s}\n${''.padEnd(23)}`);
-  const lines = ['Sparsity options:', `  ${pad('--policy P')}${[...methods.keys()].join(', ')} (default dense)`];
-  for (const m of methods.values()) lines.push(`${''.padEnd(25)}${m.name}: ${m.summary}`);
+  const pad = (s: string) => (s.length < HELP_INDENT - 2 ? `  ${s.padEnd(HELP_INDENT - 2)}` : `  ${s}\n${''.padEnd(HELP_INDENT)}`);
+  const lines = [`Sparsity options:`, pad('--policy P') + wrap(`${[...methods.keys()].join(', ')} (default dense)`)];
+  for (const m of methods.values()) lines.push(''.padEnd(HELP_INDENT) + wrap(`${m.name}: ${m.summary}`));
   const readers = new Map<string, { flag: CliFlag; methods: string[] }>();
   for (const m of methods.values()) {
     for (const [name, flag] of Object.entries(m.cli?.flags ?? {})) {
@@ -115,8 +115,24 @@ export function cliHelp(): string {
     }
   }
   for (const [name, { flag, methods: by }] of readers) {
-    const arg = flag.type === 'boolean' ? '' : ` ${name === 'keep' || name === 'retrieve' ? 'B' : 'V'}`;
-    lines.push(`  ${pad(`--${name}${arg}`)}${flag.help} [${by.join(', ')}]`);
+    lines.push(pad(`--${name}${flag.type === 'boolean' ? '' : ` ${flag.arg ?? 'V'}`}`) + wrap(`${flag.help} [${by.join(', ')}]`));
   }
   return lines.join('\n') + '\n';
+}
+
+/** Help columns: flags, then their text from this column, wrapped at HELP_WIDTH as the other commands' help is. */
+const HELP_INDENT = 25;
+const HELP_WIDTH = 112;
+
+function wrap(text: string): string {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && HELP_INDENT + line.length + 1 + word.length > HELP_WIDTH) {
+      out.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  out.push(line);
+  return out.join(`\n${''.padEnd(HELP_INDENT)}`);
 }

@@ -21,8 +21,8 @@ export const fastv: SparsityMethod<FastVPolicy> = {
   label: (p) => `FastV K=${p.layer} R=${budgetLabel({ ratio: p.dropRatio })}`,
   cli: {
     flags: {
-      'fastv-layer': { type: 'string', help: 'FastV: drop after layer K (default 2)' },
-      'fastv-drop': { type: 'string', help: 'FastV: share of visual tokens dropped (default 0.5)' },
+      'fastv-layer': { type: 'string', arg: 'K', help: 'FastV: drop after layer K (default 2)' },
+      'fastv-drop': { type: 'string', arg: 'R', help: 'FastV: share of visual tokens dropped (default 0.5)' },
     },
     policy: (v) => ({ method: 'fastv', layer: Number(v['fastv-layer'] ?? 2), dropRatio: Number(v['fastv-drop'] ?? 0.5) }),
   },

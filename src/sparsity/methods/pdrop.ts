@@ -32,8 +32,8 @@ export const pdrop: SparsityMethod<PyramidDropPolicy> = {
   label: (p) => `PyramidDrop @${p.layers.join('/')} keep ${p.keepRatios.map((ratio) => budgetLabel({ ratio })).join('/')}`,
   cli: {
     flags: {
-      'pdrop-layers': { type: 'string', help: 'PyramidDrop: comma-separated layers (default 8,16,24)' },
-      'pdrop-keep': { type: 'string', help: 'PyramidDrop: comma-separated keep ratios (default 0.5,0.25,0.125)' },
+      'pdrop-layers': { type: 'string', arg: 'L', help: 'PyramidDrop: comma-separated layers (default 8,16,24)' },
+      'pdrop-keep': { type: 'string', arg: 'R', help: 'PyramidDrop: comma-separated keep ratios (default 0.5,0.25,0.125)' },
     },
     policy: (v) => ({ method: 'pdrop', layers: numberList(v, 'pdrop-layers', '8,16,24'), keepRatios: numberList(v, 'pdrop-keep', '0.5,0.25,0.125') }),
   },

@@ -17,7 +17,7 @@ export const random: SparsityMethod<RandomPolicy> = {
   },
   label: (p) => `random keep ${budgetLabel(p.keep.budget)}`,
   cli: {
-    flags: { ...KEEP_FLAGS, 'prune-seed': { type: 'string', help: 'random pruning seed (default 0)' } },
+    flags: { ...KEEP_FLAGS, 'prune-seed': { type: 'string', arg: 'S', help: 'random pruning seed (default 0)' } },
     policy: (v) => ({ method: 'random', keep: keepFromFlags(v), seed: Number(v['prune-seed'] ?? 0) }),
   },
   prune(p, tokens) {

@@ -33,12 +33,13 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
   cli: {
     flags: {
       ...KEEP_FLAGS,
-      retrieve: { type: 'string', help: 'visual tokens each layer attends per decode step, ratio or count; default 0.1' },
-      'min-per-image': { type: 'string', help: 'keep at least N retrieved tokens of every image / frame per layer (default 0)' },
+      retrieve: { type: 'string', arg: 'B', help: 'visual tokens each layer attends per decode step, ratio or count; default 0.1' },
+      'min-per-image': { type: 'string', arg: 'N', help: 'keep at least N retrieved tokens of every image / frame per layer (default 0)' },
       'per-kv-head': { type: 'boolean', help: "retrieve per KV head (union of each head's top-k) instead of heads summed" },
-      positions: { type: 'string', help: 'original (default) or compact rotary positions for kept tokens' },
+      positions: { type: 'string', arg: 'M', help: 'original (default) or compact rotary positions for kept tokens' },
       salience: {
         type: 'string',
+        arg: 'S',
         help: 'auto (default: CLS on CLIP, attention received otherwise), cls, received, or summary:I,J,… (mean attention from those leading tower tokens, indices 0–7)',
       },
     },

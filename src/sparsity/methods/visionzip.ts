@@ -31,8 +31,8 @@ export const visionzip: SparsityMethod<VisionZipPolicy> = {
   label: (p) => `VisionZip ${p.dominant}+${p.contextual}`,
   cli: {
     flags: {
-      dominant: { type: 'string', help: 'VisionZip: dominant tokens per image (default 54)' },
-      contextual: { type: 'string', help: 'VisionZip: contextual (merged) tokens per image (default 10)' },
+      dominant: { type: 'string', arg: 'N', help: 'VisionZip: dominant tokens per image (default 54)' },
+      contextual: { type: 'string', arg: 'N', help: 'VisionZip: contextual (merged) tokens per image (default 10)' },
     },
     policy: (v) => ({ method: 'visionzip', dominant: Number(v.dominant ?? 54), contextual: Number(v.contextual ?? 10) }),
   },

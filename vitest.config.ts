@@ -17,6 +17,7 @@ export const FAST = [
   'test/runtime.test.ts',
   'test/session.test.ts',
   'test/session-settings.test.ts',
+  'test/session-faults.test.ts',
   'test/sparsity.test.ts',
   'test/sparsity-methods.test.ts',
   'test/text.test.ts',

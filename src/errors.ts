@@ -22,7 +22,8 @@ export type ErrorCode =
   | 'PROVIDER_UNAVAILABLE'
   | 'GRAPH_BUILD'
   | 'RUNTIME'
-  | 'CONTEXT_OVERFLOW';
+  | 'CONTEXT_OVERFLOW'
+  | 'NON_FINITE';
 
 export class SparseVilaError extends Error {
   readonly code: ErrorCode;

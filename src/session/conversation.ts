@@ -33,6 +33,8 @@ export class Conversation {
   /** Turns ended so far: the index of the next (or current) turn. */
   turns = 0;
   private current: Turn | null = null;
+  /** The state when the current turn took the conversation: what a failed or abandoned turn rolls back to. */
+  private before?: { rows: number; nextPosition: number; visual: number; imagesSeen: number; hidden: (Set<number> | null)[] };
   readonly sampler: TokenSampler;
   readonly twin?: DenseTwin;
 
@@ -65,6 +67,25 @@ export class Conversation {
     if (turn.index !== this.turns)
       throw new InputError('OPTION_INVALID', `turn ${turn.index} was started before turn ${this.turns - 1} ended: encode it again`, { subject: 'turn' });
     this.current = turn;
+    const hidden = this.hidden.map((h) => h && new Set(h));
+    this.before = { rows: this.rows, nextPosition: this.nextPosition, visual: this.visualRows.length, imagesSeen: this.imagesSeen, hidden };
+  }
+
+  /**
+   * A turn that failed (or whose decode was abandoned) leaves the conversation as it was before it: the cache
+   * loses the turn's rows, the retained visual tokens and in-LLM drops are the earlier turns' again.
+   */
+  async rollBack(turn: Turn): Promise<void> {
+    if (this.current !== turn || !this.before) return;
+    const b = this.before;
+    this.rows = b.rows;
+    this.nextPosition = b.nextPosition;
+    this.visualRows.length = b.visual;
+    this.visualIds.length = b.visual;
+    this.imagesSeen = b.imagesSeen;
+    b.hidden.forEach((h, l) => (this.hidden[l] = h));
+    this.release(turn, false);
+    await this.model.runtime.truncateCache(this.cache, b.rows);
   }
 
   /** Whether `turn` holds the conversation now (prefilled, not yet decoded). */

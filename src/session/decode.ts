@@ -3,7 +3,7 @@
  * what the policy did, and (with `fidelity`) the dense twin's verdict. `decodeTokens` is the loop alone,
  * like gpt-fast's `decode_n_tokens`: sample, stop on end of sequence or length, feed the token back.
  */
-import { InputError } from '../errors.js';
+import { InputError, RuntimeError } from '../errors.js';
 import type { Turn } from './conversation.js';
 import { resolveLimits, type DecodeLimits } from './options.js';
 import { openDecodeView, type DecodeView, type Retrieved } from './retrieve-step.js';
@@ -27,16 +27,23 @@ export async function* decode(turn: Turn, retrieved: Retrieved, overrides: Decod
   const view = await openDecodeView(turn, retrieved);
   const pre = retrieved.prefilled;
   const detok = turn.model.text.createStream({ skipSpecial: true, contextIds: pre.promptTokenIds.slice(-4) });
-  let gen: Generated;
+  let answer: Answer | undefined;
   try {
-    gen = yield* decodeTokens(turn, pre.lastPromptLogits, view, limits, detok, withLogits);
+    let gen: Generated;
+    try {
+      gen = yield* decodeTokens(turn, pre.lastPromptLogits, view, limits, detok, withLogits);
+    } finally {
+      if (view) await turn.model.runtime.dropView(view.id);
+    }
+    const rest = detok.flush();
+    if (rest) yield { text: rest };
+    turn.span('decode', t0, { tokens: gen.tokens.length });
+    answer = await finishTurn(turn, retrieved, view, gen);
+    return answer;
   } finally {
-    if (view) await turn.model.runtime.dropView(view.id);
+    // A decode that failed, or that its consumer stopped reading, leaves the conversation as before the turn.
+    if (!answer) await conv.rollBack(turn);
   }
-  const rest = detok.flush();
-  if (rest) yield { text: rest };
-  turn.span('decode', t0, { tokens: gen.tokens.length });
-  return finishTurn(turn, retrieved, view, gen);
 }
 
 async function* decodeTokens(
@@ -52,8 +59,10 @@ async function* decodeTokens(
   const keepLogits = conv.twin !== undefined;
   const out: Generated = { tokens: [], logits: [], stopReason: 'length', firstTokenAt: 0, decodeSeconds: 0 };
   const attended = view ? view.attended : conv.rows;
+  const maxPositions = turn.model.spec.text.maxPositionEmbeddings;
   let logits = first;
   for (;;) {
+    checkFinite(logits, out.tokens.length);
     const token = conv.sampler.next(out.tokens.length < minNewTokens ? withoutEos(logits, text.eosTokenIds) : logits);
     out.firstTokenAt ||= performance.now();
     if (text.eosTokenIds.includes(token)) {
@@ -66,7 +75,8 @@ async function* decodeTokens(
     const step = out.tokens.length - 1;
     turn.emit(() => ({ type: 'token', step, id: token, text: piece }));
     yield withLogits ? { id: token, text: piece, logits } : { id: token, text: piece };
-    if (out.tokens.length >= maxNewTokens) return out;
+    // The answer also ends where the model's rotary positions end (max_position_embeddings).
+    if (out.tokens.length >= maxNewTokens || conv.nextPosition >= maxPositions) return out;
     const next = await runtime.step({ target: view ? { view: view.id } : { cache: conv.cache }, ids: [token], positions: [conv.nextPosition], logits: 'last' });
     conv.nextPosition++;
     conv.rows++;
@@ -92,11 +102,6 @@ async function finishTurn(turn: Turn, retrieved: Retrieved, view: DecodeView | n
   // re-encodes its text after the cached ones.
   const cachedGenerated = stopReason === 'length' ? tokens.slice(0, -1) : tokens;
   const text = model.text.decode(tokens, { skipSpecial: true });
-  // The conversation keeps the answer as the tokens decode WITH their special tokens: the cache holds
-  // them, and the next turn's delta is the template's rendering after exactly that text.
-  conv.messages.push(pre.userMessage, { role: 'assistant', content: model.text.decode(tokens) });
-  conv.lastPrompt = pre.prompt;
-  conv.lastGenerated = cachedGenerated;
   const timings: Timings = {
     imageSeconds: pre.imageSeconds.images,
     visionSeconds: pre.imageSeconds.vision,
@@ -119,6 +124,11 @@ async function finishTurn(turn: Turn, retrieved: Retrieved, view: DecodeView | n
   };
   // The dense twin runs after the turn is timed: its work is reported as its own 'fidelity' span.
   const fidelity = conv.twin ? await twinVerdict(turn, retrieved, view, tokens, gen.logits, cachedGenerated) : undefined;
+  // The conversation keeps the answer as the tokens decode WITH their special tokens: the cache holds
+  // them, and the next turn's delta is the template's rendering after exactly that text.
+  conv.messages.push(pre.userMessage, { role: 'assistant', content: model.text.decode(tokens) });
+  conv.lastPrompt = pre.prompt;
+  conv.lastGenerated = cachedGenerated;
   turn.emit(() => ({ type: 'turn.end', answer: text, stopReason, metrics: { ...timings } }));
   conv.release(turn, true);
   return {
@@ -148,7 +158,7 @@ async function twinVerdict(
   const t0 = performance.now();
   const visualIndex = new Map(conv.visualRows.map((r, i) => [r, i]));
   const report = await conv.twin!.turn({
-    messages: conv.messages.slice(0, -1),
+    messages: [...conv.messages, pre.userMessage],
     images: pre.imageTokens.total / turn.model.spec.imageTokenCount,
     imageEmbeds: pre.imageEmbedsAll,
     tokens,
@@ -159,6 +169,23 @@ async function twinVerdict(
   turn.span('fidelity', t0);
   turn.emit(() => ({ type: 'fidelity', metrics: { ...report } }));
   return report;
+}
+
+/**
+ * Refuses logits holding NaN or ±Infinity (weights that overflow at this precision, a corrupt checkpoint): the
+ * sampler would otherwise return a garbage token silently. A pass over one vocabulary row per step.
+ */
+function checkFinite(logits: Float32Array, step: number): void {
+  for (let id = 0; id < logits.length; id++) {
+    if (Number.isFinite(logits[id]!)) continue;
+    const where = step === 0 ? "the prompt's last position" : `decode step ${step}`;
+    throw new RuntimeError(
+      'NON_FINITE',
+      `the model's logits at ${where} are not finite (vocabulary id ${id} is ${logits[id]}): the weights or activations overflow or hold NaN; ` +
+        `check the checkpoint's tensors, or load it in fp32`,
+      { subject: 'logits' },
+    );
+  }
 }
 
 /** A copy of `logits` in which no end-of-sequence token can win. */

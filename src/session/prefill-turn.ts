@@ -4,6 +4,7 @@
  * rotary positions unless the method compacts them; a method that drops tokens inside the LLM runs its drop
  * stages here; a method that retrieves gets the question's attention mass over the whole cache.
  */
+import { InputError } from '../errors.js';
 import { buildPrompt, buildTurnDelta, type ChatMessage, type PromptTokens } from '../text/index.js';
 import { MASKED } from '../runtime/protocol.js';
 import { keepAll } from '../sparsity/keep.js';
@@ -44,15 +45,10 @@ export async function prefillTurn(turn: Turn, text: string, pruned?: Pruned): Pr
   conv.hold(turn);
   const images = pruned?.encoded.images ?? 0;
   turn.emit(() => ({ type: 'turn.start', text, images }));
-  const rowsBefore = conv.rows;
-  const visualBefore = conv.visualRows.length;
   try {
     return await prefillBody(turn, text, pruned, t0);
   } catch (err) {
-    conv.visualRows.length = visualBefore;
-    conv.visualIds.length = visualBefore;
-    await turn.model.runtime.truncateCache(conv.cache, rowsBefore);
-    conv.release(turn, false);
+    await conv.rollBack(turn);
     throw err;
   }
 }
@@ -74,6 +70,18 @@ async function prefillBody(turn: Turn, text: string, pruned: Pruned | undefined,
     : buildPrompt(model.text, messages, promptOptions);
   const kept = pruned?.kept ?? keepAll(spec.imageTokenCount, 0);
   const { ids, positions, newVisual } = dropPruned(conv, prompt, kept, (method.positions?.(policy) ?? 'original') === 'compact');
+
+  // Rotary positions past the model's trained range: refused, as the prompt is known, before the cache grows.
+  const maxPositions = spec.text.maxPositionEmbeddings;
+  const lastPosition = positions.at(-1) ?? conv.nextPosition - 1;
+  if (lastPosition >= maxPositions) {
+    throw new InputError(
+      'CONTEXT_OVERFLOW',
+      `the prompt would take rotary positions up to ${lastPosition}, past the model's max_position_embeddings (${maxPositions}): ` +
+        `start a new chat, use fewer images or frames, or prune more (a keep budget with compact positions)`,
+      { subject: 'max_position_embeddings' },
+    );
+  }
 
   // The exact prompt is known now: refuse it before the cache grows if it would not fit.
   checkTurnMemory(conv, {

@@ -166,13 +166,15 @@ export class TextProcessor {
   private decodeWith(ids: readonly number[], skipSpecial: boolean, cleanUp: boolean): string {
     if (ids.length === 0) return '';
     for (const [i, id] of ids.entries()) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new InputError('OPTION_INVALID', `token id ids[${i}] = ${id} is outside the vocabulary (0..${this.vocabSize - 1})`, {
-          subject: `ids[${i}]`,
-        });
+      if (!Number.isInteger(id) || id < 0) {
+        throw new InputError('OPTION_INVALID', `token id ids[${i}] = ${id} is not a token id (an integer ≥ 0)`, { subject: `ids[${i}]` });
       }
     }
-    return this.tokenizer.decode([...ids], { skip_special_tokens: skipSpecial, clean_up_tokenization_spaces: cleanUp });
+    // Ids past the tokenizer's vocabulary decode as nothing, as transformers' (Rust tokenizers') decode skips
+    // ids it has no token for: real checkpoints pad the embedding past the tokenizer (llava-1.5: 32064 rows,
+    // 32002 tokens), and a model can generate those ids.
+    const known = ids.filter((id) => id < this.vocabSize);
+    return this.tokenizer.decode(known, { skip_special_tokens: skipSpecial, clean_up_tokenization_spaces: cleanUp });
   }
 
   private requireId(token: string, subject: string): number {

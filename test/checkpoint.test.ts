@@ -311,6 +311,14 @@ describe('typed errors', () => {
     expectError(() => openCheckpoint(w.dir), CheckpointError, 'CHECKPOINT_CORRUPT', w.files[0]!, first);
   });
 
+  test('a folder named like a weights file is CHECKPOINT_CORRUPT naming it, not an EISDIR from a read', () => {
+    const w = tiny();
+    const folder = path.join(w.dir, 'x.safetensors');
+    fs.mkdirSync(folder);
+    expectError(() => openCheckpoint(w.dir), CheckpointError, 'CHECKPOINT_CORRUPT', folder, 'folder');
+    expectError(() => openSafetensors(folder), CheckpointError, 'CHECKPOINT_CORRUPT', folder);
+  });
+
   test('an undecodable dtype is TENSOR_DTYPE naming the tensor and the dtype', () => {
     const dir = tmp();
     fs.mkdirSync(dir);

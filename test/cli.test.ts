@@ -190,6 +190,76 @@ describe('sparsevila ask', () => {
   });
 });
 
+describe('sparsevila ask: flags checked before the model loads', () => {
+  // A checkpoint that does not exist: a flag checked up front fails with exit 2 naming it, before loading
+  // would fail with exit 1.
+  const ask = (...args: string[]) => cli(['ask', '--model', '/nonexistent/model', '--prompt', 'hi', ...args]);
+
+  it("chat options, by the session's own rules, name their flag", async () => {
+    for (const [args, flag] of [
+      [['--max-new-tokens', '0'], '--max-new-tokens'],
+      [['--temperature', '0.7', '--top-p', '2'], '--top-p'],
+      [['--temperature=-1'], '--temperature'],
+      [['--min-new-tokens', '9', '--max-new-tokens', '4'], '--min-new-tokens'],
+      [['--prefill-chunk', '0'], '--prefill-chunk'],
+    ] as const) {
+      const r = await ask(...args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`OPTION_INVALID.*${flag}`));
+    }
+  });
+
+  it('a sparsity flag the chosen policy does not read names the flag and the methods that read it', async () => {
+    const dense = await ask('--fastv-layer', '3');
+    expect(dense.code, dense.stderr).toBe(2);
+    expect(dense.stderr).toMatch(/OPTION_INVALID.*--fastv-layer is read by --policy fastv, not by --policy dense/);
+    const other = await ask('--policy', 'sparsevila', '--pdrop-layers', '1');
+    expect(other.code, other.stderr).toBe(2);
+    expect(other.stderr).toContain('--pdrop-layers');
+  });
+
+  it('an unwritable --trace or --chrome-trace fails up front naming the flag', async () => {
+    for (const flag of ['--trace', '--chrome-trace']) {
+      const r = await ask(flag, '/nonexistent/folder/run.json');
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`OPTION_INVALID.*${flag} /nonexistent/folder/run.json cannot be written`));
+    }
+  });
+
+  it("--fastv-layer at or past the model's layer count is refused naming the flag", async () => {
+    const r = await cli(['ask', '--model', SIGLIP_FIXTURE, '--image', image, '--prompt', 'hi', '--threads', '1', '--policy', 'fastv', '--fastv-layer', '2']);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/OPTION_INVALID.*--fastv-layer.*2 layers/);
+  });
+
+  it('--chrome-trace and --trace are written even when the turn fails', async () => {
+    const out = tempDir('cli-failed-turn');
+    const chrome = path.join(out, 'failed.json');
+    const jsonl = path.join(out, 'failed.jsonl');
+    const r = await cli([
+      'ask',
+      '--model',
+      SIGLIP_FIXTURE,
+      '--image',
+      image,
+      '--prompt',
+      'hi',
+      '--threads',
+      '1',
+      '--memory-limit',
+      '1',
+      '--chrome-trace',
+      chrome,
+      '--trace',
+      jsonl,
+    ]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('MEMORY_LIMIT');
+    expect(JSON.parse(fs.readFileSync(chrome, 'utf8')).traceEvents.length).toBeGreaterThan(0);
+    expect(fs.readFileSync(jsonl, 'utf8')).toContain('run.start');
+  });
+});
+
 describe('sparsevila demo', () => {
   it('runs two turns on the bundled model and reports the reused cache', async () => {
     const r = await cli(['demo', '--threads', '1', '--exit', '--port', '0']);

@@ -1,12 +1,16 @@
 import { createHash } from 'node:crypto';
+import zlib from 'node:zlib';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InputError } from '../src/errors.js';
+import { checkMemoryLimit, estimateTurnMemory } from '../src/runtime/memory.js';
+import { parseLlavaConfig } from '../src/checkpoint/config.js';
 import { tempDir } from './helpers/temp.js';
 import {
   centerCrop,
+  imagePixelCounts,
   loadImage,
   loadPreprocessorConfig,
   parsePreprocessorConfig,
@@ -391,5 +395,60 @@ describe('preprocessor_config.json', () => {
     expect(() => parsePreprocessorConfig({ image_processor_type: 'CLIPImageProcessor', resample: 6 })).toThrow(/resample/);
     expect(() => parsePreprocessorConfig({ image_processor_type: 'CLIPImageProcessor', resample: 'bicubic' })).toThrow(/resample/);
     expect(() => parsePreprocessorConfig({ image_processor_type: 'SiglipImageProcessor', size: { shortest_edge: 3 } })).toThrow(ConfigError);
+  });
+});
+
+/** A PNG whose header claims width × height with one tiny row of data: what a decompression bomb's header says. */
+function pngHeader(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const out = Buffer.alloc(body.length + 8);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(zlib.crc32(body), body.length + 4);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB, deflate, no interlace
+  const signature = Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]);
+  return Buffer.concat([
+    signature,
+    chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(Buffer.alloc(1 + width * 3 > 4096 ? 4096 : 1 + width * 3))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+describe('image size before decoding', () => {
+  it("an image over the pixel limit is refused from its header, naming the file; the default is PIL's decompression-bomb bound", async () => {
+    const dir = tempDir('media');
+    const bomb = path.join(dir, 'bomb.png');
+    await writeFile(bomb, pngHeader(16000, 16000));
+    const refused = { name: 'InputError', code: 'MEMORY_LIMIT', subject: bomb, message: expect.stringContaining('16000×16000') };
+    await expect(loadImage(bomb)).rejects.toMatchObject(refused);
+    await expect(imagePixelCounts([bomb])).rejects.toMatchObject(refused);
+    const small = path.join(dir, 'small.png');
+    await sharp(Buffer.alloc(100 * 50 * 3, 9), { raw: { width: 100, height: 50, channels: 3 } })
+      .png()
+      .toFile(small);
+    expect(await imagePixelCounts([small, small])).toEqual([5000, 5000]);
+    expect((await loadImage(small, { maxPixels: 5000 })).width).toBe(100);
+    await expect(loadImage(small, { maxPixels: 4999 })).rejects.toMatchObject({ code: 'MEMORY_LIMIT', subject: small });
+    await expect(loadImage(small, { maxPixels: 0 })).rejects.toMatchObject({ code: 'OPTION_INVALID', subject: 'maxPixels' });
+  });
+
+  it("counts a vision batch's decoded pixels toward the turn's memory estimate: three 16000×16000 images do not fit in 256 MiB", async () => {
+    const spec = parseLlavaConfig(JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(path.join(SIGLIP_DIR, 'config.json'), 'utf8'))), SIGLIP_DIR);
+    const base = { cachedRows: 0, promptTokens: 10, maxNewTokens: 8, chunk: 512, frames: 3, visionBatch: 2, viewRows: 0, twinRows: 0 };
+    const big = 16000 * 16000;
+    const e = estimateTurnMemory(spec, { ...base, imagePixels: [big, big, big] });
+    // Two images decoded at once (the vision batch), 6 bytes each pixel.
+    expect(e.parts.imageDecode).toBe(2 * big * 6);
+    expect(() => checkMemoryLimit(e, 256 * 2 ** 20, '3 image(s)')).toThrow(
+      expect.objectContaining({ code: 'MEMORY_LIMIT', message: expect.stringContaining('decoded images') }),
+    );
+    expect(estimateTurnMemory(spec, base).parts.imageDecode).toBe(0);
   });
 });

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InputError } from '../src/errors.js';
 import { buildPrompt, buildTurnDelta, loadTextProcessor, renderChat, TextProcessor, type ChatMessage } from '../src/text/index.js';
+import { TEMPLATE_LIMITS } from '../src/text/chat.js';
 import { tempDir } from './helpers/temp.js';
 import { thrown } from './helpers/thrown.js';
 
@@ -294,6 +295,24 @@ describe('prompt errors', () => {
     expectError(() => buildPrompt(tp, [{ role: 'user', content: '' }], opts(0)), InputError, 'PROMPT_EMPTY', 'messages[0].content');
     expectError(() => buildPrompt(tp, [], opts(0)), InputError, 'PROMPT_EMPTY', 'messages');
     expect(buildPrompt(tp, [userTurn('', 1)], opts(1)).imageSpans).toHaveLength(1); // an image alone is a prompt
+  });
+
+  it('a template that would run until the heap dies is stopped: a typed TOKENIZER_INVALID naming the file, within the time limit', async () => {
+    const runaway = {
+      'a billion-item range': '{% for i in range(1000000000) %}x{% endfor %}',
+      'a loop of 10^12 steps': '{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}',
+      'a string doubled 64 times': "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}",
+      'a list doubled 40 times': '{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l | length }}',
+    };
+    for (const [what, template] of Object.entries(runaway)) {
+      const dir = await fixtureCopy(FIXTURE_NAMES[0]!, { 'chat_template.jinja': template });
+      const t = await loadTextProcessor(dir);
+      const started = performance.now();
+      const err = thrown(() => renderChat(t, [{ role: 'user', content: 'x' }]));
+      expect(err, what).toMatchObject({ name: 'ConfigError', code: 'TOKENIZER_INVALID', subject: path.join(dir, 'chat_template.jinja') });
+      expect((err as Error).message, what).toContain('was stopped');
+      expect(performance.now() - started, what).toBeLessThan(TEMPLATE_LIMITS.ms + 1000);
+    }
   });
 
   it('a template raise_exception is an InputError quoting the template message', async () => {

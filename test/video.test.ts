@@ -154,6 +154,27 @@ describe('bad video input', () => {
     await expect(planVideo({ path: MP4, fps: 0.1 })).rejects.toMatchObject({ code: 'OPTION_INVALID', subject: 'fps' });
   });
 
+  it('hands ffmpeg file names as plain files: a leading - is no option, a name: prefix no protocol', async () => {
+    // Relative names are what reach ffmpeg unresolved (an absolute path starts with "/"), so run from the folder.
+    const names = ['-report', 'concat:numbered.mkv|long.mkv', 'meeting:notes.mp4'];
+    for (const name of names) fs.copyFileSync(NUMBERED, path.join(dir, name));
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      for (const name of names) {
+        const { plan, frames } = await readVideo({ path: name, frames: 3 });
+        expect(plan.info.frameCount, name).toBe(30);
+        expect(
+          frames.map((f) => f.data[0]),
+          name,
+        ).toEqual([0, 80, 160]);
+      }
+      expect(fs.readdirSync(dir).filter((f) => /^ff(probe|mpeg)-.*\.log$/.test(f))).toEqual([]);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
   it('says how to install ffmpeg when it is missing', async () => {
     await expect(planVideo({ path: MP4, tools: { ffprobe: '/nonexistent/ffprobe' } })).rejects.toMatchObject({
       code: 'DEPENDENCY_MISSING',

@@ -133,7 +133,10 @@ export class SafetensorsFile {
       throw new CheckpointError('CHECKPOINT_NOT_FOUND', `Cannot open safetensors file ${file}`, { subject: file, cause });
     }
     try {
-      this.size = fs.fstatSync(fd).size;
+      const stat = fs.fstatSync(fd);
+      // Linux opens a folder for reading; only the first read fails (EISDIR).
+      if (!stat.isFile()) throw corrupt(file, stat.isDirectory() ? 'it is a folder, not a safetensors file' : 'it is not a regular file');
+      this.size = stat.size;
       if (this.size < 8) throw corrupt(file, `file is ${this.size} bytes, shorter than the 8-byte header length`);
       const prefix = Buffer.alloc(8);
       readFully(fd, prefix, 0, file);

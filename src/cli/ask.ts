@@ -8,6 +8,7 @@ import { modelOptionSpec, parseInteger, parseModelOptions, progressPrinter } fro
 import type { CliValues } from '../sparsity/method.js';
 import { policyFromFlags } from '../sparsity/registry.js';
 import { policyOptionSpec } from './policy-options.js';
+import { checkChatOptions, checkDropLayers, checkPolicyFlags, checkWritable } from './up-front.js';
 import { parseVideoOptions, VIDEO_OPTIONS_HELP, videoOptionSpec } from './video-options.js';
 
 export const ASK_HELP = `Usage: sparsevila ask --model DIR (--image FILE [--image FILE…] | --video FILE) --prompt TEXT [options]
@@ -78,16 +79,22 @@ export async function runAsk(argv: string[]): Promise<void> {
   const minNewTokens = values['min-new-tokens'] === undefined ? undefined : parseInteger(values['min-new-tokens'], '--min-new-tokens');
   const prefillChunk = values['prefill-chunk'] === undefined ? undefined : parseInteger(values['prefill-chunk'], '--prefill-chunk');
 
+  checkPolicyFlags(values as CliValues);
   const { video, policy, visionBatch, memoryLimit } = parseVideoOptions(values, policyFromFlags(values as CliValues));
+  const chatOptions = { maxNewTokens, minNewTokens, sampling, prefillChunk, policy, visionBatch, memoryLimit };
+  checkChatOptions(chatOptions);
+  checkWritable(values.trace, '--trace');
+  checkWritable(values['chrome-trace'], '--chrome-trace');
   const model = await loadModel(values.model, {
     ...parseModelOptions(values),
     onProgress: progressPrinter(),
     ortProfilePrefix: values['ort-profile'],
   });
+  const chrome = values['chrome-trace'] ? new ChromeTraceSink(values['chrome-trace']) : undefined;
+  const tracer = new Tracer([...(values.trace ? [new JsonlSink(values.trace, { truncate: true })] : []), ...(chrome ? [chrome] : [])]);
   try {
-    const chrome = values['chrome-trace'] ? new ChromeTraceSink(values['chrome-trace']) : undefined;
-    const tracer = new Tracer([...(values.trace ? [new JsonlSink(values.trace, { truncate: true })] : []), ...(chrome ? [chrome] : [])]);
-    const chat = model.chat({ maxNewTokens, minNewTokens, sampling, prefillChunk, policy, tracer, visionBatch, memoryLimit });
+    checkDropLayers(policy, model.spec);
+    const chat = model.chat({ ...chatOptions, tracer });
     const turn = chat.stream({ images: values.image ?? [], video, text: values.prompt });
     let r = await turn.next();
     while (!r.done) {
@@ -110,8 +117,9 @@ export async function runAsk(argv: string[]): Promise<void> {
       );
     }
     if (values['ort-profile']) for (const file of await model.runtime.endProfiling()) chrome?.addOrtProfile(file);
-    await tracer.close();
   } finally {
+    // The traces are written whether the turn finished or failed: a failed turn is when they are wanted most.
+    await tracer.close();
     await model.close();
   }
 }

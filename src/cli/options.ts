@@ -2,6 +2,7 @@
 import { InputError } from '../errors.js';
 import type { BuildProgress, BuildStage } from '../graph/build.js';
 import type { SessionSettings } from '../runtime/ort-session.js';
+import { checkThreads, THREADS_PER_CORE } from '../runtime/threads.js';
 import type { LoadOptions } from '../session/model.js';
 
 export const modelOptionSpec = {
@@ -27,7 +28,7 @@ export const MODEL_OPTIONS_HELP = `Model options:
   --block-size N         int4 / awq group size: 16, 32 (default), 64, 128
   --calibration N        awq: calibration samples, synthetic-world images with a question and answer (default 16)
   --provider EP          cpu (default), cuda (needs onnxruntime-node's CUDA binaries), webgpu (needs a GPU adapter)
-  --threads N            ORT threads per operator (default: all cores)
+  --threads N            ORT threads per operator (default: all cores; at most ${THREADS_PER_CORE} per core)
   --cache-dir DIR        built-graph cache (default $SPARSEVILA_CACHE or ~/.cache/sparsevila/graphs)
 
 onnxruntime session settings (defaults measured on CPU; change them to measure your machine):
@@ -69,7 +70,7 @@ export function parseModelOptions(values: ModelOptionValues): LoadOptions {
     throw new InputError('OPTION_INVALID', `--block-size must be 16, 32, 64 or 128; got ${blockSize}`, { subject: '--block-size' });
   }
   const calibration = positiveInteger(values.calibration, '--calibration');
-  const threads = positiveInteger(values.threads, '--threads');
+  const threads = checkThreads(positiveInteger(values.threads, '--threads'), '--threads');
   return {
     precision: oneOf(values.precision, ['fp32', 'fp16', 'int4', 'awq'] as const, '--precision'),
     blockSize: blockSize as LoadOptions['blockSize'],
@@ -89,7 +90,7 @@ function onOff(value: string | undefined, flag: string): boolean | undefined {
 function parseSessionSettings(values: ModelOptionValues): SessionSettings {
   return {
     executionMode: oneOf(values['execution-mode'], ['sequential', 'parallel'] as const, '--execution-mode'),
-    interOpThreads: positiveInteger(values['inter-op-threads'], '--inter-op-threads'),
+    interOpThreads: checkThreads(positiveInteger(values['inter-op-threads'], '--inter-op-threads'), '--inter-op-threads'),
     graphOptimizationLevel: oneOf(values['graph-optimization'], ['disabled', 'basic', 'extended', 'all'] as const, '--graph-optimization'),
     spinning: onOff(values.spinning, '--spinning'),
     memArena: onOff(values['mem-arena'], '--mem-arena'),

@@ -1,7 +1,8 @@
 /**
  * Builds the ONNX graphs of a checkpoint on demand and caches them on disk, keyed by the checkpoint's
  * fingerprint, the build options and the builder version. A graph is written to a temporary folder and
- * renamed into place, so an interrupted build never leaves a half-written graph in the cache.
+ * renamed into place, so an interrupted build never leaves a half-written graph in the cache. A build killed
+ * before its rename leaves that folder behind (gigabytes for a 7B checkpoint); the next build removes it.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -81,6 +82,7 @@ export function ensureGraph(checkpoint: Checkpoint, kind: GraphKind, options: Gr
   }
   onProgress?.({ graph: kind, phase: 'start', cached: false });
   const started = performance.now();
+  removeStaleBuilds(options.cacheDir ?? defaultCacheDir());
   const tmp = path.join(dir, `.${kind}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
   try {
     const b = new OnnxGraphBuilder(kind, tmp);
@@ -98,6 +100,51 @@ export function ensureGraph(checkpoint: Checkpoint, kind: GraphKind, options: Gr
   }
   onProgress?.({ graph: kind, phase: 'done', cached: false, seconds: (performance.now() - started) / 1000 });
   return modelPath;
+}
+
+/** A build's temporary folder: `.<graph>.<pid>.<random>` inside its key's folder. */
+const BUILD_TEMP = /^\.([a-z-]+)\.(\d+)\.[0-9a-f]{8}$/;
+/** A temporary folder untouched this long is stale even if its pid is alive (a reused pid, another host). */
+export const STALE_BUILD_MS = 24 * 3600 * 1000;
+
+/**
+ * Removes the temporary folders of builds that can no longer finish: their process is gone (builds run in a
+ * process of this host; a pid that `kill(pid, 0)` does not find is dead), or they are older than STALE_BUILD_MS.
+ * A live build's folder is left alone, so two processes sharing a cache do not remove each other's work.
+ */
+export function removeStaleBuilds(cacheDir: string, now = Date.now()): string[] {
+  const removed: string[] = [];
+  for (const key of readdirOrEmpty(cacheDir)) {
+    const keyDir = path.join(cacheDir, key);
+    for (const name of readdirOrEmpty(keyDir)) {
+      const m = BUILD_TEMP.exec(name);
+      if (!m) continue;
+      const tmp = path.join(keyDir, name);
+      const age = now - (fs.statSync(tmp, { throwIfNoEntry: false })?.mtimeMs ?? now);
+      if (processAlive(Number(m[2])) && age < STALE_BUILD_MS) continue;
+      fs.rmSync(tmp, { recursive: true, force: true });
+      removed.push(tmp);
+    }
+  }
+  return removed;
+}
+
+function readdirOrEmpty(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, as another user's process.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function emit(b: OnnxGraphBuilder, checkpoint: Checkpoint, kind: GraphKind, options: GraphBuildOptions, onLayer: (done: number, total: number) => void): void {

@@ -21,26 +21,39 @@ export interface PixelTensor {
 }
 
 /**
+ * Default bound on an image's pixels: Pillow's, where Image.open raises DecompressionBombError
+ * (Image.py: `MAX_IMAGE_PIXELS * 2`, 2 × 89,478,485). Decoded to RGB that is 537 MB; a few such images
+ * would already pass most memory limits, so the turn's memory estimate counts them too (imagePixelCounts).
+ */
+export const DEFAULT_MAX_IMAGE_PIXELS = 2 * 89_478_485;
+
+export interface ImageLoadOptions {
+  /** Refuse an image with more pixels than this (width × height from its header), before decoding it. Default DEFAULT_MAX_IMAGE_PIXELS. */
+  maxPixels?: number;
+}
+
+/** An image's size from its header (sharp's metadata reads no pixels), after EXIF orientation. */
+export interface ImageHeader {
+  width: number;
+  height: number;
+}
+
+/**
  * Decodes a PNG / JPEG / WebP / GIF (first frame) / TIFF / AVIF file or buffer to RGB.
  * As transformers' image_utils.load_image: EXIF orientation is applied, then `.convert('RGB')`, which for
  * RGBA / LA / palette-with-transparency simply drops the alpha channel (no compositing onto a background) and
  * replicates grey into R, G, B. Embedded ICC profiles are ignored, as PIL ignores them.
+ * The header is read first: an image over `maxPixels` is refused (MEMORY_LIMIT, naming it) undecoded.
  */
-export async function loadImage(source: string | Uint8Array): Promise<RgbImage> {
+export async function loadImage(source: string | Uint8Array, options: ImageLoadOptions = {}): Promise<RgbImage> {
   const subject = typeof source === 'string' ? source : '<buffer>';
-  let bytes: Uint8Array;
-  if (typeof source === 'string') {
-    try {
-      bytes = await readFile(source);
-    } catch (cause) {
-      const why = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (cause as Error).message;
-      throw new InputError('IMAGE_UNREADABLE', `cannot read image ${source}: ${why}`, { subject, cause });
-    }
-  } else {
-    bytes = source;
-  }
+  const bytes = await imageBytes(source);
+  const maxPixels = checkMaxPixels(options.maxPixels);
+  const header = await headerOf(bytes, subject);
+  checkPixels(header, maxPixels, subject);
   try {
-    const { data, info } = await sharp(bytes, { autoOrient: true, ignoreIcc: true })
+    // limitInputPixels holds libvips to the same bound should the header and the data disagree.
+    const { data, info } = await sharp(bytes, { autoOrient: true, ignoreIcc: true, limitInputPixels: maxPixels })
       .removeAlpha()
       .toColourspace('srgb')
       .raw({ depth: 'uchar' })
@@ -50,6 +63,58 @@ export async function loadImage(source: string | Uint8Array): Promise<RgbImage> 
   } catch (cause) {
     throw new InputError('IMAGE_UNREADABLE', `${subject} is not a readable image: ${(cause as Error).message}`, { subject, cause });
   }
+}
+
+/**
+ * Each image's pixel count from its header, undecoded (a file is read, not decoded), refusing any over
+ * `maxPixels`: what a turn's memory check counts before any image is decoded (runtime/memory.ts imagePixels).
+ */
+export async function imagePixelCounts(sources: readonly (string | Uint8Array)[], options: ImageLoadOptions = {}): Promise<number[]> {
+  const maxPixels = checkMaxPixels(options.maxPixels);
+  const counts: number[] = [];
+  for (const source of sources) {
+    const subject = typeof source === 'string' ? source : '<buffer>';
+    const header = await headerOf(await imageBytes(source), subject);
+    checkPixels(header, maxPixels, subject);
+    counts.push(header.width * header.height);
+  }
+  return counts;
+}
+
+async function imageBytes(source: string | Uint8Array): Promise<Uint8Array> {
+  if (typeof source !== 'string') return source;
+  try {
+    return await readFile(source);
+  } catch (cause) {
+    const why = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (cause as Error).message;
+    throw new InputError('IMAGE_UNREADABLE', `cannot read image ${source}: ${why}`, { subject: source, cause });
+  }
+}
+
+async function headerOf(bytes: Uint8Array, subject: string): Promise<ImageHeader> {
+  try {
+    const m = await sharp(bytes).metadata();
+    if (!m.width || !m.height) throw new Error('its header gives no size');
+    return { width: m.autoOrient?.width ?? m.width, height: m.autoOrient?.height ?? m.height };
+  } catch (cause) {
+    throw new InputError('IMAGE_UNREADABLE', `${subject} is not a readable image: ${(cause as Error).message}`, { subject, cause });
+  }
+}
+
+function checkMaxPixels(maxPixels: number | undefined): number {
+  const n = maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS;
+  if (!(Number.isInteger(n) && n > 0)) throw new InputError('OPTION_INVALID', `maxPixels must be a positive integer, got ${n}`, { subject: 'maxPixels' });
+  return n;
+}
+
+function checkPixels({ width, height }: ImageHeader, maxPixels: number, subject: string): void {
+  if (width * height <= maxPixels) return;
+  throw new InputError(
+    'MEMORY_LIMIT',
+    `${subject} is ${width}×${height} = ${width * height} pixels, over the image pixel limit of ${maxPixels} ` +
+      `(${Math.round((width * height * 3) / 2 ** 20)} MiB decoded); downscale it, or raise the limit (maxPixels)`,
+    { subject },
+  );
 }
 
 /** Runs the preprocessor's pixel pipeline; the result is [3, H, W] float32 for the vision tower. */

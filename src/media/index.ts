@@ -1,5 +1,5 @@
-export { centerCrop, loadImage, preprocessImage, resizeOutputSize, resizeRgb } from './image.js';
-export type { PixelTensor } from './image.js';
+export { centerCrop, DEFAULT_MAX_IMAGE_PIXELS, imagePixelCounts, loadImage, preprocessImage, resizeOutputSize, resizeRgb } from './image.js';
+export type { ImageHeader, ImageLoadOptions, PixelTensor } from './image.js';
 export type { RgbImage } from './rgb-image.js';
 export { loadPreprocessorConfig, parsePreprocessorConfig } from './preprocessor-config.js';
 export type { PreprocessorConfig, ResizeRule } from './preprocessor-config.js';

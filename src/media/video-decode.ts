@@ -13,7 +13,7 @@
 import { InputError } from '../errors.js';
 import type { RgbImage } from './rgb-image.js';
 import type { VideoInfo } from './video-probe.js';
-import { toolOutput, type VideoTools } from './video-tool.js';
+import { ffmpegInput, toolOutput, type VideoTools } from './video-tool.js';
 
 export interface VideoFrame extends RgbImage {
   /** Frame number in the stream (0-based). */
@@ -42,7 +42,7 @@ export async function* decodeFrames(info: VideoInfo, indices: readonly number[],
     '-v',
     'error',
     '-i',
-    info.file,
+    ffmpegInput(info.file),
     '-map',
     '0:v:0',
     '-an',

@@ -6,7 +6,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { InputError } from '../errors.js';
-import { toolText, type VideoTools } from './video-tool.js';
+import { ffmpegInput, toolText, type VideoTools } from './video-tool.js';
 
 export interface VideoInfo {
   file: string;
@@ -58,7 +58,7 @@ export async function probeVideo(file: string, options: ProbeOptions = {}): Prom
   const ffprobe = options.tools?.ffprobe ?? 'ffprobe';
   const run = { file, timeoutMs: options.timeoutMs ?? 120_000, doing: 'probing' };
   const base = ['-v', 'error', '-print_format', 'json'];
-  const json = parseJson(await toolText(ffprobe, [...base, '-show_streams', '-show_format', file], run), file);
+  const json = parseJson(await toolText(ffprobe, [...base, '-show_streams', '-show_format', ffmpegInput(file)], run), file);
   const format = json.format?.format_name ?? '';
   const stream = json.streams?.find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic);
   if (IMAGE_DEMUXER.test(format)) {
@@ -70,7 +70,7 @@ export async function probeVideo(file: string, options: ProbeOptions = {}): Prom
   if (frameCount === undefined) {
     // Matroska / WebM and raw streams do not store a frame count: count the packets (one per frame).
     const counted = parseJson(
-      await toolText(ffprobe, [...base, '-count_packets', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_packets', file], run),
+      await toolText(ffprobe, [...base, '-count_packets', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_packets', ffmpegInput(file)], run),
       file,
     );
     frameCount = positiveInt(counted.streams?.[0]?.nb_read_packets);

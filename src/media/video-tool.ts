@@ -6,6 +6,7 @@
  * a zombie.
  */
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { InputError, SparseVilaError } from '../errors.js';
 
 /** Where to find the tools; default: `ffmpeg` / `ffprobe` on PATH. */
@@ -26,6 +27,16 @@ export interface ToolRunOptions {
 export const FFMPEG_INSTALL_HINT =
   "install Debian's ffmpeg package (`apt-get install ffmpeg`; `npm test` does it through scripts/system-deps.sh), " +
   'or point the `tools` option at ffmpeg and ffprobe binaries';
+
+/**
+ * A file name as ffmpeg / ffprobe must see it: ffmpeg reads a leading `-` as an option (`-report` writes a
+ * log into the cwd) and `name:` as a protocol (`concat:a.mp4|b.mp4` reads other files; `meeting:notes.mp4`
+ * fails as an unknown protocol). The `file:` protocol with an absolute path is always the plain file
+ * (ffmpeg's doc/protocols.texi, "file").
+ */
+export function ffmpegInput(file: string): string {
+  return `file:${path.resolve(file)}`;
+}
 
 /** Only the end of stderr is kept: ffmpeg's last lines say why it failed. */
 const STDERR_KEEP = 4096;

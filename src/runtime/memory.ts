@@ -16,6 +16,11 @@
  * - Prefill activations: a chunk's hidden states and MLP intermediates, and its logits.
  * - Vision: one batch of frames through the tower: per frame heads × N² attention scores, probabilities and
  *   their head mean (graph/vision.ts), N × (hidden, intermediate) activations, and the pixels.
+ * - Image decoding: a vision batch's images are decoded together (session/model.ts pixelBatch), each to 8-bit
+ *   RGB at its native size (3 bytes a pixel) and resized by a two-pass resampler whose intermediate is at most
+ *   as large when shrinking (media/pil-resample.ts): IMAGE_BYTES_PER_PIXEL, counted from the headers
+ *   (media/image.ts imagePixelCounts) for the batch with the most pixels. Video frames are decoded one at a
+ *   time at the video's size, which `vision` already dwarfs.
  * - Visual embeddings: every frame's projected tokens and pre-projector features, held until the prefill.
  * - Dense twin: a second, unpruned cache when the chat measures fidelity.
  * - Runtime: a fixed RUNTIME_OVERHEAD for what a turn allocates whatever its size (ORT's first-run buffers,
@@ -36,6 +41,8 @@ const F32 = 4;
 export const SCORE_COPIES = 4;
 /** Tower attention-shaped tensors per frame: scores, probabilities, their head mean. */
 const VISION_SCORE_COPIES = 3;
+/** Decoded RGB (3 bytes) and the resampler's intermediate pass (at most 3 more) per native image pixel. */
+export const IMAGE_BYTES_PER_PIXEL = 6;
 /** What any turn allocates beyond its parts (measured ~100 MB on the test model; see the header). */
 export const RUNTIME_OVERHEAD = 128 * 1024 * 1024;
 
@@ -52,6 +59,8 @@ export interface TurnFootprint {
   frames: number;
   /** Frames per vision-tower call. */
   visionBatch: number;
+  /** Native pixel counts of the image files the turn decodes, from their headers (media/image.ts imagePixelCounts); none for video. */
+  imagePixels?: readonly number[];
   /** Rows a retrieving turn's decode view holds per layer (0 when the policy does not retrieve). */
   viewRows: number;
   /** Rows of a dense twin's cache after the turn (0 without fidelity). */
@@ -67,6 +76,7 @@ export interface MemoryEstimate {
     prefillScores: number;
     prefillActivations: number;
     vision: number;
+    imageDecode: number;
     visualEmbeddings: number;
     denseTwin: number;
     runtime: number;
@@ -90,11 +100,23 @@ export function estimateTurnMemory(spec: LlavaSpec, f: TurnFootprint): MemoryEst
     prefillScores: f.promptTokens > 0 ? t.numHeads * chunk * (f.cachedRows + f.promptTokens) * F32 * SCORE_COPIES : 0,
     prefillActivations: f.promptTokens > 0 ? chunk * (t.hiddenSize * 8 + t.intermediateSize * 3) * F32 + t.vocabSize * F32 : 0,
     vision: batch * perFrameVision,
+    imageDecode: largestBatch(f.imagePixels ?? [], f.visionBatch) * IMAGE_BYTES_PER_PIXEL,
     visualEmbeddings: f.frames * spec.imageTokenCount * (t.hiddenSize + spec.projector.inputSize) * F32,
     denseTwin: kvRow * f.twinRows,
     runtime: RUNTIME_OVERHEAD,
   };
   return { parts, total: Object.values(parts).reduce((a, b) => a + b, 0) };
+}
+
+/** The most pixels decoded at once: the largest sum over consecutive batches of `batch` images. */
+function largestBatch(pixels: readonly number[], batch: number): number {
+  let most = 0;
+  for (let i = 0; i < pixels.length; i += batch)
+    most = Math.max(
+      most,
+      pixels.slice(i, i + batch).reduce((a, b) => a + b, 0),
+    );
+  return most;
 }
 
 const PART_NAMES: Record<keyof MemoryEstimate['parts'], string> = {
@@ -104,6 +126,7 @@ const PART_NAMES: Record<keyof MemoryEstimate['parts'], string> = {
   prefillScores: 'prefill attention scores',
   prefillActivations: 'prefill activations',
   vision: 'vision tower batch',
+  imageDecode: 'decoded images',
   visualEmbeddings: 'visual embeddings',
   denseTwin: 'dense twin cache',
   runtime: 'runtime overhead',

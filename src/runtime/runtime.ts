@@ -5,6 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { SparseVilaError, type ErrorCode } from '../errors.js';
 import type { BuildProgress, GraphBuildOptions, GraphKind } from '../graph/build.js';
 import type { RuntimeOptions } from './ort-session.js';
+import { checkThreads } from './threads.js';
 import type { CacheInfo, Request, StepRequest, StepResult, VisionResult, WorkerMessage } from './protocol.js';
 
 export class Runtime {
@@ -25,6 +26,9 @@ export class Runtime {
 
   /** Starts a worker, opens the checkpoint there and loads (building if needed) the core graphs. */
   static async start(checkpointDir: string, graphs: GraphBuildOptions, runtime: RuntimeOptions, onProgress?: BuildProgress): Promise<Runtime> {
+    // Named as loadModel's options name them (`threads`, `session.interOpThreads`).
+    checkThreads(runtime.intraOpThreads, 'threads');
+    checkThreads(runtime.interOpThreads, 'session.interOpThreads');
     const worker = new Worker(new URL('./worker.js', import.meta.url));
     const rt = new Runtime(worker, onProgress);
     try {

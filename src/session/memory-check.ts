@@ -11,6 +11,8 @@ export interface TurnSize {
   visual?: { total: number; kept: number };
   /** The turn's exact prompt length once it is built; default: its kept visual tokens. */
   promptTokens?: number;
+  /** Native pixel counts of the turn's image files, from their headers (media/image.ts imagePixelCounts). */
+  imagePixels?: readonly number[];
   /** The turn in words, for the message ("8 frame(s) of clip.mp4"). */
   what: string;
 }
@@ -35,6 +37,7 @@ export function checkTurnMemory(conv: Conversation, size: TurnSize): void {
     chunk: options.prefillChunk,
     frames: size.encode,
     visionBatch: options.visionBatch,
+    imagePixels: size.imagePixels,
     viewRows: retrieve ? rowsAfter - visualAfter + retrieved : 0,
     // At least this: the twin also holds what earlier turns pruned.
     twinRows: options.fidelity ? rowsAfter + visual.total - visual.kept : 0,

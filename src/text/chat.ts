@@ -93,11 +93,53 @@ const LIBRARY_GLOBALS: ReadonlyMap<string, unknown> = (() => {
   return seen;
 })();
 
+/**
+ * Bounds on one render. A chat template is code from the checkpoint: `range(10**9)`, nested loops or a
+ * string or list doubled in a loop would otherwise run until the heap dies (the interpreter is synchronous,
+ * so nothing else can stop it). Real templates render in milliseconds to a few thousand characters.
+ */
+export const TEMPLATE_LIMITS = {
+  /** Wall time of one render. */
+  ms: 1000,
+  /** Characters of any string a render makes (its output included). */
+  chars: 16 * 2 ** 20,
+  /**
+   * Items of any list a render makes (`range` included). A loop's iterations run no template steps of their
+   * own when its body is empty, so this also bounds how long one loop can run past the time limit (~3 µs an
+   * iteration: 0.2 s).
+   */
+  items: 2 ** 16,
+};
+
+class TemplateLimit extends Error {}
+
+type Evaluate = (statement: unknown, environment: Environment) => { value: unknown };
+
 function renderTemplate(template: Template, context: Record<string, unknown>): string {
+  const range = LIBRARY_GLOBALS.get('range') as (...args: number[]) => number[];
+  const globals = new Map(LIBRARY_GLOBALS).set('range', (...args: number[]) => {
+    // Python's range(start, stop, step), sized before any list is made.
+    const [start, stop, step] = args.length < 2 ? [0, args[0]!, 1] : [args[0]!, args[1]!, args[2] ?? 1];
+    if (Math.ceil((stop - start) / step) > TEMPLATE_LIMITS.items) throw new TemplateLimit(`range(${args.join(', ')}) has over ${TEMPLATE_LIMITS.items} items`);
+    return range(...args);
+  });
   const env = new Environment();
-  for (const [name, value] of LIBRARY_GLOBALS) if (!(name in context)) env.set(name, value);
+  for (const [name, value] of globals) if (!(name in context)) env.set(name, value);
   for (const [name, value] of Object.entries(context)) env.set(name, value);
-  const result = new Interpreter(env).run(template.parsed);
+  const interpreter = new Interpreter(env);
+  // The interpreter calls this.evaluate for every node: an own property bounds each step (evaluate is private in its typings).
+  const own = interpreter as unknown as { evaluate: Evaluate };
+  const evaluate = own.evaluate.bind(interpreter);
+  const deadline = performance.now() + TEMPLATE_LIMITS.ms;
+  own.evaluate = (statement, environment) => {
+    if (performance.now() > deadline) throw new TemplateLimit(`rendering took over ${TEMPLATE_LIMITS.ms} ms`);
+    const result = evaluate(statement, environment);
+    const v = result?.value;
+    if (typeof v === 'string' && v.length > TEMPLATE_LIMITS.chars) throw new TemplateLimit(`it made a string of over ${TEMPLATE_LIMITS.chars} characters`);
+    if (Array.isArray(v) && v.length > TEMPLATE_LIMITS.items) throw new TemplateLimit(`it made a list of over ${TEMPLATE_LIMITS.items} items`);
+    return result;
+  };
+  const result = interpreter.run(template.parsed);
   return String(result.value);
 }
 
@@ -136,6 +178,12 @@ export function renderChat(tp: TextProcessor, messages: readonly ChatMessage[], 
   try {
     return renderTemplate(template, context);
   } catch (cause) {
+    if (cause instanceof TemplateLimit) {
+      throw new ConfigError('TOKENIZER_INVALID', `chat template in ${source.file} was stopped: ${cause.message} (limits: TEMPLATE_LIMITS)`, {
+        subject: source.file,
+        cause,
+      });
+    }
     if (cause instanceof TemplateRaised) {
       throw new InputError('OPTION_INVALID', `the chat template rejected the conversation: ${cause.message}`, { subject: 'messages', cause });
     }

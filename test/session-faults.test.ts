@@ -6,8 +6,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeTinyLlava } from './helpers/checkpoint-writer.js';
+import { FIXTURES_DIR as TEST_FIXTURES, writeTinyLlava } from './helpers/checkpoint-writer.js';
 import { engine, tempDir } from './helpers/engine.js';
+import { pngHeader } from './helpers/images.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 /** The bundled tokenizer's ids are 0-259; a larger `vocab` pads the embedding and the head past it. */
@@ -114,6 +115,47 @@ describe('non-finite logits', () => {
       expect(chat.messages).toHaveLength(0);
     } finally {
       await model.close();
+    }
+  });
+});
+
+describe('a policy the model cannot run', () => {
+  it('in-LLM drops after a layer the model does not have are refused when the chat is made', async () => {
+    const model = await engine.loadModel(path.join(TEST_FIXTURES, 'llava-clip-llama-tiny'), { cacheDir: tempDir('faults-graphs'), threads: 1 });
+    try {
+      const layers = model.spec.text.numLayers;
+      expect(() => model.chat({ policy: { method: 'fastv', layer: layers, dropRatio: 0.5 } })).toThrow(
+        expect.objectContaining({ code: 'OPTION_INVALID', subject: 'policy' }),
+      );
+      expect(() => model.chat({ policy: { method: 'pdrop', layers: [1, layers + 3], keepRatios: [0.5, 0.25] } })).toThrow(
+        expect.objectContaining({ subject: 'policy' }),
+      );
+      expect(() => model.chat({ policy: { method: 'fastv', layer: layers - 1, dropRatio: 0.5 } })).not.toThrow();
+      await expect(engine.loadModel(path.join(TEST_FIXTURES, 'llava-clip-llama-tiny'), { threads: 1_000_000 })).rejects.toMatchObject({ subject: 'threads' });
+    } finally {
+      await model.close();
+    }
+  });
+});
+
+describe('images too large to decode', () => {
+  it("count toward the turn's memory before any is decoded, and maxImagePixels refuses one from its header", async () => {
+    const dir = tempDir('faults-images');
+    // Headers of 8000×8000 PNGs (under the default pixel limit) with no image data: decoding one would fail.
+    const big = [1, 2, 3].map((i) => path.join(dir, `big-${i}.png`));
+    for (const file of big) fs.writeFileSync(file, pngHeader(8000, 8000));
+    const fixture = path.join(TEST_FIXTURES, 'llava-clip-llama-tiny');
+    const model = await engine.loadModel(fixture, { cacheDir: tempDir('faults-graphs'), threads: 1 });
+    const strict = await engine.loadModel(fixture, { cacheDir: tempDir('faults-graphs'), threads: 1, maxImagePixels: 100 });
+    try {
+      const chat = model.chat({ maxNewTokens: 2, memoryLimit: 256 * 2 ** 20 });
+      await expect(chat.ask({ images: big, text: 'Hi' })).rejects.toMatchObject({ code: 'MEMORY_LIMIT', message: expect.stringContaining('decoded images') });
+      const image = path.join(fixture, 'image.png');
+      await expect(strict.chat().ask({ images: [image], text: 'Hi' })).rejects.toMatchObject({ code: 'MEMORY_LIMIT', subject: image });
+      expect((await chat.ask({ images: [image], text: 'Hi' })).timings.cachedTokens).toBe(0);
+      await expect(engine.loadModel(fixture, { maxImagePixels: 0 })).rejects.toMatchObject({ code: 'OPTION_INVALID', subject: 'maxPixels' });
+    } finally {
+      await Promise.all([model.close(), strict.close()]);
     }
   });
 });

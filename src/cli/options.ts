@@ -1,4 +1,5 @@
 /** Options every model-loading command shares, their parsing and help text, and the build progress line. */
+import { DEFAULT_MAX_IMAGE_PIXELS } from '../media/image.js';
 import { InputError } from '../errors.js';
 import type { BuildProgress, BuildStage } from '../graph/build.js';
 import type { SessionSettings } from '../runtime/ort-session.js';
@@ -13,6 +14,7 @@ export const modelOptionSpec = {
   provider: { type: 'string' },
   threads: { type: 'string' },
   'cache-dir': { type: 'string' },
+  'max-image-pixels': { type: 'string' },
   'execution-mode': { type: 'string' },
   'inter-op-threads': { type: 'string' },
   'graph-optimization': { type: 'string' },
@@ -30,6 +32,8 @@ export const MODEL_OPTIONS_HELP = `Model options:
   --provider EP          cpu (default), cuda (needs onnxruntime-node's CUDA binaries), webgpu (needs a GPU adapter)
   --threads N            ORT threads per operator (default: all cores; at most ${THREADS_PER_CORE} per core)
   --cache-dir DIR        built-graph cache (default $SPARSEVILA_CACHE or ~/.cache/sparsevila/graphs)
+  --max-image-pixels N   refuse images over N pixels from their header, before decoding (default ${DEFAULT_MAX_IMAGE_PIXELS},
+                         Pillow's decompression-bomb bound); decoded pixels also count toward --memory-limit
 
 onnxruntime session settings (defaults measured on CPU; change them to measure your machine):
   --execution-mode M     sequential (default) or parallel (independent operators at once)
@@ -78,6 +82,7 @@ export function parseModelOptions(values: ModelOptionValues): LoadOptions {
     provider: oneOf(values.provider, ['cpu', 'cuda', 'webgpu'] as const, '--provider'),
     threads,
     cacheDir: values['cache-dir'],
+    maxImagePixels: positiveInteger(values['max-image-pixels'], '--max-image-pixels'),
     session: parseSessionSettings(values),
   };
 }

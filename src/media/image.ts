@@ -101,7 +101,7 @@ async function headerOf(bytes: Uint8Array, subject: string): Promise<ImageHeader
   }
 }
 
-function checkMaxPixels(maxPixels: number | undefined): number {
+export function checkMaxPixels(maxPixels: number | undefined): number {
   const n = maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS;
   if (!(Number.isInteger(n) && n > 0)) throw new InputError('OPTION_INVALID', `maxPixels must be a positive integer, got ${n}`, { subject: 'maxPixels' });
   return n;

@@ -6,6 +6,7 @@
  * step at a time.
  */
 import { InputError } from '../errors.js';
+import { imagePixelCounts } from '../media/image.js';
 import { decodeVideo, pixelBatches, planVideo, type VideoInput } from '../media/video.js';
 import type { PolicyValue } from '../sparsity/method.js';
 import { needsAttentionMass } from '../sparsity/registry.js';
@@ -14,7 +15,7 @@ import { Tracer } from '../trace/tracer.js';
 import { Conversation } from './conversation.js';
 import { encode, imageBatches } from './encode.js';
 import { checkTurnMemory } from './memory-check.js';
-import { resolveChatOptions, resolveLimits, type ChatOptions, type ResolvedOptions } from './options.js';
+import { checkPolicyFits, resolveChatOptions, resolveLimits, type ChatOptions, type ResolvedOptions } from './options.js';
 import { prefillTurn } from './prefill-turn.js';
 import { EncodedImages, PrefilledTurn } from './steps.js';
 import type { Answer, ImageInput, LoadedModel, TokenEvent, TurnInput } from './types.js';
@@ -31,6 +32,7 @@ export class Chat {
     options: ChatOptions = {},
   ) {
     this.options = resolveChatOptions(options);
+    checkPolicyFits(this.options, model.spec.text.numLayers);
     this.policy = this.options.policy;
     this.tracer = options.tracer ?? new Tracer();
     if (this.options.system) this.messages.push({ role: 'system', content: this.options.system });
@@ -71,7 +73,9 @@ export class Chat {
     const turn = conv.turn();
     if (!images.length)
       throw new InputError('OPTION_INVALID', 'encode() needs at least one image; use prefill(text) for a text-only turn', { subject: 'images' });
-    checkTurnMemory(conv, { encode: images.length, what: `${images.length} image(s)` });
+    // Decoded pixels count too: sized from the images' headers, before any is decoded.
+    const imagePixels = await imagePixelCounts(images, { maxPixels: this.model.maxImagePixels });
+    checkTurnMemory(conv, { encode: images.length, imagePixels, what: `${images.length} image(s)` });
     return new EncodedImages(turn, await encode(turn, imageBatches(this.model, images, this.options.visionBatch)));
   }
 

@@ -7,7 +7,8 @@ import { ConfigError, InputError } from '../errors.js';
 import { defaultCacheDir, type BuildProgress } from '../graph/build.js';
 import type { Int4BlockSize } from '../weights/int4.js';
 import type { WeightPrecision } from '../graph/layers.js';
-import { loadPreprocessorConfig, loadImage, preprocessImage, type PreprocessorConfig } from '../media/index.js';
+import { checkMaxPixels, loadPreprocessorConfig, loadImage, preprocessImage, type PreprocessorConfig } from '../media/index.js';
+import { checkThreads } from '../runtime/threads.js';
 import { ensureAwqPlan, checkAwqCheckpoint } from '../quant/awq.js';
 import type { AwqPlanRef } from '../weights/awq-plan.js';
 import { collectActivations } from '../quant/calibrate.js';
@@ -37,6 +38,11 @@ export interface LoadOptions {
   calibration?: number | readonly CalibrationSample[];
   /** awq: also search per-block weight clipping (AutoAWQ auto_clip). Default true. */
   awqClip?: boolean;
+  /**
+   * Images over this many pixels are refused (MEMORY_LIMIT, naming the image) from their header, before they are
+   * decoded. Default Pillow's decompression-bomb bound (DEFAULT_MAX_IMAGE_PIXELS).
+   */
+  maxImagePixels?: number;
   /** Execution provider. Default cpu. */
   provider?: ExecutionProvider;
   /** ORT intra-op threads. Default: all cores. */
@@ -64,10 +70,15 @@ export class Model implements LoadedModel {
     readonly text: TextProcessor,
     readonly preprocessor: PreprocessorConfig,
     readonly runtime: Runtime,
+    /** See LoadOptions.maxImagePixels. */
+    readonly maxImagePixels?: number,
   ) {}
 
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
     checkProvider(options.provider ?? 'cpu');
+    // Before any work: AWQ's calibration runs threads of its own before the runtime starts.
+    checkThreads(options.threads, 'threads');
+    checkMaxPixels(options.maxImagePixels);
     const checkpoint = openCheckpoint(dir);
     const spec = checkpoint.spec;
     const quantized = checkpoint.quantization !== undefined;
@@ -92,7 +103,7 @@ export class Model implements LoadedModel {
     };
     const awq = precision === 'awq' ? await awqPlan(dir, spec, text, preprocessor, options, runtimeOptions) : undefined;
     const runtime = await Runtime.start(dir, { precision, blockSize, cacheDir, awq }, runtimeOptions, options.onProgress);
-    return new Model(dir, spec, text, preprocessor, runtime);
+    return new Model(dir, spec, text, preprocessor, runtime, options.maxImagePixels);
   }
 
   /** A new conversation with its own KV cache. */
@@ -102,7 +113,7 @@ export class Model implements LoadedModel {
 
   /** Loads and preprocesses images into one [n, 3, H, W] batch. */
   pixels(images: readonly ImageInput[]): Promise<{ data: Float32Array; dims: number[] }> {
-    return pixelBatch(this.dir, this.spec, this.preprocessor, images);
+    return pixelBatch(this.dir, this.spec, this.preprocessor, images, this.maxImagePixels);
   }
 
   close(): Promise<void> {
@@ -117,8 +128,9 @@ async function pixelBatch(
   spec: LlavaSpec,
   preprocessor: PreprocessorConfig,
   images: readonly ImageInput[],
+  maxPixels?: number,
 ): Promise<{ data: Float32Array; dims: number[] }> {
-  const tensors = await Promise.all(images.map(async (img) => preprocessImage(await loadImage(img), preprocessor)));
+  const tensors = await Promise.all(images.map(async (img) => preprocessImage(await loadImage(img, { maxPixels }), preprocessor)));
   const [, h, w] = tensors[0]!.dims;
   const size = spec.vision.imageSize;
   if (h !== size || w !== size) {

@@ -87,6 +87,22 @@ export function resolveChatOptions(o: ChatOptions): ResolvedOptions {
   };
 }
 
+/** Refuses a policy the model cannot run: in-LLM drops after a layer it does not have would never happen. */
+export function checkPolicyFits(options: ResolvedOptions, numLayers: number): void {
+  const { method, policy } = options;
+  for (const { layer } of method.drops?.(policy) ?? []) {
+    if (layer >= numLayers) {
+      throw new InputError(
+        'OPTION_INVALID',
+        `policy: ${method.name} drops tokens after layer ${layer}, but the model has ${numLayers} layers (pick 1 to ${numLayers - 1})`,
+        {
+          subject: 'policy',
+        },
+      );
+    }
+  }
+}
+
 /** A turn's limits: its overrides, else the chat's; checked. */
 export function resolveLimits(overrides: DecodeLimits, chat: Required<DecodeLimits>): Required<DecodeLimits> {
   const maxNewTokens = overrides.maxNewTokens ?? chat.maxNewTokens;

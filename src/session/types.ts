@@ -14,6 +14,8 @@ export interface LoadedModel {
   readonly text: TextProcessor;
   readonly preprocessor: PreprocessorConfig;
   readonly runtime: Runtime;
+  /** Images over this many pixels are refused before decoding (LoadOptions.maxImagePixels). */
+  readonly maxImagePixels?: number;
   /** Loads and preprocesses images into one [n, 3, H, W] batch. */
   pixels(images: readonly ImageInput[]): Promise<PixelBatch>;
 }

@@ -1,0 +1,171 @@
+/**
+ * The profiler against hostile or careless clients (issue 22): every event is checked against the schema
+ * where it enters (ingest, upload, --load, data-dir reload) with a typed error back, and payload depth and
+ * size are bounded. After each refusal the server still answers.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startProfiler, type ProfilerServer } from '../dist/profiler-ui/server/server.js';
+import { InputError } from '../dist/src/errors.js';
+import { parseTrace, serializeEvent, type TraceEvent } from '../dist/src/trace/index.js';
+import { decodeBatch, encodeBatch, validateEvent } from '../dist/src/trace/wire.js';
+import { tempDir } from './helpers/temp.js';
+import { thrown } from './helpers/thrown.js';
+import { deepJson, deepObject, openIngest, runsStatus, syntheticRun, until } from './helpers/profiler.js';
+
+const base = (run: string) => syntheticRun(run);
+
+/** Events that pass the old shallow checks but lack a field the server or page reads. */
+const HOLLOW: Record<string, unknown>[] = [
+  { type: 'token', run: 'h', t: 1, turn: 0, step: 0, id: 1 },
+  { type: 'image', run: 'h', t: 1, turn: 0, image: 0, width: 4, height: 4 },
+  { type: 'run.start', run: 'h', t: 0, version: 1 },
+  { type: 'run.start', run: 'h', t: 0, version: 1, model: { dir: 5 }, policy: { method: 'dense' }, options: {} },
+  { type: 'turn.start', run: 'h', t: 1, turn: 0, images: 0 },
+  { type: 'turn.end', run: 'h', t: 1, turn: 0, stopReason: 'eos', metrics: {} },
+  { type: 'span', run: 'h', t: 1, turn: 0, stage: 'nowhere', start: 0, duration: 1 },
+  { type: 'span', run: 'h', t: 1, turn: 0, stage: 'decode', start: 0, duration: 1, detail: { a: 'x' } },
+  { type: 'salience', run: 'h', t: 1, turn: 0, image: 0, source: 'cls', leading: 0, scores: [] },
+  { type: 'kept', run: 'h', t: 1, turn: 0, image: 0, kept: [1] },
+  { type: 'retrieval', run: 'h', t: 1, turn: 0, candidates: [], scores: [], retrieved: [] },
+  { type: 'decode.step', run: 'h', t: 1, turn: 0, step: 0, ms: 1, attended: 1 },
+  { type: 'fidelity', run: 'h', t: 1, turn: 0, metrics: { a: 'x' } },
+];
+
+function expectTyped(err: unknown, pattern: RegExp): void {
+  expect(err).toBeInstanceOf(InputError);
+  expect((err as InputError).code).toBe('OPTION_INVALID');
+  expect((err as InputError).subject).toBeTruthy();
+  expect((err as Error).message).toMatch(pattern);
+}
+
+/** One raw HTTP GET with a chosen Host header (fetch does not let the caller set Host). */
+function getWithHost(server: ProfilerServer, route: string, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: server.port, path: `${route}?token=${server.token}`, headers: { host } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('schema checks at the edge', () => {
+  it('every reader refuses an event missing a field that is read, with a typed error', () => {
+    for (const e of HOLLOW) {
+      expectTyped(
+        thrown(() => validateEvent(e)),
+        new RegExp(String(e.type).replace('.', '\\.')),
+      );
+      expectTyped(
+        thrown(() => decodeBatch(JSON.stringify({ v: 1, events: [e] }))),
+        /wire batch/,
+      );
+      expectTyped(
+        thrown(() => parseTrace(JSON.stringify(e) + '\n', 'hollow.jsonl')),
+        /hollow\.jsonl, line 1/,
+      );
+    }
+    // Every event of a real run still passes.
+    expect(decodeBatch(encodeBatch(base('ok')))).toHaveLength(4);
+  });
+
+  it('refuses deep nesting and huge payloads before anything re-encodes them', () => {
+    const span = { type: 'span', run: 'd', t: 1, turn: 0, stage: 'decode', start: 0, duration: 1, detail: deepObject(5000) };
+    expectTyped(
+      thrown(() => validateEvent(span)),
+      /nest/,
+    );
+    const options = serializeEvent(base('d')[0]).replace('"options":{}', `"options":${deepJson(5000)}`);
+    expectTyped(
+      thrown(() => parseTrace(options, 'deep.jsonl')),
+      /nest/,
+    );
+    const wide = { ...base('d')[0], options: Object.fromEntries(Array.from({ length: 300_000 }, (_, i) => [`k${i}`, i])) };
+    expectTyped(
+      thrown(() => validateEvent(wide)),
+      /values/,
+    );
+    expectTyped(
+      thrown(() => validateEvent({ ...base('d')[1], run: 'r'.repeat(5000) })),
+      /run id/,
+    );
+  });
+});
+
+describe('the server under hostile input', () => {
+  let server: ProfilerServer;
+  const dataDir = tempDir('hostile-data');
+  const logged: string[] = [];
+
+  beforeAll(async () => {
+    server = await startProfiler({ dataDir, log: (m) => logged.push(m) });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('one bad ingest frame gets an error reply; the connection and the server carry on', async () => {
+    const ingest = await openIngest(server);
+    for (const e of HOLLOW) ingest.ws.send(JSON.stringify({ v: 1, events: [e] }));
+    ingest.ws.send(`{"v":1,"events":[{"type":"span","run":"d","t":1,"turn":0,"stage":"decode","start":0,"duration":1,"detail":${deepJson(5000)}}]}`);
+    await until('error replies', () => ingest.said.length === HOLLOW.length + 1);
+    for (const reply of ingest.said) expect(JSON.parse(reply)).toMatchObject({ kind: 'error', message: expect.stringMatching(/wire batch/) });
+    // The same connection still delivers good events.
+    ingest.ws.send(encodeBatch(base('after-bad')));
+    await until('good run', () => server.runs().some((r) => r.run === 'after-bad' && r.events === 4));
+    expect(server.runs().some((r) => r.run === 'h' || r.run === 'd')).toBe(false);
+    expect(await runsStatus(server)).toBe(200);
+    ingest.ws.terminate();
+  });
+
+  it('a bad upload is a 400 and never reaches the disk', async () => {
+    const res = await fetch(`http://127.0.0.1:${server.port}/api/traces?token=${server.token}`, {
+      method: 'POST',
+      body: '{"type":"run.start","run":"p","t":0,"version":1}\n',
+    });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toMatch(/model/);
+    expect(await runsStatus(server)).toBe(200);
+    expect(fs.readdirSync(dataDir).some((f) => f.startsWith('p.'))).toBe(false);
+  });
+});
+
+describe('a data dir with bad files', () => {
+  it('starts, serves the good runs, and names each skipped file', async () => {
+    const dir = tempDir('hostile-reload');
+    fs.writeFileSync(
+      path.join(dir, 'good.jsonl'),
+      base('good')
+        .map((e) => serializeEvent(e))
+        .join('\n') + '\n',
+    );
+    fs.writeFileSync(path.join(dir, 'p.jsonl'), '{"type":"run.start","run":"p","t":0,"version":1}\n');
+    fs.writeFileSync(path.join(dir, 'deep.jsonl'), serializeEvent(base('deep')[0]).replace('"options":{}', `"options":${deepJson(5000)}`) + '\n');
+    fs.writeFileSync(path.join(dir, 'junk.jsonl'), '\u0000\u0001 not json\n');
+    fs.mkdirSync(path.join(dir, 'folder.jsonl'));
+    const logged: string[] = [];
+    const server = await startProfiler({ dataDir: dir, log: (m) => logged.push(m) });
+    try {
+      expect(await runsStatus(server)).toBe(200);
+      expect(server.runs().map((r) => r.run)).toEqual(['good']);
+      for (const name of ['p.jsonl', 'deep.jsonl', 'junk.jsonl', 'folder.jsonl']) expect(logged.some((m) => m.includes(name) && /skipping/.test(m))).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('--load of a bad file is a typed error naming it', async () => {
+    const file = path.join(tempDir('hostile-load'), 'bad.jsonl');
+    fs.writeFileSync(file, '{"type":"token","run":"x","t":1}\n');
+    const err = await startProfiler({ load: [file], log: () => undefined }).then(
+      (s) => s.close().then(() => null),
+      (e: unknown) => e,
+    );
+    expectTyped(err, /bad\.jsonl, line 1/);
+  });
+});

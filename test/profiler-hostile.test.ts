@@ -1,9 +1,11 @@
 /**
  * The profiler against hostile or careless clients (issue 22): every event is checked against the schema
- * where it enters (ingest, upload, --load, data-dir reload) with a typed error back, and payload depth and
- * size are bounded. After each refusal the server still answers.
+ * where it enters (ingest, upload, --load, data-dir reload) with a typed error back; payload depth and size
+ * are bounded; the run store on disk is bounded and uploads cannot overwrite a live run; the token, the
+ * bound interface and the Host header are checked. After each refusal the server still answers.
  */
 import fs from 'node:fs';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import WebSocket from 'ws';
@@ -103,7 +105,7 @@ describe('the server under hostile input', () => {
   const logged: string[] = [];
 
   beforeAll(async () => {
-    server = await startProfiler({ dataDir, log: (m) => logged.push(m) });
+    server = await startProfiler({ dataDir, maxDiskRuns: 4, log: (m) => logged.push(m) });
   });
   afterAll(async () => {
     await server?.close();
@@ -132,6 +134,40 @@ describe('the server under hostile input', () => {
     expect((await res.json()).error).toMatch(/model/);
     expect(await runsStatus(server)).toBe(200);
     expect(fs.readdirSync(dataDir).some((f) => f.startsWith('p.'))).toBe(false);
+  });
+
+  it("an upload cannot overwrite a live run's id (409); the live run's file keeps its events", async () => {
+    const ingest = await openIngest(server);
+    ingest.ws.send(encodeBatch(base('live-one')));
+    await until('live run', () => server.runs().some((r) => r.run === 'live-one' && r.events === 4 && r.live));
+    const upload = base('live-one').slice(0, 2);
+    const res = await fetch(`http://127.0.0.1:${server.port}/api/traces?token=${server.token}`, {
+      method: 'POST',
+      body: upload.map((e) => serializeEvent(e)).join('\n'),
+    });
+    expect(res.status).toBe(409);
+    expect((await res.json()).error).toMatch(/live-one.*live/);
+    expect(server.runs().find((r) => r.run === 'live-one')).toMatchObject({ live: true, events: 4, source: 'live' });
+    ingest.ws.terminate();
+    const file = path.join(dataDir, 'live-one.jsonl');
+    await until('file complete', () => fs.existsSync(file) && fs.readFileSync(file, 'utf8').trim().split('\n').length === 4);
+  });
+
+  it('the data dir keeps at most maxDiskRuns runs, the oldest removed first', async () => {
+    for (let i = 0; i < 7; i++) {
+      const res = await fetch(`http://127.0.0.1:${server.port}/api/traces?token=${server.token}`, {
+        method: 'POST',
+        body: base(`disk-${i}`)
+          .map((e) => serializeEvent(e))
+          .join('\n'),
+      });
+      expect(res.status).toBe(200);
+      await until(`disk-${i} saved`, () => fs.existsSync(path.join(dataDir, `disk-${i}.jsonl`)));
+    }
+    await until('pruned', () => fs.readdirSync(dataDir).filter((f) => f.endsWith('.jsonl')).length <= 4);
+    const files = fs.readdirSync(dataDir).filter((f) => f.endsWith('.jsonl'));
+    expect(files).toContain('disk-6.jsonl');
+    expect(files).not.toContain('disk-0.jsonl');
   });
 });
 
@@ -167,5 +203,99 @@ describe('a data dir with bad files', () => {
       (e: unknown) => e,
     );
     expectTyped(err, /bad\.jsonl, line 1/);
+  });
+});
+
+describe('exposure', () => {
+  it('refuses an empty or short token, naming --token', async () => {
+    for (const token of ['', 'abc', 'short-token']) {
+      const err = await startProfiler({ token, log: () => undefined }).then(
+        (s) => s.close().then(() => null),
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(InputError);
+      expect((err as InputError).subject).toBe('--token');
+      expect((err as Error).message).toMatch(/--token/);
+    }
+  });
+
+  it('answers 403 to a request or upgrade whose Host is not a bound name, unless allowed', async () => {
+    const server = await startProfiler({ log: () => undefined });
+    const allowing = await startProfiler({ allowHosts: ['profiler.example'], log: () => undefined });
+    try {
+      expect(await getWithHost(server, '/api/runs', `127.0.0.1:${server.port}`)).toBe(200);
+      expect(await getWithHost(server, '/api/runs', `localhost:${server.port}`)).toBe(200);
+      expect(await getWithHost(server, '/api/runs', `[::1]:${server.port}`)).toBe(200);
+      expect(await getWithHost(server, '/api/runs', `rebound.example:${server.port}`)).toBe(403);
+      expect(await getWithHost(allowing, '/api/runs', `profiler.example:${allowing.port}`)).toBe(200);
+      expect(await getWithHost(allowing, '/api/runs', `other.example:${allowing.port}`)).toBe(403);
+      const status = await new Promise<number | 'open'>((resolve) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws/live?token=${server.token}`, { headers: { host: 'rebound.example' } });
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on('open', () => resolve('open'));
+        ws.on('error', () => undefined);
+      });
+      expect(status).toBe(403);
+    } finally {
+      await Promise.all([server.close(), allowing.close()]);
+    }
+  });
+
+  it('warns loudly on a non-loopback bind and lists the real URLs', async () => {
+    const logged: string[] = [];
+    const server = await startProfiler({ host: '0.0.0.0', log: (m) => logged.push(m) });
+    try {
+      expect(logged.join('\n')).toMatch(/WARNING.*0\.0\.0\.0/s);
+      expect(server.urls.length).toBeGreaterThan(0);
+      for (const url of server.urls) expect(url).toContain(`:${server.port}/?token=`);
+      // Reached by one of the machine's own addresses, the page answers: that name is bound.
+      expect(await runsStatus(server)).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('sparsevila profile', () => {
+  const BIN = path.join(import.meta.dirname, '..', 'bin', 'sparsevila.js');
+
+  it('refuses a short --token before it starts, naming the flag', async () => {
+    const child = spawn('node', [BIN, 'profile', '--port', '0', '--token', ''], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += String(d)));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/--token must be at least 16 characters/);
+  });
+
+  it('starts and serves on a data dir holding a bad file, and says which it skipped', async () => {
+    const dir = tempDir('hostile-cli');
+    fs.writeFileSync(path.join(dir, 'p.jsonl'), '{"type":"run.start","run":"p","t":0,"version":1}\n');
+    fs.writeFileSync(
+      path.join(dir, 'good.jsonl'),
+      base('good')
+        .map((e) => serializeEvent(e))
+        .join('\n') + '\n',
+    );
+    const token = 'a-long-enough-test-token';
+    const child = spawn('node', [BIN, 'profile', '--port', '0', '--data-dir', dir, '--token', token, '--max-disk-runs', '10'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += String(d)));
+    child.stderr.on('data', (d) => (stderr += String(d)));
+    try {
+      await until('the URL', () => /127\.0\.0\.1:\d+\/\?token=/.test(stdout) || child.exitCode !== null, 15_000);
+      expect(child.exitCode, stderr).toBeNull();
+      const port = Number(/127\.0\.0\.1:(\d+)\//.exec(stdout)![1]);
+      const runs = await fetch(`http://127.0.0.1:${port}/api/runs?token=${token}`);
+      expect(runs.status).toBe(200);
+      expect((await runs.json()).map((r: { run: string }) => r.run)).toEqual(['good']);
+      expect(stderr).toMatch(/skipping .*p\.jsonl/);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    }
   });
 });

@@ -25,18 +25,38 @@ const STAGES: ReadonlySet<string> = new Set(
   Object.keys({ images: 1, encode: 1, prune: 1, prefill: 1, retrieve: 1, decode: 1, fidelity: 1 } satisfies Record<Stage, 1>),
 );
 
-/** Depth and count of the values in `root`, walked with an explicit stack; a problem as text, or null. */
+/**
+ * Depth and count of the values in `root`, walked with an explicit stack (two parallel arrays: no
+ * allocation per value, since events carry thousands of `{image, token}` ids); a problem as text, or null.
+ */
 export function boundsProblem(root: unknown): string | null {
-  const stack: [unknown, number][] = [[root, 1]];
+  const stack: unknown[] = [root];
+  const depths: number[] = [1];
   let values = 1;
   while (stack.length) {
-    const [value, depth] = stack.pop()!;
-    if (typeof value !== 'object' || value === null) continue;
+    const value = stack.pop() as object;
+    const depth = depths.pop()!;
     if (depth > MAX_EVENT_DEPTH) return `event nests deeper than ${MAX_EVENT_DEPTH} levels`;
-    const children = Array.isArray(value) ? value : Object.values(value);
-    values += children.length;
-    if (values > MAX_EVENT_VALUES) return `event has more than ${MAX_EVENT_VALUES} values`;
-    for (const child of children) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    if (Array.isArray(value)) {
+      values += value.length;
+      if (values > MAX_EVENT_VALUES) return `event has more than ${MAX_EVENT_VALUES} values`;
+      for (let i = 0; i < value.length; i++) {
+        const child: unknown = value[i];
+        if (typeof child === 'object' && child !== null) {
+          stack.push(child);
+          depths.push(depth + 1);
+        }
+      }
+    } else if (typeof value === 'object' && value !== null) {
+      for (const key in value) {
+        if (++values > MAX_EVENT_VALUES) return `event has more than ${MAX_EVENT_VALUES} values`;
+        const child: unknown = (value as Record<string, unknown>)[key];
+        if (typeof child === 'object' && child !== null) {
+          stack.push(child);
+          depths.push(depth + 1);
+        }
+      }
+    }
   }
   return null;
 }
@@ -124,9 +144,8 @@ export function fieldsProblem(e: Obj): string | null {
       return numbers(e, ['turn', 'image', 'total']) ?? numberList(e, 'kept');
     case 'retrieval':
       // candidates are checked by the unpacking (wire.ts) or below as {image, token} pairs.
-      if (!Array.isArray(e.candidates) || !e.candidates.every((c) => isObj(c) && isNum(c.image) && isNum(c.token))) {
-        return `'candidates' must be an array of {image, token}`;
-      }
+      if (!Array.isArray(e.candidates)) return `'candidates' must be an array of {image, token}`;
+      for (const c of e.candidates as unknown[]) if (!isObj(c) || !isNum(c.image) || !isNum(c.token)) return `'candidates' must be an array of {image, token}`;
       return numbers(e, ['turn', 'layer']) ?? numberList(e, 'scores') ?? numberList(e, 'retrieved');
     case 'decode.step':
       return numbers(e, ['turn', 'step', 'attended', 'visualAttended']) ?? measures(e, ['ms']);

@@ -87,7 +87,12 @@ describe('schema checks at the edge', () => {
       thrown(() => parseTrace(options, 'deep.jsonl')),
       /nest/,
     );
-    const wide = { ...base('d')[0], options: Object.fromEntries(Array.from({ length: 300_000 }, (_, i) => [`k${i}`, i])) };
+    // A long video's retrieval set as plain objects (a JSON-lines file) is within the bounds.
+    const n = 200_000;
+    const candidates = Array.from({ length: n }, (_, i) => ({ image: i >> 8, token: i & 255 }));
+    const long = { type: 'retrieval', run: 'd', t: 1, turn: 0, layer: 3, candidates, scores: new Array(n).fill(0.5), retrieved: [0, 1] };
+    expect(parseTrace(JSON.stringify(long), 'long.jsonl')[0]).toMatchObject({ type: 'retrieval' });
+    const wide = { ...base('d')[0], options: { list: new Array(5_000_000).fill(0) } };
     expectTyped(
       thrown(() => validateEvent(wide)),
       /values/,

@@ -14,8 +14,12 @@ import { TRACE_EVENT_TYPES, runStartProblem, type Stage, type TraceEventType } f
 
 /** Deepest nesting of objects and arrays in one event (the event itself is depth 1). */
 export const MAX_EVENT_DEPTH = 32;
-/** Most values (objects, arrays, scalars, counting array elements) in one event, before unpacking. */
-export const MAX_EVENT_VALUES = 1 << 18;
+/**
+ * Most values (objects, arrays, scalars, counting array elements) in one event, before unpacking: room for
+ * a long video's retrieval set written as plain {image, token} objects (a JSON-lines file, an in-process
+ * event: 1.4 M candidates), while one event cannot hold the event loop for long.
+ */
+export const MAX_EVENT_VALUES = 1 << 22;
 /** Longest run id: ids name files and travel in every message. */
 export const MAX_RUN_ID_LENGTH = 256;
 

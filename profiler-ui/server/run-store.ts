@@ -9,17 +9,18 @@
  * Events can arrive out of order (several processes, reconnects, events before their run.start): each
  * run's events are kept ordered by `t`, ties in arrival order.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../../src/errors.js';
 import { JsonlSink, readTrace } from '../../src/trace/jsonl-sink.js';
 import type { TraceEvent } from '../../src/trace/schema.js';
 import type { RunSource, RunSummary } from './protocol.js';
+import { listRunFiles, pruneRunFiles, runFileName } from './run-files.js';
 
 type RunStart = Extract<TraceEvent, { type: 'run.start' }>;
 
 export type { RunSource, RunSummary } from './protocol.js';
+export { runFileName } from './run-files.js';
 
 export interface RunStoreOptions {
   /** Where runs are appended as JSONL and loaded from at start; none: memory only. */
@@ -97,7 +98,7 @@ export class RunStore {
   async loadDataDir(): Promise<string[]> {
     if (!this.dataDir) return [];
     this.pruneDisk();
-    const all = this.diskFiles();
+    const all = listRunFiles(this.dataDir, this.log);
     for (const f of all) if (!f.isFile) this.log(`profiler: skipping ${f.file}: not a file`);
     const files = all.filter((f) => f.isFile).slice(-this.maxRuns); // oldest first, so the newest are the last evicted
     const loaded: string[] = [];
@@ -111,47 +112,12 @@ export class RunStore {
     return loaded;
   }
 
-  /** The data dir's run files, oldest first (what cannot be stat'ed is left out: it may be gone already). */
-  private diskFiles(): { file: string; mtime: number; size: number; isFile: boolean }[] {
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.dataDir!).filter((f) => f.endsWith('.jsonl'));
-    } catch (err) {
-      this.log(`profiler: cannot list ${this.dataDir}: ${(err as Error).message}`);
-      return [];
-    }
-    const out: { file: string; mtime: number; size: number; isFile: boolean }[] = [];
-    for (const name of names) {
-      const file = path.join(this.dataDir!, name);
-      try {
-        const stat = fs.statSync(file);
-        out.push({ file, mtime: stat.mtimeMs, size: stat.isFile() ? stat.size : 0, isFile: stat.isFile() });
-      } catch {
-        // removed in between
-      }
-    }
-    return out.sort((a, b) => a.mtime - b.mtime);
-  }
-
-  /** Remove the oldest run files past `maxDiskRuns` or `maxDiskBytes`; files of live runs stay. */
+  /** Remove the oldest run files past the disk bounds; files of live runs (and uploads being written) stay. */
   private pruneDisk(): void {
     if (!this.dataDir) return;
-    const files = this.diskFiles().filter((f) => f.isFile);
-    const live = new Set<string>();
-    for (const run of this.runs.values()) if (run.file || run.saving) live.add(path.join(this.dataDir, runFileName(run.id)));
-    let count = files.length;
-    let bytes = files.reduce((sum, f) => sum + f.size, 0);
-    for (const f of files) {
-      if (count <= this.maxDiskRuns && bytes <= this.maxDiskBytes) break;
-      if (live.has(f.file)) continue;
-      try {
-        fs.rmSync(f.file, { force: true });
-        count--;
-        bytes -= f.size;
-      } catch (err) {
-        this.log(`profiler: cannot remove ${f.file}: ${(err as Error).message}`);
-      }
-    }
+    const keep = new Set<string>();
+    for (const run of this.runs.values()) if (run.file || run.saving) keep.add(runFileName(run.id));
+    pruneRunFiles(this.dataDir, { maxRuns: this.maxDiskRuns, maxBytes: this.maxDiskBytes }, keep, this.log);
   }
 
   /** Runs among `ids` that a producer is still feeding: an upload must not replace them. */
@@ -410,15 +376,4 @@ export function estimateBytes(e: TraceEvent): number {
       break;
   }
   return bytes;
-}
-
-/**
- * A safe file name for a run id (ids come from clients): plain ids stay readable; anything else is
- * replaced, with a hash of the id so distinct ids never share a file.
- */
-export function runFileName(id: string): string {
-  if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$/.test(id)) return `${id}.jsonl`;
-  const safe = id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 60);
-  const hash = crypto.createHash('sha256').update(id).digest('hex').slice(0, 12);
-  return `${safe}-${hash}.jsonl`;
 }

@@ -135,6 +135,7 @@ describe('profiler soak', () => {
           `messages per reading page ${Math.min(...received.slice(0, -1))}–${Math.max(...received.slice(0, -1))}`,
       );
       expect(pageErrors).toBe(0);
+      expect(listed).toBeGreaterThan(0);
       expect(peak).toBeLessThan(MAX_RSS_MB);
       expect(health.rejectedBatches).toBe(0);
     } finally {

@@ -7,12 +7,13 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { InputError } from '../../src/errors.js';
 import { parseTrace, serializeEvent } from '../../src/trace/jsonl-sink.js';
 import { encodeBatch } from '../../src/trace/wire.js';
-import type { TokenAuth } from './auth.js';
+import type { HostCheck, TokenAuth } from './auth.js';
 import type { ProfilerPaths } from './paths.js';
 import type { RunStore } from './run-store.js';
 
 export interface HttpDeps {
   auth: TokenAuth;
+  hosts: HostCheck;
   store: RunStore;
   paths: ProfilerPaths;
   /** Numbers for /api/health. */
@@ -27,6 +28,10 @@ export function createApp(deps: HttpDeps): express.Express {
   app.disable('x-powered-by');
 
   app.use((req, res, next) => {
+    if (!deps.hosts.allows(req)) {
+      res.status(403).json({ error: deps.hosts.refusal(req) });
+      return;
+    }
     const source = auth.check(req);
     if (!source) {
       res.status(401).json({
@@ -70,6 +75,11 @@ export function createApp(deps: HttpDeps): express.Express {
     const events = parseTrace(req.body, '<upload>'); // throws InputError naming the line: 400 below
     if (!events.length) {
       res.status(400).json({ error: 'the uploaded trace has no events' });
+      return;
+    }
+    const live = store.liveRuns(new Set(events.map((e) => e.run)));
+    if (live.length) {
+      res.status(409).json({ error: `run ${JSON.stringify(live[0])} is live (a producer is streaming it): upload it under another run id` });
       return;
     }
     res.json({ runs: store.load(events, { persist: true }) });

@@ -52,7 +52,13 @@ export class Ingest {
         this.reject(ws, (err as Error).message);
         return;
       }
-      this.accepted(events, producer, text);
+      try {
+        this.accepted(events, producer, text);
+      } catch (err) {
+        // Validation lets nothing through that the store cannot take; should that ever fail, only this
+        // batch is lost and the sender hears why, rather than the process exiting.
+        this.reject(ws, `profiler could not store the batch: ${(err as Error).message}`);
+      }
     });
     // Oversized frames (1009) and invalid UTF-8 (1007) end in 'error' then 'close': only this connection.
     ws.on('error', () => undefined);

@@ -3,20 +3,24 @@
  * is evicted first), `maxEventsPerRun` events per run, and an estimated `maxBytes` overall — so a long
  * session or a flood of runs cannot exhaust the server. Every event of a live run is also appended, as JSON
  * lines, to `<dataDir>/<run>.jsonl`, which is what replays after a restart (files are loaded at start).
+ * The data dir is bounded too — at most `maxDiskRuns` files and `maxDiskBytes` bytes, the oldest (by last
+ * write) removed first, never the file of a live run — since uploads and producers choose run ids freely.
  *
  * Events can arrive out of order (several processes, reconnects, events before their run.start): each
  * run's events are kept ordered by `t`, ties in arrival order.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { InputError } from '../../src/errors.js';
 import { JsonlSink, readTrace } from '../../src/trace/jsonl-sink.js';
 import type { TraceEvent } from '../../src/trace/schema.js';
 import type { RunSource, RunSummary } from './protocol.js';
+import { listRunFiles, pruneRunFiles, runFileName } from './run-files.js';
 
 type RunStart = Extract<TraceEvent, { type: 'run.start' }>;
 
 export type { RunSource, RunSummary } from './protocol.js';
+export { runFileName } from './run-files.js';
 
 export interface RunStoreOptions {
   /** Where runs are appended as JSONL and loaded from at start; none: memory only. */
@@ -25,6 +29,10 @@ export interface RunStoreOptions {
   maxEventsPerRun?: number;
   /** Estimated in-memory size of all stored events (default 1 GiB). */
   maxBytes?: number;
+  /** Most run files kept in the data dir (default 500). */
+  maxDiskRuns?: number;
+  /** Most bytes of run files kept in the data dir (default 2 GiB). */
+  maxDiskBytes?: number;
   /** Problems that do not stop the server (an unreadable data file, a failed append). */
   log?: (message: string) => void;
 }
@@ -51,6 +59,8 @@ interface StoredRun {
   producers: Set<Producer>;
   /** Appends this run's live events to the data dir (open while live). */
   file: JsonlSink | null;
+  /** An upload of this run is being written to the data dir. */
+  saving: boolean;
 }
 
 export class RunStore {
@@ -59,6 +69,8 @@ export class RunStore {
   private readonly maxRuns: number;
   private readonly maxEventsPerRun: number;
   private readonly maxBytes: number;
+  private readonly maxDiskRuns: number;
+  private readonly maxDiskBytes: number;
   private readonly dataDir: string | undefined;
   private readonly log: (message: string) => void;
   private totalBytes = 0;
@@ -67,6 +79,8 @@ export class RunStore {
     this.maxRuns = options.maxRuns ?? 50;
     this.maxEventsPerRun = options.maxEventsPerRun ?? 200_000;
     this.maxBytes = options.maxBytes ?? 1024 * 1024 * 1024;
+    this.maxDiskRuns = options.maxDiskRuns ?? 500;
+    this.maxDiskBytes = options.maxDiskBytes ?? 2 * 1024 * 1024 * 1024;
     this.dataDir = options.dataDir === undefined ? undefined : path.resolve(options.dataDir);
     this.log = options.log ?? (() => undefined);
     if (this.dataDir) fs.mkdirSync(this.dataDir, { recursive: true });
@@ -80,19 +94,13 @@ export class RunStore {
     return this.runs.size;
   }
 
-  /** Load the newest `maxRuns` JSONL files of the data dir (unreadable ones are logged and skipped). */
+  /** Load the newest `maxRuns` JSONL files of the data dir (unreadable or invalid ones are logged and skipped). */
   async loadDataDir(): Promise<string[]> {
     if (!this.dataDir) return [];
-    const files = fs
-      .readdirSync(this.dataDir)
-      .filter((f) => f.endsWith('.jsonl'))
-      .map((f) => {
-        const file = path.join(this.dataDir!, f);
-        return { file, mtime: fs.statSync(file).mtimeMs };
-      })
-      .sort((a, b) => b.mtime - a.mtime)
-      .slice(0, this.maxRuns)
-      .reverse(); // oldest first, so the newest are the last evicted
+    this.pruneDisk();
+    const all = listRunFiles(this.dataDir, this.log);
+    for (const f of all) if (!f.isFile) this.log(`profiler: skipping ${f.file}: not a file`);
+    const files = all.filter((f) => f.isFile).slice(-this.maxRuns); // oldest first, so the newest are the last evicted
     const loaded: string[] = [];
     for (const { file, mtime } of files) {
       try {
@@ -102,6 +110,19 @@ export class RunStore {
       }
     }
     return loaded;
+  }
+
+  /** Remove the oldest run files past the disk bounds; files of live runs (and uploads being written) stay. */
+  private pruneDisk(): void {
+    if (!this.dataDir) return;
+    const keep = new Set<string>();
+    for (const run of this.runs.values()) if (run.file || run.saving) keep.add(runFileName(run.id));
+    pruneRunFiles(this.dataDir, { maxRuns: this.maxDiskRuns, maxBytes: this.maxDiskBytes }, keep, this.log);
+  }
+
+  /** Runs among `ids` that a producer is still feeding: an upload must not replace them. */
+  liveRuns(ids: Iterable<string>): string[] {
+    return [...ids].filter((id) => (this.runs.get(id)?.producers.size ?? 0) > 0);
   }
 
   /**
@@ -114,6 +135,13 @@ export class RunStore {
       let list = byRun.get(e.run);
       if (!list) byRun.set(e.run, (list = []));
       list.push(e);
+    }
+    const live = this.liveRuns(byRun.keys());
+    if (live.length) {
+      // Replacing would truncate the run's data-dir file under its producer.
+      throw new InputError('OPTION_INVALID', `run ${JSON.stringify(live[0])} is live (a producer is streaming it): upload it under another run id`, {
+        subject: live[0],
+      });
     }
     for (const [id, list] of byRun) {
       if (this.runs.has(id)) this.evict(id);
@@ -176,7 +204,20 @@ export class RunStore {
   }
 
   private create(id: string, source: RunSource, started: number): StoredRun {
-    const run: StoredRun = { id, events: [], bytes: 0, start: null, started, turns: 0, lastT: 0, source, truncated: 0, producers: new Set(), file: null };
+    const run: StoredRun = {
+      id,
+      events: [],
+      bytes: 0,
+      start: null,
+      started,
+      turns: 0,
+      lastT: 0,
+      source,
+      truncated: 0,
+      producers: new Set(),
+      file: null,
+      saving: false,
+    };
     this.runs.set(id, run);
     while (this.runs.size > this.maxRuns) {
       const victim = this.oldestEvictable(run);
@@ -237,15 +278,21 @@ export class RunStore {
 
   private append(run: StoredRun, e: TraceEvent): void {
     if (!this.dataDir) return;
-    run.file ??= new JsonlSink(path.join(this.dataDir, runFileName(run.id)));
+    if (!run.file) {
+      run.file = new JsonlSink(path.join(this.dataDir, runFileName(run.id)));
+      this.pruneDisk(); // a new file: the bound may now be passed
+    }
     run.file.write(e);
   }
 
   private persistWhole(run: StoredRun, events: readonly TraceEvent[]): void {
     const sink = new JsonlSink(path.join(this.dataDir!, runFileName(run.id)), { truncate: true });
     for (const e of events) sink.write(e);
+    run.saving = true;
     void sink.close().then(() => {
+      run.saving = false;
       if (sink.error) this.log(`profiler: could not save run ${run.id}: ${sink.error.message}`);
+      this.pruneDisk();
     });
   }
 
@@ -254,6 +301,7 @@ export class RunStore {
     run.file = null;
     if (!file) return;
     await file.close();
+    this.pruneDisk(); // the finished run's file has its final size
     if (file.error || file.dropped) {
       this.log(`profiler: ${file.file}: ${file.dropped} events not written${file.error ? ` (${file.error.message})` : ''}`);
     }
@@ -328,15 +376,4 @@ export function estimateBytes(e: TraceEvent): number {
       break;
   }
   return bytes;
-}
-
-/**
- * A safe file name for a run id (ids come from clients): plain ids stay readable; anything else is
- * replaced, with a hash of the id so distinct ids never share a file.
- */
-export function runFileName(id: string): string {
-  if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$/.test(id)) return `${id}.jsonl`;
-  const safe = id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 60);
-  const hash = crypto.createHash('sha256').update(id).digest('hex').slice(0, 12);
-  return `${safe}-${hash}.jsonl`;
 }

@@ -9,7 +9,7 @@ import { InputError } from '../../src/errors.js';
 import { readTrace } from '../../src/trace/jsonl-sink.js';
 import type { TraceEvent } from '../../src/trace/schema.js';
 import { encodeBatch } from '../../src/trace/wire.js';
-import { TokenAuth, cookieName, randomToken, sameOrigin } from './auth.js';
+import { HostCheck, TokenAuth, checkToken, cookieName, interfaceAddresses, isLoopback, isWildcard, randomToken, sameOrigin } from './auth.js';
 import { createApp } from './http.js';
 import { Ingest, eventsMessage } from './ingest.js';
 import { LiveHub } from './live-hub.js';
@@ -22,8 +22,13 @@ export interface ProfilerOptions {
   port?: number;
   /** Default 127.0.0.1: traces hold prompts and images; expose them deliberately. */
   host?: string;
-  /** Default: a fresh random token. */
+  /** Default: a fresh random token. A chosen one must have at least 16 characters. */
   token?: string;
+  /**
+   * Host header names accepted besides the loopback names and the bound host (`*`: any). Requests naming
+   * another host get 403, which stops DNS-rebinding pages (as Jupyter's allow_remote_access does).
+   */
+  allowHosts?: string[];
   /** Runs are appended here as JSONL and reloaded at start; default: memory only. */
   dataDir?: string;
   /** Saved JSONL traces to load at start (not copied into the data dir). */
@@ -31,6 +36,10 @@ export interface ProfilerOptions {
   maxRuns?: number;
   maxEventsPerRun?: number;
   maxStoredBytes?: number;
+  /** Most run files kept in the data dir (default 500); the oldest are removed. */
+  maxDiskRuns?: number;
+  /** Most bytes of run files kept in the data dir (default 2 GiB); the oldest are removed. */
+  maxDiskBytes?: number;
   /** Largest ingest frame (default 16 MiB); bigger ones close that connection with 1009. */
   maxIngestPayload?: number;
   /** Per-page socket backlog past which messages for that page are dropped (default 4 MiB). */
@@ -53,6 +62,8 @@ export interface ProfilerStats {
 export interface ProfilerServer {
   /** The page, with the token: what to open (or print). */
   url: string;
+  /** The page by every address it is served on (one for a specific bind, each interface for a wildcard). */
+  urls: string[];
   /** Where producers connect: `new WebSocketSink(server.ingestUrl)`. */
   ingestUrl: string;
   token: string;
@@ -71,6 +82,7 @@ export interface ProfilerServer {
 
 export async function startProfiler(options: ProfilerOptions = {}): Promise<ProfilerServer> {
   const host = options.host ?? '127.0.0.1';
+  if (options.token !== undefined) checkToken(options.token);
   const token = options.token ?? randomToken();
   const log = options.log ?? ((m: string) => process.stderr.write(m + '\n'));
   const startedAt = performance.now();
@@ -81,6 +93,8 @@ export async function startProfiler(options: ProfilerOptions = {}): Promise<Prof
     maxRuns: options.maxRuns,
     maxEventsPerRun: options.maxEventsPerRun,
     maxBytes: options.maxStoredBytes,
+    maxDiskRuns: options.maxDiskRuns,
+    maxDiskBytes: options.maxDiskBytes,
     log,
   });
   await store.loadDataDir();
@@ -132,23 +146,35 @@ export async function startProfiler(options: ProfilerOptions = {}): Promise<Prof
   // Handlers go on after listen: the cookie name carries the port. No request can arrive in between.
   const port = await listen(server, options.port ?? 0, host);
   const auth = new TokenAuth(token, cookieName(port));
-  server.on('request', createApp({ auth, store, paths, health: () => ({ ...stats() }), maxUploadBytes: options.maxUploadBytes }));
+  const hosts = new HostCheck(host, options.allowHosts);
+  server.on('request', createApp({ auth, hosts, store, paths, health: () => ({ ...stats() }), maxUploadBytes: options.maxUploadBytes }));
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => undefined);
     const pathname = new URL(req.url ?? '/', 'http://profiler.invalid').pathname;
     const wss = pathname === '/ws/ingest' ? ingestWss : pathname === '/ws/live' ? liveWss : null;
     if (!wss) return refuse(socket, 404, 'no WebSocket endpoint here: use /ws/live or /ws/ingest');
+    if (!hosts.allows(req)) return refuse(socket, 403, hosts.refusal(req));
     if (!auth.check(req)) return refuse(socket, 401, 'missing or wrong profiler token (?token=, Bearer header, or the page cookie)');
     if (!sameOrigin(req)) return refuse(socket, 403, `foreign Origin ${req.headers.origin} may not connect`);
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
   server.on('clientError', (_err, socket) => socket.destroy());
-  const urlHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
+  const urlName = (h: string): string => (h.includes(':') ? `[${h}]` : h);
+  const urlHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : urlName(host);
   const q = `token=${encodeURIComponent(token)}`;
+  const addresses = isWildcard(host) ? interfaceAddresses().filter((a) => host === '::' || !a.includes(':')) : [host];
+  const urls = addresses.map((a) => `http://${urlName(a)}:${port}/?${q}`);
+  if (!isLoopback(host)) {
+    log(
+      `WARNING: the profiler is bound to ${host}, not loopback: anyone who can reach ${isWildcard(host) ? 'this machine' : host} on port ${port} ` +
+        `and has the token can read every trace (prompts, answers, images). It is served at:\n${urls.map((u) => `    ${u}`).join('\n')}`,
+    );
+  }
 
   let closing: Promise<void> | null = null;
   return {
     url: `http://${urlHost}:${port}/?${q}`,
+    urls,
     ingestUrl: `ws://${urlHost}:${port}/ws/ingest?${q}`,
     token,
     port,

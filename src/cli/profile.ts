@@ -12,7 +12,8 @@ const DEFAULT_PORT = 8765;
 /** Without --port, try this many ports from the default, as Jupyter does. */
 const PORT_TRIES = 10;
 
-export const PROFILE_HELP = `Usage: sparsevila profile [--port N] [--host H] [--open] [--data-dir DIR] [--load FILE.jsonl …]
+export const PROFILE_HELP = `Usage: sparsevila profile [--port N] [--host H] [--open] [--data-dir DIR] [--load FILE.jsonl …] [--token T]
+                         [--allow-host NAME …] [--max-disk-runs N] [--max-disk-mb N]
 
 Starts the live profiler: a web page showing runs as they happen (stage timeline, salience and retention
 maps, retrieval per layer, decode steps) and saved traces. Prints the page's URL with its access token
@@ -21,12 +22,17 @@ and serves until Ctrl-C. Engine processes stream to it with
 
 Options:
   --port N         port (default ${DEFAULT_PORT}, or the next free one of ${PORT_TRIES}; 0 picks any free port)
-  --host H         interface to bind (default 127.0.0.1; traces hold prompts and images — bind wider deliberately)
+  --host H         interface to bind (default 127.0.0.1; traces hold prompts and images — bind wider deliberately:
+                   a non-loopback bind is warned about and every address it serves is printed)
   --open           open the page in a browser (xdg-open)
   --data-dir DIR   where runs are saved as JSONL and reloaded from at start
                    (default $SPARSEVILA_TRACES or ~/.cache/sparsevila/traces)
   --load FILE      load a saved JSONL trace (repeatable)
-  --token T        use this access token instead of a random one
+  --token T        use this access token (at least 16 characters) instead of a random one
+  --allow-host NAME  also accept requests whose Host header is NAME (repeatable; * accepts any). By default
+                   only loopback names and the bound host are accepted, which stops DNS-rebinding pages
+  --max-disk-runs N  keep at most N runs in the data dir, removing the oldest (default 500)
+  --max-disk-mb N  keep at most N MiB of runs in the data dir, removing the oldest (default 2048)
 `;
 
 export async function runProfile(argv: string[]): Promise<void> {
@@ -39,6 +45,9 @@ export async function runProfile(argv: string[]): Promise<void> {
       'data-dir': { type: 'string' },
       load: { type: 'string', multiple: true },
       token: { type: 'string' },
+      'allow-host': { type: 'string', multiple: true },
+      'max-disk-runs': { type: 'string' },
+      'max-disk-mb': { type: 'string' },
     },
     strict: true,
   });
@@ -48,14 +57,24 @@ export async function runProfile(argv: string[]): Promise<void> {
     if (!fs.existsSync(file)) throw new InputError('OPTION_INVALID', `--load ${file}: no such file`, { subject: file });
   }
   const dataDir = values['data-dir'] ?? process.env.SPARSEVILA_TRACES ?? path.join(os.homedir(), '.cache', 'sparsevila', 'traces');
-  const options = { host: values.host, dataDir, load: values.load, token: values.token };
+  const maxDiskRuns = positive(values['max-disk-runs'], '--max-disk-runs');
+  const maxDiskMb = positive(values['max-disk-mb'], '--max-disk-mb');
+  const options = {
+    host: values.host,
+    dataDir,
+    load: values.load,
+    token: values.token,
+    allowHosts: values['allow-host'],
+    maxDiskRuns,
+    maxDiskBytes: maxDiskMb === undefined ? undefined : maxDiskMb * 1024 * 1024,
+  };
 
   // Loaded here, not at CLI start: the other commands need no web server.
   const { startProfiler } = await import('../../profiler-ui/server/server.js');
   const server = await startOnFreePort(port, (p) => startProfiler({ ...options, port: p }));
   process.stdout.write(
     `SparseVILA profiler: ${server.runs().length} saved runs from ${dataDir}\n` +
-      `Open the page:\n    ${server.url}\n` +
+      `Open the page:\n${server.urls.map((u) => `    ${u}\n`).join('')}` +
       `Stream a run to it:\n    new Tracer([new WebSocketSink('${server.ingestUrl}')])\n` +
       `Ctrl-C stops it.\n`,
   );
@@ -64,6 +83,13 @@ export async function runProfile(argv: string[]): Promise<void> {
   await untilInterrupted();
   process.stdout.write('\nstopping the profiler\n');
   await server.close();
+}
+
+function positive(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = parseInteger(value, flag);
+  if (n < 1) throw new InputError('OPTION_INVALID', `${flag} must be at least 1, got ${n}`, { subject: flag });
+  return n;
 }
 
 export function untilInterrupted(): Promise<void> {

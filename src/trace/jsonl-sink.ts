@@ -7,7 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../errors.js';
-import { TRACE_EVENT_TYPES, runStartProblem, type TraceEvent, type TraceEventType, type TraceSink } from './schema.js';
+import type { TraceEvent, TraceSink } from './schema.js';
+import { boundsProblem, commonProblem, fieldsProblem } from './validate.js';
 
 export interface JsonlSinkOptions {
   /** Start the file afresh instead of appending to it (default: append; the file is created if missing). */
@@ -118,19 +119,16 @@ function lineError(file: string, line: number, message: string, cause?: unknown)
   });
 }
 
-/** Check one parsed line; returns it as an event or throws naming the file and line. */
+/** Check one parsed line against the schema (src/trace/validate.ts); returns it as an event or throws naming the file and line. */
 export function validateTraceLine(value: unknown, file: string, line: number): TraceEvent {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw lineError(file, line, 'expected a JSON object per line');
   }
   const e = value as Record<string, unknown>;
-  if (typeof e.type !== 'string' || !TRACE_EVENT_TYPES.has(e.type as TraceEventType)) {
-    throw lineError(file, line, `unknown event type ${JSON.stringify(e.type)} (known: ${[...TRACE_EVENT_TYPES].join(', ')})`);
-  }
-  if (typeof e.run !== 'string') throw lineError(file, line, `'${e.type}' event has no string 'run'`);
-  if (typeof e.t !== 'number') throw lineError(file, line, `'${e.type}' event has no numeric 't'`);
-  const problem = e.type === 'run.start' ? runStartProblem(e) : null;
+  const problem = boundsProblem(e) ?? commonProblem(e);
   if (problem) throw lineError(file, line, problem);
+  const fields = fieldsProblem(e);
+  if (fields) throw lineError(file, line, `'${String(e.type)}' event: ${fields}`);
   return e as unknown as TraceEvent;
 }
 

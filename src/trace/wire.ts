@@ -12,10 +12,11 @@
  * `decodeBatch` validates, since batches come over sockets and uploads.
  *
  * BROWSER-SAFE: the profiler page imports this file as-is (`/lib/wire.js`), so it uses no Node modules
- * (no Buffer) and imports only the schema (browser-safe too) and the error class.
+ * (no Buffer) and imports only the schema and its checks (browser-safe too) and the error class.
  */
 import { InputError } from '../errors.js';
-import { TRACE_EVENT_TYPES, runStartProblem, type TraceEvent, type TraceEventType, type VisualTokenId } from './schema.js';
+import type { TraceEvent, VisualTokenId } from './schema.js';
+import { boundsProblem, commonProblem, fieldsProblem } from './validate.js';
 
 export const WIRE_VERSION = 1;
 
@@ -243,35 +244,37 @@ function unpackPairs(value: unknown, field: string): VisualTokenId[] {
   return out;
 }
 
-/** Check the fields every event has, then unpack the packed ones. Throws WireFault naming the problem. */
+/**
+ * Check the bounds and the fields every event has, unpack the packed ones, then check the type's own
+ * fields (src/trace/validate.ts). Throws WireFault naming the problem.
+ */
 function unpackEvent(value: unknown): TraceEvent {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new WireFault('expected an object');
   const e = value as Record<string, unknown>;
-  if (typeof e.type !== 'string' || !TRACE_EVENT_TYPES.has(e.type as TraceEventType)) {
-    throw new WireFault(`unknown event type ${JSON.stringify(e.type)} (known: ${[...TRACE_EVENT_TYPES].join(', ')})`);
-  }
-  if (typeof e.run !== 'string') throw new WireFault(`'${e.type}' event has no string 'run'`);
-  if (typeof e.t !== 'number' || !Number.isFinite(e.t)) throw new WireFault(`'${e.type}' event has no finite number 't'`);
+  const problem = boundsProblem(e) ?? commonProblem(e);
+  if (problem) throw new WireFault(problem);
+  let out: Record<string, unknown>;
   switch (e.type) {
-    case 'run.start': {
-      const problem = runStartProblem(e);
-      if (problem) throw new WireFault(problem);
-      return e as unknown as TraceEvent;
-    }
     case 'salience':
-      return { ...e, scores: unpackF32(e.scores, 'salience.scores') } as unknown as TraceEvent;
+      out = { ...e, scores: unpackF32(e.scores, 'salience.scores') };
+      break;
     case 'kept':
-      return { ...e, kept: unpackI32(e.kept, 'kept.kept') } as unknown as TraceEvent;
+      out = { ...e, kept: unpackI32(e.kept, 'kept.kept') };
+      break;
     case 'retrieval':
-      return {
+      out = {
         ...e,
         candidates: unpackPairs(e.candidates, 'retrieval.candidates'),
         scores: unpackF32(e.scores, 'retrieval.scores'),
         retrieved: unpackI32(e.retrieved, 'retrieval.retrieved'),
-      } as unknown as TraceEvent;
+      };
+      break;
     default:
-      return e as unknown as TraceEvent;
+      out = e;
   }
+  const fields = fieldsProblem(out);
+  if (fields) throw new WireFault(fields);
+  return out as unknown as TraceEvent;
 }
 
 function wireError(message: string, cause?: unknown): InputError {

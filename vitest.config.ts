@@ -2,18 +2,23 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * The fast tier (`npm run test:fast`): the engine's own tests — loading, graphs, runtime, the session and
- * every sparsity method, the trace, the layering — on the tiny fixture checkpoints. Left to `npm test`:
+ * every sparsity method, the trace, the layering, the fuzz suites of the loaders and the profiler's readers —
+ * on the tiny fixture checkpoints. Left to `npm test`:
  * the browser (Chromium), notebooks (Jupyter), video (ffmpeg), the CLI's subprocess runs, the synthetic
  * world's pixel checks, AWQ's searches and the benchmarks.
  */
 export const FAST = [
+  'test/bench-doc.test.ts',
   'test/check-layers.test.ts',
   'test/checkpoint-config.test.ts',
   'test/checkpoint.test.ts',
   'test/efficiency-decode.test.ts',
   'test/fixtures.test.ts',
   'test/format.test.ts',
+  'test/hostile-input.test.ts',
+  'test/loader-fuzz.test.ts',
   'test/media.test.ts',
+  'test/profiler-fuzz.test.ts',
   'test/runtime.test.ts',
   'test/session.test.ts',
   'test/session-settings.test.ts',

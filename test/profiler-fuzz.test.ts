@@ -15,23 +15,12 @@ import { parseTrace, serializeEvent, type TraceEvent } from '../dist/src/trace/i
 import { decodeBatch, encodeBatch, unpackBatch } from '../dist/src/trace/wire.js';
 import { tempDir } from './helpers/temp.js';
 import { deepJson, openIngest, runsStatus, syntheticRun, until } from './helpers/profiler.js';
+import { seededRandom } from '../dist/src/seeded-random.js';
 
 const SEED = Number(process.env.SPARSEVILA_FUZZ_SEED ?? 22);
 const READER_CASES = 4000;
 const FRAMES = 600;
 const UPLOADS = 120;
-
-/** mulberry32: a small seeded PRNG, enough to make cases reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   constructor(readonly rand: () => number) {}
@@ -155,7 +144,7 @@ function isTypedError(err: unknown): boolean {
 
 describe('fuzzing the trace readers', () => {
   it(`${READER_CASES} random and mutated events and batches: each accepted and usable, or a typed error`, () => {
-    const g = new Gen(prng(SEED));
+    const g = new Gen(seededRandom(SEED));
     const store = new RunStore({ maxRuns: 5 });
     let accepted = 0;
     let refused = 0;
@@ -205,7 +194,7 @@ describe('fuzzing a running server', () => {
   });
 
   it(`${FRAMES} ingest frames and ${UPLOADS} uploads: typed refusals, the server answers and restarts`, async () => {
-    const g = new Gen(prng(SEED + 1));
+    const g = new Gen(seededRandom(SEED + 1));
     const ingest = await openIngest(server);
     const page = new WebSocket(`ws://127.0.0.1:${server.port}/ws/live?token=${server.token}`);
     const pageMessages: any[] = [];

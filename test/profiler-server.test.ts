@@ -13,19 +13,10 @@ import { serializeEvent } from '../dist/src/trace/jsonl-sink.js';
 import { decodeBatch, encodeBatch, unpackBatch } from '../dist/src/trace/wire.js';
 import { SIGLIP_FIXTURE } from './helpers/checkpoint-writer.js';
 import { engine, tempDir } from './helpers/engine.js';
+import { openIngest, sleep, syntheticRun, until } from './helpers/profiler.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 const IMAGE = path.join(SIGLIP_FIXTURE, 'image.png');
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -86,34 +77,6 @@ function upgradeOutcome(url: string, headers: Record<string, string> = {}): Prom
     });
     ws.on('error', () => undefined);
   });
-}
-
-/** A raw ingest connection, keeping what the server says and how it closed. */
-async function rawIngest(server: ProfilerServer): Promise<{ ws: WebSocket; said: string[]; closed: Promise<number> }> {
-  const ws = new WebSocket(wsUrl(server, '/ws/ingest'));
-  const said: string[] = [];
-  ws.on('message', (d) => said.push(String(d)));
-  ws.on('error', () => undefined);
-  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
-  await new Promise<void>((resolve) => ws.once('open', () => resolve()));
-  return { ws, said, closed };
-}
-
-function syntheticRun(run: string, t0 = 0): TraceEvent[] {
-  return [
-    {
-      run,
-      t: t0,
-      type: 'run.start',
-      version: 1,
-      model: { dir: '/m/synthetic', vision: 'siglip', text: 'qwen2', layers: 2, heads: 2, kvHeads: 1, imageTokens: 16 },
-      policy: { method: 'dense' },
-      options: {},
-    },
-    { run, t: t0 + 1, type: 'turn.start', turn: 0, text: 'hi', images: 0 },
-    { run, t: t0 + 2, type: 'token', turn: 0, step: 0, id: 5, text: 'x' },
-    { run, t: t0 + 3, type: 'turn.end', turn: 0, answer: 'x', stopReason: 'eos', metrics: {} },
-  ] as TraceEvent[];
 }
 
 function bigSalience(run: string, t: number, n = 4096): TraceEvent {
@@ -268,7 +231,7 @@ describe('the profiler server', () => {
   });
 
   it('keeps serving through malformed, oversized and invalid ingest, and orders out-of-order events by t', async () => {
-    const bad = await rawIngest(server);
+    const bad = await openIngest(server);
     bad.ws.send('{not json');
     bad.ws.send(JSON.stringify({ v: 1, events: [{ type: 'nonsense', run: 'r', t: 0 }] }));
     bad.ws.send(JSON.stringify({ v: 1, events: [{ type: 'token', run: 'r', t: 'soon' }] }));
@@ -285,14 +248,14 @@ describe('the profiler server', () => {
     bad.ws.send('x'.repeat(3 * 1024 * 1024));
     expect(await bad.closed).toBe(1009);
     // Not UTF-8 in a text frame: 1007.
-    const garbled = await rawIngest(server);
+    const garbled = await openIngest(server);
     garbled.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
     expect(await garbled.closed).toBe(1007);
 
     // Out of order: events before their run.start, and t going back, across batches.
     const page = new LiveClient(server);
     await page.opened;
-    const ooo = await rawIngest(server);
+    const ooo = await openIngest(server);
     const events = syntheticRun('out-of-order', 0);
     ooo.ws.send(encodeBatch([events[3]!, events[2]!]));
     ooo.ws.send(encodeBatch([events[1]!]));

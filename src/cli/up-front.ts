@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { InputError, SparseVilaError } from '../errors.js';
 import type { LlavaSpec } from '../checkpoint/spec.js';
-import { resolveChatOptions, resolveLimits, type ChatOptions } from '../session/options.js';
+import { checkPolicyFits, resolveChatOptions, resolveLimits, type ChatOptions } from '../session/options.js';
 import type { CliValues, PolicyValue } from '../sparsity/method.js';
 import { cliFlags, sparsityMethod, sparsityMethods } from '../sparsity/registry.js';
 
@@ -56,21 +56,18 @@ export function checkPolicyFlags(values: CliValues): void {
 }
 
 /**
- * In-LLM drops after a layer the model does not have would never run: refused once the model's layer count is
- * known, naming the method's flags that set the layers.
+ * In-LLM drops after a layer the model does not have: the session's rule (checkPolicyFits, which a chat runs
+ * when it is made), with the error naming the method's flag that sets the layers.
  */
 export function checkDropLayers(policy: PolicyValue, spec: LlavaSpec): void {
-  const method = sparsityMethod(policy.method);
-  const layers = spec.text.numLayers;
-  for (const { layer } of method.drops?.(policy) ?? []) {
-    if (layer < layers) continue;
-    const flags = Object.keys(method.cli?.flags ?? {}).filter((f) => /layers?$/.test(f));
-    const subject = flags.length ? `--${flags[0]}` : 'policy';
-    throw new InputError(
-      'OPTION_INVALID',
-      `${subject}: ${method.name} drops tokens after layer ${layer}, but the model has ${layers} layers: pick layers from 1 to ${layers - 1}`,
-      { subject },
-    );
+  try {
+    checkPolicyFits(resolveChatOptions({ policy }), spec.text.numLayers);
+  } catch (err) {
+    if (!(err instanceof SparseVilaError) || err.subject !== 'policy') throw err;
+    const method = sparsityMethod(policy.method);
+    const flag = Object.keys(method.cli?.flags ?? {}).find((f) => /layers?$/.test(f));
+    if (flag === undefined) throw err;
+    throw new InputError('OPTION_INVALID', `--${flag}: ${err.message.replace(/^policy: /, '')}`, { subject: `--${flag}`, cause: err });
   }
 }
 

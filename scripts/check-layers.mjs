@@ -37,6 +37,9 @@ export const LAYERS = {
   'src/weights': 2,
   // Weights → ONNX graphs, built and cached.
   'src/graph': 3,
+  // Model families (a folder each): config and key layout, processor, vision graph, LLM hooks, position rule.
+  // They build graphs, so they sit with the graph stage; the registry is how everything above finds them.
+  'src/families': 3,
   // Graphs → onnxruntime sessions, the worker, the KV cache.
   'src/runtime': 4,
   // The trace's event schema and sinks: written by the session and the sparsity methods, read by the

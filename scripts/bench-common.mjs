@@ -27,7 +27,7 @@ export async function loadEngine() {
   const [api, testing, { openCheckpoint }, { graphCacheKey }, { OnnxGraphBuilder }, { Runtime }, { prefill }, { argmax }] = await Promise.all([
     import('sparsevila-ts'),
     import('sparsevila-ts/testing'),
-    import('../dist/src/checkpoint/checkpoint.js'),
+    import('../dist/src/families/registry.js'),
     import('../dist/src/graph/build.js'),
     import('../dist/src/graph/onnx-builder.js'),
     import('../dist/src/runtime/runtime.js'),

@@ -59,7 +59,7 @@ const DIST = path.resolve(args.dist);
 const imp = (p) => import(path.join(DIST, p));
 const [{ writeRandomLlava }, { openCheckpoint }, { ensureGraph }, { KvCache }, { DecoderStepper }, { createSession }] = await Promise.all([
   imp('src/index.js'),
-  imp('src/checkpoint/index.js'),
+  imp('src/families/registry.js'),
   imp('src/graph/build.js'),
   imp('src/runtime/kv-cache.js'),
   imp('src/runtime/llm-step.js'),

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { ConfigError, SparseVilaError, type ErrorCode } from '../src/errors.js';
-import { openCheckpoint, parseLlavaConfig } from '../src/checkpoint/index.js';
+import { openCheckpoint, parseLlavaConfig } from '../src/families/index.js';
 import { CLIP_FIXTURE, SIGLIP_FIXTURE, writeTinyLlava, type TinyLlavaOptions } from './helpers/checkpoint-writer.js';
 import { thrown } from './helpers/thrown.js';
 

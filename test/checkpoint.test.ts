@@ -3,7 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { CheckpointError, SparseVilaError, type ErrorCode } from '../src/errors.js';
-import { decodeToFloat32, openCheckpoint, openSafetensors, type LlavaSpec } from '../src/checkpoint/index.js';
+import { decodeToFloat32, openSafetensors, type LlavaSpec } from '../src/checkpoint/index.js';
+import { openCheckpoint } from '../src/families/index.js';
 import { CLIP_FIXTURE, SIGLIP_FIXTURE, corruptSafetensors, writeSafetensors, writeTinyLlava, type TinyLlavaOptions } from './helpers/checkpoint-writer.js';
 import { thrown } from './helpers/thrown.js';
 
@@ -55,6 +56,7 @@ describe('fixtures', () => {
     expect(ck.shape('model.language_model.embed_tokens.weight')).toEqual([260, 48]);
     expect(ck.has('lm_head.weight')).toBe(true);
     const spec: LlavaSpec = {
+      family: 'llava',
       architecture: 'LlavaForConditionalGeneration',
       vision: {
         kind: 'clip',
@@ -117,6 +119,7 @@ describe('fixtures', () => {
     expect(ck.has('lm_head.weight')).toBe(false);
     expect(ck.has('model.vision_tower.vision_model.pre_layrnorm.weight')).toBe(false);
     const spec: LlavaSpec = {
+      family: 'llava',
       architecture: 'LlavaForConditionalGeneration',
       vision: {
         kind: 'siglip',

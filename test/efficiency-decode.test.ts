@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import onnxProto from 'onnx-proto';
 import type ort from 'onnxruntime-node';
 import { describe, expect, it, vi } from 'vitest';
-import { openCheckpoint } from '../src/checkpoint/index.js';
+import { openCheckpoint } from '../src/families/index.js';
 import { ensureGraph } from '../src/graph/build.js';
 import { KvCache } from '../src/runtime/kv-cache.js';
 import { DecoderStepper } from '../src/runtime/llm-step.js';

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { openCheckpoint } from '../src/checkpoint/index.js';
+import { openCheckpoint } from '../src/families/index.js';
 import { estimateTurnMemory } from '../src/runtime/memory.js';
 import { REPO_ROOT, writeTinyLlava } from './helpers/checkpoint-writer.js';
 import { tempDir } from './helpers/engine.js';

@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { openCheckpoint } from '../dist/src/checkpoint/checkpoint.js';
+import { ensureModelGraph, openCheckpoint } from '../dist/src/families/registry.js';
 import { parseModelOptions } from '../dist/src/cli/options.js';
-import { ensureGraph, STALE_BUILD_MS } from '../dist/src/graph/build.js';
+import { STALE_BUILD_MS } from '../dist/src/graph/build.js';
 import { maxThreads } from '../dist/src/runtime/threads.js';
 import { SIGLIP_FIXTURE } from './helpers/checkpoint-writer.js';
 import { engine, tempDir } from './helpers/engine.js';
@@ -55,7 +55,7 @@ describe('interrupted graph builds', () => {
     fs.utimesSync(old, aged, aged);
     const checkpoint = openCheckpoint(SIGLIP_FIXTURE);
     try {
-      ensureGraph(checkpoint, 'projector', { precision: 'fp32', blockSize: 32, cacheDir });
+      ensureModelGraph(checkpoint, 'projector', { precision: 'fp32', blockSize: 32, cacheDir });
     } finally {
       checkpoint.close();
     }

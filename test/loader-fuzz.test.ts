@@ -7,7 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { openCheckpoint, openSafetensors, parseLlavaConfig, parseQuantizationConfig } from '../src/checkpoint/index.js';
+import { openSafetensors, parseQuantizationConfig } from '../src/checkpoint/index.js';
+import { openCheckpoint, parseLlavaConfig } from '../src/families/index.js';
 import { SparseVilaError } from '../src/errors.js';
 import { seededRandom } from '../src/seeded-random.js';
 import { loadTextProcessor, renderChat, type ChatMessage, type TextProcessor } from '../src/text/index.js';

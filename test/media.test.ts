@@ -6,7 +6,7 @@ import { pngHeader } from './helpers/images.js';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InputError } from '../src/errors.js';
 import { checkMemoryLimit, estimateTurnMemory } from '../src/runtime/memory.js';
-import { parseLlavaConfig } from '../src/checkpoint/config.js';
+import { parseLlavaConfig } from '../src/families/llava/config.js';
 import { tempDir } from './helpers/temp.js';
 import {
   centerCrop,

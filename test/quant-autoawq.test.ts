@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { gaussian, roundTo, writeSafetensorsCheckpoint, writeTinyLlava, type TensorToWrite, type TinyLlavaOptions } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir, textPromptLogits } from './helpers/engine.js';
 import { decodeNBits } from './helpers/nbits.js';
-import { openCheckpoint } from '../dist/src/checkpoint/checkpoint.js';
+import { openCheckpoint } from '../dist/src/families/registry.js';
 import { ensureGraph } from '../dist/src/graph/build.js';
 import { autoAwqWeights, readAutoAwqLinear, repackAutoAwq } from '../dist/src/weights/autoawq.js';
 import { dequantizeInt4 } from '../dist/src/weights/int4.js';

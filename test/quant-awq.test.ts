@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSafetensorsCheckpoint, writeTinyLlava, gaussian, type TinyLlava, type TinyLlavaOptions } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir, textPromptLogits } from './helpers/engine.js';
 import { decodeNBits } from './helpers/nbits.js';
-import { openCheckpoint } from '../dist/src/checkpoint/checkpoint.js';
+import { openCheckpoint } from '../dist/src/families/registry.js';
 import { graphCacheKey } from '../dist/src/graph/build.js';
 import { awqScale, effectiveWeight, searchClip, searchScale } from '../dist/src/quant/awq-search.js';
 import { dequantizeInt4, fakeQuantizeInt4, int4Codes, quantizeInt4 } from '../dist/src/weights/int4.js';

@@ -1,19 +1,19 @@
 /**
- * A Llava checkpoint directory: validated spec from config.json plus lazy access to its tensors under
- * CANONICAL names (the current transformers layout), whichever of the two on-disk layouts the files use.
+ * A checkpoint directory: its spec, validated from config.json by the model family's reader, and lazy access
+ * to its tensors under CANONICAL names (transformers' current layout), whichever on-disk key layout the files
+ * use. Which family a directory is, and so which reader and layouts apply, is src/families/registry.ts's call.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CheckpointError, ConfigError } from '../errors.js';
-import { parseLlavaConfig } from './config.js';
 import { parseQuantizationConfig, type WeightStorage } from './quantization.js';
 import { openSafetensorsDir, type TensorStore } from './safetensors.js';
-import type { LlavaSpec } from './spec.js';
+import type { ModelSpecBase } from './spec.js';
 
-export interface Checkpoint {
+export interface Checkpoint<S extends ModelSpecBase = ModelSpecBase> {
   readonly dir: string;
-  readonly spec: LlavaSpec;
+  readonly spec: S;
   /** Raw parsed config.json, for fields the spec does not cover. */
   readonly config: Record<string, unknown>;
   /** Which on-disk key layout the safetensors use. */
@@ -31,45 +31,47 @@ export interface Checkpoint {
   close(): void;
 }
 
-/**
- * `current`: transformers >= 4.52 (`model.vision_tower.*`, `model.multi_modal_projector.*`,
- * `model.language_model.*`, `lm_head.weight`). `legacy`: earlier LlavaForConditionalGeneration
- * (`vision_tower.*`, `multi_modal_projector.*`, `language_model.model.*`, `language_model.lm_head.weight`),
- * which is how most checkpoints on the Hub are still stored.
- */
-export type KeyLayout = 'current' | 'legacy';
-
-/** The canonical name prefix of the LLM's modules, e.g. `model.language_model.layers.0.self_attn.q_proj`. */
+/** The canonical name prefix of the LLM's modules, e.g. `model.language_model.layers.0.self_attn.q_proj` (every family). */
 export const TEXT_PREFIX = 'model.language_model';
 
-/** Canonical (current) prefix → legacy prefix. Mirrors transformers' `_checkpoint_conversion_mapping` for Llava. */
-const LEGACY_PREFIXES: ReadonlyArray<readonly [string, string]> = [
-  ['model.vision_tower.', 'vision_tower.'],
-  ['model.multi_modal_projector.', 'multi_modal_projector.'],
-  ['model.language_model.', 'language_model.model.'],
-  ['lm_head.', 'language_model.lm_head.'],
-];
+/** An on-disk key layout's name: `current` is transformers' own (>= 4.52); each family names its others. */
+export type KeyLayout = string;
 
-/** The legacy on-disk name of a canonical name, or undefined when the name has no legacy form. */
-export function legacyName(canonical: string): string | undefined {
-  for (const [cur, old] of LEGACY_PREFIXES) if (canonical.startsWith(cur)) return old + canonical.slice(cur.length);
+/**
+ * One on-disk key layout of a family: how canonical name prefixes read on disk (transformers'
+ * `_checkpoint_conversion_mapping`, inverted), and on-disk prefixes only this layout has (to detect it).
+ */
+export interface KeyLayoutRule {
+  name: KeyLayout;
+  /** [canonical prefix, on-disk prefix], first match wins; empty for the canonical layout itself. */
+  renames: ReadonlyArray<readonly [string, string]>;
+  marks: readonly string[];
+}
+
+/** What a family tells the checkpoint reader: its config reader and its key layouts (the canonical one first). */
+export interface CheckpointFormat<S extends ModelSpecBase> {
+  /** The family's name, for errors. */
+  name: string;
+  parseConfig(config: Record<string, unknown>, file: string): S;
+  layouts: readonly KeyLayoutRule[];
+}
+
+/** The on-disk name of a canonical name under `layout`, or undefined when the layout keeps it as is. */
+export function layoutName(layout: KeyLayoutRule, canonical: string): string | undefined {
+  for (const [cur, disk] of layout.renames) if (canonical.startsWith(cur)) return disk + canonical.slice(cur.length);
   return undefined;
 }
 
-/** Detect the layout from the keys present; a checkpoint with neither set of prefixes is not a Llava checkpoint. */
-export function detectLayout(names: Iterable<string>, where: string): KeyLayout {
-  let current = 0;
-  let legacy = 0;
-  for (const n of names) {
-    if (n.startsWith('model.vision_tower.') || n.startsWith('model.language_model.') || n.startsWith('model.multi_modal_projector.')) current++;
-    else if (n.startsWith('vision_tower.') || n.startsWith('language_model.') || n.startsWith('multi_modal_projector.')) legacy++;
+/** The layout whose marks most names carry; a directory with none of them is not this family's checkpoint. */
+export function detectLayout(names: Iterable<string>, where: string, format: Pick<CheckpointFormat<ModelSpecBase>, 'name' | 'layouts'>): KeyLayoutRule {
+  const counts = format.layouts.map(() => 0);
+  for (const n of names) format.layouts.forEach((l, i) => l.marks.some((m) => n.startsWith(m)) && counts[i]!++);
+  const best = counts.indexOf(Math.max(...counts));
+  if (counts[best] === 0) {
+    const expected = format.layouts.flatMap((l) => l.marks.map((m) => `${m}*`)).join(', ');
+    throw new CheckpointError('CHECKPOINT_CORRUPT', `${where} has no ${format.name} tensors (expected keys under ${expected})`, { subject: where });
   }
-  if (current === 0 && legacy === 0) {
-    throw new CheckpointError('CHECKPOINT_CORRUPT', `${where} has no Llava tensors (expected keys under model.language_model.* or language_model.model.*)`, {
-      subject: where,
-    });
-  }
-  return current >= legacy ? 'current' : 'legacy';
+  return format.layouts[best]!;
 }
 
 function readConfig(dir: string): { bytes: Buffer; config: Record<string, unknown>; file: string } {
@@ -115,7 +117,8 @@ function fingerprintOf(configBytes: Buffer, store: TensorStore): string {
   return h.digest('hex');
 }
 
-export function openCheckpoint(dir: string): Checkpoint {
+/** The checkpoint directory's absolute path and its config.json (a JSON object), with its raw bytes for the fingerprint. */
+export function readCheckpointConfig(dir: string): { abs: string; bytes: Buffer; config: Record<string, unknown>; file: string } {
   const abs = path.resolve(dir);
   let stat: fs.Stats | undefined;
   try {
@@ -128,39 +131,48 @@ export function openCheckpoint(dir: string): Checkpoint {
       subject: abs,
     });
   }
-  const { bytes, config, file } = readConfig(abs);
-  const spec = parseLlavaConfig(config, file);
+  return { abs, ...readConfig(abs) };
+}
+
+/** Opens `dir` as a checkpoint of the family `format` describes. */
+export function openCheckpointAs<S extends ModelSpecBase>(dir: string, format: CheckpointFormat<S>): Checkpoint<S> {
+  const { abs, bytes, config, file } = readCheckpointConfig(dir);
+  const spec = format.parseConfig(config, file);
   const quantization = parseQuantizationConfig(config, file);
   const store = openSafetensorsDir(abs);
   try {
-    return new DirCheckpoint(abs, spec, config, store, fingerprintOf(bytes, store), quantization);
+    return new DirCheckpoint(abs, spec, config, store, fingerprintOf(bytes, store), quantization, format);
   } catch (err) {
     store.close();
     throw err;
   }
 }
 
-class DirCheckpoint implements Checkpoint {
-  readonly layout: KeyLayout;
+class DirCheckpoint<S extends ModelSpecBase> implements Checkpoint<S> {
+  private readonly rule: KeyLayoutRule;
 
   constructor(
     readonly dir: string,
-    readonly spec: LlavaSpec,
+    readonly spec: S,
     readonly config: Record<string, unknown>,
     private readonly store: TensorStore,
     readonly fingerprint: string,
     readonly quantization: WeightStorage | undefined,
+    format: CheckpointFormat<S>,
   ) {
-    this.layout = detectLayout(store.names(), dir);
+    this.rule = detectLayout(store.names(), dir, format);
     // An untied head that is not on disk would be randomly initialised by transformers: refuse it up front.
     if (!spec.text.tieWordEmbeddings && !this.has('lm_head.weight')) this.missing('lm_head.weight');
   }
 
+  get layout(): KeyLayout {
+    return this.rule.name;
+  }
+
   /** On-disk names to try for a canonical name, the detected layout's form first. */
   private candidates(name: string): string[] {
-    const old = legacyName(name);
-    if (old === undefined) return [name];
-    return this.layout === 'legacy' ? [old, name] : [name, old];
+    const onDisk = layoutName(this.rule, name);
+    return onDisk === undefined ? [name] : [onDisk, name];
   }
 
   private resolve(name: string): string | undefined {

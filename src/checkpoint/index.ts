@@ -1,7 +1,16 @@
-/** The checkpoint stage: config.json → LlavaSpec, and lazy float32 access to safetensors weights. */
+/** The checkpoint stage: config.json's shared parts, and lazy float32 access to safetensors weights under a family's key layouts. */
 export type * from './spec.js';
-export { openCheckpoint, legacyName, detectLayout, type Checkpoint, type KeyLayout } from './checkpoint.js';
-export { parseLlavaConfig } from './config.js';
+export {
+  openCheckpointAs,
+  readCheckpointConfig,
+  layoutName,
+  detectLayout,
+  type Checkpoint,
+  type CheckpointFormat,
+  type KeyLayout,
+  type KeyLayoutRule,
+} from './checkpoint.js';
+export { parseTextConfig, type TextConfigOptions, type TextDefaults } from './text-config.js';
 export { readExampleConversations, EXAMPLES_FILE, type ExampleConversation, type ExampleTurn } from './examples.js';
 export { parseQuantizationConfig, type WeightStorage, type AwqStorage } from './quantization.js';
 export {

@@ -7,9 +7,19 @@
 import type { RopeScaling } from './spec.js';
 import type { Fields } from './config-fields.js';
 
-const SUPPORTED = ['default', 'linear', 'llama3'] as const;
+const SUPPORTED = ['default', 'linear', 'llama3', 'mrope'] as const;
 
-export function readRopeScaling(text: Fields, defaultTheta: number): { ropeTheta: number; ropeScaling: RopeScaling } {
+export interface RopeConfig {
+  ropeTheta: number;
+  ropeScaling: RopeScaling;
+  /**
+   * Qwen2-VL's multimodal rotary: `mrope_section`, under `type: "mrope"` (the published configs) or beside
+   * `type: "default"` (transformers >= 4.52 saves it so); the frequencies themselves are the default ones.
+   */
+  mropeSection?: [number, number, number];
+}
+
+export function readRopeScaling(text: Fields, defaultTheta: number): RopeConfig {
   const key = text.obj['rope_parameters'] != null ? 'rope_parameters' : 'rope_scaling';
   const raw = text.obj[key];
   // `rope_theta` at the text-config level wins; newer configs keep it inside rope_parameters.
@@ -20,9 +30,12 @@ export function readRopeScaling(text: Fields, defaultTheta: number): { ropeTheta
   if (!('rope_theta' in text.obj) && 'rope_theta' in rope.obj) ropeTheta = rope.posNum('rope_theta');
   const typeKey = 'rope_type' in rope.obj ? 'rope_type' : 'type';
   const type = rope.obj[typeKey] ?? 'default';
+  const section = rope.obj['mrope_section'];
+  if (section !== undefined && type !== 'default' && type !== 'mrope') throw rope.unsupported('rope_type', type, ['default', 'mrope']);
   switch (type) {
+    case 'mrope':
     case 'default':
-      return { ropeTheta, ropeScaling: { type: 'default' } };
+      return { ropeTheta, ropeScaling: { type: 'default' }, ...(section !== undefined && { mropeSection: mropeSection(rope) }) };
     case 'linear':
       return { ropeTheta, ropeScaling: { type: 'linear', factor: rope.posNum('factor') } };
     case 'llama3': {
@@ -45,4 +58,13 @@ export function readRopeScaling(text: Fields, defaultTheta: number): { ropeTheta
       // Name the canonical field even when the config used the legacy `type` key.
       throw rope.unsupported('rope_type', type, SUPPORTED);
   }
+}
+
+/** `mrope_section`: three positive integers (temporal, height, width rotary half-dimensions). */
+function mropeSection(rope: Fields): [number, number, number] {
+  const v = rope.obj['mrope_section'];
+  if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => Number.isSafeInteger(x) && x > 0)) {
+    throw rope.invalid('mrope_section', 'must be three positive integers (temporal, height, width)');
+  }
+  return v as [number, number, number];
 }

@@ -1,7 +1,8 @@
 /**
  * The typed model spec: everything downstream (graph builder, runtime, session) needs to know about a
- * checkpoint, validated once from `config.json` (see `config.ts`). Field names follow transformers'
- * config attributes, in camelCase.
+ * checkpoint, validated once from `config.json` by its family's reader (src/families/<family>/config.ts).
+ * Field names follow transformers' config attributes, in camelCase. Every family's spec extends
+ * `ModelSpecBase`: the LLM (a LLaMA / Qwen2 decoder) is shared, the vision side is the family's own.
  */
 
 export type VisionActivation = 'quick_gelu' | 'gelu' | 'gelu_pytorch_tanh' | 'gelu_new';
@@ -46,6 +47,11 @@ export interface TextSpec {
   mlpBias: boolean;
   tieWordEmbeddings: boolean;
   act: 'silu';
+  /**
+   * Multimodal rotary (Qwen2-VL's M-RoPE): the rotary half-dimensions each of the temporal, height and width
+   * position rows drives (`mrope_section`, summing to headDim / 2). Absent: one position row.
+   */
+  mropeSection?: readonly [number, number, number];
 }
 
 export type RopeScaling =
@@ -67,7 +73,19 @@ export interface ProjectorSpec {
   outputSize: number;
 }
 
-export interface LlavaSpec {
+/** What every family's spec has: its name, the architecture it was read as, the LLM and the image token. */
+export interface ModelSpecBase {
+  /** The family (src/families/registry.ts) that reads, builds and runs this checkpoint. */
+  family: string;
+  /** config.json `architectures[0]`. */
+  architecture: string;
+  text: TextSpec;
+  /** The token id the prompt holds once per visual token. */
+  imageTokenId: number;
+}
+
+export interface LlavaSpec extends ModelSpecBase {
+  family: 'llava';
   architecture: 'LlavaForConditionalGeneration';
   vision: VisionSpec;
   text: TextSpec;

@@ -18,12 +18,23 @@ import type { WeightReader } from '../weights/weight-reader.js';
 import { buildDecoderGraph, buildEmbedGraph } from './decoder.js';
 import type { LinearOptions, LinearPrecision, WeightPrecision } from './layers.js';
 import { OnnxGraphBuilder } from './onnx-builder.js';
-import { buildProjectorGraph, buildVisionGraph } from './vision.js';
 
 /** Bump when the emitted graphs change, so cached graphs of older builders are not reused. */
 export const GRAPH_BUILDER_VERSION = 6;
 
 export type GraphKind = 'vision' | 'projector' | 'embed' | 'decoder' | 'decoder-mass' | 'decoder-all' | 'decoder-all-mass';
+
+/** The graphs a model family builds itself (its vision side); the decoder and embeddings are built here for all. */
+export type FamilyGraphKind = 'vision' | 'projector';
+
+/** Emits one of a family's own graphs (src/families/<family>/index.ts). */
+export type FamilyGraphBuilder = (
+  b: OnnxGraphBuilder,
+  kind: FamilyGraphKind,
+  w: WeightReader,
+  checkpoint: Checkpoint,
+  options: LinearOptions & { onLayer?: (done: number, total: number) => void },
+) => void;
 
 export interface GraphBuildOptions {
   /**
@@ -72,8 +83,17 @@ export function graphCacheKey(fingerprint: string, options: GraphBuildOptions, k
   return crypto.createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 24);
 }
 
-/** Returns the path of the requested graph, building it first if the cache does not hold it. */
-export function ensureGraph(checkpoint: Checkpoint, kind: GraphKind, options: GraphBuildOptions, onProgress?: BuildProgress): string {
+/**
+ * Returns the path of the requested graph, building it first if the cache does not hold it. The vision-side
+ * graphs need the family's builder (src/families/registry.ts `ensureModelGraph` passes it).
+ */
+export function ensureGraph(
+  checkpoint: Checkpoint,
+  kind: GraphKind,
+  options: GraphBuildOptions,
+  onProgress?: BuildProgress,
+  family?: FamilyGraphBuilder,
+): string {
   const dir = path.join(options.cacheDir ?? defaultCacheDir(), graphCacheKey(checkpoint.fingerprint, options, kind));
   const modelPath = path.join(dir, kind, `${kind}.onnx`);
   if (fs.existsSync(modelPath)) {
@@ -86,7 +106,7 @@ export function ensureGraph(checkpoint: Checkpoint, kind: GraphKind, options: Gr
   const tmp = path.join(dir, `.${kind}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
   try {
     const b = new OnnxGraphBuilder(kind, tmp);
-    emit(b, checkpoint, kind, options, (done, total) => onProgress?.({ graph: kind, phase: 'layer', cached: false, done, total }));
+    emit(b, checkpoint, kind, options, (done, total) => onProgress?.({ graph: kind, phase: 'layer', cached: false, done, total }), family);
     b.save();
     fs.rmSync(path.join(dir, kind), { recursive: true, force: true });
     fs.renameSync(tmp, path.join(dir, kind));
@@ -147,7 +167,14 @@ function processAlive(pid: number): boolean {
   }
 }
 
-function emit(b: OnnxGraphBuilder, checkpoint: Checkpoint, kind: GraphKind, options: GraphBuildOptions, onLayer: (done: number, total: number) => void): void {
+function emit(
+  b: OnnxGraphBuilder,
+  checkpoint: Checkpoint,
+  kind: GraphKind,
+  options: GraphBuildOptions,
+  onLayer: (done: number, total: number) => void,
+  family: FamilyGraphBuilder | undefined,
+): void {
   const spec = checkpoint.spec;
   // Checkpoints quantized by AutoAWQ: int4 linears as stored, floats dequantized on read.
   const stored: WeightReader = checkpoint.quantization ? autoAwqWeights(checkpoint) : checkpoint;
@@ -158,9 +185,10 @@ function emit(b: OnnxGraphBuilder, checkpoint: Checkpoint, kind: GraphKind, opti
   const w = kind.startsWith('decoder') && options.precision === 'awq' ? awqReader(stored, checkpoint, options) : stored;
   switch (kind) {
     case 'vision':
-      return buildVisionGraph(b, w, spec, { ...vision, onLayer });
     case 'projector':
-      return buildProjectorGraph(b, w, spec, vision);
+      if (!family)
+        throw new SparseVilaError('GRAPH_BUILD', `the ${kind} graph is the model family's own: build it through ensureModelGraph`, { subject: kind });
+      return family(b, kind, w, checkpoint, { ...vision, onLayer });
     case 'embed':
       return buildEmbedGraph(b, w, spec);
     default:

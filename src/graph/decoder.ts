@@ -2,7 +2,8 @@
  * The LLM (LLaMA / Qwen2 decoder) as one ONNX graph that serves both chunked prefill (T new tokens) and
  * decode (T = 1). Inputs:
  *   inputs_embeds [1, T, hidden]   text embeddings with the projected image tokens spliced in
- *   position_ids  [T] int64        rotary positions of the new tokens (need not be contiguous)
+ *   position_ids  [T] int64        rotary positions of the new tokens (need not be contiguous); [3, T] for
+ *                                  M-RoPE (Qwen2-VL: temporal, height and width rows)
  *   past_key.i / past_value.i [P_i, kvHeads, headDim]   layer i's KV view (P_i may differ per layer)
  *   past_bias.i   [P_i]            additive score bias per past column (0 attend, −1e9 mask)
  *   new_bias.i    [T]              additive score bias per new column (FastV / PyramidDrop in-prefill drops)
@@ -17,7 +18,7 @@
  *                                      activation statistics come from these (src/quant/calibrate.ts).
  */
 import { TEXT_PREFIX } from '../checkpoint/checkpoint.js';
-import type { LlavaSpec } from '../checkpoint/spec.js';
+import type { ModelSpecBase, TextSpec } from '../checkpoint/spec.js';
 import type { CalibrationTap } from '../weights/awq-groups.js';
 import type { WeightReader } from '../weights/weight-reader.js';
 import { activation, linear, param, rmsNorm, type LinearOptions } from './layers.js';
@@ -39,12 +40,12 @@ export interface DecoderGraphOptions extends LinearOptions {
   onLayer?: (done: number, total: number) => void;
 }
 
-export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec, options: DecoderGraphOptions): void {
+export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: ModelSpecBase, options: DecoderGraphOptions): void {
   const t = spec.text;
   let x = b.input('inputs_embeds', 'float32', [1, 'tokens', t.hiddenSize]);
-  const positions = b.input('position_ids', 'int64', ['tokens']);
+  const positions = b.input('position_ids', 'int64', t.mropeSection ? [3, 'tokens'] : ['tokens']);
   const massWeights = options.attentionMass ? b.input('mass_weights', 'float32', [1, 1, 'tokens']) : undefined;
-  const { cos, sin, causalMask } = b.scope('model/rotary_emb', () => rotaryTables(b, spec, positions, x));
+  const { cos, sin, causalMask } = b.scope('model/rotary_emb', () => rotaryTables(b, t, positions, x));
 
   for (let i = 0; i < t.numLayers; i++) {
     const module = `${TEXT_PREFIX}.layers.${i}`;
@@ -86,7 +87,7 @@ export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Ll
 }
 
 /** gate/up/down with SiLU: down(silu(gate(x)) · up(x)); also returns down_proj's input. */
-function mlp(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec, x: string, module: string, options: LinearOptions): { out: string; product: string } {
+function mlp(b: OnnxGraphBuilder, w: WeightReader, spec: ModelSpecBase, x: string, module: string, options: LinearOptions): { out: string; product: string } {
   const t = spec.text;
   const up = { in: t.hiddenSize, out: t.intermediateSize, bias: t.mlpBias };
   const gate = b.scope('gate_proj', () => linear(b, w, x, `${module}.gate_proj`, up, options));
@@ -99,12 +100,28 @@ function mlp(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec, x: string, m
 /**
  * cos/sin [T, 1, D] for the given positions (transformers LlamaRotaryEmbedding: freqs = pos · inv_freq in
  * float32, emb = cat(freqs, freqs)), and the additive causal mask over the new block.
+ *
+ * M-RoPE (transformers models/qwen2_vl/modeling_qwen2_vl.py `apply_multimodal_rotary_pos_emb`): frequency i
+ * of each half takes the position row its `mrope_section` chunk names (temporal, height, width). As one MatMul,
+ * [T, 3] positions × a [3, D/2] table holding inv_freq[i] in row section(i) and zeros elsewhere: each sum has
+ * one non-zero term, so every frequency is pos · inv_freq exactly, as in the float32 product transformers takes.
  */
-function rotaryTables(b: OnnxGraphBuilder, spec: LlavaSpec, positions: string, embeds: string) {
-  const t = spec.text;
-  const invFreq = b.constFloat(ropeInvFreq(t.headDim, t.ropeTheta, t.ropeScaling), [1, t.headDim / 2], 'inv_freq');
-  const pos = b.op('Unsqueeze', [b.op('Cast', [positions], { to: 1 }), b.constInt64([1])]);
-  const freqs = b.op('Mul', [pos, invFreq]);
+function rotaryTables(b: OnnxGraphBuilder, t: TextSpec, positions: string, embeds: string) {
+  const inv = ropeInvFreq(t.headDim, t.ropeTheta, t.ropeScaling);
+  let freqs: string;
+  if (t.mropeSection) {
+    const half = t.headDim / 2;
+    const table = new Float32Array(3 * half);
+    let i = 0;
+    t.mropeSection.forEach((n, row) => {
+      for (const end = i + n; i < end; i++) table[row * half + i] = inv[i]!;
+    });
+    const pos = b.op('Transpose', [b.op('Cast', [positions], { to: 1 })], { perm: [1, 0] });
+    freqs = b.op('MatMul', [pos, b.constFloat(table, [3, half], 'mrope_inv_freq')], undefined, undefined, 'mrope_freqs');
+  } else {
+    const pos = b.op('Unsqueeze', [b.op('Cast', [positions], { to: 1 }), b.constInt64([1])]);
+    freqs = b.op('Mul', [pos, b.constFloat(inv, [1, t.headDim / 2], 'inv_freq')]);
+  }
   const emb = b.op('Unsqueeze', [b.op('Concat', [freqs, freqs], { axis: -1 }), b.constInt64([1])]);
   const cos = b.op('Cos', [emb]);
   const sin = b.op('Sin', [emb]);
@@ -117,7 +134,7 @@ function rotaryTables(b: OnnxGraphBuilder, spec: LlavaSpec, positions: string, e
 }
 
 /** Token embeddings: input_ids [T] → [1, T, hidden], a Gather on embed_tokens. */
-export function buildEmbedGraph(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec): void {
+export function buildEmbedGraph(b: OnnxGraphBuilder, w: WeightReader, spec: ModelSpecBase): void {
   const t = spec.text;
   const ids = b.input('input_ids', 'int64', ['tokens']);
   const table = param(b, w, `${TEXT_PREFIX}.embed_tokens.weight`, [t.vocabSize, t.hiddenSize]);

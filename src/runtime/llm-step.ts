@@ -9,7 +9,7 @@ import type { KvCache, KvView, LayerPast } from './kv-cache.js';
 export interface StepInput {
   /** [T, hidden] embeddings of the new tokens. */
   embeds: Float32Array;
-  /** Rotary position of each new token. */
+  /** Rotary position of each new token; with `positionRows` 3, optionally the three M-RoPE rows (3 × T, row-major). */
   positions: ArrayLike<number>;
   /** Weights over the T query rows for the attention-mass output (graph variant with `mass`). */
   massWeights?: Float32Array;
@@ -38,19 +38,19 @@ export class DecoderStepper {
     private readonly kvHeads: number,
     private readonly headDim: number,
     private readonly hidden: number,
+    /** Position rows the graph takes: 1, or 3 for M-RoPE (graph/decoder.ts). */
+    private readonly positionRows: 1 | 3 = 1,
   ) {
     const row = new Float32Array(kvHeads * headDim);
     this.dummy = { keys: row, values: row, bias: new Float32Array([MASKED]) };
   }
 
   async run(target: KvCache | KvView, input: StepInput): Promise<StepOutput> {
-    const T = input.positions.length;
-    if (input.embeds.length !== T * this.hidden) {
-      throw new RangeError(`step embeddings hold ${input.embeds.length} values; ${T} tokens × ${this.hidden} expected`);
-    }
+    const T = input.embeds.length / this.hidden;
+    if (!Number.isInteger(T)) throw new RangeError(`step embeddings hold ${input.embeds.length} values, not a multiple of hidden ${this.hidden}`);
     const feeds: Record<string, ort.Tensor> = {
       inputs_embeds: new ort.Tensor('float32', input.embeds, [1, T, this.hidden]),
-      position_ids: new ort.Tensor('int64', BigInt64Array.from(Array.from(input.positions, BigInt)), [T]),
+      position_ids: this.positionIds(input.positions, T),
     };
     if (input.massWeights) feeds.mass_weights = new ort.Tensor('float32', input.massWeights, [1, 1, T]);
     const dummyLayers = new Set<number>();
@@ -67,7 +67,8 @@ export class DecoderStepper {
       keys.push(out[`new_key.${l}`]!.data as Float32Array);
       values.push(out[`new_value.${l}`]!.data as Float32Array);
     }
-    target.append(keys, values, input.positions);
+    // The cache keeps one position per row (the temporal row under M-RoPE): keys are stored after rotary.
+    target.append(keys, values, input.positions.length === T ? input.positions : (Array.prototype.slice.call(input.positions, 0, T) as number[]));
     const mass = input.massWeights
       ? Array.from({ length: this.layers }, (_, l) => {
           const m = out[`attn_mass.${l}`]!.data as Float32Array;
@@ -77,6 +78,16 @@ export class DecoderStepper {
     const taps = Object.keys(out).filter((name) => name.startsWith('calibration.'));
     const activations = taps.length ? Object.fromEntries(taps.map((name) => [name, out[name]!.data as Float32Array])) : undefined;
     return { logits: out.logits!.data as Float32Array, mass, activations };
+  }
+
+  /** position_ids as the graph takes them: [T], or [3, T] (a text step's single row repeated). */
+  private positionIds(positions: ArrayLike<number>, T: number): ort.Tensor {
+    const rows = positions.length / T;
+    if (rows !== 1 && rows !== this.positionRows)
+      throw new RangeError(`${positions.length} positions for ${T} tokens; ${T} or ${this.positionRows * T} expected`);
+    const ids = new BigInt64Array(this.positionRows * T);
+    for (let i = 0; i < ids.length; i++) ids[i] = BigInt(positions[rows === 1 ? i % T : i]!);
+    return new ort.Tensor('int64', ids, this.positionRows === 1 ? [T] : [3, T]);
   }
 
   /** Feeds layer l's past; returns true when it had none and a masked dummy row stood in. */

@@ -24,6 +24,10 @@ export interface StepRequest {
   target: StepTarget;
   /** Token ids of the new tokens; image-token rows are overwritten by `splice`. */
   ids: number[];
+  /**
+   * Rotary positions of the new tokens: one per token, or for an M-RoPE model (TextSpec.mropeSection) either
+   * that (text: the three rows are equal) or the temporal, height and width rows one after another (3 × T).
+   */
   positions: number[];
   /** Rows of the new block that take projected image embeddings instead of token embeddings. */
   splice?: { rows: number[]; embeds: Float32Array };

@@ -7,9 +7,10 @@ import path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import type ort from 'onnxruntime-node';
 import onnxruntime from 'onnxruntime-node';
-import { openCheckpoint, type Checkpoint } from '../checkpoint/index.js';
+import type { Checkpoint } from '../checkpoint/index.js';
+import { ensureModelGraph, familyOf, openCheckpoint, type ModelSpec } from '../families/registry.js';
 import { SparseVilaError } from '../errors.js';
-import { ensureGraph, type GraphKind } from '../graph/build.js';
+import type { GraphKind } from '../graph/build.js';
 import { KvCache, KvView } from './kv-cache.js';
 import { DecoderStepper } from './llm-step.js';
 import { createSession } from './ort-session.js';
@@ -25,14 +26,19 @@ class Engine {
   private nextId = 1;
 
   constructor(
-    private readonly checkpoint: Checkpoint,
+    private readonly checkpoint: Checkpoint<ModelSpec>,
     private readonly init: InitRequest,
   ) {}
+
+  /** The graphs every turn needs, opened when the worker starts: the family's own, the embeddings, the decoder. */
+  startupGraphs(): GraphKind[] {
+    return [...familyOf(this.checkpoint.spec).graphs, 'embed', 'decoder'];
+  }
 
   session(kind: GraphKind): Promise<ort.InferenceSession> {
     let s = this.sessions.get(kind);
     if (!s) {
-      const path = ensureGraph(this.checkpoint, kind, this.init.graphs, (progress) => port.postMessage({ progress } satisfies WorkerMessage));
+      const path = ensureModelGraph(this.checkpoint, kind, this.init.graphs, (progress) => port.postMessage({ progress } satisfies WorkerMessage));
       s = createSession(path, this.init.runtime);
       this.sessions.set(kind, s);
       s.catch(() => this.sessions.delete(kind));
@@ -44,7 +50,7 @@ class Engine {
     let s = this.steppers.get(kind);
     if (!s) {
       const t = this.checkpoint.spec.text;
-      s = this.session(kind).then((session) => new DecoderStepper(session, t.numLayers, t.numKvHeads, t.headDim, t.hiddenSize));
+      s = this.session(kind).then((session) => new DecoderStepper(session, t.numLayers, t.numKvHeads, t.headDim, t.hiddenSize, t.mropeSection ? 3 : 1));
       this.steppers.set(kind, s);
       s.catch(() => this.steppers.delete(kind));
     }
@@ -202,7 +208,7 @@ async function serve(msg: { id: number; req: Request }): Promise<void> {
     if (msg.req.op === 'init') {
       if (engine) throw new SparseVilaError('RUNTIME', 'the worker is already initialised');
       engine = new Engine(openCheckpoint(msg.req.checkpointDir), msg.req);
-      await Promise.all((['vision', 'projector', 'embed', 'decoder'] as const).map((k) => engine!.session(k)));
+      await Promise.all(engine.startupGraphs().map((k) => engine!.session(k)));
       result = { value: undefined, transfer: [] };
     } else {
       if (!engine) throw new SparseVilaError('RUNTIME', 'the worker is not initialised');

@@ -2,7 +2,8 @@
  * `loadModel(dir)`: validates a checkpoint (config, tokenizer, preprocessor) on the main thread, then starts
  * the inference worker, which builds or loads the graphs. A `Model` hands out `Chat`s.
  */
-import { openCheckpoint, type LlavaSpec } from '../checkpoint/index.js';
+import type { LlavaSpec } from '../checkpoint/index.js';
+import { openCheckpoint } from '../families/registry.js';
 import { ConfigError, InputError } from '../errors.js';
 import { defaultCacheDir, type BuildProgress } from '../graph/build.js';
 import type { Int4BlockSize } from '../weights/int4.js';
@@ -83,6 +84,11 @@ export class Model implements LoadedModel {
     const spec = checkpoint.spec;
     const quantized = checkpoint.quantization !== undefined;
     checkpoint.close();
+    if (spec.family !== 'llava') {
+      throw new ConfigError('CONFIG_UNSUPPORTED', `${dir}: ${spec.architecture} checkpoints are read and built, but chats run Llava checkpoints only`, {
+        subject: 'architectures[0]',
+      });
+    }
     const text = await loadTextProcessor(dir);
     if (text.imageTokenId !== null && text.imageTokenId !== spec.imageTokenId) {
       throw new ConfigError(

@@ -8,11 +8,16 @@ import { InputError } from '../errors.js';
 import { concatFloat32 } from '../runtime/arrays.js';
 import type { Runtime } from '../runtime/runtime.js';
 
+/** M-RoPE position rows: temporal, height, width (transformers' `position_ids` [3, L]). */
+export type PositionRows = readonly [readonly number[], readonly number[], readonly number[]];
+
 export interface PrefillInput {
   cache: number;
   ids: readonly number[];
-  /** Rotary position of each token. */
+  /** Rotary position of each token (under M-RoPE, its temporal row). */
   positions: readonly number[];
+  /** M-RoPE models: the temporal, height and width position rows of each token (families/<family> position rule). */
+  positionRows?: PositionRows;
   /** The image token id: rows holding it take the next rows of `imageEmbeds`, in order. */
   imageTokenId: number;
   /** [imageTokens, hidden], in prompt order. */
@@ -81,7 +86,7 @@ export async function prefill(runtime: Runtime, input: PrefillInput): Promise<Pr
     const out = await runtime.step({
       target: { cache: input.cache },
       ids: ids.slice(start, end) as number[],
-      positions: positions.slice(start, end) as number[],
+      positions: input.positionRows ? input.positionRows.flatMap((row) => row.slice(start, end)) : (positions.slice(start, end) as number[]),
       splice,
       logits: input.logits,
       massWeights: weighted,

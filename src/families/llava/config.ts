@@ -1,16 +1,16 @@
 /**
- * config.json → LlavaSpec. Absent fields take the defaults of transformers' config classes, so a checkpoint
+ * Llava's config.json → LlavaSpec. Absent fields take the defaults of transformers' config classes, so a checkpoint
  * means here what it means in transformers:
  *   models/llava/configuration_llava.py (LlavaConfig), models/clip/configuration_clip.py (CLIPVisionConfig),
- *   models/siglip/configuration_siglip.py (SiglipVisionConfig), models/llama/configuration_llama.py
- *   (LlamaConfig), models/qwen2/configuration_qwen2.py (Qwen2Config), modeling_rope_utils.py (rope types).
+ *   models/siglip/configuration_siglip.py (SiglipVisionConfig), the text config
+ *   as checkpoint/text-config.ts reads it.
  * Present-but-wrong values (null, wrong type, non-positive) are CONFIG_INVALID; values we cannot run are
  * CONFIG_UNSUPPORTED. Every error names the field (e.g. `text_config.hidden_size`) and the file.
  */
-import { ConfigError } from '../errors.js';
-import { Fields, type Obj } from './config-fields.js';
-import type { LlavaSpec, ProjectorActivation, RopeScaling, TextSpec, VisionActivation, VisionSpec } from './spec.js';
-import { readRopeScaling } from './rope.js';
+import { ConfigError } from '../../errors.js';
+import { Fields, type Obj } from '../../checkpoint/config-fields.js';
+import type { LlavaSpec, ProjectorActivation, VisionActivation, VisionSpec } from '../../checkpoint/spec.js';
+import { parseTextConfig } from '../../checkpoint/text-config.js';
 
 const VISION_ACTS: readonly VisionActivation[] = ['quick_gelu', 'gelu', 'gelu_pytorch_tanh', 'gelu_new'];
 const PROJECTOR_ACTS: readonly ProjectorActivation[] = ['gelu', 'gelu_pytorch_tanh', 'quick_gelu', 'relu', 'silu'];
@@ -31,12 +31,6 @@ const DEFAULT_VISION_CONFIG: Obj = {
 const VISION_DEFAULTS = {
   clip: { hidden: 768, inter: 3072, layers: 12, heads: 12, image: 224, patch: 32, act: 'quick_gelu', eps: 1e-5 },
   siglip: { hidden: 768, inter: 3072, layers: 12, heads: 12, image: 224, patch: 16, act: 'gelu_pytorch_tanh', eps: 1e-6 },
-} as const;
-
-/** Per-model defaults, from LlamaConfig / Qwen2Config `__init__`. */
-const TEXT_DEFAULTS = {
-  llama: { vocab: 32000, hidden: 4096, inter: 11008, layers: 32, heads: 32, maxPos: 2048, eps: 1e-6, theta: 10000 },
-  qwen2: { vocab: 151936, hidden: 4096, inter: 22016, layers: 32, heads: 32, maxPos: 32768, eps: 1e-6, theta: 10000 },
 } as const;
 
 function parseVision(f: Fields): VisionSpec {
@@ -67,59 +61,6 @@ function parseVision(f: Fields): VisionSpec {
     gridSize,
     // CLIPVisionEmbeddings: num_positions = num_patches + 1 (class embedding); SiglipVisionEmbeddings: num_patches.
     numPositions: gridSize * gridSize + (kind === 'clip' ? 1 : 0),
-  };
-}
-
-function parseText(f: Fields, top: Fields): TextSpec {
-  // LlavaConfig: `text_config["model_type"] = text_config.get("model_type", "llama")`.
-  const kind = f.oneOf('model_type', ['llama', 'qwen2'], 'llama');
-  const d = TEXT_DEFAULTS[kind];
-  const hiddenSize = f.posInt('hidden_size', d.hidden);
-  const numHeads = f.posInt('num_attention_heads', d.heads);
-  // LlamaConfig defaults num_key_value_heads to None, Qwen2Config to 32; both then map None (null) to
-  // num_attention_heads.
-  const numKvHeads =
-    f.obj['num_key_value_heads'] === null || (kind === 'llama' && !('num_key_value_heads' in f.obj)) ? numHeads : f.posInt('num_key_value_heads', 32);
-  if (numHeads % numKvHeads !== 0) {
-    throw f.invalid('num_key_value_heads', `does not divide num_attention_heads ${numHeads}`);
-  }
-  // LlamaConfig: `head_dim if head_dim is not None else hidden_size // num_attention_heads`; Qwen2Attention
-  // reads `getattr(config, "head_dim", hidden_size // num_attention_heads)`.
-  let headDim: number;
-  if (f.obj['head_dim'] == null) {
-    if (hiddenSize % numHeads !== 0) throw f.invalid('num_attention_heads', `does not divide hidden_size ${hiddenSize}`);
-    headDim = hiddenSize / numHeads;
-  } else {
-    headDim = f.posInt('head_dim');
-  }
-  if (headDim % 2 !== 0) throw f.invalid('head_dim', `(${headDim}) must be even for rotary embeddings`);
-  f.oneOf('hidden_act', ['silu'], 'silu');
-  // Qwen2 with use_sliding_window masks layers >= max_window_layers to a window; we run full attention only.
-  if (kind === 'qwen2' && f.bool('use_sliding_window', false)) throw f.unsupported('use_sliding_window', true, ['false']);
-  const { ropeTheta, ropeScaling } = readRopeScaling(f, d.theta);
-  // Llama: attention_bias covers q, k, v and o; mlp_bias covers gate/up/down. Qwen2: q/k/v bias, no o/mlp bias.
-  const attnBias = kind === 'qwen2' ? true : f.bool('attention_bias', false);
-  // The brief's rule: text_config first, then the top-level LlavaConfig field, then the model default (False).
-  const tie = f.obj['tie_word_embeddings'] ?? top.obj['tie_word_embeddings'] ?? false;
-  if (typeof tie !== 'boolean') throw f.invalid('tie_word_embeddings', 'must be true or false');
-  return {
-    kind,
-    hiddenSize,
-    intermediateSize: f.posInt('intermediate_size', d.inter),
-    numLayers: f.posInt('num_hidden_layers', d.layers),
-    numHeads,
-    numKvHeads,
-    headDim,
-    vocabSize: f.posInt('vocab_size', d.vocab),
-    rmsNormEps: f.posNum('rms_norm_eps', d.eps),
-    ropeTheta,
-    ropeScaling: ropeScaling satisfies RopeScaling,
-    maxPositionEmbeddings: f.posInt('max_position_embeddings', d.maxPos),
-    attentionBias: attnBias,
-    outputBias: kind === 'qwen2' ? false : attnBias,
-    mlpBias: kind === 'qwen2' ? false : f.bool('mlp_bias', false),
-    tieWordEmbeddings: tie,
-    act: 'silu',
   };
 }
 
@@ -154,7 +95,7 @@ export function parseLlavaConfig(config: unknown, file: string): LlavaSpec {
   }
   top.oneOf('model_type', ['llava'], 'llava');
   const vision = parseVision(top.sub('vision_config', DEFAULT_VISION_CONFIG));
-  const text = parseText(top.sub('text_config', {}), top);
+  const text = parseTextConfig(top.sub('text_config', {}), top);
   const featureLayers = resolveFeatureLayers(top, vision.numLayers);
   // LlavaConfig raises ValueError unless the strategy is "default" or "full".
   const selectStrategy = top.oneOf('vision_feature_select_strategy', ['default', 'full'], 'default');
@@ -165,6 +106,7 @@ export function parseLlavaConfig(config: unknown, file: string): LlavaSpec {
     throw top.invalid(tokenField, 'must be a non-negative integer token id');
   }
   return {
+    family: 'llava',
     architecture: 'LlavaForConditionalGeneration',
     vision,
     text,

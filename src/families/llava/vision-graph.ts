@@ -13,10 +13,10 @@
  *                   (summary) tokens, for RADIO-style salience from a chosen set of summary tokens
  * The full [tokens × tokens] matrix never leaves the graph.
  */
-import type { LlavaSpec } from '../checkpoint/spec.js';
-import type { WeightReader } from '../weights/weight-reader.js';
-import { activation, layerNorm, linear, param, type LinearOptions } from './layers.js';
-import type { OnnxGraphBuilder } from './onnx-builder.js';
+import type { LlavaSpec } from '../../checkpoint/spec.js';
+import type { WeightReader } from '../../weights/weight-reader.js';
+import { activation, layerNorm, linear, param, type LinearOptions } from '../../graph/layers.js';
+import type { OnnxGraphBuilder } from '../../graph/onnx-builder.js';
 
 const PREFIX = 'model.vision_tower.vision_model';
 

@@ -257,6 +257,18 @@ describe('Qwen video frames and multi-image calls', () => {
     expect(cuWindowSeqlens).toEqual([0, 16, 32]);
   });
 
+  it('runs a video with full attention split by temporal slice: each slice’s received attention sums to 1', async () => {
+    const video = qwenPixelValues([noise(56, 56, 1), noise(56, 56, 2), noise(56, 56, 3)], spec);
+    const r = await runVision(session, video, v);
+    expect(r.units).toBe(8);
+    for (const block of v.fullAttentionBlocks) {
+      const received = r.received(block);
+      const slice = (t: number) => received.subarray(16 * t, 16 * (t + 1)).reduce((a, b) => a + b, 0);
+      expect(slice(0), `block ${block}`).toBeCloseTo(1, 5);
+      expect(slice(1), `block ${block}`).toBeCloseTo(1, 5);
+    }
+  });
+
   it('resizes an image over max_pixels before patching', () => {
     const small = { ...spec, maxPixels: 56 * 84 };
     const { grid } = qwenPixelValues([noise(300, 200, 4)], small);

@@ -127,9 +127,10 @@ export function roundHalfEven(x: number): number {
 
 /**
  * image_processing_qwen2_vl.py `smart_resize`: both sides multiples of `factor` (patch · merge), the area
- * within [minPixels, maxPixels], the aspect ratio kept as closely as that allows. An image over maxPixels
- * is scaled down, one under minPixels up. A side under `factor` or a ratio over 200 is refused, as
- * transformers refuses them.
+ * within [minPixels, maxPixels], the aspect ratio kept as closely as that allows; `round` is Python's
+ * (half to even). An image over maxPixels is scaled down (never below `factor` a side, the `max(factor, …)`
+ * of 4.57), one under minPixels up. A side under `factor` (transformers' `height < factor or width <
+ * factor` check) or an aspect ratio over 200 is refused.
  */
 export function smartResize(height: number, width: number, factor: number, minPixels: number, maxPixels: number): { height: number; width: number } {
   const subject = `${width}x${height}`;
@@ -165,7 +166,9 @@ export interface QwenPixels {
 /**
  * One image (one frame) or one video (several frames of one size) → `pixel_values` and its grid. A single
  * image is repeated to temporalPatchSize frames (`np.tile`); a video whose frame count is not a multiple
- * of temporalPatchSize is padded by repeating its last frame, as the processors do.
+ * of temporalPatchSize is padded to the next multiple by repeating its last frame, as the processors do.
+ * Frames are resized with PIL's bicubic, as the image processor does; transformers' video processor
+ * resizes with torchvision, which differs from PIL by a few levels where a video needs resizing.
  */
 export function qwenPixelValues(frames: readonly RgbImage[], spec: QwenProcessorSpec): QwenPixels {
   if (frames.length === 0) throw new InputError('OPTION_INVALID', 'qwenPixelValues needs at least one frame', { subject: 'frames' });

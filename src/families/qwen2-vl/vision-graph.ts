@@ -170,17 +170,17 @@ function attention(
   // Σ over query rows / rows in the segment: rows outside it give exactly 0, so this is the segment's mean.
   const headMean = b.op('ReduceMean', [probs, b.constInt64([0])], { keepdims: 0 }, undefined, 'attention_head_mean');
   const windowOrder = b.op('Div', [b.op('ReduceSum', [headMean, b.constInt64([0])], { keepdims: 0 }), mask.rows], undefined, undefined, 'received');
-  const received = toImageOrder(b, windowOrder, [-1, unit], [-1], rows.unitOrder, 'received_attention');
+  const received = toProcessorOrder(b, windowOrder, unit, rows.unitOrder);
   const perPatch = b.op('ReduceMean', [k!, b.constInt64([1])], { keepdims: 0 }); // [N, D]
   const perUnit = b.op('ReduceMean', [b.op('Reshape', [perPatch, b.constInt64([-1, unit, D])]), b.constInt64([1])], { keepdims: 0 });
   const keys = b.op('Gather', [perUnit, rows.unitOrder], { axis: 0 }, undefined, 'key_metric');
   return { out, received, keys };
 }
 
-/** Window-order rows → processor order: view as units, gather by the inverse window permutation, flatten back. */
-function toImageOrder(b: OnnxGraphBuilder, x: string, unitShape: number[], outShape: number[], unitOrder: string, label: string): string {
-  const units = b.op('Gather', [b.op('Reshape', [x, b.constInt64(unitShape)]), unitOrder], { axis: 0 });
-  return b.op('Reshape', [units, b.constInt64(outShape)], undefined, undefined, label);
+/** Window-order rows → processor order: view as units of m² rows, gather by the inverse window permutation, flatten back. */
+function toProcessorOrder(b: OnnxGraphBuilder, x: string, unit: number, unitOrder: string): string {
+  const units = b.op('Gather', [b.op('Reshape', [x, b.constInt64([-1, unit])]), unitOrder], { axis: 0 });
+  return b.op('Reshape', [units, b.constInt64([-1])], undefined, undefined, 'received_attention');
 }
 
 /** apply_rotary_pos_emb_vision: x·cos + rotate_half(x)·sin, x [N, H, D]. */

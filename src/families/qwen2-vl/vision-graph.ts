@@ -65,11 +65,10 @@ export function buildQwenVisionGraph(
   }));
   let x = b.scope('model/visual/patch_embed', () => patchEmbed(b, w, v, pixels));
   for (let i = 0; i < v.numLayers; i++) {
-    const full = v.fullAttentionBlocks.includes(i);
-    const out = b.scope(`model/visual/blocks.${i}`, () => block(b, w, v, x, i, full ? rows.full : rows.window!, rows, options));
+    const out = b.scope(`model/visual/blocks.${i}`, () => block(b, w, v, x, i, rows, options));
     x = out.hidden;
-    if (full) b.output(out.received, `received_attention.${i}`, 'float32', ['patches']);
-    if (i === v.salienceBlock) b.output(out.keys, 'key_metric', 'float32', ['units', v.hiddenSize / v.numHeads]);
+    if (out.received) b.output(out.received, `received_attention.${i}`, 'float32', ['patches']);
+    if (out.keys) b.output(out.keys, 'key_metric', 'float32', ['units', v.hiddenSize / v.numHeads]);
     options.onLayer?.(i + 1, v.numLayers);
   }
   const embeds = b.scope('model/visual/merger', () => merger(b, w, v, x, options));
@@ -121,15 +120,21 @@ function block(
   v: QwenVisionSpec,
   x: string,
   i: number,
-  mask: Masks,
   rows: Rows,
   options: LinearOptions,
-): { hidden: string; received: string; keys: string } {
+): { hidden: string; received?: string; keys?: string } {
   const module = `${PREFIX}.blocks.${i}`;
+  const full = v.fullAttentionBlocks.includes(i);
+  const mask = full ? rows.full : rows.window!;
   const attn = b.scope('attn', () => attention(b, w, v, norm(b, w, v, x, `${module}.norm1`), `${module}.attn`, mask, rows, options));
   const x1 = b.op('Add', [x, attn.out], undefined, undefined, 'residual');
   const mlpOut = b.scope('mlp', () => mlp(b, w, v, norm(b, w, v, x1, `${module}.norm2`), `${module}.mlp`, options));
-  return { hidden: b.op('Add', [x1, mlpOut], undefined, undefined, 'residual'), received: attn.received, keys: attn.keys };
+  const unit = v.mergeSize * v.mergeSize;
+  return {
+    hidden: b.op('Add', [x1, mlpOut], undefined, undefined, 'residual'),
+    received: full ? b.scope('attn', () => receivedAttention(b, attn.probs, mask, unit, rows.unitOrder)) : undefined,
+    keys: i === v.salienceBlock ? b.scope('attn', () => keyMetric(b, attn.keys, unit, v.hiddenSize / v.numHeads, rows.unitOrder)) : undefined,
+  };
 }
 
 /** Qwen2-VL: LayerNorm (weight and bias); Qwen2.5-VL: Qwen2RMSNorm. Both eps 1e-6. */
@@ -139,8 +144,8 @@ function norm(b: OnnxGraphBuilder, w: WeightReader, v: QwenVisionSpec, x: string
 
 /**
  * VisionAttention / Qwen2_5_VLVisionAttention: fused qkv → (q, k) with the vision rotary → softmax(q kᵀ ·
- * head_dim^-0.5 + mask) v → proj. Also reduces the probabilities to the received attention (processor
- * order) and the keys to the unit key metric (image order).
+ * head_dim^-0.5 + mask) v → proj. Returns the probabilities [H, N, N] and the keys before rotary [N, H, D]
+ * too, for the salience outputs.
  */
 function attention(
   b: OnnxGraphBuilder,
@@ -151,10 +156,9 @@ function attention(
   mask: Masks,
   rows: Rows,
   options: LinearOptions,
-): { out: string; received: string; keys: string } {
+): { out: string; probs: string; keys: string } {
   const [H, hid] = [v.numHeads, v.hiddenSize];
   const D = hid / H;
-  const unit = v.mergeSize * v.mergeSize;
   const qkv = b.scope('qkv', () => linear(b, w, x, `${module}.qkv`, { in: hid, out: 3 * hid, bias: true }, options));
   // reshape(N, 3, H, D): q, k, v are consecutive thirds of the row.
   const parts = b.node('Split', [qkv, b.constInt64([hid, hid, hid])], { outputs: 3, attrs: { axis: -1 } });
@@ -166,21 +170,25 @@ function attention(
   const probs = b.op('Softmax', [b.op('Add', [scores, mask.bias], undefined, undefined, 'mask')], { axis: -1 });
   const ctx = b.op('Reshape', [b.op('Transpose', [b.op('MatMul', [probs, heads(val!)])], { perm: [1, 0, 2] }), b.constInt64([-1, hid])]);
   const out = b.scope('proj', () => linear(b, w, ctx, `${module}.proj`, { in: hid, out: hid, bias: true }, options));
-
-  // Σ over query rows / rows in the segment: rows outside it give exactly 0, so this is the segment's mean.
-  const headMean = b.op('ReduceMean', [probs, b.constInt64([0])], { keepdims: 0 }, undefined, 'attention_head_mean');
-  const windowOrder = b.op('Div', [b.op('ReduceSum', [headMean, b.constInt64([0])], { keepdims: 0 }), mask.rows], undefined, undefined, 'received');
-  const received = toProcessorOrder(b, windowOrder, unit, rows.unitOrder);
-  const perPatch = b.op('ReduceMean', [k!, b.constInt64([1])], { keepdims: 0 }); // [N, D]
-  const perUnit = b.op('ReduceMean', [b.op('Reshape', [perPatch, b.constInt64([-1, unit, D])]), b.constInt64([1])], { keepdims: 0 });
-  const keys = b.op('Gather', [perUnit, rows.unitOrder], { axis: 0 }, undefined, 'key_metric');
-  return { out, received, keys };
+  return { out, probs, keys: k! };
 }
 
-/** Window-order rows → processor order: view as units of m² rows, gather by the inverse window permutation, flatten back. */
-function toProcessorOrder(b: OnnxGraphBuilder, x: string, unit: number, unitOrder: string): string {
-  const units = b.op('Gather', [b.op('Reshape', [x, b.constInt64([-1, unit])]), unitOrder], { axis: 0 });
+/**
+ * The attention each patch receives: mean over heads, then Σ over query rows / rows in the patch's segment
+ * (rows outside it give exactly 0, so this is the segment's mean), put in processor order.
+ */
+function receivedAttention(b: OnnxGraphBuilder, probs: string, mask: Masks, unit: number, unitOrder: string): string {
+  const headMean = b.op('ReduceMean', [probs, b.constInt64([0])], { keepdims: 0 }, undefined, 'attention_head_mean');
+  const windowOrder = b.op('Div', [b.op('ReduceSum', [headMean, b.constInt64([0])], { keepdims: 0 }), mask.rows], undefined, undefined, 'received');
+  const units = b.op('Gather', [b.op('Reshape', [windowOrder, b.constInt64([-1, unit])]), unitOrder], { axis: 0 });
   return b.op('Reshape', [units, b.constInt64([-1])], undefined, undefined, 'received_attention');
+}
+
+/** Keys [N, H, D] → mean over heads → mean over each unit's m² patches → [units, D] in image order. */
+function keyMetric(b: OnnxGraphBuilder, keys: string, unit: number, D: number, unitOrder: string): string {
+  const perPatch = b.op('ReduceMean', [keys, b.constInt64([1])], { keepdims: 0 });
+  const perUnit = b.op('ReduceMean', [b.op('Reshape', [perPatch, b.constInt64([-1, unit, D])]), b.constInt64([1])], { keepdims: 0 });
+  return b.op('Gather', [perUnit, unitOrder], { axis: 0 }, undefined, 'key_metric');
 }
 
 /** apply_rotary_pos_emb_vision: x·cos + rotate_half(x)·sin, x [N, H, D]. */

@@ -37,6 +37,13 @@ import {
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 
 const engine = await loadEngine();
+const { loadImage, preprocessImage } = await import('../dist/src/media/image.js');
+
+/** The bench's Llava image as the tower takes it, [1, 3, H, W]. */
+async function llavaPixels(preprocessor, file) {
+  const t = await preprocessImage(await loadImage(file), preprocessor);
+  return { data: t.data, dims: [1, ...t.dims] };
+}
 
 const FIXTURES = path.resolve(REPO, '../shared/fixtures');
 const { values: args } = parseArgs({
@@ -124,7 +131,7 @@ async function benchFixture(name) {
     const loadMs = ms() - t0;
     try {
       const { runtime, spec } = model;
-      const pixels = await model.pixels([path.join(dir, 'image.png')]);
+      const pixels = await llavaPixels(model.processor, path.join(dir, 'image.png'));
       const visionTimes = [];
       let imageEmbeds;
       for (let r = 0; r < repeats; r++) {

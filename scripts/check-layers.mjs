@@ -25,6 +25,8 @@ export const LAYERS = {
   'src/errors.ts': 0,
   // A leaf: the seeded generator token sampling and random pruning both draw from.
   'src/seeded-random.ts': 0,
+  // A leaf: Float32Array helpers every stage uses.
+  'src/arrays.ts': 0,
   // What a model reads, each independent of the model: tensors and config.json from disk (checkpoint),
   // prompts and the chat template (text), pixels from images and video (media), and the synthetic scenes
   // and conversations the demo and the AWQ calibration draw on (world). The session turns their outputs

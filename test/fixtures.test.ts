@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIP_FIXTURE, SIGLIP_FIXTURE } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
 import { prefill } from '../dist/src/session/prefill.js';
+import { llavaPixels } from './helpers/images.js';
+import type { LlavaSpec } from '../dist/src/checkpoint/spec.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 
@@ -40,7 +42,7 @@ describe.each([
   it('builds the prompt ids from the question and the image through the tokenizer and chat template', async () => {
     const answer = await model.chat({ maxNewTokens: 1 }).ask({ images: [image], text: expected.question });
     expect(answer.promptTokenIds).toEqual(expected.input_ids);
-    expect(model.spec.imageTokenCount).toBe(expected.image_token_count);
+    expect((model.spec as LlavaSpec).imageTokenCount).toBe(expected.image_token_count);
   });
 
   it('gives last-position logits within 1e-3 and identical greedy ids', async () => {
@@ -50,7 +52,7 @@ describe.each([
   });
 
   it('gives every prompt position the reference logits (rows within 1e-3, sum within 1e-2)', async () => {
-    const pixels = await model.pixels([image]);
+    const pixels = await llavaPixels(model, [image]);
     const vision = await model.runtime.vision(pixels.data, pixels.dims);
     const [n, tokens, size] = vision.featureDims as [number, number, number];
     const imageEmbeds = await model.runtime.project(vision.features, [n * tokens, size]);
@@ -74,7 +76,7 @@ describe.each([
   });
 
   it('outputs the feature layer attention: CLS row and mean received, averaged over heads', async () => {
-    const pixels = await model.pixels([image]);
+    const pixels = await llavaPixels(model, [image]);
     const vision = await model.runtime.vision(pixels.data, pixels.dims);
     expect(maxAbsDiff(vision.meanAttention!, expected.vision_mean_attention)).toBeLessThan(1e-5);
     if (expected.vision_cls_attention) {

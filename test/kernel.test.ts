@@ -12,6 +12,7 @@ import { installKernelspec } from '../dist/kernel/install.js';
 import { startProfiler } from '../dist/profiler-ui/server/server.js';
 import { decodeBatch, type TraceEvent } from '../dist/src/index.js';
 import { engine, tempDir } from './helpers/engine.js';
+import type { LlavaSpec } from '../dist/src/checkpoint/spec.js';
 
 const count = (markup: string, needle: string) => markup.split(needle).length - 1;
 
@@ -399,9 +400,10 @@ describe('attachProfiler', () => {
     return tracer.run;
   }
 
-  it('towerImage is the preprocessed image, de-normalised: the retention map background', async () => {
+  it('towerImage is the image as the tower sees it (resized, cropped): the retention map background', async () => {
     const bg = await kernel.towerImage(model, kernel.paths.bundledImage);
-    expect([bg.width, bg.height]).toEqual([model.spec.vision.imageSize, model.spec.vision.imageSize]);
+    const side = (model.spec as LlavaSpec).vision.imageSize;
+    expect([bg.width, bg.height]).toEqual([side, side]);
     expect(bg.href).toMatch(/^data:image\/jpeg;base64,\/9j\//);
   });
 

@@ -9,6 +9,7 @@ import { CLIP_FIXTURE, writeTinyLlava } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
 import { prefill } from '../dist/src/session/prefill.js';
 import { argmax } from '../dist/src/session/sampling.js';
+import { llavaPixels } from './helpers/images.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 const IMAGE = path.join(CLIP_FIXTURE, 'image.png');
@@ -29,7 +30,7 @@ describe('a chat on the CLIP/LLaMA fixture', () => {
 
     // One long prompt: every token the chat fed, in one fresh cache.
     const fed = [...first.promptTokenIds, ...first.tokenIds.slice(0, second.timings.cachedTokens - first.promptTokenIds.length), ...second.promptTokenIds];
-    const pixels = await model.pixels([IMAGE]);
+    const pixels = await llavaPixels(model, [IMAGE]);
     const vision = await model.runtime.vision(pixels.data, pixels.dims);
     const [n, tokens, size] = vision.featureDims as [number, number, number];
     const imageEmbeds = await model.runtime.project(vision.features, [n * tokens, size]);

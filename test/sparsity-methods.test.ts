@@ -10,6 +10,7 @@ import { CLIP_FIXTURE } from './helpers/checkpoint-writer.js';
 import { engine, tempDir } from './helpers/engine.js';
 import { foldEvents } from '../profiler-ui/web/data/run-model.js';
 import { runSummary } from '../profiler-ui/web/data/summary.js';
+import type { LlavaSpec } from '../dist/src/checkpoint/spec.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 const IMAGE = path.join(CLIP_FIXTURE, 'image.png');
@@ -53,7 +54,7 @@ describe('DivPrune', () => {
   afterAll(() => model?.close());
 
   it('keeps the max-min diverse tokens of each image, as its reference code picks them, per image and over a turn', async () => {
-    const n = model.spec.imageTokenCount;
+    const n = (model.spec as LlavaSpec).imageTokenCount;
     const d = model.spec.text.hiddenSize;
     for (const keep of [{ count: 5 }, { ratio: 0.5 }, { count: 1 }]) {
       const chat = model.chat({ policy: { method: 'divprune', keep: { budget: keep } } });
@@ -102,8 +103,8 @@ describe('a method registered from outside the package', () => {
       flags: { 'checker-phase': { type: 'string', help: 'which patches the checkerboard keeps, 0 or 1' } },
       policy: (v) => ({ method: 'checkerboard', phase: Number(v['checker-phase'] ?? 0) }),
     },
-    prune: (p, t) => ({ kept: t.salience.map(() => Array.from({ length: t.tokensPerImage }, (_, i) => i).filter((i) => i % 2 === p.phase)) }),
-    keptCount: (_, images, n) => images * Math.ceil(n / 2),
+    prune: (p, t) => ({ kept: t.tokensPerImage.map((n) => Array.from({ length: n }, (_, i) => i).filter((i) => i % 2 === p.phase)) }),
+    keptCount: (_, tokens) => tokens.reduce((a, n) => a + Math.ceil(n / 2), 0),
     retrieve: (p) => ({ budget: { count: p.retrieveCount }, minPerImage: 0, perKvHead: false }),
   };
   let model: Model;

@@ -23,6 +23,7 @@ import {
 import { estimateTurnMemory, formatBytes, RUNTIME_OVERHEAD } from '../src/runtime/memory.js';
 import { REPO_ROOT, writeTinyLlava } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
+import type { LlavaSpec } from '../dist/src/checkpoint/spec.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 
@@ -245,7 +246,7 @@ describe('video turns on a random SigLIP / Qwen2 checkpoint', () => {
   afterAll(() => model?.close());
 
   it('puts the frames in the prompt as consecutive images, labelled by the chat template, exactly as the same frames given as PNGs', async () => {
-    const tokens = model.spec.imageTokenCount;
+    const tokens = (model.spec as LlavaSpec).imageTokenCount;
     const video = await model.chat({ maxNewTokens: 4 }).ask({ video: { path: MP4, frames: 4 }, text: 'What happens?' });
     expect(video.video).toEqual({ file: MP4, frames: [0, 7, 15, 22].map((index) => ({ index, timestamp: index / 10 })) });
     expect(video.promptTokenIds.filter((id) => id === model.spec.imageTokenId)).toHaveLength(4 * tokens);

@@ -15,6 +15,7 @@ import { Tracer } from '../trace/tracer.js';
 import type { TraceSink } from '../trace/schema.js';
 import { modelOptionSpec, parseInteger, parseModelOptions, progressPrinter } from './options.js';
 import { startOnFreePort, untilInterrupted } from './profile.js';
+import { familyOf } from '../families/registry.js';
 
 const MODELS_DIR = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -67,8 +68,9 @@ export async function runDemo(argv: string[]): Promise<void> {
   const answers = new Map<string, Answer[]>();
   try {
     const s = model.spec;
+    const tower = familyOf(s).describe(s);
     console.log(
-      `  ${s.vision.kind} tower ${s.vision.imageSize}px/${s.vision.patchSize} → ${s.imageTokenCount} image tokens; ` +
+      `  ${tower.vision} tower → ${tower.imageTokens || 'native-resolution'} image tokens; ` +
         `${s.text.kind} ${s.text.numLayers} layers, hidden ${s.text.hiddenSize}, heads ${s.text.numHeads}/${s.text.numKvHeads}`,
     );
     const policies: [string, SparsityPolicy][] = [
@@ -105,9 +107,9 @@ export async function runDemo(argv: string[]): Promise<void> {
     if (references.every((r) => r !== undefined)) {
       console.log(policies.map(([name, p]) => `${name}: ${describeMatches(answers.get(p.method)!, references as string[])}`).join('\n'));
     }
-    if (model.spec.imageTokenCount * Math.max(...conversations.map((c) => c.media.length)) < 1024) {
+    if (tower.imageTokens && tower.imageTokens * Math.max(...conversations.map((c) => c.media.length)) < 1024) {
       console.log(
-        `(${model.spec.imageTokenCount} visual tokens an image: at this size fixed per-turn costs — scoring, building the ` +
+        `(${tower.imageTokens} visual tokens an image: at this size fixed per-turn costs — scoring, building the ` +
           `retrieval view — outweigh what sparsity saves; \`npm run bench\` measures one image to 64-frame videos)`,
       );
     }

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import { InputError, SparseVilaError } from '../errors.js';
-import type { LlavaSpec } from '../checkpoint/spec.js';
+import type { ModelSpecBase } from '../checkpoint/spec.js';
 import { checkPolicyFits, resolveChatOptions, resolveLimits, type ChatOptions } from '../session/options.js';
 import type { CliValues, PolicyValue } from '../sparsity/method.js';
 import { cliFlags, sparsityMethod, sparsityMethods } from '../sparsity/registry.js';
@@ -59,7 +59,7 @@ export function checkPolicyFlags(values: CliValues): void {
  * In-LLM drops after a layer the model does not have: the session's rule (checkPolicyFits, which a chat runs
  * when it is made), with the error naming the method's flag that sets the layers.
  */
-export function checkDropLayers(policy: PolicyValue, spec: LlavaSpec): void {
+export function checkDropLayers(policy: PolicyValue, spec: ModelSpecBase): void {
   try {
     checkPolicyFits(resolveChatOptions({ policy }), spec.text.numLayers);
   } catch (err) {

@@ -119,13 +119,18 @@ function checkPixels({ width, height }: ImageHeader, maxPixels: number, subject:
 
 /** Runs the preprocessor's pixel pipeline; the result is [3, H, W] float32 for the vision tower. */
 export async function preprocessImage(image: RgbImage, config: PreprocessorConfig): Promise<PixelTensor> {
+  return pixelTensor(prepareImage(image, config), config);
+}
+
+/** The preprocessor's geometry (resize, then center crop): the image as the tower sees it. */
+export function prepareImage(image: RgbImage, config: PreprocessorConfig): RgbImage {
   let img = image;
   if (config.resize) {
     const size = resizeOutputSize(config.resize, img.width, img.height);
     img = resizeRgb(img, size.width, size.height, config.resample.filter);
   }
   if (config.centerCrop) img = centerCrop(img, config.centerCrop.height, config.centerCrop.width);
-  return toTensor(img, config);
+  return img;
 }
 
 /**
@@ -186,7 +191,8 @@ export function centerCrop(image: RgbImage, cropHeight: number, cropWidth: numbe
  * value by the factor in float64 and casts to float32; `normalize` computes `(x - mean) / std` in float32 with
  * mean and std cast to float32.
  */
-function toTensor(image: RgbImage, config: PreprocessorConfig): PixelTensor {
+/** Rescale and normalize: a prepared image → [3, H, W] float32. */
+export function pixelTensor(image: RgbImage, config: PreprocessorConfig): PixelTensor {
   const { width, height, data } = image;
   const plane = width * height;
   const out = new Float32Array(3 * plane);

@@ -1,4 +1,15 @@
-export { centerCrop, checkMaxPixels, DEFAULT_MAX_IMAGE_PIXELS, imagePixelCounts, loadImage, preprocessImage, resizeOutputSize, resizeRgb } from './image.js';
+export {
+  centerCrop,
+  checkMaxPixels,
+  pixelTensor,
+  prepareImage,
+  DEFAULT_MAX_IMAGE_PIXELS,
+  imagePixelCounts,
+  loadImage,
+  preprocessImage,
+  resizeOutputSize,
+  resizeRgb,
+} from './image.js';
 export type { ImageHeader, ImageLoadOptions, PixelTensor } from './image.js';
 export type { RgbImage } from './rgb-image.js';
 export { loadPreprocessorConfig, parsePreprocessorConfig } from './preprocessor-config.js';

@@ -5,6 +5,7 @@
  */
 import sharp from 'sharp';
 import type { PreprocessorConfig } from './preprocessor-config.js';
+import type { RgbImage } from './rgb-image.js';
 
 export interface Thumbnail {
   width: number;
@@ -16,6 +17,11 @@ export interface Thumbnail {
 /** pixels: one image [3, H, W] as the model takes it. */
 export async function thumbnail(pixels: Float32Array, height: number, width: number, config: PreprocessorConfig, maxSide = 256): Promise<Thumbnail> {
   const rgb = new Uint8Array(height * width * 3);
+  denormalize(pixels, rgb, height, width, config);
+  return thumbnailOf({ width, height, data: rgb }, maxSide);
+}
+
+function denormalize(pixels: Float32Array, rgb: Uint8Array, height: number, width: number, config: PreprocessorConfig): void {
   const mean = config.normalize?.mean ?? [0, 0, 0];
   const std = config.normalize?.std ?? [1, 1, 1];
   const scale = config.rescaleFactor ?? 1;
@@ -25,8 +31,13 @@ export async function thumbnail(pixels: Float32Array, height: number, width: num
       rgb[i * 3 + c] = Math.max(0, Math.min(255, Math.round(v)));
     }
   }
+}
+
+/** An image as the tower sees it (resized, cropped), as a JPEG at most `maxSide` a side. */
+export async function thumbnailOf(image: RgbImage, maxSide = 256): Promise<Thumbnail> {
+  const { width, height } = image;
   const side = Math.min(maxSide, Math.max(height, width));
-  const out = await sharp(rgb, { raw: { width, height, channels: 3 } })
+  const out = await sharp(image.data, { raw: { width, height, channels: 3 } })
     .resize({ width: Math.round((side * width) / Math.max(height, width)), height: Math.round((side * height) / Math.max(height, width)), fit: 'fill' })
     .jpeg({ quality: 85 })
     .toBuffer({ resolveWithObject: true });

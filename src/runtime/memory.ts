@@ -33,14 +33,12 @@
  * Before the split softmax and the question's own chunk the same prefills grew by 7 score tensors.
  */
 import os from 'node:os';
-import type { LlavaSpec } from '../checkpoint/spec.js';
+import { familyOf, type ModelSpec } from '../families/registry.js';
 import { InputError } from '../errors.js';
 
 const F32 = 4;
 /** Score-shaped tensors a prefill chunk costs: two alive at once in a layer, two for the arena (see the header). */
 export const SCORE_COPIES = 4;
-/** Tower attention-shaped tensors per frame: scores, probabilities, their head mean. */
-const VISION_SCORE_COPIES = 3;
 /** Decoded RGB (3 bytes) and the resampler's intermediate pass (at most 3 more) per native image pixel. */
 export const IMAGE_BYTES_PER_PIXEL = 6;
 /** What any turn allocates beyond its parts (measured ~100 MB on the test model; see the header). */
@@ -65,6 +63,8 @@ export interface TurnFootprint {
   viewRows: number;
   /** Rows of a dense twin's cache after the turn (0 without fidelity). */
   twinRows: number;
+  /** The family's image processor config (sizes native-resolution images); default: its defaults. */
+  processor?: unknown;
 }
 
 export interface MemoryEstimate {
@@ -84,24 +84,24 @@ export interface MemoryEstimate {
   total: number;
 }
 
-export function estimateTurnMemory(spec: LlavaSpec, f: TurnFootprint): MemoryEstimate {
+export function estimateTurnMemory(spec: ModelSpec, f: TurnFootprint): MemoryEstimate {
   const t = spec.text;
-  const v = spec.vision;
+  const family = familyOf(spec);
+  // The largest image the turn decodes sizes every one of its frames (a video's frames: the processor's largest).
+  const image = family.footprint(spec, f.processor, f.imagePixels?.length ? Math.max(...f.imagePixels) : undefined);
   const kvRow = t.numLayers * 2 * t.numKvHeads * t.headDim * F32;
   const rows = f.cachedRows + f.promptTokens + f.maxNewTokens;
   const chunk = Math.min(f.chunk, Math.max(f.promptTokens, 1));
-  const n = v.numPositions;
-  const batch = Math.min(f.visionBatch, f.frames);
-  const perFrameVision = (v.numHeads * n * n * VISION_SCORE_COPIES + n * (v.hiddenSize * 6 + v.intermediateSize * 2) + 3 * v.imageSize * v.imageSize) * F32;
+  const batch = family.batchesImages ? Math.min(f.visionBatch, f.frames) : Math.min(1, f.frames);
   const parts = {
     kvCache: kvRow * rows,
     kvGrowth: f.cachedRows > 0 && f.promptTokens > 0 ? kvRow * f.cachedRows : 0,
     retrievalView: kvRow * f.viewRows,
     prefillScores: f.promptTokens > 0 ? t.numHeads * chunk * (f.cachedRows + f.promptTokens) * F32 * SCORE_COPIES : 0,
     prefillActivations: f.promptTokens > 0 ? chunk * (t.hiddenSize * 8 + t.intermediateSize * 3) * F32 + t.vocabSize * F32 : 0,
-    vision: batch * perFrameVision,
+    vision: batch * image.towerBytes,
     imageDecode: largestBatch(f.imagePixels ?? [], f.visionBatch) * IMAGE_BYTES_PER_PIXEL,
-    visualEmbeddings: f.frames * spec.imageTokenCount * (t.hiddenSize + spec.projector.inputSize) * F32,
+    visualEmbeddings: f.frames * image.embedBytes,
     denseTwin: kvRow * f.twinRows,
     runtime: RUNTIME_OVERHEAD,
   };

@@ -3,7 +3,8 @@
  * thread, so every graph runs in the worker and the main thread stays free for servers and kernels. Large
  * arrays cross as transferred ArrayBuffers (moved, not copied).
  */
-import type { BuildProgressEvent, GraphBuildOptions, GraphKind } from '../graph/build.js';
+import type { GraphTensor } from '../families/family.js';
+import type { BuildProgressEvent, FamilyGraphKind, GraphBuildOptions, GraphKind } from '../graph/build.js';
 import type { RuntimeOptions } from './ort-session.js';
 
 export interface InitRequest {
@@ -40,6 +41,7 @@ export interface StepRequest {
 export type Request =
   | InitRequest
   | { op: 'vision'; pixels: Float32Array; dims: number[] }
+  | { op: 'graph.run'; kind: FamilyGraphKind; feeds: Record<string, GraphTensor> }
   | { op: 'project'; features: Float32Array; dims: [number, number] }
   | { op: 'cache.create' }
   | { op: 'cache.drop'; id: number }

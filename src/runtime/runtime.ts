@@ -3,7 +3,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { SparseVilaError, type ErrorCode } from '../errors.js';
-import type { BuildProgress, GraphBuildOptions, GraphKind } from '../graph/build.js';
+import type { GraphTensor } from '../families/family.js';
+import type { BuildProgress, FamilyGraphKind, GraphBuildOptions, GraphKind } from '../graph/build.js';
 import type { RuntimeOptions } from './ort-session.js';
 import { checkThreads } from './threads.js';
 import type { CacheInfo, Request, StepRequest, StepResult, VisionResult, WorkerMessage } from './protocol.js';
@@ -76,6 +77,14 @@ export class Runtime {
   /** pixels: [images, channels, height, width]. */
   vision(pixels: Float32Array, dims: number[]): Promise<VisionResult> {
     return this.call({ op: 'vision', pixels, dims });
+  }
+
+  /**
+   * Runs one of the model family's own graphs (families/family.ts GraphRunner): the encode step's calls. The
+   * feeds are copied to the worker, not moved: an encode step keeps some of them (Llava's features).
+   */
+  runGraph(kind: FamilyGraphKind, feeds: Record<string, GraphTensor>): Promise<Record<string, GraphTensor>> {
+    return this.call({ op: 'graph.run', kind, feeds });
   }
 
   /** features: [tokens, featureSize] → [tokens, hidden]. */

@@ -8,6 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import type ort from 'onnxruntime-node';
 import onnxruntime from 'onnxruntime-node';
 import type { Checkpoint } from '../checkpoint/index.js';
+import type { GraphTensor } from '../families/family.js';
 import { ensureModelGraph, familyOf, openCheckpoint, type ModelSpec } from '../families/registry.js';
 import { SparseVilaError } from '../errors.js';
 import type { GraphKind } from '../graph/build.js';
@@ -68,6 +69,15 @@ class Engine {
       keyMetric: out.key_metric?.data as Float32Array | undefined,
       leadingRows: out.leading_rows?.data as Float32Array | undefined,
     };
+  }
+
+  async runGraph(kind: GraphKind, feeds: Record<string, GraphTensor>): Promise<Record<string, GraphTensor>> {
+    const session = await this.session(kind);
+    const inputs = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, new onnxruntime.Tensor(t.type, t.data, t.dims)]));
+    const out = await session.run(inputs);
+    return Object.fromEntries(
+      Object.entries(out).map(([name, t]) => [name, { type: t.type as GraphTensor['type'], data: t.data as Float32Array & BigInt64Array, dims: [...t.dims] }]),
+    );
   }
 
   async project(features: Float32Array, dims: [number, number]): Promise<Float32Array> {
@@ -152,6 +162,10 @@ class Engine {
         const r = await this.vision(req.pixels, req.dims);
         return { value: r, transfer: buffers(r.features, r.clsAttention, r.meanAttention, r.keyMetric, r.leadingRows) };
       }
+      case 'graph.run': {
+        const out = await this.runGraph(req.kind, req.feeds);
+        return { value: out, transfer: buffers(...Object.values(out).map((t) => t.data)) };
+      }
       case 'project': {
         const r = await this.project(req.features, req.dims);
         return { value: r, transfer: buffers(r) };
@@ -188,7 +202,7 @@ class Engine {
 }
 
 /** ORT output buffers are fresh per run, so they can be moved to the main thread. */
-function buffers(...arrays: (Float32Array | undefined)[]): ArrayBuffer[] {
+function buffers(...arrays: (Float32Array | BigInt64Array | undefined)[]): ArrayBuffer[] {
   const seen = new Set<ArrayBuffer>();
   for (const a of arrays) if (a && a.buffer instanceof ArrayBuffer && a.byteLength === a.buffer.byteLength) seen.add(a.buffer);
   return [...seen];

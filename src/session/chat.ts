@@ -7,13 +7,15 @@
  */
 import { InputError } from '../errors.js';
 import { imagePixelCounts } from '../media/image.js';
-import { decodeVideo, pixelBatches, planVideo, type VideoInput } from '../media/video.js';
+import { decodeVideo, planVideo, type VideoInput } from '../media/video.js';
+import { familyOf } from '../families/registry.js';
+import { ConfigError } from '../errors.js';
 import type { PolicyValue } from '../sparsity/method.js';
 import { needsAttentionMass } from '../sparsity/registry.js';
 import type { ChatMessage } from '../text/index.js';
 import { Tracer } from '../trace/tracer.js';
 import { Conversation } from './conversation.js';
-import { encode, imageBatches } from './encode.js';
+import { encode, imageFrames } from './encode.js';
 import { checkTurnMemory } from './memory-check.js';
 import { checkPolicyFits, resolveChatOptions, resolveLimits, type ChatOptions, type ResolvedOptions } from './options.js';
 import { prefillTurn } from './prefill-turn.js';
@@ -76,7 +78,7 @@ export class Chat {
     // Decoded pixels count too: sized from the images' headers, before any is decoded.
     const imagePixels = await imagePixelCounts(images, { maxPixels: this.model.maxImagePixels });
     checkTurnMemory(conv, { encode: images.length, imagePixels, what: `${images.length} image(s)` });
-    return new EncodedImages(turn, await encode(turn, imageBatches(this.model, images, this.options.visionBatch)));
+    return new EncodedImages(turn, await encode(turn, imageFrames(this.model, images)));
   }
 
   /**
@@ -86,12 +88,20 @@ export class Chat {
   async encodeVideo(video: VideoInput): Promise<EncodedImages> {
     const conv = await this.conversation;
     const turn = conv.turn();
+    const family = familyOf(this.model.spec);
+    if (!family.videoAsFrames) {
+      throw new ConfigError(
+        'CONFIG_UNSUPPORTED',
+        `${this.model.spec.architecture} takes a video through its own video tokens, which this engine does not run yet: pass frames as images`,
+        {
+          subject: 'video',
+        },
+      );
+    }
     const plan = await planVideo(video);
     checkTurnMemory(conv, { encode: plan.indices.length, what: `${plan.indices.length} frame(s) of ${plan.info.file}` });
-    const { preprocessor, spec, dir } = this.model;
-    const batches = pixelBatches(decodeVideo(plan), preprocessor, this.options.visionBatch, spec.vision.imageSize, dir);
     const frames = plan.indices.map((index, i) => ({ index, timestamp: plan.timestamps[i]! }));
-    return new EncodedImages(turn, await encode(turn, batches, { file: plan.info.file, frames }));
+    return new EncodedImages(turn, await encode(turn, decodeVideo(plan), { file: plan.info.file, frames }));
   }
 
   /** A text-only turn's prefill (turns with images: `encode(images)` → `prune()` → `prefill(text)`). */
@@ -111,17 +121,18 @@ export class Chat {
     if (!this.tracer.enabled) return;
     const s = this.model.spec;
     const o = this.options;
+    const tower = familyOf(s).describe(s);
     this.tracer.emit({
       type: 'run.start',
       version: 1,
       model: {
         dir: this.model.dir,
-        vision: s.vision.kind,
+        vision: tower.vision,
         text: s.text.kind,
         layers: s.text.numLayers,
         heads: s.text.numHeads,
         kvHeads: s.text.numKvHeads,
-        imageTokens: s.imageTokenCount,
+        imageTokens: tower.imageTokens,
       },
       policy: this.policy,
       label: o.method.label(this.policy),

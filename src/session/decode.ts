@@ -159,7 +159,7 @@ async function twinVerdict(
   const visualIndex = new Map(conv.visualRows.map((r, i) => [r, i]));
   const report = await conv.twin!.turn({
     messages: [...conv.messages, pre.userMessage],
-    images: pre.imageTokens.total / turn.model.spec.imageTokenCount,
+    layouts: pre.layouts,
     imageEmbeds: pre.imageEmbedsAll,
     tokens,
     logits,

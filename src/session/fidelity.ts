@@ -8,15 +8,18 @@
  *     falls on the tokens the sparse step attended (its retrieval set, minus pruned tokens), averaged
  *     over the turn's decode steps.
  */
-import { buildPrompt, buildTurnDelta, type ChatMessage, type PromptTokens } from '../text/index.js';
+import type { MediaLayout } from '../families/family.js';
+import type { ChatMessage, PromptTokens } from '../text/index.js';
 import type { VisualTokenId } from '../trace/schema.js';
-import { prefill } from './prefill.js';
+import { prefill, type PositionRows } from './prefill.js';
+import { promptPositions, turnPrompt } from './prompt.js';
 import { argmax } from './sampling.js';
 import type { FidelityReport, LoadedModel } from './types.js';
 
 export interface SparseTurnRecord {
   messages: ChatMessage[];
-  images: number;
+  /** The turn's images: each one's token count and grid. */
+  layouts: MediaLayout[];
   /** Projected embeddings of every token of the turn's images (unpruned). */
   imageEmbeds?: Float32Array;
   tokens: number[];
@@ -49,18 +52,16 @@ export class DenseTwin {
     const rt = model.runtime;
     this.cache ??= await rt.createCache();
     const spec = model.spec;
-    const options = { imageCount: record.images, imageTokenCount: spec.imageTokenCount };
-    const prompt = this.lastPrompt
-      ? buildTurnDelta(model.text, record.messages, { prompt: this.lastPrompt, generatedIds: this.lastGenerated }, options)
-      : buildPrompt(model.text, record.messages, options);
+    const prompt = turnPrompt(model, record.messages, this.lastPrompt && { prompt: this.lastPrompt, generatedIds: this.lastGenerated }, record.layouts);
     prompt.imageSpans.forEach((span, img) => {
       for (let r = span.start; r < span.end; r++) this.visual.set(this.rows + r, key({ image: this.imagesSeen + img, token: r - span.start }));
     });
-    const positions = prompt.ids.map((_, i) => this.nextPosition + i);
+    const positions = promptPositions(model, prompt, record.layouts, this.nextPosition);
     const pre = await prefill(rt, {
       cache: this.cache,
       ids: prompt.ids,
-      positions,
+      positions: positions.rows[0]!,
+      positionRows: positions.rows.length === 3 ? (positions.rows as unknown as PositionRows) : undefined,
       imageTokenId: spec.imageTokenId,
       imageEmbeds: record.imageEmbeds,
       hidden: spec.text.hiddenSize,
@@ -68,8 +69,8 @@ export class DenseTwin {
       logits: 'last',
     });
     this.rows += prompt.ids.length;
-    this.nextPosition += prompt.ids.length;
-    this.imagesSeen += record.images;
+    this.nextPosition = positions.next;
+    this.imagesSeen += record.layouts.length;
 
     const kl: number[] = [];
     let agree = 0;

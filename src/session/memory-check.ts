@@ -1,5 +1,6 @@
 /** The up-front memory check every turn passes before any of its work (runtime/memory.ts estimates). */
 import { checkMemoryLimit, estimateTurnMemory } from '../runtime/memory.js';
+import { familyOf } from '../families/registry.js';
 import { budgetCount } from '../sparsity/budget.js';
 import type { Conversation } from './conversation.js';
 
@@ -9,6 +10,8 @@ export interface TurnSize {
   encode: number;
   /** The turn's visual tokens before pruning and how many enter the LLM; default: what the policy plans for `encode`. */
   visual?: { total: number; kept: number };
+  /** With `visual`: the images they came from. */
+  images?: number;
   /** The turn's exact prompt length once it is built; default: its kept visual tokens. */
   promptTokens?: number;
   /** Native pixel counts of the turn's image files, from their headers (media/image.ts imagePixelCounts). */
@@ -22,13 +25,16 @@ export function checkTurnMemory(conv: Conversation, size: TurnSize): void {
   const { model, options } = conv;
   const { policy, method } = options;
   const spec = model.spec;
-  const n = spec.imageTokenCount;
-  const visual = size.visual ?? { total: size.encode * n, kept: method.keptCount?.(policy, size.encode, n) ?? size.encode * n };
+  // Tokens per image before encoding: each image's own from its header, or the processor's largest.
+  const family = familyOf(spec);
+  const tokens = Array.from({ length: size.encode }, (_, i) => family.footprint(spec, model.processor, size.imagePixels?.[i]).tokens);
+  const total = tokens.reduce((a, n) => a + n, 0);
+  const visual = size.visual ?? { total, kept: method.keptCount?.(policy, tokens) ?? total };
   const prompt = size.promptTokens ?? visual.kept;
   const rowsAfter = conv.rows + prompt + options.maxNewTokens;
   const visualAfter = conv.visualRows.length + visual.kept;
   const retrieve = method.retrieve?.(policy);
-  const images = conv.imagesSeen + visual.total / n;
+  const images = conv.imagesSeen + (size.visual ? (size.images ?? 0) : size.encode);
   const retrieved = retrieve ? Math.min(visualAfter, budgetCount(retrieve.budget, visualAfter) + retrieve.minPerImage * images) : 0;
   const estimate = estimateTurnMemory(spec, {
     cachedRows: conv.rows,
@@ -41,6 +47,7 @@ export function checkTurnMemory(conv: Conversation, size: TurnSize): void {
     viewRows: retrieve ? rowsAfter - visualAfter + retrieved : 0,
     // At least this: the twin also holds what earlier turns pruned.
     twinRows: options.fidelity ? rowsAfter + visual.total - visual.kept : 0,
+    processor: model.processor,
   });
   checkMemoryLimit(estimate, options.memoryLimit, `${size.what}, ${conv.rows + prompt} tokens in the cache after its prompt`);
 }

@@ -3,12 +3,13 @@
  * the inference worker, which builds or loads the graphs. A `Model` hands out `Chat`s.
  */
 import type { LlavaSpec } from '../checkpoint/index.js';
-import { openCheckpoint } from '../families/registry.js';
+import { familyOf, openCheckpoint, type ModelSpec } from '../families/registry.js';
+import type { RgbImage } from '../media/rgb-image.js';
 import { ConfigError, InputError } from '../errors.js';
 import { defaultCacheDir, type BuildProgress } from '../graph/build.js';
 import type { Int4BlockSize } from '../weights/int4.js';
 import type { WeightPrecision } from '../graph/layers.js';
-import { checkMaxPixels, loadPreprocessorConfig, loadImage, preprocessImage, type PreprocessorConfig } from '../media/index.js';
+import { checkMaxPixels, loadImage, preprocessImage, type PreprocessorConfig } from '../media/index.js';
 import { checkThreads } from '../runtime/threads.js';
 import { ensureAwqPlan, checkAwqCheckpoint } from '../quant/awq.js';
 import type { AwqPlanRef } from '../weights/awq-plan.js';
@@ -67,9 +68,10 @@ export const AWQ_CALIBRATION_ROWS = 512;
 export class Model implements LoadedModel {
   private constructor(
     readonly dir: string,
-    readonly spec: LlavaSpec,
+    readonly spec: ModelSpec,
     readonly text: TextProcessor,
-    readonly preprocessor: PreprocessorConfig,
+    /** The family's image processor config (Llava: PreprocessorConfig; Qwen2-VL: its smart_resize limits). */
+    readonly processor: unknown,
     readonly runtime: Runtime,
     /** See LoadOptions.maxImagePixels. */
     readonly maxImagePixels?: number,
@@ -84,12 +86,8 @@ export class Model implements LoadedModel {
     const spec = checkpoint.spec;
     const quantized = checkpoint.quantization !== undefined;
     checkpoint.close();
-    if (spec.family !== 'llava') {
-      throw new ConfigError('CONFIG_UNSUPPORTED', `${dir}: ${spec.architecture} checkpoints are read and built, but chats run Llava checkpoints only`, {
-        subject: 'architectures[0]',
-      });
-    }
-    const text = await loadTextProcessor(dir);
+    const family = familyOf(spec);
+    const text = await loadTextProcessor(dir, { imageToken: family.imageToken });
     if (text.imageTokenId !== null && text.imageTokenId !== spec.imageTokenId) {
       throw new ConfigError(
         'CONFIG_INVALID',
@@ -97,7 +95,7 @@ export class Model implements LoadedModel {
         { subject: 'image_token_index' },
       );
     }
-    const preprocessor = await loadPreprocessorConfig(dir);
+    const processor = await family.loadProcessor(dir);
     const precision = options.precision ?? (quantized ? 'int4' : 'fp32');
     const blockSize = options.blockSize ?? 32;
     const cacheDir = options.cacheDir ?? defaultCacheDir();
@@ -107,9 +105,19 @@ export class Model implements LoadedModel {
       intraOpThreads: options.threads,
       profilePrefix: options.ortProfilePrefix,
     };
-    const awq = precision === 'awq' ? await awqPlan(dir, spec, text, preprocessor, options, runtimeOptions) : undefined;
+    if (precision === 'awq' && spec.family !== 'llava') {
+      // The calibration set is the synthetic world's images at the Llava tower's fixed size.
+      throw new ConfigError(
+        'CONFIG_UNSUPPORTED',
+        `${dir}: precision 'awq' (the activation-aware search) runs on Llava checkpoints; use int4, or load an AutoAWQ-quantized ${spec.architecture}`,
+        {
+          subject: 'precision',
+        },
+      );
+    }
+    const awq = precision === 'awq' ? await awqPlan(dir, spec as LlavaSpec, text, processor as PreprocessorConfig, options, runtimeOptions) : undefined;
     const runtime = await Runtime.start(dir, { precision, blockSize, cacheDir, awq }, runtimeOptions, options.onProgress);
-    return new Model(dir, spec, text, preprocessor, runtime, options.maxImagePixels);
+    return new Model(dir, spec, text, processor, runtime, options.maxImagePixels);
   }
 
   /** A new conversation with its own KV cache. */
@@ -117,9 +125,9 @@ export class Model implements LoadedModel {
     return new Chat(this, options);
   }
 
-  /** Loads and preprocesses images into one [n, 3, H, W] batch. */
-  pixels(images: readonly ImageInput[]): Promise<{ data: Float32Array; dims: number[] }> {
-    return pixelBatch(this.dir, this.spec, this.preprocessor, images, this.maxImagePixels);
+  /** An image as the vision tower sees it (resized, cropped): what its retention maps are drawn over. */
+  async towerView(image: ImageInput): Promise<RgbImage> {
+    return familyOf(this.spec).prepare(await loadImage(image, { maxPixels: this.maxImagePixels }), this.processor);
   }
 
   close(): Promise<void> {

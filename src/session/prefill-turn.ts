@@ -5,16 +5,17 @@
  * stages here; a method that retrieves gets the question's attention mass over the whole cache.
  */
 import { InputError } from '../errors.js';
-import { buildPrompt, buildTurnDelta, type ChatMessage, type PromptTokens } from '../text/index.js';
+import type { MediaLayout } from '../families/family.js';
+import type { ChatMessage, PromptTokens } from '../text/index.js';
 import { MASKED } from '../runtime/protocol.js';
-import { keepAll } from '../sparsity/keep.js';
 import type { DropStage } from '../sparsity/method.js';
 import { topK } from '../sparsity/topk.js';
 import type { VisualTokenId } from '../trace/schema.js';
 import type { Conversation, Turn } from './conversation.js';
 import { checkTurnMemory } from './memory-check.js';
-import { prefill as chunkedPrefill, type PrefillInput, type PrefillOutput } from './prefill.js';
+import { prefill as chunkedPrefill, type PositionRows, type PrefillInput, type PrefillOutput } from './prefill.js';
 import type { Pruned } from './prune.js';
+import { promptPositions, turnPrompt } from './prompt.js';
 import type { VideoFrames } from './types.js';
 
 export interface Prefilled {
@@ -22,6 +23,8 @@ export interface Prefilled {
   /** The ids that entered the LLM (pruned image tokens removed). */
   promptTokenIds: number[];
   positions: number[];
+  /** M-RoPE models: each entered token's temporal, height and width positions. */
+  positionRows?: PositionRows;
   lastPromptLogits: Float32Array;
   /** Per-layer question→cache attention mass [heads, rows], when the policy retrieves. */
   mass: Float32Array[] | undefined;
@@ -30,6 +33,8 @@ export interface Prefilled {
   imageSeconds: { images: number; vision: number };
   /** This turn's image tokens before pruning, how many entered the LLM, and how many of each image / frame. */
   imageTokens: { total: number; kept: number; perImage: number[] };
+  /** Each image's token count and grid. */
+  layouts: MediaLayout[];
   /** Embeddings of every token of the turn's images, unpruned (for a dense twin). */
   imageEmbedsAll?: Float32Array;
   /** The turn's video, when it took one. */
@@ -64,16 +69,17 @@ async function prefillBody(turn: Turn, text: string, pruned: Pruned | undefined,
     content: [...Array.from({ length: images }, () => ({ type: 'image' as const })), { type: 'text' as const, text }],
   };
   const messages = [...conv.messages, userMessage];
-  const promptOptions = { imageCount: images, imageTokenCount: spec.imageTokenCount };
-  const prompt = conv.lastPrompt
-    ? buildTurnDelta(model.text, messages, { prompt: conv.lastPrompt, generatedIds: conv.lastGenerated }, promptOptions)
-    : buildPrompt(model.text, messages, promptOptions);
-  const kept = pruned?.kept ?? keepAll(spec.imageTokenCount, 0);
-  const { ids, positions, newVisual } = dropPruned(conv, prompt, kept, (method.positions?.(policy) ?? 'original') === 'compact');
+  const layouts = pruned?.encoded.layouts ?? [];
+  const prompt = turnPrompt(model, messages, conv.lastPrompt && { prompt: conv.lastPrompt, generatedIds: conv.lastGenerated }, layouts);
+  const kept = pruned?.kept ?? [];
+  const all = promptPositions(model, prompt, layouts, conv.nextPosition);
+  const compact = (method.positions?.(policy) ?? 'original') === 'compact' && all.rows.length === 1;
+  const { ids, positions, positionRows, newVisual } = dropPruned(conv, prompt, kept, all.rows, compact);
+  const visualTotal = layouts.reduce((a, l) => a + l.tokens, 0);
 
   // Rotary positions past the model's trained range: refused, as the prompt is known, before the cache grows.
   const maxPositions = spec.text.maxPositionEmbeddings;
-  const lastPosition = positions.at(-1) ?? conv.nextPosition - 1;
+  const lastPosition = compact ? (positions.at(-1) ?? conv.nextPosition - 1) : all.next - 1;
   if (lastPosition >= maxPositions) {
     throw new InputError(
       'CONTEXT_OVERFLOW',
@@ -86,7 +92,8 @@ async function prefillBody(turn: Turn, text: string, pruned: Pruned | undefined,
   // The exact prompt is known now: refuse it before the cache grows if it would not fit.
   checkTurnMemory(conv, {
     encode: 0,
-    visual: { total: images * spec.imageTokenCount, kept: newVisual.length },
+    visual: { total: visualTotal, kept: newVisual.length },
+    images,
     promptTokens: ids.length,
     what: images ? `${images} image(s) or frame(s)` : 'text',
   });
@@ -102,6 +109,7 @@ async function prefillBody(turn: Turn, text: string, pruned: Pruned | undefined,
     cache: conv.cache,
     ids,
     positions,
+    positionRows,
     imageTokenId: spec.imageTokenId,
     imageEmbeds: pruned?.embeds,
     hidden: spec.text.hiddenSize,
@@ -120,7 +128,7 @@ async function prefillBody(turn: Turn, text: string, pruned: Pruned | undefined,
         columnBias: hiddenBias(conv.hidden, rowsBefore + ids.length),
       });
   conv.rows = rowsBefore + ids.length;
-  conv.nextPosition = (positions.at(-1) ?? conv.nextPosition - 1) + 1;
+  conv.nextPosition = compact ? (positions.at(-1) ?? conv.nextPosition - 1) + 1 : all.next;
   conv.imagesSeen += images;
   turn.span('prefill', t0, { tokens: ids.length, visual: newVisual.length });
   const encoded = pruned?.encoded;
@@ -128,27 +136,34 @@ async function prefillBody(turn: Turn, text: string, pruned: Pruned | undefined,
     prompt,
     promptTokenIds: ids,
     positions,
+    positionRows,
     lastPromptLogits: out.logits.slice(),
     mass: out.mass,
     cachedTokens: rowsBefore,
     seconds: out.seconds,
     imageSeconds: encoded?.seconds ?? { images: 0, vision: 0 },
-    imageTokens: { total: images * spec.imageTokenCount, kept: newVisual.length, perImage: pruned ? kept.map((k) => k.length) : [] },
+    imageTokens: { total: visualTotal, kept: newVisual.length, perImage: pruned ? kept.map((k) => k.length) : [] },
+    layouts,
     imageEmbedsAll: encoded?.embeds,
     video: encoded?.video,
     userMessage,
   };
 }
 
-/** The prompt without its pruned image tokens: ids, rotary positions, and where the kept visual tokens sit. */
-function dropPruned(conv: Conversation, prompt: PromptTokens, kept: number[][], compact: boolean) {
+/**
+ * The prompt without its pruned image tokens: ids, rotary positions (the temporal row, and all rows under
+ * M-RoPE), and where the kept visual tokens sit. Kept tokens keep their original positions; with `compact`
+ * (one position row only: M-RoPE positions are coordinates in the image, which re-packing would move) the
+ * surviving tokens take consecutive positions.
+ */
+function dropPruned(conv: Conversation, prompt: PromptTokens, kept: number[][], rows: number[][], compact: boolean) {
   const keepRow = new Uint8Array(prompt.ids.length).fill(1);
   prompt.imageSpans.forEach((span, img) => {
     keepRow.fill(0, span.start, span.end);
     for (const k of kept[img]!) keepRow[span.start + k] = 1;
   });
   const ids: number[] = [];
-  const positions: number[] = [];
+  const kept3: number[][] = rows.map(() => []);
   const newVisual: { offset: number; id: VisualTokenId }[] = [];
   let spanIndex = 0;
   prompt.ids.forEach((id, row) => {
@@ -157,10 +172,11 @@ function dropPruned(conv: Conversation, prompt: PromptTokens, kept: number[][], 
     const span = prompt.imageSpans[spanIndex];
     if (span && row >= span.start && row < span.end)
       newVisual.push({ offset: ids.length, id: { image: conv.imagesSeen + spanIndex, token: row - span.start } });
-    positions.push(conv.nextPosition + (compact ? ids.length : row));
+    if (compact) kept3[0]!.push(conv.nextPosition + ids.length);
+    else rows.forEach((r, i) => kept3[i]!.push(r[row]!));
     ids.push(id);
   });
-  return { ids, positions, newVisual };
+  return { ids, positions: kept3[0]!, positionRows: kept3.length === 3 ? (kept3 as unknown as PositionRows) : undefined, newVisual };
 }
 
 /** Uniform weights over the question rows [start, n): their attention mass, averaged. */

@@ -5,7 +5,7 @@
  * text after the last image and rows with attention-mass weights start chunks of their own (`chunkStarts`).
  */
 import { InputError } from '../errors.js';
-import { concatFloat32 } from '../runtime/arrays.js';
+import { concatFloat32 } from '../arrays.js';
 import type { Runtime } from '../runtime/runtime.js';
 
 /** M-RoPE position rows: temporal, height, width (transformers' `position_ids` [3, L]). */

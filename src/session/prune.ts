@@ -2,6 +2,7 @@
  * Step 2 of a turn, prune: which of the encoded tokens enter the LLM, as the policy's method decides —
  * or, when the step is given a keep budget, the top tokens by the encode step's salience.
  */
+import { familyOf } from '../families/registry.js';
 import { validateKeep, type Budget, type KeepBudget } from '../sparsity/budget.js';
 import { gatherKept, keepAll, keepTopScores, type KeptTokens } from '../sparsity/keep.js';
 import type { PruneResult } from '../sparsity/method.js';
@@ -21,7 +22,7 @@ export type KeepOverride = { budget: Budget } & Partial<KeepBudget>;
 export async function prune(turn: Turn, encoded: Encoded, keep?: KeepOverride): Promise<Pruned> {
   const t0 = performance.now();
   const { model, options } = turn;
-  const n = model.spec.imageTokenCount;
+  const tokens = encoded.layouts.map((l) => l.tokens);
   const hidden = model.spec.text.hiddenSize;
   const { method, policy } = options;
   let result: PruneResult;
@@ -35,14 +36,14 @@ export async function prune(turn: Turn, encoded: Encoded, keep?: KeepOverride): 
   else if (method.prune) {
     result = await method.prune(policy, {
       ...encoded,
-      tokensPerImage: n,
+      tokensPerImage: tokens,
       hidden,
-      project: (features, dims) => model.runtime.project(features, dims),
+      project: async (features, dims) => (familyOf(model.spec).graphs.includes('projector') ? model.runtime.project(features, dims) : features),
     });
-  } else result = { kept: keepAll(n, encoded.images) };
+  } else result = { kept: keepAll(tokens) };
   const { kept } = result;
   const first = turn.conversation.imagesSeen;
-  kept.forEach((ks, i) => turn.emit(() => ({ type: 'kept', image: first + i, total: n, kept: ks })));
+  kept.forEach((ks, i) => turn.emit(() => ({ type: 'kept', image: first + i, total: tokens[i]!, kept: ks })));
   turn.span('prune', t0);
-  return { encoded, kept, embeds: result.embeds ?? gatherKept(encoded.embeds, kept, n, hidden) };
+  return { encoded, kept, embeds: result.embeds ?? gatherKept(encoded.embeds, kept, tokens, hidden) };
 }

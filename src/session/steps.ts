@@ -4,6 +4,7 @@
  * retrieval sets and scores) and starts the next step. `Chat.ask` composes them with the chat's policy; a
  * notebook can call them one by one and override a budget at any step.
  */
+import type { MediaLayout } from '../families/family.js';
 import type { RetrieveBudget } from '../sparsity/budget.js';
 import type { KeptTokens } from '../sparsity/keep.js';
 import type { LayerRetrieval } from '../sparsity/retrieve.js';
@@ -25,6 +26,7 @@ export class EncodedImages implements Encoded {
   readonly seconds: { images: number; vision: number };
   readonly features: Float32Array;
   readonly keyMetric: Float32Array | undefined;
+  readonly layouts: MediaLayout[];
   readonly video?: VideoFrames;
 
   constructor(
@@ -38,6 +40,7 @@ export class EncodedImages implements Encoded {
       seconds: this.seconds,
       features: this.features,
       keyMetric: this.keyMetric,
+      layouts: this.layouts,
       video: this.video,
     } = encoded);
   }
@@ -78,7 +81,9 @@ export class PrefilledTurn implements Prefilled {
   readonly prompt!: Prefilled['prompt'];
   /** The ids that entered the LLM (pruned image tokens removed). */
   readonly promptTokenIds!: number[];
+  /** Rotary position of each entered token (under M-RoPE its temporal row; `positionRows` has all three). */
   readonly positions!: number[];
+  readonly positionRows?: Prefilled['positionRows'];
   readonly lastPromptLogits!: Float32Array;
   /** Per-layer question→cache attention mass [heads, rows], when the policy retrieves. */
   readonly mass!: Float32Array[] | undefined;
@@ -87,6 +92,8 @@ export class PrefilledTurn implements Prefilled {
   readonly imageSeconds!: { images: number; vision: number };
   /** This turn's image tokens before pruning, how many entered the LLM, and how many of each image / frame. */
   readonly imageTokens!: Prefilled['imageTokens'];
+  /** Each image's token count and grid. */
+  readonly layouts!: MediaLayout[];
   /** Embeddings of every token of the turn's images, unpruned (for a dense twin). */
   readonly imageEmbedsAll?: Float32Array;
   /** The turn's video, when it took one. */

@@ -1,23 +1,20 @@
 /** What a turn takes and gives back: the public shapes of a conversation turn. */
-import type { LlavaSpec } from '../checkpoint/spec.js';
-import type { PreprocessorConfig } from '../media/index.js';
+import type { ModelSpec } from '../families/registry.js';
 import type { VideoInput } from '../media/video.js';
 import type { Runtime } from '../runtime/runtime.js';
-import type { PixelBatch } from '../runtime/vision-batches.js';
 import type { PolicyValue } from '../sparsity/method.js';
 import type { TextProcessor } from '../text/index.js';
 
 /** What a conversation needs of a loaded model (`Model` is one). */
 export interface LoadedModel {
   readonly dir: string;
-  readonly spec: LlavaSpec;
+  readonly spec: ModelSpec;
   readonly text: TextProcessor;
-  readonly preprocessor: PreprocessorConfig;
+  /** The family's image processor config (families/<family> `loadProcessor`). */
+  readonly processor: unknown;
   readonly runtime: Runtime;
   /** Images over this many pixels are refused before decoding (LoadOptions.maxImagePixels). */
   readonly maxImagePixels?: number;
-  /** Loads and preprocesses images into one [n, 3, H, W] batch. */
-  pixels(images: readonly ImageInput[]): Promise<PixelBatch>;
 }
 
 /** Images for one turn: file paths or encoded bytes. */

@@ -8,8 +8,9 @@ import { topK } from './topk.js';
 /** Kept token indices per image (indices into that image's tokens, ascending). */
 export type KeptTokens = number[][];
 
-export function keepAll(tokensPerImage: number, images: number): KeptTokens {
-  return Array.from({ length: images }, () => Array.from({ length: tokensPerImage }, (_, i) => i));
+/** Every token of every image; `tokens[i]` is image i's token count. */
+export function keepAll(tokens: readonly number[]): KeptTokens {
+  return tokens.map((n) => Array.from({ length: n }, (_, i) => i));
 }
 
 /**
@@ -19,41 +20,59 @@ export function keepAll(tokensPerImage: number, images: number): KeptTokens {
 export function keepTopScores(keep: KeepBudget, scores: ArrayLike<number>[]): KeptTokens {
   const floor = keep.minPerImage ?? 0;
   if (keep.scope === 'per-image') return scores.map((s) => topK(s, Math.max(budgetCount(keep.budget, s.length), Math.min(floor, s.length))));
-  const n = scores[0]?.length ?? 0;
-  const all = new Float64Array(scores.length * n);
-  scores.forEach((s, i) => all.set(s, i * n));
+  const counts = scores.map((s) => s.length);
+  const offsets = offsetsOf(counts);
+  const all = new Float64Array(offsets.at(-1)!);
+  scores.forEach((s, i) => all.set(s, offsets[i]!));
   const k = budgetCount(keep.budget, all.length);
-  if (floor === 0) return splitByImage(topK(all, k), scores.length, n);
-  const chosen = new Set(scores.flatMap((s, i) => topK(s, Math.min(floor, n)).map((t) => i * n + t)));
+  if (floor === 0) return splitByImage(topK(all, k), counts);
+  const chosen = new Set(scores.flatMap((s, i) => topK(s, Math.min(floor, s.length)).map((t) => offsets[i]! + t)));
   const rest = Array.from({ length: all.length }, (_, j) => j).filter((j) => !chosen.has(j));
   for (const j of topK(all, k - chosen.size, rest)) chosen.add(j);
   return splitByImage(
     [...chosen].sort((a, b) => a - b),
-    scores.length,
-    n,
+    counts,
   );
 }
 
-/** How many tokens `keepTopScores` keeps of `images` images of `n` tokens (known before any image is scored). */
-export function keptUnderBudget(keep: KeepBudget, images: number, n: number): number {
-  const floor = Math.min(keep.minPerImage ?? 0, n);
-  if (keep.scope === 'per-image') return images * Math.max(budgetCount(keep.budget, n), floor);
-  return Math.max(budgetCount(keep.budget, images * n), images * floor);
-}
-
-/** Flat token indices over `images` × `n` (ascending) → per-image indices. */
-export function splitByImage(flat: number[], images: number, n: number): KeptTokens {
-  const out: KeptTokens = Array.from({ length: images }, () => []);
-  for (const t of flat) out[Math.floor(t / n)]!.push(t % n);
+/** Where each image's tokens start in the flat order, and (last) the total: [0, n0, n0 + n1, …]. */
+export function offsetsOf(tokens: readonly number[]): number[] {
+  const out = [0];
+  for (const n of tokens) out.push(out.at(-1)! + n);
   return out;
 }
 
-/** The embeddings of the kept tokens only, in prompt order: [kept, hidden] from [images · n, hidden]. */
-export function gatherKept(embeds: Float32Array, kept: KeptTokens, n: number, hidden: number): Float32Array {
+/** How many tokens `keepTopScores` keeps of images of `tokens[i]` tokens (known before any image is scored). */
+export function keptUnderBudget(keep: KeepBudget, tokens: readonly number[]): number {
+  const floor = keep.minPerImage ?? 0;
+  if (keep.scope === 'per-image') return tokens.reduce((a, n) => a + Math.max(budgetCount(keep.budget, n), Math.min(floor, n)), 0);
+  const total = tokens.reduce((a, n) => a + n, 0);
+  return Math.max(
+    budgetCount(keep.budget, total),
+    tokens.reduce((a, n) => a + Math.min(floor, n), 0),
+  );
+}
+
+/** Flat token indices over the images' tokens end to end (ascending) → per-image indices. */
+export function splitByImage(flat: number[], tokens: readonly number[]): KeptTokens {
+  const offsets = offsetsOf(tokens);
+  const out: KeptTokens = tokens.map(() => []);
+  let img = 0;
+  for (const t of flat) {
+    while (t >= offsets[img + 1]!) img++;
+    out[img]!.push(t - offsets[img]!);
+  }
+  return out;
+}
+
+/** The embeddings of the kept tokens only, in prompt order: [kept, hidden] from [Σ tokens, hidden]. */
+export function gatherKept(embeds: Float32Array, kept: KeptTokens, tokens: readonly number[], hidden: number): Float32Array {
+  const offsets = offsetsOf(tokens);
   const out = new Float32Array(kept.reduce((a, k) => a + k.length, 0) * hidden);
   let at = 0;
   kept.forEach((ks, img) => {
-    for (const k of ks) out.set(embeds.subarray((img * n + k) * hidden, (img * n + k + 1) * hidden), at++ * hidden);
+    const base = offsets[img]!;
+    for (const k of ks) out.set(embeds.subarray((base + k) * hidden, (base + k + 1) * hidden), at++ * hidden);
   });
   return out;
 }

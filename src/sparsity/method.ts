@@ -29,16 +29,16 @@ export type PositionMode = 'original' | 'compact';
 export interface VisualTokens {
   /** Images / video frames of the turn. */
   images: number;
-  /** LLM tokens per image. */
-  tokensPerImage: number;
+  /** LLM tokens of each image (native-resolution towers give every image its own count). */
+  tokensPerImage: readonly number[];
   /** Per image: salience from the tower's own attention, on the patch grid. */
   salience: ImageSalience[];
-  /** Projected embeddings (the LLM's inputs), [images · tokensPerImage, hidden]. */
+  /** Projected embeddings (the LLM's inputs), [Σ tokensPerImage, hidden], image after image. */
   embeds: Float32Array;
   hidden: number;
-  /** Vision features before the projector, [images · tokensPerImage, featureSize]. */
+  /** Vision features before the projector, [Σ tokensPerImage, featureSize]. */
   features: Float32Array;
-  /** Feature-layer keys averaged over heads, [images · tokensPerImage, keyDim], when the vision graph has them. */
+  /** Feature-layer keys averaged over heads, [Σ tokensPerImage, keyDim], when the vision graph has them. */
   keyMetric?: Float32Array;
   /** Runs the projector on features [n, featureSize] → embeddings [n, hidden] (methods that merge tokens). */
   project(features: Float32Array, dims: [number, number]): Promise<Float32Array>;
@@ -76,7 +76,7 @@ export interface SparsityMethod<P extends PolicyValue = PolicyValue> {
   /** Prefill pruning: which tokens of each image enter the LLM. Default: all. */
   prune?(policy: P, tokens: VisualTokens): PruneResult | Promise<PruneResult>;
   /** Visual tokens that will enter the LLM for `images` images, known before encoding (memory checks). Default: all. */
-  keptCount?(policy: P, images: number, tokensPerImage: number): number;
+  keptCount?(policy: P, tokensPerImage: readonly number[]): number;
   /** Rotary positions of the kept tokens. Default 'original'. */
   positions?(policy: P): PositionMode;
   /** In-LLM drops at prefill (FastV, PyramidDrop); they stay for every later turn. Default none. */

@@ -1,12 +1,11 @@
 /**
  * Visual-token salience from the vision tower's own feature-layer self-attention, averaged over heads
  * (docs/design.md, "The SparseVILA path"): the CLS row on towers with a CLS token, otherwise the mean
- * attention each token receives. The vision graph computes both reductions; this picks and aligns them with
- * the tokens the LLM sees (the `default` strategy drops tower token 0).
+ * attention each token receives (Qwen2-VL: at a full-attention block, summed over each merged 2×2 unit). The
+ * family's encode step computes the candidates per LLM token (families/family.ts SalienceInputs); this picks one.
  */
-import type { LlavaSpec } from '../checkpoint/spec.js';
+import type { MediaLayout, SalienceInputs } from '../families/family.js';
 import { InputError } from '../errors.js';
-import type { VisionResult } from '../runtime/protocol.js';
 import { policyFieldError } from './budget.js';
 
 /**
@@ -40,64 +39,37 @@ export interface ImageSalience {
   source: 'cls' | 'received' | 'summary';
 }
 
-export function resolveSalienceSource(spec: LlavaSpec, source: SalienceSource): 'cls' | 'received' | 'summary' {
+/** Which score a source means on this tower: `auto` is the CLS row where the tower has a CLS token, else attention received. */
+export function resolveSalienceSource(inputs: SalienceInputs, source: SalienceSource): 'cls' | 'received' | 'summary' {
   if (typeof source === 'object') {
-    const tokens = spec.vision.numPositions;
-    const bad = source.summary.find((i) => i >= Math.min(8, tokens));
+    const bad = source.summary.find((i) => i >= inputs.summaryRows);
     if (bad !== undefined) {
-      throw new InputError('OPTION_INVALID', `summary token ${bad} is not among the tower's first ${Math.min(8, tokens)} tokens`, {
+      throw new InputError('OPTION_INVALID', `summary token ${bad} is not among the tower's first ${inputs.summaryRows} tokens`, {
         subject: 'policy.salience.summary',
       });
     }
     return 'summary';
   }
-  if (source === 'auto') return spec.vision.kind === 'clip' ? 'cls' : 'received';
-  if (source === 'cls' && spec.vision.kind !== 'clip') {
-    throw new InputError('OPTION_INVALID', `salience 'cls' needs a tower with a CLS token; ${spec.vision.kind} has none (use 'received')`, {
+  if (source === 'auto') return inputs.cls ? 'cls' : 'received';
+  if (source === 'cls' && !inputs.cls) {
+    throw new InputError('OPTION_INVALID', `salience 'cls' needs a tower with a CLS token; this one has none (use 'received')`, {
       subject: 'policy.salience',
     });
   }
   return source;
 }
 
-/** Salience per image, aligned with the LLM's image tokens. */
-export function imageSalience(spec: LlavaSpec, vision: VisionResult, source: SalienceSource): ImageSalience[] {
-  const kind = resolveSalienceSource(spec, source);
-  const rows =
-    kind === 'summary'
-      ? summaryAttention(vision, (source as { summary: number[] }).summary, spec.vision.numPositions)
-      : kind === 'cls'
-        ? vision.clsAttention
-        : vision.meanAttention;
-  if (!rows) {
-    throw new InputError('OPTION_INVALID', 'the vision feature layer is the embedding output (layer 0): it has no attention to score salience by', {
-      subject: 'vision_feature_layer',
-    });
-  }
-  const n = vision.featureDims[0]!;
-  const positions = spec.vision.numPositions;
-  const skip = spec.selectStrategy === 'default' ? 1 : 0;
-  const grid = { rows: spec.vision.gridSize, cols: spec.vision.gridSize };
-  return Array.from({ length: n }, (_, i) => ({
-    scores: rows.slice(i * positions + skip, (i + 1) * positions),
-    grid,
-    leading: spec.imageTokenCount - grid.rows * grid.cols,
-    source: kind,
-  }));
-}
-
-/** [images, tokens]: the mean of the chosen leading rows of the head-mean attention. */
-function summaryAttention(vision: VisionResult, summary: number[], tokens: number): Float32Array | undefined {
-  const rows = vision.leadingRows;
-  if (!rows) return undefined;
-  const images = vision.featureDims[0]!;
-  const r = rows.length / (images * tokens);
-  const out = new Float32Array(images * tokens);
-  for (let i = 0; i < images; i++) {
-    for (const s of summary) {
-      const row = rows.subarray((i * r + s) * tokens, (i * r + s + 1) * tokens);
-      for (let j = 0; j < tokens; j++) out[i * tokens + j]! += row[j]! / summary.length;
+/** Salience per image, one score per LLM image token, on the image's token grid. */
+export function imageSalience(inputs: readonly SalienceInputs[], layouts: readonly MediaLayout[], source: SalienceSource): ImageSalience[] {
+  return inputs.map((input, i) => {
+    const kind = resolveSalienceSource(input, source);
+    const scores = kind === 'summary' ? input.summary?.((source as { summary: number[] }).summary) : kind === 'cls' ? input.cls : input.received;
+    if (!scores) {
+      throw new InputError('OPTION_INVALID', 'the vision feature layer is the embedding output (layer 0): it has no attention to score salience by', {
+        subject: 'vision_feature_layer',
+      });
     }
-  }
-  return out;
+    const { grid, leading } = layouts[i]!;
+    return { scores, grid: { rows: grid.t * grid.rows, cols: grid.cols }, leading, source: kind };
+  });
 }

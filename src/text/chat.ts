@@ -40,8 +40,8 @@ export interface RenderOptions {
 export interface PromptOptions extends RenderOptions {
   /** Images supplied for the placeholders being tokenized (for a delta: the new turn's images only). */
   imageCount: number;
-  /** LLM tokens per image (LlavaSpec.imageTokenCount). */
-  imageTokenCount: number;
+  /** LLM tokens per image: one count for all (Llava), or each image's own (native-resolution towers). */
+  imageTokenCount: number | readonly number[];
 }
 
 /** `ids[start]` up to (not including) `ids[end]` are one image's tokens; spans are in image order. */
@@ -255,25 +255,34 @@ function tokenizeWithImages(tp: TextProcessor, text: string, messages: readonly 
   if (imageId === null) {
     throw new ConfigError('TOKENIZER_INVALID', `the image token "${token}" is not in the vocabulary of ${tp.dir}/tokenizer.json`, { subject: token });
   }
-  if (!Number.isInteger(imageTokenCount) || imageTokenCount <= 0) {
-    throw new InputError('OPTION_INVALID', `imageTokenCount must be a positive integer, got ${imageTokenCount}`, { subject: 'imageTokenCount' });
+  const counts = typeof imageTokenCount === 'number' ? Array<number>(imageCount).fill(imageTokenCount) : imageTokenCount;
+  if (counts.length !== imageCount || counts.some((n) => !Number.isInteger(n) || n <= 0)) {
+    throw new InputError(
+      'OPTION_INVALID',
+      `imageTokenCount must be a positive integer per image, got ${JSON.stringify(imageTokenCount)} for ${imageCount} image(s)`,
+      {
+        subject: 'imageTokenCount',
+      },
+    );
   }
-  const ids = tp.encode(text.split(token).join(token.repeat(imageTokenCount)));
+  const pieces = text.split(token);
+  const ids = tp.encode(pieces.map((piece, i) => (i === 0 ? piece : token.repeat(counts[i - 1]!) + piece)).join(''));
   const imageSpans: ImageSpan[] = [];
   let found = 0;
   for (let i = 0; i < ids.length; i++) {
     if (ids[i] !== imageId) continue;
     found++;
-    // Images can be adjacent, so a run of image ids is cut into imageTokenCount-long spans.
+    // Images can be adjacent, so a run of image ids is cut into spans of each image's count.
     const last = imageSpans.at(-1);
-    if (last && last.end === i && last.end - last.start < imageTokenCount) last.end = i + 1;
+    if (last && last.end === i && last.end - last.start < counts[imageSpans.length - 1]!) last.end = i + 1;
     else imageSpans.push({ start: i, end: i + 1 });
   }
   // transformers' _check_special_mm_tokens: the text's placeholders must survive tokenization one id each.
-  if (found !== placeholders * imageTokenCount || imageSpans.some((s) => s.end - s.start !== imageTokenCount)) {
+  const expected = counts.reduce((a, n) => a + n, 0);
+  if (found !== expected || imageSpans.length !== imageCount || imageSpans.some((s, i) => s.end - s.start !== counts[i])) {
     throw new ConfigError(
       'TOKENIZER_INVALID',
-      `"${token}" × ${placeholders * imageTokenCount} in the text tokenized to ${found} image token id(s) ${imageId}; the image token must be an added token that never merges with its neighbours`,
+      `the image placeholders ("${token}", ${expected} in all) tokenized to ${found} image token id(s) ${imageId}; the image token must be an added token that never merges with its neighbours`,
       { subject: token },
     );
   }

@@ -58,6 +58,8 @@ export interface TextProcessorFiles {
   chatTemplate: ChatTemplateSource | null;
   processorConfig: Record<string, unknown> | null;
   generationConfig: Record<string, unknown> | null;
+  /** The image placeholder when processor_config.json names none: the model family's (`<image>` by default). */
+  defaultImageToken?: string;
 }
 
 const TOKEN_KEYS = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'] as const;
@@ -126,7 +128,7 @@ export class TextProcessor {
     this.eosTokenIds = eos;
 
     const imageToken = files.processorConfig?.image_token;
-    this.imageToken = typeof imageToken === 'string' && imageToken.length > 0 ? imageToken : '<image>';
+    this.imageToken = typeof imageToken === 'string' && imageToken.length > 0 ? imageToken : (files.defaultImageToken ?? '<image>');
     this.imageTokenId = this.tokenizer.token_to_id(this.imageToken) ?? null;
   }
 
@@ -187,7 +189,7 @@ export class TextProcessor {
 }
 
 /** Reads a checkpoint folder's tokenizer files (see the file comment for which ones) into a TextProcessor. */
-export async function loadTextProcessor(dir: string): Promise<TextProcessor> {
+export async function loadTextProcessor(dir: string, options: { imageToken?: string } = {}): Promise<TextProcessor> {
   const tokenizerJson = await readJson(path.join(dir, 'tokenizer.json'), true);
   const tokenizerConfig = await readJson(path.join(dir, 'tokenizer_config.json'), true);
   return new TextProcessor({
@@ -196,6 +198,7 @@ export async function loadTextProcessor(dir: string): Promise<TextProcessor> {
     tokenizerConfig: tokenizerConfig!,
     chatTemplate: await findChatTemplate(dir, tokenizerConfig!),
     processorConfig: await readJson(path.join(dir, 'processor_config.json'), false),
+    defaultImageToken: options.imageToken,
     generationConfig: await readJson(path.join(dir, 'generation_config.json'), false),
   });
 }

@@ -35,6 +35,7 @@ export type TraceEvent =
   | (Base & {
       type: 'run.start';
       version: typeof TRACE_SCHEMA_VERSION;
+      /** `imageTokens`: LLM tokens per image, or 0 where each image has its own count (native-resolution towers). */
       model: { dir: string; vision: string; text: string; layers: number; heads: number; kvHeads: number; imageTokens: number };
       policy: PolicyValue;
       /**

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engine, maxAbsDiff, tempDir } from '../helpers/engine.js';
+import type { LlavaSpec } from '../../dist/src/checkpoint/spec.js';
 
 const DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/models/sparsevila-demo');
 const LOGIT_TOLERANCE = 1e-3;
@@ -44,7 +45,7 @@ describe('sparsevila-demo: the engine reproduces the PyTorch model', () => {
   it('is a CLIP + LLaMA Llava with 64 image tokens per image', () => {
     expect(model.spec.vision.kind).toBe('clip');
     expect(model.spec.text.kind).toBe('llama');
-    expect(model.spec.imageTokenCount).toBe(expected.image_token_count);
+    expect((model.spec as LlavaSpec).imageTokenCount).toBe(expected.image_token_count);
     expect(model.spec.selectStrategy).toBe('default');
   });
 

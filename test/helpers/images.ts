@@ -1,5 +1,7 @@
-/** Image files for tests of what a loader does before decoding. */
+/** Image files for tests of what a loader does before decoding, and Llava pixels for tests that run the tower graph directly. */
 import zlib from 'node:zlib';
+import { loadImage, preprocessImage } from '../../dist/src/media/image.js';
+import type { PreprocessorConfig } from '../../dist/src/media/preprocessor-config.js';
 
 /** A PNG whose header claims width × height with one tiny row of data: what a decompression bomb's header says. */
 export function pngHeader(width: number, height: number): Buffer {
@@ -22,4 +24,13 @@ export function pngHeader(width: number, height: number): Buffer {
     chunk('IDAT', zlib.deflateSync(Buffer.alloc(1 + width * 3 > 4096 ? 4096 : 1 + width * 3))),
     chunk('IEND', Buffer.alloc(0)),
   ]);
+}
+
+/** Llava pixels for the tower graph, [n, 3, H, W]: each image loaded and preprocessed as the model's processor does it. */
+export async function llavaPixels(model: { processor: unknown }, images: readonly string[]): Promise<{ data: Float32Array; dims: number[] }> {
+  const tensors = await Promise.all(images.map(async (img) => preprocessImage(await loadImage(img), model.processor as PreprocessorConfig)));
+  const [, h, w] = tensors[0]!.dims as [number, number, number];
+  const data = new Float32Array(tensors.length * 3 * h * w);
+  tensors.forEach((t, i) => data.set(t.data, i * 3 * h * w));
+  return { data, dims: [tensors.length, 3, h, w] };
 }

@@ -12,7 +12,10 @@ export function summaryCells(m) {
   const model = s.model;
   const cells = [
     ['policy', s.label],
-    ['model', model ? `${model.vision}+${model.text} · ${model.layers} layers · ${model.imageTokens} tok/image` : '–'],
+    [
+      'model',
+      model ? `${model.vision}+${model.text} · ${model.layers} layers · ${model.imageTokens ? `${model.imageTokens} tok/image` : 'native resolution'}` : '–',
+    ],
     ['turns · images', `${s.turns} · ${s.images}`],
     ['kept', s.keptTokens == null ? '–' : `${d3.format(',')(s.keptTokens)} / ${d3.format(',')(s.totalTokens ?? 0)}`],
     ['visual attended / step', s.meanVisualAttended == null ? '–' : sig(s.meanVisualAttended)],

@@ -1,6 +1,8 @@
 /** LlavaForConditionalGeneration: CLIP or SigLIP tower, a two-layer projector, a LLaMA or Qwen2 LLM. */
 import type { LlavaSpec } from '../../checkpoint/spec.js';
+import { loadPreprocessorConfig, prepareImage, type PreprocessorConfig } from '../../media/index.js';
 import type { ModelFamily } from '../family.js';
+import { encodeLlava, llavaFootprint } from './encode.js';
 import { parseLlavaConfig } from './config.js';
 import { buildProjectorGraph, buildVisionGraph } from './vision-graph.js';
 
@@ -42,4 +44,14 @@ export const llava: ModelFamily<LlavaSpec> = {
     if (kind === 'vision') buildVisionGraph(b, w, spec, options);
     else buildProjectorGraph(b, w, spec, options);
   },
+  imageToken: '<image>',
+  videoAsFrames: true,
+  loadProcessor: (dir) => loadPreprocessorConfig(dir),
+  prepare: (image, processor) => prepareImage(image, processor as PreprocessorConfig),
+  encode: encodeLlava,
+  describe: (spec) => ({ vision: spec.vision.kind, imageTokens: spec.imageTokenCount }),
+  footprint: llavaFootprint,
+  batchesImages: true,
+  // One rotary position per token, in prompt order.
+  positions: (_spec, length, _spans, _layouts, start) => ({ rows: [Array.from({ length }, (_, i) => start + i)], next: start + length }),
 };

@@ -3,9 +3,13 @@
  * patches, 2-D rotary, Qwen2.5's window attention) whose PatchMerger is the projector, and a Qwen2 LLM with
  * multimodal rotary positions (M-RoPE).
  */
-import { SparseVilaError } from '../../errors.js';
 import type { ModelFamily } from '../family.js';
 import { parseQwenConfig, qwenArchitecture, QWEN_ARCHITECTURES, type QwenVLSpec } from './config.js';
+import { encodeQwen, qwenFootprint } from './encode.js';
+import { qwenPositions } from './positions.js';
+import { loadQwenProcessorConfig, qwenResize } from './processor.js';
+import type { QwenProcessorSpec } from './spec.js';
+import { buildQwenVisionGraph } from './vision-graph.js';
 
 export const qwen2VL: ModelFamily<QwenVLSpec> = {
   name: 'qwen2-vl',
@@ -29,8 +33,16 @@ export const qwen2VL: ModelFamily<QwenVLSpec> = {
       },
     ],
   },
-  graphs: [],
-  graph: (_b, kind) => {
-    throw new SparseVilaError('GRAPH_BUILD', `the Qwen2-VL ${kind} graph is not built yet`, { subject: kind });
-  },
+  // The PatchMerger ends the tower: no separate projector graph.
+  graphs: ['vision'],
+  graph: (b, _kind, w, checkpoint, options) => buildQwenVisionGraph(b, w, (checkpoint.spec as QwenVLSpec).vision, options),
+  imageToken: '<|image_pad|>',
+  videoAsFrames: false,
+  loadProcessor: (dir) => loadQwenProcessorConfig(dir),
+  prepare: (image, processor) => qwenResize(image, processor as QwenProcessorSpec),
+  encode: encodeQwen,
+  describe: (spec) => ({ vision: spec.vision.version === '2' ? 'qwen2-vl' : 'qwen2.5-vl', imageTokens: 0 }),
+  footprint: qwenFootprint,
+  batchesImages: false,
+  positions: qwenPositions,
 };

@@ -179,13 +179,7 @@ export function qwenPixelValues(frames: readonly RgbImage[], spec: QwenProcessor
       subject: `${odd.width}x${odd.height}`,
     });
   }
-  const factor = spec.patchSize * spec.mergeSize;
-  const size = spec.doResize ? smartResize(height, width, factor, spec.minPixels, spec.maxPixels) : { height, width };
-  if (size.height % factor !== 0 || size.width % factor !== 0) {
-    throw new InputError('IMAGE_SIZE', `an image of ${width}x${height} must have sides that are multiples of ${factor} when do_resize is false`, {
-      subject: `${width}x${height}`,
-    });
-  }
+  const size = qwenSize(width, height, spec);
   const planes = frames.map((f) => toPlanes(f.width === size.width && f.height === size.height ? f : pilResize(f, size.width, size.height, 'bicubic'), spec));
   const tp = spec.temporalPatchSize;
   const padded = [...planes];
@@ -193,6 +187,24 @@ export function qwenPixelValues(frames: readonly RgbImage[], spec: QwenProcessor
   while (padded.length < target) padded.push(planes[planes.length - 1]!);
   const grid: GridThw = [padded.length / tp, size.height / spec.patchSize, size.width / spec.patchSize];
   return { pixels: patchify(padded, size.height, size.width, grid, spec), grid };
+}
+
+/** The size the processor resizes a `width × height` image to (smart_resize, or as is under do_resize false). */
+export function qwenSize(width: number, height: number, spec: QwenProcessorSpec): { width: number; height: number } {
+  const factor = spec.patchSize * spec.mergeSize;
+  const size = spec.doResize ? smartResize(height, width, factor, spec.minPixels, spec.maxPixels) : { height, width };
+  if (size.height % factor !== 0 || size.width % factor !== 0) {
+    throw new InputError('IMAGE_SIZE', `an image of ${width}x${height} must have sides that are multiples of ${factor} when do_resize is false`, {
+      subject: `${width}x${height}`,
+    });
+  }
+  return size;
+}
+
+/** An image (frame) as the tower sees it: resized to `qwenSize` with PIL's bicubic (itself when no resize is needed). */
+export function qwenResize(image: RgbImage, spec: QwenProcessorSpec): RgbImage {
+  const size = qwenSize(image.width, image.height, spec);
+  return image.width === size.width && image.height === size.height ? image : pilResize(image, size.width, size.height, 'bicubic');
 }
 
 /**

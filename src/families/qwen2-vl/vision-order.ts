@@ -12,6 +12,7 @@
  * "Processor order" is `pixel_values`' row order (processor.ts); "window order" the tower's. A window never
  * spans two temporal slices or two images, so neither does a window segment.
  */
+import { concatFloat32 } from '../../arrays.js';
 import { InputError } from '../../errors.js';
 import type { QwenPixels } from './processor.js';
 import type { GridThw, QwenVisionSpec } from './spec.js';
@@ -126,7 +127,7 @@ export function qwenVisionFeeds(
   const { windowIndex: order, cuWindowSeqlens } = windowIndex(grids, v);
   // Row k of the tower is patch rowOf(k) of the processor: units move whole.
   const rowOf = (k: number) => order[Math.floor(k / unit)]! * unit + (k % unit);
-  const source = list.length === 1 ? list[0]!.pixels : concat(list.map((i) => i.pixels));
+  const source = list.length === 1 ? list[0]!.pixels : concatFloat32(list.map((i) => i.pixels));
   const pixels = new Float32Array(patches * rowLen);
   const positions = rotaryPositions(grids, v.mergeSize);
   const full = fullSegments(grids);
@@ -164,16 +165,6 @@ export function mergedSalience(received: ArrayLike<number>, grids: GridThw | rea
     let s = 0;
     for (let j = 0; j < unit; j++) s += received[u * unit + j]!;
     out[u] = s;
-  }
-  return out;
-}
-
-function concat(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
   }
   return out;
 }

@@ -15,7 +15,7 @@
  */
 import { budgetCount, budgetLabel, policyFieldError, validateKeep, type KeepBudget } from '../budget.js';
 import { keepFromFlags, KEEP_FLAGS } from '../flags.js';
-import { keptUnderBudget, splitByImage } from '../keep.js';
+import { keptUnderBudget, offsetsOf, splitByImage } from '../keep.js';
 import type { SparsityMethod } from '../method.js';
 
 export type DivPrunePolicy = { method: 'divprune'; keep: KeepBudget };
@@ -31,12 +31,15 @@ export const divprune: SparsityMethod<DivPrunePolicy> = {
   },
   label: (p) => `DivPrune keep ${budgetLabel(p.keep.budget)}`,
   cli: { flags: KEEP_FLAGS, policy: (v) => ({ method: 'divprune', keep: keepFromFlags(v) }) },
-  prune(p, { images, tokensPerImage: n, embeds, hidden }) {
-    if (p.keep.scope === 'global') return { kept: splitByImage(maxMinDiverse(embeds, images * n, hidden, budgetCount(p.keep.budget, images * n)), images, n) };
-    const k = budgetCount(p.keep.budget, n);
-    return { kept: Array.from({ length: images }, (_, i) => maxMinDiverse(embeds.subarray(i * n * hidden, (i + 1) * n * hidden), n, hidden, k)) };
+  prune(p, { tokensPerImage: tokens, embeds, hidden }) {
+    const total = tokens.reduce((a, n) => a + n, 0);
+    if (p.keep.scope === 'global') return { kept: splitByImage(maxMinDiverse(embeds, total, hidden, budgetCount(p.keep.budget, total)), tokens) };
+    const offsets = offsetsOf(tokens);
+    return {
+      kept: tokens.map((n, i) => maxMinDiverse(embeds.subarray(offsets[i]! * hidden, offsets[i + 1]! * hidden), n, hidden, budgetCount(p.keep.budget, n))),
+    };
   },
-  keptCount: (p, images, n) => keptUnderBudget(p.keep, images, n),
+  keptCount: (p, tokens) => keptUnderBudget(p.keep, tokens),
 };
 
 /** Greedy max-min diverse subset of `k` of the `n` rows of x [n, d] under cosine distance; ascending indices. */

@@ -26,9 +26,9 @@ export const random: SparsityMethod<RandomPolicy> = {
     return {
       kept: keepTopScores(
         p.keep,
-        tokens.salience.map(() => Float64Array.from({ length: tokens.tokensPerImage }, draw)),
+        tokens.tokensPerImage.map((n) => Float64Array.from({ length: n }, draw)),
       ),
     };
   },
-  keptCount: (p, images, n) => keptUnderBudget(p.keep, images, n),
+  keptCount: (p, tokens) => keptUnderBudget(p.keep, tokens),
 };

@@ -70,7 +70,7 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
       tokens.salience.map((s) => s.scores),
     ),
   }),
-  keptCount: (p, images, n) => keptUnderBudget(p.keep, images, n),
+  keptCount: (p, tokens) => keptUnderBudget(p.keep, tokens),
   positions: (p) => p.positions,
   retrieve: (p) => p.retrieve,
 };

@@ -23,9 +23,10 @@ export const stride: SparsityMethod<StridePolicy> = {
   },
   label: (p) => `stride keep ${budgetLabel(p.keep.budget)}`,
   cli: { flags: KEEP_FLAGS, policy: (v) => ({ method: 'stride', keep: keepFromFlags(v) }) },
-  prune(p, { images, tokensPerImage: n }) {
-    if (p.keep.scope === 'per-image') return { kept: Array.from({ length: images }, () => even(n, budgetCount(p.keep.budget, n))) };
-    return { kept: splitByImage(even(images * n, budgetCount(p.keep.budget, images * n)), images, n) };
+  prune(p, { tokensPerImage: tokens }) {
+    if (p.keep.scope === 'per-image') return { kept: tokens.map((n) => even(n, budgetCount(p.keep.budget, n))) };
+    const total = tokens.reduce((a, n) => a + n, 0);
+    return { kept: splitByImage(even(total, budgetCount(p.keep.budget, total)), tokens) };
   },
-  keptCount: (p, images, n) => keptUnderBudget(p.keep, images, n),
+  keptCount: (p, tokens) => keptUnderBudget(p.keep, tokens),
 };

@@ -10,9 +10,10 @@
  * compact positions, where the repo concatenates dominant then contextual tokens.
  */
 import { InputError } from '../../errors.js';
-import { concatFloat32 } from '../../runtime/arrays.js';
+import { concatFloat32 } from '../../arrays.js';
 import { policyFieldError } from '../budget.js';
 import type { SparsityMethod, VisualTokens, PruneResult } from '../method.js';
+import { offsetsOf } from '../keep.js';
 import { topK } from '../topk.js';
 
 export type VisionZipPolicy = { method: 'visionzip'; dominant: number; contextual: number };
@@ -37,23 +38,24 @@ export const visionzip: SparsityMethod<VisionZipPolicy> = {
     policy: (v) => ({ method: 'visionzip', dominant: Number(v.dominant ?? 54), contextual: Number(v.contextual ?? 10) }),
   },
   prune: (p, tokens) => zipImages(tokens, p.dominant, p.contextual),
-  keptCount: (p, images, n) => images * Math.min(n, p.dominant + p.contextual),
+  keptCount: (p, tokens) => tokens.reduce((a, n) => a + Math.min(n, p.dominant + p.contextual), 0),
   // The LLM sees a shorter sequence of merged tokens: compact positions, as in its repo.
   positions: () => 'compact',
 };
 
 /** VisionZip per image: dominant + merged contextual features, projected again. */
 async function zipImages(t: VisualTokens, dominant: number, contextual: number): Promise<PruneResult> {
-  const n = t.tokensPerImage;
-  const size = t.features.length / (t.images * n);
+  const offsets = offsetsOf(t.tokensPerImage);
+  const total = offsets.at(-1)!;
+  const size = t.features.length / total;
   const keys = t.keyMetric;
   if (!keys) throw new InputError('OPTION_INVALID', 'VisionZip needs the feature layer keys, which this vision graph lacks', { subject: 'policy' });
-  const keyDim = keys.length / (t.images * n);
+  const keyDim = keys.length / total;
   const zipped = t.salience.map((s, img) =>
     visionZip(
-      t.features.subarray(img * n * size, (img + 1) * n * size),
+      t.features.subarray(offsets[img]! * size, offsets[img + 1]! * size),
       s.scores,
-      keys.subarray(img * n * keyDim, (img + 1) * n * keyDim),
+      keys.subarray(offsets[img]! * keyDim, offsets[img + 1]! * keyDim),
       keyDim,
       dominant,
       contextual,

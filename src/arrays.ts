@@ -1,4 +1,4 @@
-/** Float32Array helpers shared by the runtime and the session. */
+/** Float32Array helpers shared by every stage. */
 
 /** The arrays end to end (the one array itself when there is one: no copy). */
 export function concatFloat32(parts: readonly Float32Array[]): Float32Array {

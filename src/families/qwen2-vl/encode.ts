@@ -1,0 +1,86 @@
+/**
+ * Qwen2-VL's encode step: each image at its native resolution (smart_resize) → pixel rows → the tower and
+ * merger in one graph call → LLM inputs in image order, with salience from the salience block's attention
+ * (no CLS token: the attention each patch receives, summed over the merged unit it joins). One image per
+ * call: a call's full-attention blocks are N × N over its patches, so batching native-resolution images
+ * would multiply that; the images of a turn are encoded one after another.
+ *
+ * There is no separate projector (the PatchMerger is the tower's last module), so the "features" a merging
+ * method (VisionZip) merges are the merger's outputs, already in the LLM's space.
+ */
+import { concatFloat32 } from '../../arrays.js';
+import {
+  batchesOf,
+  TOWER_SCORE_COPIES,
+  type MediaFootprint,
+  type EncodedMedia,
+  type EncodeRequest,
+  type GraphRunner,
+  type MediaLayout,
+  type SalienceInputs,
+} from '../family.js';
+import type { QwenVLSpec } from './config.js';
+import { qwenPixelValues, qwenResize } from './processor.js';
+import type { QwenProcessorSpec } from './spec.js';
+import { mergedSalience, qwenVisionFeeds } from './vision-order.js';
+
+/**
+ * One image before it is decoded: smart_resize keeps its area within [min_pixels, max_pixels] and rounds each
+ * side to a multiple of 28, so its patches are about area / 14² (one more row and column of 28 at most). The
+ * tower holds its full-attention scores over all of them (heads × N² × 3, as runtime/memory.ts counts
+ * Llava's), a layer's activations and the pixel rows.
+ */
+export function qwenFootprint(spec: QwenVLSpec, processor: unknown, pixels?: number): MediaFootprint {
+  const p = processor as QwenProcessorSpec | undefined;
+  const v = spec.vision;
+  const factor = v.patchSize * v.mergeSize;
+  const maxPixels = p?.maxPixels ?? 28 * 28 * 1280;
+  const area = Math.min(maxPixels, Math.max(p?.minPixels ?? 56 * 56, pixels ?? maxPixels));
+  const side = Math.ceil(Math.sqrt(area) / factor) + 1;
+  const units = side * side;
+  const n = units * v.mergeSize * v.mergeSize;
+  const rowLen = v.inChannels * v.temporalPatchSize * v.patchSize * v.patchSize;
+  const F32 = 4;
+  return {
+    tokens: units,
+    towerBytes: (v.numHeads * n * n * TOWER_SCORE_COPIES + n * (v.hiddenSize * 6 + v.intermediateSize * 2) + n * rowLen * 2) * F32,
+    embedBytes: units * spec.text.hiddenSize * F32,
+  };
+}
+
+export async function encodeQwen(spec: QwenVLSpec, runner: GraphRunner, request: EncodeRequest): Promise<EncodedMedia> {
+  const processor = request.processor as QwenProcessorSpec;
+  const v = spec.vision;
+  const m = v.mergeSize;
+  const waited = { ms: 0 };
+  let visionMs = 0;
+  const embeds: Float32Array[] = [];
+  const keys: Float32Array[] = [];
+  const layouts: MediaLayout[] = [];
+  const salience: SalienceInputs[] = [];
+  for await (const [frame] of batchesOf(request.frames, 1, waited)) {
+    const t0 = performance.now();
+    const shown = qwenResize(frame!, processor);
+    await request.onImage?.(layouts.length, shown);
+    const pixels = qwenPixelValues([shown], processor);
+    const { feeds, units } = qwenVisionFeeds(pixels, v);
+    const t1 = performance.now();
+    waited.ms += t1 - t0;
+    const out = await runner.runGraph('vision', feeds);
+    visionMs += performance.now() - t1;
+    const [t, h, w] = pixels.grid;
+    layouts.push({ tokens: units, leading: 0, grid: { t, rows: h / m, cols: w / m } });
+    embeds.push(out.image_embeds!.data as Float32Array);
+    if (out.key_metric) keys.push(out.key_metric.data as Float32Array);
+    salience.push({ received: mergedSalience(out[`received_attention.${v.salienceBlock}`]!.data as Float32Array, pixels.grid, m), summaryRows: 0 });
+  }
+  const all = concatFloat32(embeds);
+  return {
+    embeds: all,
+    features: all,
+    keyMetric: keys.length === layouts.length ? concatFloat32(keys) : undefined,
+    layouts,
+    salience,
+    seconds: { images: waited.ms / 1000, vision: visionMs / 1000 },
+  };
+}

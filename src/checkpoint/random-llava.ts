@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeJson, writeRandomWeights, type RandomTensorInfo, type RandomTensorSpec, type WrittenTensor } from './random-weights.js';
+import { decoderTensors, writeJson, writeRandomWeights, type RandomTensorInfo, type RandomTensorSpec, type WrittenTensor } from './random-weights.js';
 import type { WritableFloatDtype } from './safetensors-writer.js';
 
 export { gaussian, type RandomTensorInfo, type WrittenTensor } from './random-weights.js';
@@ -149,28 +149,7 @@ function writeLlava(dir: string, o: RandomLlavaOptions, keepValues: boolean): Ra
   shapes.push([`${pp}linear_1.weight`, [T.hidden, V.hidden * nFeat]], [`${pp}linear_1.bias`, [T.hidden]]);
   shapes.push([`${pp}linear_2.weight`, [T.hidden, T.hidden]], [`${pp}linear_2.bias`, [T.hidden]]);
   const tp = 'model.language_model.';
-  shapes.push([`${tp}embed_tokens.weight`, [T.vocab, T.hidden]]);
-  for (let i = 0; i < T.layers; i++) {
-    const lp = `${tp}layers.${i}.`;
-    shapes.push([`${lp}input_layernorm.weight`, [T.hidden], true], [`${lp}post_attention_layernorm.weight`, [T.hidden], true]);
-    const outs = { q_proj: T.heads * headDim, k_proj: T.kv * headDim, v_proj: T.kv * headDim };
-    for (const [p, out] of Object.entries(outs)) {
-      shapes.push([`${lp}self_attn.${p}.weight`, [out, T.hidden]]);
-      if (qkvBias) shapes.push([`${lp}self_attn.${p}.bias`, [out]]);
-    }
-    shapes.push([`${lp}self_attn.o_proj.weight`, [T.hidden, T.heads * headDim]]);
-    if (oBias) shapes.push([`${lp}self_attn.o_proj.bias`, [T.hidden]]);
-    for (const [p, s] of [
-      ['gate_proj', [T.inter, T.hidden]],
-      ['up_proj', [T.inter, T.hidden]],
-      ['down_proj', [T.hidden, T.inter]],
-    ] as const) {
-      shapes.push([`${lp}mlp.${p}.weight`, [...s]]);
-      if (o.mlpBias) shapes.push([`${lp}mlp.${p}.bias`, [s[0]]]);
-    }
-  }
-  shapes.push([`${tp}norm.weight`, [T.hidden], true]);
-  if (!tie) shapes.push(['lm_head.weight', [T.vocab, T.hidden]]);
+  shapes.push(...decoderTensors({ ...T, headDim, qkvBias, oBias, mlpBias: o.mlpBias === true, tie }));
 
   const pre = PREFIXES[layout];
   const toDisk = (n: string): string =>

@@ -2,7 +2,8 @@
  * Seeded random weights written as a safetensors checkpoint, shared by the random checkpoint writers
  * (random-llava.ts, random-qwen.ts): one N(0, std) stream over all tensors in list order (norm weights
  * 1 + noise), each tensor generated when the writer reaches it (safetensors-writer.ts), so the values are the
- * same whether they are kept (tiny test models) or streamed in chunks (full-size shapes, nothing kept).
+ * same whether they are kept (tiny test models) or streamed in chunks (full-size shapes, nothing kept); and
+ * the LLaMA / Qwen2 decoder's tensor list, which both families' LLMs share.
  */
 import * as fs from 'node:fs';
 import { roundToDtype, writeSafetensorsCheckpoint, type TensorChunk, type TensorToWrite, type WritableFloatDtype } from './safetensors-writer.js';
@@ -37,6 +38,52 @@ export interface WrittenTensor extends RandomTensorInfo {
 
 /** One tensor to generate: canonical name, shape, and whether it is a norm weight (initialised near 1). */
 export type RandomTensorSpec = [name: string, shape: number[], isNorm?: boolean];
+
+/** The sizes and biases of a LLaMA / Qwen2 decoder. */
+export interface DecoderShape {
+  hidden: number;
+  inter: number;
+  layers: number;
+  heads: number;
+  kv: number;
+  headDim: number;
+  vocab: number;
+  /** q/k/v biases (Qwen2; LLaMA's attention_bias). */
+  qkvBias: boolean;
+  /** o_proj bias (LLaMA's attention_bias). */
+  oBias: boolean;
+  mlpBias: boolean;
+  /** Tied embeddings: no lm_head.weight. */
+  tie: boolean;
+}
+
+/** The decoder's tensors under canonical names (`model.language_model.*`, `lm_head.weight`), in module order. */
+export function decoderTensors(T: DecoderShape): RandomTensorSpec[] {
+  const tp = 'model.language_model.';
+  const shapes: RandomTensorSpec[] = [[`${tp}embed_tokens.weight`, [T.vocab, T.hidden]]];
+  for (let i = 0; i < T.layers; i++) {
+    const lp = `${tp}layers.${i}.`;
+    shapes.push([`${lp}input_layernorm.weight`, [T.hidden], true], [`${lp}post_attention_layernorm.weight`, [T.hidden], true]);
+    const outs = { q_proj: T.heads * T.headDim, k_proj: T.kv * T.headDim, v_proj: T.kv * T.headDim };
+    for (const [p, out] of Object.entries(outs)) {
+      shapes.push([`${lp}self_attn.${p}.weight`, [out, T.hidden]]);
+      if (T.qkvBias) shapes.push([`${lp}self_attn.${p}.bias`, [out]]);
+    }
+    shapes.push([`${lp}self_attn.o_proj.weight`, [T.hidden, T.heads * T.headDim]]);
+    if (T.oBias) shapes.push([`${lp}self_attn.o_proj.bias`, [T.hidden]]);
+    for (const [p, s] of [
+      ['gate_proj', [T.inter, T.hidden]],
+      ['up_proj', [T.inter, T.hidden]],
+      ['down_proj', [T.hidden, T.inter]],
+    ] as const) {
+      shapes.push([`${lp}mlp.${p}.weight`, [...s]]);
+      if (T.mlpBias) shapes.push([`${lp}mlp.${p}.bias`, [s[0]]]);
+    }
+  }
+  shapes.push([`${tp}norm.weight`, [T.hidden], true]);
+  if (!T.tie) shapes.push(['lm_head.weight', [T.vocab, T.hidden]]);
+  return shapes;
+}
 
 export interface RandomWeightsOptions {
   dtype: WritableFloatDtype;

@@ -297,5 +297,5 @@ function qwenTokenizerDir(): string {
 }
 
 function invalid(option: string, message: string): InputError {
-  return new InputError('OPTION_INVALID', `writeRandomQwenVL: ${option}: ${message}`, { subject: option });
+  return new InputError('OPTION_INVALID', `random Qwen2-VL checkpoint, option ${option}: ${message}`, { subject: option });
 }

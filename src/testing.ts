@@ -11,6 +11,7 @@ export {
   type TinyLlava,
   type TinyLlavaOptions,
 } from './checkpoint/random-llava.js';
+export { writeRandomQwenVL, writeTinyQwenVL, type RandomQwenVL, type RandomQwenVLOptions, type TinyQwenVL } from './checkpoint/random-qwen.js';
 export {
   writeSafetensors,
   writeSafetensorsCheckpoint,

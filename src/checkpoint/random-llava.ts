@@ -5,14 +5,17 @@
  * processor configs, and the bundled model's tokenizer (byte-level BPE, ids 0-259; a larger `vocab` is fine,
  * the extra ids are simply never produced by the tokenizer).
  *
- * Weights are generated and written one tensor at a time (see safetensors-writer.ts), so the same generator
+ * Weights are generated and written one tensor at a time (random-weights.ts), so the same generator
  * writes both the tiny test models (`writeTinyLlava`, which also returns every value written) and full-size
  * shapes such as a Qwen2-0.5B text model (`writeRandomLlava`, which keeps no values).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { roundToDtype, writeSafetensorsCheckpoint, type TensorChunk, type TensorToWrite, type WritableFloatDtype } from './safetensors-writer.js';
+import { decoderTensors, writeJson, writeRandomWeights, type RandomTensorInfo, type RandomTensorSpec, type WrittenTensor } from './random-weights.js';
+import type { WritableFloatDtype } from './safetensors-writer.js';
+
+export { gaussian, type RandomTensorInfo, type WrittenTensor } from './random-weights.js';
 
 /** Where the tokenizer files are copied from: the bundled checkpoint, resolved from src/ or dist/src/. */
 const BUNDLED_TOKENIZER_DIR = path.resolve(
@@ -22,22 +25,6 @@ const BUNDLED_TOKENIZER_DIR = path.resolve(
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json'];
 /** The highest id the bundled tokenizer produces is 259 (`<image>`). */
 const TOKENIZER_VOCAB = 260;
-/** Values generated per chunk when values are not kept. */
-const GENERATE_CHUNK = 1 << 20;
-
-/** Seeded N(0, 1) source: mulberry32 + Box-Muller (one value per pair of uniforms). */
-export function gaussian(seed: number): () => number {
-  let s = seed >>> 0;
-  const uniform = (): number => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
-}
-
 export interface RandomLlavaOptions {
   vision?: 'clip' | 'siglip';
   text?: 'llama' | 'qwen2';
@@ -75,18 +62,6 @@ export interface RandomLlavaOptions {
 
 /** The options of `writeTinyLlava` (the same as `writeRandomLlava`). */
 export type TinyLlavaOptions = RandomLlavaOptions;
-
-export interface RandomTensorInfo {
-  /** The name as stored on disk (layout-dependent). */
-  key: string;
-  dtype: WritableFloatDtype;
-  shape: number[];
-}
-
-export interface WrittenTensor extends RandomTensorInfo {
-  /** Exactly the values a correct reader decodes (already rounded to dtype). */
-  values: Float32Array;
-}
 
 export interface RandomLlava {
   dir: string;
@@ -153,7 +128,7 @@ function writeLlava(dir: string, o: RandomLlavaOptions, keepValues: boolean): Ra
   const oBias = text === 'llama' && o.attentionBias === true;
 
   // Canonical name → shape, plus whether it is a norm weight (initialised near 1).
-  const shapes: Array<[string, number[], boolean?]> = [];
+  const shapes: RandomTensorSpec[] = [];
   const vp = 'model.vision_tower.vision_model.';
   shapes.push([`${vp}embeddings.patch_embedding.weight`, [V.hidden, 3, V.patch, V.patch]]);
   if (!clip) shapes.push([`${vp}embeddings.patch_embedding.bias`, [V.hidden]]);
@@ -174,28 +149,7 @@ function writeLlava(dir: string, o: RandomLlavaOptions, keepValues: boolean): Ra
   shapes.push([`${pp}linear_1.weight`, [T.hidden, V.hidden * nFeat]], [`${pp}linear_1.bias`, [T.hidden]]);
   shapes.push([`${pp}linear_2.weight`, [T.hidden, T.hidden]], [`${pp}linear_2.bias`, [T.hidden]]);
   const tp = 'model.language_model.';
-  shapes.push([`${tp}embed_tokens.weight`, [T.vocab, T.hidden]]);
-  for (let i = 0; i < T.layers; i++) {
-    const lp = `${tp}layers.${i}.`;
-    shapes.push([`${lp}input_layernorm.weight`, [T.hidden], true], [`${lp}post_attention_layernorm.weight`, [T.hidden], true]);
-    const outs = { q_proj: T.heads * headDim, k_proj: T.kv * headDim, v_proj: T.kv * headDim };
-    for (const [p, out] of Object.entries(outs)) {
-      shapes.push([`${lp}self_attn.${p}.weight`, [out, T.hidden]]);
-      if (qkvBias) shapes.push([`${lp}self_attn.${p}.bias`, [out]]);
-    }
-    shapes.push([`${lp}self_attn.o_proj.weight`, [T.hidden, T.heads * headDim]]);
-    if (oBias) shapes.push([`${lp}self_attn.o_proj.bias`, [T.hidden]]);
-    for (const [p, s] of [
-      ['gate_proj', [T.inter, T.hidden]],
-      ['up_proj', [T.inter, T.hidden]],
-      ['down_proj', [T.hidden, T.inter]],
-    ] as const) {
-      shapes.push([`${lp}mlp.${p}.weight`, [...s]]);
-      if (o.mlpBias) shapes.push([`${lp}mlp.${p}.bias`, [s[0]]]);
-    }
-  }
-  shapes.push([`${tp}norm.weight`, [T.hidden], true]);
-  if (!tie) shapes.push(['lm_head.weight', [T.vocab, T.hidden]]);
+  shapes.push(...decoderTensors({ ...T, headDim, qkvBias, oBias, mlpBias: o.mlpBias === true, tie }));
 
   const pre = PREFIXES[layout];
   const toDisk = (n: string): string =>
@@ -207,38 +161,13 @@ function writeLlava(dir: string, o: RandomLlavaOptions, keepValues: boolean): Ra
           ? pre.p + n.slice(pp.length)
           : pre.l + n.slice(tp.length);
 
-  // One seeded stream over all tensors in `shapes` order; the writer asks for each tensor's data in that
-  // order, so the values are the same whether they are kept or streamed.
-  const rand = gaussian(o.seed ?? 1234);
-  const std = o.std ?? 0.02;
-  const fill = (v: Float32Array, isNorm: boolean): Float32Array => {
-    for (let i = 0; i < v.length; i++) v[i] = (isNorm ? 1 : 0) + std * rand();
-    return v;
-  };
-  const tensors = new Map<string, RandomTensorInfo | WrittenTensor>();
-  let parameters = 0;
-  const list: TensorToWrite[] = shapes.map(([name, shape, isNorm]) => {
-    const count = shape.reduce((a, b) => a * b, 1);
-    parameters += count;
-    const info: RandomTensorInfo = { key: toDisk(name), dtype, shape };
-    tensors.set(name, info);
-    const generate = keepValues
-      ? () => {
-          const values = roundToDtype(dtype, fill(new Float32Array(count), isNorm === true));
-          tensors.set(name, { ...info, values });
-          return values;
-        }
-      : function* (): Iterable<TensorChunk> {
-          const buf = new Float32Array(Math.min(count, GENERATE_CHUNK));
-          for (let at = 0; at < count; at += buf.length) {
-            yield fill(buf.subarray(0, Math.min(buf.length, count - at)), isNorm === true);
-          }
-        };
-    return { name: info.key, dtype, shape, generate };
+  const { tensors, files, parameters, bytes } = writeRandomWeights(dir, shapes, toDisk, {
+    dtype,
+    seed: o.seed ?? 1234,
+    std: o.std ?? 0.02,
+    shards: o.shards ?? 1,
+    keepValues,
   });
-
-  fs.mkdirSync(dir, { recursive: true });
-  const written = writeSafetensorsCheckpoint(dir, list, { shards: o.shards !== undefined && o.shards > 1 ? o.shards : 1 });
 
   const visionConfig: Record<string, unknown> = {
     model_type: clip ? 'clip_vision_model' : 'siglip_vision_model',
@@ -291,11 +220,7 @@ function writeLlava(dir: string, o: RandomLlavaOptions, keepValues: boolean): Ra
     fs.copyFileSync(path.join(tokenizerDir, f), path.join(dir, f));
     fs.chmodSync(path.join(dir, f), 0o644);
   }
-  return { dir, config, tensors, files: written.files, parameters, bytes: written.totalSize };
-}
-
-function writeJson(file: string, value: unknown): void {
-  fs.writeFileSync(file, JSON.stringify(value, null, 1));
+  return { dir, config, tensors, files, parameters, bytes };
 }
 
 /** CLIPImageProcessor (shortest_edge + center crop) or SiglipImageProcessor (height/width), as transformers writes them. */

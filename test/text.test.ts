@@ -321,3 +321,25 @@ describe('prompt errors', () => {
     expectError(() => renderChat(t, [{ role: 'user', content: 'x' }]), InputError, 'OPTION_INVALID', 'roles must alternate');
   });
 });
+
+describe('a delta after an answer whose uncached last token is a media placeholder', () => {
+  const qwen = path.join(FIXTURES, 'qwen2_5_vl-tiny');
+  const turns = (answer: string): ChatMessage[] => [
+    { role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'What is shown?' }] },
+    { role: 'assistant', content: answer },
+    { role: 'user', content: 'And then?' },
+  ];
+  it('starts with the generated ids as they were, not re-tokenized into a placeholder of this turn', async () => {
+    const tp = await loadTextProcessor(qwen, { imageToken: '<|image_pad|>', videoToken: '<|video_pad|>' });
+    const pad = tp.imageTokenId!;
+    const first = buildPrompt(tp, turns('').slice(0, 1), { imageCount: 1, imageTokenCount: 6 });
+    const previous = { prompt: first, generatedIds: [104], uncachedIds: [pad] };
+    const delta = buildTurnDelta(tp, turns(`h${tp.decode([pad], { skipSpecial: false })}`), previous, { imageCount: 0, imageTokenCount: 6 });
+    expect(delta.ids[0]).toBe(pad);
+    expect(delta.imageSpans).toEqual([]);
+    expect(delta.ids.slice(1)).toEqual(tp.encode(delta.newText.slice('<|image_pad|>'.length)));
+    // Re-tokenized from text, the same token would be read as a placeholder with no image.
+    const e = thrown(() => buildTurnDelta(tp, turns('h<|image_pad|>'), { prompt: first, generatedIds: [104] }, { imageCount: 0, imageTokenCount: 6 }));
+    expect(e).toMatchObject({ code: 'IMAGE_COUNT_MISMATCH' });
+  });
+});

@@ -82,6 +82,8 @@ export interface ModelSpecBase {
   text: TextSpec;
   /** The token id the prompt holds once per visual token. */
   imageTokenId: number;
+  /** A video's token id, where the family takes videos as such (families/family.ts `videoToken`). */
+  videoTokenId?: number;
 }
 
 export interface LlavaSpec extends ModelSpecBase {

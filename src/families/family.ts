@@ -28,6 +28,8 @@ export interface MediaLayout {
   tokens: number;
   leading: number;
   grid: { t: number; rows: number; cols: number };
+  /** A video's seconds per temporal slice (Qwen2.5-VL's `second_per_grid_t`: M-RoPE's time axis). */
+  secondsPerSlice?: number;
 }
 
 /** What a tower gives one image to score salience by, per LLM token (sparsity/salience.ts picks one). */
@@ -81,8 +83,10 @@ export interface EncodeRequest {
   batch: number;
   /** The checkpoint directory, for errors. */
   dir: string;
-  /** Each image as the tower sees it (resized, cropped): the trace's thumbnails. */
+  /** Each image as the tower sees it (resized, cropped): the trace's thumbnails (a video: its first frame). */
   onImage?: (index: number, shown: RgbImage) => Promise<void> | void;
+  /** The frames are one video, sampled at `fps` (only for families with a `videoToken`). */
+  video?: { fps: number };
 }
 
 export interface ModelFamily<S extends ModelSpecBase = ModelSpecBase> {
@@ -99,8 +103,12 @@ export interface ModelFamily<S extends ModelSpecBase = ModelSpecBase> {
   graph: FamilyGraphBuilder;
   /** The prompt's image placeholder when processor_config.json names none (`<image>`, `<|image_pad|>`). */
   imageToken: string;
-  /** A video enters the prompt as consecutive images, each frame labelled as the template labels images (Llava). */
-  videoAsFrames: boolean;
+  /**
+   * The prompt's video placeholder (`<|video_pad|>`): the family takes a video as one media, its frames in
+   * temporal slices. Absent: a video enters the prompt as consecutive images, labelled as the template labels
+   * images (Llava).
+   */
+  videoToken?: string;
   /** Reads the image processor's config (preprocessor_config.json). */
   loadProcessor(dir: string): Promise<unknown>;
   /** An image as the tower sees it (resized, cropped): what retention maps are drawn over. */
@@ -109,6 +117,8 @@ export interface ModelFamily<S extends ModelSpecBase = ModelSpecBase> {
   describe(spec: S): { vision: string; imageTokens: number };
   /** An image of `pixels` native pixels (undefined: the largest the processor makes), before it is decoded. */
   footprint(spec: S, processor: unknown, pixels?: number): MediaFootprint;
+  /** With a `videoToken`: one video of `frames` frames of `pixels` each, before it is decoded. */
+  videoFootprint?(spec: S, processor: unknown, pixels: number, frames: number): MediaFootprint;
   /** Whether one vision call takes several images (else one image a call, whatever the chat's visionBatch). */
   batchesImages: boolean;
   /** Images → the family's graphs → LLM inputs and salience, `batch` images a call. */

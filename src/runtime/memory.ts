@@ -65,6 +65,8 @@ export interface TurnFootprint {
   twinRows: number;
   /** The family's image processor config (sizes native-resolution images); default: its defaults. */
   processor?: unknown;
+  /** A video's frame size in pixels (ffprobe): sizes its frames where no image headers do. */
+  framePixels?: number;
 }
 
 export interface MemoryEstimate {
@@ -88,7 +90,7 @@ export function estimateTurnMemory(spec: ModelSpec, f: TurnFootprint): MemoryEst
   const t = spec.text;
   const family = familyOf(spec);
   // The largest image the turn decodes sizes every one of its frames (a video's frames: the processor's largest).
-  const image = family.footprint(spec, f.processor, f.imagePixels?.length ? Math.max(...f.imagePixels) : undefined);
+  const image = family.footprint(spec, f.processor, f.imagePixels?.length ? Math.max(...f.imagePixels) : f.framePixels);
   const kvRow = t.numLayers * 2 * t.numKvHeads * t.headDim * F32;
   const rows = f.cachedRows + f.promptTokens + f.maxNewTokens;
   const chunk = Math.min(f.chunk, Math.max(f.promptTokens, 1));

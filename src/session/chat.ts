@@ -9,7 +9,6 @@ import { InputError } from '../errors.js';
 import { imagePixelCounts } from '../media/image.js';
 import { decodeVideo, planVideo, type VideoInput } from '../media/video.js';
 import { familyOf } from '../families/registry.js';
-import { ConfigError } from '../errors.js';
 import type { PolicyValue } from '../sparsity/method.js';
 import { needsAttentionMass } from '../sparsity/registry.js';
 import type { ChatMessage } from '../text/index.js';
@@ -88,20 +87,13 @@ export class Chat {
   async encodeVideo(video: VideoInput): Promise<EncodedImages> {
     const conv = await this.conversation;
     const turn = conv.turn();
-    const family = familyOf(this.model.spec);
-    if (!family.videoAsFrames) {
-      throw new ConfigError(
-        'CONFIG_UNSUPPORTED',
-        `${this.model.spec.architecture} takes a video through its own video tokens, which this engine does not run yet: pass frames as images`,
-        {
-          subject: 'video',
-        },
-      );
-    }
     const plan = await planVideo(video);
-    checkTurnMemory(conv, { encode: plan.indices.length, what: `${plan.indices.length} frame(s) of ${plan.info.file}` });
+    const n = plan.indices.length;
+    checkTurnMemory(conv, { encode: n, video: { framePixels: plan.info.width * plan.info.height }, what: `${n} frame(s) of ${plan.info.file}` });
     const frames = plan.indices.map((index, i) => ({ index, timestamp: plan.timestamps[i]! }));
-    return new EncodedImages(turn, await encode(turn, decodeVideo(plan), { file: plan.info.file, frames }));
+    // The rate the frames were sampled at: what a model with a time axis (Qwen2.5-VL's M-RoPE) counts seconds by.
+    const fps = n > 1 ? (n - 1) / (plan.timestamps[n - 1]! - plan.timestamps[0]!) || plan.info.fps : plan.info.fps;
+    return new EncodedImages(turn, await encode(turn, decodeVideo(plan), { file: plan.info.file, frames, fps }));
   }
 
   /** A text-only turn's prefill (turns with images: `encode(images)` → `prune()` → `prefill(text)`). */

@@ -30,6 +30,8 @@ export class Conversation {
   /** The last turn's prompt and the generated ids its cache holds: the next turn's prompt is their delta. */
   lastPrompt?: PromptTokens;
   lastGenerated: number[] = [];
+  /** The previous answer's tokens after `lastGenerated` that are not in the cache (a length stop's last one). */
+  lastUncached: number[] = [];
   /** Turns ended so far: the index of the next (or current) turn. */
   turns = 0;
   private current: Turn | null = null;

@@ -129,6 +129,7 @@ async function finishTurn(turn: Turn, retrieved: Retrieved, view: DecodeView | n
   conv.messages.push(pre.userMessage, { role: 'assistant', content: model.text.decode(tokens) });
   conv.lastPrompt = pre.prompt;
   conv.lastGenerated = cachedGenerated;
+  conv.lastUncached = tokens.slice(cachedGenerated.length);
   turn.emit(() => ({ type: 'turn.end', answer: text, stopReason, metrics: { ...timings } }));
   conv.release(turn, true);
   return {
@@ -160,6 +161,7 @@ async function twinVerdict(
   const report = await conv.twin!.turn({
     messages: [...conv.messages, pre.userMessage],
     layouts: pre.layouts,
+    media: pre.media,
     imageEmbeds: pre.imageEmbedsAll,
     tokens,
     logits,

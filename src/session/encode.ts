@@ -50,6 +50,7 @@ export async function encode(turn: Turn, frames: AsyncIterable<RgbImage>, video?
     batch: options.visionBatch,
     dir: model.dir,
     onImage,
+    video: video && familyOf(model.spec).videoToken ? { fps: video.fps } : undefined,
   });
   const salience = imageSalience(media.salience, media.layouts, options.method.salience?.(options.policy) ?? 'auto');
   salience.forEach((s, i) =>

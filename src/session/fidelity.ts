@@ -12,7 +12,7 @@ import type { MediaLayout } from '../families/family.js';
 import type { ChatMessage, PromptTokens } from '../text/index.js';
 import type { VisualTokenId } from '../trace/schema.js';
 import { prefill, type PositionRows } from './prefill.js';
-import { promptPositions, turnPrompt } from './prompt.js';
+import { mediaTokenId, promptPositions, turnPrompt, type MediaKind } from './prompt.js';
 import { argmax } from './sampling.js';
 import type { FidelityReport, LoadedModel } from './types.js';
 
@@ -20,6 +20,8 @@ export interface SparseTurnRecord {
   messages: ChatMessage[];
   /** The turn's images: each one's token count and grid. */
   layouts: MediaLayout[];
+  /** Images, or one video (video tokens). */
+  media: MediaKind;
   /** Projected embeddings of every token of the turn's images (unpruned). */
   imageEmbeds?: Float32Array;
   tokens: number[];
@@ -37,6 +39,7 @@ export class DenseTwin {
   private rows = 0;
   private lastPrompt?: PromptTokens;
   private lastGenerated: number[] = [];
+  private lastUncached: number[] = [];
   private imagesSeen = 0;
   /** Visual token id of each visual row, keyed by cache row. */
   private readonly visual = new Map<number, string>();
@@ -52,7 +55,13 @@ export class DenseTwin {
     const rt = model.runtime;
     this.cache ??= await rt.createCache();
     const spec = model.spec;
-    const prompt = turnPrompt(model, record.messages, this.lastPrompt && { prompt: this.lastPrompt, generatedIds: this.lastGenerated }, record.layouts);
+    const prompt = turnPrompt(
+      model,
+      record.messages,
+      this.lastPrompt && { prompt: this.lastPrompt, generatedIds: this.lastGenerated, uncachedIds: this.lastUncached },
+      record.layouts,
+      record.media,
+    );
     prompt.imageSpans.forEach((span, img) => {
       for (let r = span.start; r < span.end; r++) this.visual.set(this.rows + r, key({ image: this.imagesSeen + img, token: r - span.start }));
     });
@@ -62,7 +71,8 @@ export class DenseTwin {
       ids: prompt.ids,
       positions: positions.rows[0]!,
       positionRows: positions.rows.length === 3 ? (positions.rows as unknown as PositionRows) : undefined,
-      imageTokenId: spec.imageTokenId,
+      imageTokenId: mediaTokenId(model, record.media),
+      imageRows: prompt.imageSpans.flatMap((s) => Array.from({ length: s.end - s.start }, (_, k) => s.start + k)),
       imageEmbeds: record.imageEmbeds,
       hidden: spec.text.hiddenSize,
       chunkSize: this.chunkSize,
@@ -105,6 +115,7 @@ export class DenseTwin {
     }
     this.lastPrompt = prompt;
     this.lastGenerated = record.cachedGenerated;
+    this.lastUncached = record.tokens.slice(record.cachedGenerated.length);
     return {
       steps: record.tokens.length,
       tokenAgreement: record.tokens.length ? agree / record.tokens.length : 1,

@@ -14,6 +14,8 @@ export interface TurnSize {
   images?: number;
   /** The turn's exact prompt length once it is built; default: its kept visual tokens. */
   promptTokens?: number;
+  /** A video's frames: their size (ffprobe), which sizes a native-resolution model's tokens. */
+  video?: { framePixels: number };
   /** Native pixel counts of the turn's image files, from their headers (media/image.ts imagePixelCounts). */
   imagePixels?: readonly number[];
   /** The turn in words, for the message ("8 frame(s) of clip.mp4"). */
@@ -27,14 +29,17 @@ export function checkTurnMemory(conv: Conversation, size: TurnSize): void {
   const spec = model.spec;
   // Tokens per image before encoding: each image's own from its header, or the processor's largest.
   const family = familyOf(spec);
-  const tokens = Array.from({ length: size.encode }, (_, i) => family.footprint(spec, model.processor, size.imagePixels?.[i]).tokens);
+  const asVideo = size.video && family.videoFootprint;
+  const tokens = asVideo
+    ? [family.videoFootprint!(spec, model.processor, size.video!.framePixels, size.encode).tokens]
+    : Array.from({ length: size.encode }, (_, i) => family.footprint(spec, model.processor, size.imagePixels?.[i] ?? size.video?.framePixels).tokens);
   const total = tokens.reduce((a, n) => a + n, 0);
   const visual = size.visual ?? { total, kept: method.keptCount?.(policy, tokens) ?? total };
   const prompt = size.promptTokens ?? visual.kept;
   const rowsAfter = conv.rows + prompt + options.maxNewTokens;
   const visualAfter = conv.visualRows.length + visual.kept;
   const retrieve = method.retrieve?.(policy);
-  const images = conv.imagesSeen + (size.visual ? (size.images ?? 0) : size.encode);
+  const images = conv.imagesSeen + (size.visual ? (size.images ?? 0) : tokens.length);
   const retrieved = retrieve ? Math.min(visualAfter, budgetCount(retrieve.budget, visualAfter) + retrieve.minPerImage * images) : 0;
   const estimate = estimateTurnMemory(spec, {
     cachedRows: conv.rows,
@@ -48,6 +53,7 @@ export function checkTurnMemory(conv: Conversation, size: TurnSize): void {
     // At least this: the twin also holds what earlier turns pruned.
     twinRows: options.fidelity ? rowsAfter + visual.total - visual.kept : 0,
     processor: model.processor,
+    framePixels: size.video?.framePixels,
   });
   checkMemoryLimit(estimate, options.memoryLimit, `${size.what}, ${conv.rows + prompt} tokens in the cache after its prompt`);
 }

@@ -87,12 +87,24 @@ export class Model implements LoadedModel {
     const quantized = checkpoint.quantization !== undefined;
     checkpoint.close();
     const family = familyOf(spec);
-    const text = await loadTextProcessor(dir, { imageToken: family.imageToken });
+    const text = await loadTextProcessor(dir, { imageToken: family.imageToken, videoToken: family.videoToken });
     if (text.imageTokenId !== null && text.imageTokenId !== spec.imageTokenId) {
+      const field = spec.family === 'llava' ? 'image_token_index' : 'image_token_id';
       throw new ConfigError(
         'CONFIG_INVALID',
-        `config.json image_token_index is ${spec.imageTokenId} but the tokenizer maps '${text.imageToken}' to ${text.imageTokenId}`,
-        { subject: 'image_token_index' },
+        `config.json ${field} is ${spec.imageTokenId} but the tokenizer maps '${text.imageToken}' to ${text.imageTokenId}`,
+        {
+          subject: field,
+        },
+      );
+    }
+    if (text.videoTokenId !== null && spec.videoTokenId !== undefined && text.videoTokenId !== spec.videoTokenId) {
+      throw new ConfigError(
+        'CONFIG_INVALID',
+        `config.json video_token_id is ${spec.videoTokenId} but the tokenizer maps '${text.videoToken}' to ${text.videoTokenId}`,
+        {
+          subject: 'video_token_id',
+        },
       );
     }
     const processor = await family.loadProcessor(dir);

@@ -15,7 +15,7 @@ import type { Conversation, Turn } from './conversation.js';
 import { checkTurnMemory } from './memory-check.js';
 import { prefill as chunkedPrefill, type PositionRows, type PrefillInput, type PrefillOutput } from './prefill.js';
 import type { Pruned } from './prune.js';
-import { promptPositions, turnPrompt } from './prompt.js';
+import { mediaKind, mediaTokenId, promptPositions, turnPrompt, userMessage, type MediaKind } from './prompt.js';
 import type { VideoFrames } from './types.js';
 
 export interface Prefilled {
@@ -41,6 +41,8 @@ export interface Prefilled {
   video?: VideoFrames;
   /** The user message the turn added (the conversation keeps it once the turn is decoded). */
   userMessage: ChatMessage;
+  /** Whether the turn's visual tokens are images or one video (video tokens). */
+  media: MediaKind;
 }
 
 /** Holds the conversation for the turn and prefills it; a failure rolls the cache and the visual rows back. */
@@ -64,13 +66,17 @@ async function prefillBody(turn: Turn, text: string, pruned: Pruned | undefined,
   const { method, policy } = options;
   const spec = model.spec;
   const images = pruned?.encoded.images ?? 0;
-  const userMessage: ChatMessage = {
-    role: 'user',
-    content: [...Array.from({ length: images }, () => ({ type: 'image' as const })), { type: 'text' as const, text }],
-  };
-  const messages = [...conv.messages, userMessage];
+  const media = mediaKind(model, pruned?.encoded.video !== undefined);
+  const user = userMessage(text, images, media);
+  const messages = [...conv.messages, user];
   const layouts = pruned?.encoded.layouts ?? [];
-  const prompt = turnPrompt(model, messages, conv.lastPrompt && { prompt: conv.lastPrompt, generatedIds: conv.lastGenerated }, layouts);
+  const prompt = turnPrompt(
+    model,
+    messages,
+    conv.lastPrompt && { prompt: conv.lastPrompt, generatedIds: conv.lastGenerated, uncachedIds: conv.lastUncached },
+    layouts,
+    media,
+  );
   const kept = pruned?.kept ?? [];
   const all = promptPositions(model, prompt, layouts, conv.nextPosition);
   const compact = (method.positions?.(policy) ?? 'original') === 'compact' && all.rows.length === 1;
@@ -110,7 +116,8 @@ async function prefillBody(turn: Turn, text: string, pruned: Pruned | undefined,
     ids,
     positions,
     positionRows,
-    imageTokenId: spec.imageTokenId,
+    imageTokenId: mediaTokenId(model, media),
+    imageRows: newVisual.map((v) => v.offset),
     imageEmbeds: pruned?.embeds,
     hidden: spec.text.hiddenSize,
     chunkSize: options.prefillChunk,
@@ -146,7 +153,8 @@ async function prefillBody(turn: Turn, text: string, pruned: Pruned | undefined,
     layouts,
     imageEmbedsAll: encoded?.embeds,
     video: encoded?.video,
-    userMessage,
+    userMessage: user,
+    media,
   };
 }
 

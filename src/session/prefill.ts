@@ -18,8 +18,13 @@ export interface PrefillInput {
   positions: readonly number[];
   /** M-RoPE models: the temporal, height and width position rows of each token (families/<family> position rule). */
   positionRows?: PositionRows;
-  /** The image token id: rows holding it take the next rows of `imageEmbeds`, in order. */
+  /** The image token id: rows holding it take the next rows of `imageEmbeds`, in order (unless `imageRows` says which). */
   imageTokenId: number;
+  /**
+   * The rows that take `imageEmbeds`, ascending, where not every row holding the image token id is an image's
+   * (a token the model generated in an earlier answer is text).
+   */
+  imageRows?: readonly number[];
   /** [imageTokens, hidden], in prompt order. */
   imageEmbeds?: Float32Array;
   hidden: number;
@@ -57,7 +62,9 @@ export async function prefill(runtime: Runtime, input: PrefillInput): Promise<Pr
   if (!(Number.isInteger(chunkSize) && chunkSize > 0)) {
     throw new InputError('OPTION_INVALID', `prefill chunk size must be a positive integer, got ${chunkSize}`, { subject: 'prefillChunk' });
   }
-  const imageRows = ids.flatMap((id, row) => (id === input.imageTokenId ? [row] : []));
+  const imageRows = input.imageRows ?? ids.flatMap((id, row) => (id === input.imageTokenId ? [row] : []));
+  const isImage = new Uint8Array(ids.length);
+  for (const r of imageRows) isImage[r] = 1;
   const imageTokens = (input.imageEmbeds?.length ?? 0) / hidden;
   if (imageRows.length !== imageTokens) {
     throw new InputError('IMAGE_COUNT_MISMATCH', `the prompt has ${imageRows.length} image-token positions but ${imageTokens} image embeddings were given`, {
@@ -76,7 +83,7 @@ export async function prefill(runtime: Runtime, input: PrefillInput): Promise<Pr
   for (const [c, start] of starts.entries()) {
     const end = starts[c + 1] ?? ids.length;
     const rows: number[] = [];
-    for (let r = start; r < end; r++) if (ids[r] === input.imageTokenId) rows.push(r - start);
+    for (let r = start; r < end; r++) if (isImage[r]) rows.push(r - start);
     const splice = rows.length ? { rows, embeds: input.imageEmbeds!.slice(imageCursor * hidden, (imageCursor + rows.length) * hidden) } : undefined;
     imageCursor += rows.length;
     const last = end === ids.length;

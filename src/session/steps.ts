@@ -99,6 +99,8 @@ export class PrefilledTurn implements Prefilled {
   /** The turn's video, when it took one. */
   readonly video?: VideoFrames;
   readonly userMessage!: Prefilled['userMessage'];
+  /** Whether the turn's visual tokens are images or one video (video tokens). */
+  readonly media!: Prefilled['media'];
 
   constructor(
     private readonly turn: Turn,

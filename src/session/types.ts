@@ -38,6 +38,8 @@ export interface TurnInput {
 export interface VideoFrames {
   file: string;
   frames: { index: number; timestamp: number }[];
+  /** Frames per second of video the frames were sampled at. */
+  fps: number;
 }
 
 export interface Timings {

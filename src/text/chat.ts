@@ -23,7 +23,8 @@ import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import { ConfigError, InputError } from '../errors.js';
 import type { TextProcessor } from './tokenizer.js';
 
-export type ContentPart = { type: 'image' } | { type: 'text'; text: string };
+/** A message part. `video` is one video as a model with video tokens takes it (Qwen2-VL's `<|video_pad|>`). */
+export type ContentPart = { type: 'image' } | { type: 'video' } | { type: 'text'; text: string };
 
 export interface ChatMessage {
   role: string;
@@ -42,6 +43,11 @@ export interface PromptOptions extends RenderOptions {
   imageCount: number;
   /** LLM tokens per image: one count for all (Llava), or each image's own (native-resolution towers). */
   imageTokenCount: number | readonly number[];
+  /**
+   * Which placeholder the media fill: `image` (default), or `video` — the tokenizer's video token, one
+   * placeholder per video, `imageCount` / `imageTokenCount` counting videos and their tokens.
+   */
+  media?: 'image' | 'video';
 }
 
 /** `ids[start]` up to (not including) `ids[end]` are one image's tokens; spans are in image order. */
@@ -65,6 +71,12 @@ export interface PreviousTurn {
   prompt: PromptTokens;
   /** Ids generated after it that went through the model (are in the KV cache), in order. */
   generatedIds: readonly number[];
+  /**
+   * Ids generated after those that never went through the model (a length stop's last token). The delta
+   * starts with them as generated, not re-tokenized from the answer's text: a special token there (an image
+   * placeholder a model happened to emit) stays that token, and is not read as a placeholder of this turn.
+   */
+  uncachedIds?: readonly number[];
 }
 
 const templates = new WeakMap<TextProcessor, Template>();
@@ -228,6 +240,12 @@ export function buildTurnDelta(tp: TextProcessor, messages: readonly ChatMessage
     );
   }
   const newText = text.slice(cached.length);
+  const tail = previous.uncachedIds ?? [];
+  const tailText = tail.length ? decodeAfter(tp, [...previous.prompt.ids, ...previous.generatedIds], tail) : '';
+  if (tail.length && newText.startsWith(tailText)) {
+    const rest = tokenizeWithImages(tp, newText.slice(tailText.length), messages, options);
+    return { text, newText, ids: [...tail, ...rest.ids], imageSpans: rest.imageSpans.map((s) => ({ start: s.start + tail.length, end: s.end + tail.length })) };
+  }
   return { text, newText, ...tokenizeWithImages(tp, newText, messages, options) };
 }
 
@@ -237,7 +255,9 @@ function tokenizeWithImages(tp: TextProcessor, text: string, messages: readonly 
   if (!Number.isInteger(imageCount) || imageCount < 0) {
     throw new InputError('OPTION_INVALID', `imageCount must be a non-negative integer, got ${imageCount}`, { subject: 'imageCount' });
   }
-  const token = tp.imageToken;
+  const video = options.media === 'video';
+  const token = video ? tp.videoToken : tp.imageToken;
+  if (token === null) throw new ConfigError('TOKENIZER_INVALID', `${tp.dir} has no video token: this model takes videos as frames`, { subject: 'video' });
   const placeholders = text.split(token).length - 1;
   if (placeholders !== imageCount) {
     const typed = messages.some((m) => textParts(m).some((t) => t.includes(token)));
@@ -249,9 +269,16 @@ function tokenizeWithImages(tp: TextProcessor, text: string, messages: readonly 
       { subject: 'images' },
     );
   }
+  // The other kind's placeholder would enter the prompt with nothing to fill it.
+  const other = video ? tp.imageToken : tp.videoToken;
+  if (other !== null && text.includes(other)) {
+    throw new InputError('IMAGE_COUNT_MISMATCH', `the prompt has a "${other}" placeholder, but this turn supplies no ${video ? 'image' : 'video'} for it`, {
+      subject: video ? 'images' : 'video',
+    });
+  }
   if (placeholders === 0) return { ids: tp.encode(text), imageSpans: [] as ImageSpan[] };
 
-  const imageId = tp.imageTokenId;
+  const imageId = video ? tp.videoTokenId : tp.imageTokenId;
   if (imageId === null) {
     throw new ConfigError('TOKENIZER_INVALID', `the image token "${token}" is not in the vocabulary of ${tp.dir}/tokenizer.json`, { subject: token });
   }
@@ -305,16 +332,20 @@ function validateMessages(messages: readonly ChatMessage[]): void {
   messages.forEach((m, i) => {
     const ok = typeof m?.role === 'string' && (typeof m.content === 'string' || (Array.isArray(m.content) && (m.content as unknown[]).every(isContentPart)));
     if (!ok) {
-      throw new InputError('OPTION_INVALID', `messages[${i}] must be {role: string, content: string | ({type:'image'} | {type:'text', text: string})[]}`, {
-        subject: `messages[${i}]`,
-      });
+      throw new InputError(
+        'OPTION_INVALID',
+        `messages[${i}] must be {role: string, content: string | ({type:'image'} | {type:'video'} | {type:'text', text: string})[]}`,
+        {
+          subject: `messages[${i}]`,
+        },
+      );
     }
   });
 }
 
 function isContentPart(p: unknown): p is ContentPart {
   const part = p as Partial<{ type: unknown; text: unknown }> | null;
-  return part?.type === 'image' || (part?.type === 'text' && typeof part.text === 'string');
+  return part?.type === 'image' || part?.type === 'video' || (part?.type === 'text' && typeof part.text === 'string');
 }
 
 /** The newest message must say something: non-whitespace text or an image. */
@@ -323,7 +354,7 @@ function checkNotEmpty(messages: readonly ChatMessage[]): void {
   if (messages.length === 0) throw new InputError('PROMPT_EMPTY', 'the conversation has no messages', { subject: 'messages' });
   const i = messages.length - 1;
   const m = messages[i]!;
-  const hasImage = typeof m.content !== 'string' && m.content.some((p) => p.type === 'image');
+  const hasImage = typeof m.content !== 'string' && m.content.some((p) => p.type === 'image' || p.type === 'video');
   if (!hasImage && textParts(m).every((t) => t.trim().length === 0)) {
     throw new InputError('PROMPT_EMPTY', `messages[${i}].content is empty: give some text or an image`, { subject: `messages[${i}].content` });
   }

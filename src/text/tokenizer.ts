@@ -60,6 +60,8 @@ export interface TextProcessorFiles {
   generationConfig: Record<string, unknown> | null;
   /** The image placeholder when processor_config.json names none: the model family's (`<image>` by default). */
   defaultImageToken?: string;
+  /** The video placeholder when processor_config.json names none: the model family's, if it takes videos as such. */
+  defaultVideoToken?: string;
 }
 
 const TOKEN_KEYS = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'] as const;
@@ -74,6 +76,9 @@ export class TextProcessor {
   readonly imageToken: string;
   /** Its id, or null when the vocabulary has no such token (a text-only tokenizer). */
   readonly imageTokenId: number | null;
+  /** A video's placeholder (processor_config `video_token`, or the model family's; null where the family has none). */
+  readonly videoToken: string | null;
+  readonly videoTokenId: number | null;
   /** One past the largest id the tokenizer knows (base vocabulary plus added tokens). */
   readonly vocabSize: number;
   private readonly tokenizer: Tokenizer;
@@ -130,6 +135,9 @@ export class TextProcessor {
     const imageToken = files.processorConfig?.image_token;
     this.imageToken = typeof imageToken === 'string' && imageToken.length > 0 ? imageToken : (files.defaultImageToken ?? '<image>');
     this.imageTokenId = this.tokenizer.token_to_id(this.imageToken) ?? null;
+    const videoToken = files.processorConfig?.video_token;
+    this.videoToken = typeof videoToken === 'string' && videoToken.length > 0 ? videoToken : (files.defaultVideoToken ?? null);
+    this.videoTokenId = this.videoToken === null ? null : (this.tokenizer.token_to_id(this.videoToken) ?? null);
   }
 
   /**
@@ -189,7 +197,7 @@ export class TextProcessor {
 }
 
 /** Reads a checkpoint folder's tokenizer files (see the file comment for which ones) into a TextProcessor. */
-export async function loadTextProcessor(dir: string, options: { imageToken?: string } = {}): Promise<TextProcessor> {
+export async function loadTextProcessor(dir: string, options: { imageToken?: string; videoToken?: string } = {}): Promise<TextProcessor> {
   const tokenizerJson = await readJson(path.join(dir, 'tokenizer.json'), true);
   const tokenizerConfig = await readJson(path.join(dir, 'tokenizer_config.json'), true);
   return new TextProcessor({
@@ -199,6 +207,7 @@ export async function loadTextProcessor(dir: string, options: { imageToken?: str
     chatTemplate: await findChatTemplate(dir, tokenizerConfig!),
     processorConfig: await readJson(path.join(dir, 'processor_config.json'), false),
     defaultImageToken: options.imageToken,
+    defaultVideoToken: options.videoToken,
     generationConfig: await readJson(path.join(dir, 'generation_config.json'), false),
   });
 }

@@ -45,7 +45,6 @@ export const llava: ModelFamily<LlavaSpec> = {
     else buildProjectorGraph(b, w, spec, options);
   },
   imageToken: '<image>',
-  videoAsFrames: true,
   loadProcessor: (dir) => loadPreprocessorConfig(dir),
   prepare: (image, processor) => prepareImage(image, processor as PreprocessorConfig),
   encode: encodeLlava,

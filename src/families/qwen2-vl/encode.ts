@@ -9,6 +9,8 @@
  * method (VisionZip) merges are the merger's outputs, already in the LLM's space.
  */
 import { concatFloat32 } from '../../arrays.js';
+import { InputError } from '../../errors.js';
+import { pilResize } from '../../media/pil-resample.js';
 import {
   batchesOf,
   TOWER_SCORE_COPIES,
@@ -20,7 +22,7 @@ import {
   type SalienceInputs,
 } from '../family.js';
 import type { QwenVLSpec } from './config.js';
-import { qwenPixelValues, qwenResize } from './processor.js';
+import { qwenPixelValues, qwenResize, qwenSize } from './processor.js';
 import type { QwenProcessorSpec } from './spec.js';
 import { mergedSalience, qwenVisionFeeds } from './vision-order.js';
 
@@ -48,7 +50,19 @@ export function qwenFootprint(spec: QwenVLSpec, processor: unknown, pixels?: num
   };
 }
 
+/** A video of `frames` frames of `pixels` each: its temporal slices (frames / temporal patch, rounded up) times a frame's tokens. */
+export function qwenVideoFootprint(spec: QwenVLSpec, processor: unknown, pixels: number, frames: number): MediaFootprint {
+  const frame = qwenFootprint(spec, processor, pixels);
+  const slices = Math.ceil(frames / spec.vision.temporalPatchSize);
+  return { tokens: frame.tokens * slices, towerBytes: frame.towerBytes, embedBytes: frame.embedBytes * slices };
+}
+
 export async function encodeQwen(spec: QwenVLSpec, runner: GraphRunner, request: EncodeRequest): Promise<EncodedMedia> {
+  return request.video ? encodeVideo(spec, runner, request, request.video.fps) : encodeImages(spec, runner, request);
+}
+
+/** Images, one graph call each. */
+async function encodeImages(spec: QwenVLSpec, runner: GraphRunner, request: EncodeRequest): Promise<EncodedMedia> {
   const processor = request.processor as QwenProcessorSpec;
   const v = spec.vision;
   const m = v.mergeSize;
@@ -81,6 +95,58 @@ export async function encodeQwen(spec: QwenVLSpec, runner: GraphRunner, request:
     keyMetric: keys.length === layouts.length ? concatFloat32(keys) : undefined,
     layouts,
     salience,
+    seconds: { images: waited.ms / 1000, vision: visionMs / 1000 },
+  };
+}
+
+/**
+ * One video: every frame resized to the size smart_resize gives its first (a video's frames share one size),
+ * taken temporalPatchSize frames at a time — one temporal slice per graph call, since the tower's full
+ * attention never crosses slices (`cu_seqlens` splits by slice) and its windows never do either; a last
+ * slice short of frames repeats its last frame, as the processor pads. The video is one media: a
+ * `t × rows × cols` grid of tokens, slice after slice, and `second_per_grid_t = temporalPatchSize / fps` for
+ * M-RoPE's time axis (transformers takes fps from the processor call, default 2; here it is the rate the
+ * frames were sampled at).
+ */
+async function encodeVideo(spec: QwenVLSpec, runner: GraphRunner, request: EncodeRequest, fps: number): Promise<EncodedMedia> {
+  const processor = request.processor as QwenProcessorSpec;
+  const v = spec.vision;
+  const m = v.mergeSize;
+  const waited = { ms: 0 };
+  let visionMs = 0;
+  const embeds: Float32Array[] = [];
+  const keys: Float32Array[] = [];
+  const received: Float32Array[] = [];
+  let size: { width: number; height: number } | undefined;
+  let grid: [number, number] | undefined;
+  let slices = 0;
+  for await (const frames of batchesOf(request.frames, v.temporalPatchSize, waited)) {
+    const t0 = performance.now();
+    size ??= qwenSize(frames[0]!.width, frames[0]!.height, processor);
+    const shown = frames.map((f) => (f.width === size!.width && f.height === size!.height ? f : pilResize(f, size!.width, size!.height, 'bicubic')));
+    if (slices === 0) await request.onImage?.(0, shown[0]!);
+    const pixels = qwenPixelValues(shown, processor);
+    const { feeds } = qwenVisionFeeds(pixels, v);
+    const t1 = performance.now();
+    waited.ms += t1 - t0;
+    const out = await runner.runGraph('vision', feeds);
+    visionMs += performance.now() - t1;
+    grid = [pixels.grid[1] / m, pixels.grid[2] / m];
+    embeds.push(out.image_embeds!.data as Float32Array);
+    if (out.key_metric) keys.push(out.key_metric.data as Float32Array);
+    received.push(mergedSalience(out[`received_attention.${v.salienceBlock}`]!.data as Float32Array, pixels.grid, m));
+    slices += pixels.grid[0];
+  }
+  if (!grid) throw new InputError('OPTION_INVALID', 'the video gave no frames to encode', { subject: 'video' });
+  const all = concatFloat32(embeds);
+  return {
+    embeds: all,
+    features: all,
+    keyMetric: keys.length === embeds.length ? concatFloat32(keys) : undefined,
+    layouts: [
+      { tokens: slices * grid[0] * grid[1], leading: 0, grid: { t: slices, rows: grid[0], cols: grid[1] }, secondsPerSlice: v.temporalPatchSize / fps },
+    ],
+    salience: [{ received: concatFloat32(received), summaryRows: 0 }],
     seconds: { images: waited.ms / 1000, vision: visionMs / 1000 },
   };
 }

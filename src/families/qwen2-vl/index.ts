@@ -5,7 +5,7 @@
  */
 import type { ModelFamily } from '../family.js';
 import { parseQwenConfig, qwenArchitecture, QWEN_ARCHITECTURES, type QwenVLSpec } from './config.js';
-import { encodeQwen, qwenFootprint } from './encode.js';
+import { encodeQwen, qwenFootprint, qwenVideoFootprint } from './encode.js';
 import { qwenPositions } from './positions.js';
 import { loadQwenProcessorConfig, qwenResize } from './processor.js';
 import type { QwenProcessorSpec } from './spec.js';
@@ -37,7 +37,8 @@ export const qwen2VL: ModelFamily<QwenVLSpec> = {
   graphs: ['vision'],
   graph: (b, _kind, w, checkpoint, options) => buildQwenVisionGraph(b, w, (checkpoint.spec as QwenVLSpec).vision, options),
   imageToken: '<|image_pad|>',
-  videoAsFrames: false,
+  videoToken: '<|video_pad|>',
+  videoFootprint: qwenVideoFootprint,
   loadProcessor: (dir) => loadQwenProcessorConfig(dir),
   prepare: (image, processor) => qwenResize(image, processor as QwenProcessorSpec),
   encode: encodeQwen,

@@ -28,7 +28,7 @@ export function qwenPositions(
   spans.forEach((span, i) => {
     text(span.start);
     const { t, rows: h, cols: w } = layouts[i]!.grid;
-    const secondsPerSlice = (layouts[i] as MediaLayout & { secondsPerSlice?: number }).secondsPerSlice ?? 0;
+    const secondsPerSlice = layouts[i]!.secondsPerSlice ?? 0;
     const time = (slice: number) => (spec.vision.version === '2' ? slice : Math.trunc(slice * secondsPerSlice * spec.vision.tokensPerSecond));
     let extent = Math.max(h, w) - 1;
     for (let k = 0; k < span.end - span.start; k++, at++) {

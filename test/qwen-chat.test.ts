@@ -73,6 +73,16 @@ describe.each(['qwen2_5_vl-tiny', 'qwen2_vl-tiny'])('a chat on %s matches transf
     expect(maxAbsDiff(encoded.salience[0]!.scores, perUnit)).toBeLessThan(1e-5);
     expect(encoded.layouts[0]!.grid).toEqual(name === 'qwen2_5_vl-tiny' ? { t: 1, rows: 2, cols: 3 } : { t: 1, rows: 3, cols: 2 });
   });
+  it('scores salience at another full-attention block when the policy names it, and refuses a block it does not score', async () => {
+    const policy = (block: number) => ({ method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.5 } }, salience: { block } });
+    const encoded = await model.chat({ policy: policy(1) }).encode([image]);
+    const patches = expected.vision_mean_attention_full_blocks['1']!;
+    const perUnit = Array.from({ length: patches.length / 4 }, (_, u) => patches.slice(4 * u, 4 * u + 4).reduce((a, b) => a + b, 0));
+    expect(maxAbsDiff(encoded.salience[0]!.scores, perUnit)).toBeLessThan(1e-5);
+    // Qwen2.5-VL's block 0 is a window block; Qwen2-VL has no block 9.
+    const bad = name === 'qwen2_5_vl-tiny' ? 0 : 9;
+    await expect(model.chat({ policy: policy(bad) }).encode([image])).rejects.toMatchObject({ code: 'OPTION_INVALID', subject: 'policy.salience.block' });
+  });
 });
 
 describe.each([

@@ -45,6 +45,10 @@ export interface SalienceInputs {
   summary?: (rows: readonly number[]) => Float32Array;
   /** How many leading tower tokens `summary` can read. */
   summaryRows: number;
+  /** Attention received at another block (towers that score several: Qwen2-VL's full-attention blocks), per token. */
+  atBlock?: (block: number) => Float32Array | undefined;
+  /** The blocks `atBlock` reads. */
+  blocks?: readonly number[];
 }
 
 /** A turn's images, encoded: what the prune step chooses from. */

@@ -11,12 +11,18 @@ import { policyFieldError } from './budget.js';
 /**
  * Salience source: `auto` = CLS attention on towers with a CLS token, attention received otherwise;
  * `{ summary }` = mean attention from the listed leading tower tokens (RADIO-style summary tokens; the
- * vision graph returns the first 8 tokens' rows).
+ * vision graph returns the first 8 tokens' rows); `{ block }` = attention received at that tower block, on towers that
+ * score several (Qwen2-VL: any full-attention block; the default is the last one).
  */
-export type SalienceSource = 'auto' | 'cls' | 'received' | { summary: number[] };
+export type SalienceSource = 'auto' | 'cls' | 'received' | { summary: number[] } | { block: number };
 
 /** A salience source from a policy value, or OPTION_INVALID naming `field`. */
 export function validateSalienceSource(v: unknown, field: string): SalienceSource {
+  if (typeof v === 'object' && v !== null && 'block' in v) {
+    const block = (v as { block: unknown }).block;
+    if (!Number.isInteger(block) || (block as number) < 0) policyFieldError(`${field}.block`, `must be a tower block index ≥ 0, got ${JSON.stringify(block)}`);
+    return { block: block as number };
+  }
   if (typeof v === 'object' && v !== null) {
     const rows = (v as { summary?: unknown }).summary;
     if (!Array.isArray(rows) || !rows.length || !rows.every((i) => Number.isInteger(i) && i >= 0 && i < 8)) {
@@ -25,7 +31,7 @@ export function validateSalienceSource(v: unknown, field: string): SalienceSourc
     return { summary: rows as number[] };
   }
   if (v !== 'auto' && v !== 'cls' && v !== 'received')
-    policyFieldError(field, `must be 'auto', 'cls', 'received' or { summary: [indices] }, got ${JSON.stringify(v)}`);
+    policyFieldError(field, `must be 'auto', 'cls', 'received', { summary: [indices] } or { block: index }, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -41,6 +47,13 @@ export interface ImageSalience {
 
 /** Which score a source means on this tower: `auto` is the CLS row where the tower has a CLS token, else attention received. */
 export function resolveSalienceSource(inputs: SalienceInputs, source: SalienceSource): 'cls' | 'received' | 'summary' {
+  if (typeof source === 'object' && 'block' in source) {
+    if (!inputs.atBlock?.(source.block)) {
+      const blocks = inputs.blocks?.length ? `its full-attention blocks are ${inputs.blocks.join(', ')}` : 'it scores one layer only';
+      throw new InputError('OPTION_INVALID', `salience block ${source.block} is not one this tower scores: ${blocks}`, { subject: 'policy.salience.block' });
+    }
+    return 'received';
+  }
   if (typeof source === 'object') {
     const bad = source.summary.find((i) => i >= inputs.summaryRows);
     if (bad !== undefined) {
@@ -63,7 +76,14 @@ export function resolveSalienceSource(inputs: SalienceInputs, source: SalienceSo
 export function imageSalience(inputs: readonly SalienceInputs[], layouts: readonly MediaLayout[], source: SalienceSource): ImageSalience[] {
   return inputs.map((input, i) => {
     const kind = resolveSalienceSource(input, source);
-    const scores = kind === 'summary' ? input.summary?.((source as { summary: number[] }).summary) : kind === 'cls' ? input.cls : input.received;
+    const scores =
+      typeof source === 'object' && 'block' in source
+        ? input.atBlock!(source.block)
+        : kind === 'summary'
+          ? input.summary?.((source as { summary: number[] }).summary)
+          : kind === 'cls'
+            ? input.cls
+            : input.received;
     if (!scores) {
       throw new InputError('OPTION_INVALID', 'the vision feature layer is the embedding output (layer 0): it has no attention to score salience by', {
         subject: 'vision_feature_layer',

@@ -86,7 +86,11 @@ async function encodeImages(spec: QwenVLSpec, runner: GraphRunner, request: Enco
     layouts.push({ tokens: units, leading: 0, grid: { t, rows: h / m, cols: w / m } });
     embeds.push(out.image_embeds!.data as Float32Array);
     if (out.key_metric) keys.push(out.key_metric.data as Float32Array);
-    salience.push({ received: mergedSalience(out[`received_attention.${v.salienceBlock}`]!.data as Float32Array, pixels.grid, m), summaryRows: 0 });
+    const at = (block: number) => {
+      const r = out[`received_attention.${block}`];
+      return r && mergedSalience(r.data as Float32Array, pixels.grid, m);
+    };
+    salience.push({ received: at(v.salienceBlock), summaryRows: 0, atBlock: at, blocks: v.fullAttentionBlocks });
   }
   const all = concatFloat32(embeds);
   return {
@@ -116,7 +120,8 @@ async function encodeVideo(spec: QwenVLSpec, runner: GraphRunner, request: Encod
   let visionMs = 0;
   const embeds: Float32Array[] = [];
   const keys: Float32Array[] = [];
-  const received: Float32Array[] = [];
+  /** Per slice, the received attention at every full-attention block. */
+  const received: Float32Array[][] = [];
   let size: { width: number; height: number } | undefined;
   let grid: [number, number] | undefined;
   let slices = 0;
@@ -134,10 +139,14 @@ async function encodeVideo(spec: QwenVLSpec, runner: GraphRunner, request: Encod
     grid = [pixels.grid[1] / m, pixels.grid[2] / m];
     embeds.push(out.image_embeds!.data as Float32Array);
     if (out.key_metric) keys.push(out.key_metric.data as Float32Array);
-    received.push(mergedSalience(out[`received_attention.${v.salienceBlock}`]!.data as Float32Array, pixels.grid, m));
+    received.push(v.fullAttentionBlocks.map((b) => mergedSalience(out[`received_attention.${b}`]!.data as Float32Array, pixels.grid, m)));
     slices += pixels.grid[0];
   }
   if (!grid) throw new InputError('OPTION_INVALID', 'the video gave no frames to encode', { subject: 'video' });
+  const at = (block: number) => {
+    const i = v.fullAttentionBlocks.indexOf(block);
+    return i < 0 ? undefined : concatFloat32(received.map((r) => r[i]!));
+  };
   const all = concatFloat32(embeds);
   return {
     embeds: all,
@@ -146,7 +155,7 @@ async function encodeVideo(spec: QwenVLSpec, runner: GraphRunner, request: Encod
     layouts: [
       { tokens: slices * grid[0] * grid[1], leading: 0, grid: { t: slices, rows: grid[0], cols: grid[1] }, secondsPerSlice: v.temporalPatchSize / fps },
     ],
-    salience: [{ received: concatFloat32(received), summaryRows: 0 }],
+    salience: [{ received: at(v.salienceBlock), summaryRows: 0, atBlock: at, blocks: v.fullAttentionBlocks }],
     seconds: { images: waited.ms / 1000, vision: visionMs / 1000 },
   };
 }

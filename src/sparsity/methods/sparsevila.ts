@@ -40,7 +40,9 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
       salience: {
         type: 'string',
         arg: 'S',
-        help: 'auto (default: CLS on CLIP, attention received otherwise), cls, received, or summary:I,J,… (mean attention from those leading tower tokens, indices 0–7)',
+        help:
+          'auto (default: CLS on CLIP, attention received otherwise — on Qwen2-VL at its last full-attention block), cls, received, ' +
+          'summary:I,J,… (mean attention from those leading tower tokens, indices 0–7), or block:N (attention received at tower block N)',
       },
     },
     policy: (v) => ({
@@ -51,15 +53,7 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
         minPerImage: Number(v['min-per-image'] ?? 0),
         perKvHead: v['per-kv-head'] ?? false,
       },
-      salience:
-        typeof v.salience === 'string' && v.salience.startsWith('summary:')
-          ? {
-              summary: v.salience
-                .slice(8)
-                .split(',')
-                .map((s) => Number(s.trim())),
-            }
-          : (v.salience ?? 'auto'),
+      salience: salienceFlag(v.salience),
       positions: v.positions ?? 'original',
     }),
   },
@@ -74,3 +68,17 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
   positions: (p) => p.positions,
   retrieve: (p) => p.retrieve,
 };
+
+/** `--salience`: a source name, `summary:I,J,…` or `block:N`. */
+function salienceFlag(v: unknown): unknown {
+  if (typeof v !== 'string') return v ?? 'auto';
+  if (v.startsWith('summary:'))
+    return {
+      summary: v
+        .slice(8)
+        .split(',')
+        .map((s) => Number(s.trim())),
+    };
+  if (v.startsWith('block:')) return { block: Number(v.slice(6).trim()) };
+  return v;
+}

@@ -21,7 +21,8 @@ import { autoAwqWeights, readAutoAwqLinear, repackAutoAwq } from '../dist/src/we
 
 const GROUP = 32;
 const IMAGE = path.resolve(__dirname, '../../shared/fixtures/qwen2_5_vl-tiny/image.png');
-// Qwen/Qwen2.5-VL-*-Instruct-AWQ's config.json quantization_config, in this group size.
+// What AutoAWQ saves for Qwen2.5-VL (awq/models/_config.py `to_transformers_dict`, with the class's
+// modules_to_not_convert), in this group size.
 const AWQ_CONFIG = { quant_method: 'awq', bits: 4, group_size: GROUP, zero_point: true, version: 'gemm', modules_to_not_convert: ['visual'] };
 /**
  * Scales of the known weights: large enough that the decoder layers, not the tied embedding, choose the answer

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CheckpointError, ConfigError } from '../errors.js';
-import { parseQuantizationConfig, type WeightStorage } from './quantization.js';
+import { checkKeptInFloat, parseQuantizationConfig, type WeightStorage } from './quantization.js';
 import { openSafetensorsDir, type TensorStore } from './safetensors.js';
 import type { ModelSpecBase } from './spec.js';
 
@@ -60,6 +60,12 @@ export interface CheckpointFormat<S extends ModelSpecBase> {
 export function layoutName(layout: KeyLayoutRule, canonical: string): string | undefined {
   for (const [cur, disk] of layout.renames) if (canonical.startsWith(cur)) return disk + canonical.slice(cur.length);
   return undefined;
+}
+
+/** The canonical name of an on-disk name under `layout` (the inverse of layoutName). */
+export function canonicalName(layout: KeyLayoutRule, onDisk: string): string {
+  for (const [cur, disk] of layout.renames) if (onDisk.startsWith(disk)) return cur + onDisk.slice(disk.length);
+  return onDisk;
 }
 
 /** The layout whose marks most names carry; a directory with none of them is not this family's checkpoint. */
@@ -163,6 +169,10 @@ class DirCheckpoint<S extends ModelSpecBase> implements Checkpoint<S> {
     this.rule = detectLayout(store.names(), dir, format);
     // An untied head that is not on disk would be randomly initialised by transformers: refuse it up front.
     if (!spec.text.tieWordEmbeddings && !this.has('lm_head.weight')) this.missing('lm_head.weight');
+    if (quantization) {
+      const names = [...store.names()].map((n) => [n, canonicalName(this.rule, n)] as const);
+      checkKeptInFloat(quantization, names, dir);
+    }
   }
 
   get layout(): KeyLayout {

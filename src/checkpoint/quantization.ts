@@ -3,8 +3,15 @@
  * format is read (transformers/utils/quantization_config.py `AwqConfig`, whose defaults fill absent fields):
  * `<module>.qweight` int32 [in, out/8], `<module>.qzeros` int32 [in/group, out/8], `<module>.scales` f16
  * [in/group, out], w = (q − z) · s. Anything else is refused here, naming the field and its value.
+ *
+ * `modules_to_not_convert` names modules kept in float by substring, as both writers match it: AutoAWQ's
+ * `exclude_layers_to_not_quantize` (awq/utils/module.py: `any(key in name for key in modules_to_not_convert)`)
+ * and transformers' `replace_with_awq_linear` (integrations/awq.py: the same test on the dotted module path).
+ * AutoAWQ only ever quantizes the linears of the LLM's decoder layers (awq/models/base.py
+ * `_load_quantized_modules` walks `get_model_layers(model)`); its Qwen2-VL / Qwen2.5-VL classes add
+ * `modules_to_not_convert = ["visual"]` for transformers' loader, which would otherwise convert the tower too.
  */
-import { ConfigError } from '../errors.js';
+import { CheckpointError, ConfigError } from '../errors.js';
 import { Fields } from './config-fields.js';
 
 export interface AwqStorage {
@@ -60,6 +67,26 @@ export function parseQuantizationConfig(config: Record<string, unknown>, file: s
     throw q.invalid('modules_to_not_convert', 'must be a list of module names or null');
   }
   return { method: 'awq', bits: 4, groupSize: groupSize as AwqStorage['groupSize'], zeroPoint: true, version: 'gemm', modulesNotConverted: skip };
+}
+
+/**
+ * Refuses a checkpoint that stores a module quantized (`<module>.qweight`) which its own
+ * `modules_to_not_convert` keeps in float: transformers would load that module as a float nn.Linear, find no
+ * `<module>.weight`, and initialise it randomly. `tensors` are [on-disk name, canonical name] pairs.
+ */
+export function checkKeptInFloat(storage: WeightStorage, tensors: Iterable<readonly [string, string]>, dir: string): void {
+  for (const [onDisk, canonical] of tensors) {
+    if (!onDisk.endsWith('.qweight')) continue;
+    const [diskModule, module] = [onDisk, canonical].map((n) => n.slice(0, -'.qweight'.length)) as [string, string];
+    const key = storage.modulesNotConverted.find((k) => diskModule.includes(k) || module.includes(k));
+    if (key === undefined) continue;
+    throw new CheckpointError(
+      'CHECKPOINT_CORRUPT',
+      `${onDisk} in ${dir} is stored quantized, but config.json quantization_config.modules_to_not_convert keeps ${JSON.stringify(key)} ` +
+        `in float (AutoAWQ and transformers leave those modules nn.Linear): store ${diskModule}.weight in float, or drop ${JSON.stringify(key)} from modules_to_not_convert`,
+      { subject: onDisk },
+    );
+  }
 }
 
 function lower(v: unknown): unknown {

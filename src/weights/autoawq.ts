@@ -70,6 +70,15 @@ export function autoAwqWeights(checkpoint: Checkpoint): WeightReader {
     read(name, expectedShape) {
       const module = name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : undefined;
       if (module === undefined || checkpoint.has(name) || !quantized(module)) return checkpoint.read(name, expectedShape);
+      // Only nn.Linear has an AutoAWQ form: a conv (Qwen's Conv3d patch embedding) stored as qweight is unusable.
+      if (expectedShape && expectedShape.length !== 2) {
+        throw new CheckpointError(
+          'TENSOR_SHAPE',
+          `${module}.qweight in ${checkpoint.dir} is an AutoAWQ linear, but ${name} is a [${expectedShape.join(', ')}] weight: ` +
+            `store it in float (AutoAWQ quantizes only the decoder layers' linears)`,
+          { subject: `${module}.qweight` },
+        );
+      }
       const q = load(module);
       if (expectedShape && (expectedShape[0] !== q.n || expectedShape[1] !== q.k || expectedShape.length !== 2)) {
         throw new CheckpointError(

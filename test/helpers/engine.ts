@@ -22,20 +22,25 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-/** Every position's logits of a text-only prompt (no images), prefilled in one chunk by a fresh runtime on `dir`. */
+/**
+ * Every position's logits of a text-only prompt (no images), prefilled in one chunk by a fresh runtime on `dir`.
+ * `mrope`: the decoder takes M-RoPE rows (Qwen2-VL), which for text are the 1-D positions three times.
+ */
 export async function textPromptLogits(
   dir: string,
   tokens: number[],
-  options: { precision: 'fp32' | 'fp16' | 'int4' | 'awq'; blockSize: 16 | 32 | 64 | 128; hidden: number },
+  options: { precision: 'fp32' | 'fp16' | 'int4' | 'awq'; blockSize: 16 | 32 | 64 | 128; hidden: number; mrope?: boolean },
 ): Promise<Float32Array> {
   const rt = await Runtime.start(dir, { precision: options.precision, blockSize: options.blockSize, cacheDir: tempDir('graphs') }, TEST_RUNTIME);
+  const positions = tokens.map((_, i) => i);
   try {
     const cache = await rt.createCache();
     return (
       await prefill(rt, {
         cache,
         ids: tokens,
-        positions: tokens.map((_, i) => i),
+        positions,
+        positionRows: options.mrope ? [positions, positions, positions] : undefined,
         imageTokenId: -1,
         hidden: options.hidden,
         chunkSize: tokens.length,

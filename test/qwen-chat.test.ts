@@ -247,6 +247,33 @@ describe.each([
     await rt.dropCache(cache);
   });
 
+  it('runs every baseline: prefill pruning, in-LLM drops and merging, each keeping or dropping what its policy says', async () => {
+    const policies = [
+      { method: 'fastv', layer: 1, dropRatio: 0.5 },
+      { method: 'pdrop', layers: [1], keepRatios: [0.5] },
+      { method: 'visionzip', dominant: 3, contextual: 1 },
+      { method: 'random', keep: { budget: { ratio: 0.5 } }, seed: 3 },
+      { method: 'stride', keep: { budget: { ratio: 0.5 } } },
+      { method: 'divprune', keep: { budget: { ratio: 0.5 } } },
+    ];
+    const tokens = [8, 6];
+    for (const policy of policies) {
+      const chat = model.chat({ policy, maxNewTokens: 2 });
+      const pruned = await (await chat.encode(images.slice(0, 2))).prune();
+      const kept = pruned.kept.map((k) => k.length);
+      if (policy.method === 'visionzip') expect(kept, policy.method).toEqual([4, 4]);
+      else if (policy.method === 'fastv' || policy.method === 'pdrop') expect(kept, policy.method).toEqual(tokens);
+      else
+        expect(
+          kept.reduce((a, b) => a + b, 0),
+          policy.method,
+        ).toBe(7);
+      const answer = await drain((await pruned.prefill('Compare them.')).retrieve().decode());
+      expect(answer.tokenIds, policy.method).toHaveLength(2);
+      expect(answer.lastPromptLogits.every(Number.isFinite), policy.method).toBe(true);
+    }
+  });
+
   it('refuses an image under 28 px a side, and an image-pad token typed in the text, with typed errors', async () => {
     const small = await noisePng(path.join(tempDir('qwen-small'), 'small.png'), 20, 60, 4);
     await expect(model.chat().encode([small])).rejects.toMatchObject({ code: 'IMAGE_SIZE', message: expect.stringMatching(/20x60/) });

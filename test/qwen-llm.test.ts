@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxAbsDiff, TEST_RUNTIME, tempDir } from './helpers/engine.js';
 import { openCheckpoint } from '../dist/src/families/registry.js';
+import { parseQwenConfig } from '../dist/src/families/qwen2-vl/config.js';
 import { Runtime } from '../dist/src/runtime/runtime.js';
 import { prefill, type PositionRows } from '../dist/src/session/prefill.js';
 import { argmax } from '../dist/src/session/sampling.js';
@@ -94,6 +95,16 @@ describe.each(['qwen2_5_vl-tiny', 'qwen2_vl-tiny'])('%s LLM matches transformers
       a.close();
       b.close();
     }
+  });
+
+  it('refuses an unknown rope_scaling type and an mrope_section that does not fit head_dim, naming the field', () => {
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const withRope = (rope: unknown) => parseQwenConfig({ ...config, rope_scaling: rope }, 'config.json');
+    expect(() => withRope({ type: 'yarn', factor: 4, mrope_section: [2, 3, 3] })).toThrow(
+      expect.objectContaining({ code: 'CONFIG_UNSUPPORTED', subject: 'rope_scaling.rope_type' }),
+    );
+    expect(() => withRope({ type: 'mrope', mrope_section: [2, 3, 4] })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', subject: 'rope_scaling' }));
+    expect(() => withRope(null)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', subject: 'rope_scaling' }));
   });
 
   const promptInput = (cache: number, chunkSize: number) => ({

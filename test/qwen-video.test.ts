@@ -86,6 +86,20 @@ describe.each(['2.5' as const, '2' as const])('Qwen%s: a video turn', (version) 
     expect(maxAbsDiff(out.image_embeds!.data as Float32Array, encoded.embeds)).toBeLessThan(1e-5);
   });
 
+  it("traces the video as one media: a strip of its slices' first frames, under a slices·rows × cols salience grid", async () => {
+    const sink = new engine.MemorySink();
+    const chat = model.chat({ tracer: new engine.Tracer([sink]) });
+    await chat.encodeVideo({ path: VIDEO, frames: 5 });
+    const image = sink.events.filter((e) => e.type === 'image');
+    const salience = sink.events.filter((e) => e.type === 'salience');
+    expect(image).toHaveLength(1);
+    expect(salience).toHaveLength(1);
+    expect(salience[0]).toMatchObject({ grid: { rows: 6, cols: 4 }, leading: 0 });
+    // Three 112×56 slices stacked: 112 × 168, scaled to at most 256 px a slice.
+    const { width, height } = image[0] as { width: number; height: number };
+    expect(height / width).toBeCloseTo(168 / 112, 1);
+  });
+
   it('answers, and a text turn after it continues from the video', async () => {
     const chat = model.chat({ maxNewTokens: 3 });
     const first = await chat.ask({ video: { path: VIDEO, frames: 4 }, text: 'Describe.' });

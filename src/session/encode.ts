@@ -41,7 +41,8 @@ export async function encode(turn: Turn, frames: AsyncIterable<RgbImage>, video?
   const tracer = turn.conversation.tracer;
   const onImage = async (i: number, shown: RgbImage) => {
     if (!tracer.enabled) return;
-    const thumb = await thumbnailOf(shown);
+    // A video's strip of slices gets 256 px a slice, up to 8192 px in all.
+    const thumb = await thumbnailOf(shown, Math.min(8192, 256 * Math.max(1, Math.round(shown.height / shown.width))));
     turn.emit(() => ({ type: 'image', image: first + i, ...thumb }));
   };
   const media: EncodedMedia = await familyOf(model.spec).encode(model.spec, model.runtime, {

@@ -11,6 +11,7 @@
 import { concatFloat32 } from '../../arrays.js';
 import { InputError } from '../../errors.js';
 import { pilResize } from '../../media/pil-resample.js';
+import type { RgbImage } from '../../media/rgb-image.js';
 import {
   batchesOf,
   TOWER_SCORE_COPIES,
@@ -125,11 +126,13 @@ async function encodeVideo(spec: QwenVLSpec, runner: GraphRunner, request: Encod
   let size: { width: number; height: number } | undefined;
   let grid: [number, number] | undefined;
   let slices = 0;
+  /** Each slice's first frame, for the thumbnail: the slices stacked top to bottom, as the tokens are. */
+  const firsts: RgbImage[] = [];
   for await (const frames of batchesOf(request.frames, v.temporalPatchSize, waited)) {
     const t0 = performance.now();
     size ??= qwenSize(frames[0]!.width, frames[0]!.height, processor);
     const shown = frames.map((f) => (f.width === size!.width && f.height === size!.height ? f : pilResize(f, size!.width, size!.height, 'bicubic')));
-    if (slices === 0) await request.onImage?.(0, shown[0]!);
+    if (request.onImage) firsts.push(shown[0]!);
     const pixels = qwenPixelValues(shown, processor);
     const { feeds } = qwenVisionFeeds(pixels, v);
     const t1 = performance.now();
@@ -143,6 +146,7 @@ async function encodeVideo(spec: QwenVLSpec, runner: GraphRunner, request: Encod
     slices += pixels.grid[0];
   }
   if (!grid) throw new InputError('OPTION_INVALID', 'the video gave no frames to encode', { subject: 'video' });
+  if (firsts.length) await request.onImage?.(0, stackVertically(firsts));
   const at = (block: number) => {
     const i = v.fullAttentionBlocks.indexOf(block);
     return i < 0 ? undefined : concatFloat32(received.map((r) => r[i]!));
@@ -158,4 +162,15 @@ async function encodeVideo(spec: QwenVLSpec, runner: GraphRunner, request: Encod
     salience: [{ received: at(v.salienceBlock), summaryRows: 0, atBlock: at, blocks: v.fullAttentionBlocks }],
     seconds: { images: waited.ms / 1000, vision: visionMs / 1000 },
   };
+}
+
+/**
+ * Frames of one size, top to bottom: a video's picture for its token grid, which holds the temporal slices one
+ * under another (t · rows rows of cols tokens), so a retention map over it is a strip of the slices.
+ */
+function stackVertically(frames: readonly RgbImage[]): RgbImage {
+  const { width, height } = frames[0]!;
+  const data = new Uint8Array(width * height * 3 * frames.length);
+  frames.forEach((f, i) => data.set(f.data, i * width * height * 3));
+  return { width, height: height * frames.length, data };
 }

@@ -151,6 +151,11 @@ export function parsePreprocessorConfig(json: unknown, file = 'preprocessor_conf
 /** Reads and validates `<dir>/preprocessor_config.json`. */
 export async function loadPreprocessorConfig(dir: string): Promise<PreprocessorConfig> {
   const file = path.join(dir, 'preprocessor_config.json');
+  return parsePreprocessorConfig(await readConfigFile(file), file);
+}
+
+/** A processor config file's JSON, or CONFIG_INVALID naming the file (unreadable, or not JSON). */
+export async function readConfigFile(file: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -163,5 +168,5 @@ export async function loadPreprocessorConfig(dir: string): Promise<PreprocessorC
   } catch (cause) {
     throw new ConfigError('CONFIG_INVALID', `${file} is not valid JSON: ${(cause as Error).message}`, { subject: file, cause });
   }
-  return parsePreprocessorConfig(json, file);
+  return json;
 }

@@ -24,7 +24,7 @@ import {
 } from '../family.js';
 import type { QwenVLSpec } from './config.js';
 import { qwenPixelValues, qwenResize, qwenSize } from './processor.js';
-import type { QwenProcessorSpec } from './spec.js';
+import type { GridThw, QwenProcessorSpec } from './spec.js';
 import { mergedSalience, qwenVisionFeeds } from './vision-order.js';
 
 /**
@@ -62,46 +62,83 @@ export async function encodeQwen(spec: QwenVLSpec, runner: GraphRunner, request:
   return request.video ? encodeVideo(spec, runner, request, request.video.fps) : encodeImages(spec, runner, request);
 }
 
-/** Images, one graph call each. */
-async function encodeImages(spec: QwenVLSpec, runner: GraphRunner, request: EncodeRequest): Promise<EncodedMedia> {
-  const processor = request.processor as QwenProcessorSpec;
+/** One tower call's results, timed: the merged units' embeddings and keys, and salience at every full-attention block. */
+interface TowerCall {
+  grid: GridThw;
+  units: number;
+  embeds: Float32Array;
+  keys?: Float32Array;
+  /** Per full-attention block (spec order), the attention each unit receives. */
+  received: Float32Array[];
+}
+
+/** Pixels of one image or one temporal slice → the tower; adds its preprocessing and graph time to `clock`. */
+async function towerCall(spec: QwenVLSpec, runner: GraphRunner, frames: readonly RgbImage[], processor: QwenProcessorSpec, clock: Clock): Promise<TowerCall> {
   const v = spec.vision;
-  const m = v.mergeSize;
-  const waited = { ms: 0 };
-  let visionMs = 0;
-  const embeds: Float32Array[] = [];
-  const keys: Float32Array[] = [];
-  const layouts: MediaLayout[] = [];
-  const salience: SalienceInputs[] = [];
-  for await (const [frame] of batchesOf(request.frames, 1, waited)) {
-    const t0 = performance.now();
-    const shown = qwenResize(frame!, processor);
-    await request.onImage?.(layouts.length, shown);
-    const pixels = qwenPixelValues([shown], processor);
-    const { feeds, units } = qwenVisionFeeds(pixels, v);
-    const t1 = performance.now();
-    waited.ms += t1 - t0;
-    const out = await runner.runGraph('vision', feeds);
-    visionMs += performance.now() - t1;
-    const [t, h, w] = pixels.grid;
-    layouts.push({ tokens: units, leading: 0, grid: { t, rows: h / m, cols: w / m } });
-    embeds.push(out.image_embeds!.data as Float32Array);
-    if (out.key_metric) keys.push(out.key_metric.data as Float32Array);
-    const at = (block: number) => {
-      const r = out[`received_attention.${block}`];
-      return r && mergedSalience(r.data as Float32Array, pixels.grid, m);
-    };
-    salience.push({ received: at(v.salienceBlock), summaryRows: 0, atBlock: at, blocks: v.fullAttentionBlocks });
-  }
-  const all = concatFloat32(embeds);
+  const t0 = performance.now();
+  const pixels = qwenPixelValues(frames, processor);
+  const { feeds, units } = qwenVisionFeeds(pixels, v);
+  const t1 = performance.now();
+  clock.waited += t1 - t0;
+  const out = await runner.runGraph('vision', feeds);
+  clock.vision += performance.now() - t1;
+  return {
+    grid: pixels.grid,
+    units,
+    embeds: out.image_embeds!.data as Float32Array,
+    keys: out.key_metric?.data as Float32Array | undefined,
+    received: v.fullAttentionBlocks.map((b) => mergedSalience(out[`received_attention.${b}`]!.data as Float32Array, pixels.grid, v.mergeSize)),
+  };
+}
+
+/** Time waiting for and preparing pixels vs in the tower, ms. */
+interface Clock {
+  waited: number;
+  vision: number;
+}
+
+/** Salience inputs from per-block received attention (spec order of the full-attention blocks). */
+function salienceOf(spec: QwenVLSpec, received: readonly Float32Array[]): SalienceInputs {
+  const blocks = spec.vision.fullAttentionBlocks;
+  const at = (block: number) => received[blocks.indexOf(block)];
+  return { received: at(spec.vision.salienceBlock), summaryRows: 0, atBlock: at, blocks };
+}
+
+/** The calls' outputs as the encode step's result. */
+function encoded(calls: TowerCall[], layouts: MediaLayout[], salience: SalienceInputs[], clock: Clock, waited: { ms: number }): EncodedMedia {
+  const all = concatFloat32(calls.map((c) => c.embeds));
   return {
     embeds: all,
     features: all,
-    keyMetric: keys.length === layouts.length ? concatFloat32(keys) : undefined,
+    keyMetric: calls.every((c) => c.keys) ? concatFloat32(calls.map((c) => c.keys!)) : undefined,
     layouts,
     salience,
-    seconds: { images: waited.ms / 1000, vision: visionMs / 1000 },
+    seconds: { images: (waited.ms + clock.waited) / 1000, vision: clock.vision / 1000 },
   };
+}
+
+/** Images, one graph call each. */
+async function encodeImages(spec: QwenVLSpec, runner: GraphRunner, request: EncodeRequest): Promise<EncodedMedia> {
+  const processor = request.processor as QwenProcessorSpec;
+  const m = spec.vision.mergeSize;
+  const waited = { ms: 0 };
+  const clock = { waited: 0, vision: 0 };
+  const calls: TowerCall[] = [];
+  for await (const [frame] of batchesOf(request.frames, 1, waited)) {
+    const t0 = performance.now();
+    const shown = qwenResize(frame!, processor);
+    await request.onImage?.(calls.length, shown);
+    clock.waited += performance.now() - t0;
+    calls.push(await towerCall(spec, runner, [shown], processor, clock));
+  }
+  const layouts = calls.map(({ grid: [t, h, w], units }) => ({ tokens: units, leading: 0, grid: { t, rows: h / m, cols: w / m } }));
+  return encoded(
+    calls,
+    layouts,
+    calls.map((c) => salienceOf(spec, c.received)),
+    clock,
+    waited,
+  );
 }
 
 /**
@@ -116,16 +153,10 @@ async function encodeImages(spec: QwenVLSpec, runner: GraphRunner, request: Enco
 async function encodeVideo(spec: QwenVLSpec, runner: GraphRunner, request: EncodeRequest, fps: number): Promise<EncodedMedia> {
   const processor = request.processor as QwenProcessorSpec;
   const v = spec.vision;
-  const m = v.mergeSize;
   const waited = { ms: 0 };
-  let visionMs = 0;
-  const embeds: Float32Array[] = [];
-  const keys: Float32Array[] = [];
-  /** Per slice, the received attention at every full-attention block. */
-  const received: Float32Array[][] = [];
+  const clock = { waited: 0, vision: 0 };
+  const calls: TowerCall[] = [];
   let size: { width: number; height: number } | undefined;
-  let grid: [number, number] | undefined;
-  let slices = 0;
   /** Each slice's first frame, for the thumbnail: the slices stacked top to bottom, as the tokens are. */
   const firsts: RgbImage[] = [];
   for await (const frames of batchesOf(request.frames, v.temporalPatchSize, waited)) {
@@ -133,35 +164,17 @@ async function encodeVideo(spec: QwenVLSpec, runner: GraphRunner, request: Encod
     size ??= qwenSize(frames[0]!.width, frames[0]!.height, processor);
     const shown = frames.map((f) => (f.width === size!.width && f.height === size!.height ? f : pilResize(f, size!.width, size!.height, 'bicubic')));
     if (request.onImage) firsts.push(shown[0]!);
-    const pixels = qwenPixelValues(shown, processor);
-    const { feeds } = qwenVisionFeeds(pixels, v);
-    const t1 = performance.now();
-    waited.ms += t1 - t0;
-    const out = await runner.runGraph('vision', feeds);
-    visionMs += performance.now() - t1;
-    grid = [pixels.grid[1] / m, pixels.grid[2] / m];
-    embeds.push(out.image_embeds!.data as Float32Array);
-    if (out.key_metric) keys.push(out.key_metric.data as Float32Array);
-    received.push(v.fullAttentionBlocks.map((b) => mergedSalience(out[`received_attention.${b}`]!.data as Float32Array, pixels.grid, m)));
-    slices += pixels.grid[0];
+    clock.waited += performance.now() - t0;
+    calls.push(await towerCall(spec, runner, shown, processor, clock));
   }
-  if (!grid) throw new InputError('OPTION_INVALID', 'the video gave no frames to encode', { subject: 'video' });
+  if (!calls.length) throw new InputError('OPTION_INVALID', 'the video gave no frames to encode', { subject: 'video' });
   if (firsts.length) await request.onImage?.(0, stackVertically(firsts));
-  const at = (block: number) => {
-    const i = v.fullAttentionBlocks.indexOf(block);
-    return i < 0 ? undefined : concatFloat32(received.map((r) => r[i]!));
-  };
-  const all = concatFloat32(embeds);
-  return {
-    embeds: all,
-    features: all,
-    keyMetric: keys.length === embeds.length ? concatFloat32(keys) : undefined,
-    layouts: [
-      { tokens: slices * grid[0] * grid[1], leading: 0, grid: { t: slices, rows: grid[0], cols: grid[1] }, secondsPerSlice: v.temporalPatchSize / fps },
-    ],
-    salience: [{ received: at(v.salienceBlock), summaryRows: 0, atBlock: at, blocks: v.fullAttentionBlocks }],
-    seconds: { images: waited.ms / 1000, vision: visionMs / 1000 },
-  };
+  const [, h, w] = calls[0]!.grid;
+  const slices = calls.reduce((n, c) => n + c.grid[0], 0);
+  const grid = { t: slices, rows: h / v.mergeSize, cols: w / v.mergeSize };
+  const layout: MediaLayout = { tokens: slices * grid.rows * grid.cols, leading: 0, grid, secondsPerSlice: v.temporalPatchSize / fps };
+  const received = v.fullAttentionBlocks.map((_, i) => concatFloat32(calls.map((c) => c.received[i]!)));
+  return encoded(calls, [layout], [salienceOf(spec, received)], clock, waited);
 }
 
 /**

@@ -9,10 +9,10 @@
  * block-row, for block-col, for row-in-block, for col-in-block, one row of C·tp·p·p values laid out as the
  * Conv3d weight [hidden, C, tp, p, p]. A block is the m × m patches one LLM token merges.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, InputError } from '../../errors.js';
 import { pilResize } from '../../media/pil-resample.js';
+import { readConfigFile } from '../../media/preprocessor-config.js';
 import type { RgbImage } from '../../media/rgb-image.js';
 import type { GridThw, QwenProcessorSpec } from './spec.js';
 
@@ -101,19 +101,7 @@ export function parseQwenProcessorConfig(json: unknown, file = 'preprocessor_con
 /** Reads and validates `<dir>/<name>` (default preprocessor_config.json; videos: video_preprocessor_config.json). */
 export async function loadQwenProcessorConfig(dir: string, name = 'preprocessor_config.json'): Promise<QwenProcessorSpec> {
   const file = path.join(dir, name);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (cause) {
-    throw new ConfigError('CONFIG_INVALID', `cannot read ${file}: ${(cause as Error).message}`, { subject: file, cause });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (cause) {
-    throw new ConfigError('CONFIG_INVALID', `${file} is not valid JSON: ${(cause as Error).message}`, { subject: file, cause });
-  }
-  return parseQwenProcessorConfig(json, file);
+  return parseQwenProcessorConfig(await readConfigFile(file), file);
 }
 
 /** Python's `round`: halves go to the even neighbour (round(2.5) = 2, round(3.5) = 4). */

@@ -191,7 +191,8 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
     if (images.length) {
       // Each image of the first turn on its own grid (native-resolution towers give each its own shape).
       for (const img of images.slice(0, SIDE_FRAMES)) frameHost.appendChild(sideFrame(m, img, layer));
-      if (images.length > SIDE_FRAMES) frameHost.insertAdjacentHTML('beforeend', `<div class="caption">+ ${images.length - SIDE_FRAMES} more in the run view</div>`);
+      if (images.length > SIDE_FRAMES)
+        frameHost.insertAdjacentHTML('beforeend', `<div class="caption">+ ${images.length - SIDE_FRAMES} more in the run view</div>`);
     } else frameHost.innerHTML = '<p class="muted">no image</p>';
     child(el, '.side-answers', HTMLElement).innerHTML = orderedTurns(m)
       .map((t) => {

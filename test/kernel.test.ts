@@ -13,6 +13,7 @@ import { startProfiler } from '../dist/profiler-ui/server/server.js';
 import { decodeBatch, type TraceEvent } from '../dist/src/index.js';
 import { engine, tempDir } from './helpers/engine.js';
 import type { LlavaSpec } from '../dist/src/checkpoint/spec.js';
+import { QWEN_IMAGES, qwenTraces } from './helpers/qwen-trace.js';
 
 const count = (markup: string, needle: string) => markup.split(needle).length - 1;
 
@@ -117,6 +118,64 @@ describe('retention data from a trace', () => {
     const svg = kernel.retentionMapSvg(twoTurnTrace(), { turn: 0 });
     expect(count(svg, 'class="patch kept"')).toBe(6);
     expect(count(svg, 'class="retrieved"')).toBe(3);
+  });
+});
+
+describe('retention maps of a native-resolution run (Qwen2.5-VL: each image its own grid)', () => {
+  let events: TraceEvent[];
+  beforeAll(async () => {
+    events = (await qwenTraces()).runs[0]!.events;
+  });
+
+  /** Per drawn image: its grid, the picture's box, and its patch cells' boxes. */
+  function drawnPanels(svg: string) {
+    return svg
+      .split('<g class="retention-image"')
+      .slice(1)
+      .map((g) => {
+        const n = (re: RegExp) => Number(g.match(re)![1]);
+        const box = (m: RegExpMatchArray) => ({ x: Number(m[1]), y: Number(m[2]), w: Number(m[3]), h: Number(m[4]) });
+        return {
+          rows: n(/data-rows="(\d+)"/),
+          cols: n(/data-cols="(\d+)"/),
+          picture: box(g.match(/class="tower-input" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"/)!),
+          cells: [...g.matchAll(/class="patch \w+" data-token="\d+" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"/g)].map(box),
+          kept: count(g, 'class="patch kept"'),
+        };
+      });
+  }
+
+  /** Each image's rows × cols cells tile its picture exactly, the picture at the image's aspect and within the panel's box. */
+  function expectOwnGrids(svg: string, size: number) {
+    const kept = events.filter((e): e is Extract<TraceEvent, { type: 'kept' }> => e.type === 'kept');
+    const panels = drawnPanels(svg);
+    expect(panels).toHaveLength(QWEN_IMAGES.length);
+    panels.forEach((p, i) => {
+      const { width, height, rows, cols } = QWEN_IMAGES[i]!;
+      expect([p.rows, p.cols], `image ${i}`).toEqual([rows, cols]);
+      expect(p.cells).toHaveLength(rows * cols);
+      expect(p.kept).toBe(kept[i]!.kept.length);
+      expect(p.picture.w / p.picture.h).toBeCloseTo(width / height, 2);
+      expect(Math.max(p.picture.w, p.picture.h)).toBeCloseTo(size, 2);
+      expect(new Set(p.cells.map((c) => c.x)).size).toBe(cols);
+      expect(new Set(p.cells.map((c) => c.y)).size).toBe(rows);
+      for (const c of p.cells) {
+        expect(c.w).toBeCloseTo(p.picture.w / cols, 2);
+        expect(c.h).toBeCloseTo(p.picture.h / rows, 2);
+      }
+      expect(Math.max(...p.cells.map((c) => c.x + c.w))).toBeCloseTo(p.picture.x + p.picture.w, 2);
+      expect(Math.max(...p.cells.map((c) => c.y + c.h))).toBeCloseTo(p.picture.y + p.picture.h, 2);
+    });
+  }
+
+  it('a trace draws a 2×4 and a 3×2 image in one turn, each over its own picture', () => {
+    expect(events.find((e) => e.type === 'run.start')).toMatchObject({ model: { vision: 'qwen2.5-vl', imageTokens: 0 } });
+    expectOwnGrids(kernel.retentionMapSvg(events), 256);
+    expectOwnGrids(kernel.retentionMapSvg(events, { size: 120 }), 120);
+  });
+
+  it('without its salience events (dropped from a notebook trace), the grids come from the token counts and the pictures', () => {
+    expectOwnGrids(kernel.retentionMapSvg(events.filter((e) => e.type !== 'salience')), 256);
   });
 });
 

@@ -4,7 +4,7 @@
  * time; each gets a fresh kernel), and the executed notebook's outputs are checked for content — no errors,
  * the retention maps with as many kept patches as the printed budgets, differing retrieval sets across turns,
  * the demo model's example questions asked with their reference answers beside the answers, one sweep point
- * per budget with the Pareto front marked.
+ * per budget with the Pareto front marked, a Qwen2.5-VL's images each on its own grid with their M-RoPE positions.
  *
  * Needs Debian's jupyter-nbconvert, python3-nbclient and python3-ipykernel (scripts/system-deps.sh, run by
  * `npm test`) and the compiled package (`npm run build`: notebooks import dist/).
@@ -127,7 +127,7 @@ describe('notebooks', () => {
 
   it('are stored without outputs', () => {
     const files = fs.readdirSync(NOTEBOOKS).filter((f) => f.endsWith('.ipynb'));
-    expect(files.sort()).toEqual(['01-quickstart.ipynb', '02-step-by-step.ipynb', '03-multi-turn.ipynb', '04-budget-sweep.ipynb']);
+    expect(files.sort()).toEqual(['01-quickstart.ipynb', '02-step-by-step.ipynb', '03-multi-turn.ipynb', '04-budget-sweep.ipynb', '05-qwen2-vl.ipynb']);
     for (const f of files) {
       const nb = JSON.parse(fs.readFileSync(path.join(NOTEBOOKS, f), 'utf8')) as { cells: Cell[]; metadata: { kernelspec: { name: string } } };
       expect(nb.metadata.kernelspec.name, f).toBe('tslab');
@@ -253,6 +253,58 @@ describe('notebooks', () => {
         'class="latency-row"',
       ),
     ).toBe(12);
+  });
+
+  it('05-qwen2-vl: a 2×4 and a 3×2 image each drawn on its own grid, pruned per image, kept tokens at their 3-D M-RoPE positions, retrieval and decode', async () => {
+    const nb = await execute('05-qwen2-vl.ipynb');
+    expect(nb.stdout).toMatch(/model: Qwen2_5_VLForConditionalGeneration; 14 px patches merged 2×2 → one token per 28×28 px/);
+    expect(nb.stdout).toContain('image 0: 112×56 px → 2×4 grid = 8 tokens');
+    expect(nb.stdout).toContain('image 1: 56×84 px → 3×2 grid = 6 tokens');
+    const kept = [0, 1].map((i) => {
+      const m = nb.stdout.match(new RegExp(`image ${i} kept: (\\d+)/(\\d+) tokens: ([\\d, ]+)`))!;
+      return { n: Number(m[1]), of: Number(m[2]), tokens: m[3]!.trim().split(', ').map(Number) };
+    });
+    expect(kept.map((k) => [k.n, k.of])).toEqual([
+      [4, 8],
+      [3, 6],
+    ]);
+    expect(nb.stdout).toMatch(/prompt tokens: \d+ \(7 visual of 14\)/);
+    // Each printed kept token at its image's start position, plus its row in h and its column in w.
+    const positions = [...nb.stdout.matchAll(/image (\d) token (\d+) \(row (\d+), col (\d+)\): t=(\d+) h=(\d+) w=(\d+)/g)].map((m) => m.slice(1).map(Number));
+    expect(positions.map(([image, token]) => `${image}:${token}`)).toEqual(kept.flatMap((k, i) => k.tokens.map((t) => `${i}:${t}`)));
+    for (const [image, token, row, col, t, h, w] of positions) {
+      expect([row, col], `image ${image} token ${token}`).toEqual(image === 0 ? [Math.floor(token! / 4), token! % 4] : [Math.floor(token! / 2), token! % 2]);
+      expect([h! - t!, w! - t!]).toEqual([row, col]);
+    }
+    // Text tokens have t = h = w: the <|vision_start|> just before image 0's tokens, and the text after the images,
+    // past the tall image's largest position (its start + 3 rows).
+    const text = [...nb.stdout.matchAll(/prompt row \d+\): t=(\d+) h=\1 w=\1/g)].map((m) => Number(m[1]));
+    expect(text).toEqual([positions[0]![4]! - 1, positions.at(-1)![4]! + 3 + 1]);
+    expect(nb.stdout).toMatch(/layer 0: retrieved 3 of 7/);
+    expect(nb.stdout).toMatch(/layer 1: retrieved 3 of 7/);
+    expect(nb.stdout).toMatch(/decoded: 8 tokens/);
+    expect(nb.stdout).toContain('attended visual tokens per layer: 3, 3');
+    // Salience, after pruning, with layer 0's retrieval: each map draws both images on their own grids over their pictures.
+    expect(nb.svgs).toHaveLength(3);
+    for (const svg of nb.svgs) {
+      expect([...svg.matchAll(/class="retention-image" data-image="(\d)" data-rows="(\d+)" data-cols="(\d+)"/g)].map((m) => m.slice(1).join())).toEqual([
+        '0,2,4',
+        '1,3,2',
+      ]);
+      expect(count(svg, 'class="tower-input"')).toBe(2);
+      expect(count(svg, 'class="patch ')).toBe(14);
+    }
+    const [salience, pruned, retrieved] = nb.svgs as [string, string, string];
+    expect(count(salience, 'class="patch candidate"')).toBe(14);
+    const drawn = pruned
+      .split('class="retention-image"')
+      .slice(1)
+      .map((g) => [...g.matchAll(/class="patch kept" data-token="(\d+)"/g)].map((m) => Number(m[1])));
+    expect(drawn).toEqual(kept.map((k) => k.tokens));
+    expect(count(retrieved, 'class="retrieved"')).toBe(3);
+    const table = nb.htmls.find((h) => h.includes('class="retrieval"'))!;
+    expect(count(table, 'data-retrieved="3"')).toBe(2);
+    expect(nb.seconds).toBeLessThan(60);
     console.log(
       `notebook runtimes (s): ${Object.entries(runtimes)
         .map(([n, s]) => `${n} ${s.toFixed(1)}`)

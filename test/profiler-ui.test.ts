@@ -16,12 +16,13 @@ import { MemorySink, Tracer, WebSocketSink, type TraceEvent } from '../dist/src/
 import { serializeEvent } from '../dist/src/trace/jsonl-sink.js';
 // The page's data layer is plain browser-free ES modules: the tests import it as the page does.
 import { foldEvents } from '../profiler-ui/web/data/run-model.js';
-import { countsAt, imagesAtTurn, retrievalAt, retrievalStatus, tokenStates } from '../profiler-ui/web/data/run-queries.js';
+import { countsAt, gridOf, imagesAtTurn, retrievalAt, retrievalStatus, tokenStates } from '../profiler-ui/web/data/run-queries.js';
 import { isDense, paretoFront, pointLabels, policyLabel, runSummary } from '../profiler-ui/web/data/summary.js';
 import { ARTIFACTS_DIR, launchBrowser, saveScreenshot, type TestBrowser } from './helpers/browser.js';
 import { CLIP_FIXTURE, REPO_ROOT } from './helpers/checkpoint-writer.js';
 import { engine, tempDir } from './helpers/engine.js';
 import { seededRandom } from '../dist/src/seeded-random.js';
+import { QWEN_IMAGES, QWEN_SPARSE, qwenTraces } from './helpers/qwen-trace.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 type Retrieval = Extract<TraceEvent, { type: 'retrieval' }>;
@@ -237,6 +238,31 @@ async function patchTokens(page: Page, state: 'kept' | 'pruned' | 'retrieved'): 
   );
 }
 
+type QwenRun = { run: string; events: TraceEvent[] };
+
+/** Each retention frame SVG under `scope`: its image, grid (distinct cell columns and rows), viewBox, picture and cell sizes, and the picture's on-screen aspect. */
+async function drawnGrids(page: Page, scope: string) {
+  return page.$$eval(`${scope} svg.frame-svg`, (svgs) =>
+    svgs.map((svg) => {
+      const cells = [...svg.querySelectorAll('g.cells rect')];
+      const at = (el: Element, name: string) => Number(el.getAttribute(name));
+      const picture = svg.querySelector('image.picture')!;
+      const shown = picture.getBoundingClientRect();
+      const vb = (svg as SVGSVGElement).viewBox.baseVal;
+      return {
+        image: at(svg, 'data-image'),
+        cells: cells.length,
+        cols: new Set(cells.map((c) => at(c, 'x'))).size,
+        rows: new Set(cells.map((c) => at(c, 'y'))).size,
+        viewBox: [vb.width, vb.height],
+        picture: [at(picture, 'width'), at(picture, 'height')],
+        cellSizes: [...new Set(cells.map((c) => `${at(c, 'width')}x${at(c, 'height')}`))],
+        shownAspect: shown.width / shown.height,
+      };
+    }),
+  );
+}
+
 const retrievalOf = (events: TraceEvent[], turn: number, layer: number) =>
   events.find((e): e is Retrieval => e.type === 'retrieval' && e.turn === turn && e.layer === layer)!;
 
@@ -306,6 +332,22 @@ describe('profiler page data layer (pure)', () => {
         .reduce((a, e) => a + e.duration, 0),
       9,
     );
+  });
+
+  it("folds a native-resolution (Qwen2.5-VL) trace: each image's grid and token count are its own, with or without its salience events", async () => {
+    const { run, events } = (await qwenTraces()).runs[0]!;
+    const kept = events.filter((e): e is Kept => e.type === 'kept');
+    for (const trace of [events, events.filter((e) => e.type !== 'salience')]) {
+      const m = foldEvents(trace).get(run)!;
+      expect(m.start?.model?.imageTokens).toBe(0);
+      QWEN_IMAGES.forEach(({ rows, cols }, image) => {
+        expect(gridOf(m, image), `image ${image}`).toEqual({ rows, cols, leading: 0 });
+        const st = tokenStates(m, image, 0, 0);
+        expect(st.total).toBe(rows * cols);
+        expect(Array.from(st.state).flatMap((s, i) => (s ? [i] : []))).toEqual(kept[image]!.kept);
+      });
+      expect(countsAt(m, 0, 0)).toMatchObject({ images: 2, total: 8 + 6, kept: kept[0]!.kept.length + kept[1]!.kept.length });
+    }
   });
 
   it('labels a run by its run.start label, else from the policy value alone, the same way for any method', () => {
@@ -604,6 +646,54 @@ describe('profiler page in Chromium', () => {
     await page.$eval('.frame[data-image="63"]', (el) => el.scrollIntoView());
     await until(page, 'the last frame drawn', `document.querySelector('.frame[data-image="63"]')?.dataset.drawn === '1'`);
     expect(await page.$$eval('.frame[data-image="63"] [data-state="retrieved"]', (e) => e.length)).toBe(expected.get(63) ?? 0);
+    expect(errors).toEqual([]);
+  });
+
+  it('draws each image of a native-resolution (Qwen2.5-VL) run on its own grid over its picture — a 2×4 and a 3×2 in one turn — in the run view and the comparison, with or without salience events', async () => {
+    const [sparse, dense] = (await qwenTraces([QWEN_SPARSE, { method: 'dense' }])).runs as [QwenRun, QwenRun];
+    for (const e of [...sparse.events, ...dense.events]) server.ingest(e);
+    server.endInProcess();
+    await page.goto(server.url);
+    await until(page, 'the live socket', `document.querySelector('#status')?.dataset.state === 'live'`);
+    const pictures = sparse.events.filter((e): e is Extract<TraceEvent, { type: 'image' }> => e.type === 'image');
+    /** Every drawn frame under `scope` is its image's rows × cols cells tiling its picture, shown at the picture's aspect. */
+    const expectOwnGrids = async (scope: string) => {
+      const frames = await drawnGrids(page, scope);
+      expect(frames.map((f) => f.image)).toEqual([0, 1]);
+      frames.forEach((f, i) => {
+        const { rows, cols } = QWEN_IMAGES[i]!;
+        const { width, height } = pictures[i]!;
+        expect([f.rows, f.cols, f.cells], `${scope} image ${i}`).toEqual([rows, cols, rows * cols]);
+        expect(f.viewBox).toEqual([width, height]);
+        expect(f.picture).toEqual([width, height]);
+        expect(f.cellSizes).toEqual([`${width / cols}x${height / rows}`]);
+        expect(f.shownAspect).toBeCloseTo(width / height, 1);
+      });
+    };
+
+    await gotoRun(page, server, sparse.run);
+    await until(page, 'both Qwen frames drawn', `document.querySelectorAll('#p-retention .frame[data-drawn="1"]').length === 2`);
+    await expectOwnGrids('#p-retention');
+    await saveScreenshot(page, 'qwen-native-grids', { selector: '#p-retention' });
+
+    await page.evaluate(([a, b]) => (location.hash = `#/compare/${a}/${b}`), [dense.run, sparse.run]);
+    await until(page, 'the Qwen comparison', `document.querySelector('.compare-view')?.dataset.b === ${JSON.stringify(sparse.run)}`);
+    for (const side of ['a', 'b']) await expectOwnGrids(`.side[data-side="${side}"]`);
+    expect(await page.textContent('.side[data-side="b"] .side-frame')).toMatch(/image 0 · 2×4 · kept \d+\/8.*image 1 · 3×2 · kept \d+\/6/);
+    await saveScreenshot(page, 'qwen-compare', { fullPage: true });
+
+    // A trace without its salience events (cut short, or a notebook's that dropped its oldest events).
+    const run = `${sparse.run}-no-salience`;
+    const file = path.join(tempDir('ui-qwen'), 'qwen-no-salience.jsonl');
+    const stripped = sparse.events.filter((e) => e.type !== 'salience').map((e) => ({ ...e, run }));
+    fs.writeFileSync(file, stripped.map((e) => serializeEvent(e) + '\n').join(''));
+    await page.setInputFiles('#file', file);
+    await until(
+      page,
+      'the trace without salience drawn',
+      `document.querySelector('.run-view')?.dataset.run === '${run}' && document.querySelectorAll('#p-retention .frame[data-drawn="1"]').length === 2`,
+    );
+    await expectOwnGrids('#p-retention');
     expect(errors).toEqual([]);
   });
 

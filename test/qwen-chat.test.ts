@@ -8,9 +8,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
+import { noisePng } from './helpers/images.js';
 import { writeTinyQwenVL } from '../dist/src/testing.js';
 import { familyOf } from '../dist/src/families/registry.js';
 import { MASKED } from '../dist/src/runtime/protocol.js';
@@ -28,20 +28,6 @@ interface Expected {
   greedy_ids: number[];
   vision_full_attention_blocks: number[];
   vision_mean_attention_full_blocks: Record<string, number[]>;
-}
-
-/** A PNG of seeded noise, `width × height`. */
-async function noisePng(file: string, width: number, height: number, seed: number): Promise<string> {
-  const data = Buffer.alloc(width * height * 3);
-  let s = seed >>> 0;
-  for (let i = 0; i < data.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = s >>> 24;
-  }
-  await sharp(data, { raw: { width, height, channels: 3 } })
-    .png()
-    .toFile(file);
-  return file;
 }
 
 describe.each(['qwen2_5_vl-tiny', 'qwen2_vl-tiny'])('a chat on %s matches transformers', (name) => {

@@ -3,9 +3,9 @@
  * salience as heat, the tokens pruning dropped darkened, and the tokens a turn retrieved outlined
  * (docs/design.md, "The SparseVILA path"). Pure: data in, one SVG string out.
  *
- * Classes the markup carries (tests and stylesheets rely on them): `patch kept`, `patch pruned`,
- * `patch candidate` (pruning not decided yet) — one element per LLM image token — and `retrieved`, one
- * outline per retrieved token.
+ * Classes the markup carries (tests and stylesheets rely on them): `retention-image`, one group per image
+ * with its grid as `data-rows` / `data-cols`; `patch kept`, `patch pruned`, `patch candidate` (pruning not
+ * decided yet) — one element per LLM image token — and `retrieved`, one outline per retrieved token.
  */
 import { attrs, esc, heat, normalise, num, svgRoot } from './markup.js';
 
@@ -39,7 +39,7 @@ export interface RetentionMapData {
 }
 
 export interface RetentionRenderOptions {
-  /** Width of one image panel in px (default 256). */
+  /** Width of one image panel in px, and the longer side of its picture (default 256). */
   size?: number;
   /** Opacity of the salience heat over kept tokens (default 0.45). */
   heatOpacity?: number;
@@ -62,15 +62,20 @@ export function renderRetentionSvg(data: RetentionMapData, options: RetentionRen
   const height = top + Math.max(0, ...panels.map((p) => p.height));
   let body = data.title ? `<text${attrs({ x: 0, y: 14, 'font-size': 13, 'font-weight': 600 })}>${esc(data.title)}</text>` : '';
   panels.forEach((p, i) => {
-    body += `<g${attrs({ class: 'retention-image', 'data-image': i, transform: `translate(${num(i * (size + GAP))},${top})` })}>${p.body}</g>`;
+    body += `<g${attrs({ class: 'retention-image', 'data-image': i, 'data-rows': data.images[i]!.grid.rows, 'data-cols': data.images[i]!.grid.cols, transform: `translate(${num(i * (size + GAP))},${top})` })}>${p.body}</g>`;
   });
   return svgRoot(width, height, body, { class: 'retention-map' });
 }
 
 function panel(p: RetentionPanel, size: number, heatOpacity: number): { body: string; height: number } {
   const { rows, cols } = p.grid;
-  const cell = size / cols;
-  const gridHeight = cell * rows;
+  // The picture keeps its aspect ratio inside a size × size box (a native-resolution image is rows × cols of
+  // its own shape); the patches divide its width and height, so they lie on what the tower saw.
+  const aspect = p.background && p.background.width > 0 && p.background.height > 0 ? p.background.width / p.background.height : cols / rows;
+  const gridWidth = aspect >= 1 ? size : size * aspect;
+  const gridHeight = aspect >= 1 ? size / aspect : size;
+  const cellW = gridWidth / cols;
+  const cellH = gridHeight / rows;
   const total = p.leading + rows * cols;
   const strip = p.leading > 0 ? STRIP : 0;
   const gridTop = LABEL + strip;
@@ -81,20 +86,20 @@ function panel(p: RetentionPanel, size: number, heatOpacity: number): { body: st
 
   if (p.background) {
     body +=
-      `<image${attrs({ class: 'tower-input', x: 0, y: gridTop, width: size, height: gridHeight, href: p.background.href, 'xlink:href': p.background.href, preserveAspectRatio: 'none' })}` +
+      `<image${attrs({ class: 'tower-input', x: 0, y: gridTop, width: gridWidth, height: gridHeight, href: p.background.href, 'xlink:href': p.background.href, preserveAspectRatio: 'none' })}` +
       ` style="image-rendering: pixelated" />`;
   } else {
-    body += `<rect${attrs({ x: 0, y: gridTop, width: size, height: gridHeight, fill: '#d9d9d9' })} />`;
+    body += `<rect${attrs({ x: 0, y: gridTop, width: gridWidth, height: gridHeight, fill: '#d9d9d9' })} />`;
   }
 
   // Where token t sits: leading tokens in the strip, patches on the grid.
   const box = (t: number) => {
     if (t < p.leading) {
-      const w = Math.min(cell, STRIP - 4);
+      const w = Math.min(cellW, cellH, STRIP - 4);
       return { x: t * (w + 4), y: LABEL + 2, w, h: w };
     }
     const q = t - p.leading;
-    return { x: (q % cols) * cell, y: gridTop + Math.floor(q / cols) * cell, w: cell, h: cell };
+    return { x: (q % cols) * cellW, y: gridTop + Math.floor(q / cols) * cellH, w: cellW, h: cellH };
   };
 
   for (let t = 0; t < total; t++) {

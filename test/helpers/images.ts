@@ -1,4 +1,5 @@
-/** Image files for tests of what a loader does before decoding, and Llava pixels for tests that run the tower graph directly. */
+/** Image files for tests of what a loader does before decoding, seeded noise pictures of any size, and Llava pixels for tests that run the tower graph directly. */
+import sharp from 'sharp';
 import zlib from 'node:zlib';
 import { loadImage, preprocessImage } from '../../dist/src/media/image.js';
 import type { PreprocessorConfig } from '../../dist/src/media/preprocessor-config.js';
@@ -33,4 +34,18 @@ export async function llavaPixels(model: { processor: unknown }, images: readonl
   const data = new Float32Array(tensors.length * 3 * h * w);
   tensors.forEach((t, i) => data.set(t.data, i * 3 * h * w));
   return { data, dims: [tensors.length, 3, h, w] };
+}
+
+/** A PNG of seeded noise, `width × height`, written to `file`; returns `file`. */
+export async function noisePng(file: string, width: number, height: number, seed: number): Promise<string> {
+  const data = Buffer.alloc(width * height * 3);
+  let s = seed >>> 0;
+  for (let i = 0; i < data.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    data[i] = s >>> 24;
+  }
+  await sharp(data, { raw: { width, height, channels: 3 } })
+    .png()
+    .toFile(file);
+  return file;
 }

@@ -96,7 +96,11 @@ export function candidateIndex(m, turn, image, token) {
 }
 
 /**
- * Patch geometry of an image: grid and leading non-patch tokens; from salience, else a square guess.
+ * Patch geometry of an image: grid and leading non-patch tokens, from its salience event. A run missing it (a
+ * trace cut short, a notebook trace that dropped its oldest events) has only the token count (`kept.total`, else
+ * the model's `imageTokens`): a fixed-size tower's grid is square after any leading tokens (CLIP's CLS);
+ * a native-resolution tower's (`imageTokens` 0: Qwen2-VL) is the factoring of the count nearest the picture's
+ * aspect ratio, as its processor sized the image.
  * @param {RunModel} m
  * @param {number} image
  * @returns {{ rows: number, cols: number, leading: number }}
@@ -104,9 +108,29 @@ export function candidateIndex(m, turn, image, token) {
 export function gridOf(m, image) {
   const s = m.salience.get(image);
   if (s) return { rows: s.rows, cols: s.cols, leading: s.leading };
-  const total = m.kept.get(image)?.total ?? m.start?.model?.imageTokens ?? 0;
+  const fixed = m.start?.model?.imageTokens ?? 0;
+  const total = m.kept.get(image)?.total ?? fixed;
+  const picture = m.images.get(image);
+  const aspect = picture && picture.width > 0 && picture.height > 0 ? picture.width / picture.height : 1;
+  if (total > 0 && (fixed === 0 || aspect !== 1)) return { ...gridNearest(total, aspect), leading: 0 };
   const side = Math.floor(Math.sqrt(total));
   return { rows: side, cols: side, leading: total - side * side };
+}
+
+/**
+ * The rows × cols = n grid whose cols / rows is nearest `aspect` (on a log scale); ties go to the wider grid.
+ * @param {number} n
+ * @param {number} aspect  width / height
+ */
+export function gridNearest(n, aspect) {
+  let best = { rows: 1, cols: n };
+  let bestErr = Infinity;
+  for (let rows = 1; rows <= n; rows++) {
+    if (n % rows) continue;
+    const err = Math.abs(Math.log(n / rows / rows / aspect));
+    if (err < bestErr - 1e-12) [best, bestErr] = [{ rows, cols: n / rows }, err];
+  }
+  return best;
 }
 
 export const PRUNED = 0;

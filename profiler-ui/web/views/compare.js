@@ -1,7 +1,7 @@
 /**
  * Two runs side by side — dense against sparse, or two budgets: their answers (where they part), per-stage
- * times and ratios, kept and attended visual tokens, fidelity, decode latency, and the first image's
- * retention map in each.
+ * times and ratios, kept and attended visual tokens, fidelity, decode latency, and the retention maps of the
+ * first turn's images in each (each image on its own grid).
  */
 import { STAGES } from '../data/run-model.js';
 import { imagesAtTurn, layerCount, orderedTurns } from '../data/run-queries.js';
@@ -28,6 +28,8 @@ const sig = (/** @type {number | null | undefined} */ x, d = 3) => (x == null ||
 const pct = (/** @type {number | null | undefined} */ x) => (x == null ? '–' : d3.format('.0%')(x));
 const int = (/** @type {number | null | undefined} */ x) => (x == null ? '–' : d3.format(',')(Math.round(x)));
 const ms = (/** @type {number} */ x) => `${sig(x)} ms`;
+/** Images of the first turn drawn per side; a long video's other frames are in the run view. */
+const SIDE_FRAMES = 4;
 
 /**
  * Rows of the comparison table: [label, a, b, format, lowerIsBetter]. Pure.
@@ -184,20 +186,13 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
       `<span class="sub">${visibleText(m.start?.model?.dir ?? '')} · ${m.run.slice(0, 8)}</span>` +
       `<span class="tools"><a class="ghost button" href="#/run/${encodeURIComponent(m.run)}">open</a></span></header>` +
       `<div class="panel-body side-body"><div class="side-frame"></div><div class="side-answers"></div></div>`;
-    const img = imagesAtTurn(m, 0)[0];
+    const images = imagesAtTurn(m, 0);
     const frameHost = child(el, '.side-frame', HTMLElement);
-    if (img != null) {
-      const d = frameData(m, img, 0, layer);
-      drawFrame(frameHost, d);
-      const kept = d.state.reduce((x, y) => x + y, 0);
-      const ret = d.retrieved.reduce((x, y) => x + y, 0);
-      const retrieval = m.turns.get(0)?.retrieval[layer];
-      frameHost.insertAdjacentHTML(
-        'beforeend',
-        `<div class="caption">image ${img} · kept ${kept}/${d.total} · ` +
-          (retrieval ? `retrieved ${ret} at layer ${layer}, turn 0` : 'no retrieval: decode attends every kept token') +
-          '</div>',
-      );
+    if (images.length) {
+      // Each image of the first turn on its own grid (native-resolution towers give each its own shape).
+      for (const img of images.slice(0, SIDE_FRAMES)) frameHost.appendChild(sideFrame(m, img, layer));
+      if (images.length > SIDE_FRAMES)
+        frameHost.insertAdjacentHTML('beforeend', `<div class="caption">+ ${images.length - SIDE_FRAMES} more in the run view</div>`);
     } else frameHost.innerHTML = '<p class="muted">no image</p>';
     child(el, '.side-answers', HTMLElement).innerHTML = orderedTurns(m)
       .map((t) => {
@@ -219,6 +214,30 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
       })
       .join('');
     return el;
+  }
+
+  /**
+   * One image's retention map at turn 0 and the layer, with its counts.
+   * @param {RunModel} m
+   * @param {number} img
+   * @param {number} layer
+   */
+  function sideFrame(m, img, layer) {
+    const fig = document.createElement('figure');
+    fig.className = 'side-image';
+    fig.dataset.image = String(img);
+    const d = frameData(m, img, 0, layer);
+    drawFrame(fig, d);
+    const kept = d.state.reduce((x, y) => x + y, 0);
+    const ret = d.retrieved.reduce((x, y) => x + y, 0);
+    const retrieval = m.turns.get(0)?.retrieval[layer];
+    fig.insertAdjacentHTML(
+      'beforeend',
+      `<figcaption class="caption">image ${img} · ${d.rows}×${d.cols} · kept ${kept}/${d.total} · ` +
+        (retrieval ? `retrieved ${ret} at layer ${layer}, turn 0` : 'no retrieval: decode attends every kept token') +
+        '</figcaption>',
+    );
+    return fig;
   }
 
   /**

@@ -85,7 +85,9 @@ function heatImage(sal, scale) {
 }
 
 /**
- * Geometry of a frame: the picture's size in SVG units, patch size, and the strip for leading tokens.
+ * Geometry of a frame: the picture's size in SVG units, patch size, and the strip for leading tokens. Patches
+ * divide the picture's own width and height (a native-resolution image's grid is rows × cols of its aspect), so
+ * the cells lie on the picture whatever its shape.
  * @param {FrameData} d
  */
 function geometry(d) {
@@ -220,9 +222,16 @@ export function drawOutlines(svgSel, d, g = geometry(d)) {
  */
 export function tokenAt(svgNode, d, clientX, clientY) {
   const g = geometry(d);
-  const box = svgNode.getBoundingClientRect();
-  const x = ((clientX - box.left) / box.width) * g.w;
-  const y = ((clientY - box.top) / box.height) * g.H;
+  // Through the SVG's own transform: a frame capped in height is letterboxed inside its box (viewBox, meet).
+  const ctm = svgNode instanceof SVGGraphicsElement ? svgNode.getScreenCTM() : null;
+  let x;
+  let y;
+  if (ctm) ({ x, y } = new DOMPoint(clientX, clientY).matrixTransform(ctm.inverse()));
+  else {
+    const box = svgNode.getBoundingClientRect();
+    x = ((clientX - box.left) / box.width) * g.w;
+    y = ((clientY - box.top) / box.height) * g.H;
+  }
   if (x < 0 || x >= g.w || y < 0) return -1;
   if (y < g.h) {
     const p = Math.floor(y / g.ph) * d.cols + Math.floor(x / g.pw);

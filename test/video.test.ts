@@ -248,7 +248,8 @@ describe('video turns on a random SigLIP / Qwen2 checkpoint', () => {
   it('puts the frames in the prompt as consecutive images, labelled by the chat template, exactly as the same frames given as PNGs', async () => {
     const tokens = (model.spec as LlavaSpec).imageTokenCount;
     const video = await model.chat({ maxNewTokens: 4 }).ask({ video: { path: MP4, frames: 4 }, text: 'What happens?' });
-    expect(video.video).toEqual({ file: MP4, frames: [0, 7, 15, 22].map((index) => ({ index, timestamp: index / 10 })) });
+    // fps: the sampled frames' rate, one over their mean spacing (2.2 s for 3 gaps).
+    expect(video.video).toEqual({ file: MP4, frames: [0, 7, 15, 22].map((index) => ({ index, timestamp: index / 10 })), fps: 3 / 2.2 });
     expect(video.promptTokenIds.filter((id) => id === model.spec.imageTokenId)).toHaveLength(4 * tokens);
     const prompt = model.text.decode(video.promptTokenIds.filter((id) => id !== model.spec.imageTokenId));
     expect(prompt).toContain('Frame 1: \nFrame 2: \nFrame 3: \nFrame 4: \nWhat happens?');

@@ -149,10 +149,18 @@ describe('runtime placement and providers', () => {
   });
 
   it('webgpu without a GPU adapter fails with a clear provider error', async () => {
-    await expect(engine.loadModel(CLIP_FIXTURE, { provider: 'webgpu', cacheDir: tempDir('webgpu') })).rejects.toMatchObject({
-      code: 'PROVIDER_UNAVAILABLE',
-      message: expect.stringContaining('--provider cpu'),
-    });
+    // No Vulkan driver to load: what a machine without a GPU or lavapipe looks like (this process probes once).
+    const before = process.env.VK_ICD_FILENAMES;
+    process.env.VK_ICD_FILENAMES = path.join(tempDir('no-icd'), 'none.json');
+    try {
+      await expect(engine.loadModel(CLIP_FIXTURE, { provider: 'webgpu', cacheDir: tempDir('webgpu') })).rejects.toMatchObject({
+        code: 'PROVIDER_UNAVAILABLE',
+        message: expect.stringMatching(/VK_ERROR_INCOMPATIBLE_DRIVER[\s\S]*--provider cpu/),
+      });
+    } finally {
+      if (before === undefined) delete process.env.VK_ICD_FILENAMES;
+      else process.env.VK_ICD_FILENAMES = before;
+    }
   });
 });
 

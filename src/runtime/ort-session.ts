@@ -44,7 +44,9 @@ const HOW_TO_INSTALL: Record<Exclude<ExecutionProvider, 'cpu'>, string> = {
     'the CUDA execution provider is not installed: onnxruntime-node downloads its CUDA binaries at install time, ' +
     'which this project skips by default (.npmrc). On a machine with CUDA 12 and cuDNN 9, fetch them with ' +
     '`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`, or use --provider cpu',
-  webgpu: 'the WebGPU execution provider could not start: it needs a GPU adapter (Dawn with Vulkan on Linux). ' + 'Use --provider cpu on machines without one',
+  webgpu:
+    'the WebGPU execution provider could not start: it needs a GPU adapter (Dawn with Vulkan on Linux; on a machine without a GPU, ' +
+    "Mesa's lavapipe from mesa-vulkan-drivers >= 23, which `bash scripts/system-deps.sh` installs from Debian backports). Use --provider cpu on machines without one",
 };
 
 export function checkProvider(provider: ExecutionProvider): void {
@@ -57,12 +59,26 @@ export function checkProvider(provider: ExecutionProvider): void {
     throw new SparseVilaError('PROVIDER_UNAVAILABLE', `execution provider 'cuda': ${HOW_TO_INSTALL.cuda}`, { subject: provider });
   }
   if (provider === 'webgpu') {
+    ensureRuntimeDir();
     const failure = webGpuProbe();
     if (failure) throw new SparseVilaError('PROVIDER_UNAVAILABLE', `execution provider 'webgpu': ${failure}; ${HOW_TO_INSTALL.webgpu}`, { subject: provider });
   }
 }
 
 let webGpuFailure: string | undefined | null = null;
+
+/**
+ * Dawn's Vulkan loader (and Mesa's lavapipe under it) wants XDG_RUNTIME_DIR, a private directory of the user's;
+ * without one WebGPU finds no adapter on machines with no desktop session (servers, CI). When none is set, this
+ * process gets its own (mode 0700, under the temporary folder), before the probe and the inference worker start —
+ * both inherit it.
+ */
+function ensureRuntimeDir(): void {
+  const dir = process.env.XDG_RUNTIME_DIR;
+  if (dir && fs.existsSync(dir)) return;
+  process.env.XDG_RUNTIME_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'sparsevila-xdg-'));
+  fs.chmodSync(process.env.XDG_RUNTIME_DIR, 0o700);
+}
 
 /**
  * Why WebGPU cannot start here, or undefined when it can: a one-operator session on the WebGPU provider, created in

@@ -1,0 +1,139 @@
+/**
+ * The GPU tier: the engine on onnxruntime-node's WebGPU provider. With no GPU here (nor in CI) it runs on
+ * Mesa's lavapipe, a software Vulkan adapter (scripts/system-deps.sh installs it from Debian backports): its
+ * speed means nothing, its numbers do. On `webgpu`, the reference fixtures give transformers' numbers, and the
+ * engine's equivalences hold as they do on the CPU — chunked prefill equals one-shot, incremental decode equals
+ * recomputation, a retrieval decode equals a masked dense decode, keep / retrieve 100% equals dense — and int4
+ * (MatMulNBits) stays as close to fp32 as on the CPU.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLIP_FIXTURE, FIXTURES_DIR, SIGLIP_FIXTURE } from './helpers/checkpoint-writer.js';
+import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
+import { noisePng } from './helpers/images.js';
+import { writeTinyQwenVL } from '../dist/src/testing.js';
+import { MASKED } from '../dist/src/runtime/protocol.js';
+import { prefill, type PositionRows } from '../dist/src/session/prefill.js';
+import { argmax } from '../dist/src/session/sampling.js';
+
+type Model = Awaited<ReturnType<typeof engine.loadModel>>;
+const WEBGPU = { provider: 'webgpu' as const, threads: 1 };
+
+interface Expected {
+  question: string;
+  input_ids: number[];
+  last_logits: number[];
+  greedy_ids: number[];
+}
+
+describe.each([
+  ['llava-clip-llama-tiny', CLIP_FIXTURE],
+  ['llava-siglip-qwen2-tiny', SIGLIP_FIXTURE],
+  ['qwen2_5_vl-tiny', path.join(FIXTURES_DIR, 'qwen2_5_vl-tiny')],
+  ['qwen2_vl-tiny', path.join(FIXTURES_DIR, 'qwen2_vl-tiny')],
+])('on webgpu, %s matches transformers', (_name, dir) => {
+  const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8')) as Expected;
+  let model: Model;
+  beforeAll(async () => {
+    model = await engine.loadModel(dir, { ...WEBGPU, cacheDir: tempDir('gpu-graphs') });
+  });
+  afterAll(() => model?.close());
+
+  it('gives the prompt ids, last logits within 1e-3 and the greedy ids', async () => {
+    const answer = await model.chat({ maxNewTokens: expected.greedy_ids.length }).ask({ images: [path.join(dir, 'image.png')], text: expected.question });
+    expect(answer.promptTokenIds).toEqual(expected.input_ids);
+    expect(maxAbsDiff(answer.lastPromptLogits, expected.last_logits)).toBeLessThan(1e-3);
+    expect(answer.tokenIds).toEqual(expected.greedy_ids);
+  });
+});
+
+describe('on webgpu, a written Qwen2.5-VL checkpoint', () => {
+  let model: Model;
+  let images: string[];
+  let dir: string;
+  beforeAll(async () => {
+    dir = tempDir('gpu-qwen');
+    writeTinyQwenVL(dir, { version: '2.5', seed: 5, std: 0.2, maxPixels: 112 * 112 });
+    const pics = tempDir('gpu-images');
+    images = await Promise.all([noisePng(path.join(pics, 'a.png'), 112, 56, 1), noisePng(path.join(pics, 'b.png'), 56, 84, 2)]);
+    model = await engine.loadModel(dir, { ...WEBGPU, cacheDir: tempDir('gpu-graphs') });
+  });
+  afterAll(() => model?.close());
+
+  it('chunked prefill equals one-shot, and incremental decode equals recomputing the sequence', async () => {
+    const ask = (chunk: number) => model.chat({ maxNewTokens: 4, prefillChunk: chunk }).ask({ images, text: 'Describe both.' });
+    const [whole, chunked] = [await ask(512), await ask(5)];
+    expect(maxAbsDiff(chunked.lastPromptLogits, whole.lastPromptLogits)).toBeLessThan(1e-4);
+    expect(chunked.tokenIds).toEqual(whole.tokenIds);
+    const pre = await (await (await model.chat().encode(images)).prune()).prefill('Describe both.');
+    const next = Math.max(...pre.positionRows!.flat()) + 1;
+    const extra = whole.tokenIds.slice(0, 3);
+    const rows = pre.positionRows!.map((r) => [...r, ...extra.map((_, k) => next + k)]) as unknown as PositionRows;
+    const out = await prefill(model.runtime, {
+      cache: await model.runtime.createCache(),
+      ids: [...pre.promptTokenIds, ...extra],
+      positions: rows[0],
+      positionRows: rows,
+      imageTokenId: model.spec.imageTokenId,
+      imageEmbeds: pre.imageEmbedsAll,
+      hidden: model.spec.text.hiddenSize,
+      chunkSize: 512,
+      logits: 'last',
+    });
+    expect(argmax(out.logits)).toBe(whole.tokenIds[3]);
+  });
+
+  it('keep 100% and retrieve 100% reproduce dense', async () => {
+    const ask = (policy: object) => model.chat({ policy, maxNewTokens: 4 }).ask({ images, text: 'What differs?' });
+    const dense = await ask({ method: 'dense' });
+    const full = await ask({ method: 'sparsevila', keep: { budget: { ratio: 1 } }, retrieve: { budget: { ratio: 1 } } });
+    expect(full.tokenIds).toEqual(dense.tokenIds);
+    expect(maxAbsDiff(full.lastPromptLogits, dense.lastPromptLogits)).toBeLessThan(1e-4);
+  });
+
+  it('a retrieval decode equals a dense decode masked to the same per-layer subsets', async () => {
+    const chat = model.chat({ policy: { method: 'sparsevila', keep: { budget: { ratio: 0.75 } }, retrieve: { budget: { ratio: 0.25 } } }, maxNewTokens: 3 });
+    const pruned = await (await chat.encode(images)).prune();
+    const pre = await pruned.prefill('Where is the bright patch?');
+    const retrieved = pre.retrieve();
+    const events: { id?: number; logits?: Float32Array }[] = [];
+    const it = retrieved.decode({ withLogits: true });
+    for (let r = await it.next(); !r.done; r = await it.next()) if (r.value.id !== undefined) events.push(r.value);
+    const rt = model.runtime;
+    const cache = await rt.createCache();
+    const common = { ids: pre.promptTokenIds, positions: pre.positions, positionRows: pre.positionRows, imageTokenId: model.spec.imageTokenId };
+    await prefill(rt, { ...common, cache, imageEmbeds: pruned.embeds, hidden: model.spec.text.hiddenSize, chunkSize: 512, logits: 'last' });
+    const rows = pre.promptTokenIds.length;
+    const visual = pre.promptTokenIds.flatMap((id, r) => (id === model.spec.imageTokenId ? [r] : []));
+    const next = Math.max(...pre.positionRows!.flat()) + 1;
+    for (let i = 0; i + 1 < events.length; i++) {
+      const pastBias = retrieved.layers!.map((layer) => {
+        const bias = new Float32Array(rows + i);
+        for (const r of visual) if (!layer.rows.includes(r)) bias[r] = MASKED;
+        return bias;
+      });
+      const out = await rt.step({ target: { cache }, ids: [events[i]!.id!], positions: [next + i], logits: 'last', pastBias });
+      expect(maxAbsDiff(out.logits, events[i + 1]!.logits!)).toBeLessThan(1e-4);
+    }
+  });
+
+  it('int4 (MatMulNBits) on webgpu stays as close to fp32 as int4 on the CPU', async () => {
+    const logits = async (provider: 'cpu' | 'webgpu', precision: 'fp32' | 'int4') => {
+      const m = await engine.loadModel(dir, { provider, threads: 1, precision, cacheDir: tempDir('gpu-graphs') });
+      try {
+        return (await m.chat({ maxNewTokens: 1 }).ask({ images, text: 'Describe both.' })).lastPromptLogits;
+      } finally {
+        await m.close();
+      }
+    };
+    const fp32 = await logits('cpu', 'fp32');
+    const [cpu4, gpu4] = [await logits('cpu', 'int4'), await logits('webgpu', 'int4')];
+    const scale = maxAbsDiff(fp32, new Float32Array(fp32.length));
+    const cpuError = maxAbsDiff(cpu4, fp32) / scale;
+    const gpuError = maxAbsDiff(gpu4, fp32) / scale;
+    console.log(`int4 vs fp32, max |Δlogit| / max |logit|: cpu ${cpuError.toExponential(2)}, webgpu ${gpuError.toExponential(2)}`);
+    expect(gpuError).toBeGreaterThan(0);
+    expect(gpuError).toBeLessThan(Math.max(2 * cpuError, 0.05));
+  });
+});

@@ -48,6 +48,47 @@ describe.each([
   });
 });
 
+describe('on webgpu, operator placement', () => {
+  /** The operators each provider ran in one int4 SparseVILA turn of the Qwen2.5-VL fixture (ORT's own profile). */
+  async function placement(): Promise<Map<string, Set<string>>> {
+    const dir = path.join(FIXTURES_DIR, 'qwen2_5_vl-tiny');
+    const prefix = path.join(tempDir('gpu-profile'), 'turn');
+    const model = await engine.loadModel(dir, { ...WEBGPU, precision: 'int4', blockSize: 16, cacheDir: tempDir('gpu-graphs'), ortProfilePrefix: prefix });
+    let files: string[];
+    try {
+      const policy = { method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.5 } } };
+      await model.chat({ policy, maxNewTokens: 3 }).ask({ images: [path.join(dir, 'image.png')], text: 'What is shown?' });
+      files = await model.runtime.endProfiling();
+    } finally {
+      await model.close();
+    }
+    const byProvider = new Map<string, Set<string>>();
+    for (const f of files) {
+      for (const e of JSON.parse(fs.readFileSync(f, 'utf8')) as { cat: string; name: string; args?: { op_name?: string; provider?: string } }[]) {
+        if (e.cat !== 'Node' || !e.args?.op_name || !e.name.endsWith('_kernel_time')) continue;
+        const provider = e.args.provider!;
+        if (!byProvider.has(provider)) byProvider.set(provider, new Set());
+        byProvider.get(provider)!.add(e.args.op_name);
+      }
+    }
+    return byProvider;
+  }
+
+  it('runs every heavy operator on the GPU; the CPU keeps only shape arithmetic (the README lists it)', async () => {
+    const ops = await placement();
+    const gpu = ops.get('WebGpuExecutionProvider') ?? new Set();
+    const cpu = ops.get('CPUExecutionProvider') ?? new Set();
+    console.log(`webgpu: ${[...gpu].sort().join(' ')}\ncpu fallbacks: ${[...cpu].sort().join(' ')}`);
+    for (const heavy of ['MatMul', 'MatMulNBits', 'Gemm', 'Softmax', 'Exp', 'ReduceSum', 'SimplifiedLayerNormalization', 'Gather']) {
+      expect(gpu.has(heavy), `${heavy} on the GPU`).toBe(true);
+      expect(cpu.has(heavy), `${heavy} not on the CPU`).toBe(false);
+    }
+    // No com.microsoft CPU fusion in a GPU graph, and what stays on the CPU is shape arithmetic ORT places there.
+    expect(cpu.has('FusedMatMul')).toBe(false);
+    expect([...cpu].filter((op) => !['Cast', 'Concat', 'Equal', 'Shape', 'Slice', 'Squeeze', 'Unsqueeze', 'Reshape'].includes(op))).toEqual([]);
+  });
+});
+
 describe('on webgpu, a written Qwen2.5-VL checkpoint', () => {
   let model: Model;
   let images: string[];

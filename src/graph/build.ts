@@ -50,6 +50,8 @@ export interface GraphBuildOptions {
   awq?: AwqPlanRef;
   /** Decoder graphs also output every linear group's input (graph/decoder.ts): AWQ calibration. */
   calibration?: boolean;
+  /** Graphs for a GPU provider: standard ops in place of the CPU contrib fusions (LinearOptions.portable). */
+  portable?: boolean;
 }
 
 /** What a progress event is about: a graph, or the AWQ stages (calibration runs, scale search). */
@@ -78,6 +80,7 @@ export function defaultCacheDir(): string {
 export function graphCacheKey(fingerprint: string, options: GraphBuildOptions, kind?: GraphKind): string {
   const decoder = kind === undefined || kind.startsWith('decoder');
   const parts: Record<string, unknown> = { v: GRAPH_BUILDER_VERSION, fingerprint, precision: options.precision, blockSize: options.blockSize };
+  if (options.portable) parts.portable = true;
   if (decoder && options.awq) parts.awq = options.awq.id;
   if (decoder && options.calibration) parts.calibration = true;
   return crypto.createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 24);
@@ -179,9 +182,9 @@ function emit(
   // Checkpoints quantized by AutoAWQ: int4 linears as stored, floats dequantized on read.
   const stored: WeightReader = checkpoint.quantization ? autoAwqWeights(checkpoint) : checkpoint;
   const int4 = options.precision === 'int4' || options.precision === 'awq';
-  const llm: LinearOptions = { precision: int4 ? 'int4' : (options.precision as LinearPrecision), blockSize: options.blockSize };
+  const llm: LinearOptions = { precision: int4 ? 'int4' : (options.precision as LinearPrecision), blockSize: options.blockSize, portable: options.portable };
   // The vision side is small next to the LLM and sensitive to 4-bit error: it stays in float.
-  const vision: LinearOptions = { precision: int4 ? 'fp32' : llm.precision, blockSize: options.blockSize };
+  const vision: LinearOptions = { precision: int4 ? 'fp32' : llm.precision, blockSize: options.blockSize, portable: options.portable };
   const w = kind.startsWith('decoder') && options.precision === 'awq' ? awqReader(stored, checkpoint, options) : stored;
   switch (kind) {
     case 'vision':

@@ -6,7 +6,7 @@ import { CheckpointError } from '../errors.js';
 import { quantizeInt4, type Int4BlockSize } from '../weights/int4.js';
 import type { WeightReader } from '../weights/weight-reader.js';
 import { toFloat16Bits } from './half.js';
-import type { OnnxGraphBuilder } from './onnx-builder.js';
+import type { AttrValue, OnnxGraphBuilder } from './onnx-builder.js';
 
 /**
  * How one linear layer's weight is stored in the graph. `fp16` halves the file; ORT folds the Cast at
@@ -25,6 +25,11 @@ export type WeightPrecision = LinearPrecision | 'awq';
 export interface LinearOptions {
   precision: LinearPrecision;
   blockSize: Int4BlockSize;
+  /**
+   * Standard ONNX ops where the CPU graph uses onnxruntime's CPU contrib fusions (`FusedMatMul`): GPU providers
+   * (WebGPU) have no kernel for them and would run them on the CPU, copying their operands across per call.
+   */
+  portable?: boolean;
 }
 
 /** `nn.Linear`: y = x Wᵀ + b, with W read as [outFeatures, inFeatures] from `<module>.weight`. */
@@ -74,6 +79,35 @@ function transpose2d(m: Float32Array, rows: number, cols: number): Float32Array 
   const out = new Float32Array(m.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = m[r * cols + c]!;
   return out;
+}
+
+/**
+ * `alpha · a · op(b)` for attention: one `FusedMatMul` (com.microsoft) on the CPU; on GPU providers
+ * (`portable`) the same as Transpose → MatMul → Mul. `transBatchB` reads b [P, batch, D] as [batch, P, D]
+ * (FusedMatMul's transBatchB: the KV cache's position-major layout, without a copy on the CPU); `transB`
+ * then transposes its last two axes. `rank`: y's rank (default 3).
+ */
+export function attentionMatMul(
+  b: OnnxGraphBuilder,
+  x: string,
+  y: string,
+  o: { transB?: boolean; transBatchB?: boolean; alpha?: number; label: string; portable?: boolean; rank?: number },
+): string {
+  if (!o.portable) {
+    const attrs: Record<string, AttrValue> = {};
+    if (o.transB) attrs.transB = 1;
+    if (o.transBatchB) attrs.transBatchB = 1;
+    if (o.alpha !== undefined) attrs.alpha = { float: o.alpha };
+    return b.op('FusedMatMul', [x, y], attrs, 'com.microsoft', o.label);
+  }
+  // Where y's axes end up: transBatchB (rank 3) swaps the first two, transB then swaps the last two.
+  const rank = o.rank ?? 3;
+  const perm = Array.from({ length: rank }, (_, i) => i);
+  if (o.transBatchB) [perm[0], perm[1]] = [perm[1]!, perm[0]!];
+  if (o.transB) [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1]!, perm[rank - 2]!];
+  const yt = perm.every((p, i) => p === i) ? y : b.op('Transpose', [y], { perm });
+  const product = b.op('MatMul', [x, yt], undefined, undefined, o.label);
+  return o.alpha === undefined ? product : b.op('Mul', [product, b.constFloat([o.alpha], [1], 'alpha')]);
 }
 
 /** A float32 parameter read from the checkpoint (norm weights, embeddings). */

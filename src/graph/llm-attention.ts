@@ -19,7 +19,7 @@
  */
 import type { TextSpec } from '../checkpoint/spec.js';
 import type { WeightReader } from '../weights/weight-reader.js';
-import { linear, type LinearOptions } from './layers.js';
+import { attentionMatMul, linear, type LinearOptions } from './layers.js';
 import type { OnnxGraphBuilder } from './onnx-builder.js';
 
 export interface AttentionInputs {
@@ -66,15 +66,15 @@ export function llmAttention(b: OnnxGraphBuilder, w: WeightReader, t: TextSpec, 
     b.op('Transpose', [b.op('Reshape', [q, b.constInt64([-1, KV, groups, D])])], { perm: [1, 2, 0, 3] }),
     b.constInt64([KV, -1, D]),
   ]);
-  const scale = { float: 1 / Math.sqrt(D) };
+  const scores = { transB: true, transBatchB: true, alpha: 1 / Math.sqrt(D), portable: options.portable };
   const scoresPast = b.op(
     'Add',
-    [b.op('FusedMatMul', [qGrouped, io.pastKey], { transB: 1, transBatchB: 1, alpha: scale }, 'com.microsoft', 'scores_past'), io.pastBias],
+    [attentionMatMul(b, qGrouped, io.pastKey, { ...scores, label: 'scores_past' }), io.pastBias],
     undefined,
     undefined,
     'past_bias',
   );
-  const scoresNew = b.op('FusedMatMul', [qGrouped, newKey], { transB: 1, transBatchB: 1, alpha: scale }, 'com.microsoft', 'scores_new');
+  const scoresNew = attentionMatMul(b, qGrouped, newKey, { ...scores, label: 'scores_new' });
   const newLen = b.op('Slice', [b.op('Shape', [newKey]), b.constInt64([0]), b.constInt64([1])]);
   // The causal mask is [T, T]; view the scores as [KV, groups, T, T] to broadcast it.
   const blockShape = b.op('Concat', [b.constInt64([KV, groups, -1]), newLen], { axis: 0 });
@@ -86,8 +86,8 @@ export function llmAttention(b: OnnxGraphBuilder, w: WeightReader, t: TextSpec, 
   // softmax · V = (exp · V) / Σexp: the division happens on the [KV, groups·T, D] context, not on the scores.
   const ctx = b.op('Mul', [
     b.op('Add', [
-      b.op('FusedMatMul', [soft.expPast, io.pastValue], { transBatchB: 1 }, 'com.microsoft', 'context_past'),
-      b.op('FusedMatMul', [soft.expNew, newValue], { transBatchB: 1 }, 'com.microsoft', 'context_new'),
+      attentionMatMul(b, soft.expPast, io.pastValue, { transBatchB: true, label: 'context_past', portable: options.portable }),
+      attentionMatMul(b, soft.expNew, newValue, { transBatchB: true, label: 'context_new', portable: options.portable }),
     ]),
     soft.inverseSum,
   ]);

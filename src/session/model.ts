@@ -128,7 +128,8 @@ export class Model implements LoadedModel {
       );
     }
     const awq = precision === 'awq' ? await awqPlan(dir, spec as LlavaSpec, text, processor as PreprocessorConfig, options, runtimeOptions) : undefined;
-    const runtime = await Runtime.start(dir, { precision, blockSize, cacheDir, awq }, runtimeOptions, options.onProgress);
+    const portable = runtimeOptions.executionProvider !== 'cpu';
+    const runtime = await Runtime.start(dir, { precision, blockSize, cacheDir, awq, portable }, runtimeOptions, options.onProgress);
     return new Model(dir, spec, text, processor, runtime, options.maxImagePixels);
   }
 

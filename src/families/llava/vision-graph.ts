@@ -15,7 +15,7 @@
  */
 import type { LlavaSpec } from '../../checkpoint/spec.js';
 import type { WeightReader } from '../../weights/weight-reader.js';
-import { activation, layerNorm, linear, param, type LinearOptions } from '../../graph/layers.js';
+import { activation, attentionMatMul, layerNorm, linear, param, type LinearOptions } from '../../graph/layers.js';
 import type { OnnxGraphBuilder } from '../../graph/onnx-builder.js';
 
 const PREFIX = 'model.vision_tower.vision_model';
@@ -135,7 +135,7 @@ function selfAttention(
   const k = heads('k_proj');
   const vv = heads('v_proj');
   // transformers scales the scores after the matmul: (q kᵀ) · head_dim^-0.5.
-  const scores = b.op('FusedMatMul', [q, k], { transB: 1, alpha: { float: 1 / Math.sqrt(headDim) } }, 'com.microsoft', 'scores');
+  const scores = attentionMatMul(b, q, k, { transB: true, alpha: 1 / Math.sqrt(headDim), label: 'scores', portable: options.portable, rank: 4 });
   const probs = b.op('Softmax', [scores], { axis: -1 });
   const ctx = b.op('MatMul', [probs, vv]);
   const merged = b.op('Reshape', [b.op('Transpose', [ctx], { perm: [0, 2, 1, 3] }), b.constInt64([0, 0, v.hiddenSize])]);

@@ -19,7 +19,7 @@
  *                     position), mean over heads and over each unit's m² patches, image order
  */
 import { ConfigError } from '../../errors.js';
-import { activation, layerNorm, linear, rmsNorm, type LinearOptions } from '../../graph/layers.js';
+import { activation, attentionMatMul, layerNorm, linear, rmsNorm, type LinearOptions } from '../../graph/layers.js';
 import type { OnnxGraphBuilder } from '../../graph/onnx-builder.js';
 import type { WeightReader } from '../../weights/weight-reader.js';
 import type { QwenVisionSpec } from './spec.js';
@@ -166,7 +166,7 @@ function attention(
   const heads = (t: string) => b.op('Transpose', [t], { perm: [1, 0, 2] }); // [H, N, D]
   const qr = heads(b.scope('q_rotary', () => rotary(b, q!, rows.cos, rows.sin, D)));
   const kr = heads(b.scope('k_rotary', () => rotary(b, k!, rows.cos, rows.sin, D)));
-  const scores = b.op('FusedMatMul', [qr, kr], { transB: 1, alpha: { float: 1 / Math.sqrt(D) } }, 'com.microsoft', 'scores');
+  const scores = attentionMatMul(b, qr, kr, { transB: true, alpha: 1 / Math.sqrt(D), label: 'scores', portable: options.portable });
   const probs = b.op('Softmax', [b.op('Add', [scores, mask.bias], undefined, undefined, 'mask')], { axis: -1 });
   const ctx = b.op('Reshape', [b.op('Transpose', [b.op('MatMul', [probs, heads(val!)])], { perm: [1, 0, 2] }), b.constInt64([-1, hid])]);
   const out = b.scope('proj', () => linear(b, w, ctx, `${module}.proj`, { in: hid, out: hid, bias: true }, options));

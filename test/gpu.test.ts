@@ -159,6 +159,24 @@ describe('on webgpu, a written Qwen2.5-VL checkpoint', () => {
     }
   });
 
+  it('counts the bytes each decode step moves: every input crosses, so host→device grows by one KV row per cached token', async () => {
+    const t = model.spec.text;
+    const perStep = async (text: string) => {
+      const answer = await model.chat({ maxNewTokens: 3 }).ask({ text });
+      return { transfer: answer.timings.deviceTransfer!, cached: answer.promptTokenIds.length };
+    };
+    const [short, long] = [await perStep('Hi.'), await perStep('Tell me a long story about the sea, the wind and the stars, please.')];
+    // Decode steps 1 and 2 see on average prompt + 0.5 past generated rows; the past, its bias and a new bias per layer.
+    const kvRow = t.numLayers * (2 * t.numKvHeads * t.headDim * 4 + 4);
+    const fixed = (hidden: number) => 8 + hidden * 4 + 3 * 8 + t.numLayers * 4;
+    expect(short.transfer.hostToDeviceBytesPerStep).toBe(fixed(t.hiddenSize) + kvRow * (short.cached + 0.5));
+    expect(long.transfer.hostToDeviceBytesPerStep - short.transfer.hostToDeviceBytesPerStep).toBe(kvRow * (long.cached - short.cached));
+    // Back: the step's embeddings, its logits, and each layer's new key and value row.
+    const back = t.hiddenSize * 4 + t.vocabSize * 4 + t.numLayers * 2 * t.numKvHeads * t.headDim * 4;
+    expect(short.transfer.deviceToHostBytesPerStep).toBe(back);
+    expect(long.transfer.deviceToHostBytesPerStep).toBe(back);
+  });
+
   it('int4 (MatMulNBits) on webgpu stays as close to fp32 as int4 on the CPU', async () => {
     const logits = async (provider: 'cpu' | 'webgpu', precision: 'fp32' | 'int4') => {
       const m = await engine.loadModel(dir, { provider, threads: 1, precision, cacheDir: tempDir('gpu-graphs') });

@@ -2,7 +2,7 @@
  * One call of the decoder graph over a KV cache or view: feeds each layer's past as a zero-copy prefix of
  * the store, appends the returned rows. Chunked prefill is several calls; decode is a call with one token.
  */
-import { MASKED } from './protocol.js';
+import { MASKED, type DeviceTransfer } from './protocol.js';
 import ort from 'onnxruntime-node';
 import type { KvCache, KvView, LayerPast } from './kv-cache.js';
 
@@ -26,6 +26,11 @@ export interface StepOutput {
   mass?: Float32Array[];
   /** The calibration graph's linear-group inputs, by output name (graph/decoder.ts `calibrationOutput`). */
   activations?: Record<string, Float32Array>;
+  /**
+   * On a GPU provider, the bytes this call moved: every feed is a host tensor onnxruntime uploads (the KV view
+   * included), every output one it downloads.
+   */
+  transfer?: DeviceTransfer;
 }
 
 export class DecoderStepper {
@@ -40,6 +45,8 @@ export class DecoderStepper {
     private readonly hidden: number,
     /** Position rows the graph takes: 1, or 3 for M-RoPE (graph/decoder.ts). */
     private readonly positionRows: 1 | 3 = 1,
+    /** The session runs on a GPU provider: count what each call moves between host and device. */
+    private readonly onDevice = false,
   ) {
     const row = new Float32Array(kvHeads * headDim);
     this.dummy = { keys: row, values: row, bias: new Float32Array([MASKED]) };
@@ -77,7 +84,8 @@ export class DecoderStepper {
       : undefined;
     const taps = Object.keys(out).filter((name) => name.startsWith('calibration.'));
     const activations = taps.length ? Object.fromEntries(taps.map((name) => [name, out[name]!.data as Float32Array])) : undefined;
-    return { logits: out.logits!.data as Float32Array, mass, activations };
+    const transfer = this.onDevice ? { hostToDevice: sumBytes(Object.values(feeds)), deviceToHost: sumBytes(Object.values(out)) } : undefined;
+    return { logits: out.logits!.data as Float32Array, mass, activations, transfer };
   }
 
   /** position_ids as the graph takes them: [T], or [3, T] (a text step's single row repeated). */
@@ -113,6 +121,10 @@ export class DecoderStepper {
     if (this.zeros.length < rows) this.zeros = new Float32Array(Math.max(rows, this.zeros.length * 2));
     return this.zeros.subarray(0, rows);
   }
+}
+
+function sumBytes(tensors: ort.Tensor[]): number {
+  return tensors.reduce((n, t) => n + (t.data as ArrayBufferView).byteLength, 0);
 }
 
 /** [rows, cols] → [rows, cols − 1] without column 0 (the dummy past row's mass). */

@@ -67,11 +67,19 @@ export interface VisionResult {
   leadingRows?: Float32Array;
 }
 
+/** Host↔device bytes of one graph call on a GPU provider. */
+export interface DeviceTransfer {
+  hostToDevice: number;
+  deviceToHost: number;
+}
+
 export interface StepResult {
   logits: Float32Array;
   mass?: Float32Array[];
   /** Linear-group inputs by output name, when the decoder graph is the calibration variant. */
   activations?: Record<string, Float32Array>;
+  /** Host↔device bytes of the call, on a GPU provider. */
+  transfer?: DeviceTransfer;
   seconds: number;
 }
 

@@ -51,7 +51,18 @@ class Engine {
     let s = this.steppers.get(kind);
     if (!s) {
       const t = this.checkpoint.spec.text;
-      s = this.session(kind).then((session) => new DecoderStepper(session, t.numLayers, t.numKvHeads, t.headDim, t.hiddenSize, t.mropeSection ? 3 : 1));
+      s = this.session(kind).then(
+        (session) =>
+          new DecoderStepper(
+            session,
+            t.numLayers,
+            t.numKvHeads,
+            t.headDim,
+            t.hiddenSize,
+            t.mropeSection ? 3 : 1,
+            this.init.runtime.executionProvider !== 'cpu',
+          ),
+      );
       this.steppers.set(kind, s);
       s.catch(() => this.steppers.delete(kind));
     }
@@ -103,7 +114,12 @@ class Engine {
     const stepper = await this.stepper(kind);
     const target = 'cache' in req.target ? this.cache(req.target.cache) : this.view(req.target.view);
     const out = await stepper.run(target, { embeds, positions: req.positions, massWeights: req.massWeights, pastBias: req.pastBias, newBias: req.newBias });
-    return { ...out, seconds: (performance.now() - started) / 1000 };
+    // The embedding lookup is a graph call too: its ids go up, its embeddings come back (and go up again as the decoder's input).
+    const transfer = out.transfer && {
+      hostToDevice: out.transfer.hostToDevice + ids.data.byteLength,
+      deviceToHost: out.transfer.deviceToHost + embeds.byteLength,
+    };
+    return { ...out, transfer, seconds: (performance.now() - started) / 1000 };
   }
 
   /** Ends ORT profiling on every session; returns the profile files written. */

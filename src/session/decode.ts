@@ -16,6 +16,8 @@ interface Generated {
   stopReason: Answer['stopReason'];
   firstTokenAt: number;
   decodeSeconds: number;
+  /** Host↔device bytes summed over the decode steps (GPU providers). */
+  transfer?: { hostToDevice: number; deviceToHost: number; steps: number };
 }
 
 /** Generates the turn's answer; `withLogits` adds each token's logits to its event. */
@@ -82,12 +84,20 @@ async function* decodeTokens(
     conv.rows++;
     out.decodeSeconds += next.seconds;
     logits = next.logits;
+    const moved = next.transfer;
+    if (moved) {
+      out.transfer ??= { hostToDevice: 0, deviceToHost: 0, steps: 0 };
+      out.transfer.hostToDevice += moved.hostToDevice;
+      out.transfer.deviceToHost += moved.deviceToHost;
+      out.transfer.steps++;
+    }
     turn.emit(() => ({
       type: 'decode.step',
       step: step + 1,
       ms: next.seconds * 1000,
       attended: attended + step + 1,
       visualAttended: view?.visualAttended ?? conv.visualRows.length,
+      ...(moved && { hostToDeviceBytes: moved.hostToDevice, deviceToHostBytes: moved.deviceToHost }),
     }));
   }
 }
@@ -113,6 +123,12 @@ async function finishTurn(turn: Turn, retrieved: Retrieved, view: DecodeView | n
     promptTokens: pre.promptTokenIds.length,
     generatedTokens: tokens.length,
     cachedTokens: pre.cachedTokens,
+    ...(gen.transfer && {
+      deviceTransfer: {
+        hostToDeviceBytesPerStep: gen.transfer.hostToDevice / gen.transfer.steps,
+        deviceToHostBytesPerStep: gen.transfer.deviceToHost / gen.transfer.steps,
+      },
+    }),
   };
   const sparsity: SparsitySummary = {
     policy: turn.options.policy.method,
@@ -130,7 +146,10 @@ async function finishTurn(turn: Turn, retrieved: Retrieved, view: DecodeView | n
   conv.lastPrompt = pre.prompt;
   conv.lastGenerated = cachedGenerated;
   conv.lastUncached = tokens.slice(cachedGenerated.length);
-  turn.emit(() => ({ type: 'turn.end', answer: text, stopReason, metrics: { ...timings } }));
+  turn.emit(() => {
+    const { deviceTransfer, ...metrics } = timings;
+    return { type: 'turn.end', answer: text, stopReason, metrics: { ...metrics, ...deviceTransfer } };
+  });
   conv.release(turn, true);
   return {
     text,

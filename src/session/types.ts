@@ -60,6 +60,11 @@ export interface Timings {
   generatedTokens: number;
   /** Tokens already in the KV cache before this turn (earlier turns, reused). */
   cachedTokens: number;
+  /**
+   * On a GPU provider, the mean bytes a decode step moved between host and device. Every input crosses, the
+   * KV view included, so hostToDevice grows with the cache: what a device-resident cache would remove.
+   */
+  deviceTransfer?: { hostToDeviceBytesPerStep: number; deviceToHostBytesPerStep: number };
 }
 
 /** What the policy did on this turn. */

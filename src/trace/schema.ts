@@ -71,7 +71,17 @@ export type TraceEvent =
       /** Indices into `candidates` of the retrieved tokens. */
       retrieved: number[];
     })
-  | (Base & { type: 'decode.step'; turn: number; step: number; ms: number; attended: number; visualAttended: number })
+  | (Base & {
+      type: 'decode.step';
+      turn: number;
+      step: number;
+      ms: number;
+      attended: number;
+      visualAttended: number;
+      /** On a GPU provider: the bytes the step moved to and from the device. */
+      hostToDeviceBytes?: number;
+      deviceToHostBytes?: number;
+    })
   | (Base & { type: 'token'; turn: number; step: number; id: number; text: string })
   | (Base & { type: 'turn.end'; turn: number; answer: string; stopReason: 'eos' | 'length'; metrics: Record<string, number> })
   | (Base & { type: 'fidelity'; turn: number; metrics: Record<string, number | number[] | null> });

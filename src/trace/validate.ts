@@ -152,7 +152,14 @@ export function fieldsProblem(e: Obj): string | null {
       for (const c of e.candidates as unknown[]) if (!isObj(c) || !isNum(c.image) || !isNum(c.token)) return `'candidates' must be an array of {image, token}`;
       return numbers(e, ['turn', 'layer']) ?? numberList(e, 'scores') ?? numberList(e, 'retrieved');
     case 'decode.step':
-      return numbers(e, ['turn', 'step', 'attended', 'visualAttended']) ?? measures(e, ['ms']);
+      return (
+        numbers(e, ['turn', 'step', 'attended', 'visualAttended']) ??
+        measures(e, ['ms']) ??
+        numbers(
+          e,
+          ['hostToDeviceBytes', 'deviceToHostBytes'].filter((k) => e[k] !== undefined),
+        )
+      );
     case 'token':
       return numbers(e, ['turn', 'step', 'id']) ?? strings(e, ['text']);
     case 'turn.end':

@@ -16,6 +16,7 @@ import { writeTinyQwenVL } from '../dist/src/testing.js';
 import { MASKED } from '../dist/src/runtime/protocol.js';
 import { prefill, type PositionRows } from '../dist/src/session/prefill.js';
 import { argmax } from '../dist/src/session/sampling.js';
+import { foldEvents } from '../dist/profiler-ui/web/data/run-model.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 const WEBGPU = { provider: 'webgpu' as const, threads: 1 };
@@ -175,6 +176,20 @@ describe('on webgpu, a written Qwen2.5-VL checkpoint', () => {
     const back = t.hiddenSize * 4 + t.vocabSize * 4 + t.numLayers * 2 * t.numKvHeads * t.headDim * 4;
     expect(short.transfer.deviceToHostBytesPerStep).toBe(back);
     expect(long.transfer.deviceToHostBytesPerStep).toBe(back);
+  });
+
+  it("traces the provider in the run header and each decode step's bytes, which the profiler's fold keeps", async () => {
+    const sink = new engine.MemorySink();
+    const answer = await model.chat({ maxNewTokens: 3, tracer: new engine.Tracer([sink]) }).ask({ text: 'Hi.' });
+    const start = sink.events.find((e) => e.type === 'run.start') as { model: { provider?: string } };
+    expect(start.model.provider).toBe('webgpu');
+    const steps = sink.events.filter((e) => e.type === 'decode.step') as { hostToDeviceBytes?: number; deviceToHostBytes?: number }[];
+    expect(steps).toHaveLength(2);
+    const mean = (steps[0]!.hostToDeviceBytes! + steps[1]!.hostToDeviceBytes!) / 2;
+    expect(mean).toBe(answer.timings.deviceTransfer!.hostToDeviceBytesPerStep);
+    const runs = foldEvents(sink.events);
+    const turn = [...[...runs.values()][0]!.turns.values()][0]!;
+    expect(turn.steps.map((s) => s.hostToDeviceBytes)).toEqual(steps.map((s) => s.hostToDeviceBytes));
   });
 
   it('int4 (MatMulNBits) on webgpu stays as close to fp32 as int4 on the CPU', async () => {

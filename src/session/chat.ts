@@ -125,6 +125,7 @@ export class Chat {
         heads: s.text.numHeads,
         kvHeads: s.text.numKvHeads,
         imageTokens: tower.imageTokens,
+        ...(this.model.provider && { provider: this.model.provider }),
       },
       policy: this.policy,
       label: o.method.label(this.policy),

@@ -75,6 +75,8 @@ export class Model implements LoadedModel {
     readonly runtime: Runtime,
     /** See LoadOptions.maxImagePixels. */
     readonly maxImagePixels?: number,
+    /** The execution provider its graphs run on (LoadOptions.provider). */
+    readonly provider: ExecutionProvider = 'cpu',
   ) {}
 
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
@@ -130,7 +132,7 @@ export class Model implements LoadedModel {
     const awq = precision === 'awq' ? await awqPlan(dir, spec as LlavaSpec, text, processor as PreprocessorConfig, options, runtimeOptions) : undefined;
     const portable = runtimeOptions.executionProvider !== 'cpu';
     const runtime = await Runtime.start(dir, { precision, blockSize, cacheDir, awq, portable }, runtimeOptions, options.onProgress);
-    return new Model(dir, spec, text, processor, runtime, options.maxImagePixels);
+    return new Model(dir, spec, text, processor, runtime, options.maxImagePixels, runtimeOptions.executionProvider);
   }
 
   /** A new conversation with its own KV cache. */

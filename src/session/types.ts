@@ -15,6 +15,8 @@ export interface LoadedModel {
   readonly runtime: Runtime;
   /** Images over this many pixels are refused before decoding (LoadOptions.maxImagePixels). */
   readonly maxImagePixels?: number;
+  /** The execution provider its graphs run on. */
+  readonly provider?: string;
 }
 
 /** Images for one turn: file paths or encoded bytes. */

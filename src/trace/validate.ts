@@ -124,7 +124,9 @@ export function fieldsProblem(e: Obj): string | null {
       if (version) return version;
       const model = e.model;
       if (!isObj(model)) return `'model' must be an object, got ${brief(model)}`;
-      const m = strings(model, ['dir', 'vision', 'text']) ?? numbers(model, ['layers', 'heads', 'kvHeads', 'imageTokens']);
+      const m =
+        strings(model, ['dir', 'vision', 'text', ...(model.provider === undefined ? [] : ['provider'])]) ??
+        numbers(model, ['layers', 'heads', 'kvHeads', 'imageTokens']);
       if (m) return `model: ${m}`;
       if (!isObj(e.policy) || typeof e.policy.method !== 'string') return `'policy' must be an object with a string 'method'`;
       if (!isObj(e.options)) return `'options' must be an object, got ${brief(e.options)}`;

@@ -91,7 +91,7 @@ export const STAGES = /** @type {TurnStage[]} */ (Object.keys(IN_TURN).filter((s
  */
 
 /** @typedef {{ stage: Stage, start: number, duration: number, detail: Record<string, number> | null }} Span */
-/** @typedef {{ step: number, ms: number, attended: number, visualAttended: number, t: number }} DecodeStep */
+/** @typedef {{ step: number, ms: number, attended: number, visualAttended: number, t: number, hostToDeviceBytes?: number, deviceToHostBytes?: number }} DecodeStep */
 /** @typedef {EventOf<'fidelity'>['metrics']} FidelityMetrics */
 
 /**
@@ -295,7 +295,14 @@ function foldOne(m, e) {
       turnOf(m, e.turn).spans.push({ stage: e.stage, start: e.start, duration: e.duration, detail: e.detail ?? null });
       return ['timeline'];
     case 'decode.step':
-      turnOf(m, e.turn).steps.push({ step: e.step, ms: e.ms, attended: e.attended, visualAttended: e.visualAttended, t: e.t });
+      turnOf(m, e.turn).steps.push({
+        step: e.step,
+        ms: e.ms,
+        attended: e.attended,
+        visualAttended: e.visualAttended,
+        t: e.t,
+        ...(e.hostToDeviceBytes === undefined ? {} : { hostToDeviceBytes: e.hostToDeviceBytes, deviceToHostBytes: e.deviceToHostBytes }),
+      });
       return ['timeline'];
     case 'token':
       turnOf(m, e.turn).tokens[e.step] = e.text;

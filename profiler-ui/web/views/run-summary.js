@@ -14,7 +14,10 @@ export function summaryCells(m) {
     ['policy', s.label],
     [
       'model',
-      model ? `${model.vision}+${model.text} · ${model.layers} layers · ${model.imageTokens ? `${model.imageTokens} tok/image` : 'native resolution'}` : '–',
+      model
+        ? `${model.vision}+${model.text} · ${model.layers} layers · ${model.imageTokens ? `${model.imageTokens} tok/image` : 'native resolution'}` +
+          (model.provider ? ` · ${model.provider}` : '')
+        : '–',
     ],
     ['turns · images', `${s.turns} · ${s.images}`],
     ['kept', s.keptTokens == null ? '–' : `${d3.format(',')(s.keptTokens)} / ${d3.format(',')(s.totalTokens ?? 0)}`],

@@ -112,6 +112,11 @@ function ganttLayout(turns) {
   });
 }
 
+/** @param {number} bytes */
+function kib(bytes) {
+  return `${globalThis.d3.format(',.1f')(bytes / 1024)} KiB`;
+}
+
 /** @param {Turn[]} turns */
 function stepTraces(turns) {
   /** @type {object[]} */
@@ -124,9 +129,13 @@ function stepTraces(turns) {
       name: `${turnName(t)} ms/step`,
       x: t.steps.map((s) => s.step),
       y: t.steps.map((s) => s.ms),
+      // On a GPU provider each step also says what it moved between host and device.
+      customdata: t.steps.map((s) =>
+        s.hostToDeviceBytes === undefined ? '' : ` · ${kib(s.hostToDeviceBytes)} to device, ${kib(s.deviceToHostBytes ?? 0)} back`,
+      ),
       line: { color: colour, width: 1.6 },
       marker: { size: 4 },
-      hovertemplate: `${turnName(t)} step %{x}: %{y:.3f} ms<extra></extra>`,
+      hovertemplate: `${turnName(t)} step %{x}: %{y:.3f} ms%{customdata}<extra></extra>`,
     });
     out.push({
       type: 'scatter',

@@ -19,7 +19,11 @@ import { argmax } from '../dist/src/session/sampling.js';
 import { foldEvents } from '../dist/profiler-ui/web/data/run-model.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
-const WEBGPU = { provider: 'webgpu' as const, threads: 1 };
+/** The tier's provider: webgpu (lavapipe here and in CI); scripts/device-check.sh runs it on cuda. */
+const PROVIDER = (process.env.SPARSEVILA_GPU_PROVIDER ?? 'webgpu') as 'webgpu' | 'cuda';
+const WEBGPU = { provider: PROVIDER, threads: 1 };
+/** How onnxruntime's profile names the provider. */
+const PROVIDER_NAME = { webgpu: 'WebGpuExecutionProvider', cuda: 'CUDAExecutionProvider' }[PROVIDER];
 
 interface Expected {
   question: string;
@@ -33,7 +37,7 @@ describe.each([
   ['llava-siglip-qwen2-tiny', SIGLIP_FIXTURE],
   ['qwen2_5_vl-tiny', path.join(FIXTURES_DIR, 'qwen2_5_vl-tiny')],
   ['qwen2_vl-tiny', path.join(FIXTURES_DIR, 'qwen2_vl-tiny')],
-])('on webgpu, %s matches transformers', (_name, dir) => {
+])(`on ${PROVIDER}, %s matches transformers`, (_name, dir) => {
   const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8')) as Expected;
   let model: Model;
   beforeAll(async () => {
@@ -49,7 +53,7 @@ describe.each([
   });
 });
 
-describe('on webgpu, operator placement', () => {
+describe(`on ${PROVIDER}, operator placement`, () => {
   /** The operators each provider ran in one int4 SparseVILA turn of the Qwen2.5-VL fixture (ORT's own profile). */
   async function placement(): Promise<Map<string, Set<string>>> {
     const dir = path.join(FIXTURES_DIR, 'qwen2_5_vl-tiny');
@@ -77,9 +81,9 @@ describe('on webgpu, operator placement', () => {
 
   it('runs every heavy operator on the GPU; the CPU keeps only shape arithmetic (the README lists it)', async () => {
     const ops = await placement();
-    const gpu = ops.get('WebGpuExecutionProvider') ?? new Set();
+    const gpu = ops.get(PROVIDER_NAME) ?? new Set();
     const cpu = ops.get('CPUExecutionProvider') ?? new Set();
-    console.log(`webgpu: ${[...gpu].sort().join(' ')}\ncpu fallbacks: ${[...cpu].sort().join(' ')}`);
+    console.log(`${PROVIDER}: ${[...gpu].sort().join(' ')}\ncpu fallbacks: ${[...cpu].sort().join(' ')}`);
     for (const heavy of ['MatMul', 'MatMulNBits', 'Gemm', 'Softmax', 'Exp', 'ReduceSum', 'SimplifiedLayerNormalization', 'Gather']) {
       expect(gpu.has(heavy), `${heavy} on the GPU`).toBe(true);
       expect(cpu.has(heavy), `${heavy} not on the CPU`).toBe(false);
@@ -90,7 +94,7 @@ describe('on webgpu, operator placement', () => {
   });
 });
 
-describe('on webgpu, a written Qwen2.5-VL checkpoint', () => {
+describe(`on ${PROVIDER}, a written Qwen2.5-VL checkpoint`, () => {
   let model: Model;
   let images: string[];
   let dir: string;
@@ -182,7 +186,7 @@ describe('on webgpu, a written Qwen2.5-VL checkpoint', () => {
     const sink = new engine.MemorySink();
     const answer = await model.chat({ maxNewTokens: 3, tracer: new engine.Tracer([sink]) }).ask({ text: 'Hi.' });
     const start = sink.events.find((e) => e.type === 'run.start') as { model: { provider?: string } };
-    expect(start.model.provider).toBe('webgpu');
+    expect(start.model.provider).toBe(PROVIDER);
     const steps = sink.events.filter((e) => e.type === 'decode.step') as { hostToDeviceBytes?: number; deviceToHostBytes?: number }[];
     expect(steps).toHaveLength(2);
     const mean = (steps[0]!.hostToDeviceBytes! + steps[1]!.hostToDeviceBytes!) / 2;
@@ -192,8 +196,8 @@ describe('on webgpu, a written Qwen2.5-VL checkpoint', () => {
     expect(turn.steps.map((s) => s.hostToDeviceBytes)).toEqual(steps.map((s) => s.hostToDeviceBytes));
   });
 
-  it('int4 (MatMulNBits) on webgpu stays as close to fp32 as int4 on the CPU', async () => {
-    const logits = async (provider: 'cpu' | 'webgpu', precision: 'fp32' | 'int4') => {
+  it(`int4 (MatMulNBits) on ${PROVIDER} stays as close to fp32 as int4 on the CPU`, async () => {
+    const logits = async (provider: 'cpu' | typeof PROVIDER, precision: 'fp32' | 'int4') => {
       const m = await engine.loadModel(dir, { provider, threads: 1, precision, cacheDir: tempDir('gpu-graphs') });
       try {
         return (await m.chat({ maxNewTokens: 1 }).ask({ images, text: 'Describe both.' })).lastPromptLogits;
@@ -202,11 +206,11 @@ describe('on webgpu, a written Qwen2.5-VL checkpoint', () => {
       }
     };
     const fp32 = await logits('cpu', 'fp32');
-    const [cpu4, gpu4] = [await logits('cpu', 'int4'), await logits('webgpu', 'int4')];
+    const [cpu4, gpu4] = [await logits('cpu', 'int4'), await logits(PROVIDER, 'int4')];
     const scale = maxAbsDiff(fp32, new Float32Array(fp32.length));
     const cpuError = maxAbsDiff(cpu4, fp32) / scale;
     const gpuError = maxAbsDiff(gpu4, fp32) / scale;
-    console.log(`int4 vs fp32, max |Δlogit| / max |logit|: cpu ${cpuError.toExponential(2)}, webgpu ${gpuError.toExponential(2)}`);
+    console.log(`int4 vs fp32, max |Δlogit| / max |logit|: cpu ${cpuError.toExponential(2)}, ${PROVIDER} ${gpuError.toExponential(2)}`);
     expect(gpuError).toBeGreaterThan(0);
     expect(gpuError).toBeLessThan(Math.max(2 * cpuError, 0.05));
   });

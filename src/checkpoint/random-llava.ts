@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decoderTensors, writeJson, writeRandomWeights, type RandomTensorInfo, type RandomTensorSpec, type WrittenTensor } from './random-weights.js';
+import { decoderTensors, writeJson, writeRandomWeights, type RandomCheckpoint, type RandomTensorSpec, type TinyCheckpoint } from './random-weights.js';
 import type { WritableFloatDtype } from './safetensors-writer.js';
 
 export { gaussian, type RandomTensorInfo, type WrittenTensor } from './random-weights.js';
@@ -63,22 +63,8 @@ export interface RandomLlavaOptions {
 /** The options of `writeTinyLlava` (the same as `writeRandomLlava`). */
 export type TinyLlavaOptions = RandomLlavaOptions;
 
-export interface RandomLlava {
-  dir: string;
-  config: Record<string, any>;
-  /** Keyed by CANONICAL name (current transformers layout), in the order written. */
-  tensors: Map<string, RandomTensorInfo>;
-  /** Weight files written, in order. */
-  files: string[];
-  /** Parameters written (all tensors). */
-  parameters: number;
-  /** Bytes of tensor data written. */
-  bytes: number;
-}
-
-export interface TinyLlava extends RandomLlava {
-  tensors: Map<string, WrittenTensor>;
-}
+export type RandomLlava = RandomCheckpoint;
+export type TinyLlava = TinyCheckpoint;
 
 const PREFIXES = {
   current: { v: 'model.vision_tower.vision_model.', p: 'model.multi_modal_projector.', l: 'model.language_model.', head: 'lm_head.weight' },

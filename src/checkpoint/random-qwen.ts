@@ -17,7 +17,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError, SparseVilaError } from '../errors.js';
-import { decoderTensors, writeJson, writeRandomWeights, type RandomTensorInfo, type RandomTensorSpec, type WrittenTensor } from './random-weights.js';
+import { decoderTensors, writeJson, writeRandomWeights, type RandomCheckpoint, type RandomTensorSpec, type TinyCheckpoint } from './random-weights.js';
 import type { WritableFloatDtype } from './safetensors-writer.js';
 import { qwenConfig, type QwenSizes } from './random-qwen-config.js';
 
@@ -92,22 +92,8 @@ export interface RandomQwenVLOptions {
   configPatch?: { top?: Record<string, unknown>; text?: Record<string, unknown>; vision?: Record<string, unknown> };
 }
 
-export interface RandomQwenVL {
-  dir: string;
-  config: Record<string, any>;
-  /** Keyed by CANONICAL name (`model.visual.*`, `model.language_model.*`, `lm_head.weight`), in the order written. */
-  tensors: Map<string, RandomTensorInfo>;
-  /** Weight files written, in order. */
-  files: string[];
-  /** Parameters written (all tensors). */
-  parameters: number;
-  /** Bytes of tensor data written. */
-  bytes: number;
-}
-
-export interface TinyQwenVL extends RandomQwenVL {
-  tensors: Map<string, WrittenTensor>;
-}
+export type RandomQwenVL = RandomCheckpoint;
+export type TinyQwenVL = TinyCheckpoint;
 
 /** Writes a random Qwen2-VL / Qwen2.5-VL checkpoint into `dir` and returns every value written (small models: tests). */
 export function writeTinyQwenVL(dir: string, o: RandomQwenVLOptions = {}): TinyQwenVL {

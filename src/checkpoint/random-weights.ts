@@ -36,6 +36,25 @@ export interface WrittenTensor extends RandomTensorInfo {
   values: Float32Array;
 }
 
+/** A random checkpoint as written: its config, every tensor (by canonical name, in the order written), files, sizes. */
+export interface RandomCheckpoint {
+  dir: string;
+  config: Record<string, any>;
+  /** Keyed by CANONICAL name (transformers' current layout), in the order written. */
+  tensors: Map<string, RandomTensorInfo>;
+  /** Weight files written, in order. */
+  files: string[];
+  /** Parameters written (all tensors). */
+  parameters: number;
+  /** Bytes of tensor data written. */
+  bytes: number;
+}
+
+/** The same, with every value written kept (the tiny writers). */
+export interface TinyCheckpoint extends RandomCheckpoint {
+  tensors: Map<string, WrittenTensor>;
+}
+
 /** One tensor to generate: canonical name, shape, and whether it is a norm weight (initialised near 1). */
 export type RandomTensorSpec = [name: string, shape: number[], isNorm?: boolean];
 

@@ -357,9 +357,10 @@ function fidelityPolicy() {
     name: 'sparsevila-fidelity',
     label: `SparseVILA keep ${pct(keep)} / retrieve ${pct(retrieve)}`,
     policy: { method: 'sparsevila', keep: { budget: { ratio: keep } }, retrieve: { budget: { ratio: retrieve } } },
-    source: fs.existsSync(file)
-      ? 'command line'
-      : `${path.relative(REPO, file)} not found: keep 100% / retrieve 25%, within ${FIDELITY_POINTS} points of dense on the demo model (docs/benchmarks.md, "Fidelity")`,
+    source:
+      args['fidelity-keep'] !== undefined || args['fidelity-retrieve'] !== undefined
+        ? 'command line'
+        : `${path.relative(REPO, file)} ${fs.existsSync(file) ? 'has no SparseVILA row' : 'not found'}: keep 100% / retrieve 25%, within ${FIDELITY_POINTS} points of dense on the demo model (docs/benchmarks.md, "Fidelity")`,
   };
 }
 const pct = (x) => `${+(100 * x).toFixed(1)}%`;

@@ -602,7 +602,8 @@ async function benchModel(plan, writePart) {
       images: await Promise.all([1, 2, 3, 4].map((s) => syntheticImage(sharp, s, size.width, size.height))),
       video: maxFrames() ? syntheticVideo(maxFrames()) : undefined,
     };
-    part.videoInput = media.video ? path.relative(REPO, media.video) : 'ffmpeg missing: frames passed as images';
+    const videos = plan.workloads.some((w) => w.frames);
+    part.videoInput = !videos ? 'no video workload' : media.video ? path.relative(REPO, media.video) : 'ffmpeg missing: frames passed as images';
     part.media = {
       image: size,
       video: media.video ? VIDEO_SIZE : undefined,

@@ -1,9 +1,9 @@
 /**
  * Helpers shared by the benchmark scripts (bench.mjs, bench-engine.mjs): medians and formatting, peak RSS per
  * phase (VmHWM, reset through clear_refs), how much of the machine other processes took during a phase (the
- * machine may be shared), machine info, the cached random checkpoints under .cache/bench/ (with a tokenizer
- * that covers the whole vocabulary), synthetic
- * images and videos, and this machine's memory bandwidth.
+ * machine may be shared), machine info, the cached random checkpoints under .cache/bench/ (Llava and Qwen2-VL,
+ * with a tokenizer that covers the whole vocabulary), synthetic images and videos, and this machine's memory
+ * bandwidth.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -21,20 +21,33 @@ export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 /**
  * The engine as the benches drive it: the package's public API by name, plus the internal modules they time
  * directly (the runtime's chunked prefill, graph builds and cache keys, a bare ONNX graph for the memory
- * bandwidth probe), which are not the package's surface.
+ * bandwidth probe, Qwen2-VL's smart_resize for a native-resolution image's token count), which are not the
+ * package's surface.
  */
 export async function loadEngine() {
-  const [api, testing, { openCheckpoint }, { graphCacheKey }, { OnnxGraphBuilder }, { Runtime }, { prefill }, { argmax }] = await Promise.all([
+  const [api, testing, { openCheckpoint }, { qwenSize }, { graphCacheKey }, { OnnxGraphBuilder }, { Runtime }, { prefill }, { argmax }] = await Promise.all([
     import('sparsevila-ts'),
     import('sparsevila-ts/testing'),
     import('../dist/src/families/registry.js'),
+    import('../dist/src/families/qwen2-vl/processor.js'),
     import('../dist/src/graph/build.js'),
     import('../dist/src/graph/onnx-builder.js'),
     import('../dist/src/runtime/runtime.js'),
     import('../dist/src/session/prefill.js'),
     import('../dist/src/session/sampling.js'),
   ]);
-  return { ...api, writeRandomLlava: testing.writeRandomLlava, openCheckpoint, graphCacheKey, OnnxGraphBuilder, Runtime, prefill, argmax };
+  return {
+    ...api,
+    writeRandomLlava: testing.writeRandomLlava,
+    writeRandomQwenVL: testing.writeRandomQwenVL,
+    openCheckpoint,
+    qwenSize,
+    graphCacheKey,
+    OnnxGraphBuilder,
+    Runtime,
+    prefill,
+    argmax,
+  };
 }
 
 export const median = (xs) => {
@@ -155,25 +168,26 @@ export function machine() {
 }
 
 /**
- * Writes (or reuses) a random Llava checkpoint under .cache/bench/random-llava-<key>, the key hashing
- * `{ v: version, options, ...keyExtra }`. `afterWrite(dir)` runs once on a fresh write (e.g. to swap files
- * in; whatever it changes must be covered by `keyExtra`). Returns { dir, cached, options, parameters, bytes,
- * files, writeSeconds, writtenAt }.
+ * Writes (or reuses) a random checkpoint under .cache/bench/random-<kind>-<key> (kind: 'llava', 'qwen-vl', …),
+ * `write(dir, options)` being the writer (writeRandomLlava, writeRandomQwenVL) and the key hashing
+ * `{ v: version, options, ...keyExtra }`. `afterWrite(dir)` runs once on a fresh write (e.g. to swap files in;
+ * whatever it changes must be covered by `keyExtra`). Returns { dir, cached, options, parameters, bytes, files,
+ * writeSeconds, writtenAt }.
  */
-export function cachedRandomLlava(writeRandomLlava, { options, version, rewrite = false, keyExtra, afterWrite }) {
+export function cachedRandomCheckpoint(kind, write, { options, version, rewrite = false, keyExtra, afterWrite }) {
   const key = crypto
     .createHash('sha256')
     .update(JSON.stringify({ v: version, options, ...keyExtra }))
     .digest('hex')
     .slice(0, 12);
-  const dir = path.join(REPO, '.cache', 'bench', `random-llava-${key}`);
+  const dir = path.join(REPO, '.cache', 'bench', `random-${kind}-${key}`);
   const metaFile = path.join(dir, 'bench-checkpoint.json');
   if (!rewrite && fs.existsSync(metaFile)) {
     return { dir, cached: true, ...JSON.parse(fs.readFileSync(metaFile, 'utf8')) };
   }
   fs.rmSync(dir, { recursive: true, force: true });
   const t0 = ms();
-  const written = writeRandomLlava(dir, options);
+  const written = write(dir, options);
   afterWrite?.(dir);
   const meta = {
     options,
@@ -233,11 +247,14 @@ export async function syntheticImage(sharp, seed, width = 384, height = 288) {
   );
 }
 
+/** The synthetic video's frame size. */
+export const VIDEO_SIZE = { width: 480, height: 360 };
+
 /**
  * A synthetic video of `frames` frames (ffmpeg's testsrc2 pattern, 8 fps, MPEG-4 part 2, which every ffmpeg
  * build encodes) under .cache/bench/, written once. Returns its path, or undefined when ffmpeg is missing.
  */
-export function syntheticVideo(frames, width = 480, height = 360) {
+export function syntheticVideo(frames, width = VIDEO_SIZE.width, height = VIDEO_SIZE.height) {
   const file = path.join(REPO, '.cache', 'bench', `testsrc2-${width}x${height}-${frames}f.mp4`);
   if (fs.existsSync(file)) return file;
   fs.mkdirSync(path.dirname(file), { recursive: true });

@@ -32,7 +32,7 @@ import {
   dirBytes,
   tempDir,
   machine,
-  cachedRandomLlava,
+  cachedRandomCheckpoint,
 } from './bench-common.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 
@@ -196,7 +196,7 @@ function ensureCheckpoint() {
     ...PLAN.llm.shape,
     configPatch: { text: { max_position_embeddings: 32768 } },
   };
-  return cachedRandomLlava(engine.writeRandomLlava, { options, version: CHECKPOINT_VERSION, rewrite: args.rewrite });
+  return cachedRandomCheckpoint('llava', engine.writeRandomLlava, { options, version: CHECKPOINT_VERSION, rewrite: args.rewrite });
 }
 
 async function benchLlm() {

@@ -115,6 +115,30 @@ export function targets(result) {
 
 // ----------------------------------------------------------------------------------------------- markdown
 
+const px = (size) => `${size.width} × ${size.height}`;
+
+/**
+ * The tower and what it makes of the media: Llava's fixed tokens per image (and per frame); a Qwen2-VL tower's token
+ * count per native-resolution image and per video, each workload's (`media.visualTokens`, from the model's sizing
+ * rule) listed.
+ */
+function visionLine(v, media) {
+  if (v.imageSize) return `${v.kind}, ${v.numLayers} layers × ${v.hiddenSize}, ${v.imageSize} px / ${v.patchSize} → ${v.imageTokenCount} tokens per image`;
+  const full = v.fullAttentionBlocks;
+  const attention =
+    v.windowSize === null
+      ? 'full attention in every block'
+      : `full attention in block${full.length > 1 ? 's' : ''} ${full.join(', ')}, ${v.windowSize} px windows in the rest`;
+  const tokens = Object.entries(media?.visualTokens ?? {})
+    .map(([w, n]) => `${w}: ${n}`)
+    .join(', ');
+  const sizes = media ? `; images ${px(media.image)} px${media.video ? `, video frames ${px(media.video)} px` : ''}` : '';
+  return (
+    `qwen${v.version}-vl, ${v.numLayers} blocks × ${v.hiddenSize} (${v.numHeads} heads, MLP ${v.intermediateSize}; ${attention}), patch ${v.patchSize}, ` +
+    `${v.mergeSize} × ${v.mergeSize} merged per token, native resolution${sizes} → visual tokens ${tokens}`
+  );
+}
+
 const x = (r) => (r === undefined ? '–' : `${r.toFixed(2)}×`);
 const policyLabel = (m, name) => m.policies?.find((p) => p.name === name)?.label ?? name;
 
@@ -135,8 +159,8 @@ export function markdown(result) {
     L.push(
       `Text: ${t.kind}, hidden ${t.hiddenSize}, ${t.numLayers} layers, ${t.numHeads} / ${t.numKvHeads} heads × ${t.headDim}, MLP ${t.intermediateSize}, vocab ${t.vocabSize}, ` +
         `${t.tieWordEmbeddings ? 'tied' : 'untied'} head; ${millions(m.llmParameters)} LLM parameters, ${m.precision} block ${m.blockSize} ` +
-        `(decoder graph ${fmt(mb(m.load.decoderWeightBytes), 0)} MiB). Vision: ${v.kind}, ${v.numLayers} layers × ${v.hiddenSize}, ${v.imageSize} px / ${v.patchSize} → ` +
-        `${m.vision.imageTokenCount} tokens per image. Scaled: ${m.scaled}. Video: ${m.videoInput}. Prefill chunk ${m.prefillChunk}.`,
+        `(decoder graph ${fmt(mb(m.load.decoderWeightBytes), 0)} MiB). Vision: ${visionLine(v, m.media)}. Scaled: ${m.scaled}. Video: ${m.videoInput}. ` +
+        `Prefill chunk ${m.prefillChunk}.`,
       '',
     );
     L.push('Policies: ' + (m.policies ?? []).map((p) => `**${p.name}** = ${p.label} (${p.source})`).join('; ') + '.', '');

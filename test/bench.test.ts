@@ -1,8 +1,9 @@
 /**
  * `npm run bench:quick` (scripts/bench.mjs --quick): the report's structure — every model × workload × policy with
  * both turns, answers of exactly the asked length, the budgets applied, speed-up ratios, the paper's targets, the
- * decode bandwidth bound; JSON, markdown (printed and written) and SVG — and that SparseVILA is not slower than
- * dense end-to-end on the quick run's longest video.
+ * decode bandwidth bound; JSON, markdown (printed and written) and SVG — for Llava and Qwen2.5-VL models (a
+ * native-resolution image and a video of temporal slices), and that SparseVILA is not slower than dense end-to-end on
+ * the quick run's longest video.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -47,7 +48,8 @@ interface Row {
 interface ModelPart {
   key: string;
   newTokens: number;
-  vision: { imageTokenCount: number };
+  vision: { imageTokenCount?: number };
+  media: { visualTokens: Record<string, number> };
   policies: { name: string }[];
   results: Row[];
 }
@@ -88,7 +90,11 @@ describe('bench --quick', () => {
     );
     const report = JSON.parse(fs.readFileSync(path.join(out, 'bench.json'), 'utf8')) as Report;
     expect(report.quick).toBe(true);
-    expect(report.models.map((m) => m.key)).toEqual(['qwen2-tiny', 'llama-tiny']);
+    expect(report.models.map((m) => m.key)).toEqual(['qwen2-tiny', 'llama-tiny', 'qwen2.5-vl-tiny']);
+    // Qwen2.5-VL at native resolution: the 224 × 168 image is 8 × 6 units of 28 px (one token each); the video's
+    // 480 × 360 frames resize to the same 224 × 168 (max_pixels), two frames a slice: 8 frames → 4 × 48.
+    const qwen = report.models.find((m) => m.key === 'qwen2.5-vl-tiny')!;
+    expect(qwen.media.visualTokens).toEqual({ '1 image': 48, 'video 8 frames': 192 });
     const policies = ['sparsevila-paper', 'sparsevila-fidelity', 'dense'];
     for (const m of report.models) {
       expect(m.policies.map((p) => p.name)).toEqual(policies);
@@ -109,11 +115,14 @@ describe('bench --quick', () => {
         const t1 = r.turns[0]!;
         expect(t1.prefillMs).toBeCloseTo(t1.visionMs + t1.llmPrefillMs, 6);
         expect(t1.ttftMs, what).toBeGreaterThanOrEqual(t1.prefillMs);
+        // Llava: a fixed count per image or frame.
         const images = r.frames ?? Number(r.workload.split(' ')[0]);
-        expect(t1.turnImageTokens, what).toBe(images * m.vision.imageTokenCount);
+        if (m.vision.imageTokenCount) expect(m.media.visualTokens[r.workload], what).toBe(images * m.vision.imageTokenCount);
+        expect(t1.turnImageTokens, what).toBe(m.media.visualTokens[r.workload]);
         if (r.frames) expect(t1.frames, what).toBe(r.frames);
         if (r.policy === 'dense') expect(t1.turnKeptTokens, what).toBe(t1.turnImageTokens);
         else {
+          expect(t1.turnKeptTokens, what).toBeLessThan(t1.turnImageTokens);
           expect(t1.turnKeptTokens, what).toBe(t1.turnImageTokens / 2); // keep 50%
           const retrieve = r.policy === 'sparsevila-paper' ? 0.1 : 0.5;
           expect(t1.attendedVisualMean, what).toBeCloseTo(Math.round(retrieve * t1.turnKeptTokens), -1);

@@ -148,7 +148,7 @@ export function markdown(result) {
   L.push(`## SparseVILA vs dense${result.quick ? ' (quick)' : ''}`, '');
   L.push(
     `\`npm run bench${result.quick ? ':quick' : ''}\` — ${info.cpus} × ${info.cpuModel}, ${info.memoryGiB} GiB, node ${info.node}, onnxruntime-node ${info.onnxruntime}, ` +
-      `commit ${info.commit ?? '?'}; CPU EP, threads ${result.threads}. Every answer is exactly ${result.newTokens} tokens (minNewTokens = maxNewTokens). ` +
+      `commit ${info.commit ?? '?'}; ${{ cpu: 'CPU', cuda: 'CUDA', webgpu: 'WebGPU' }[result.provider ?? 'cpu']} EP, threads ${result.threads}. Every answer is exactly ${result.newTokens} tokens (minNewTokens = maxNewTokens). ` +
       `Medians over repeats (n); a workload whose dense run took over ${result.longSeconds} s is measured once.`,
     '',
   );

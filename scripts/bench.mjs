@@ -38,6 +38,8 @@
  *   bf16) — decoding the same shapes over a cache of the same length (--no-peer to skip).
  *
  * Usage: node scripts/bench.mjs [--quick] [--models a,b] [--workloads names] [--repeats N] [--new-tokens N] [--out DIR] [--doc FILE | --no-doc]
+ *   --provider P   cpu (default), cuda or webgpu for every model (scripts/device-check.sh runs cuda)
+ *   --full-depth   every layer of the model each plan is shaped like (a GPU machine's run; the CPU plans keep fewer)
  *   --quick        tiny shapes (a SigLIP + Qwen2, a CLIP + LLaMA and a Qwen2.5-VL model), 1 repeat, no peer (CI, < 2 minutes)
  *   --report-only  re-render bench.{json,md,svg} from the per-part JSON files already in --out
  *   --prepare      only write the checkpoints, build their graphs and the video (nothing is measured)
@@ -85,6 +87,8 @@ const { values: args } = parseArgs({
     'new-tokens': { type: 'string' },
     'long-seconds': { type: 'string' },
     threads: { type: 'string' },
+    provider: { type: 'string', default: 'cpu' },
+    'full-depth': { type: 'boolean', default: false },
     keep: { type: 'string', default: '0.5' },
     retrieve: { type: 'string', default: '0.1' },
     'fidelity-keep': { type: 'string' },
@@ -106,6 +110,9 @@ const QUICK = args.quick;
 const OUT = path.resolve(args.out ?? path.join(REPO, 'bench-results'));
 const GRAPH_CACHE = path.resolve(args['cache-dir'] ?? path.join(REPO, '.cache', 'bench', 'graphs'));
 const THREADS = args.threads ? positiveInt(args.threads, '--threads') : undefined;
+/** The execution provider every model runs on (scripts/device-check.sh: cuda). */
+const PROVIDER = args.provider;
+if (!['cpu', 'cuda', 'webgpu'].includes(PROVIDER)) throw new Error(`--provider: cpu, cuda or webgpu, got ${PROVIDER}`);
 const REPEATS = args.repeats ? positiveInt(args.repeats, '--repeats') : QUICK ? 1 : 3;
 const RETRIES = args.retries !== undefined ? Number(args.retries) : QUICK ? 0 : 2;
 const NEW_TOKENS = args['new-tokens'] ? positiveInt(args['new-tokens'], '--new-tokens') : QUICK ? 16 : 64;
@@ -385,7 +392,25 @@ function selectedModels() {
   const list = want ? MODELS.filter((m) => want.includes(m.key)) : MODELS;
   if (want && list.length !== want.length) throw new Error(`--models: known ${MODELS.map((m) => m.key).join(', ')}`);
   const wl = args.workloads?.split(',').map((s) => s.trim());
-  return list.map((m) => ({ ...m, workloads: (wl ? m.workloads.filter((w) => wl.includes(w)) : m.workloads).map((w) => W[w]) }));
+  return list.map((m) => ({ ...fullDepth(m), workloads: (wl ? m.workloads.filter((w) => wl.includes(w)) : m.workloads).map((w) => W[w]) }));
+}
+
+/**
+ * With --full-depth, a plan with every layer of the model it is shaped like (its `reference` depths): what a GPU
+ * machine runs (scripts/device-check.sh); the CPU plans keep fewer layers to finish on two cores.
+ */
+function fullDepth(plan) {
+  if (!args['full-depth'] || !plan.reference) return plan;
+  const { fullAttBlockIndexes, ...options } = plan.options;
+  void fullAttBlockIndexes; // the writer's default: the last block of each quarter, as the real tower has them
+  return {
+    ...plan,
+    key: `${plan.key}-full`,
+    name: `${plan.name.replace(/ \(.*\)$/, '')} (full depth)`,
+    scaled: 'every layer of the model it is shaped like',
+    reference: null,
+    options: { ...options, visionLayers: plan.reference.visionLayers, textLayers: plan.reference.textLayers },
+  };
 }
 
 // ------------------------------------------------------------------------------------------------ one model
@@ -522,10 +547,10 @@ async function openModel(engine, plan) {
   };
   console.error(`${plan.name}: loading (graphs under ${path.relative(REPO, GRAPH_CACHE)}) …`);
   const [model, loadLoad] = await measured(() =>
-    engine.loadModel(checkpoint.dir, { precision: PRECISION, blockSize: BLOCK, cacheDir: GRAPH_CACHE, threads: THREADS, onProgress }),
+    engine.loadModel(checkpoint.dir, { precision: PRECISION, blockSize: BLOCK, cacheDir: GRAPH_CACHE, threads: THREADS, provider: PROVIDER, onProgress }),
   );
   const opened = engine.openCheckpoint(checkpoint.dir);
-  const graphDir = path.join(GRAPH_CACHE, engine.graphCacheKey(opened.fingerprint, { precision: PRECISION, blockSize: BLOCK }));
+  const graphDir = path.join(GRAPH_CACHE, engine.graphCacheKey(opened.fingerprint, { precision: PRECISION, blockSize: BLOCK, portable: PROVIDER !== 'cpu' }));
   opened.close();
   return { model, checkpoint, writeLoad, loadLoad, builds, graphDir };
 }
@@ -788,6 +813,7 @@ const result = {
   quick: QUICK,
   machine: info,
   threads: THREADS ?? 'default (all cores)',
+  provider: PROVIDER,
   repeats: REPEATS,
   retries: RETRIES,
   newTokens: parts[0]?.newTokens ?? NEW_TOKENS,

@@ -249,8 +249,11 @@ export function markdown(result) {
   if (bw && rows.length) {
     L.push('### Decode against memory bandwidth', '');
     L.push(
-      `Bandwidth (${bw.bufferMiB} MiB buffer, median of ${bw.repeats}): ORT ReduceSum ${fmt(bw.ortReduceSumGBs, 1)} GB/s, one-thread JS sum ${fmt(bw.jsSumGBs, 1)} GB/s, ${bw.parallelThreads}-thread JS sum ${fmt(bw.jsParallelSumGBs, 1)} GB/s, ` +
-        `memcpy ${fmt(bw.memcpyGBs, 1)} GB/s (read + write); the bound uses ${fmt(boundBandwidth(bw), 1)} GB/s. Bytes per step = the decoder graph (int4 codes + fp32 scales + ` +
+      (bw.given
+        ? `Bandwidth given (--bandwidth-gbps), not measured: `
+        : `Bandwidth (${bw.bufferMiB} MiB buffer, median of ${bw.repeats}): ORT ReduceSum ${fmt(bw.ortReduceSumGBs, 1)} GB/s, one-thread JS sum ${fmt(bw.jsSumGBs, 1)} GB/s, ${bw.parallelThreads}-thread JS sum ${fmt(bw.jsParallelSumGBs, 1)} GB/s, ` +
+          `memcpy ${fmt(bw.memcpyGBs, 1)} GB/s (read + write); `) +
+        `the bound uses ${fmt(boundBandwidth(bw), 1)} GB/s. Bytes per step = the decoder graph (int4 codes + fp32 scales + ` +
         'norms, biases, int4 LM head) + one embedding row + fp32 K and V of the attended rows over every layer (mean context of the turn) + the logits.',
       '',
     );

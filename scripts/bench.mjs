@@ -40,6 +40,7 @@
  * Usage: node scripts/bench.mjs [--quick] [--models a,b] [--workloads names] [--repeats N] [--new-tokens N] [--out DIR] [--doc FILE | --no-doc]
  *   --provider P   cpu (default), cuda or webgpu for every model (scripts/device-check.sh runs cuda)
  *   --full-depth   every layer of the model each plan is shaped like (a GPU machine's run; the CPU plans keep fewer)
+ *   --bandwidth-gbps N   the memory bandwidth decode is bounded by, given (a GPU's) instead of measured (the host's)
  *   --quick        tiny shapes (a SigLIP + Qwen2, a CLIP + LLaMA and a Qwen2.5-VL model), 1 repeat, no peer (CI, < 2 minutes)
  *   --report-only  re-render bench.{json,md,svg} from the per-part JSON files already in --out
  *   --prepare      only write the checkpoints, build their graphs and the video (nothing is measured)
@@ -89,6 +90,7 @@ const { values: args } = parseArgs({
     threads: { type: 'string' },
     provider: { type: 'string', default: 'cpu' },
     'full-depth': { type: 'boolean', default: false },
+    'bandwidth-gbps': { type: 'string' },
     keep: { type: 'string', default: '0.5' },
     retrieve: { type: 'string', default: '0.1' },
     'fidelity-keep': { type: 'string' },
@@ -707,6 +709,13 @@ function partFile(key) {
 async function child(key) {
   fs.mkdirSync(OUT, { recursive: true });
   const write = (x) => fs.writeFileSync(partFile(key), JSON.stringify(x, null, 2));
+  if (key === 'bandwidth' && args['bandwidth-gbps']) {
+    // A GPU's memory bandwidth, given (scripts/device-check.sh): the host's, measured below, would not bound it.
+    const given = Number(args['bandwidth-gbps']);
+    if (!(given > 0)) throw new Error(`--bandwidth-gbps: a positive number, got ${args['bandwidth-gbps']}`);
+    write({ bufferMiB: 0, repeats: 0, threads: 'given', ortReduceSumGBs: given, given: true });
+    return;
+  }
   if (key === 'bandwidth') {
     const ort = (await import('onnxruntime-node')).default;
     const { OnnxGraphBuilder } = await loadEngine();

@@ -100,7 +100,7 @@ describe(`on ${PROVIDER}, a written Qwen2.5-VL checkpoint`, () => {
   let dir: string;
   beforeAll(async () => {
     dir = tempDir('gpu-qwen');
-    writeTinyQwenVL(dir, { version: '2.5', seed: 5, std: 0.2, maxPixels: 112 * 112 });
+    writeTinyQwenVL(dir, { version: '2.5', seed: 5, std: 0.2, maxPixels: 112 * 112, maxPositionEmbeddings: 16384 });
     const pics = tempDir('gpu-images');
     images = await Promise.all([noisePng(path.join(pics, 'a.png'), 112, 56, 1), noisePng(path.join(pics, 'b.png'), 56, 84, 2)]);
     model = await engine.loadModel(dir, { ...WEBGPU, cacheDir: tempDir('gpu-graphs') });
@@ -164,22 +164,25 @@ describe(`on ${PROVIDER}, a written Qwen2.5-VL checkpoint`, () => {
     }
   });
 
-  it('counts the bytes each decode step moves: every input crosses, so host→device grows by one KV row per cached token', async () => {
+  it('keeps the past on the device while decoding: a step moves the same bytes at 1k and 8k cached tokens — its inputs up, its logits and KV row down', async () => {
     const t = model.spec.text;
-    const perStep = async (text: string) => {
-      const answer = await model.chat({ maxNewTokens: 3 }).ask({ text });
+    const decode = async (tokens: number) => {
+      const chat = model.chat({ maxNewTokens: 4, minNewTokens: 4, prefillChunk: 1024 });
+      const answer = await chat.ask({ text: 'a'.repeat(tokens) });
       return { transfer: answer.timings.deviceTransfer!, cached: answer.promptTokenIds.length };
     };
-    const [short, long] = [await perStep('Hi.'), await perStep('Tell me a long story about the sea, the wind and the stars, please.')];
-    // Decode steps 1 and 2 see on average prompt + 0.5 past generated rows; the past, its bias and a new bias per layer.
+    const [short, long] = [await decode(1000), await decode(8000)];
+    expect(long.cached).toBeGreaterThan(8000);
+    expect(long.transfer.hostToDeviceBytesPerStep).toBe(short.transfer.hostToDeviceBytesPerStep);
+    expect(long.transfer.deviceToHostBytesPerStep).toBe(short.transfer.deviceToHostBytesPerStep);
+    // Up: the token id, its embedding, its three M-RoPE positions, a new-column bias per layer.
+    expect(short.transfer.hostToDeviceBytesPerStep).toBe(8 + t.hiddenSize * 4 + 3 * 8 + t.numLayers * 4);
+    // Down: its embedding (the lookup is a graph call of its own), its logits, one new KV row per layer.
+    expect(short.transfer.deviceToHostBytesPerStep).toBe(t.hiddenSize * 4 + t.vocabSize * 4 + t.numLayers * 2 * t.numKvHeads * t.headDim * 4);
+    // Once a turn: the first step uploads the past the prefill left on the host, keys, values and bias of every row.
     const kvRow = t.numLayers * (2 * t.numKvHeads * t.headDim * 4 + 4);
-    const fixed = (hidden: number) => 8 + hidden * 4 + 3 * 8 + t.numLayers * 4;
-    expect(short.transfer.hostToDeviceBytesPerStep).toBe(fixed(t.hiddenSize) + kvRow * (short.cached + 0.5));
-    expect(long.transfer.hostToDeviceBytesPerStep - short.transfer.hostToDeviceBytesPerStep).toBe(kvRow * (long.cached - short.cached));
-    // Back: the step's embeddings, its logits, and each layer's new key and value row.
-    const back = t.hiddenSize * 4 + t.vocabSize * 4 + t.numLayers * 2 * t.numKvHeads * t.headDim * 4;
-    expect(short.transfer.deviceToHostBytesPerStep).toBe(back);
-    expect(long.transfer.deviceToHostBytesPerStep).toBe(back);
+    expect(short.transfer.pastUploadBytes).toBe(kvRow * short.cached);
+    expect(long.transfer.pastUploadBytes).toBe(kvRow * long.cached);
   });
 
   it("traces the provider in the run header and each decode step's bytes, which the profiler's fold keeps", async () => {
@@ -189,8 +192,8 @@ describe(`on ${PROVIDER}, a written Qwen2.5-VL checkpoint`, () => {
     expect(start.model.provider).toBe(PROVIDER);
     const steps = sink.events.filter((e) => e.type === 'decode.step') as { hostToDeviceBytes?: number; deviceToHostBytes?: number }[];
     expect(steps).toHaveLength(2);
-    const mean = (steps[0]!.hostToDeviceBytes! + steps[1]!.hostToDeviceBytes!) / 2;
-    expect(mean).toBe(answer.timings.deviceTransfer!.hostToDeviceBytesPerStep);
+    expect(steps[1]!.hostToDeviceBytes).toBe(answer.timings.deviceTransfer!.hostToDeviceBytesPerStep);
+    expect(steps[0]!.hostToDeviceBytes! - steps[1]!.hostToDeviceBytes!).toBe(answer.timings.deviceTransfer!.pastUploadBytes);
     const runs = foldEvents(sink.events);
     const turn = [...[...runs.values()][0]!.turns.values()][0]!;
     expect(turn.steps.map((s) => s.hostToDeviceBytes)).toEqual(steps.map((s) => s.hostToDeviceBytes));

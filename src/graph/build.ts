@@ -22,7 +22,7 @@ import { OnnxGraphBuilder } from './onnx-builder.js';
 /** Bump when the emitted graphs change, so cached graphs of older builders are not reused. */
 export const GRAPH_BUILDER_VERSION = 6;
 
-export type GraphKind = 'vision' | 'projector' | 'embed' | 'decoder' | 'decoder-mass' | 'decoder-all' | 'decoder-all-mass';
+export type GraphKind = 'vision' | 'projector' | 'embed' | 'decoder' | 'decoder-mass' | 'decoder-all' | 'decoder-all-mass' | 'decoder-present';
 
 /** The graphs a model family builds itself (its vision side); the decoder and embeddings are built here for all. */
 export type FamilyGraphKind = 'vision' | 'projector';
@@ -199,6 +199,7 @@ function emit(
         ...llm,
         logits: kind.startsWith('decoder-all') ? 'all' : 'last',
         attentionMass: kind.endsWith('mass'),
+        present: kind === 'decoder-present',
         calibration: options.calibration,
         onLayer,
       });

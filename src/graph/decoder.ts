@@ -36,6 +36,11 @@ export interface DecoderGraphOptions extends LinearOptions {
   attentionMass: boolean;
   /** Also output the inputs of every linear group (CALIBRATION_TAPS), for activation-aware quantization. */
   calibration?: boolean;
+  /**
+   * Also output each layer's past with this call's rows after it (`present_key.i`, `present_value.i`,
+   * `present_bias.i`): a GPU provider's decode keeps them on the device and feeds them back as the next step's past.
+   */
+  present?: boolean;
   /** Called after each layer is emitted (weights read, converted or quantized, and written). */
   onLayer?: (done: number, total: number) => void;
 }
@@ -65,6 +70,12 @@ export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Mo
       tap('o', attn.context, t.numHeads * t.headDim);
       b.output(attn.newKey, `new_key.${i}`, 'float32', ['tokens', t.numKvHeads, t.headDim]);
       b.output(attn.newValue, `new_value.${i}`, 'float32', ['tokens', t.numKvHeads, t.headDim]);
+      if (options.present) {
+        const rows = [`present_${i}`, t.numKvHeads, t.headDim];
+        b.output(b.op('Concat', [pastKey, attn.newKey], { axis: 0 }), `present_key.${i}`, 'float32', rows);
+        b.output(b.op('Concat', [pastValue, attn.newValue], { axis: 0 }), `present_value.${i}`, 'float32', rows);
+        b.output(b.op('Concat', [pastBias, newBias], { axis: 0 }), `present_bias.${i}`, 'float32', [`present_${i}`]);
+      }
       if (attn.mass) b.output(attn.mass, `attn_mass.${i}`, 'float32', [t.numHeads, `columns_${i}`]);
       const x1 = b.op('Add', [x, attn.out], undefined, undefined, 'residual');
       const h2 = rmsNorm(b, w, x1, `${module}.post_attention_layernorm`, t.hiddenSize, t.rmsNormEps);

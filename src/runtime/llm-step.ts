@@ -33,6 +33,17 @@ export interface StepOutput {
   transfer?: DeviceTransfer;
 }
 
+/**
+ * A target's past on the device (a GPU provider's decode): per layer the keys, values and score bias the
+ * previous step returned as `present_*` (graph/decoder.ts), and how many rows each holds.
+ */
+export interface DevicePast {
+  keys: ort.Tensor[];
+  values: ort.Tensor[];
+  bias: ort.Tensor[];
+  rows: number[];
+}
+
 export class DecoderStepper {
   private zeros = new Float32Array(1024);
   private readonly dummy: { keys: Float32Array; values: Float32Array; bias: Float32Array };
@@ -88,6 +99,52 @@ export class DecoderStepper {
     return { logits: out.logits!.data as Float32Array, mass, activations, transfer };
   }
 
+  /**
+   * One decode token over a past that stays on the device (the `decoder-present` graph on a GPU provider).
+   * A layer whose device past holds as many rows as the target's host store reads it from the device;
+   * otherwise (the turn's first step, or after the host store changed) its host past is uploaded once. The step
+   * returns its past-plus-new rows as device tensors for the next step, and the new rows to the host too, so
+   * the host store stays whole for later turns: per step, the token's inputs go up, the logits and one KV row
+   * per layer come back, whatever the cache's length.
+   */
+  async runResident(
+    target: KvCache | KvView,
+    input: StepInput,
+    device: DevicePast | undefined,
+  ): Promise<StepOutput & { device: DevicePast; transfer: DeviceTransfer }> {
+    if (input.embeds.length !== this.hidden) throw new RangeError(`a resident decode step takes one token, got ${input.embeds.length / this.hidden}`);
+    const feeds: Record<string, ort.Tensor> = {
+      inputs_embeds: new ort.Tensor('float32', input.embeds, [1, 1, this.hidden]),
+      position_ids: this.positionIds(input.positions, 1),
+    };
+    for (let l = 0; l < this.layers; l++) {
+      const past = target.past(l);
+      if (device && device.rows[l] === past.rows) {
+        feeds[`past_key.${l}`] = device.keys[l]!;
+        feeds[`past_value.${l}`] = device.values[l]!;
+        feeds[`past_bias.${l}`] = device.bias[l]!;
+      } else if (this.feedPast(feeds, l, past, null)) {
+        throw new RangeError(`layer ${l}: a resident decode step needs a past`);
+      }
+      feeds[`new_bias.${l}`] = new ort.Tensor('float32', this.zeroBias(1), [1]);
+    }
+    const out = await this.session.run(feeds);
+    // The previous step's device past is consumed: its rows live on in this step's present tensors.
+    if (device) for (const t of [...device.keys, ...device.values, ...device.bias]) t.dispose();
+    const keys = Array.from({ length: this.layers }, (_, l) => out[`new_key.${l}`]!.data as Float32Array);
+    const values = Array.from({ length: this.layers }, (_, l) => out[`new_value.${l}`]!.data as Float32Array);
+    target.append(keys, values, Array.prototype.slice.call(input.positions, 0, 1) as number[]);
+    const layers = Array.from({ length: this.layers }, (_, l) => l);
+    const next: DevicePast = {
+      keys: layers.map((l) => out[`present_key.${l}`]!),
+      values: layers.map((l) => out[`present_value.${l}`]!),
+      bias: layers.map((l) => out[`present_bias.${l}`]!),
+      rows: layers.map((l) => target.past(l).rows),
+    };
+    const transfer = { hostToDevice: sumBytes(Object.values(feeds)), deviceToHost: sumBytes(Object.values(out)) };
+    return { logits: out.logits!.data as Float32Array, transfer, device: next };
+  }
+
   /** position_ids as the graph takes them: [T], or [3, T] (a text step's single row repeated). */
   private positionIds(positions: ArrayLike<number>, T: number): ort.Tensor {
     const rows = positions.length / T;
@@ -123,8 +180,9 @@ export class DecoderStepper {
   }
 }
 
+/** Bytes of the host tensors among `tensors`: those onnxruntime copies across (device tensors stay). */
 function sumBytes(tensors: ort.Tensor[]): number {
-  return tensors.reduce((n, t) => n + (t.data as ArrayBufferView).byteLength, 0);
+  return tensors.reduce((n, t) => n + (t.location === 'cpu' ? (t.data as ArrayBufferView).byteLength : 0), 0);
 }
 
 /** [rows, cols] → [rows, cols − 1] without column 0 (the dummy past row's mass). */

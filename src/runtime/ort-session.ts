@@ -146,7 +146,11 @@ export const SESSION_DEFAULTS = {
   spinning: false,
 } as const satisfies Required<Omit<SessionSettings, 'interOpThreads'>>;
 
-export async function createSession(modelPath: string, options: RuntimeOptions): Promise<ort.InferenceSession> {
+/**
+ * A session over one graph. `deviceOutputs`: outputs a GPU provider leaves in device memory (onnxruntime's
+ * `preferredOutputLocation: 'gpu-buffer'`), to be fed back to a session of the same provider, never read on the host.
+ */
+export async function createSession(modelPath: string, options: RuntimeOptions, deviceOutputs: readonly string[] = []): Promise<ort.InferenceSession> {
   // One prefix per graph: sessions created in the same millisecond would otherwise write one file.
   const graph = path.basename(modelPath, '.onnx');
   checkProvider(options.executionProvider);
@@ -161,6 +165,7 @@ export async function createSession(modelPath: string, options: RuntimeOptions):
     ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
     extra: { session: { intra_op: { allow_spinning: (options.spinning ?? d.spinning) ? '1' : '0' } } },
     ...(options.profilePrefix ? { enableProfiling: true, profileFilePrefix: `${options.profilePrefix}-${graph}` } : {}),
+    ...(deviceOutputs.length ? { preferredOutputLocation: Object.fromEntries(deviceOutputs.map((name) => [name, 'gpu-buffer' as const])) } : {}),
   };
   try {
     return await ort.InferenceSession.create(modelPath, sessionOptions);

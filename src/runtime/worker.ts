@@ -13,9 +13,9 @@ import { ensureModelGraph, familyOf, openCheckpoint, type ModelSpec } from '../f
 import { SparseVilaError } from '../errors.js';
 import type { GraphKind } from '../graph/build.js';
 import { KvCache, KvView } from './kv-cache.js';
-import { DecoderStepper } from './llm-step.js';
+import { DecoderStepper, type DevicePast } from './llm-step.js';
 import { createSession } from './ort-session.js';
-import type { CacheInfo, InitRequest, Request, StepRequest, StepResult, VisionResult, WorkerMessage } from './protocol.js';
+import type { CacheInfo, DeviceTransfer, InitRequest, Request, StepRequest, StepResult, VisionResult, WorkerMessage } from './protocol.js';
 
 const port = parentPort!;
 
@@ -24,6 +24,8 @@ class Engine {
   private readonly steppers = new Map<GraphKind, Promise<DecoderStepper>>();
   private readonly caches = new Map<number, KvCache>();
   private readonly views = new Map<number, KvView>();
+  /** Decode targets' pasts on the device (GPU providers), kept from step to step (DecoderStepper.runResident). */
+  private readonly devicePasts = new Map<KvCache | KvView, DevicePast>();
   private nextId = 1;
 
   constructor(
@@ -40,7 +42,10 @@ class Engine {
     let s = this.sessions.get(kind);
     if (!s) {
       const path = ensureModelGraph(this.checkpoint, kind, this.init.graphs, (progress) => port.postMessage({ progress } satisfies WorkerMessage));
-      s = createSession(path, this.init.runtime);
+      const layers = this.checkpoint.spec.text.numLayers;
+      const present =
+        kind === 'decoder-present' ? ['key', 'value', 'bias'].flatMap((what) => Array.from({ length: layers }, (_, l) => `present_${what}.${l}`)) : [];
+      s = createSession(path, this.init.runtime, present);
       this.sessions.set(kind, s);
       s.catch(() => this.sessions.delete(kind));
     }
@@ -110,16 +115,52 @@ class Engine {
       }
       rows.forEach((row, i) => embeds.set(image.subarray(i * hidden, (i + 1) * hidden), row * hidden));
     }
+    const target = 'cache' in req.target ? this.cache(req.target.cache) : this.view(req.target.view);
+    if (this.resident(req)) {
+      const out = await (await this.stepper('decoder-present')).runResident(target, { embeds, positions: req.positions }, this.devicePasts.get(target));
+      this.devicePasts.set(target, out.device);
+      return { logits: out.logits, transfer: this.withEmbedding(out.transfer, ids, embeds), seconds: (performance.now() - started) / 1000 };
+    }
+    // Any other step changes the target's rows on the host: its device past (if any) is stale.
+    this.dropDevicePast(target);
     const kind: GraphKind = `decoder${req.logits === 'all' ? '-all' : ''}${req.massWeights ? '-mass' : ''}` as GraphKind;
     const stepper = await this.stepper(kind);
-    const target = 'cache' in req.target ? this.cache(req.target.cache) : this.view(req.target.view);
     const out = await stepper.run(target, { embeds, positions: req.positions, massWeights: req.massWeights, pastBias: req.pastBias, newBias: req.newBias });
-    // The embedding lookup is a graph call too: its ids go up, its embeddings come back (and go up again as the decoder's input).
-    const transfer = out.transfer && {
-      hostToDevice: out.transfer.hostToDevice + ids.data.byteLength,
-      deviceToHost: out.transfer.deviceToHost + embeds.byteLength,
-    };
-    return { ...out, transfer, seconds: (performance.now() - started) / 1000 };
+    return { ...out, transfer: out.transfer && this.withEmbedding(out.transfer, ids, embeds), seconds: (performance.now() - started) / 1000 };
+  }
+
+  /** The embedding lookup is a graph call too: its ids go up, its embeddings come back (and go up again as the decoder's input). */
+  private withEmbedding(transfer: DeviceTransfer, ids: ort.Tensor, embeds: Float32Array): DeviceTransfer {
+    return { hostToDevice: transfer.hostToDevice + (ids.data as BigInt64Array).byteLength, deviceToHost: transfer.deviceToHost + embeds.byteLength };
+  }
+
+  /**
+   * Whether a step decodes over a device-resident past: one token, last logits, on a GPU provider, with no
+   * per-column bias of its own (in-LLM drops and masked twins pass theirs from the host).
+   */
+  private resident(req: StepRequest): boolean {
+    return (
+      this.init.runtime.executionProvider !== 'cpu' &&
+      req.ids.length === 1 &&
+      req.logits === 'last' &&
+      !req.massWeights &&
+      !req.pastBias &&
+      !req.newBias &&
+      !req.splice
+    );
+  }
+
+  /** A cache's device past and its views'. */
+  private dropDevicePasts(cache: KvCache): void {
+    for (const target of [...this.devicePasts.keys()])
+      if (target === cache || (target instanceof KvView && target.cache === cache)) this.dropDevicePast(target);
+  }
+
+  private dropDevicePast(target: KvCache | KvView): void {
+    const device = this.devicePasts.get(target);
+    if (!device) return;
+    for (const t of [...device.keys, ...device.values, ...device.bias]) t.dispose();
+    this.devicePasts.delete(target);
   }
 
   /** Ends ORT profiling on every session; returns the profile files written. */
@@ -162,6 +203,7 @@ class Engine {
 
   dropCache(id: number): void {
     const cache = this.caches.get(id);
+    if (cache) this.dropDevicePasts(cache);
     this.caches.delete(id);
     for (const [vid, v] of this.views) if (v.cache === cache) this.views.delete(vid);
   }
@@ -196,6 +238,7 @@ class Engine {
         this.dropCache(req.id);
         return none;
       case 'cache.truncate':
+        this.dropDevicePasts(this.cache(req.id));
         this.cache(req.id).truncate(req.length);
         return none;
       case 'cache.reserve':
@@ -211,6 +254,7 @@ class Engine {
       case 'profile.end':
         return { value: await this.endProfiling(), transfer: [] };
       case 'view.drop':
+        if (this.views.has(req.id)) this.dropDevicePast(this.views.get(req.id)!);
         this.views.delete(req.id);
         return none;
     }

@@ -16,8 +16,8 @@ interface Generated {
   stopReason: Answer['stopReason'];
   firstTokenAt: number;
   decodeSeconds: number;
-  /** Host↔device bytes summed over the decode steps (GPU providers). */
-  transfer?: { hostToDevice: number; deviceToHost: number; steps: number };
+  /** Host↔device bytes of each decode step (GPU providers). */
+  transfer?: { hostToDevice: number; deviceToHost: number }[];
 }
 
 /** Generates the turn's answer; `withLogits` adds each token's logits to its event. */
@@ -85,12 +85,7 @@ async function* decodeTokens(
     out.decodeSeconds += next.seconds;
     logits = next.logits;
     const moved = next.transfer;
-    if (moved) {
-      out.transfer ??= { hostToDevice: 0, deviceToHost: 0, steps: 0 };
-      out.transfer.hostToDevice += moved.hostToDevice;
-      out.transfer.deviceToHost += moved.deviceToHost;
-      out.transfer.steps++;
-    }
+    if (moved) (out.transfer ??= []).push(moved);
     turn.emit(() => ({
       type: 'decode.step',
       step: step + 1,
@@ -100,6 +95,19 @@ async function* decodeTokens(
       ...(moved && { hostToDeviceBytes: moved.hostToDevice, deviceToHostBytes: moved.deviceToHost }),
     }));
   }
+}
+
+/**
+ * A turn's host↔device traffic: a step after the first moves only its token's inputs up and its logits (and
+ * one KV row per layer) down; the first also uploads the past it decodes over (the turn's view), once.
+ */
+function deviceTransfer(steps: { hostToDevice: number; deviceToHost: number }[]): NonNullable<Timings['deviceTransfer']> {
+  const steady = steps.at(-1)!;
+  return {
+    hostToDeviceBytesPerStep: steady.hostToDevice,
+    deviceToHostBytesPerStep: steady.deviceToHost,
+    pastUploadBytes: steps[0]!.hostToDevice - steady.hostToDevice,
+  };
 }
 
 /** The conversation takes the answer; the turn's timings, sparsity summary and fidelity become its Answer. */
@@ -123,12 +131,7 @@ async function finishTurn(turn: Turn, retrieved: Retrieved, view: DecodeView | n
     promptTokens: pre.promptTokenIds.length,
     generatedTokens: tokens.length,
     cachedTokens: pre.cachedTokens,
-    ...(gen.transfer && {
-      deviceTransfer: {
-        hostToDeviceBytesPerStep: gen.transfer.hostToDevice / gen.transfer.steps,
-        deviceToHostBytesPerStep: gen.transfer.deviceToHost / gen.transfer.steps,
-      },
-    }),
+    ...(gen.transfer && { deviceTransfer: deviceTransfer(gen.transfer) }),
   };
   const sparsity: SparsitySummary = {
     policy: turn.options.policy.method,

@@ -63,10 +63,12 @@ export interface Timings {
   /** Tokens already in the KV cache before this turn (earlier turns, reused). */
   cachedTokens: number;
   /**
-   * On a GPU provider, the mean bytes a decode step moved between host and device. Every input crosses, the
-   * KV view included, so hostToDevice grows with the cache: what a device-resident cache would remove.
+   * On a GPU provider, what a decode step moves between host and device once the past it decodes over is on the
+   * device (the turn's last step): the token's inputs up; its logits and one new KV row per layer down (the host
+   * copy of the cache stays whole for later turns). `pastUploadBytes`: the turn's first step also uploads that
+   * past (the cache, or the turn's retrieval view) once, as the prefill left it on the host.
    */
-  deviceTransfer?: { hostToDeviceBytesPerStep: number; deviceToHostBytesPerStep: number };
+  deviceTransfer?: { hostToDeviceBytesPerStep: number; deviceToHostBytesPerStep: number; pastUploadBytes: number };
 }
 
 /** What the policy did on this turn. */

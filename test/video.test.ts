@@ -13,7 +13,6 @@ import {
   decodeVideo,
   loadImage,
   parsePreprocessorConfig,
-  pixelBatches,
   planVideo,
   probeVideo,
   readVideo,
@@ -24,6 +23,7 @@ import { estimateTurnMemory, formatBytes, RUNTIME_OVERHEAD } from '../src/runtim
 import { REPO_ROOT, writeTinyLlava } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
 import type { LlavaSpec } from '../dist/src/checkpoint/spec.js';
+import { encodeLlava } from '../src/families/llava/encode.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 
@@ -215,9 +215,10 @@ describe('bad video input', () => {
   it('an error downstream of the decoder (a preprocessor of the wrong size) stops ffmpeg too', async () => {
     const plan = await planVideo({ path: MP4, frames: 30 });
     const config = parsePreprocessorConfig({ image_processor_type: 'SiglipImageProcessor', size: { height: 32, width: 32 } });
-    const consume = async () => {
-      for await (const batch of pixelBatches(decodeVideo(plan), config, 4, 64, '/ckpt')) expect(batch).toBeUndefined();
-    };
+    // Llava's encode step checks each frame's size before it runs a graph: the runner is never reached.
+    const spec = { vision: { imageSize: 64 } } as LlavaSpec;
+    const runner = { runGraph: () => Promise.reject(new Error('no graph runs')) };
+    const consume = () => encodeLlava(spec, runner, { frames: decodeVideo(plan), processor: config, batch: 4, dir: '/ckpt' });
     await expect(consume()).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('takes 64×64') });
     expectNoLeftovers();
   });

@@ -5,10 +5,7 @@
  * `planVideo` does the first two — cheap, and enough to know how many visual tokens the turn will have
  * before any frame is decoded — and `decodeVideo` the third.
  */
-import { ConfigError, InputError } from '../errors.js';
-import { preprocessImage } from './image.js';
-import type { RgbImage } from './rgb-image.js';
-import type { PreprocessorConfig } from './preprocessor-config.js';
+import { InputError } from '../errors.js';
 import { decodeFrames, type VideoFrame } from './video-decode.js';
 import { probeVideo, type VideoInfo } from './video-probe.js';
 import { sampleFrames, validateSampling, type FrameSample, type FrameSampling } from './video-sample.js';
@@ -60,39 +57,4 @@ export async function readVideo(input: VideoInput): Promise<{ plan: VideoPlan; f
   const frames: VideoFrame[] = [];
   for await (const frame of decodeVideo(plan)) frames.push(frame);
   return { plan, frames };
-}
-
-/**
- * Frames → model input, `batch` frames at a time ([n, 3, H, W] float32), each frame run through the image
- * preprocessor as it arrives and dropped once packed. `size` is the tower's input side: a preprocessor that
- * produces another size is a checkpoint error, named as Model.pixels names it for images.
- */
-export async function* pixelBatches(
-  frames: AsyncIterable<RgbImage>,
-  config: PreprocessorConfig,
-  batch: number,
-  size: number,
-  checkpointDir: string,
-): AsyncGenerator<{ data: Float32Array; dims: number[] }, void> {
-  const plane = 3 * size * size;
-  let data = new Float32Array(batch * plane);
-  let n = 0;
-  for await (const frame of frames) {
-    const t = await preprocessImage(frame, config);
-    const [, h, w] = t.dims;
-    if (h !== size || w !== size) {
-      throw new ConfigError(
-        'CONFIG_INVALID',
-        `${checkpointDir}/preprocessor_config.json produces ${w}×${h} pixels but the vision tower takes ${size}×${size} (vision_config.image_size)`,
-        { subject: 'preprocessor_config.json' },
-      );
-    }
-    data.set(t.data, n++ * plane);
-    if (n === batch) {
-      yield { data, dims: [n, 3, size, size] };
-      data = new Float32Array(batch * plane);
-      n = 0;
-    }
-  }
-  if (n) yield { data: data.slice(0, n * plane), dims: [n, 3, size, size] };
 }

@@ -12,10 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIP_FIXTURE, FIXTURES_DIR, SIGLIP_FIXTURE } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
 import { noisePng } from './helpers/images.js';
+import { expectIncrementalEqualsRecompute, expectRetrievalEqualsMaskedDense } from './helpers/qwen-equivalence.js';
 import { writeTinyQwenVL } from '../dist/src/testing.js';
-import { MASKED } from '../dist/src/runtime/protocol.js';
-import { prefill, type PositionRows } from '../dist/src/session/prefill.js';
-import { argmax } from '../dist/src/session/sampling.js';
 import { foldEvents } from '../dist/profiler-ui/web/data/run-model.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
@@ -112,22 +110,7 @@ describe(`on ${PROVIDER}, a written Qwen2.5-VL checkpoint`, () => {
     const [whole, chunked] = [await ask(512), await ask(5)];
     expect(maxAbsDiff(chunked.lastPromptLogits, whole.lastPromptLogits)).toBeLessThan(1e-4);
     expect(chunked.tokenIds).toEqual(whole.tokenIds);
-    const pre = await (await (await model.chat().encode(images)).prune()).prefill('Describe both.');
-    const next = Math.max(...pre.positionRows!.flat()) + 1;
-    const extra = whole.tokenIds.slice(0, 3);
-    const rows = pre.positionRows!.map((r) => [...r, ...extra.map((_, k) => next + k)]) as unknown as PositionRows;
-    const out = await prefill(model.runtime, {
-      cache: await model.runtime.createCache(),
-      ids: [...pre.promptTokenIds, ...extra],
-      positions: rows[0],
-      positionRows: rows,
-      imageTokenId: model.spec.imageTokenId,
-      imageEmbeds: pre.imageEmbedsAll,
-      hidden: model.spec.text.hiddenSize,
-      chunkSize: 512,
-      logits: 'last',
-    });
-    expect(argmax(out.logits)).toBe(whole.tokenIds[3]);
+    await expectIncrementalEqualsRecompute(model, images, 'Describe both.');
   });
 
   it('keep 100% and retrieve 100% reproduce dense', async () => {
@@ -139,29 +122,7 @@ describe(`on ${PROVIDER}, a written Qwen2.5-VL checkpoint`, () => {
   });
 
   it('a retrieval decode equals a dense decode masked to the same per-layer subsets', async () => {
-    const chat = model.chat({ policy: { method: 'sparsevila', keep: { budget: { ratio: 0.75 } }, retrieve: { budget: { ratio: 0.25 } } }, maxNewTokens: 3 });
-    const pruned = await (await chat.encode(images)).prune();
-    const pre = await pruned.prefill('Where is the bright patch?');
-    const retrieved = pre.retrieve();
-    const events: { id?: number; logits?: Float32Array }[] = [];
-    const it = retrieved.decode({ withLogits: true });
-    for (let r = await it.next(); !r.done; r = await it.next()) if (r.value.id !== undefined) events.push(r.value);
-    const rt = model.runtime;
-    const cache = await rt.createCache();
-    const common = { ids: pre.promptTokenIds, positions: pre.positions, positionRows: pre.positionRows, imageTokenId: model.spec.imageTokenId };
-    await prefill(rt, { ...common, cache, imageEmbeds: pruned.embeds, hidden: model.spec.text.hiddenSize, chunkSize: 512, logits: 'last' });
-    const rows = pre.promptTokenIds.length;
-    const visual = pre.promptTokenIds.flatMap((id, r) => (id === model.spec.imageTokenId ? [r] : []));
-    const next = Math.max(...pre.positionRows!.flat()) + 1;
-    for (let i = 0; i + 1 < events.length; i++) {
-      const pastBias = retrieved.layers!.map((layer) => {
-        const bias = new Float32Array(rows + i);
-        for (const r of visual) if (!layer.rows.includes(r)) bias[r] = MASKED;
-        return bias;
-      });
-      const out = await rt.step({ target: { cache }, ids: [events[i]!.id!], positions: [next + i], logits: 'last', pastBias });
-      expect(maxAbsDiff(out.logits, events[i + 1]!.logits!)).toBeLessThan(1e-4);
-    }
+    await expectRetrievalEqualsMaskedDense(model, images, 'Where is the bright patch?');
   });
 
   it('keeps the past on the device while decoding: a step moves the same bytes at 1k and 8k cached tokens — its inputs up, its logits and KV row down', async () => {

@@ -10,10 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
+import { drain, expectIncrementalEqualsRecompute, expectRetrievalEqualsMaskedDense } from './helpers/qwen-equivalence.js';
 import { noisePng } from './helpers/images.js';
 import { writeTinyQwenVL } from '../dist/src/testing.js';
 import { familyOf } from '../dist/src/families/registry.js';
-import { MASKED } from '../dist/src/runtime/protocol.js';
 import { prefill, type PositionRows } from '../dist/src/session/prefill.js';
 import { argmax } from '../dist/src/session/sampling.js';
 
@@ -143,27 +143,7 @@ describe.each([
     const [a, b] = [await dense(512), await dense(5)];
     expect(maxAbsDiff(a.lastPromptLogits, b.lastPromptLogits)).toBeLessThan(1e-4);
     expect(b.tokenIds).toEqual(a.tokenIds);
-    // Recompute: the prompt plus the first three answer tokens as one prefill; its last logits decide token 4.
-    const chat = model.chat({ maxNewTokens: 4 });
-    const pre = await (await (await chat.encode(images.slice(0, 2))).prune()).prefill('Describe both.');
-    const answer = await drain(pre.retrieve().decode());
-    const rows = pre.positionRows!;
-    const next = Math.max(...rows.flat()) + 1;
-    const extra = answer.tokenIds.slice(0, 3);
-    const all = rows.map((r) => [...r, ...extra.map((_, k) => next + k)]) as unknown as PositionRows;
-    const cache = await model.runtime.createCache();
-    const out = await prefill(model.runtime, {
-      cache,
-      ids: [...pre.promptTokenIds, ...extra],
-      positions: all[0],
-      positionRows: all,
-      imageTokenId: model.spec.imageTokenId,
-      imageEmbeds: pre.imageEmbedsAll,
-      hidden: model.spec.text.hiddenSize,
-      chunkSize: 512,
-      logits: 'last',
-    });
-    expect(argmax(out.logits)).toBe(answer.tokenIds[3]);
+    await expectIncrementalEqualsRecompute(model, images.slice(0, 2), 'Describe both.');
   });
 
   it('keep 100% and retrieve 100% reproduce dense; SparseVILA keeps the pruned tokens at their original 3-D positions', async () => {
@@ -195,42 +175,7 @@ describe.each([
   });
 
   it('a retrieval decode equals a dense decode masked to the same per-layer subsets', async () => {
-    const chat = model.chat({ policy: { method: 'sparsevila', keep: { budget: { ratio: 0.75 } }, retrieve: { budget: { ratio: 0.25 } } }, maxNewTokens: 4 });
-    const pruned = await (await chat.encode(images.slice(0, 2))).prune();
-    const pre = await pruned.prefill('Where is the bright patch?');
-    const retrieved = pre.retrieve();
-    const events: { id?: number; logits?: Float32Array }[] = [];
-    const it = retrieved.decode({ withLogits: true });
-    for (let r = await it.next(); !r.done; r = await it.next()) events.push(r.value);
-    // The twin: the same ids and M-RoPE rows in a fresh cache, each step over the FULL cache with the
-    // unretrieved visual rows masked per layer; generated tokens take the next text positions.
-    const rt = model.runtime;
-    const cache = await rt.createCache();
-    await prefill(rt, {
-      cache,
-      ids: pre.promptTokenIds,
-      positions: pre.positions,
-      positionRows: pre.positionRows,
-      imageTokenId: model.spec.imageTokenId,
-      imageEmbeds: pruned.embeds,
-      hidden: model.spec.text.hiddenSize,
-      chunkSize: 512,
-      logits: 'last',
-    });
-    const rows = pre.promptTokenIds.length;
-    const visualRows = pre.promptTokenIds.flatMap((id, r) => (id === model.spec.imageTokenId ? [r] : []));
-    const next = Math.max(...pre.positionRows!.flat()) + 1;
-    expect(events.length).toBeGreaterThan(2);
-    for (let i = 0; i + 1 < events.length; i++) {
-      const pastBias = retrieved.layers!.map((layer) => {
-        const bias = new Float32Array(rows + i);
-        for (const r of visualRows) if (!layer.rows.includes(r)) bias[r] = MASKED;
-        return bias;
-      });
-      const out = await rt.step({ target: { cache }, ids: [events[i]!.id!], positions: [next + i], logits: 'last', pastBias });
-      expect(maxAbsDiff(out.logits, events[i + 1]!.logits!)).toBeLessThan(1e-4);
-    }
-    await rt.dropCache(cache);
+    await expectRetrievalEqualsMaskedDense(model, images.slice(0, 2), 'Where is the bright patch?');
   });
 
   it('runs every baseline: prefill pruning, in-LLM drops and merging, each keeping or dropping what its policy says', async () => {
@@ -266,11 +211,3 @@ describe.each([
     await expect(model.chat().ask({ images: [images[0]!], text: 'look: <|image_pad|>' })).rejects.toMatchObject({ code: 'IMAGE_COUNT_MISMATCH' });
   });
 });
-
-/** Runs a decode stream to its end; its answer. */
-async function drain<T>(gen: AsyncGenerator<unknown, T>): Promise<T> {
-  for (;;) {
-    const r = await gen.next();
-    if (r.done) return r.value;
-  }
-}

@@ -67,6 +67,8 @@ export interface TurnFootprint {
   processor?: unknown;
   /** A video's frame size in pixels (ffprobe): sizes its frames where no image headers do. */
   framePixels?: number;
+  /** The turn's encoded tokens held for the prune step, when the caller sized them (a video of temporal slices); default: frames × one image's. */
+  embedBytes?: number;
 }
 
 export interface MemoryEstimate {
@@ -103,7 +105,7 @@ export function estimateTurnMemory(spec: ModelSpec, f: TurnFootprint): MemoryEst
     prefillActivations: f.promptTokens > 0 ? chunk * (t.hiddenSize * 8 + t.intermediateSize * 3) * F32 + t.vocabSize * F32 : 0,
     vision: batch * image.towerBytes,
     imageDecode: largestBatch(f.imagePixels ?? [], f.visionBatch) * IMAGE_BYTES_PER_PIXEL,
-    visualEmbeddings: f.frames * image.embedBytes,
+    visualEmbeddings: f.embedBytes ?? f.frames * image.embedBytes,
     denseTwin: kvRow * f.twinRows,
     runtime: RUNTIME_OVERHEAD,
   };

@@ -29,9 +29,9 @@ export function checkTurnMemory(conv: Conversation, size: TurnSize): void {
   const spec = model.spec;
   // Tokens per image before encoding: each image's own from its header, or the processor's largest.
   const family = familyOf(spec);
-  const asVideo = size.video && family.videoFootprint;
-  const tokens = asVideo
-    ? [family.videoFootprint!(spec, model.processor, size.video!.framePixels, size.encode).tokens]
+  const video = size.video && family.videoFootprint?.(spec, model.processor, size.video.framePixels, size.encode);
+  const tokens = video
+    ? [video.tokens]
     : Array.from({ length: size.encode }, (_, i) => family.footprint(spec, model.processor, size.imagePixels?.[i] ?? size.video?.framePixels).tokens);
   const total = tokens.reduce((a, n) => a + n, 0);
   const visual = size.visual ?? { total, kept: method.keptCount?.(policy, tokens) ?? total };
@@ -54,6 +54,7 @@ export function checkTurnMemory(conv: Conversation, size: TurnSize): void {
     twinRows: options.fidelity ? rowsAfter + visual.total - visual.kept : 0,
     processor: model.processor,
     framePixels: size.video?.framePixels,
+    embedBytes: video?.embedBytes,
   });
   checkMemoryLimit(estimate, options.memoryLimit, `${size.what}, ${conv.rows + prompt} tokens in the cache after its prompt`);
 }

@@ -571,12 +571,13 @@ function visualTokens(engine, model, plan, workload, video) {
   if (spec.family !== 'qwen2-vl') return (images ?? workload.frames) * spec.imageTokenCount;
   const v = spec.vision;
   const unit = v.patchSize * v.mergeSize;
-  const units = ({ width, height }) => {
-    const s = engine.qwenSize(width, height, model.processor);
+  // The image and video processors' own resize (model.processor: families/qwen2-vl QwenProcessors).
+  const units = ({ width, height }, processor) => {
+    const s = engine.qwenSize(width, height, processor);
     return (s.width / unit) * (s.height / unit);
   };
-  if (images) return images * units(plan.image ?? IMAGE_SIZE);
-  return Math.ceil(workload.frames / v.temporalPatchSize) * units(VIDEO_SIZE);
+  if (images) return images * units(plan.image ?? IMAGE_SIZE, model.processor.image);
+  return Math.ceil(workload.frames / v.temporalPatchSize) * units(VIDEO_SIZE, model.processor.video);
 }
 
 const maxFrames = () => Math.max(0, ...selectedModels().flatMap((m) => m.workloads.map((w) => w.frames ?? 0)));

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
 import { writeTinyQwenVL } from '../dist/src/testing.js';
 import { readVideo } from '../dist/src/media/video.js';
-import { qwenPixelValues, qwenResize, loadQwenProcessorConfig } from '../dist/src/families/qwen2-vl/processor.js';
+import { qwenFrameCount, qwenPixelValues, qwenResize, loadQwenProcessorConfig } from '../dist/src/families/qwen2-vl/processor.js';
 import { qwenVisionFeeds } from '../dist/src/families/qwen2-vl/vision-order.js';
 import type { QwenVLSpec } from '../dist/src/families/qwen2-vl/config.js';
 
@@ -37,6 +37,21 @@ beforeAll(() => {
     'libx264',
     VIDEO,
   ]);
+});
+
+describe("Qwen's frame rule, for a video that names no frame count", () => {
+  const sampling = { fps: 2, minFrames: 4, maxFrames: 768 };
+  it('samples fps frames a second within [min_frames, max_frames], floored to whole temporal patches, as sample_frames does', () => {
+    // 10 s at 30 fps: 20 frames at fps 2; 5 at fps 0.5 → min_frames 4; 1 s: 2 → 4 (min); 2 frames in all → 2.
+    expect(qwenFrameCount(sampling, 2, 300, 30)).toBe(20);
+    expect(qwenFrameCount(sampling, 2, 300, 30, 0.5)).toBe(4);
+    expect(qwenFrameCount(sampling, 2, 30, 30)).toBe(4);
+    expect(qwenFrameCount(sampling, 2, 3, 30)).toBe(2);
+    expect(qwenFrameCount(sampling, 2, 1, 30)).toBe(1);
+    // 7 frames a second asked of a 3 s clip at 10 fps: 21 → floored to 20; max_frames 9 → 8.
+    expect(qwenFrameCount(sampling, 2, 30, 10, 7)).toBe(20);
+    expect(qwenFrameCount({ ...sampling, maxFrames: 9 }, 2, 30, 10, 7)).toBe(8);
+  });
 });
 
 describe.each(['2.5' as const, '2' as const])('Qwen%s: a video turn', (version) => {
@@ -98,6 +113,13 @@ describe.each(['2.5' as const, '2' as const])('Qwen%s: a video turn', (version) 
     // Three 112×56 slices stacked: 112 × 168, scaled to at most 256 px a slice.
     const { width, height } = image[0] as { width: number; height: number };
     expect(height / width).toBeCloseTo(168 / 112, 1);
+  });
+
+  it("samples a video that names no frame count by the checkpoint's rule: 2 frames a second, at least 4", async () => {
+    // The 1 s clip at 10 fps: 2 frames a second → 2, raised to min_frames 4 → 2 slices.
+    const encoded = await model.chat().encodeVideo(VIDEO);
+    expect(encoded.video!.frames.map((f) => f.index)).toEqual([0, 2, 5, 7]);
+    expect(encoded.layouts[0]!.grid.t).toBe(2);
   });
 
   it('answers, and a text turn after it continues from the video', async () => {

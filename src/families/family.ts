@@ -121,6 +121,8 @@ export interface ModelFamily<S extends ModelSpecBase = ModelSpecBase> {
   describe(spec: S): { vision: string; imageTokens: number };
   /** An image of `pixels` native pixels (undefined: the largest the processor makes), before it is decoded. */
   footprint(spec: S, processor: unknown, pixels?: number): MediaFootprint;
+  /** The model's own frame count for a video that names none (`fps` asked for, if any). */
+  videoFrames?(processor: unknown, info: { frameCount: number; fps: number }, fps: number | undefined): number;
   /** With a `videoToken`: one video of `frames` frames of `pixels` each, before it is decoded. */
   videoFootprint?(spec: S, processor: unknown, pixels: number, frames: number): MediaFootprint;
   /** Whether one vision call takes several images (else one image a call, whatever the chat's visionBatch). */

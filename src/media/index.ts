@@ -17,7 +17,7 @@ export type { PreprocessorConfig, ResizeRule } from './preprocessor-config.js';
 export { PIL_RESAMPLE, pilResize } from './pil-resample.js';
 export type { ResampleFilter } from './pil-resample.js';
 export { DEFAULT_VIDEO_FRAMES, decodeVideo, planVideo, readVideo } from './video.js';
-export type { VideoInput, VideoPlan, VideoSource } from './video.js';
+export type { FrameCountRule, VideoInput, VideoPlan, VideoSource } from './video.js';
 export { probeVideo } from './video-probe.js';
 export type { ProbeOptions, VideoInfo } from './video-probe.js';
 export { sampleFrames, validateSampling } from './video-sample.js';

@@ -34,8 +34,17 @@ export interface VideoPlan extends FrameSample {
   source: VideoSource;
 }
 
-/** Probes the file and picks the frames; validates the sampling before touching the file. */
-export async function planVideo(input: VideoInput): Promise<VideoPlan> {
+/**
+ * How many frames to sample when the caller names no count: a model's own rule from the video's frame count and
+ * rate and the `fps` asked for, if any (Qwen2-VL's: families/qwen2-vl/processor.ts `qwenFrameCount`).
+ */
+export type FrameCountRule = (info: VideoInfo, fps: number | undefined) => number;
+
+/**
+ * Probes the file and picks the frames; validates the sampling before touching the file. `rule`: the model's frame
+ * count when the video gives no `frames` (default: DEFAULT_VIDEO_FRAMES, or `fps` frames a second).
+ */
+export async function planVideo(input: VideoInput, rule?: FrameCountRule): Promise<VideoPlan> {
   const source: VideoSource = typeof input === 'string' ? { path: input } : input;
   if (typeof source?.path !== 'string' || !source.path) {
     throw new InputError('OPTION_INVALID', `a video needs a file path, got ${JSON.stringify(input)}`, { subject: 'video' });
@@ -43,6 +52,7 @@ export async function planVideo(input: VideoInput): Promise<VideoPlan> {
   const given = source.frames === undefined && source.fps === undefined ? { frames: DEFAULT_VIDEO_FRAMES } : { frames: source.frames, fps: source.fps };
   const sampling = validateSampling(given as FrameSampling);
   const info = await probeVideo(source.path, { tools: source.tools, timeoutMs: source.timeoutMs });
+  if (rule && source.frames === undefined) return { ...sampleFrames(info, { frames: rule(info, source.fps) }), info, source };
   return { ...sampleFrames(info, sampling), info, source };
 }
 

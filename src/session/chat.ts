@@ -87,7 +87,11 @@ export class Chat {
   async encodeVideo(video: VideoInput): Promise<EncodedImages> {
     const conv = await this.conversation;
     const turn = conv.turn();
-    const plan = await planVideo(video);
+    // A model with its own frame rule (Qwen2-VL: fps 2 within min/max frames) samples by it when the video names no count.
+    const family = familyOf(this.model.spec);
+    const rule =
+      family.videoFrames && ((info: { frameCount: number; fps: number }, fps: number | undefined) => family.videoFrames!(this.model.processor, info, fps));
+    const plan = await planVideo(video, rule);
     const n = plan.indices.length;
     checkTurnMemory(conv, { encode: n, video: { framePixels: plan.info.width * plan.info.height }, what: `${n} frame(s) of ${plan.info.file}` });
     const frames = plan.indices.map((index, i) => ({ index, timestamp: plan.timestamps[i]! }));

@@ -24,7 +24,7 @@ import {
 } from '../family.js';
 import type { QwenVLSpec } from './config.js';
 import { qwenPixelValues, qwenResize, qwenSize } from './processor.js';
-import type { GridThw, QwenProcessorSpec } from './spec.js';
+import type { GridThw, QwenProcessors, QwenProcessorSpec } from './spec.js';
 import { mergedSalience, qwenVisionFeeds } from './vision-order.js';
 
 /**
@@ -34,7 +34,10 @@ import { mergedSalience, qwenVisionFeeds } from './vision-order.js';
  * Llava's), a layer's activations and the pixel rows.
  */
 export function qwenFootprint(spec: QwenVLSpec, processor: unknown, pixels?: number): MediaFootprint {
-  const p = processor as QwenProcessorSpec | undefined;
+  return footprintOf(spec, (processor as QwenProcessors | undefined)?.image, pixels);
+}
+
+function footprintOf(spec: QwenVLSpec, p: QwenProcessorSpec | undefined, pixels: number | undefined): MediaFootprint {
   const v = spec.vision;
   const factor = v.patchSize * v.mergeSize;
   const maxPixels = p?.maxPixels ?? 28 * 28 * 1280;
@@ -53,7 +56,7 @@ export function qwenFootprint(spec: QwenVLSpec, processor: unknown, pixels?: num
 
 /** A video of `frames` frames of `pixels` each: its temporal slices (frames / temporal patch, rounded up) times a frame's tokens. */
 export function qwenVideoFootprint(spec: QwenVLSpec, processor: unknown, pixels: number, frames: number): MediaFootprint {
-  const frame = qwenFootprint(spec, processor, pixels);
+  const frame = footprintOf(spec, (processor as QwenProcessors | undefined)?.video, pixels);
   const slices = Math.ceil(frames / spec.vision.temporalPatchSize);
   return { tokens: frame.tokens * slices, towerBytes: frame.towerBytes, embedBytes: frame.embedBytes * slices };
 }
@@ -119,7 +122,7 @@ function encoded(calls: TowerCall[], layouts: MediaLayout[], salience: SalienceI
 
 /** Images, one graph call each. */
 async function encodeImages(spec: QwenVLSpec, runner: GraphRunner, request: EncodeRequest): Promise<EncodedMedia> {
-  const processor = request.processor as QwenProcessorSpec;
+  const processor = (request.processor as QwenProcessors).image;
   const m = spec.vision.mergeSize;
   const waited = { ms: 0 };
   const clock = { waited: 0, vision: 0 };
@@ -151,7 +154,7 @@ async function encodeImages(spec: QwenVLSpec, runner: GraphRunner, request: Enco
  * frames were sampled at).
  */
 async function encodeVideo(spec: QwenVLSpec, runner: GraphRunner, request: EncodeRequest, fps: number): Promise<EncodedMedia> {
-  const processor = request.processor as QwenProcessorSpec;
+  const processor = (request.processor as QwenProcessors).video;
   const v = spec.vision;
   const waited = { ms: 0 };
   const clock = { waited: 0, vision: 0 };

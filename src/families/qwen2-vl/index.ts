@@ -7,8 +7,8 @@ import type { ModelFamily } from '../family.js';
 import { parseQwenConfig, qwenArchitecture, QWEN_ARCHITECTURES, type QwenVLSpec } from './config.js';
 import { encodeQwen, qwenFootprint, qwenVideoFootprint } from './encode.js';
 import { qwenPositions } from './positions.js';
-import { loadQwenProcessorConfig, qwenResize } from './processor.js';
-import type { QwenProcessorSpec } from './spec.js';
+import { loadQwenProcessors, qwenFrameCount, qwenResize } from './processor.js';
+import type { QwenProcessors } from './spec.js';
 import { buildQwenVisionGraph } from './vision-graph.js';
 
 export const qwen2VL: ModelFamily<QwenVLSpec> = {
@@ -39,8 +39,12 @@ export const qwen2VL: ModelFamily<QwenVLSpec> = {
   imageToken: '<|image_pad|>',
   videoToken: '<|video_pad|>',
   videoFootprint: qwenVideoFootprint,
-  loadProcessor: (dir) => loadQwenProcessorConfig(dir),
-  prepare: (image, processor) => qwenResize(image, processor as QwenProcessorSpec),
+  loadProcessor: (dir) => loadQwenProcessors(dir),
+  prepare: (image, processor) => qwenResize(image, (processor as QwenProcessors).image),
+  videoFrames: (processor, info, fps) => {
+    const { video, sampling } = processor as QwenProcessors;
+    return qwenFrameCount(sampling, video.temporalPatchSize, info.frameCount, info.fps, fps);
+  },
   encode: encodeQwen,
   describe: (spec) => ({ vision: spec.vision.version === '2' ? 'qwen2-vl' : 'qwen2.5-vl', imageTokens: 0 }),
   footprint: qwenFootprint,

@@ -9,12 +9,13 @@
  * block-row, for block-col, for row-in-block, for col-in-block, one row of C·tp·p·p values laid out as the
  * Conv3d weight [hidden, C, tp, p, p]. A block is the m × m patches one LLM token merges.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, InputError } from '../../errors.js';
 import { pilResize } from '../../media/pil-resample.js';
 import { readConfigFile } from '../../media/preprocessor-config.js';
 import type { RgbImage } from '../../media/rgb-image.js';
-import type { GridThw, QwenProcessorSpec } from './spec.js';
+import type { GridThw, QwenProcessors, QwenProcessorSpec, QwenVideoSampling } from './spec.js';
 
 // transformers' defaults: Qwen2VLImageProcessor.__init__ and image_utils.py OPENAI_CLIP_MEAN/STD.
 const DEFAULTS: QwenProcessorSpec = {
@@ -102,6 +103,49 @@ export function parseQwenProcessorConfig(json: unknown, file = 'preprocessor_con
 export async function loadQwenProcessorConfig(dir: string, name = 'preprocessor_config.json'): Promise<QwenProcessorSpec> {
   const file = path.join(dir, name);
   return parseQwenProcessorConfig(await readConfigFile(file), file);
+}
+
+/**
+ * Both processors of a checkpoint: the image processor's config, and the video processor's where the checkpoint
+ * has video_preprocessor_config.json (else the image one), with its frame sampling (`fps`, `min_frames`,
+ * `max_frames`; defaults 2, 4, 768 as qwen-vl-utils samples).
+ */
+export async function loadQwenProcessors(dir: string): Promise<QwenProcessors> {
+  const image = await loadQwenProcessorConfig(dir);
+  const file = path.join(dir, 'video_preprocessor_config.json');
+  if (!fs.existsSync(file)) return { image, video: image, sampling: { fps: 2, minFrames: 4, maxFrames: 768 } };
+  const json = await readConfigFile(file);
+  return { image, video: parseQwenProcessorConfig(json, file), sampling: parseVideoSampling(json as Record<string, unknown>, file) };
+}
+
+function parseVideoSampling(cfg: Record<string, unknown>, file: string): QwenVideoSampling {
+  const num = (key: string, fallback: number, integer: boolean): number => {
+    const v = cfg[key] ?? fallback;
+    if (typeof v !== 'number' || !(v > 0) || (integer && !Number.isSafeInteger(v))) {
+      throw new ConfigError('CONFIG_INVALID', `${file}: ${key} must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(v)}`, {
+        subject: `${file}#${key}`,
+      });
+    }
+    return v;
+  };
+  const sampling = { fps: num('fps', 2, false), minFrames: num('min_frames', 4, true), maxFrames: num('max_frames', 768, true) };
+  if (sampling.minFrames > sampling.maxFrames) {
+    throw new ConfigError('CONFIG_INVALID', `${file}: min_frames ${sampling.minFrames} is over max_frames ${sampling.maxFrames}`, {
+      subject: `${file}#min_frames`,
+    });
+  }
+  return sampling;
+}
+
+/**
+ * Frames of a video of `frameCount` frames at `videoFps` to sample at `fps` (Qwen2VLVideoProcessor.sample_frames,
+ * transformers 4.57): `frameCount / videoFps · fps`, within [minFrames, min(maxFrames, frameCount)], floored to
+ * a multiple of the temporal patch (at least one patch).
+ */
+export function qwenFrameCount(sampling: QwenVideoSampling, temporalPatch: number, frameCount: number, videoFps: number, fps = sampling.fps): number {
+  const maxFrames = Math.floor(Math.min(sampling.maxFrames, frameCount) / temporalPatch) * temporalPatch;
+  const n = Math.min(Math.max((frameCount / videoFps) * fps, sampling.minFrames), maxFrames, frameCount);
+  return Math.max(Math.min(temporalPatch, frameCount), Math.floor(n / temporalPatch) * temporalPatch);
 }
 
 /** Python's `round`: halves go to the even neighbour (round(2.5) = 2, round(3.5) = 4). */

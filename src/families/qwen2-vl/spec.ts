@@ -50,5 +50,22 @@ export interface QwenProcessorSpec {
   doNormalize: boolean;
 }
 
+/**
+ * How many frames a video gives when the caller names no count (Qwen's rule: qwen-vl-utils and
+ * Qwen2VLVideoProcessor.sample_frames): `fps` frames a second, within [minFrames, maxFrames].
+ */
+export interface QwenVideoSampling {
+  fps: number;
+  minFrames: number;
+  maxFrames: number;
+}
+
+/** The family's processors: images (preprocessor_config.json) and video (video_preprocessor_config.json). */
+export interface QwenProcessors {
+  image: QwenProcessorSpec;
+  video: QwenProcessorSpec;
+  sampling: QwenVideoSampling;
+}
+
 /** One image or video after the processor: [t, h, w] in patches (`image_grid_thw` / `video_grid_thw`). */
 export type GridThw = readonly [number, number, number];

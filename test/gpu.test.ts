@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIP_FIXTURE, FIXTURES_DIR, SIGLIP_FIXTURE } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
 import { noisePng } from './helpers/images.js';
+import { openCheckpoint } from '../dist/src/families/registry.js';
 import { expectIncrementalEqualsRecompute, expectRetrievalEqualsMaskedDense } from './helpers/qwen-equivalence.js';
 import { writeTinyQwenVL } from '../dist/src/testing.js';
 import { foldEvents } from '../dist/profiler-ui/web/data/run-model.js';
@@ -48,6 +49,36 @@ describe.each([
     expect(answer.promptTokenIds).toEqual(expected.input_ids);
     expect(maxAbsDiff(answer.lastPromptLogits, expected.last_logits)).toBeLessThan(1e-3);
     expect(answer.tokenIds).toEqual(expected.greedy_ids);
+  });
+});
+
+describe(`on ${PROVIDER}, fp16 computes in half`, () => {
+  it("keeps every fixture's greedy ids, with last-prompt logits within 0.3 of transformers' float32 numbers, and halves the KV bytes", async () => {
+    for (const dir of [CLIP_FIXTURE, SIGLIP_FIXTURE, path.join(FIXTURES_DIR, 'qwen2_5_vl-tiny'), path.join(FIXTURES_DIR, 'qwen2_vl-tiny')]) {
+      const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8')) as Expected;
+      const ask = async (precision: 'fp32' | 'fp16') => {
+        const model = await engine.loadModel(dir, { ...WEBGPU, precision, cacheDir: tempDir('gpu-graphs') });
+        try {
+          return await model.chat({ maxNewTokens: expected.greedy_ids.length }).ask({ images: [path.join(dir, 'image.png')], text: expected.question });
+        } finally {
+          await model.close();
+        }
+      };
+      const [full, half] = [await ask('fp32'), await ask('fp16')];
+      const error = maxAbsDiff(half.lastPromptLogits, expected.last_logits);
+      console.log(`${path.basename(dir)} fp16: max |Δ last logits| ${error.toExponential(2)}`);
+      expect(half.tokenIds, path.basename(dir)).toEqual(expected.greedy_ids);
+      expect(error).toBeGreaterThan(0);
+      expect(error).toBeLessThan(0.3);
+      // The past uploaded once a turn: keys and values in half, the bias in float32.
+      const ck = openCheckpoint(dir);
+      const t = ck.spec.text;
+      ck.close();
+      const rows = full.promptTokenIds.length;
+      expect(full.timings.deviceTransfer!.pastUploadBytes - half.timings.deviceTransfer!.pastUploadBytes).toBe(
+        rows * t.numLayers * 2 * t.numKvHeads * t.headDim * 2,
+      );
+    }
   });
 });
 

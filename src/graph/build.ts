@@ -182,7 +182,14 @@ function emit(
   // Checkpoints quantized by AutoAWQ: int4 linears as stored, floats dequantized on read.
   const stored: WeightReader = checkpoint.quantization ? autoAwqWeights(checkpoint) : checkpoint;
   const int4 = options.precision === 'int4' || options.precision === 'awq';
-  const llm: LinearOptions = { precision: int4 ? 'int4' : (options.precision as LinearPrecision), blockSize: options.blockSize, portable: options.portable };
+  // fp16 on a GPU provider computes in half; on the CPU it only stores half (ORT folds the Cast, computes in float32).
+  const half = options.precision === 'fp16' && options.portable === true;
+  const llm: LinearOptions = {
+    precision: int4 ? 'int4' : (options.precision as LinearPrecision),
+    blockSize: options.blockSize,
+    portable: options.portable,
+    half,
+  };
   // The vision side is small next to the LLM and sensitive to 4-bit error: it stays in float.
   const vision: LinearOptions = { precision: int4 ? 'fp32' : llm.precision, blockSize: options.blockSize, portable: options.portable };
   const w = kind.startsWith('decoder') && options.precision === 'awq' ? awqReader(stored, checkpoint, options) : stored;

@@ -47,38 +47,48 @@ export interface DecoderGraphOptions extends LinearOptions {
 
 export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: ModelSpecBase, options: DecoderGraphOptions): void {
   const t = spec.text;
-  let x = b.input('inputs_embeds', 'float32', [1, 'tokens', t.hiddenSize]);
+  // Half graphs (LinearOptions.half) take float32 embeddings and biases from the host and compute in float16; their
+  // KV rows (past, new, present) are float16 too. Logits and attention mass come back in float32.
+  const half = options.half === true;
+  const kvType = half ? 'float16' : 'float32';
+  const compute = (v: string) => (half ? b.op('Cast', [v], { to: 10 }) : v);
+  const float = (v: string) => (half ? b.op('Cast', [v], { to: 1 }) : v);
+  const embeds = b.input('inputs_embeds', 'float32', [1, 'tokens', t.hiddenSize]);
+  let x = compute(embeds);
   const positions = b.input('position_ids', 'int64', t.mropeSection ? [3, 'tokens'] : ['tokens']);
-  const massWeights = options.attentionMass ? b.input('mass_weights', 'float32', [1, 1, 'tokens']) : undefined;
-  const { cos, sin, causalMask } = b.scope('model/rotary_emb', () => rotaryTables(b, t, positions, x));
+  const massInput = options.attentionMass ? b.input('mass_weights', 'float32', [1, 1, 'tokens']) : undefined;
+  const massWeights = massInput && compute(massInput);
+  const tables = b.scope('model/rotary_emb', () => rotaryTables(b, t, positions, embeds));
+  const [cos, sin, causalMask] = [compute(tables.cos), compute(tables.sin), compute(tables.causalMask)];
 
   for (let i = 0; i < t.numLayers; i++) {
     const module = `${TEXT_PREFIX}.layers.${i}`;
     const tap = (name: CalibrationTap, value: string, width: number): void => {
       if (options.calibration) b.output(value, calibrationOutput(name, i), 'float32', [1, 'tokens', width]);
     };
-    const pastKey = b.input(`past_key.${i}`, 'float32', [`past_${i}`, t.numKvHeads, t.headDim]);
-    const pastValue = b.input(`past_value.${i}`, 'float32', [`past_${i}`, t.numKvHeads, t.headDim]);
-    const pastBias = b.input(`past_bias.${i}`, 'float32', [`past_${i}`]);
-    const newBias = b.input(`new_bias.${i}`, 'float32', ['tokens']);
+    const pastKey = b.input(`past_key.${i}`, kvType, [`past_${i}`, t.numKvHeads, t.headDim]);
+    const pastValue = b.input(`past_value.${i}`, kvType, [`past_${i}`, t.numKvHeads, t.headDim]);
+    const pastBiasInput = b.input(`past_bias.${i}`, 'float32', [`past_${i}`]);
+    const newBiasInput = b.input(`new_bias.${i}`, 'float32', ['tokens']);
+    const [pastBias, newBias] = [compute(pastBiasInput), compute(newBiasInput)];
     x = b.scope(`model/layers.${i}`, () => {
-      const h = rmsNorm(b, w, x, `${module}.input_layernorm`, t.hiddenSize, t.rmsNormEps);
+      const h = rmsNorm(b, w, x, `${module}.input_layernorm`, t.hiddenSize, t.rmsNormEps, half);
       tap('qkv', h, t.hiddenSize);
       const attn = b.scope('self_attn', () =>
         llmAttention(b, w, t, `${module}.self_attn`, { x: h, cos, sin, causalMask, pastKey, pastValue, pastBias, newBias, massWeights }, options),
       );
       tap('o', attn.context, t.numHeads * t.headDim);
-      b.output(attn.newKey, `new_key.${i}`, 'float32', ['tokens', t.numKvHeads, t.headDim]);
-      b.output(attn.newValue, `new_value.${i}`, 'float32', ['tokens', t.numKvHeads, t.headDim]);
+      b.output(attn.newKey, `new_key.${i}`, kvType, ['tokens', t.numKvHeads, t.headDim]);
+      b.output(attn.newValue, `new_value.${i}`, kvType, ['tokens', t.numKvHeads, t.headDim]);
       if (options.present) {
         const rows = [`present_${i}`, t.numKvHeads, t.headDim];
-        b.output(b.op('Concat', [pastKey, attn.newKey], { axis: 0 }), `present_key.${i}`, 'float32', rows);
-        b.output(b.op('Concat', [pastValue, attn.newValue], { axis: 0 }), `present_value.${i}`, 'float32', rows);
-        b.output(b.op('Concat', [pastBias, newBias], { axis: 0 }), `present_bias.${i}`, 'float32', [`present_${i}`]);
+        b.output(b.op('Concat', [pastKey, attn.newKey], { axis: 0 }), `present_key.${i}`, kvType, rows);
+        b.output(b.op('Concat', [pastValue, attn.newValue], { axis: 0 }), `present_value.${i}`, kvType, rows);
+        b.output(b.op('Concat', [pastBiasInput, newBiasInput], { axis: 0 }), `present_bias.${i}`, 'float32', [`present_${i}`]);
       }
-      if (attn.mass) b.output(attn.mass, `attn_mass.${i}`, 'float32', [t.numHeads, `columns_${i}`]);
+      if (attn.mass) b.output(float(attn.mass), `attn_mass.${i}`, 'float32', [t.numHeads, `columns_${i}`]);
       const x1 = b.op('Add', [x, attn.out], undefined, undefined, 'residual');
-      const h2 = rmsNorm(b, w, x1, `${module}.post_attention_layernorm`, t.hiddenSize, t.rmsNormEps);
+      const h2 = rmsNorm(b, w, x1, `${module}.post_attention_layernorm`, t.hiddenSize, t.rmsNormEps, half);
       tap('gate_up', h2, t.hiddenSize);
       const ffn = b.scope('mlp', () => mlp(b, w, spec, h2, `${module}.mlp`, options));
       tap('down', ffn.product, t.intermediateSize);
@@ -90,11 +100,11 @@ export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Mo
   if (options.logits === 'last') {
     x = b.op('Slice', [x, b.constInt64([-1]), b.constInt64([1 << 30]), b.constInt64([1])], undefined, undefined, 'last_position');
   }
-  const normed = b.scope('model', () => rmsNorm(b, w, x, `${TEXT_PREFIX}.norm`, t.hiddenSize, t.rmsNormEps));
+  const normed = b.scope('model', () => rmsNorm(b, w, x, `${TEXT_PREFIX}.norm`, t.hiddenSize, t.rmsNormEps, half));
   // Tied embeddings: the head is embed_tokens (transformers `tie_word_embeddings`).
   const head = t.tieWordEmbeddings || !w.has('lm_head.weight') ? `${TEXT_PREFIX}.embed_tokens` : 'lm_head';
   const logits = b.scope('lm_head', () => linear(b, w, normed, head, { in: t.hiddenSize, out: t.vocabSize, bias: false }, options));
-  b.output(logits, 'logits', 'float32', [1, options.logits === 'last' ? 1 : 'tokens', t.vocabSize]);
+  b.output(float(logits), 'logits', 'float32', [1, options.logits === 'last' ? 1 : 'tokens', t.vocabSize]);
 }
 
 /** gate/up/down with SiLU: down(silu(gate(x)) · up(x)); also returns down_proj's input. */

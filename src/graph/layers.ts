@@ -30,6 +30,11 @@ export interface LinearOptions {
    * (WebGPU) have no kernel for them and would run them on the CPU, copying their operands across per call.
    */
   portable?: boolean;
+  /**
+   * Compute in float16 (precision `fp16` on a GPU provider): weights, biases, int4 scales and the activations
+   * between them are half; the CPU path (and every other precision) computes in float32.
+   */
+  half?: boolean;
 }
 
 /** `nn.Linear`: y = x Wᵀ + b, with W read as [outFeatures, inFeatures] from `<module>.weight`. */
@@ -52,7 +57,7 @@ export function linear(
       });
     }
     const packed = b.initializer(`${module}.qweight`, { type: 'uint8', data: q.packed }, [q.n, q.blocks, q.blockSize / 2]);
-    const scales = b.initializer(`${module}.scales`, { type: 'float32', data: q.scales }, [q.n * q.blocks]);
+    const scales = floatInit(b, `${module}.scales`, q.scales, [q.n * q.blocks], options.half);
     const zeros = b.initializer(`${module}.qzeros`, { type: 'uint8', data: q.zeroPoints }, [q.zeroPoints.length]);
     y = b.op(
       'MatMulNBits',
@@ -65,14 +70,19 @@ export function linear(
   } else {
     const transposed = transpose2d(w.read(`${module}.weight`, [shape.out, shape.in]), shape.out, shape.in);
     const init =
-      options.precision === 'fp16'
+      options.precision === 'fp16' && !options.half
         ? b.op('Cast', [b.initializer(`${module}.weight`, { type: 'float16', data: toFloat16Bits(transposed) }, [shape.in, shape.out])], { to: 1 })
-        : b.initializer(`${module}.weight`, { type: 'float32', data: transposed }, [shape.in, shape.out]);
+        : floatInit(b, `${module}.weight`, transposed, [shape.in, shape.out], options.half);
     y = b.op('MatMul', [x, init], undefined, undefined, 'MatMul');
   }
   if (!shape.bias) return y;
-  const bias = b.initializer(`${module}.bias`, { type: 'float32', data: w.read(`${module}.bias`, [shape.out]) }, [shape.out]);
+  const bias = floatInit(b, `${module}.bias`, w.read(`${module}.bias`, [shape.out]), [shape.out], options.half);
   return b.op('Add', [y, bias], undefined, undefined, 'Add');
+}
+
+/** A float initializer in float32, or float16 when the graph computes in half. */
+export function floatInit(b: OnnxGraphBuilder, name: string, values: Float32Array, dims: number[], half = false): string {
+  return half ? b.initializer(name, { type: 'float16', data: toFloat16Bits(values) }, dims) : b.initializer(name, { type: 'float32', data: values }, dims);
 }
 
 function transpose2d(m: Float32Array, rows: number, cols: number): Float32Array {
@@ -91,7 +101,7 @@ export function attentionMatMul(
   b: OnnxGraphBuilder,
   x: string,
   y: string,
-  o: { transB?: boolean; transBatchB?: boolean; alpha?: number; label: string; portable?: boolean; rank?: number },
+  o: { transB?: boolean; transBatchB?: boolean; alpha?: number; label: string; portable?: boolean; rank?: number; half?: boolean },
 ): string {
   if (!o.portable) {
     const attrs: Record<string, AttrValue> = {};
@@ -107,7 +117,7 @@ export function attentionMatMul(
   if (o.transB) [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1]!, perm[rank - 2]!];
   const yt = perm.every((p, i) => p === i) ? y : b.op('Transpose', [y], { perm });
   const product = b.op('MatMul', [x, yt], undefined, undefined, o.label);
-  return o.alpha === undefined ? product : b.op('Mul', [product, b.constFloat([o.alpha], [1], 'alpha')]);
+  return o.alpha === undefined ? product : b.op('Mul', [product, floatInit(b, `${o.label}.alpha`, Float32Array.of(o.alpha), [1], o.half)]);
 }
 
 /** A float32 parameter read from the checkpoint (norm weights, embeddings). */
@@ -126,10 +136,10 @@ export function layerNorm(b: OnnxGraphBuilder, w: WeightReader, x: string, modul
  * `LlamaRMSNorm` / `Qwen2RMSNorm`: x · rsqrt(mean(x²) + eps) · weight, in float32
  * (transformers/models/llama/modeling_llama.py). ORT's SimplifiedLayerNormalization is exactly this.
  */
-export function rmsNorm(b: OnnxGraphBuilder, w: WeightReader, x: string, module: string, size: number, eps: number): string {
+export function rmsNorm(b: OnnxGraphBuilder, w: WeightReader, x: string, module: string, size: number, eps: number, half = false): string {
   return b.op(
     'SimplifiedLayerNormalization',
-    [x, param(b, w, `${module}.weight`, [size])],
+    [x, floatInit(b, `${module}.weight`, w.read(`${module}.weight`, [size]), [size], half)],
     {
       axis: -1,
       epsilon: { float: eps },

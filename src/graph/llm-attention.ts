@@ -66,7 +66,7 @@ export function llmAttention(b: OnnxGraphBuilder, w: WeightReader, t: TextSpec, 
     b.op('Transpose', [b.op('Reshape', [q, b.constInt64([-1, KV, groups, D])])], { perm: [1, 2, 0, 3] }),
     b.constInt64([KV, -1, D]),
   ]);
-  const scores = { transB: true, transBatchB: true, alpha: 1 / Math.sqrt(D), portable: options.portable };
+  const scores = { transB: true, transBatchB: true, alpha: 1 / Math.sqrt(D), portable: options.portable, half: options.half };
   const scoresPast = b.op(
     'Add',
     [attentionMatMul(b, qGrouped, io.pastKey, { ...scores, label: 'scores_past' }), io.pastBias],

@@ -3,7 +3,9 @@
  * the store, appends the returned rows. Chunked prefill is several calls; decode is a call with one token.
  */
 import { MASKED, type DeviceTransfer } from './protocol.js';
+import { Float16Array } from '@petamoriken/float16';
 import ort from 'onnxruntime-node';
+import { toFloat16Bits } from '../graph/half.js';
 import type { KvCache, KvView, LayerPast } from './kv-cache.js';
 
 export interface StepInput {
@@ -58,6 +60,8 @@ export class DecoderStepper {
     private readonly positionRows: 1 | 3 = 1,
     /** The session runs on a GPU provider: count what each call moves between host and device. */
     private readonly onDevice = false,
+    /** The graph computes in float16 (graph/layers.ts LinearOptions.half): its KV rows are float16. */
+    private readonly half = false,
   ) {
     const row = new Float32Array(kvHeads * headDim);
     this.dummy = { keys: row, values: row, bias: new Float32Array([MASKED]) };
@@ -82,8 +86,8 @@ export class DecoderStepper {
     const keys: Float32Array[] = [];
     const values: Float32Array[] = [];
     for (let l = 0; l < this.layers; l++) {
-      keys.push(out[`new_key.${l}`]!.data as Float32Array);
-      values.push(out[`new_value.${l}`]!.data as Float32Array);
+      keys.push(this.kvRows(out[`new_key.${l}`]!));
+      values.push(this.kvRows(out[`new_value.${l}`]!));
     }
     // The cache keeps one position per row (the temporal row under M-RoPE): keys are stored after rotary.
     target.append(keys, values, input.positions.length === T ? input.positions : (Array.prototype.slice.call(input.positions, 0, T) as number[]));
@@ -131,8 +135,8 @@ export class DecoderStepper {
     const out = await this.session.run(feeds);
     // The previous step's device past is consumed: its rows live on in this step's present tensors.
     if (device) for (const t of [...device.keys, ...device.values, ...device.bias]) t.dispose();
-    const keys = Array.from({ length: this.layers }, (_, l) => out[`new_key.${l}`]!.data as Float32Array);
-    const values = Array.from({ length: this.layers }, (_, l) => out[`new_value.${l}`]!.data as Float32Array);
+    const keys = Array.from({ length: this.layers }, (_, l) => this.kvRows(out[`new_key.${l}`]!));
+    const values = Array.from({ length: this.layers }, (_, l) => this.kvRows(out[`new_value.${l}`]!));
     target.append(keys, values, Array.prototype.slice.call(input.positions, 0, 1) as number[]);
     const layers = Array.from({ length: this.layers }, (_, l) => l);
     const next: DevicePast = {
@@ -160,18 +164,30 @@ export class DecoderStepper {
     const dims = (rows: number) => [rows, this.kvHeads, this.headDim];
     if (past.rows === 0) {
       // No past yet: one masked dummy row (ORT's MatMul faults on an empty operand).
-      feeds[`past_key.${l}`] = new ort.Tensor('float32', this.dummy.keys, dims(1));
-      feeds[`past_value.${l}`] = new ort.Tensor('float32', this.dummy.values, dims(1));
+      feeds[`past_key.${l}`] = this.kvTensor(this.dummy.keys, dims(1));
+      feeds[`past_value.${l}`] = this.kvTensor(this.dummy.values, dims(1));
       feeds[`past_bias.${l}`] = new ort.Tensor('float32', this.dummy.bias, [1]);
       return true;
     }
     if (bias && bias.length !== past.rows) {
       throw new RangeError(`layer ${l}: past bias has ${bias.length} entries for ${past.rows} past rows`);
     }
-    feeds[`past_key.${l}`] = new ort.Tensor('float32', past.keys, dims(past.rows));
-    feeds[`past_value.${l}`] = new ort.Tensor('float32', past.values, dims(past.rows));
+    feeds[`past_key.${l}`] = this.kvTensor(past.keys, dims(past.rows));
+    feeds[`past_value.${l}`] = this.kvTensor(past.values, dims(past.rows));
     feeds[`past_bias.${l}`] = new ort.Tensor('float32', bias ?? this.zeroBias(past.rows), [past.rows]);
     return false;
+  }
+
+  /** KV rows as the graph takes them: float32, or float16 for a half graph (one conversion of the host rows). */
+  private kvTensor(rows: Float32Array, dims: number[]): ort.Tensor {
+    return this.half ? new ort.Tensor('float16', toFloat16Bits(rows), dims) : new ort.Tensor('float32', rows, dims);
+  }
+
+  /** A graph's KV rows output as float32 for the host store. */
+  private kvRows(t: ort.Tensor): Float32Array {
+    if (!this.half) return t.data as Float32Array;
+    const bits = t.data as Uint16Array;
+    return Float32Array.from(new Float16Array(bits.buffer, bits.byteOffset, bits.length));
   }
 
   private zeroBias(rows: number): Float32Array {

@@ -66,6 +66,7 @@ class Engine {
             t.hiddenSize,
             t.mropeSection ? 3 : 1,
             this.init.runtime.executionProvider !== 'cpu',
+            this.init.graphs.precision === 'fp16' && this.init.graphs.portable === true,
           ),
       );
       this.steppers.set(kind, s);

@@ -156,7 +156,7 @@ describe(`on ${PROVIDER}, a written Qwen2.5-VL checkpoint`, () => {
     await expectRetrievalEqualsMaskedDense(model, images, 'Where is the bright patch?');
   });
 
-  it('keeps the past on the device while decoding: a step moves the same bytes at 1k and 8k cached tokens — its inputs up, its logits and KV row down', async () => {
+  it('keeps the past on the device while decoding: a step moves the same bytes at 1k and 8k cached tokens — its id, positions and biases up, its logits down', async () => {
     const t = model.spec.text;
     const decode = async (tokens: number) => {
       const chat = model.chat({ maxNewTokens: 4, minNewTokens: 4, prefillChunk: 1024 });
@@ -167,14 +167,39 @@ describe(`on ${PROVIDER}, a written Qwen2.5-VL checkpoint`, () => {
     expect(long.cached).toBeGreaterThan(8000);
     expect(long.transfer.hostToDeviceBytesPerStep).toBe(short.transfer.hostToDeviceBytesPerStep);
     expect(long.transfer.deviceToHostBytesPerStep).toBe(short.transfer.deviceToHostBytesPerStep);
-    // Up: the token id, its embedding, its three M-RoPE positions, a new-column bias per layer.
-    expect(short.transfer.hostToDeviceBytesPerStep).toBe(8 + t.hiddenSize * 4 + 3 * 8 + t.numLayers * 4);
-    // Down: its embedding (the lookup is a graph call of its own), its logits, one new KV row per layer.
-    expect(short.transfer.deviceToHostBytesPerStep).toBe(t.hiddenSize * 4 + t.vocabSize * 4 + t.numLayers * 2 * t.numKvHeads * t.headDim * 4);
+    // Up: the token id, its three M-RoPE positions, a new-column bias per layer (its embedding stays on the device).
+    expect(short.transfer.hostToDeviceBytesPerStep).toBe(8 + 3 * 8 + t.numLayers * 4);
+    // Down: its logits. Its new KV rows stay on the device until the host needs them (the next turn's prefill).
+    expect(short.transfer.deviceToHostBytesPerStep).toBe(t.vocabSize * 4);
     // Once a turn: the first step uploads the past the prefill left on the host, keys, values and bias of every row.
     const kvRow = t.numLayers * (2 * t.numKvHeads * t.headDim * 4 + 4);
     expect(short.transfer.pastUploadBytes).toBe(kvRow * short.cached);
     expect(long.transfer.pastUploadBytes).toBe(kvRow * long.cached);
+  });
+
+  it('a three-turn chat matches the CPU turn by turn: rows decoded on the device reach the host cache before the next turn reads it', async () => {
+    const turns = [{ images, text: 'What is this?' }, { text: 'And then?' }, { images: images.slice(0, 1), text: 'Again?' }];
+    const run = async (m: Model) => {
+      const chat = m.chat({
+        maxNewTokens: 5,
+        minNewTokens: 5,
+        policy: { method: 'sparsevila', keep: { budget: { ratio: 0.75 } }, retrieve: { budget: { ratio: 0.5 } } },
+      });
+      const answers = [];
+      for (const t of turns) answers.push(await chat.ask(t));
+      return answers;
+    };
+    const cpu = await engine.loadModel(dir, { threads: 1, cacheDir: tempDir('gpu-graphs') });
+    try {
+      const [onCpu, onGpu] = [await run(cpu), await run(model)];
+      onGpu.forEach((a, i) => {
+        expect(a.timings.cachedTokens, `turn ${i + 1}`).toBe(onCpu[i]!.timings.cachedTokens);
+        expect(a.tokenIds, `turn ${i + 1}`).toEqual(onCpu[i]!.tokenIds);
+        expect(maxAbsDiff(a.lastPromptLogits, onCpu[i]!.lastPromptLogits), `turn ${i + 1}`).toBeLessThan(1e-3);
+      });
+    } finally {
+      await cpu.close();
+    }
   });
 
   it("traces the provider in the run header and each decode step's bytes, which the profiler's fold keeps", async () => {

@@ -37,13 +37,16 @@ export interface StepOutput {
 
 /**
  * A target's past on the device (a GPU provider's decode): per layer the keys, values and score bias the
- * previous step returned as `present_*` (graph/decoder.ts), and how many rows each holds.
+ * previous step returned as `present_*` (graph/decoder.ts), and how many rows each holds. Its last
+ * `pending.length` rows exist only there (their rotary positions in `pending`): the worker copies them to the host
+ * store when the host next needs the target (`Engine.syncHost`), not every step.
  */
 export interface DevicePast {
   keys: ort.Tensor[];
   values: ort.Tensor[];
   bias: ort.Tensor[];
   rows: number[];
+  pending: number[];
 }
 
 export class DecoderStepper {
@@ -104,26 +107,31 @@ export class DecoderStepper {
   }
 
   /**
-   * One decode token over a past that stays on the device (the `decoder-present` graph on a GPU provider).
+   * One decode token over a past that stays on the device (the `decoder-present` graph on a GPU provider); its
+   * embedding (the embeddings graph's output) is on the device already.
    * A layer whose device past holds as many rows as the target's host store reads it from the device;
    * otherwise (the turn's first step, or after the host store changed) its host past is uploaded once. The step
-   * returns its past-plus-new rows as device tensors for the next step, and the new rows to the host too, so
-   * the host store stays whole for later turns: per step, the token's inputs go up, the logits and one KV row
-   * per layer come back, whatever the cache's length.
+   * returns its past-plus-new rows as device tensors for the next step; its new rows reach the host store later,
+   * all at once (`pending`). Per step, the token's id, positions and biases go up and its logits come back,
+   * whatever the cache's length.
    */
   async runResident(
     target: KvCache | KvView,
-    input: StepInput,
+    input: { embeds: ort.Tensor; positions: ArrayLike<number> },
     device: DevicePast | undefined,
   ): Promise<StepOutput & { device: DevicePast; transfer: DeviceTransfer }> {
-    if (input.embeds.length !== this.hidden) throw new RangeError(`a resident decode step takes one token, got ${input.embeds.length / this.hidden}`);
+    if (input.embeds.dims.join() !== `1,1,${this.hidden}`)
+      throw new RangeError(`a resident decode step takes one token's embedding, got [${input.embeds.dims}]`);
     const feeds: Record<string, ort.Tensor> = {
-      inputs_embeds: new ort.Tensor('float32', input.embeds, [1, 1, this.hidden]),
+      inputs_embeds: input.embeds,
       position_ids: this.positionIds(input.positions, 1),
     };
+    const pending = device?.pending ?? [];
+    const onDevice = device !== undefined && device.rows.every((rows, l) => rows === target.past(l).rows + pending.length);
+    if (!onDevice && pending.length) throw new RangeError(`a device past holds ${pending.length} rows its host store lost`);
     for (let l = 0; l < this.layers; l++) {
       const past = target.past(l);
-      if (device && device.rows[l] === past.rows) {
+      if (onDevice) {
         feeds[`past_key.${l}`] = device.keys[l]!;
         feeds[`past_value.${l}`] = device.values[l]!;
         feeds[`past_bias.${l}`] = device.bias[l]!;
@@ -132,18 +140,19 @@ export class DecoderStepper {
       }
       feeds[`new_bias.${l}`] = new ort.Tensor('float32', this.zeroBias(1), [1]);
     }
+    // Only the logits come back: the device past and the step's new rows (its session keeps them on the device,
+    // worker.ts) stay there; the new rows reach the host later, from the device past (`pending`).
+    const layers = Array.from({ length: this.layers }, (_, l) => l);
     const out = await this.session.run(feeds);
+    for (const l of layers) for (const name of [`new_key.${l}`, `new_value.${l}`]) out[name]!.dispose();
     // The previous step's device past is consumed: its rows live on in this step's present tensors.
     if (device) for (const t of [...device.keys, ...device.values, ...device.bias]) t.dispose();
-    const keys = Array.from({ length: this.layers }, (_, l) => this.kvRows(out[`new_key.${l}`]!));
-    const values = Array.from({ length: this.layers }, (_, l) => this.kvRows(out[`new_value.${l}`]!));
-    target.append(keys, values, Array.prototype.slice.call(input.positions, 0, 1) as number[]);
-    const layers = Array.from({ length: this.layers }, (_, l) => l);
     const next: DevicePast = {
       keys: layers.map((l) => out[`present_key.${l}`]!),
       values: layers.map((l) => out[`present_value.${l}`]!),
       bias: layers.map((l) => out[`present_bias.${l}`]!),
-      rows: layers.map((l) => target.past(l).rows),
+      rows: layers.map((l) => target.past(l).rows + pending.length + 1),
+      pending: [...pending, input.positions[0]!],
     };
     const transfer = { hostToDevice: sumBytes(Object.values(feeds)), deviceToHost: sumBytes(Object.values(out)) };
     return { logits: out.logits!.data as Float32Array, transfer, device: next };

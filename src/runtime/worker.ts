@@ -4,7 +4,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import { parentPort } from 'node:worker_threads';
+import { Float16Array } from '@petamoriken/float16';
 import type ort from 'onnxruntime-node';
 import onnxruntime from 'onnxruntime-node';
 import type { Checkpoint } from '../checkpoint/index.js';
@@ -12,6 +14,7 @@ import type { GraphTensor } from '../families/family.js';
 import { ensureModelGraph, familyOf, openCheckpoint, type ModelSpec } from '../families/registry.js';
 import { SparseVilaError } from '../errors.js';
 import type { GraphKind } from '../graph/build.js';
+import { OnnxGraphBuilder } from '../graph/onnx-builder.js';
 import { KvCache, KvView } from './kv-cache.js';
 import { DecoderStepper, type DevicePast } from './llm-step.js';
 import { createSession } from './ort-session.js';
@@ -20,7 +23,7 @@ import type { CacheInfo, DeviceTransfer, InitRequest, Request, StepRequest, Step
 const port = parentPort!;
 
 class Engine {
-  private readonly sessions = new Map<GraphKind, Promise<ort.InferenceSession>>();
+  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
   private readonly steppers = new Map<GraphKind, Promise<DecoderStepper>>();
   private readonly caches = new Map<number, KvCache>();
   private readonly views = new Map<number, KvView>();
@@ -38,16 +41,19 @@ class Engine {
     return [...familyOf(this.checkpoint.spec).graphs, 'embed', 'decoder'];
   }
 
-  session(kind: GraphKind): Promise<ort.InferenceSession> {
-    let s = this.sessions.get(kind);
+  /** A graph's session; `onDevice`: the embeddings graph's second session, whose output stays on the device (a resident decode's input). */
+  session(kind: GraphKind, onDevice = false): Promise<ort.InferenceSession> {
+    const key = onDevice ? `${kind}:device` : kind;
+    let s = this.sessions.get(key);
     if (!s) {
       const path = ensureModelGraph(this.checkpoint, kind, this.init.graphs, (progress) => port.postMessage({ progress } satisfies WorkerMessage));
       const layers = this.checkpoint.spec.text.numLayers;
-      const present =
-        kind === 'decoder-present' ? ['key', 'value', 'bias'].flatMap((what) => Array.from({ length: layers }, (_, l) => `present_${what}.${l}`)) : [];
-      s = createSession(path, this.init.runtime, present);
-      this.sessions.set(kind, s);
-      s.catch(() => this.sessions.delete(kind));
+      // A resident decode's outputs that stay on the device: the past-plus-new rows and the new rows themselves.
+      const names = ['present_key', 'present_value', 'present_bias', 'new_key', 'new_value'];
+      const present = kind === 'decoder-present' ? names.flatMap((name) => Array.from({ length: layers }, (_, l) => `${name}.${l}`)) : [];
+      s = createSession(path, this.init.runtime, onDevice ? ['inputs_embeds'] : present);
+      this.sessions.set(key, s);
+      s.catch(() => this.sessions.delete(key));
     }
     return s;
   }
@@ -106,8 +112,22 @@ class Engine {
   async step(req: StepRequest): Promise<StepResult> {
     const started = performance.now();
     const hidden = this.checkpoint.spec.text.hiddenSize;
-    const embedSession = await this.session('embed');
     const ids = new onnxruntime.Tensor('int64', BigInt64Array.from(req.ids.map(BigInt)), [req.ids.length]);
+    const target = 'cache' in req.target ? this.cache(req.target.cache) : this.view(req.target.view);
+    const cache = target instanceof KvView ? target.cache : target;
+    if (this.resident(req)) {
+      await this.syncHost(cache, target);
+      // The token's embedding stays on the device, as the decoder's input: only its id goes up.
+      const embedding = (await (await this.session('embed', true)).run({ input_ids: ids })).inputs_embeds!;
+      const out = await (
+        await this.stepper('decoder-present')
+      ).runResident(target, { embeds: embedding, positions: req.positions }, this.devicePasts.get(target));
+      this.devicePasts.set(target, out.device);
+      embedding.dispose();
+      const transfer = { hostToDevice: out.transfer.hostToDevice + ids.data.byteLength, deviceToHost: out.transfer.deviceToHost };
+      return { logits: out.logits, transfer, seconds: (performance.now() - started) / 1000 };
+    }
+    const embedSession = await this.session('embed');
     const embeds = (await embedSession.run({ input_ids: ids })).inputs_embeds!.data as Float32Array;
     if (req.splice) {
       const { rows, embeds: image } = req.splice;
@@ -116,13 +136,9 @@ class Engine {
       }
       rows.forEach((row, i) => embeds.set(image.subarray(i * hidden, (i + 1) * hidden), row * hidden));
     }
-    const target = 'cache' in req.target ? this.cache(req.target.cache) : this.view(req.target.view);
-    if (this.resident(req)) {
-      const out = await (await this.stepper('decoder-present')).runResident(target, { embeds, positions: req.positions }, this.devicePasts.get(target));
-      this.devicePasts.set(target, out.device);
-      return { logits: out.logits, transfer: this.withEmbedding(out.transfer, ids, embeds), seconds: (performance.now() - started) / 1000 };
-    }
-    // Any other step changes the target's rows on the host: its device past (if any) is stale.
+    // Any other step reads and changes the target's rows on the host: device-only rows come back first, and
+    // the target's device past is stale after it.
+    await this.syncHost(cache);
     this.dropDevicePast(target);
     const kind: GraphKind = `decoder${req.logits === 'all' ? '-all' : ''}${req.massWeights ? '-mass' : ''}` as GraphKind;
     const stepper = await this.stepper(kind);
@@ -155,6 +171,53 @@ class Engine {
   private dropDevicePasts(cache: KvCache): void {
     for (const target of [...this.devicePasts.keys()])
       if (target === cache || (target instanceof KvView && target.cache === cache)) this.dropDevicePast(target);
+  }
+
+  /**
+   * Copies the rows that exist only in device pasts (a resident decode's `pending`) to the host stores of `cache`
+   * and its views — before anything reads or changes them on the host. One Slice per layer and tensor, with a
+   * host output (a device tensor cannot be read directly in onnxruntime-node). `except`: a target being decoded.
+   */
+  private async syncHost(cache: KvCache, except?: KvCache | KvView): Promise<void> {
+    for (const [target, device] of this.devicePasts) {
+      if (target === except || !device.pending.length || !(target === cache || (target instanceof KvView && target.cache === cache))) continue;
+      const session = await this.rowsSession();
+      const n = device.pending.length;
+      const tail = async (t: ort.Tensor, rows: number) => {
+        const out = (await session.run({ rows: t, start: new onnxruntime.Tensor('int64', BigInt64Array.of(BigInt(rows - n)), [1]) })).tail!;
+        const data = out.data;
+        return data instanceof Float32Array
+          ? data
+          : Float32Array.from(new Float16Array((data as Uint16Array).buffer, (data as Uint16Array).byteOffset, (data as Uint16Array).length));
+      };
+      const keys = await Promise.all(device.keys.map((t, l) => tail(t, device.rows[l]!)));
+      const values = await Promise.all(device.values.map((t, l) => tail(t, device.rows[l]!)));
+      target.append(keys, values, device.pending);
+      device.pending = [];
+    }
+  }
+
+  private rows?: Promise<ort.InferenceSession>;
+
+  /** A graph returning the last rows of a device KV tensor to the host: Slice(rows, start). */
+  private rowsSession(): Promise<ort.InferenceSession> {
+    const half = this.init.graphs.precision === 'fp16' && this.init.graphs.portable === true;
+    this.rows ??= (async () => {
+      const t = this.checkpoint.spec.text;
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sparsevila-rows-'));
+      const b = new OnnxGraphBuilder('rows', dir);
+      const type = half ? 'float16' : 'float32';
+      const rows = b.input('rows', type, ['past', t.numKvHeads, t.headDim]);
+      const start = b.input('start', 'int64', [1]);
+      b.output(b.op('Slice', [rows, start, b.constInt64([1 << 30]), b.constInt64([0])]), 'tail', type, ['new', t.numKvHeads, t.headDim]);
+      const { modelPath } = b.save();
+      try {
+        return await createSession(modelPath, this.init.runtime);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    })();
+    return this.rows;
   }
 
   private dropDevicePast(target: KvCache | KvView): void {
@@ -239,6 +302,7 @@ class Engine {
         this.dropCache(req.id);
         return none;
       case 'cache.truncate':
+        await this.syncHost(this.cache(req.id));
         this.dropDevicePasts(this.cache(req.id));
         this.cache(req.id).truncate(req.length);
         return none;
@@ -247,15 +311,21 @@ class Engine {
         return none;
       case 'cache.info': {
         const c = this.cache(req.id);
+        await this.syncHost(c);
         const info: CacheInfo = { length: c.length, positions: c.positions.slice(), nextPosition: c.nextPosition };
         return { value: info, transfer: [] };
       }
       case 'view.create':
+        await this.syncHost(this.cache(req.cache));
         return { value: this.createView(req.cache, req.subsets), transfer: [] };
       case 'profile.end':
         return { value: await this.endProfiling(), transfer: [] };
       case 'view.drop':
-        if (this.views.has(req.id)) this.dropDevicePast(this.views.get(req.id)!);
+        if (this.views.has(req.id)) {
+          const view = this.views.get(req.id)!;
+          await this.syncHost(view.cache);
+          this.dropDevicePast(view);
+        }
         this.views.delete(req.id);
         return none;
     }

@@ -64,9 +64,9 @@ export interface Timings {
   cachedTokens: number;
   /**
    * On a GPU provider, what a decode step moves between host and device once the past it decodes over is on the
-   * device (the turn's last step): the token's inputs up; its logits and one new KV row per layer down (the host
-   * copy of the cache stays whole for later turns). `pastUploadBytes`: the turn's first step also uploads that
-   * past (the cache, or the turn's retrieval view) once, as the prefill left it on the host.
+   * device (the turn's last step): the token's id, positions and biases up, its logits down (its KV rows stay on
+   * the device; the host copy gets them when it next needs them). `pastUploadBytes`: the turn's first step also
+   * uploads that past (the cache, or the turn's retrieval view) once, as the prefill left it on the host.
    */
   deviceTransfer?: { hostToDeviceBytesPerStep: number; deviceToHostBytesPerStep: number; pastUploadBytes: number };
 }

@@ -205,8 +205,10 @@ describe(`on ${PROVIDER}, a written Qwen2.5-VL checkpoint`, () => {
   it("traces the provider in the run header and each decode step's bytes, which the profiler's fold keeps", async () => {
     const sink = new engine.MemorySink();
     const answer = await model.chat({ maxNewTokens: 3, tracer: new engine.Tracer([sink]) }).ask({ text: 'Hi.' });
-    const start = sink.events.find((e) => e.type === 'run.start') as { model: { provider?: string } };
+    const start = sink.events.find((e) => e.type === 'run.start') as { model: { provider?: string; device?: string } };
     expect(start.model.provider).toBe(PROVIDER);
+    // No GPU device node here: the adapter can only be lavapipe, and the header says so.
+    if (PROVIDER === 'webgpu' && !fs.existsSync('/dev/dri')) expect(start.model.device).toMatch(/lavapipe/);
     const steps = sink.events.filter((e) => e.type === 'decode.step') as { hostToDeviceBytes?: number; deviceToHostBytes?: number }[];
     expect(steps).toHaveLength(2);
     expect(steps[1]!.hostToDeviceBytes).toBe(answer.timings.deviceTransfer!.hostToDeviceBytesPerStep);

@@ -67,6 +67,31 @@ export function checkProvider(provider: ExecutionProvider): void {
 
 let webGpuFailure: string | undefined | null = null;
 
+/** The device a provider runs on, for run headers: its name and memory where the machine says. */
+export interface DeviceInfo {
+  name: string;
+  memoryBytes?: number;
+}
+
+/**
+ * CPU: its model and the machine's memory. CUDA: the first GPU as nvidia-smi names it. WebGPU: onnxruntime-node
+ * does not say which adapter Dawn chose, nor its memory; on a machine with no GPU device node it can only be lavapipe.
+ */
+export function deviceInfo(provider: ExecutionProvider): DeviceInfo {
+  if (provider === 'cpu') return { name: `${os.cpus()[0]?.model ?? 'CPU'} (${os.cpus().length} threads)`, memoryBytes: os.totalmem() };
+  if (provider === 'cuda') {
+    const r = spawnSync('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader,nounits'], { encoding: 'utf8', timeout: 10_000 });
+    const [name, mib] = (r.stdout ?? '')
+      .split('\n')[0]!
+      .split(',')
+      .map((x) => x.trim());
+    return name ? { name, memoryBytes: Number(mib) * 2 ** 20 || undefined } : { name: 'CUDA GPU' };
+  }
+  // Without a GPU device node, the only Vulkan driver that can answer is Mesa's software one.
+  const gpuNode = fs.existsSync('/dev/dri') || fs.existsSync('/dev/nvidia0');
+  return { name: gpuNode ? 'WebGPU adapter (onnxruntime-node does not name it)' : 'lavapipe (software Vulkan: no GPU device here)' };
+}
+
 /**
  * Dawn's Vulkan loader (and Mesa's lavapipe under it) wants XDG_RUNTIME_DIR, a private directory of the user's;
  * without one WebGPU finds no adapter on machines with no desktop session (servers, CI). When none is set, this

@@ -130,6 +130,8 @@ export class Chat {
         kvHeads: s.text.numKvHeads,
         imageTokens: tower.imageTokens,
         ...(this.model.provider && { provider: this.model.provider }),
+        ...(this.model.device && { device: this.model.device.name }),
+        ...(this.model.device?.memoryBytes && { deviceMemoryBytes: this.model.device.memoryBytes }),
       },
       policy: this.policy,
       label: o.method.label(this.policy),

@@ -16,7 +16,7 @@ import type { AwqPlanRef } from '../weights/awq-plan.js';
 import { collectActivations } from '../quant/calibrate.js';
 import { buildCalibrationSet, DEFAULT_CALIBRATION_SAMPLES, worldCalibrationSamples, type CalibrationSample } from '../quant/calibration-set.js';
 import type { ExecutionProvider, RuntimeOptions, SessionSettings } from '../runtime/ort-session.js';
-import { checkProvider } from '../runtime/ort-session.js';
+import { checkProvider, deviceInfo, type DeviceInfo } from '../runtime/ort-session.js';
 import { Runtime } from '../runtime/runtime.js';
 import { loadTextProcessor, type TextProcessor } from '../text/index.js';
 import { Chat } from './chat.js';
@@ -77,6 +77,8 @@ export class Model implements LoadedModel {
     readonly maxImagePixels?: number,
     /** The execution provider its graphs run on (LoadOptions.provider). */
     readonly provider: ExecutionProvider = 'cpu',
+    /** What that provider runs on. */
+    readonly device: DeviceInfo = deviceInfo(provider),
   ) {}
 
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {

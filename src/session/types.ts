@@ -15,8 +15,9 @@ export interface LoadedModel {
   readonly runtime: Runtime;
   /** Images over this many pixels are refused before decoding (LoadOptions.maxImagePixels). */
   readonly maxImagePixels?: number;
-  /** The execution provider its graphs run on. */
+  /** The execution provider its graphs run on, and the device (name, memory where known). */
   readonly provider?: string;
+  readonly device?: { name: string; memoryBytes?: number };
 }
 
 /** Images for one turn: file paths or encoded bytes. */

@@ -37,9 +37,21 @@ export type TraceEvent =
       version: typeof TRACE_SCHEMA_VERSION;
       /**
        * `imageTokens`: LLM tokens per image, or 0 where each image has its own count (native-resolution towers).
-       * `provider`: the execution provider the run's graphs ran on (cpu, webgpu, cuda); absent in older traces.
+       * `provider`: the execution provider the run's graphs ran on (cpu, webgpu, cuda), `device` what it ran on and
+       * `deviceMemoryBytes` that device's memory where known; absent in older traces.
        */
-      model: { dir: string; vision: string; text: string; layers: number; heads: number; kvHeads: number; imageTokens: number; provider?: string };
+      model: {
+        dir: string;
+        vision: string;
+        text: string;
+        layers: number;
+        heads: number;
+        kvHeads: number;
+        imageTokens: number;
+        provider?: string;
+        device?: string;
+        deviceMemoryBytes?: number;
+      };
       policy: PolicyValue;
       /**
        * A short human label of the policy, written by its sparsity method ("SparseVILA keep 50% · retrieve

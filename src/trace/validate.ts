@@ -125,8 +125,8 @@ export function fieldsProblem(e: Obj): string | null {
       const model = e.model;
       if (!isObj(model)) return `'model' must be an object, got ${brief(model)}`;
       const m =
-        strings(model, ['dir', 'vision', 'text', ...(model.provider === undefined ? [] : ['provider'])]) ??
-        numbers(model, ['layers', 'heads', 'kvHeads', 'imageTokens']);
+        strings(model, ['dir', 'vision', 'text', ...['provider', 'device'].filter((k) => model[k] !== undefined)]) ??
+        numbers(model, ['layers', 'heads', 'kvHeads', 'imageTokens', ...(model.deviceMemoryBytes === undefined ? [] : ['deviceMemoryBytes'])]);
       if (m) return `model: ${m}`;
       if (!isObj(e.policy) || typeof e.policy.method !== 'string') return `'policy' must be an object with a string 'method'`;
       if (!isObj(e.options)) return `'options' must be an object, got ${brief(e.options)}`;

@@ -16,7 +16,9 @@ export function summaryCells(m) {
       'model',
       model
         ? `${model.vision}+${model.text} · ${model.layers} layers · ${model.imageTokens ? `${model.imageTokens} tok/image` : 'native resolution'}` +
-          (model.provider ? ` · ${model.provider}` : '')
+          (model.provider ? ` · ${model.provider}` : '') +
+          (model.device ? ` on ${model.device}` : '') +
+          (model.deviceMemoryBytes ? ` (${d3.format('.3~s')(model.deviceMemoryBytes)}B)` : '')
         : '–',
     ],
     ['turns · images', `${s.turns} · ${s.images}`],

@@ -12,7 +12,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decoderTensors, writeJson, writeRandomWeights, type RandomCheckpoint, type RandomTensorSpec, type TinyCheckpoint } from './random-weights.js';
+import {
+  decoderTensors,
+  writeJson,
+  writeRandomWeights,
+  type RandomCheckpoint,
+  type RandomTensorSpec,
+  type TextSizeOptions,
+  type TinyCheckpoint,
+} from './random-weights.js';
 import type { WritableFloatDtype } from './safetensors-writer.js';
 
 export { gaussian, type RandomTensorInfo, type WrittenTensor } from './random-weights.js';
@@ -25,7 +33,7 @@ const BUNDLED_TOKENIZER_DIR = path.resolve(
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json'];
 /** The highest id the bundled tokenizer produces is 259 (`<image>`). */
 const TOKENIZER_VOCAB = 260;
-export interface RandomLlavaOptions {
+export interface RandomLlavaOptions extends TextSizeOptions {
   vision?: 'clip' | 'siglip';
   text?: 'llama' | 'qwen2';
   layout?: 'legacy' | 'current';
@@ -41,11 +49,6 @@ export interface RandomLlavaOptions {
   visionHeads?: number;
   imageSize?: number;
   patchSize?: number;
-  textHidden?: number;
-  textIntermediate?: number;
-  textLayers?: number;
-  textHeads?: number;
-  textKvHeads?: number;
   vocab?: number;
   tie?: boolean;
   featureLayer?: number | number[];

@@ -17,7 +17,15 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError, SparseVilaError } from '../errors.js';
-import { decoderTensors, writeJson, writeRandomWeights, type RandomCheckpoint, type RandomTensorSpec, type TinyCheckpoint } from './random-weights.js';
+import {
+  decoderTensors,
+  writeJson,
+  writeRandomWeights,
+  type RandomCheckpoint,
+  type RandomTensorSpec,
+  type TextSizeOptions,
+  type TinyCheckpoint,
+} from './random-weights.js';
 import type { WritableFloatDtype } from './safetensors-writer.js';
 import { qwenConfig, type QwenSizes } from './random-qwen-config.js';
 
@@ -34,7 +42,7 @@ const TOKENIZERS = {
   qwen: { bos: 151643, eos: 151645, visionStart: 151652, visionEnd: 151653, image: 151655, video: 151656, size: 151669, vocab: 151936 },
 } as const;
 
-export interface RandomQwenVLOptions {
+export interface RandomQwenVLOptions extends TextSizeOptions {
   /** '2': Qwen2VLForConditionalGeneration; '2.5' (default): Qwen2_5_VLForConditionalGeneration. */
   version?: '2' | '2.5';
   /** 'hub' (default): the published checkpoints' keys and flat config; 'current': what transformers >= 4.52 saves. */
@@ -47,11 +55,6 @@ export interface RandomQwenVLOptions {
   seed?: number;
   /** Standard deviation of random weights (norm weights are 1 + this much noise). */
   std?: number;
-  textHidden?: number;
-  textIntermediate?: number;
-  textLayers?: number;
-  textHeads?: number;
-  textKvHeads?: number;
   /** vocab_size; at least the tokenizer's size. Default 263 ('bytes'), 151936 ('qwen'). */
   vocab?: number;
   /** Default: head_dim / 2 split as Qwen's [16, 24, 24] for head_dim 128 (a quarter temporal, the rest halved). */

@@ -36,6 +36,15 @@ export interface WrittenTensor extends RandomTensorInfo {
   values: Float32Array;
 }
 
+/** The LLM's sizes, as every random writer takes them. */
+export interface TextSizeOptions {
+  textHidden?: number;
+  textIntermediate?: number;
+  textLayers?: number;
+  textHeads?: number;
+  textKvHeads?: number;
+}
+
 /** A random checkpoint as written: its config, every tensor (by canonical name, in the order written), files, sizes. */
 export interface RandomCheckpoint {
   dir: string;

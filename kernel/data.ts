@@ -9,6 +9,7 @@
  * carries them.
  */
 import { foldEvents, type Candidates, type LayerRetrieval, type RunModel } from '../profiler-ui/web/data/run-model.js';
+import { imageLabel, timeLabel, turnLabel, turnTitle } from '../profiler-ui/web/data/labels.js';
 import { gridOf, imagesAtTurn, orderedTurns } from '../profiler-ui/web/data/run-queries.js';
 import type { TraceEvent, VisualTokenId } from '../src/index.js';
 import type { LatencyRow, LatencyTimings } from './render/latency.js';
@@ -20,6 +21,8 @@ export type TraceSource = readonly TraceEvent[] | { readonly events: readonly Tr
 
 export interface EncodedLike {
   salience: readonly { scores: ArrayLike<number>; grid: { rows: number; cols: number }; leading: number }[];
+  /** The video the images are frames of (an `Encoded`'s), for the frames' times in the labels. */
+  video?: { frames: readonly { timestamp: number }[] };
 }
 export interface PrunedLike {
   encoded: EncodedLike;
@@ -108,7 +111,7 @@ export function retentionFromEvents(source: TraceSource, options: RetentionOptio
     const counts = new Map<number, number>();
     for (const r of layers) for (const token of r.byImage.get(image) ?? []) counts.set(token, (counts.get(token) ?? 0) + 1);
     return {
-      label: `image ${image}`,
+      label: imageLabel(m!, image),
       grid: { rows: Math.max(1, g.rows), cols: Math.max(1, g.cols) },
       leading: Math.max(0, g.leading),
       salience: s?.scores,
@@ -119,7 +122,7 @@ export function retentionFromEvents(source: TraceSource, options: RetentionOptio
     };
   });
   const what = layers.length ? (options.layer === undefined ? `all ${layers.length} layers` : `layer ${options.layer}`) : 'no retrieval';
-  return { title: options.title ?? `Turn ${turn} · ${what}`, images: panels };
+  return { title: options.title ?? `${turnTitle(turn)} · ${what}`, images: panels };
 }
 
 export interface StepRetentionOptions extends Pick<RetentionOptions, 'layer' | 'title'> {
@@ -147,7 +150,7 @@ export function retentionFromSteps(step: EncodedLike | PrunedLike, options: Step
       retrieved = [...counts].sort((a, b) => a[0] - b[0]).map(([token, n]) => ({ token, share: n / layerSets.length }));
     }
     return {
-      label: `image ${first + i}`,
+      label: stepLabel(encoded, first, i),
       grid: s.grid,
       leading: s.leading,
       salience: s.scores,
@@ -160,6 +163,18 @@ export function retentionFromSteps(step: EncodedLike | PrunedLike, options: Step
   const stage = kept ? 'After pruning' : 'Salience, before pruning';
   const what = layerSets ? (options.layer === undefined ? ` · all ${layerSets.length} layers` : ` · layer ${options.layer}`) : '';
   return { title: options.title ?? `${stage}${what}`, images: panels };
+}
+
+/**
+ * An encoded image's label, counted from 1 as the prompt counts frames: "frame 3 · 1.5 s" for a video's
+ * frame, "video 1 · 0–7.5 s" for a video encoded as one media, else "image 3".
+ */
+function stepLabel(encoded: EncodedLike, first: number, i: number): string {
+  const frames = encoded.video?.frames ?? [];
+  if (frames.length && frames.length === encoded.salience.length) return `frame ${first + i + 1} · ${timeLabel(frames[i]!.timestamp)}`;
+  if (frames.length && encoded.salience.length === 1)
+    return `video ${first + 1} · ${timeLabel(frames[0]!.timestamp).replace(/ s$/, '')}–${timeLabel(frames.at(-1)!.timestamp)}`;
+  return `image ${first + i + 1}`;
 }
 
 function resolveBackgrounds(b: StepRetentionOptions['background'], n: number): (RetentionBackground | undefined)[] {
@@ -204,7 +219,7 @@ export function retrievalFromEvents(source: TraceSource, options: { turn?: numbe
       .sort((a, b) => b.score - a.score)
       .slice(0, top),
   }));
-  return { title: options.title ?? `Retrieval sets of turn ${turn} per layer`, layers };
+  return { title: options.title ?? `Retrieval sets of ${turnLabel(turn)} per layer`, layers };
 }
 
 /** Per layer, the retrieval set as sorted "image:token" keys (for comparing turns). */

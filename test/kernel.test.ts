@@ -100,7 +100,9 @@ describe('retention data from a trace', () => {
       { token: 9, share: 1 },
       { token: 14, share: 1 },
     ]);
-    expect(data.title).toContain('Turn 1');
+    // The latest turn is index 1: shown as the prompt and CLI count turns and images, from 1.
+    expect(data.title).toContain('Turn 2');
+    expect(p.label).toBe('image 1');
   });
 
   it('a chosen turn and layer give that layer set', () => {
@@ -223,7 +225,9 @@ describe('retention data from the step API', () => {
     const html = kernel.renderRetrievalHtml(table);
     expect(count(html, 'class="retrieval-layer"')).toBe(2);
     expect(html).toContain('data-retrieved="2"');
-    expect(html).toContain('0:14');
+    // Image 0's token 14, with the image counted from 1 as the prompt counts it.
+    expect(html).toContain('1:14');
+    expect(html).not.toContain('0:14');
   });
 
   it('retrieval sets and Jaccard similarity', () => {

@@ -227,7 +227,7 @@ async function setLayer(page: Page, layer: number): Promise<void> {
 }
 
 async function setTurn(page: Page, turn: number): Promise<void> {
-  await page.selectOption('#turn', String(turn));
+  await page.selectOption('#turn', { value: String(turn) });
   await until(page, `turn ${turn}`, `document.querySelector('.run-view')?.dataset.turn === '${turn}'`);
 }
 

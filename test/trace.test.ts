@@ -165,14 +165,14 @@ describe('Chrome trace', () => {
     const te = chrome.traceEvents;
     expect(new Set(te.map((e) => e.pid))).toEqual(new Set([1]));
 
-    // One complete event per span, on the stages thread, name = stage, ts/dur in µs, args = detail (+ turn).
+    // One complete event per span, on the stages thread, name = stage, ts/dur in µs, args = detail (+ turn, counted from 1).
     const spans = events.filter((e): e is Extract<TraceEvent, { type: 'span' }> => e.type === 'span');
     const stageEvents = te.filter((e) => e.ph === 'X' && e.cat === 'stage');
     expect(stageEvents).toHaveLength(spans.length);
     const stagesTid = stageEvents[0]!.tid;
     for (const s of spans) {
       const [x] = stageEvents.filter((e) => e.name === s.stage);
-      expect(x).toMatchObject({ ph: 'X', ts: s.start * 1000, dur: s.duration * 1000, tid: stagesTid, args: { turn: 0, ...s.detail } });
+      expect(x).toMatchObject({ ph: 'X', ts: s.start * 1000, dur: s.duration * 1000, tid: stagesTid, args: { turn: 1, ...s.detail } });
     }
     expect(byName(te, 'encode', 'X')[0]).toMatchObject({ ts: 3000, dur: 5250 });
 
@@ -192,8 +192,8 @@ describe('Chrome trace', () => {
     }
     expect(byName(te, 'token').map((e) => e.ts)).toEqual([22100, 23600, 25100]);
     expect(byName(te, 'token')[1]!.args).toMatchObject({ text: ' cat', id: 43, step: 1 });
-    expect(byName(te, 'kept')[0]!.args).toEqual({ turn: 0, image: 0, total: 16, kept: 8 });
-    expect(byName(te, 'retrieval')[0]!.args).toEqual({ turn: 0, layer: 1, candidates: 8, retrieved: 3 });
+    expect(byName(te, 'kept')[0]!.args).toEqual({ turn: 1, image: 1, total: 16, kept: 8 });
+    expect(byName(te, 'retrieval')[0]!.args).toEqual({ turn: 1, layer: 1, candidates: 8, retrieved: 3 });
     expect(byName(te, 'turn.end')[0]!.args).toMatchObject({ stopReason: 'eos', answer: 'A cat', prefillMs: 11.5, tokens: 3 });
     for (const e of te) for (const v of Object.values(e.args ?? {})) expect(Array.isArray(v)).toBe(false);
 

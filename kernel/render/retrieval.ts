@@ -24,13 +24,16 @@ export interface RetrievalTableData {
   layers: RetrievalLayerRow[];
 }
 
-export const tokenLabel = (t: Partial<TokenRef>): string => (t.image === undefined || t.token === undefined ? '?' : `${t.image}:${t.token}`);
+/** "image:token" as a person reads it: the image counted from 1, as the prompt counts frames; the token an index within it. */
+export const tokenLabel = (t: Partial<TokenRef>): string => (t.image === undefined || t.token === undefined ? '?' : `${t.image + 1}:${t.token}`);
 
 const STYLE = 'border-collapse:collapse;font:12px system-ui,sans-serif;margin:4px 0';
 const CELL = 'border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top';
 
 export function renderRetrievalHtml(data: RetrievalTableData): string {
-  const head = ['layer', 'retrieved', 'retrieval set (image:token)', 'top scores'].map((h) => `<th style="${CELL};background:#f4f4f4">${esc(h)}</th>`).join('');
+  const head = ['layer', 'retrieved', 'retrieval set (image:token, images from 1)', 'top scores']
+    .map((h) => `<th style="${CELL};background:#f4f4f4">${esc(h)}</th>`)
+    .join('');
   const rows = data.layers
     .map((l) => {
       const set = l.retrieved

@@ -30,6 +30,7 @@ interface D3Axis {
   (selection: D3Selection<any>): void;
   ticks(count: number): D3Axis;
   tickValues(values: readonly unknown[]): D3Axis;
+  tickFormat(format: (value: any) => string): D3Axis;
   tickSizeOuter(size: number): D3Axis;
 }
 

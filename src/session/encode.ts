@@ -39,19 +39,25 @@ export async function encode(turn: Turn, frames: AsyncIterable<RgbImage>, video?
   const { model, options } = turn;
   const first = turn.conversation.imagesSeen;
   const tracer = turn.conversation.tracer;
+  const family = familyOf(model.spec);
+  // A family with a video token encodes the video as one media (every frame one image); others, a frame an image.
+  const asOne = video !== undefined && Boolean(family.videoToken);
+  const timesOf = (i: number) =>
+    !video ? undefined : asOne ? video.frames.map((f) => f.timestamp) : video.frames[i] ? [video.frames[i]!.timestamp] : undefined;
   const onImage = async (i: number, shown: RgbImage) => {
     if (!tracer.enabled) return;
     // A video's strip of slices gets 256 px a slice, up to 8192 px in all.
     const thumb = await thumbnailOf(shown, Math.min(8192, 256 * Math.max(1, Math.round(shown.height / shown.width))));
-    turn.emit(() => ({ type: 'image', image: first + i, ...thumb }));
+    const timestamps = timesOf(i);
+    turn.emit(() => ({ type: 'image', image: first + i, ...thumb, ...(timestamps ? { timestamps } : {}) }));
   };
-  const media: EncodedMedia = await familyOf(model.spec).encode(model.spec, model.runtime, {
+  const media: EncodedMedia = await family.encode(model.spec, model.runtime, {
     frames,
     processor: model.processor,
     batch: options.visionBatch,
     dir: model.dir,
     onImage,
-    video: video && familyOf(model.spec).videoToken ? { fps: video.fps } : undefined,
+    video: asOne ? { fps: video.fps } : undefined,
   });
   const salience = imageSalience(media.salience, media.layouts, options.method.salience?.(options.policy) ?? 'auto');
   salience.forEach((s, i) =>

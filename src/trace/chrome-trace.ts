@@ -10,6 +10,8 @@
  *   tid 5 "sparsity"     — `salience`, `kept`, `retrieval` instants with counts, never whole arrays
  *   tid 6 "quality"      — `fidelity` instants
  * `ts` / `dur` are microseconds (trace times are ms since the run started, so 0 µs is the run's start).
+ * Args count turns and images from 1, as the chat template ("Frame 1: <image>") and the CLI do, for a
+ * person reading them in the viewer; the trace's own `turn` and `image` are indices from 0.
  *
  * onnxruntime session profiles (`enableProfiling`: a JSON array of Chrome trace events, `ts` in µs since
  * ORT's profiler started — at session creation) each go on their own process (pid 1001, 1002, …), shifted
@@ -262,7 +264,7 @@ export function toChromeTrace(events: readonly TraceEvent[], options: ChromeTrac
           dur: us(e.duration),
           pid,
           tid: TID.stages,
-          args: { turn: e.turn, ...(e.detail ?? {}) },
+          args: { turn: e.turn + 1, ...(e.detail ?? {}) },
         });
         break;
       case 'decode.step':
@@ -274,29 +276,29 @@ export function toChromeTrace(events: readonly TraceEvent[], options: ChromeTrac
           dur: us(e.ms),
           pid,
           tid: TID.decode,
-          args: { turn: e.turn, step: e.step, attended: e.attended, visualAttended: e.visualAttended },
+          args: { turn: e.turn + 1, step: e.step, attended: e.attended, visualAttended: e.visualAttended },
         });
         break;
       case 'token':
-        instant(e, TID.tokens, 'token', 'token', { turn: e.turn, step: e.step, id: e.id, text: e.text });
+        instant(e, TID.tokens, 'token', 'token', { turn: e.turn + 1, step: e.step, id: e.id, text: e.text });
         break;
       case 'turn.start':
-        instant(e, TID.turns, 'turn', 'turn.start', { turn: e.turn, images: e.images, text: clip(e.text) });
+        instant(e, TID.turns, 'turn', 'turn.start', { turn: e.turn + 1, images: e.images, text: clip(e.text) });
         break;
       case 'turn.end':
         instant(e, TID.turns, 'turn', 'turn.end', {
-          turn: e.turn,
+          turn: e.turn + 1,
           stopReason: e.stopReason,
           answer: clip(e.answer),
           ...compactMetrics(e.metrics),
         });
         break;
       case 'kept':
-        instant(e, TID.sparsity, 'sparsity', 'kept', { turn: e.turn, image: e.image, total: e.total, kept: e.kept.length });
+        instant(e, TID.sparsity, 'sparsity', 'kept', { turn: e.turn + 1, image: e.image + 1, total: e.total, kept: e.kept.length });
         break;
       case 'retrieval':
         instant(e, TID.sparsity, 'sparsity', 'retrieval', {
-          turn: e.turn,
+          turn: e.turn + 1,
           layer: e.layer,
           candidates: e.candidates.length,
           retrieved: e.retrieved.length,
@@ -304,8 +306,8 @@ export function toChromeTrace(events: readonly TraceEvent[], options: ChromeTrac
         break;
       case 'salience':
         instant(e, TID.sparsity, 'sparsity', 'salience', {
-          turn: e.turn,
-          image: e.image,
+          turn: e.turn + 1,
+          image: e.image + 1,
           source: e.source,
           rows: e.grid.rows,
           cols: e.grid.cols,
@@ -314,10 +316,16 @@ export function toChromeTrace(events: readonly TraceEvent[], options: ChromeTrac
         });
         break;
       case 'fidelity':
-        instant(e, TID.quality, 'quality', 'fidelity', { turn: e.turn, ...compactMetrics(e.metrics) });
+        instant(e, TID.quality, 'quality', 'fidelity', { turn: e.turn + 1, ...compactMetrics(e.metrics) });
         break;
       case 'image':
-        instant(e, TID.sparsity, 'sparsity', 'image', { turn: e.turn, image: e.image, width: e.width, height: e.height });
+        instant(e, TID.sparsity, 'sparsity', 'image', {
+          turn: e.turn + 1,
+          image: e.image + 1,
+          width: e.width,
+          height: e.height,
+          ...(e.timestamps?.length ? { seconds: e.timestamps.length === 1 ? e.timestamps[0] : `${e.timestamps[0]}–${e.timestamps.at(-1)}` } : {}),
+        });
         break;
     }
   }

@@ -63,7 +63,20 @@ export type TraceEvent =
     })
   | (Base & { type: 'turn.start'; turn: number; text: string; images: number })
   /** What the vision tower saw (preprocessed, denormalised), as a small JPEG: retention maps are drawn over it. */
-  | (Base & { type: 'image'; turn: number; image: number; width: number; height: number; jpeg: string })
+  | (Base & {
+      type: 'image';
+      turn: number;
+      image: number;
+      width: number;
+      height: number;
+      jpeg: string;
+      /**
+       * Where the image is video, the time in the video (seconds) of each frame it shows: one for a frame the
+       * family encodes as its own image, every frame for a video encoded as one media (Qwen2-VL's slices).
+       * Optional to read: traces of this schema version may lack it.
+       */
+      timestamps?: number[];
+    })
   | (Base & { type: 'span'; turn: number; stage: Stage; start: number; duration: number; detail?: Record<string, number> })
   | (Base & {
       type: 'salience';

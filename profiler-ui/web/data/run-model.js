@@ -57,6 +57,7 @@ export const STAGES = /** @type {TurnStage[]} */ (Object.keys(IN_TURN).filter((s
  * @property {number} width
  * @property {number} height
  * @property {string} jpeg  base64
+ * @property {number[] | null} timestamps  Video time (s) of each frame it shows; null for a still image or an older trace.
  */
 
 /**
@@ -252,7 +253,7 @@ function foldOne(m, e) {
       return ['conversation', 'meta'];
     }
     case 'image':
-      m.images.set(e.image, { image: e.image, turn: e.turn, width: e.width, height: e.height, jpeg: e.jpeg });
+      m.images.set(e.image, { image: e.image, turn: e.turn, width: e.width, height: e.height, jpeg: e.jpeg, timestamps: e.timestamps ?? null });
       return ['images'];
     case 'salience': {
       const scores = toFloat32(e.scores);

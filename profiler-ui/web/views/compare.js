@@ -3,6 +3,7 @@
  * times and ratios, kept and attended visual tokens, fidelity, decode latency, and the retention maps of the
  * first turn's images in each (each image on its own grid).
  */
+import { imageLabel, turnLabel, turnTitle } from '../data/labels.js';
 import { STAGES } from '../data/run-model.js';
 import { imagesAtTurn, layerCount, orderedTurns } from '../data/run-queries.js';
 import { ratio, runSummary } from '../data/summary.js';
@@ -208,7 +209,7 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
               ? '<span class="chip ok">same answer</span>'
               : `<span class="chip warn">differs from char ${same}</span>`;
         return (
-          `<div class="turn compact"><header><b>Turn ${ti}</b>${diff}</header><div class="msg user"><p>${visibleText(t.text ?? '')}</p></div>` +
+          `<div class="turn compact"><header><b>${turnTitle(ti)}</b>${diff}</header><div class="msg user"><p>${visibleText(t.text ?? '')}</p></div>` +
           `<div class="msg assistant"><p class="answer"><span class="common">${visibleText(ans.slice(0, same))}</span><mark>${visibleText(ans.slice(same))}</mark></p></div></div>`
         );
       })
@@ -217,7 +218,7 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
   }
 
   /**
-   * One image's retention map at turn 0 and the layer, with its counts.
+   * One image's retention map at the first turn (index 0) and the layer, with its counts.
    * @param {RunModel} m
    * @param {number} img
    * @param {number} layer
@@ -233,8 +234,8 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
     const retrieval = m.turns.get(0)?.retrieval[layer];
     fig.insertAdjacentHTML(
       'beforeend',
-      `<figcaption class="caption">image ${img} · ${d.rows}×${d.cols} · kept ${kept}/${d.total} · ` +
-        (retrieval ? `retrieved ${ret} at layer ${layer}, turn 0` : 'no retrieval: decode attends every kept token') +
+      `<figcaption class="caption">${imageLabel(m, img)} · ${d.rows}×${d.cols} · kept ${kept}/${d.total} · ` +
+        (retrieval ? `retrieved ${ret} at layer ${layer}, ${turnLabel(0)}` : 'no retrieval: decode attends every kept token') +
         '</figcaption>',
     );
     return fig;

@@ -3,6 +3,7 @@
  * timings from turn.end (time to first token, decode tokens/s, prompt and cached tokens) and, with a
  * dense twin, its fidelity. Only turns whose content changed are re-rendered.
  */
+import { turnTitle } from '../data/labels.js';
 import { orderedTurns, turnList } from '../data/run-queries.js';
 import { numberOf } from '../data/summary.js';
 
@@ -95,7 +96,7 @@ export function createConversation(host) {
       const answer = t.answer ?? t.tokens.join('');
       const live = t.answer == null;
       item.el.innerHTML =
-        `<header><b>Turn ${i}</b>${t.images ? `<span class="chip">${t.images} ${t.images === 1 ? 'image' : 'images'}</span>` : ''}` +
+        `<header><b>${turnTitle(i)}</b>${t.images ? `<span class="chip">${t.images} ${t.images === 1 ? 'image' : 'images'}</span>` : ''}` +
         (t.stopReason ? `<span class="chip">${t.stopReason}</span>` : live ? '<span class="chip live">streaming…</span>' : '') +
         `</header>` +
         `<div class="msg user"><span class="who">user</span><p>${visibleText(t.text ?? '')}</p></div>` +

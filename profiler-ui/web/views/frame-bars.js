@@ -10,11 +10,12 @@ const d3 = globalThis.d3;
 /** @typedef {ReturnType<typeof import('../data/run-queries.js').perImageCounts>[number]} FrameCounts */
 
 /**
+ * Bars by image index; the axis and tooltips count frames from 1, as the prompt does.
  * @param {HTMLElement} host
  * @param {FrameCounts[]} rows
- * @param {{ onPick?: (image: number) => void, width?: number }} [options]
+ * @param {{ onPick?: (image: number) => void, width?: number, label?: (image: number) => string }} [options]
  */
-export function drawFrameBars(host, rows, { onPick, width = host.clientWidth || 900 } = {}) {
+export function drawFrameBars(host, rows, { onPick, width = host.clientWidth || 900, label = (i) => `frame ${i + 1}` } = {}) {
   const height = 92;
   const m = { l: 40, r: 8, t: 8, b: 22 };
   let svg = d3.select(host).select('svg.frame-bars');
@@ -45,6 +46,7 @@ export function drawFrameBars(host, rows, { onPick, width = host.clientWidth || 
       d3
         .axisBottom(x)
         .tickValues(x.domain().filter((_, i) => i % every === 0))
+        .tickFormat((i) => String(i + 1))
         .tickSizeOuter(0),
     )
     .attr('font-size', 10);
@@ -80,6 +82,6 @@ export function drawFrameBars(host, rows, { onPick, width = host.clientWidth || 
     .attr('y', (r) => y(r.retrieved ?? 0))
     .attr('height', (r) => y(0) - y(r.retrieved ?? 0))
     .attr('fill', COLOURS.retrieved);
-  g.select('title').text((r) => `frame ${r.image}: kept ${r.kept}/${r.total}` + (r.retrieved == null ? '' : `, retrieved ${r.retrieved}`));
+  g.select('title').text((r) => `${label(r.image)}: kept ${r.kept}/${r.total}` + (r.retrieved == null ? '' : `, retrieved ${r.retrieved}`));
   return svg.node();
 }

@@ -8,6 +8,7 @@
  * a layer or turn change redraws only the outlines of frames already drawn, and marks the others stale.
  */
 import { candidateIndex, countsAt, imagesAtTurn, perImageCounts, retrievalAt, tokenStates } from '../data/run-queries.js';
+import { imageLabel, turnLabel } from '../data/labels.js';
 import { child } from './dom.js';
 import { drawFrameBars } from './frame-bars.js';
 import { drawLegend, sourceLabel } from './legend.js';
@@ -34,14 +35,6 @@ import { drawFrame, drawOutlines, salienceScale, tokenAt } from './retention-fra
 
 const d3 = globalThis.d3;
 const fmt = d3.format(',');
-
-/**
- * @param {number} count
- * @param {number} image
- */
-export function frameName(count, image) {
-  return count > 3 ? `frame ${image}` : `image ${image}`;
-}
 
 /**
  * Everything drawFrame needs for one image at a turn and layer.
@@ -134,19 +127,19 @@ export function createRetentionMap(host, { tooltip } = {}) {
     child(card.caption, '.fc-counts', HTMLElement).textContent = small
       ? `${kept}/${data.total}` + (ret ? ` · ${r} ret.` : '')
       : `kept ${kept}/${data.total}` + (ret ? ` · retrieved ${r}` : '');
-    card.caption.title = `kept ${kept} of ${data.total} tokens at prefill` + (ret ? `; layer ${layer} retrieved ${r} at turn ${turn}` : '');
+    card.caption.title = `kept ${kept} of ${data.total} tokens at prefill` + (ret ? `; layer ${layer} retrieved ${r} at ${turnLabel(turn)}` : '');
     card.el.dataset.drawn = '1';
   }
 
   /**
+   * @param {RunModel} m
    * @param {number} image
-   * @param {number} count
    */
-  function makeCard(image, count) {
+  function makeCard(m, image) {
     const el = document.createElement('figure');
     el.className = 'frame';
     el.dataset.image = String(image);
-    el.innerHTML = `<figcaption><b>${frameName(count, image)}</b><span class="fc-turn"></span><span class="fc-counts"></span></figcaption><div class="frame-host"></div>`;
+    el.innerHTML = `<figcaption><b>${imageLabel(m, image)}</b><span class="fc-turn"></span><span class="fc-counts"></span></figcaption><div class="frame-host"></div>`;
     const svgHost = child(el, '.frame-host', HTMLElement);
     /** @type {Card} */
     const card = { image, el, svgHost, caption: child(el, 'figcaption', HTMLElement), visible: false, baseKey: '', outlineKey: '', data: null };
@@ -169,7 +162,7 @@ export function createRetentionMap(host, { tooltip } = {}) {
     const d = card.data;
     const sal = d.salience?.scores[t];
     const where = t < d.leading ? `leading token ${t}` : `patch row ${Math.floor((t - d.leading) / d.cols)}, col ${(t - d.leading) % d.cols}`;
-    const lines = [`<b>${frameName(ctx.images.length, card.image)} · token ${t}</b>`, where];
+    const lines = [`<b>${imageLabel(ctx.m, card.image)} · token ${t}</b>`, where];
     if (sal != null) lines.push(`salience ${d3.format('.4~g')(sal)}`);
     lines.push(d.state[t] ? 'kept at prefill' : 'pruned at prefill');
     const r = retrievalAt(m, turn, layer);
@@ -202,7 +195,7 @@ export function createRetentionMap(host, { tooltip } = {}) {
     countsEl.dataset.total = String(c.total);
     countsEl.dataset.retrieved = String(c.retrieved ?? '');
     countsEl.innerHTML =
-      `<span class="k">turn ${turn} · layer ${layer}</span>` +
+      `<span class="k">${turnLabel(turn)} · layer ${layer}</span>` +
       `<span><b>${fmt(c.images)}</b> ${c.images === 1 ? 'image' : 'images'}</span>` +
       `<span><b>${fmt(c.kept)}</b> / ${fmt(c.total)} tokens kept (${c.total ? d3.format('.0%')(c.kept / c.total) : '–'})</span>` +
       `<span><b>${fmt(c.pruned)}</b> pruned</span>` +
@@ -223,7 +216,11 @@ export function createRetentionMap(host, { tooltip } = {}) {
     barsEl.hidden = images.length < 3;
     const bk = `${outlineKey}|${baseKey}|${images.length}|${barsEl.clientWidth}`;
     if (!barsEl.hidden && bk !== barsKey) {
-      drawFrameBars(barsEl, perImageCounts(m, turn, layer), { onPick: scrollTo, width: Math.max(300, barsEl.clientWidth || strip.clientWidth || 900) });
+      drawFrameBars(barsEl, perImageCounts(m, turn, layer), {
+        onPick: scrollTo,
+        label: (i) => imageLabel(m, i),
+        width: Math.max(300, barsEl.clientWidth || strip.clientWidth || 900),
+      });
       barsKey = bk;
     }
 
@@ -243,14 +240,14 @@ export function createRetentionMap(host, { tooltip } = {}) {
       }
       for (const img of images) {
         let card = cards.get(img);
-        if (!card) cards.set(img, (card = makeCard(img, images.length)));
+        if (!card) cards.set(img, (card = makeCard(m, img)));
         strip.appendChild(card.el); // appending an attached node moves it: keeps order
       }
     }
     // Frames on screen now; the others draw when they scroll into view (the observer above).
     for (const card of cards.values()) {
       const it = m.images.get(card.image);
-      child(card.caption, '.fc-turn', HTMLElement).textContent = it ? `turn ${it.turn}` : '';
+      child(card.caption, '.fc-turn', HTMLElement).textContent = it ? turnLabel(it.turn) : '';
       if (card.visible) drawCard(card);
     }
   }
@@ -273,9 +270,9 @@ export function createRetentionMap(host, { tooltip } = {}) {
       if (card.baseKey !== ctx.baseKey || card.outlineKey !== ctx.outlineKey) {
         const off = document.createElement('div');
         drawFrame(off, frameData(ctx.m, card.image, ctx.turn, ctx.layer, { heat: ctx.heat }));
-        out.push({ svg: child(off, 'svg', SVGSVGElement), label: frameName(ctx.images.length, card.image) });
+        out.push({ svg: child(off, 'svg', SVGSVGElement), label: imageLabel(ctx.m, card.image) });
       } else {
-        out.push({ svg: child(card.svgHost, 'svg', SVGSVGElement), label: frameName(ctx.images.length, card.image) });
+        out.push({ svg: child(card.svgHost, 'svg', SVGSVGElement), label: imageLabel(ctx.m, card.image) });
       }
     }
     const title = [...countsEl.children].map((c) => c.textContent).join('  ·  ');

@@ -4,6 +4,7 @@
  * `scores` (the question's attention mass, as a share of the layer's largest), `frames` (hits per frame:
  * the aggregate a long video needs). The chosen layer is boxed; clicking a row picks a layer.
  */
+import { imageLabel, imageName, imageTime, turnLabel } from '../data/labels.js';
 import { layerCount, retrievalStatus } from '../data/run-queries.js';
 import { child } from './dom.js';
 import { PLOT_CONFIG, baseLayout } from './plot-theme.js';
@@ -21,6 +22,8 @@ import { PLOT_CONFIG, baseLayout } from './plot-theme.js';
  * @property {number[]} [frames]
  * @property {{ at: number, image: number }[]} [bounds]  where each image's tokens start (token modes)
  * @property {number} [n]  retained tokens (token modes)
+ * @property {string[]} ticks  the x axis' tick labels: per frame (mode 'frames') or per bound, counted from 1
+ * @property {string[]} names  per frame (mode 'frames') or per bound: its full label, for hovers
  */
 
 const Plotly = globalThis.Plotly;
@@ -53,7 +56,7 @@ export function retrievalMatrix(m, turn, mode) {
       if (r) for (const i of r.retrieved) row[colOf(i)]++;
       z.push(row);
     }
-    return { z, x: frames, layers, mode, perFrame, frames };
+    return { z, x: frames, layers, mode, perFrame, frames, ticks: tickLabels(m, frames), names: frames.map((f) => imageLabel(m, f)) };
   }
   const z = [];
   for (let l = 0; l < layers; l++) {
@@ -74,7 +77,22 @@ export function retrievalMatrix(m, turn, mode) {
   /** @type {{ at: number, image: number }[]} */
   const bounds = [];
   for (let i = 0; i < n; i++) if (i === 0 || cand.image[i] !== cand.image[i - 1]) bounds.push({ at: i, image: cand.image[i] });
-  return { z, x: null, layers, mode, bounds, n };
+  const images = bounds.map((b) => b.image);
+  return { z, x: null, layers, mode, bounds, n, ticks: tickLabels(m, images), names: images.map((f) => imageLabel(m, f)) };
+}
+
+/**
+ * Tick labels for images along the x axis, counted from 1 as the prompt counts them: "frame 1" with its time
+ * under it, or only the number where there are too many to name.
+ * @param {RunModel} m
+ * @param {number[]} images
+ */
+export function tickLabels(m, images) {
+  if (images.length > 12) return images.map((i) => String(i + 1));
+  return images.map((i) => {
+    const t = imageTime(m, i);
+    return t ? `${imageName(m, i)}<br>${t}` : imageName(m, i);
+  });
 }
 
 /**
@@ -120,7 +138,7 @@ export function createRetrievalHeatmap(host, { onPickLayer } = {}) {
     const t = m.turns.get(turn);
     const n = t?.candidates?.image.length ?? 0;
     const chosen = mode === 'auto' ? (n > MAX_TOKEN_COLUMNS ? 'frames' : 'hits') : mode;
-    const k = `${m.id}|${turn}|${chosen}|${m.versions.retrieval}|${m.versions.meta}`;
+    const k = `${m.id}|${turn}|${chosen}|${m.versions.retrieval}|${m.versions.meta}|${m.versions.images}`;
     if (k !== key) {
       key = k;
       const mat = retrievalMatrix(m, turn, chosen);
@@ -129,7 +147,7 @@ export function createRetrievalHeatmap(host, { onPickLayer } = {}) {
       plot.hidden = !mat;
       if (!mat) {
         const pending = retrievalStatus(m, turn) === 'pending';
-        empty.textContent = `No retrieval at turn ${turn}: ${pending ? 'waiting for the turn’s prefill' : 'this policy’s decode attends every retained visual token'}.`;
+        empty.textContent = `No retrieval at ${turnLabel(turn)}: ${pending ? 'waiting for the turn’s prefill' : 'this policy’s decode attends every retained visual token'}.`;
         Plotly.purge(plot);
         layerShown = -1;
         return;
@@ -167,13 +185,14 @@ export function createRetrievalHeatmap(host, { onPickLayer } = {}) {
         {
           ...common,
           x: mat.x,
+          customdata: mat.z.map(() => mat.names),
           colorscale: [
             [0, '#f8fafc'],
             [0.0001, '#cffafe'],
             [1, '#0e7490'],
           ],
           colorbar: { title: { text: 'retrieved<br>tokens', side: 'top' }, thickness: 10, len: 0.9 },
-          hovertemplate: 'layer %{y} · frame %{x}<br>%{z} retrieved<extra></extra>',
+          hovertemplate: 'layer %{y} · %{customdata}<br>%{z} retrieved<extra></extra>',
         },
       ];
     }
@@ -210,20 +229,30 @@ export function createRetrievalHeatmap(host, { onPickLayer } = {}) {
    */
   function layout(mat, layer) {
     const bounds = mat.bounds ?? [];
+    const frames = mat.x ?? [];
+    const every = Math.max(1, Math.ceil(frames.length / 16));
+    const pick = (/** @type {unknown} */ _, /** @type {number} */ i) => i % every === 0;
     const xaxis =
       mat.mode === 'frames'
-        ? { title: { text: 'frame' }, type: 'category', tickfont: { size: 10 } }
+        ? {
+            title: { text: 'frame' },
+            type: 'category',
+            tickmode: 'array',
+            tickvals: frames.filter(pick),
+            ticktext: mat.ticks.filter(pick),
+            tickfont: { size: 10 },
+          }
         : {
             title: { text: 'retained visual tokens (cache order)' },
             tickvals: bounds.map((b) => b.at),
-            ticktext: bounds.map((b) => (bounds.length > 12 ? `${b.image}` : `img ${b.image}`)),
+            ticktext: mat.ticks,
             tickangle: 0,
             range: [-0.5, (mat.n ?? 0) - 0.5],
             showgrid: false,
           };
     return baseLayout({
       height: Math.max(170, Math.min(420, 46 + mat.layers * 22 + 40)),
-      margin: { l: 52, r: mat.mode === 'hits' ? 14 : 70, t: 8, b: 40 },
+      margin: { l: 52, r: mat.mode === 'hits' ? 14 : 70, t: 8, b: mat.ticks.some((t) => t.includes('<br>')) ? 54 : 40 },
       xaxis,
       yaxis: { title: { text: 'layer' }, autorange: 'reversed', dtick: mat.layers > 16 ? 4 : 1, showgrid: false, zeroline: false },
       shapes: [...boundaryLines(mat), ...layerBox(layer, mat.layers)],

@@ -77,7 +77,7 @@ export function createRunView(root, { setState, tooltip, fileName }) {
     subtitle: 'tokens kept at prefill by salience · the layer’s retrieval set for the turn',
     exportPng: async () => {
       const parts = retention.exportNodes();
-      if (parts) download(await retentionToDataUrl(parts), name(`retention-t${current?.turn}-l${current?.layer}`));
+      if (parts) download(await retentionToDataUrl(parts), name(`retention-turn${(current?.turn ?? 0) + 1}-l${current?.layer}`));
     },
   });
   const retention = createRetentionMap(retentionPanel.body, { tooltip });
@@ -97,7 +97,7 @@ export function createRunView(root, { setState, tooltip, fileName }) {
     id: 'p-heatmap',
     title: 'Retrieval hits',
     subtitle: 'layers × retained visual tokens, for the chosen turn · click a row to pick its layer',
-    exportPng: async () => download(await plotToDataUrl(heatmap.plot), name(`retrieval-t${current?.turn}`)),
+    exportPng: async () => download(await plotToDataUrl(heatmap.plot), name(`retrieval-turn${(current?.turn ?? 0) + 1}`)),
   });
   const heatmap = createRetrievalHeatmap(hmPanel.body, { onPickLayer: (layer) => setState({ layer }) });
 
@@ -118,7 +118,7 @@ export function createRunView(root, { setState, tooltip, fileName }) {
     const turns = turnList(m);
     const tk = turns.join(',');
     if (turnSel.dataset.key !== tk) {
-      turnSel.innerHTML = (turns.length ? turns : [0]).map((t) => `<option value="${t}">${t}</option>`).join('');
+      turnSel.innerHTML = (turns.length ? turns : [0]).map((t) => `<option value="${t}">${t + 1}</option>`).join('');
       turnSel.dataset.key = tk;
     }
     turnSel.value = String(state.turn);

@@ -5,6 +5,7 @@
  * stream.
  */
 import { STAGES, stageTotals } from '../data/run-model.js';
+import { turnLabel } from '../data/labels.js';
 import { orderedTurns } from '../data/run-queries.js';
 import { child } from './dom.js';
 import { PLOT_CONFIG, RUN_COLOURS, STAGE_COLOURS, baseLayout } from './plot-theme.js';
@@ -71,7 +72,7 @@ export function createDecodeSteps(host, { throttleMs = 250 } = {}) {
   return { update, plots: () => [steps] };
 }
 
-const turnName = (/** @type {Turn} */ t) => `turn ${t.turn}`;
+const turnName = (/** @type {Turn} */ t) => turnLabel(t.turn);
 const ms = (/** @type {number} */ x) => `${x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0)} ms`;
 
 /** @param {Turn[]} turns */

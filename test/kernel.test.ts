@@ -241,6 +241,43 @@ describe('retention data from the step API', () => {
   });
 });
 
+describe('numbering as the prompt numbers', () => {
+  /** A video turn of eight frames, each its own image, with the times the trace announces them at. */
+  function videoTrace(): TraceEvent[] {
+    const run = 'run-v';
+    const out: TraceEvent[] = [{ run, t: 0, type: 'turn.start', turn: 0, text: 'Where is the purple ring in frame 1?', images: 8 }];
+    for (let f = 0; f < 8; f++) {
+      out.push({ run, t: 1, type: 'image', turn: 0, image: f, width: 32, height: 32, jpeg: 'QUJD', timestamps: [f * 0.5] });
+      out.push({ run, t: 2, type: 'kept', turn: 0, image: f, total: 16, kept: [0, 1] });
+    }
+    return out;
+  }
+
+  it('labels the trace image 0 as frame 1, with its time in the video, and the turn index 0 as Turn 1', () => {
+    const data = kernel.retentionFromEvents(videoTrace());
+    expect(data.images.map((p) => p.label)).toEqual(Array.from({ length: 8 }, (_, f) => `frame ${f + 1} · ${f * 0.5} s`));
+    expect(data.title).toMatch(/^Turn 1 · /);
+    expect(kernel.renderRetentionSvg(data)).toContain('frame 1 · 0 s');
+  });
+
+  it('a trace without times (an older one) still counts frames from 1', () => {
+    const old = videoTrace().map((e) => (e.type === 'image' ? { ...e, timestamps: undefined } : e));
+    expect(kernel.retentionFromEvents(old).images[0]!.label).toBe('frame 1');
+  });
+
+  it('the step API labels a video turn’s frames from 1 with their times, and a still image as image 1', () => {
+    const s = { scores: SCORES, grid: GRID, leading: 0 };
+    const video = { frames: [0, 1.5].map((timestamp, index) => ({ index, timestamp })) };
+    expect(kernel.retentionFromSteps({ salience: [s, s], video }).images.map((p) => p.label)).toEqual(['frame 1 · 0 s', 'frame 2 · 1.5 s']);
+    expect(kernel.retentionFromSteps({ salience: [s] }).images[0]!.label).toBe('image 1');
+    expect(kernel.retentionFromSteps({ salience: [s] }, { firstImage: 2 }).images[0]!.label).toBe('image 3');
+  });
+
+  it('the retrieval table titles the turn from 1', () => {
+    expect(kernel.retrievalFromEvents(twoTurnTrace(), { turn: 0 }).title).toBe('Retrieval sets of turn 1 per layer');
+  });
+});
+
 describe('retrieval table from a trace', () => {
   it('pairs each retrieved token with its score and ranks the top scores with their tokens', () => {
     const table = kernel.retrievalFromEvents(twoTurnTrace(), { turn: 0, top: 3 });

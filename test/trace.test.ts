@@ -153,10 +153,10 @@ describe('JsonlSink and readTrace', () => {
   });
 });
 
-describe('Chrome trace', () => {
-  const byName = (events: ChromeTraceEvent[], name: string, ph?: string): ChromeTraceEvent[] =>
-    events.filter((e) => e.name === name && (ph === undefined || e.ph === ph));
+const byName = (events: ChromeTraceEvent[], name: string, ph?: string): ChromeTraceEvent[] =>
+  events.filter((e) => e.name === name && (ph === undefined || e.ph === ph));
 
+describe('Chrome trace', () => {
   it('turns a run into complete, instant and metadata events with µs timings', () => {
     const events = syntheticRun();
     const chrome = trace.toChromeTrace(events);
@@ -307,6 +307,24 @@ describe('Chrome trace', () => {
     expect(written.displayTimeUnit).toBe('ms');
     expect(written).toEqual(trace.toChromeTrace(sink.events, { ortProfiles: [{ events: ortProfile(), name: 'decoder' }] }));
     expect(written.traceEvents.filter((e: ChromeTraceEvent) => e.name === 'token')).toHaveLength(4);
+  });
+});
+
+describe("an image event's video times (optional)", () => {
+  const frame = (extra: Record<string, unknown>) =>
+    ({ run: RUN, t: 1, type: 'image', turn: 0, image: 0, width: 32, height: 32, jpeg: 'QUJD', ...extra }) as unknown as TraceEvent;
+
+  it('is read with or without times, and refused when they are not numbers', () => {
+    expect(trace.validateEvent(frame({ timestamps: [0.5] }))).toMatchObject({ image: 0, timestamps: [0.5] });
+    expect(trace.validateEvent(frame({})).timestamps).toBeUndefined();
+    expect(() => trace.validateEvent(frame({ timestamps: ['0.5'] }))).toThrow(/timestamps/);
+    expect(trace.decodeBatch(trace.encodeBatch([frame({ timestamps: [0, 2] })]))[0]).toMatchObject({ timestamps: [0, 2] });
+  });
+
+  it('the Chrome trace shows image index 0 of turn index 0 as image 1 of turn 1, at its time in the video', () => {
+    const te = trace.toChromeTrace([...syntheticRun(), frame({ timestamps: [1.5] })]).traceEvents;
+    expect(byName(te, 'image')[0]!.args).toEqual({ turn: 1, image: 1, width: 32, height: 32, seconds: 1.5 });
+    expect(byName(te, 'turn.start')[0]!.args).toMatchObject({ turn: 1 });
   });
 });
 

@@ -679,7 +679,7 @@ describe('profiler page in Chromium', () => {
     await page.evaluate(([a, b]) => (location.hash = `#/compare/${a}/${b}`), [dense.run, sparse.run]);
     await until(page, 'the Qwen comparison', `document.querySelector('.compare-view')?.dataset.b === ${JSON.stringify(sparse.run)}`);
     for (const side of ['a', 'b']) await expectOwnGrids(`.side[data-side="${side}"]`);
-    expect(await page.textContent('.side[data-side="b"] .side-frame')).toMatch(/image 0 · 2×4 · kept \d+\/8.*image 1 · 3×2 · kept \d+\/6/);
+    expect(await page.textContent('.side[data-side="b"] .side-frame')).toMatch(/image 1 · 2×4 · kept \d+\/8.*image 2 · 3×2 · kept \d+\/6/);
     await saveScreenshot(page, 'qwen-compare', { fullPage: true });
 
     // A trace without its salience events (cut short, or a notebook's that dropped its oldest events).

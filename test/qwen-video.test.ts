@@ -104,8 +104,10 @@ describe.each(['2.5' as const, '2' as const])('Qwen%s: a video turn', (version) 
   it("traces the video as one media: a strip of its slices' first frames, under a slices·rows × cols salience grid", async () => {
     const sink = new engine.MemorySink();
     const chat = model.chat({ tracer: new engine.Tracer([sink]) });
-    await chat.encodeVideo({ path: VIDEO, frames: 5 });
+    const encoded = await chat.encodeVideo({ path: VIDEO, frames: 5 });
     const image = sink.events.filter((e) => e.type === 'image');
+    // The one media shows every frame: its event carries every frame's time in the video.
+    expect((image[0] as { timestamps?: number[] }).timestamps).toEqual(encoded.video!.frames.map((f) => f.timestamp));
     const salience = sink.events.filter((e) => e.type === 'salience');
     expect(image).toHaveLength(1);
     expect(salience).toHaveLength(1);

@@ -281,6 +281,8 @@ describe('video turns on a random SigLIP / Qwen2 checkpoint', () => {
     // The rest of the budget still follows salience: frames differ in what they keep.
     expect(Math.max(...first.sparsity.turnKeptPerImage)).toBeGreaterThan(3);
     expect(sink.of('image')).toHaveLength(6);
+    // Each frame's image event carries its time in the video, for the profiler's "frame 1 · 0 s" labels.
+    expect(sink.of('image').map((e) => e.timestamps)).toEqual(first.video!.frames.map((f) => [f.timestamp]));
     expect(sink.of('retrieval')).toHaveLength(model.spec.text.numLayers);
     expect(first.sparsity.attendedVisualPerLayer.every((n) => n >= 6 && n < 20)).toBe(true);
     // The conversation goes on over the retained frames.

@@ -98,7 +98,7 @@ async function videoTrace(
   const jpegs = await Promise.all(Array.from({ length: o.frames }, (_, f) => picture(96, f / Math.max(1, o.frames - 1), 'jpeg')));
   const candidates: { image: number; token: number }[] = [];
   for (let f = 0; f < o.frames; f++) {
-    ev.push({ run, t: at(0.5), type: 'image', turn: 0, image: f, width: 96, height: 96, jpeg: jpegs[f]!.toString('base64') });
+    ev.push({ run, t: at(0.5), type: 'image', turn: 0, image: f, width: 96, height: 96, jpeg: jpegs[f]!.toString('base64'), timestamps: [f / 2] });
     const sunCol = (0.15 + (0.7 * f) / Math.max(1, o.frames - 1)) * o.grid;
     const scores = Array.from({ length: tokens }, (_, p) => {
       const r = Math.floor(p / o.grid);
@@ -609,6 +609,17 @@ describe('profiler page in Chromium', () => {
     const drawn = await page.$$eval('.frame[data-drawn="1"]', (f) => f.length);
     expect(drawn, 'only frames near the viewport are drawn').toBeLessThan(64);
     expect(await page.$eval('#p-heatmap .retrieval-heatmap', (el) => (el as HTMLElement).dataset.mode)).toBe('frames');
+    // Frames and turns read as the prompt and the CLI count them, from 1, a frame with its time in the video;
+    // the trace's indices stay in the data attributes.
+    expect(await page.textContent('.frame[data-image="0"] figcaption b')).toBe('frame 1 · 0 s');
+    expect(await page.textContent('.frame[data-image="63"] figcaption b')).toBe('frame 64 · 31.5 s');
+    expect(await page.$$eval('#turn option', (os) => os.map((o) => [(o as HTMLOptionElement).value, o.textContent]))).toEqual([
+      ['0', '1'],
+      ['1', '2'],
+    ]);
+    expect(await page.textContent('.conversation .turn[data-turn="0"] header b')).toBe('Turn 1');
+    expect((await page.$$eval('#p-heatmap .xtick text', (ts) => ts.map((t) => t.textContent)))[0]).toBe('1');
+    expect((await page.$$eval('#p-retention .frame-bars .x-axis .tick text', (ts) => ts.map((t) => t.textContent)))[0]).toBe('1');
 
     await setTurn(page, 0);
     const timings = await page.evaluate(

@@ -204,9 +204,10 @@ describe('notebooks', () => {
     const nb = await execute('03-multi-turn.ipynb');
     const turns = demoImageExample({ minTurns: 2 }).turns.slice(0, 3);
     const n = turns.length;
-    expect(nb.stdout).toMatch(/turn 0: \d+ new prompt tokens, 0 cached; 48 visual tokens retained; attended per layer 16, 16, 16, 16\n/);
+    expect(nb.stdout).toMatch(/turn 1: \d+ new prompt tokens, 0 cached; 48 visual tokens retained; attended per layer 16, 16, 16, 16\n/);
+    // Turns printed as the CLI counts them, from 1.
     for (let t = 1; t < n; t++) {
-      expect(nb.stdout).toMatch(new RegExp(`turn ${t}: \\d+ new prompt tokens, [1-9]\\d* cached; 48 visual tokens retained`));
+      expect(nb.stdout).toMatch(new RegExp(`turn ${t + 1}: \\d+ new prompt tokens, [1-9]\\d* cached; 48 visual tokens retained`));
     }
     // Each turn's question is the example's, printed once with its answer and its reference.
     for (const turn of turns) {
@@ -215,11 +216,11 @@ describe('notebooks', () => {
       expect(lines[0]!.endsWith(`" (reference: ${turn.answer})`)).toBe(true);
     }
     const sets = new Map<string, string>();
-    for (const m of nb.stdout.matchAll(/turn (\d), layer (\d): retrieved 16 of 48: ([\d: ]+)/g)) sets.set(`${m[1]}/${m[2]}`, m[3]!.trim());
+    for (const m of nb.stdout.matchAll(/turn (\d), layer (\d): retrieved 16 of 48: ([\d: ]+)/g)) sets.set(`${Number(m[1]) - 1}/${m[2]}`, m[3]!.trim());
     expect([...sets.keys()].sort()).toEqual(Array.from({ length: n }, (_, t) => [0, 1, 2, 3].map((l) => `${t}/${l}`)).flat());
     const changed = [0, 1, 2, 3].filter((l) => sets.get(`0/${l}`) !== sets.get(`1/${l}`)).length;
     expect(changed).toBeGreaterThanOrEqual(1);
-    expect(nb.stdout).toContain(`layers whose retrieval set changed from turn 0 to turn 1: ${changed} of 4`);
+    expect(nb.stdout).toContain(`layers whose retrieval set changed from turn 1 to turn 2: ${changed} of 4`);
     // One retention map per turn: same pruning, different outlines.
     expect(nb.svgs).toHaveLength(n);
     for (const svg of nb.svgs) expect(count(svg, 'class="patch kept"')).toBe(48);
@@ -258,10 +259,10 @@ describe('notebooks', () => {
   it('05-qwen2-vl: a 2×4 and a 3×2 image each drawn on its own grid, pruned per image, kept tokens at their 3-D M-RoPE positions, retrieval and decode', async () => {
     const nb = await execute('05-qwen2-vl.ipynb');
     expect(nb.stdout).toMatch(/model: Qwen2_5_VLForConditionalGeneration; 14 px patches merged 2×2 → one token per 28×28 px/);
-    expect(nb.stdout).toContain('image 0: 112×56 px → 2×4 grid = 8 tokens');
-    expect(nb.stdout).toContain('image 1: 56×84 px → 3×2 grid = 6 tokens');
+    expect(nb.stdout).toContain('image 1: 112×56 px → 2×4 grid = 8 tokens');
+    expect(nb.stdout).toContain('image 2: 56×84 px → 3×2 grid = 6 tokens');
     const kept = [0, 1].map((i) => {
-      const m = nb.stdout.match(new RegExp(`image ${i} kept: (\\d+)/(\\d+) tokens: ([\\d, ]+)`))!;
+      const m = nb.stdout.match(new RegExp(`image ${i + 1} kept: (\\d+)/(\\d+) tokens: ([\\d, ]+)`))!;
       return { n: Number(m[1]), of: Number(m[2]), tokens: m[3]!.trim().split(', ').map(Number) };
     });
     expect(kept.map((k) => [k.n, k.of])).toEqual([
@@ -270,7 +271,10 @@ describe('notebooks', () => {
     ]);
     expect(nb.stdout).toMatch(/prompt tokens: \d+ \(7 visual of 14\)/);
     // Each printed kept token at its image's start position, plus its row in h and its column in w.
-    const positions = [...nb.stdout.matchAll(/image (\d) token (\d+) \(row (\d+), col (\d+)\): t=(\d+) h=(\d+) w=(\d+)/g)].map((m) => m.slice(1).map(Number));
+    const positions = [...nb.stdout.matchAll(/image (\d) token (\d+) \(row (\d+), col (\d+)\): t=(\d+) h=(\d+) w=(\d+)/g)].map((m) => [
+      Number(m[1]) - 1,
+      ...m.slice(2).map(Number),
+    ]);
     expect(positions.map(([image, token]) => `${image}:${token}`)).toEqual(kept.flatMap((k, i) => k.tokens.map((t) => `${i}:${t}`)));
     for (const [image, token, row, col, t, h, w] of positions) {
       expect([row, col], `image ${image} token ${token}`).toEqual(image === 0 ? [Math.floor(token! / 4), token! % 4] : [Math.floor(token! / 2), token! % 2]);

@@ -19,8 +19,6 @@ export const FAST = [
   'test/loader-fuzz.test.ts',
   'test/media.test.ts',
   'test/profiler-fuzz.test.ts',
-  'test/qwen-awq.test.ts',
-  'test/qwen-chat.test.ts',
   'test/qwen-llm.test.ts',
   'test/qwen-vision.test.ts',
   'test/qwen-writer.test.ts',

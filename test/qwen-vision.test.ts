@@ -22,7 +22,8 @@ import {
 } from '../dist/src/families/qwen2-vl/processor.js';
 import type { GridThw, QwenProcessorSpec, QwenVisionSpec } from '../dist/src/families/qwen2-vl/spec.js';
 import { buildQwenVisionGraph } from '../dist/src/families/qwen2-vl/vision-graph.js';
-import { fullSegments, mergedSalience, qwenVisionFeeds, windowIndex, type Feed } from '../dist/src/families/qwen2-vl/vision-order.js';
+import { fullSegments, mergedSalience, qwenVisionFeeds, windowIndex } from '../dist/src/families/qwen2-vl/vision-order.js';
+import type { GraphTensor } from '../dist/src/families/family.js';
 import type { WeightReader } from '../dist/src/weights/weight-reader.js';
 import type { RgbImage } from '../dist/src/media/rgb-image.js';
 import { FIXTURES_DIR } from './helpers/checkpoint-writer.js';
@@ -101,7 +102,7 @@ async function buildGraph(dir: string, v: QwenVisionSpec): Promise<ort.Inference
 
 async function runVision(session: ort.InferenceSession, images: QwenPixels | QwenPixels[], v: QwenVisionSpec) {
   const { feeds, units } = qwenVisionFeeds(images, v);
-  const tensors = Object.fromEntries(Object.entries(feeds).map(([k, f]: [string, Feed]) => [k, new ort.Tensor(f.type, f.data, f.dims)]));
+  const tensors = Object.fromEntries(Object.entries(feeds).map(([k, f]: [string, GraphTensor]) => [k, new ort.Tensor(f.type, f.data, f.dims)]));
   const out = await session.run(tensors);
   const data = (name: string) => out[name]!.data as Float32Array;
   return { units, out, embeds: data('image_embeds'), received: (block: number) => data(`received_attention.${block}`), keys: data('key_metric') };

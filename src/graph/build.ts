@@ -24,6 +24,11 @@ export const GRAPH_BUILDER_VERSION = 6;
 
 export type GraphKind = 'vision' | 'projector' | 'embed' | 'decoder' | 'decoder-mass' | 'decoder-all' | 'decoder-all-mass' | 'decoder-present';
 
+/** Whether graphs built under `options` compute in float16: precision fp16 on a GPU provider (LinearOptions.half). */
+export function computesInHalf(options: GraphBuildOptions): boolean {
+  return options.precision === 'fp16' && options.portable === true;
+}
+
 /** The graphs a model family builds itself (its vision side); the decoder and embeddings are built here for all. */
 export type FamilyGraphKind = 'vision' | 'projector';
 
@@ -183,7 +188,7 @@ function emit(
   const stored: WeightReader = checkpoint.quantization ? autoAwqWeights(checkpoint) : checkpoint;
   const int4 = options.precision === 'int4' || options.precision === 'awq';
   // fp16 on a GPU provider computes in half; on the CPU it only stores half (ORT folds the Cast, computes in float32).
-  const half = options.precision === 'fp16' && options.portable === true;
+  const half = computesInHalf(options);
   const llm: LinearOptions = {
     precision: int4 ? 'int4' : (options.precision as LinearPrecision),
     blockSize: options.blockSize,

@@ -13,7 +13,7 @@ import type { Checkpoint } from '../checkpoint/index.js';
 import type { GraphTensor } from '../families/family.js';
 import { ensureModelGraph, familyOf, openCheckpoint, type ModelSpec } from '../families/registry.js';
 import { SparseVilaError } from '../errors.js';
-import type { GraphKind } from '../graph/build.js';
+import { computesInHalf, type GraphKind } from '../graph/build.js';
 import { OnnxGraphBuilder } from '../graph/onnx-builder.js';
 import { KvCache, KvView } from './kv-cache.js';
 import { DecoderStepper, type DevicePast } from './llm-step.js';
@@ -72,7 +72,7 @@ class Engine {
             t.hiddenSize,
             t.mropeSection ? 3 : 1,
             this.init.runtime.executionProvider !== 'cpu',
-            this.init.graphs.precision === 'fp16' && this.init.graphs.portable === true,
+            computesInHalf(this.init.graphs),
           ),
       );
       this.steppers.set(kind, s);
@@ -169,8 +169,7 @@ class Engine {
 
   /** A cache's device past and its views'. */
   private dropDevicePasts(cache: KvCache): void {
-    for (const target of [...this.devicePasts.keys()])
-      if (target === cache || (target instanceof KvView && target.cache === cache)) this.dropDevicePast(target);
+    for (const target of [...this.devicePasts.keys()]) if (ofCache(target, cache)) this.dropDevicePast(target);
   }
 
   /**
@@ -180,7 +179,7 @@ class Engine {
    */
   private async syncHost(cache: KvCache, except?: KvCache | KvView): Promise<void> {
     for (const [target, device] of this.devicePasts) {
-      if (target === except || !device.pending.length || !(target === cache || (target instanceof KvView && target.cache === cache))) continue;
+      if (target === except || !device.pending.length || !ofCache(target, cache)) continue;
       const session = await this.rowsSession();
       const n = device.pending.length;
       const tail = async (t: ort.Tensor, rows: number) => {
@@ -201,7 +200,7 @@ class Engine {
 
   /** A graph returning the last rows of a device KV tensor to the host: Slice(rows, start). */
   private rowsSession(): Promise<ort.InferenceSession> {
-    const half = this.init.graphs.precision === 'fp16' && this.init.graphs.portable === true;
+    const half = computesInHalf(this.init.graphs);
     this.rows ??= (async () => {
       const t = this.checkpoint.spec.text;
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sparsevila-rows-'));
@@ -330,6 +329,11 @@ class Engine {
         return none;
     }
   }
+}
+
+/** A cache, or a view of it. */
+function ofCache(target: KvCache | KvView, cache: KvCache): boolean {
+  return target === cache || (target instanceof KvView && target.cache === cache);
 }
 
 /** ORT output buffers are fresh per run, so they can be moved to the main thread. */

@@ -14,6 +14,7 @@
  */
 import { concatFloat32 } from '../../arrays.js';
 import { InputError } from '../../errors.js';
+import type { GraphTensor } from '../family.js';
 import type { QwenPixels } from './processor.js';
 import type { GridThw, QwenVisionSpec } from './spec.js';
 
@@ -103,8 +104,6 @@ export function hasWindowBlocks(v: Pick<QwenVisionSpec, 'windowSize' | 'numLayer
   return v.windowSize !== null && new Set(v.fullAttentionBlocks).size < v.numLayers;
 }
 
-export type Feed = { type: 'float32'; data: Float32Array; dims: number[] } | { type: 'int64'; data: BigInt64Array; dims: number[] };
-
 /**
  * Everything one vision-graph call needs, from the processor's output for one or more images (or videos):
  * the pixel rows, rotary positions and segment ids in window order, and `unit_order` to put the outputs
@@ -113,7 +112,7 @@ export type Feed = { type: 'float32'; data: Float32Array; dims: number[] } | { t
 export function qwenVisionFeeds(
   images: QwenPixels | readonly QwenPixels[],
   v: QwenVisionSpec,
-): { feeds: Record<string, Feed>; units: number; patches: number } {
+): { feeds: Record<string, GraphTensor>; units: number; patches: number } {
   const list = Array.isArray(images) ? (images as readonly QwenPixels[]) : [images as QwenPixels];
   const grids = list.map((i) => i.grid);
   const unit = v.mergeSize * v.mergeSize;
@@ -140,7 +139,7 @@ export function qwenVisionFeeds(
     rotary[2 * k + 1] = BigInt(positions[2 * p + 1]!);
     fullSegment[k] = BigInt(full[p]!);
   }
-  const feeds: Record<string, Feed> = {
+  const feeds: Record<string, GraphTensor> = {
     pixel_values: { type: 'float32', data: pixels, dims: [patches, rowLen] },
     rotary_pos: { type: 'int64', data: rotary, dims: [patches, 2] },
     full_segment: { type: 'int64', data: fullSegment, dims: [patches] },

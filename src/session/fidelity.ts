@@ -11,7 +11,7 @@
 import type { MediaLayout } from '../families/family.js';
 import type { ChatMessage, PromptTokens } from '../text/index.js';
 import type { VisualTokenId } from '../trace/schema.js';
-import { prefill, type PositionRows } from './prefill.js';
+import { positionRowsOf, prefill } from './prefill.js';
 import { mediaTokenId, promptPositions, turnPrompt, type MediaKind } from './prompt.js';
 import { argmax } from './sampling.js';
 import type { FidelityReport, LoadedModel } from './types.js';
@@ -70,7 +70,7 @@ export class DenseTwin {
       cache: this.cache,
       ids: prompt.ids,
       positions: positions.rows[0]!,
-      positionRows: positions.rows.length === 3 ? (positions.rows as unknown as PositionRows) : undefined,
+      positionRows: positionRowsOf(positions.rows),
       imageTokenId: mediaTokenId(model, record.media),
       imageRows: prompt.imageSpans.flatMap((s) => Array.from({ length: s.end - s.start }, (_, k) => s.start + k)),
       imageEmbeds: record.imageEmbeds,

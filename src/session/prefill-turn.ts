@@ -13,7 +13,7 @@ import { topK } from '../sparsity/topk.js';
 import type { VisualTokenId } from '../trace/schema.js';
 import type { Conversation, Turn } from './conversation.js';
 import { checkTurnMemory } from './memory-check.js';
-import { prefill as chunkedPrefill, type PositionRows, type PrefillInput, type PrefillOutput } from './prefill.js';
+import { prefill as chunkedPrefill, positionRowsOf, type PositionRows, type PrefillInput, type PrefillOutput } from './prefill.js';
 import type { Pruned } from './prune.js';
 import { mediaKind, mediaTokenId, promptPositions, turnPrompt, userMessage, type MediaKind } from './prompt.js';
 import type { VideoFrames } from './types.js';
@@ -184,7 +184,7 @@ function dropPruned(conv: Conversation, prompt: PromptTokens, kept: number[][], 
     else rows.forEach((r, i) => kept3[i]!.push(r[row]!));
     ids.push(id);
   });
-  return { ids, positions: kept3[0]!, positionRows: kept3.length === 3 ? (kept3 as unknown as PositionRows) : undefined, newVisual };
+  return { ids, positions: kept3[0]!, positionRows: positionRowsOf(kept3), newVisual };
 }
 
 /** Uniform weights over the question rows [start, n): their attention mass, averaged. */

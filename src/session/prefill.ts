@@ -11,6 +11,11 @@ import type { Runtime } from '../runtime/runtime.js';
 /** M-RoPE position rows: temporal, height, width (transformers' `position_ids` [3, L]). */
 export type PositionRows = readonly [readonly number[], readonly number[], readonly number[]];
 
+/** A position rule's rows as prefill takes them: M-RoPE's three, or none for a one-row rule (`positions` carries it). */
+export function positionRowsOf(rows: readonly (readonly number[])[]): PositionRows | undefined {
+  return rows.length === 3 ? (rows as unknown as PositionRows) : undefined;
+}
+
 export interface PrefillInput {
   cache: number;
   ids: readonly number[];

@@ -11,6 +11,7 @@
 import { foldEvents, type Candidates, type LayerRetrieval, type RunModel } from '../profiler-ui/web/data/run-model.js';
 import { imageLabel, timeLabel, turnLabel, turnTitle } from '../profiler-ui/web/data/labels.js';
 import { gridOf, imagesAtTurn, orderedTurns } from '../profiler-ui/web/data/run-queries.js';
+import { InputError } from '../src/errors.js';
 import type { TraceEvent, VisualTokenId } from '../src/index.js';
 import type { LatencyRow, LatencyTimings } from './render/latency.js';
 import type { RetentionBackground, RetentionMapData, RetentionPanel } from './render/retention.js';
@@ -20,7 +21,7 @@ import type { RetrievalLayerRow, RetrievalTableData } from './render/retrieval.j
 export type TraceSource = readonly TraceEvent[] | { readonly events: readonly TraceEvent[] };
 
 export interface EncodedLike {
-  salience: readonly { scores: ArrayLike<number>; grid: { rows: number; cols: number }; leading: number }[];
+  salience: readonly { scores: ArrayLike<number>; grid: { rows: number; cols: number }; leading: number; source?: string }[];
   /** The video the images are frames of (an `Encoded`'s), for the frames' times in the labels. */
   video?: { frames: readonly { timestamp: number }[] };
 }
@@ -56,10 +57,10 @@ function runModel(events: readonly TraceEvent[], run: string | undefined, types:
   return id === undefined ? undefined : foldEvents(events.filter((e) => e.run === id)).get(id);
 }
 
-/** A turn's retrieval per layer, in layer order (all layers, or the one asked for). */
-function retrievalLayers(m: RunModel | undefined, turn: number, layer?: number): LayerRetrieval[] {
+/** A turn's retrieval per layer, in layer order. */
+function retrievalLayers(m: RunModel | undefined, turn: number): LayerRetrieval[] {
   const layers = m?.turns.get(turn)?.retrieval ?? [];
-  return layers.filter((r): r is LayerRetrieval => r !== undefined && (layer === undefined || r.layer === layer));
+  return layers.filter((r): r is LayerRetrieval => r !== undefined);
 }
 
 /** The latest turn that retrieved. */
@@ -87,7 +88,7 @@ export const jpegBackground = (e: { width: number; height: number; jpeg: string 
 export interface RetentionOptions {
   /** Which turn's retrieval to outline (trace events; default: the latest turn that retrieved). */
   turn?: number;
-  /** One layer's retrieval set; default: every layer's, outlines weighted by the share of layers. */
+  /** Whose retrieval set to outline: one LLM layer's, as the profiler page shows (default 0, the page's default). */
   layer?: number;
   /** Only this image (chat-wide image index). */
   image?: number;
@@ -96,37 +97,61 @@ export interface RetentionOptions {
   title?: string;
 }
 
-/** Retention map data from trace events: salience, kept tokens, the tower's image, and a turn's retrieval. */
+/**
+ * The layer to outline: the one asked for (default 0) among the layers that retrieved. A layer outside them
+ * is an error naming the ones there are; a turn that did not retrieve has no layer to outline (null).
+ */
+function chosenLayer(layers: readonly number[], asked: number | undefined, where: string): number | null {
+  if (!layers.length) return null;
+  const layer = asked ?? 0;
+  if (!layers.includes(layer)) {
+    const span = layers.length > 1 ? `layers ${Math.min(...layers)}–${Math.max(...layers)}` : `layer ${layers[0]}`;
+    throw new InputError('OPTION_INVALID', `layer ${asked}: ${where} retrieved at ${span}`, { subject: 'layer' });
+  }
+  return layer;
+}
+
+/** Retention map data from trace events: salience, kept tokens, the tower's image, and one layer's retrieval at a turn. */
 export function retentionFromEvents(source: TraceSource, options: RetentionOptions = {}): RetentionMapData {
   const m = runModel(eventsOf(source), options.run, ['salience', 'kept', 'retrieval', 'image']);
   const turn = options.turn ?? latestTurn(m) ?? 0;
   const indices = m ? imagesAtTurn(m, turn).filter((i) => options.image === undefined || i === options.image) : [];
-  const layers = retrievalLayers(m, turn, options.layer);
+  const all = retrievalLayers(m, turn);
+  const layer = chosenLayer(
+    all.map((r) => r.layer),
+    options.layer,
+    turnLabel(turn),
+  );
+  const retrieval = all.find((r) => r.layer === layer);
   const panels = indices.map((image): RetentionPanel => {
     const s = m!.salience.get(image);
     const k = m!.kept.get(image);
     const picture = m!.images.get(image);
     // An image with neither salience nor kept tokens (only its picture) has no tokens to draw: one empty cell.
     const g = gridOf(m!, image);
-    const counts = new Map<number, number>();
-    for (const r of layers) for (const token of r.byImage.get(image) ?? []) counts.set(token, (counts.get(token) ?? 0) + 1);
     return {
       label: imageLabel(m!, image),
       grid: { rows: Math.max(1, g.rows), cols: Math.max(1, g.cols) },
       leading: Math.max(0, g.leading),
       salience: s?.scores,
       kept: k && Array.from(k.kept),
-      retrieved: layers.length ? [...counts].sort((a, b) => a[0] - b[0]).map(([token, n]) => ({ token, share: n / layers.length })) : undefined,
-      retrievalLayers: layers.length || undefined,
+      retrieved: retrieval && [...(retrieval.byImage.get(image) ?? [])].sort((a, b) => a - b),
       background: picture && jpegBackground(picture),
     };
   });
-  const what = layers.length ? (options.layer === undefined ? `all ${layers.length} layers` : `layer ${options.layer}`) : 'no retrieval';
-  return { title: options.title ?? `${turnTitle(turn)} · ${what}`, images: panels };
+  const source0 = m && indices.map((i) => m.salience.get(i)?.source).find(Boolean);
+  return {
+    title: options.title ?? `${turnTitle(turn)} · ${layer === null ? 'no retrieval' : `layer ${layer}`}`,
+    images: panels,
+    layer: layer ?? undefined,
+    // One colour scale over the run, as the page's (a frame's heat means the same in every frame).
+    salienceRange: m && Number.isFinite(m.salienceMin) ? { min: m.salienceMin, max: m.salienceMax } : undefined,
+    salienceSource: source0 ?? undefined,
+  };
 }
 
 export interface StepRetentionOptions extends Pick<RetentionOptions, 'layer' | 'title'> {
-  /** A turn's retrieval to outline (from `prefilled.retrieve()`). */
+  /** A turn's retrieval to outline (from `prefilled.retrieve()`): `layer`'s set (default 0). */
   retrieved?: RetrievedLike;
   /** What to draw under each image: one background, one per image, or trace events holding `image` events. */
   background?: RetentionBackground | readonly RetentionBackground[] | TraceSource;
@@ -141,28 +166,32 @@ export function retentionFromSteps(step: EncodedLike | PrunedLike, options: Step
   const first = options.firstImage ?? 0;
   const backgrounds = resolveBackgrounds(options.background, encoded.salience.length);
   const ids = options.retrieved?.retrievedIds ?? null;
-  const layerSets = ids ? (options.layer === undefined ? ids : [ids[options.layer] ?? []]) : null;
-  const panels = encoded.salience.map((s, i): RetentionPanel => {
-    let retrieved: RetentionPanel['retrieved'];
-    if (layerSets) {
-      const counts = new Map<number, number>();
-      for (const set of layerSets) for (const id of set) if (id.image === first + i) counts.set(id.token, (counts.get(id.token) ?? 0) + 1);
-      retrieved = [...counts].sort((a, b) => a[0] - b[0]).map(([token, n]) => ({ token, share: n / layerSets.length }));
-    }
-    return {
+  const layer = ids
+    ? chosenLayer(
+        ids.map((_, l) => l),
+        options.layer,
+        'the turn',
+      )
+    : null;
+  const set = layer === null ? null : ids![layer]!;
+  const panels = encoded.salience.map(
+    (s, i): RetentionPanel => ({
       label: stepLabel(encoded, first, i),
       grid: s.grid,
       leading: s.leading,
       salience: s.scores,
       kept: kept?.[i],
-      retrieved,
-      retrievalLayers: layerSets?.length,
+      retrieved: set ? set.filter((id) => id.image === first + i).map((id) => id.token).sort((a, b) => a - b) : undefined,
       background: backgrounds[i],
-    };
-  });
+    }),
+  );
   const stage = kept ? 'After pruning' : 'Salience, before pruning';
-  const what = layerSets ? (options.layer === undefined ? ` · all ${layerSets.length} layers` : ` · layer ${options.layer}`) : '';
-  return { title: options.title ?? `${stage}${what}`, images: panels };
+  return {
+    title: options.title ?? `${stage}${layer === null ? '' : ` · layer ${layer}`}`,
+    images: panels,
+    layer: layer ?? undefined,
+    salienceSource: encoded.salience.find((s) => s.source)?.source,
+  };
 }
 
 /**

@@ -5,6 +5,8 @@
  * Outside a kernel (tests, scripts) nothing is displayed and the show functions still return normally.
  */
 import { createRequire } from 'node:module';
+import { rasterise } from './raster.js';
+import { figureHtml, type Figure } from './render/figure.js';
 
 export interface Display {
   html(s: string): void;
@@ -32,9 +34,13 @@ function tslabDisplay(): Display | null {
   return null;
 }
 
+function currentDisplay(): Display | null {
+  return override === undefined ? tslabDisplay() : override;
+}
+
 /** Shows markup inline; false when there is no notebook to show it in. */
 export function show(kind: keyof Display, markup: string): boolean {
-  const display = override === undefined ? tslabDisplay() : override;
+  const display = currentDisplay();
   if (!display) return false;
   try {
     display[kind](markup);
@@ -43,4 +49,23 @@ export function show(kind: keyof Display, markup: string): boolean {
     // tslab's display throws "Not ready" outside a running kernel.
     return false;
   }
+}
+
+/** Figures up to this many CSS pixels are drawn at 2 device pixels per pixel (sharp on high-DPI screens); larger ones at 1. */
+const HIGH_DPI_MAX_AREA = 400_000;
+
+/**
+ * Shows a figure as a PNG in HTML (render/figure.ts says why), drawn only when there is a notebook to show
+ * it in. Should the PNG fail, the SVG is shown instead: right in Jupyter, blank in an nbconvert export.
+ */
+export function showFigure(figure: Figure, className: string): boolean {
+  if (!currentDisplay()) return false;
+  let png: Uint8Array;
+  try {
+    png = rasterise(figure.svg, figure.width * figure.height <= HIGH_DPI_MAX_AREA ? 2 : 1);
+  } catch (err) {
+    process.stderr.write(`sparsevila-ts/kernel: ${(err as Error).message}; showing the SVG instead (an HTML export will not keep it)\n`);
+    return show('svg', figure.svg);
+  }
+  return show('html', figureHtml(figure, png, className));
 }

@@ -6,7 +6,9 @@
  */
 export { paths, repoRoot } from './paths.js';
 export { demoImageExample, type ImageExampleOptions } from './examples.js';
-export { useDisplay, show, type Display } from './display.js';
+export { useDisplay, show, showFigure, type Display } from './display.js';
+export { rasterise } from './raster.js';
+export { figureHtml, type Figure, type HotSpot } from './render/figure.js';
 export { NotebookTrace, recordTrace, type NotebookTraceOptions } from './trace.js';
 export { attachProfiler, profilerEndpoints, ProfilerTrace, type AttachProfilerOptions, type ProfilerServer } from './profiler.js';
 export { towerImage } from './tower.js';
@@ -34,7 +36,7 @@ export {
   type StepRetentionOptions,
   type LatencySource,
 } from './data.js';
-export { renderRetentionSvg, type RetentionMapData, type RetentionPanel, type RetentionBackground } from './render/retention.js';
+export { renderRetentionSvg, renderRetention, type RetentionRenderOptions, type RetentionMapData, type RetentionPanel, type RetentionBackground } from './render/retention.js';
 export { renderRetrievalHtml, type RetrievalTableData, type RetrievalLayerRow } from './render/retrieval.js';
 export { renderLatencyHtml, type LatencyRow, type LatencyTimings } from './render/latency.js';
-export { renderSweepSvg, paretoFront, type SweepPoint, type SweepRenderOptions, type FidelityDirection } from './render/sweep.js';
+export { renderSweepSvg, renderSweep, paretoFront, type SweepPoint, type SweepRenderOptions, type FidelityDirection } from './render/sweep.js';

@@ -3,6 +3,7 @@
  * y, with the Pareto front (no other budget is both faster and more faithful) marked. Pure: data in, SVG out.
  */
 import { paretoFront as pageParetoFront } from '../../profiler-ui/web/data/summary.js';
+import type { Figure, HotSpot } from './figure.js';
 import { attrs, esc, num, svgRoot } from './markup.js';
 
 export interface SweepPoint {
@@ -61,6 +62,11 @@ function padded(values: number[], floor?: number): [number, number] {
 }
 
 export function renderSweepSvg(points: readonly SweepPoint[], options: SweepRenderOptions = {}): string {
+  return renderSweep(points, options).svg;
+}
+
+/** The plot as SVG with its size, a one-line description, and each point's box and hover text. */
+export function renderSweep(points: readonly SweepPoint[], options: SweepRenderOptions = {}): Figure {
   const width = options.width ?? 520;
   const height = options.height ?? 340;
   const xScale = options.xScale ?? 1000;
@@ -102,18 +108,22 @@ export function renderSweepSvg(points: readonly SweepPoint[], options: SweepRend
     body += `<polyline${attrs({ class: 'pareto-front', points: pts.join(' '), fill: 'none', stroke: '#d81b60', 'stroke-width': 1.5, 'stroke-dasharray': '4 3' })} />`;
   }
 
+  const spots: HotSpot[] = [];
   points.forEach((p, i) => {
     const pareto = onFront.has(i);
     const cx = px(p.latency * xScale);
     const cy = py(p.fidelity);
+    const title = `${p.label}: ${num(p.latency * xScale)} ms, fidelity ${num(p.fidelity)}${pareto ? ' (Pareto)' : ''}`;
+    spots.push({ x: cx - 6, y: cy - 6, w: 12, h: 12, title, data: { label: p.label, pareto: String(pareto) } });
     body +=
       `<circle${attrs({ class: pareto ? 'sweep-point pareto' : 'sweep-point', 'data-label': p.label, cx, cy, r: pareto ? 5.5 : 4, fill: pareto ? '#d81b60' : '#78909c', stroke: '#fff' })}>` +
-      `<title>${esc(`${p.label}: ${num(p.latency * xScale)} ms, fidelity ${num(p.fidelity)}${pareto ? ' (Pareto)' : ''}`)}</title></circle>`;
+      `<title>${esc(title)}</title></circle>`;
     // Labels right of their point, or left of it near the right edge.
     const left = cx > width - M.right - p.label.length * 5.5 - 8;
     body += `<text${attrs({ class: 'sweep-label', x: left ? cx - 7 : cx + 7, y: cy - 6, 'text-anchor': left ? 'end' : undefined, 'font-size': 9, fill: '#555' })}>${esc(p.label)}</text>`;
   });
   const legendY = M.top - 12;
   body += `<circle${attrs({ cx: M.left + 6, cy: legendY - 3, r: 4.5, fill: '#d81b60' })} /><text${attrs({ x: M.left + 14, y: legendY, fill: '#555' })}>Pareto front: ${front.length} of ${points.length} (no other is both faster and more faithful)</text>`;
-  return svgRoot(width, height, body, { class: 'budget-sweep' });
+  const alt = `Budget sweep: ${points.length} budgets; Pareto front ${front.map((i) => points[i]!.label).join(', ') || 'empty'}`;
+  return { svg: svgRoot(width, height, body, { class: 'budget-sweep' }), width, height, alt, spots };
 }

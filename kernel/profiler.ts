@@ -7,12 +7,15 @@
  */
 import type { ProfilerOptions, ProfilerServer } from '../profiler-ui/server/server.js';
 import type { TraceSink } from '../src/index.js';
+import { checkProfiler, profilerEndpoints } from '../src/trace/profiler-url.js';
 import { WebSocketSink } from '../src/trace/ws-sink.js';
 import { esc } from './render/markup.js';
 import { show } from './display.js';
 import { NotebookTrace } from './trace.js';
 
 export type { ProfilerServer };
+/** The page and ingest URLs for a profiler URL (page or ingest form), with the token. */
+export { profilerEndpoints };
 
 export interface AttachProfilerOptions {
   /**
@@ -52,20 +55,6 @@ export class ProfilerTrace extends NotebookTrace {
   }
 }
 
-/** The ingest endpoint and page URL for a profiler URL (page or ingest form), with the token. */
-export function profilerEndpoints(url: string, token?: string): { page: string; ingest: string; token?: string } {
-  const u = new URL(url);
-  const t = token ?? u.searchParams.get('token') ?? undefined;
-  const secure = u.protocol === 'https:' || u.protocol === 'wss:';
-  const page = new URL(`${secure ? 'https' : 'http'}://${u.host}/`);
-  const ingest = new URL(`${secure ? 'wss' : 'ws'}://${u.host}/ws/ingest`);
-  if (t) {
-    page.searchParams.set('token', t);
-    ingest.searchParams.set('token', t);
-  }
-  return { page: page.toString(), ingest: ingest.toString(), token: t };
-}
-
 type StartProfiler = (options?: ProfilerOptions) => Promise<ProfilerServer>;
 
 /**
@@ -85,14 +74,17 @@ async function loadStartProfiler(): Promise<StartProfiler> {
 }
 
 /**
- * Connects this notebook's chats to the live profiler. Pass `trace.tracer()` to each `model.chat`, and the
+ * Connects this notebook's chats to the live profiler (a running one is checked first: an InputError names
+ * a URL where none answers, or one that refuses the token). Pass `trace.tracer()` to each `model.chat`, and the
  * trace itself to the show functions; `await trace.close()` at the end flushes (and stops an in-process server).
  */
 export async function attachProfiler(options: AttachProfilerOptions = {}): Promise<ProfilerTrace> {
   const url = options.url ?? process.env.SPARSEVILA_PROFILER_URL;
   let trace: ProfilerTrace;
   if (url) {
-    const ends = profilerEndpoints(url, options.token);
+    const ends = profilerEndpoints(url, options.token, options.url ? 'url' : '$SPARSEVILA_PROFILER_URL');
+    // A wrong URL or token fails here, naming it, instead of every event being dropped unseen.
+    await checkProfiler(ends, { subject: options.url ? 'url' : '$SPARSEVILA_PROFILER_URL' });
     trace = new ProfilerTrace(ends.page, new WebSocketSink(ends.ingest), null, options.maxEvents);
   } else {
     const startProfiler = await loadStartProfiler();

@@ -13,7 +13,8 @@ const cacheDir = tempDir('cli-graphs');
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await promisify(execFile)('node', [BIN, ...args], {
-      env: { ...process.env, SPARSEVILA_CACHE: cacheDir },
+      // The demo saves its runs in the profiler's data dir: a temporary one, not the user's.
+      env: { ...process.env, SPARSEVILA_CACHE: cacheDir, SPARSEVILA_TRACES: tempDir('cli-traces') },
       maxBuffer: 1 << 26,
     });
     return { code: 0, stdout, stderr };

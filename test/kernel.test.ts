@@ -6,6 +6,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as kernel from '../dist/kernel/index.js';
 import { installKernelspec } from '../dist/kernel/install.js';
@@ -48,18 +49,26 @@ describe('retention map SVG', () => {
           leading: 0,
           salience: SCORES,
           kept,
-          retrieved: [
-            { token: 3, share: 1 },
-            { token: 10, share: 0.5 },
-          ],
+          retrieved: [3, 10],
         },
       ],
+      layer: 2,
     });
     expect(svg.startsWith('<svg')).toBe(true);
     expect(count(svg, 'class="patch kept"')).toBe(kept.length);
     expect(count(svg, 'class="patch pruned"')).toBe(16 - kept.length);
     expect(count(svg, 'class="retrieved"')).toBe(2);
-    expect(svg).toContain('kept 6/16 · retrieved 2');
+    expect(svg).toContain('kept 6/16 · layer 2 retrieved 2');
+  });
+
+  it("draws pruned patches with the page's hatching, and one legend naming the salience source and the layer", () => {
+    const svg = kernel.renderRetentionSvg({ images: [{ grid: GRID, leading: 0, salience: SCORES, kept: [15], retrieved: [15] }], layer: 3, salienceSource: 'cls' });
+    const hatch = svg.match(/<pattern id="([^"]+)"[^>]*patternTransform="rotate\(45\)">/)![1]!;
+    expect(count(svg, `class="patch pruned" data-token`)).toBe(15);
+    expect([...svg.matchAll(/class="patch pruned"[^>]* fill="([^"]+)"/g)].every((m) => m[1] === `url(#${hatch})`)).toBe(true);
+    expect(count(svg, 'class="retention-legend"')).toBe(1);
+    expect(svg).toContain('salience (CLS attention, √ scale)');
+    expect(svg).toContain('retrieved at layer 3');
   });
 
   it('before pruning every token is a candidate, and leading non-patch tokens (CLS) are drawn too', () => {
@@ -80,46 +89,49 @@ describe('retention map SVG', () => {
     expect(svg).not.toContain('<b>');
   });
 
-  it('one panel per image, side by side', () => {
+  it('one panel per image, side by side, wrapping into rows past the width', () => {
     const panel = { grid: GRID, leading: 0, kept: [1, 2] };
     const svg = kernel.renderRetentionSvg({ images: [panel, { ...panel, kept: [4] }] }, { size: 100 });
     expect(count(svg, 'class="retention-image"')).toBe(2);
     expect(count(svg, 'class="patch kept"')).toBe(3);
-    expect(svg).toMatch(/width="216"/);
+    expect(svg).toMatch(/^<svg[^>]* width="216"/);
+    const many = kernel.renderRetention({ images: Array.from({ length: 10 }, () => panel) }, { size: 100, maxWidth: 500 });
+    const offsets = [...many.svg.matchAll(/class="retention-image"[^>]*transform="translate\(([\d.]+),([\d.]+)\)"/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    expect(new Set(offsets.map(([x]) => x)).size).toBe(4);
+    expect(new Set(offsets.map(([, y]) => y)).size).toBe(3);
+    expect(many.width).toBeLessThanOrEqual(500);
   });
 });
 
 describe('retention data from a trace', () => {
-  it('takes the latest run and turn, its image, kept tokens and the union of its layers retrieval with shares', () => {
+  it("takes the latest run and turn, its image, kept tokens and layer 0's retrieval", () => {
     const data = kernel.retentionFromEvents(twoTurnTrace());
     expect(data.images).toHaveLength(1);
     const p = data.images[0]!;
     expect(p.kept).toEqual([3, 5, 9, 12, 14, 15]);
     expect(p.background?.href).toBe('data:image/jpeg;base64,QUJD');
-    expect(p.retrieved).toEqual([
-      { token: 9, share: 1 },
-      { token: 14, share: 1 },
-    ]);
+    expect(p.retrieved).toEqual([9, 14]);
+    expect(data.layer).toBe(0);
     // The latest turn is index 1: shown as the prompt and CLI count turns and images, from 1.
     expect(data.title).toContain('Turn 2');
     expect(p.label).toBe('image 1');
   });
 
-  it('a chosen turn and layer give that layer set', () => {
-    const data = kernel.retentionFromEvents(twoTurnTrace(), { turn: 0, layer: 0 });
-    expect(data.images[0]!.retrieved).toEqual([
-      { token: 5, share: 1 },
-      { token: 12, share: 1 },
-    ]);
-    const union = kernel.retentionFromEvents(twoTurnTrace(), { turn: 0 }).images[0]!.retrieved;
-    expect(union).toEqual([
-      { token: 3, share: 0.5 },
-      { token: 5, share: 1 },
-      { token: 12, share: 0.5 },
-    ]);
-    const svg = kernel.retentionMapSvg(twoTurnTrace(), { turn: 0 });
+  it("outlines exactly the chosen layer's retrieval set, not the union of the layers", () => {
+    // Turn 0: layer 0 retrieved candidates 1 and 3 (tokens 5, 12), layer 1 candidates 0 and 1 (tokens 3, 5).
+    const outlined = (options: { turn: number; layer?: number }) =>
+      [...kernel.retentionMapSvg(twoTurnTrace(), options).matchAll(/class="retrieved" data-token="(\d+)"/g)].map((m) => Number(m[1]));
+    expect(outlined({ turn: 0, layer: 0 })).toEqual([5, 12]);
+    expect(outlined({ turn: 0, layer: 1 })).toEqual([3, 5]);
+    expect(outlined({ turn: 0 })).toEqual([5, 12]);
+    const svg = kernel.retentionMapSvg(twoTurnTrace(), { turn: 0, layer: 1 });
     expect(count(svg, 'class="patch kept"')).toBe(6);
-    expect(count(svg, 'class="retrieved"')).toBe(3);
+    expect(svg).toContain('Turn 1 · layer 1');
+    expect(svg).toContain('layer 1 retrieved 2');
+  });
+
+  it('a layer the turn did not retrieve at is an error naming the layers there are', () => {
+    expect(() => kernel.retentionFromEvents(twoTurnTrace(), { turn: 0, layer: 4 })).toThrow(/layer 4: turn 1 retrieved at layers 0–1/);
   });
 });
 
@@ -206,11 +218,8 @@ describe('retention data from the step API', () => {
     const svg = kernel.retentionMapSvg(pruned, { retrieved, layer: 1 });
     expect(count(svg, 'class="patch kept"')).toBe(4);
     expect(count(svg, 'class="retrieved"')).toBe(2);
-    expect(kernel.retentionFromSteps(pruned, { retrieved }).images[0]!.retrieved).toEqual([
-      { token: 12, share: 0.5 },
-      { token: 13, share: 0.5 },
-      { token: 14, share: 1 },
-    ]);
+    expect(kernel.retentionFromSteps(pruned, { retrieved }).images[0]!.retrieved).toEqual([12, 14]);
+    expect(kernel.retentionFromSteps(pruned, { retrieved, layer: 1 }).images[0]!.retrieved).toEqual([13, 14]);
   });
 
   it('takes backgrounds from a trace image events', () => {
@@ -360,6 +369,85 @@ describe('budget sweep', () => {
   });
 });
 
+describe('figures as PNGs (what an HTML export keeps)', () => {
+  /** RGB of the PNG's pixels in a box of the figure (CSS px), and how much they vary. */
+  async function pixels(png: Uint8Array, scale: number, box: { x: number; y: number; w: number; h: number }) {
+    const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const values: number[][] = [];
+    for (let y = Math.ceil(box.y * scale) + 2; y < Math.floor((box.y + box.h) * scale) - 2; y++) {
+      for (let x = Math.ceil(box.x * scale) + 2; x < Math.floor((box.x + box.w) * scale) - 2; x++) {
+        const i = (y * info.width + x) * info.channels;
+        values.push([data[i]!, data[i + 1]!, data[i + 2]!]);
+      }
+    }
+    const lum = values.map(([r, g, b]) => 0.3 * r! + 0.59 * g! + 0.11 * b!);
+    const mean = lum.reduce((a, b) => a + b, 0) / lum.length;
+    const sd = Math.sqrt(lum.reduce((a, b) => a + (b - mean) ** 2, 0) / lum.length);
+    return { values, mean, sd };
+  }
+
+  it('librsvg draws the hatching over pruned patches, plain kept patches, and cyan outlines, at 2× the CSS size', async () => {
+    const figure = kernel.renderRetention({ images: [{ grid: GRID, leading: 0, kept: [0, 5], retrieved: [5] }], layer: 0 });
+    const png = kernel.rasterise(figure.svg, 2);
+    const meta = await sharp(png).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(['png', Math.round(figure.width * 2), Math.round(figure.height * 2)]);
+    const cell = (t: number) => figure.spots.find((s) => s.data?.token === t)!;
+    const pruned = await pixels(png, 2, cell(1));
+    const kept = await pixels(png, 2, cell(0));
+    // Stripes: a pruned patch alternates dark fill and light lines; a kept one over the grey placeholder is flat.
+    expect(pruned.sd).toBeGreaterThan(15);
+    expect(kept.sd).toBeLessThan(3);
+    expect(pruned.mean).toBeLessThan(kept.mean - 40);
+    // The outline's stroke, just inside the retrieved patch's edge: cyan (#00d5ff).
+    const edge = cell(5);
+    const ring = await pixels(png, 2, { x: edge.x - 1, y: edge.y + edge.h / 2 - 1, w: 5, h: 4 });
+    expect(ring.values.some(([r, g, b]) => r! < 80 && g! > 170 && b! > 200)).toBe(true);
+  });
+
+  it('a figure is an <img> PNG data URL at its CSS size with one hover box per token', () => {
+    const figure = kernel.renderRetention(kernel.retentionFromEvents(twoTurnTrace(), { turn: 0, layer: 1 }));
+    const html = kernel.figureHtml(figure, kernel.rasterise(figure.svg, 2), 'retention-map');
+    const img = html.match(/<img src="data:image\/png;base64,([^"]+)" width="(\d+)" height="(\d+)" alt="([^"]+)" usemap="#([^"]+)">/)!;
+    expect(Number(img[2])).toBe(Math.round(figure.width));
+    expect(img[4]).toContain('image 1: kept 6/16 · layer 1 retrieved 2');
+    expect(html).toContain(`<map name="${img[5]}">`);
+    expect(count(html, '<area ')).toBe(16);
+    expect([...html.matchAll(/data-token="(\d+)" data-state="\w+ retrieved"/g)].map((m) => Number(m[1]))).toEqual([3, 5]);
+  });
+
+  it("a 64-frame map stays small: 1 px per CSS px, a 256-colour palette, no image map past the hover-box cap", async () => {
+    // The demo model's held-out video frames, as the trace's tower pictures (64×64 JPEG).
+    const dir = path.join(kernel.paths.demoModel, 'examples');
+    const frames = fs.readdirSync(dir).filter((f) => /_\d+\.png$/.test(f));
+    expect(frames.length).toBeGreaterThan(0);
+    const jpegs = await Promise.all(frames.map(async (f) => (await sharp(path.join(dir, f)).resize(64, 64).jpeg({ quality: 85 }).toBuffer()).toString('base64')));
+    const images = Array.from({ length: 64 }, (_, i) => ({
+      label: `frame ${i + 1}`,
+      grid: { rows: 8, cols: 8 },
+      leading: 0,
+      salience: Array.from({ length: 64 }, (_, t) => ((t * 37 + i * 11) % 64) / 640),
+      kept: Array.from({ length: 64 }, (_, t) => t).filter((t) => (t + i) % 2 === 0),
+      retrieved: [i % 64, (i * 7) % 64].filter((t) => (t + i) % 2 === 0),
+      background: { href: `data:image/jpeg;base64,${jpegs[i % jpegs.length]}`, width: 64, height: 64 },
+    }));
+    const figure = kernel.renderRetention({ title: 'Turn 1 · layer 0', images, layer: 0 });
+    const shown: string[] = [];
+    kernel.useDisplay({ html: (s) => shown.push(s), svg: () => undefined, markdown: () => undefined });
+    try {
+      kernel.showFigure(figure, 'retention-map');
+    } finally {
+      kernel.useDisplay(undefined);
+    }
+    const png = Buffer.from(shown[0]!.match(/data:image\/png;base64,([^"]+)"/)![1]!, 'base64');
+    const meta = await sharp(png).metadata();
+    expect([meta.width, meta.height]).toEqual([Math.round(figure.width), Math.round(figure.height)]);
+    expect(meta.width).toBeLessThanOrEqual(1040);
+    expect(shown[0]).not.toContain('<area');
+    console.log(`64-frame retention map: ${meta.width}×${meta.height} px, PNG ${png.length} bytes, HTML ${shown[0]!.length} bytes`);
+    expect(png.length).toBeLessThan(600_000);
+  });
+});
+
 describe('display and the notebook trace', () => {
   it('show functions hand their markup to the display, and do nothing without one', () => {
     const shown: [string, string][] = [];
@@ -368,8 +456,12 @@ describe('display and the notebook trace', () => {
       kernel.showRetentionMap(twoTurnTrace());
       kernel.showRetrieval(twoTurnTrace());
       kernel.showSweep([{ label: 'x', latency: 1, fidelity: 1 }]);
-      expect(shown.map(([k]) => k)).toEqual(['svg', 'html', 'svg']);
-      expect(count(shown[0]![1], 'class="patch kept"')).toBe(6);
+      expect(shown.map(([k]) => k)).toEqual(['html', 'html', 'html']);
+      // Maps and plots as PNGs, each token a hover box saying what the map drew there.
+      expect(shown[0]![1]).toMatch(/^<figure class="retention-map"[^>]*><img src="data:image\/png;base64,/);
+      expect(count(shown[0]![1], 'data-state="kept')).toBe(6);
+      expect(count(shown[0]![1], '<area ')).toBe(16);
+      expect(shown[2]![1]).toMatch(/^<figure class="budget-sweep"[^>]*><img src="data:image\/png;base64,/);
     } finally {
       kernel.useDisplay(undefined);
     }

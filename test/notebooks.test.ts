@@ -4,7 +4,8 @@
  * time; each gets a fresh kernel), and the executed notebook's outputs are checked for content — no errors,
  * the retention maps with as many kept patches as the printed budgets, differing retrieval sets across turns,
  * the demo model's example questions asked with their reference answers beside the answers, one sweep point
- * per budget with the Pareto front marked, a Qwen2.5-VL's images each on its own grid with their M-RoPE positions.
+ * per budget with the Pareto front marked, a Qwen2.5-VL's images each on its own grid with their M-RoPE positions —
+ * and, exported to HTML as Debian's nbconvert 6.5 exports them, the figures still show (as PNGs).
  *
  * Needs Debian's jupyter-nbconvert, python3-nbclient and python3-ipykernel (scripts/system-deps.sh, run by
  * `npm test`) and the compiled package (`npm run build`: notebooks import dist/).
@@ -13,6 +14,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { demoImageExample } from '../dist/kernel/index.js';
 import { installKernelspec } from '../dist/kernel/install.js';
@@ -38,13 +40,42 @@ interface Cell {
   execution_count?: number | null;
   outputs?: Output[];
 }
+/** A figure a show function displayed: its PNG and the hover box of each token (or sweep point) drawn. */
+interface Shown {
+  kind: string;
+  png: Buffer;
+  width: number;
+  height: number;
+  alt: string;
+  spots: { coords: number[]; title: string; data: Record<string, string> }[];
+}
 interface Executed {
   cells: Cell[];
   stdout: string;
-  svgs: string[];
+  figures: Shown[];
   htmls: string[];
   seconds: number;
+  /** The executed notebook's file. */
+  file: string;
 }
+
+/** The figures among HTML outputs: `<figure class=KIND><img src="data:image/png;base64,…"><map><area …>…`. */
+function figuresOf(htmls: string[]): Shown[] {
+  return htmls.flatMap((h) => {
+    const m = h.match(/^<figure class="([\w-]+)"[^>]*><img src="data:image\/png;base64,([^"]+)" width="(\d+)" height="(\d+)" alt="([^"]*)"/);
+    if (!m) return [];
+    const spots = [...h.matchAll(/<area ([^>]+)>/g)].map((a) => {
+      const attr = Object.fromEntries([...a[1]!.matchAll(/([\w-]+)="([^"]*)"/g)].map((x) => [x[1]!, x[2]!]));
+      const data = Object.fromEntries(Object.entries(attr).flatMap(([k, v]) => (k.startsWith('data-') ? [[k.slice(5), v]] : [])));
+      return { coords: attr.coords!.split(',').map(Number), title: attr.title!, data };
+    });
+    return [{ kind: m[1]!, png: Buffer.from(m[2]!, 'base64'), width: Number(m[3]), height: Number(m[4]), alt: m[5]!, spots }];
+  });
+}
+
+/** Tokens of a retention figure in a state (kept, pruned, candidate, or retrieved), in drawing order. */
+const tokensIn = (f: Shown, state: string, image?: number) =>
+  f.spots.filter((s) => s.data.state!.split(' ').includes(state) && (image === undefined || Number(s.data.image) === image)).map((s) => Number(s.data.token));
 
 const join = (x: string | string[] | undefined) => (Array.isArray(x) ? x.join('') : (x ?? ''));
 const count = (markup: string, needle: string) => markup.split(needle).length - 1;
@@ -102,9 +133,41 @@ async function execute(name: string): Promise<Executed> {
       .filter((o) => o.output_type === 'stream' && o.name === 'stdout')
       .map((o) => join(o.text))
       .join(''),
-    svgs: outputs.flatMap((o) => (o.data?.['image/svg+xml'] ? [join(o.data['image/svg+xml'])] : [])),
+    figures: figuresOf(outputs.flatMap((o) => (o.data?.['text/html'] ? [join(o.data['text/html'])] : []))),
     htmls: outputs.flatMap((o) => (o.data?.['text/html'] ? [join(o.data['text/html'])] : [])),
+    file: out,
   };
+}
+
+/**
+ * The executed notebook exported to HTML as a reader gets it (`jupyter nbconvert --to html`: Debian's
+ * nbconvert 6.5 runs every SVG and HTML output through lxml's clean_html), and the PNGs of its <img> data URLs.
+ */
+async function exportHtml(executed: string): Promise<{ html: string; pngs: Buffer[] }> {
+  const out = executed.replace(/\.ipynb$/, '.html');
+  await run(PYTHON, ['-m', 'jupyter', 'nbconvert', '--to', 'html', '--output', out, executed], {
+    env: { ...process.env, JUPYTER_PATH: path.join(prefix, 'share', 'jupyter') },
+    timeout: 120_000,
+  });
+  const html = fs.readFileSync(out, 'utf8');
+  return { html, pngs: [...html.matchAll(/<img src="data:image\/png;base64,([^"]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64')) };
+}
+
+/** The exported page shows each figure as a decodable PNG, and no SVG the sanitiser emptied (a blank box and its patches' text). */
+async function expectFiguresExported(nb: Executed): Promise<void> {
+  const { html, pngs } = await exportHtml(nb.file);
+  expect(pngs).toHaveLength(nb.figures.length);
+  for (const [i, png] of pngs.entries()) {
+    const meta = await sharp(png).metadata();
+    expect(meta.format).toBe('png');
+    expect(meta.width).toBeGreaterThanOrEqual(nb.figures[i]!.width);
+    expect(png.length).toBeGreaterThan(2000);
+    expect(png.equals(nb.figures[i]!.png)).toBe(true);
+  }
+  expect(html.includes('data-mime-type="image/svg+xml"'), `an SVG output in ${nb.file}'s export`).toBe(false);
+  // Hover text lives in <area title="…"> attributes; as page text it would be what clean_html left of an SVG.
+  const text = html.replace(/<style[\s\S]*?<\/style>|<script[\s\S]*?<\/script>/g, '').replace(/<[^>]*>/g, ' ');
+  expect(text.match(/token \d+ \(row \d+, col \d+\)[^\n]*/)?.[0], `patch text in ${nb.file}'s export`).toBeUndefined();
 }
 
 /** The number after `label` on a printed line (e.g. "kept: 8/16" → [8, 16]). */
@@ -151,15 +214,17 @@ describe('notebooks', () => {
     const [kept, total] = fraction(nb.stdout, 'kept:');
     expect([kept, total]).toEqual([32, 64]);
     expect(nb.stdout).toMatch(/retrieved per layer: 16, 16, 16, 16\n/);
-    expect(nb.svgs).toHaveLength(1);
-    const map = nb.svgs[0]!;
-    expect(count(map, 'class="patch kept"')).toBe(kept);
-    expect(count(map, 'class="patch pruned"')).toBe(total - kept);
-    expect(map).toContain('href="data:image/jpeg;base64,');
-    // Each of the 4 layers retrieved 16 of the 32 kept tokens: 16..32 distinct outlines.
-    const outlines = count(map, 'class="retrieved"');
-    expect(outlines).toBeGreaterThanOrEqual(16);
-    expect(outlines).toBeLessThanOrEqual(32);
+    expect(nb.figures.map((f) => f.kind)).toEqual(['retention-map']);
+    const map = nb.figures[0]!;
+    expect(tokensIn(map, 'kept')).toHaveLength(kept);
+    expect(tokensIn(map, 'pruned')).toHaveLength(total - kept);
+    // Layer 0's retrieval set (16 of the 32 kept), outlined alone: not the union of the 4 layers.
+    expect(map.alt).toContain('Turn 1 · layer 0');
+    const outlined = tokensIn(map, 'retrieved');
+    expect(outlined).toHaveLength(16);
+    for (const t of outlined) expect(tokensIn(map, 'kept')).toContain(t);
+    expect((await sharp(map.png).metadata()).width).toBe(map.width * 2);
+    await expectFiguresExported(nb);
     const table = nb.htmls.find((h) => h.includes('class="retrieval"'))!;
     expect(count(table, 'data-retrieved="16"')).toBe(4);
     expect(nb.htmls.some((h) => h.includes('class="latency"') && h.includes('TTFT'))).toBe(true);
@@ -182,20 +247,18 @@ describe('notebooks', () => {
     expect(nb.stdout).toMatch(/decoded: 8 tokens/);
     expect(nb.stdout).toContain('attended visual tokens per layer: 3, 3');
     // Salience before pruning, after pruning, then with layer 0's retrieval.
-    expect(nb.svgs).toHaveLength(3);
-    const [salience, pruned, retrieved] = nb.svgs as [string, string, string];
-    expect(count(salience, 'class="patch candidate"')).toBe(16);
-    for (const svg of nb.svgs) expect(svg).toContain('href="data:image/jpeg;base64,');
-    expect(count(pruned, 'class="patch kept"')).toBe(6);
-    expect(count(retrieved, 'class="patch kept"')).toBe(6);
-    expect(count(retrieved, 'class="retrieved"')).toBe(3);
+    expect(nb.figures.map((f) => f.kind)).toEqual(['retention-map', 'retention-map', 'retention-map']);
+    const [salience, pruned, retrieved] = nb.figures as [Shown, Shown, Shown];
+    expect(tokensIn(salience, 'candidate')).toHaveLength(16);
+    expect(tokensIn(pruned, 'kept')).toHaveLength(6);
+    expect(tokensIn(retrieved, 'kept')).toHaveLength(6);
+    expect(tokensIn(retrieved, 'retrieved')).toHaveLength(3);
     // The printed kept tokens are the ones drawn kept.
     const keptTokens = nb.stdout
       .match(/kept: 6\/16 tokens: ([\d, ]+)/)![1]!
       .split(', ')
       .map(Number);
-    const drawn = [...pruned.matchAll(/class="patch kept" data-token="(\d+)"/g)].map((m) => Number(m[1]));
-    expect(drawn).toEqual(keptTokens);
+    expect(tokensIn(pruned, 'kept')).toEqual(keptTokens);
     const table = nb.htmls.find((h) => h.includes('class="retrieval"'))!;
     expect(count(table, 'data-retrieved="3"')).toBe(2);
   });
@@ -221,11 +284,11 @@ describe('notebooks', () => {
     const changed = [0, 1, 2, 3].filter((l) => sets.get(`0/${l}`) !== sets.get(`1/${l}`)).length;
     expect(changed).toBeGreaterThanOrEqual(1);
     expect(nb.stdout).toContain(`layers whose retrieval set changed from turn 1 to turn 2: ${changed} of 4`);
-    // One retention map per turn: same pruning, different outlines.
-    expect(nb.svgs).toHaveLength(n);
-    for (const svg of nb.svgs) expect(count(svg, 'class="patch kept"')).toBe(48);
-    const outlined = nb.svgs.map((svg) => [...svg.matchAll(/class="retrieved" data-token="(\d+)"/g)].map((m) => m[1]).join(','));
-    expect(outlined[0]).not.toBe(outlined[1]);
+    // One retention map per turn: same pruning, each outlining its turn's layer-0 set — the one printed.
+    expect(nb.figures).toHaveLength(n);
+    for (const f of nb.figures) expect(tokensIn(f, 'kept')).toHaveLength(48);
+    nb.figures.forEach((f, t) => expect(tokensIn(f, 'retrieved').map((token) => `0:${token}`).join(' '), `turn ${t + 1}`).toBe(sets.get(`${t}/0`)));
+    await expectFiguresExported(nb);
     expect(nb.htmls.filter((h) => h.includes('class="retrieval"'))).toHaveLength(n);
   });
 
@@ -238,12 +301,11 @@ describe('notebooks', () => {
     const dense = lines.find((m) => m[1] === '256' && m[2] === '100')!;
     expect(Number(dense[5])).toBe(0);
     expect(Number(dense[4])).toBe(1);
-    expect(nb.svgs).toHaveLength(1);
-    const plot = nb.svgs[0]!;
-    expect(count(plot, 'class="sweep-point')).toBe(12);
-    const front = [...plot.matchAll(/class="sweep-point pareto" data-label="([^"]+)"/g)].map((m) => m[1]);
+    expect(nb.figures.map((f) => f.kind)).toEqual(['budget-sweep']);
+    const plot = nb.figures[0]!;
+    expect(plot.spots).toHaveLength(12);
+    const front = plot.spots.filter((s) => s.data.pareto === 'true').map((s) => s.data.label);
     expect(front.length).toBeGreaterThanOrEqual(1);
-    expect(count(plot, 'class="pareto-front"')).toBe(1);
     // The printed front is the marked one; dense (lowest divergence) is always on it.
     const printed = nb.stdout.match(/Pareto front: (.+)/)![1]!.split(', ');
     expect([...printed].sort()).toEqual([...front].sort());
@@ -289,23 +351,19 @@ describe('notebooks', () => {
     expect(nb.stdout).toMatch(/decoded: 8 tokens/);
     expect(nb.stdout).toContain('attended visual tokens per layer: 3, 3');
     // Salience, after pruning, with layer 0's retrieval: each map draws both images on their own grids over their pictures.
-    expect(nb.svgs).toHaveLength(3);
-    for (const svg of nb.svgs) {
-      expect([...svg.matchAll(/class="retention-image" data-image="(\d)" data-rows="(\d+)" data-cols="(\d+)"/g)].map((m) => m.slice(1).join())).toEqual([
-        '0,2,4',
-        '1,3,2',
-      ]);
-      expect(count(svg, 'class="tower-input"')).toBe(2);
-      expect(count(svg, 'class="patch ')).toBe(14);
+    expect(nb.figures).toHaveLength(3);
+    for (const f of nb.figures) {
+      // Per image, its tokens' boxes tile a rows × cols grid of its own.
+      const grids = [0, 1].map((image) => {
+        const boxes = f.spots.filter((s) => Number(s.data.image) === image).map((s) => s.coords);
+        return `${boxes.length}:${new Set(boxes.map((c) => c[1])).size}x${new Set(boxes.map((c) => c[0])).size}`;
+      });
+      expect(grids).toEqual(['8:2x4', '6:3x2']);
     }
-    const [salience, pruned, retrieved] = nb.svgs as [string, string, string];
-    expect(count(salience, 'class="patch candidate"')).toBe(14);
-    const drawn = pruned
-      .split('class="retention-image"')
-      .slice(1)
-      .map((g) => [...g.matchAll(/class="patch kept" data-token="(\d+)"/g)].map((m) => Number(m[1])));
-    expect(drawn).toEqual(kept.map((k) => k.tokens));
-    expect(count(retrieved, 'class="retrieved"')).toBe(3);
+    const [salience, pruned, retrieved] = nb.figures as [Shown, Shown, Shown];
+    expect(tokensIn(salience, 'candidate')).toHaveLength(14);
+    expect([0, 1].map((image) => tokensIn(pruned, 'kept', image))).toEqual(kept.map((k) => k.tokens));
+    expect(tokensIn(retrieved, 'retrieved')).toHaveLength(3);
     const table = nb.htmls.find((h) => h.includes('class="retrieval"'))!;
     expect(count(table, 'data-retrieved="3"')).toBe(2);
     expect(nb.seconds).toBeLessThan(60);

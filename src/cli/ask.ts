@@ -3,12 +3,13 @@ import { parseArgs } from 'node:util';
 import { InputError } from '../errors.js';
 import type { Sampling } from '../session/sampling.js';
 import { loadModel } from '../session/model.js';
-import { ChromeTraceSink, JsonlSink, Tracer } from '../trace/index.js';
+import { ChromeTraceSink, JsonlSink, Tracer, WebSocketSink } from '../trace/index.js';
 import { modelOptionSpec, parseInteger, parseModelOptions, progressPrinter } from './options.js';
 import type { CliValues } from '../sparsity/method.js';
 import { policyFromFlags } from '../sparsity/registry.js';
 import { policyOptionSpec } from './policy-options.js';
 import { checkChatOptions, checkDropLayers, checkPolicyFlags, checkWritable } from './up-front.js';
+import { checkedProfiler, profiledRun } from './profile.js';
 import { parseVideoOptions, VIDEO_OPTIONS_HELP, videoOptionSpec } from './video-options.js';
 
 export const ASK_HELP = `Usage: sparsevila ask --model DIR (--image FILE [--image FILE…] | --video FILE) --prompt TEXT [options]
@@ -33,6 +34,10 @@ Tokens stream to stdout; timings go to stderr.
   --trace FILE           write the run's trace events (salience, kept tokens, retrieval sets, spans,
                          decode steps) as JSON lines
   --chrome-trace FILE    write the run as a Chrome trace (opens in Perfetto or chrome://tracing)
+  --profile URL          stream the run live to a running profiler: the URL \`sparsevila profile\` printed
+                         (http://HOST:PORT/?token=…). Checked before the model loads: no profiler there, or
+                         a wrong token, is an error. Should it go away mid-run, the answer still comes; the
+                         events it missed are counted on stderr
   --ort-profile PREFIX   also record onnxruntime's per-operator profile (PREFIX-<graph>_<date>.json); with
                          --chrome-trace it is merged into that trace on its own track
 
@@ -59,6 +64,7 @@ export async function runAsk(argv: string[]): Promise<void> {
       trace: { type: 'string' },
       'chrome-trace': { type: 'string' },
       'ort-profile': { type: 'string' },
+      profile: { type: 'string' },
     },
     strict: true,
   });
@@ -85,13 +91,19 @@ export async function runAsk(argv: string[]): Promise<void> {
   checkChatOptions(chatOptions);
   checkWritable(values.trace, '--trace');
   checkWritable(values['chrome-trace'], '--chrome-trace');
+  const profiler = values.profile === undefined ? undefined : await checkedProfiler(values.profile);
   const model = await loadModel(values.model, {
     ...parseModelOptions(values),
     onProgress: progressPrinter(),
     ortProfilePrefix: values['ort-profile'],
   });
   const chrome = values['chrome-trace'] ? new ChromeTraceSink(values['chrome-trace']) : undefined;
-  const tracer = new Tracer([...(values.trace ? [new JsonlSink(values.trace, { truncate: true })] : []), ...(chrome ? [chrome] : [])]);
+  const live = profiler && new WebSocketSink(profiler.ingest);
+  const tracer = new Tracer([
+    ...(values.trace ? [new JsonlSink(values.trace, { truncate: true })] : []),
+    ...(chrome ? [chrome] : []),
+    ...(live ? [live] : []),
+  ]);
   try {
     checkDropLayers(policy, model.spec);
     const chat = model.chat({ ...chatOptions, tracer });
@@ -121,5 +133,6 @@ export async function runAsk(argv: string[]): Promise<void> {
     // The traces are written whether the turn finished or failed: a failed turn is when they are wanted most.
     await tracer.close();
     await model.close();
+    if (profiler && live) process.stderr.write(profiledRun(profiler, live, tracer.run));
   }
 }

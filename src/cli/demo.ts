@@ -14,7 +14,7 @@ import { validatePolicy, type SparsityPolicy } from '../sparsity/registry.js';
 import { Tracer } from '../trace/tracer.js';
 import type { TraceSink } from '../trace/schema.js';
 import { modelOptionSpec, parseInteger, parseModelOptions, progressPrinter } from './options.js';
-import { startOnFreePort, untilInterrupted } from './profile.js';
+import { defaultDataDir, startOnFreePort, untilInterrupted } from './profile.js';
 import { familyOf } from '../families/registry.js';
 
 const MODELS_DIR = path.resolve(
@@ -38,30 +38,37 @@ function demoConversations(dir: string, image: string | undefined): ExampleConve
   ];
 }
 
-export const DEMO_HELP = `Usage: sparsevila demo [--model DIR] [--image FILE] [--port N] [--exit] [model options]
+export const DEMO_HELP = `Usage: sparsevila demo [--model DIR] [--image FILE] [--port N] [--data-dir DIR] [--exit] [model options]
 
 Runs multi-turn conversations, dense and with SparseVILA, and prints the answers, timings, what the
 sparsity kept and attended, and the agreement with a dense twin. Without --model it uses the bundled demo
 model and its example image and video conversations (the model folder's examples/conversations.json);
 --image asks two generic questions about your image instead.
 Both runs stream to a live profiler started in-process; its URL is printed first, and it keeps serving
-after the conversation until Ctrl-C.
+after the conversation until Ctrl-C. The runs are written to the profiler's data dir as they stream, so
+\`sparsevila profile\` shows them again after Ctrl-C.
 
   --port N     profiler port (default 8765 or the next free one)
+  --data-dir DIR  where the runs are saved (default $SPARSEVILA_TRACES or ~/.cache/sparsevila/traces,
+               as \`sparsevila profile\`)
   --exit       stop after the conversation instead of serving the profiler
 `;
 
 export async function runDemo(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...modelOptionSpec, image: { type: 'string' }, port: { type: 'string' }, exit: { type: 'boolean' } },
+    options: { ...modelOptionSpec, image: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' }, exit: { type: 'boolean' } },
     strict: true,
   });
   const dir = values.model ?? DEFAULT_MODEL_DIR;
   const conversations = demoConversations(dir, values.image);
   const { startProfiler } = await import('../../profiler-ui/server/server.js');
-  const server = await startOnFreePort(values.port === undefined ? undefined : parseInteger(values.port, '--port'), (port) => startProfiler({ port }));
-  console.log(`profiler: ${server.url}`);
+  const dataDir = values['data-dir'] ?? defaultDataDir();
+  const server = await startOnFreePort(values.port === undefined ? undefined : parseInteger(values.port, '--port'), (port) => startProfiler({ port, dataDir }));
+  console.log(`profiler: ${server.url} (runs saved in ${dataDir})`);
+  // Ctrl-C before the conversations end: close the server, which flushes the runs' files, then stop.
+  const interrupted = (): void => void server.close().finally(() => process.exit(130));
+  process.once('SIGINT', interrupted);
   const sink: TraceSink = { write: (event) => server.ingest(event) };
   console.log(`model: ${dir}`);
   const model = await loadModel(dir, { ...parseModelOptions(values), onProgress: progressPrinter() });
@@ -114,7 +121,9 @@ export async function runDemo(argv: string[]): Promise<void> {
       );
     }
   } finally {
+    process.off('SIGINT', interrupted);
     await model.close();
+    // The runs stop being live: their files in the data dir are complete.
     server.endInProcess();
   }
   console.log(`\nprofiler: ${server.url}`);

@@ -4,8 +4,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { listRunFiles, runFileName } from '../../profiler-ui/server/run-files.js';
 import type { ProfilerServer } from '../../profiler-ui/server/server.js';
 import { InputError } from '../errors.js';
+import { checkProfiler, profilerEndpoints, type ProfilerEndpoints } from '../trace/profiler-url.js';
+import type { WebSocketSink } from '../trace/ws-sink.js';
 import { parseInteger } from './options.js';
 
 const DEFAULT_PORT = 8765;
@@ -56,7 +59,7 @@ export async function runProfile(argv: string[]): Promise<void> {
   for (const file of values.load ?? []) {
     if (!fs.existsSync(file)) throw new InputError('OPTION_INVALID', `--load ${file}: no such file`, { subject: file });
   }
-  const dataDir = values['data-dir'] ?? process.env.SPARSEVILA_TRACES ?? path.join(os.homedir(), '.cache', 'sparsevila', 'traces');
+  const dataDir = values['data-dir'] ?? defaultDataDir();
   const maxDiskRuns = positive(values['max-disk-runs'], '--max-disk-runs');
   const maxDiskMb = positive(values['max-disk-mb'], '--max-disk-mb');
   const options = {
@@ -73,7 +76,7 @@ export async function runProfile(argv: string[]): Promise<void> {
   const { startProfiler } = await import('../../profiler-ui/server/server.js');
   const server = await startOnFreePort(port, (p) => startProfiler({ ...options, port: p }));
   process.stdout.write(
-    `SparseVILA profiler: ${server.runs().length} saved runs from ${dataDir}\n` +
+    `SparseVILA profiler: ${loadedRuns(server, dataDir, values.load ?? [])}\n` +
       `Open the page:\n${server.urls.map((u) => `    ${u}\n`).join('')}` +
       `Stream a run to it:\n    new Tracer([new WebSocketSink('${server.ingestUrl}')])\n` +
       `Ctrl-C stops it.\n`,
@@ -83,6 +86,44 @@ export async function runProfile(argv: string[]): Promise<void> {
   await untilInterrupted();
   process.stdout.write('\nstopping the profiler\n');
   await server.close();
+}
+
+/** Where the profiler keeps its runs unless told otherwise: $SPARSEVILA_TRACES, else ~/.cache/sparsevila/traces. */
+export function defaultDataDir(): string {
+  return process.env.SPARSEVILA_TRACES || path.join(os.homedir(), '.cache', 'sparsevila', 'traces');
+}
+
+const runs = (n: number) => (n === 0 ? 'no saved runs' : n === 1 ? '1 saved run' : `${n} saved runs`);
+
+/**
+ * What the server loaded: the runs whose files are in the data dir, and the rest from --load files. (A --load
+ * run whose id has a file in the data dir replaced that run, and counts as the data dir's.)
+ */
+function loadedRuns(server: ProfilerServer, dataDir: string, load: string[]): string {
+  const files = new Set(listRunFiles(dataDir, () => undefined).map((f) => path.basename(f.file)));
+  const all = server.runs();
+  const saved = all.filter((r) => files.has(runFileName(r.run))).length;
+  const fromLoad = all.length - saved;
+  const loaded = load.length ? `; ${fromLoad} run${fromLoad === 1 ? '' : 's'} from ${load.length === 1 ? load[0] : `${load.length} --load files`}` : '';
+  return `${runs(saved)} in ${dataDir}${loaded}`;
+}
+
+/**
+ * The running profiler at `url` (`ask --profile URL`), checked to answer there and take the token: an
+ * InputError names the URL otherwise, before any work is done. Stream to it with `new WebSocketSink(ends.ingest)`.
+ */
+export async function checkedProfiler(url: string, flag = '--profile'): Promise<ProfilerEndpoints> {
+  const ends = profilerEndpoints(url, undefined, flag);
+  await checkProfiler(ends, { subject: flag });
+  return ends;
+}
+
+/** The line `ask --profile` ends with: where the run is on the page, and what did not get there. */
+export function profiledRun(ends: ProfilerEndpoints, sink: WebSocketSink, run: string): string {
+  const page = new URL(ends.page);
+  page.hash = `#/run/${encodeURIComponent(run)}`;
+  const missed = sink.dropped ? `; ${sink.dropped} events did not reach it${sink.error ? ` (${sink.error.message})` : ''}` : '';
+  return `[profiler: ${sink.sent} events of run ${run} streamed to ${page}${missed}]\n`;
 }
 
 function positive(value: string | undefined, flag: string): number | undefined {

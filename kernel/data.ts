@@ -174,17 +174,20 @@ export function retentionFromSteps(step: EncodedLike | PrunedLike, options: Step
       )
     : null;
   const set = layer === null ? null : ids![layer]!;
-  const panels = encoded.salience.map(
-    (s, i): RetentionPanel => ({
-      label: stepLabel(encoded, first, i),
-      grid: s.grid,
-      leading: s.leading,
-      salience: s.scores,
-      kept: kept?.[i],
-      retrieved: set ? set.filter((id) => id.image === first + i).map((id) => id.token).sort((a, b) => a - b) : undefined,
-      background: backgrounds[i],
-    }),
-  );
+  const panels = encoded.salience.map((s, i): RetentionPanel => ({
+    label: stepLabel(encoded, first, i),
+    grid: s.grid,
+    leading: s.leading,
+    salience: s.scores,
+    kept: kept?.[i],
+    retrieved: set
+      ? set
+          .filter((id) => id.image === first + i)
+          .map((id) => id.token)
+          .sort((a, b) => a - b)
+      : undefined,
+    background: backgrounds[i],
+  }));
   const stage = kept ? 'After pruning' : 'Salience, before pruning';
   return {
     title: options.title ?? `${stage}${layer === null ? '' : ` · layer ${layer}`}`,

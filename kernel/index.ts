@@ -36,7 +36,14 @@ export {
   type StepRetentionOptions,
   type LatencySource,
 } from './data.js';
-export { renderRetentionSvg, renderRetention, type RetentionRenderOptions, type RetentionMapData, type RetentionPanel, type RetentionBackground } from './render/retention.js';
+export {
+  renderRetentionSvg,
+  renderRetention,
+  type RetentionRenderOptions,
+  type RetentionMapData,
+  type RetentionPanel,
+  type RetentionBackground,
+} from './render/retention.js';
 export { renderRetrievalHtml, type RetrievalTableData, type RetrievalLayerRow } from './render/retrieval.js';
 export { renderLatencyHtml, type LatencyRow, type LatencyTimings } from './render/latency.js';
 export { renderSweepSvg, renderSweep, paretoFront, type SweepPoint, type SweepRenderOptions, type FidelityDirection } from './render/sweep.js';

@@ -38,7 +38,7 @@ function start(args: string[]) {
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += String(d)));
   child.stderr.on('data', (d) => (stderr += String(d)));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const exited = new Promise<number | string | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
   return {
     output: () => ({ stdout, stderr }),
     waitFor: (re: RegExp, timeoutMs: number) => until(`${re} in the output of sparsevila ${args[0]}:\n${stdout}\n${stderr}`, () => re.test(stdout), timeoutMs),
@@ -105,7 +105,7 @@ describe('sparsevila demo (npm start) and sparsevila profile', () => {
     const demo = start(['demo', '--threads', '1', '--port', '0', '--data-dir', dataDir]);
     await demo.waitFor(/serving the profiler until Ctrl-C/, 300_000);
     expect(demo.output().stdout).toMatch(new RegExp(`^profiler: http://127\\.0\\.0\\.1:\\d+/\\?token=\\S+ \\(runs saved in ${dataDir}\\)$`, 'm'));
-    expect(await demo.interrupt()).toBe(0);
+    expect(await demo.interrupt(), demo.output().stderr).toBe(0);
     // One run per policy and conversation, each complete: every turn it asked ended.
     const files = fs.readdirSync(dataDir).filter((f) => f.endsWith('.jsonl'));
     const conversations = demo.output().stdout.match(/^== /gm)!.length;
@@ -121,12 +121,22 @@ describe('sparsevila demo (npm start) and sparsevila profile', () => {
     const again = start(['profile', '--port', '0', '--data-dir', dataDir]);
     await again.waitFor(/Ctrl-C stops it/, 60_000);
     expect(again.output().stdout).toContain(`SparseVILA profiler: ${files.length} saved runs in ${dataDir}\n`);
-    expect(await again.interrupt()).toBe(0);
+    expect(await again.interrupt(), again.output().stderr).toBe(0);
+
+    // Ctrl-C mid-conversation: the server closes first, so the run's file holds every event up to then.
+    const midway = tempDir('demo-interrupted');
+    const cut = start(['demo', '--threads', '1', '--port', '0', '--data-dir', midway]);
+    await cut.waitFor(/turn 1 assistant: /, 300_000);
+    expect(await cut.interrupt()).toBe('SIGINT');
+    const [partial] = fs.readdirSync(midway);
+    const events = await readTrace(path.join(midway, partial!));
+    expect(events[0]!.type).toBe('run.start');
+    expect(events.map((e) => e.type)).toContain('turn.end');
 
     const empty = tempDir('empty-runs');
     const loaded = start(['profile', '--port', '0', '--data-dir', empty, '--load', one]);
     await loaded.waitFor(/Ctrl-C stops it/, 60_000);
     expect(loaded.output().stdout).toContain(`SparseVILA profiler: no saved runs in ${empty}; 1 run from ${one}\n`);
-    expect(await loaded.interrupt()).toBe(0);
+    expect(await loaded.interrupt(), loaded.output().stderr).toBe(0);
   });
 });

@@ -62,7 +62,11 @@ describe('retention map SVG', () => {
   });
 
   it("draws pruned patches with the page's hatching, and one legend naming the salience source and the layer", () => {
-    const svg = kernel.renderRetentionSvg({ images: [{ grid: GRID, leading: 0, salience: SCORES, kept: [15], retrieved: [15] }], layer: 3, salienceSource: 'cls' });
+    const svg = kernel.renderRetentionSvg({
+      images: [{ grid: GRID, leading: 0, salience: SCORES, kept: [15], retrieved: [15] }],
+      layer: 3,
+      salienceSource: 'cls',
+    });
     const hatch = svg.match(/<pattern id="([^"]+)"[^>]*patternTransform="rotate\(45\)">/)![1]!;
     expect(count(svg, `class="patch pruned" data-token`)).toBe(15);
     expect([...svg.matchAll(/class="patch pruned"[^>]* fill="([^"]+)"/g)].every((m) => m[1] === `url(#${hatch})`)).toBe(true);
@@ -415,12 +419,14 @@ describe('figures as PNGs (what an HTML export keeps)', () => {
     expect([...html.matchAll(/data-token="(\d+)" data-state="\w+ retrieved"/g)].map((m) => Number(m[1]))).toEqual([3, 5]);
   });
 
-  it("a 64-frame map stays small: 1 px per CSS px, a 256-colour palette, no image map past the hover-box cap", async () => {
+  it('a 64-frame map stays small: 1 px per CSS px, a 256-colour palette, no image map past the hover-box cap', async () => {
     // The demo model's held-out video frames, as the trace's tower pictures (64×64 JPEG).
     const dir = path.join(kernel.paths.demoModel, 'examples');
     const frames = fs.readdirSync(dir).filter((f) => /_\d+\.png$/.test(f));
     expect(frames.length).toBeGreaterThan(0);
-    const jpegs = await Promise.all(frames.map(async (f) => (await sharp(path.join(dir, f)).resize(64, 64).jpeg({ quality: 85 }).toBuffer()).toString('base64')));
+    const jpegs = await Promise.all(
+      frames.map(async (f) => (await sharp(path.join(dir, f)).resize(64, 64).jpeg({ quality: 85 }).toBuffer()).toString('base64')),
+    );
     const images = Array.from({ length: 64 }, (_, i) => ({
       label: `frame ${i + 1}`,
       grid: { rows: 8, cols: 8 },
@@ -567,10 +573,22 @@ describe('profiler endpoints', () => {
     expect(kernel.profilerEndpoints('http://127.0.0.1:8765/?token=abc')).toEqual({
       page: 'http://127.0.0.1:8765/?token=abc',
       ingest: 'ws://127.0.0.1:8765/ws/ingest?token=abc',
+      health: 'http://127.0.0.1:8765/api/health',
       token: 'abc',
+      shown: 'http://127.0.0.1:8765/?token=…',
     });
     expect(kernel.profilerEndpoints('ws://localhost:9/ws/ingest', 't').page).toBe('http://localhost:9/?token=t');
     expect(kernel.profilerEndpoints('https://h.example/x').ingest).toBe('wss://h.example/ws/ingest');
+    expect(() => kernel.profilerEndpoints('localhost:8765')).toThrow(/profiler URL localhost:8765 must start with http:\/\//);
+  });
+
+  it('a URL where no profiler answers fails at attach time, naming it', async () => {
+    const server = await startProfiler({ port: 0, log: () => undefined });
+    const wrong = `http://127.0.0.1:${server.port}/?token=${'w'.repeat(20)}`;
+    await server.close();
+    await expect(kernel.attachProfiler({ url: wrong, announce: false })).rejects.toThrow(
+      `no profiler at http://127.0.0.1:${server.port}/?token=…: nothing is listening there`,
+    );
   });
 });
 

@@ -287,7 +287,14 @@ describe('notebooks', () => {
     // One retention map per turn: same pruning, each outlining its turn's layer-0 set — the one printed.
     expect(nb.figures).toHaveLength(n);
     for (const f of nb.figures) expect(tokensIn(f, 'kept')).toHaveLength(48);
-    nb.figures.forEach((f, t) => expect(tokensIn(f, 'retrieved').map((token) => `0:${token}`).join(' '), `turn ${t + 1}`).toBe(sets.get(`${t}/0`)));
+    nb.figures.forEach((f, t) =>
+      expect(
+        tokensIn(f, 'retrieved')
+          .map((token) => `0:${token}`)
+          .join(' '),
+        `turn ${t + 1}`,
+      ).toBe(sets.get(`${t}/0`)),
+    );
     await expectFiguresExported(nb);
     expect(nb.htmls.filter((h) => h.includes('class="retrieval"'))).toHaveLength(n);
   });

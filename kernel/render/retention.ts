@@ -116,7 +116,7 @@ function salienceScale(data: RetentionMapData): Scale {
   const withScores = data.images.filter((p) => p.salience && p.salience.length);
   if (!withScores.length) return null;
   if (!data.salienceRange) {
-    for (const p of withScores) for (let t = 0; t < p.salience!.length; t++) (min = Math.min(min, p.salience![t]!)), (max = Math.max(max, p.salience![t]!));
+    for (const p of withScores) for (let t = 0; t < p.salience!.length; t++) ((min = Math.min(min, p.salience![t]!)), (max = Math.max(max, p.salience![t]!)));
   }
   // As retention-frame.js's salienceScale: the domain starts at 0 or above, and never collapses.
   const lo = Number.isFinite(min) ? Math.max(0, min) : 0;
@@ -222,7 +222,13 @@ function describe(data: RetentionMapData): string {
 
 /** The page's wording for a salience source (profiler-ui/web/views/legend.js, sourceLabel). */
 function sourceLabel(source: string | undefined): string {
-  return source === 'cls' ? 'CLS attention' : source === 'received' ? 'attention received' : source === 'summary' ? 'summary-token attention' : 'tower attention';
+  return source === 'cls'
+    ? 'CLS attention'
+    : source === 'received'
+      ? 'attention received'
+      : source === 'summary'
+        ? 'summary-token attention'
+        : 'tower attention';
 }
 
 /**

@@ -99,11 +99,7 @@ export async function runAsk(argv: string[]): Promise<void> {
   });
   const chrome = values['chrome-trace'] ? new ChromeTraceSink(values['chrome-trace']) : undefined;
   const live = profiler && new WebSocketSink(profiler.ingest);
-  const tracer = new Tracer([
-    ...(values.trace ? [new JsonlSink(values.trace, { truncate: true })] : []),
-    ...(chrome ? [chrome] : []),
-    ...(live ? [live] : []),
-  ]);
+  const tracer = new Tracer([...(values.trace ? [new JsonlSink(values.trace, { truncate: true })] : []), ...(chrome ? [chrome] : []), ...(live ? [live] : [])]);
   try {
     checkDropLayers(policy, model.spec);
     const chat = model.chat({ ...chatOptions, tracer });

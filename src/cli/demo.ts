@@ -66,9 +66,14 @@ export async function runDemo(argv: string[]): Promise<void> {
   const dataDir = values['data-dir'] ?? defaultDataDir();
   const server = await startOnFreePort(values.port === undefined ? undefined : parseInteger(values.port, '--port'), (port) => startProfiler({ port, dataDir }));
   console.log(`profiler: ${server.url} (runs saved in ${dataDir})`);
-  // Ctrl-C before the conversations end: close the server, which flushes the runs' files, then stop.
-  const interrupted = (): void => void server.close().finally(() => process.exit(130));
-  process.once('SIGINT', interrupted);
+  // Ctrl-C before the conversations end: close the server, which flushes the runs' files, then die of the
+  // signal as without this handler (process.exit would run native teardown under onnxruntime's busy worker: abort).
+  const interrupted = (): void =>
+    void server.close().finally(() => {
+      process.off('SIGINT', interrupted);
+      process.kill(process.pid, 'SIGINT');
+    });
+  process.on('SIGINT', interrupted);
   const sink: TraceSink = { write: (event) => server.ingest(event) };
   console.log(`model: ${dir}`);
   const model = await loadModel(dir, { ...parseModelOptions(values), onProgress: progressPrinter() });

@@ -24,9 +24,13 @@ export function profilerEndpoints(url: string, token?: string, subject = 'url'):
   try {
     u = new URL(url);
   } catch {
-    throw new InputError('OPTION_INVALID', `profiler URL ${JSON.stringify(url)} is not a URL: give the one \`sparsevila profile\` printed (http://HOST:PORT/?token=…)`, {
-      subject,
-    });
+    throw new InputError(
+      'OPTION_INVALID',
+      `profiler URL ${JSON.stringify(url)} is not a URL: give the one \`sparsevila profile\` printed (http://HOST:PORT/?token=…)`,
+      {
+        subject,
+      },
+    );
   }
   if (!['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol)) {
     throw new InputError('OPTION_INVALID', `profiler URL ${url} must start with http://, https://, ws:// or wss:// (the one \`sparsevila profile\` printed)`, {
@@ -72,7 +76,8 @@ export async function checkProfiler(ends: ProfilerEndpoints, options: { timeoutM
           : (e.cause?.message ?? e.message);
     throw fail(why, err);
   }
-  if (res.status === 401) throw fail(ends.token ? 'it refused the token (HTTP 401): give the URL it printed' : 'the URL has no ?token= and the profiler wants one (HTTP 401)');
+  if (res.status === 401)
+    throw fail(ends.token ? 'it refused the token (HTTP 401): give the URL it printed' : 'the URL has no ?token= and the profiler wants one (HTTP 401)');
   if (res.status === 403) throw fail(`it refused the request (HTTP 403: ${await errorOf(res)})`);
   const body = res.ok ? ((await res.json().catch(() => null)) as { ok?: unknown } | null) : null;
   if (body?.ok !== true) throw fail(`that is not a sparsevila profiler (GET /api/health answered HTTP ${res.status})`);

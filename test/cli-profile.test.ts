@@ -105,7 +105,7 @@ describe('sparsevila demo (npm start) and sparsevila profile', () => {
     const demo = start(['demo', '--threads', '1', '--port', '0', '--data-dir', dataDir]);
     await demo.waitFor(/serving the profiler until Ctrl-C/, 300_000);
     expect(demo.output().stdout).toMatch(new RegExp(`^profiler: http://127\\.0\\.0\\.1:\\d+/\\?token=\\S+ \\(runs saved in ${dataDir}\\)$`, 'm'));
-    expect(await demo.interrupt(), demo.output().stderr).toBe(0);
+    expect(await demo.interrupt(), `demo: ${demo.output().stderr}`).toBe(0);
     // One run per policy and conversation, each complete: every turn it asked ended.
     const files = fs.readdirSync(dataDir).filter((f) => f.endsWith('.jsonl'));
     const conversations = demo.output().stdout.match(/^== /gm)!.length;
@@ -121,7 +121,7 @@ describe('sparsevila demo (npm start) and sparsevila profile', () => {
     const again = start(['profile', '--port', '0', '--data-dir', dataDir]);
     await again.waitFor(/Ctrl-C stops it/, 60_000);
     expect(again.output().stdout).toContain(`SparseVILA profiler: ${files.length} saved runs in ${dataDir}\n`);
-    expect(await again.interrupt(), again.output().stderr).toBe(0);
+    expect(await again.interrupt(), `profile: ${again.output().stderr}`).toBe(0);
 
     // Ctrl-C mid-conversation: the server closes first, so the run's file holds every event up to then.
     const midway = tempDir('demo-interrupted');
@@ -137,6 +137,6 @@ describe('sparsevila demo (npm start) and sparsevila profile', () => {
     const loaded = start(['profile', '--port', '0', '--data-dir', empty, '--load', one]);
     await loaded.waitFor(/Ctrl-C stops it/, 60_000);
     expect(loaded.output().stdout).toContain(`SparseVILA profiler: no saved runs in ${empty}; 1 run from ${one}\n`);
-    expect(await loaded.interrupt(), loaded.output().stderr).toBe(0);
+    expect(await loaded.interrupt(), `profile --load: ${loaded.output().stderr}`).toBe(0);
   });
 });

@@ -126,15 +126,17 @@ export async function runDemo(argv: string[]): Promise<void> {
       );
     }
   } finally {
-    process.off('SIGINT', interrupted);
     await model.close();
     // The runs stop being live: their files in the data dir are complete.
     server.endInProcess();
   }
+  // From here Ctrl-C closes the server normally; listening before saying so, as a Ctrl-C right after the line must too.
+  process.off('SIGINT', interrupted);
+  const stopped = values.exit ? null : untilInterrupted();
   console.log(`\nprofiler: ${server.url}`);
-  if (!values.exit) {
+  if (stopped) {
     console.log('serving the profiler until Ctrl-C');
-    await untilInterrupted();
+    await stopped;
   }
   await server.close();
 }

@@ -75,6 +75,8 @@ export async function runProfile(argv: string[]): Promise<void> {
   // Loaded here, not at CLI start: the other commands need no web server.
   const { startProfiler } = await import('../../profiler-ui/server/server.js');
   const server = await startOnFreePort(port, (p) => startProfiler({ ...options, port: p }));
+  // Listening before the banner says Ctrl-C stops it: a Ctrl-C right after it must still close the server.
+  const interrupted = untilInterrupted();
   process.stdout.write(
     `SparseVILA profiler: ${loadedRuns(server, dataDir, values.load ?? [])}\n` +
       `Open the page:\n${server.urls.map((u) => `    ${u}\n`).join('')}` +
@@ -83,7 +85,7 @@ export async function runProfile(argv: string[]): Promise<void> {
   );
   if (values.open) openBrowser(server.url);
 
-  await untilInterrupted();
+  await interrupted;
   process.stdout.write('\nstopping the profiler\n');
   await server.close();
 }

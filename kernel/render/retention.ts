@@ -116,7 +116,12 @@ function salienceScale(data: RetentionMapData): Scale {
   const withScores = data.images.filter((p) => p.salience && p.salience.length);
   if (!withScores.length) return null;
   if (!data.salienceRange) {
-    for (const p of withScores) for (let t = 0; t < p.salience!.length; t++) ((min = Math.min(min, p.salience![t]!)), (max = Math.max(max, p.salience![t]!)));
+    for (const p of withScores) {
+      for (let t = 0; t < p.salience!.length; t++) {
+        min = Math.min(min, p.salience![t]!);
+        max = Math.max(max, p.salience![t]!);
+      }
+    }
   }
   // As retention-frame.js's salienceScale: the domain starts at 0 or above, and never collapses.
   const lo = Number.isFinite(min) ? Math.max(0, min) : 0;
@@ -203,8 +208,11 @@ function panel(p: RetentionPanel, image: number, c: PanelContext): { body: strin
   }
   body += `<g${attrs({ class: 'heat', opacity: heatOpacity })}>${heatLayer}</g><g class="cells">${cells}</g><g class="outlines">${outlines}</g>`;
   const y = gridTop + gridHeight;
-  body += `<text${attrs({ class: 'retention-summary', x: 0, y: y + 13 })}>${esc(summary(p, c.layer))}</text>`;
-  return { body, height: y + SUMMARY, spots };
+  // One line (about 6 px a character at 11 px), or two where the panel is narrower (a video's frames).
+  const line = summary(p, c.layer);
+  const lines = line.length * 6 <= c.size ? [line] : line.split(' · ');
+  lines.forEach((text, i) => (body += `<text${attrs({ class: 'retention-summary', x: 0, y: y + 13 + i * 13 })}>${esc(text)}</text>`));
+  return { body, height: y + SUMMARY + (lines.length - 1) * 13, spots };
 }
 
 function summary(p: RetentionPanel, layer: number | undefined): string {
@@ -278,5 +286,6 @@ function legend(
       `<rect${attrs({ x: 1, y: 1, width: 12, height: 12, fill: COLOURS.retrieved, 'fill-opacity': 0.14, stroke: COLOURS.retrieved, 'stroke-width': 2 })} />`,
     );
   }
-  return { body: out, width: Math.max(below ? RAMP.w + 40 : 0, x), height: (below ? 44 : 14) + 20 };
+  // The ramp's range labels end at 38; swatches are 14 high from `y`.
+  return { body: out, width: Math.max(scale ? RAMP.w + 40 : 0, x), height: Math.max(scale ? 42 : 0, y + 18) };
 }

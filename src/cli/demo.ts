@@ -125,6 +125,10 @@ export async function runDemo(argv: string[]): Promise<void> {
           `retrieval view — outweigh what sparsity saves; \`npm run bench\` measures one image to 64-frame videos)`,
       );
     }
+  } catch (err) {
+    // A failed demo must not be kept alive by its server (its runs' files are flushed on close).
+    await server.close();
+    throw err;
   } finally {
     await model.close();
     // The runs stop being live: their files in the data dir are complete.

@@ -98,12 +98,13 @@ export interface RetentionOptions {
 }
 
 /**
- * The layer to outline: the one asked for (default 0) among the layers that retrieved. A layer outside them
- * is an error naming the ones there are; a turn that did not retrieve has no layer to outline (null).
+ * The layer to outline: the one asked for among the layers that retrieved, by default the first (layer 0, the
+ * page's default, unless the trace lacks it). A layer outside them is an error naming the ones there are; a turn
+ * that did not retrieve has no layer to outline (null).
  */
 function chosenLayer(layers: readonly number[], asked: number | undefined, where: string): number | null {
   if (!layers.length) return null;
-  const layer = asked ?? 0;
+  const layer = asked ?? Math.min(...layers);
   if (!layers.includes(layer)) {
     const span = layers.length > 1 ? `layers ${Math.min(...layers)}–${Math.max(...layers)}` : `layer ${layers[0]}`;
     throw new InputError('OPTION_INVALID', `layer ${asked}: ${where} retrieved at ${span}`, { subject: 'layer' });
@@ -139,14 +140,14 @@ export function retentionFromEvents(source: TraceSource, options: RetentionOptio
       background: picture && jpegBackground(picture),
     };
   });
-  const source0 = m && indices.map((i) => m.salience.get(i)?.source).find(Boolean);
+  const salienceSource = m && indices.map((i) => m.salience.get(i)?.source).find(Boolean);
   return {
     title: options.title ?? `${turnTitle(turn)} · ${layer === null ? 'no retrieval' : `layer ${layer}`}`,
     images: panels,
     layer: layer ?? undefined,
     // One colour scale over the run, as the page's (a frame's heat means the same in every frame).
     salienceRange: m && Number.isFinite(m.salienceMin) ? { min: m.salienceMin, max: m.salienceMax } : undefined,
-    salienceSource: source0 ?? undefined,
+    salienceSource,
   };
 }
 

@@ -134,8 +134,10 @@ describe('retention data from a trace', () => {
     expect(svg).toContain('layer 1 retrieved 2');
   });
 
-  it('a layer the turn did not retrieve at is an error naming the layers there are', () => {
+  it('a layer the turn did not retrieve at is an error naming the layers there are; without layer 0, the default is the first there is', () => {
     expect(() => kernel.retentionFromEvents(twoTurnTrace(), { turn: 0, layer: 4 })).toThrow(/layer 4: turn 1 retrieved at layers 0–1/);
+    const withoutLayer0 = twoTurnTrace().filter((e) => !(e.type === 'retrieval' && e.turn === 0 && e.layer === 0));
+    expect(kernel.retentionFromEvents(withoutLayer0, { turn: 0 })).toMatchObject({ layer: 1, title: 'Turn 1 · layer 1', images: [{ retrieved: [3, 5] }] });
   });
 });
 

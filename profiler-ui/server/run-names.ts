@@ -29,7 +29,8 @@ export function parseRunName(body: unknown): string | null {
     throw new InputError('OPTION_INVALID', `'name' is ${trimmed.length} characters; at most ${MAX_RUN_NAME}`, { subject: 'name' });
   }
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(trimmed)) throw new InputError('OPTION_INVALID', `'name' must not hold control characters (newlines, tabs)`, { subject: 'name' });
+  if (/[\u0000-\u001f\u007f]/.test(trimmed))
+    throw new InputError('OPTION_INVALID', `'name' must not hold control characters (newlines, tabs)`, { subject: 'name' });
   return trimmed || null;
 }
 

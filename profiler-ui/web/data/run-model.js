@@ -254,7 +254,15 @@ function foldOne(m, e) {
       return ['conversation', 'meta'];
     }
     case 'image':
-      m.images.set(e.image, { image: e.image, turn: e.turn, width: e.width, height: e.height, jpeg: e.jpeg, timestamps: e.timestamps ?? null, file: e.file ?? null });
+      m.images.set(e.image, {
+        image: e.image,
+        turn: e.turn,
+        width: e.width,
+        height: e.height,
+        jpeg: e.jpeg,
+        timestamps: e.timestamps ?? null,
+        file: e.file ?? null,
+      });
       return ['images'];
     case 'salience': {
       const scores = toFloat32(e.scores);

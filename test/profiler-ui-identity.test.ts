@@ -280,6 +280,24 @@ describe('run identity in Chromium', () => {
     await page.close();
   });
 
+  it('titles a PNG export with the run, its policy, workload, question and turn, above the chart', async () => {
+    const { page, errors } = await browser.page({ width: 1440, height: 900 });
+    await page.goto(`${server.url}#/run/img-keep50?turn=0`);
+    await until(page, 'the decode steps', `!!document.querySelector('#p-steps .main-svg')`);
+    const caption = await page.evaluate(() => window.profiler.exportCaption());
+    expect(caption).toEqual([
+      'SparseVILA keep 50% · retrieve 25% · image · street.jpg · sparsevila-demo · run img-keep · turn 1',
+      '“What colour is the car parked by the door?”',
+    ]);
+    const plotHeight = await page.$eval('#p-steps .js-plotly-plot', (el) => el.clientHeight);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#p-steps button[data-export]')]);
+    const meta = await sharp(await download.path()).metadata();
+    // Plotly draws at 2×; the title block (12 px + 18 px a line) sits on top at the same density.
+    expect(meta.height! / 2 - plotHeight).toBeCloseTo(12 + 18 * caption.length, 0);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('at 1024×768, no two elements of the top bar or of a view’s toolbar overlap', async () => {
     const { page, errors } = await browser.page({ width: 1024, height: 768 });
     for (const hash of ['#/run/vid-keep50', '#/compare/vid-dense/vid-keep50', '#/sweep']) {

@@ -449,14 +449,15 @@ const picker = createRunPicker($('#run-pick', HTMLElement), {
   },
 });
 // Every PNG export is titled with what it shows (export.js stamps it): the run, its policy, question and turn.
-setExportCaption(() => {
+function exportCaption() {
   if (state.route === 'sweep') return [`Budget sweep · ${runs.size} runs`];
   const id = state.route === 'compare' ? null : state.run ? identity(state.run) : null;
   if (!id) return state.route === 'compare' ? [`${runLabel(state.a ?? '')}`, `vs ${runLabel(state.b ?? '')}`] : [];
   const turn = state.turn == null ? '' : ` · turn ${state.turn + 1}`;
   const text = state.turn == null ? id.question : (runs.get(id.run)?.model?.turns.get(state.turn)?.text ?? id.question);
-  return [`${id.name ? `${id.name} · ` : ''}${id.policy} · ${id.workloadLabel} · run ${id.run.slice(0, 8)}${turn}`, text ? `“${text}”` : ''];
-});
+  return [`${id.name ? `${id.name} · ` : ''}${id.policy} · ${id.workloadLabel} · run ${id.run.slice(0, 8)}${turn}`, text ? `“${text}”` : ''].filter(Boolean);
+}
+setExportCaption(exportCaption);
 const fileInput = $('#file', HTMLInputElement);
 fileInput.addEventListener('change', () => {
   openFiles([...(fileInput.files ?? [])]);
@@ -555,4 +556,4 @@ async function start() {
 start();
 
 // For tests and the console: the page's state and models.
-window.profiler = { state, runs, setState, invalidate };
+window.profiler = { state, runs, setState, invalidate, exportCaption };

@@ -21,6 +21,18 @@ const CAPTION_FONT = '12px Inter, "Segoe UI", system-ui, sans-serif';
 /** @type {() => string[]} */
 let caption = () => [];
 
+/** The pixel density each export below drew its PNG at, so its title is written at the same one. */
+const densities = new Map();
+
+/**
+ * @param {string} url  a PNG data URL this module made
+ * @param {number} scale  device pixels per CSS pixel
+ */
+function drawnAt(url, scale) {
+  densities.set(url, scale);
+  return url;
+}
+
 /**
  * What every exported PNG is titled with: lines of text, the first in bold (empty lines are left out).
  * @param {() => string[]} provider
@@ -50,8 +62,8 @@ export async function download(href, name) {
 export async function titled(png, lines) {
   if (!lines.length) return png;
   const img = await loadImage(png);
-  // Exports are drawn at 1–2 device pixels per CSS pixel; write the title at the same density.
-  const scale = Math.max(1, Math.min(2, img.width / 900));
+  const scale = densities.get(png) ?? 2;
+  densities.delete(png);
   const width = img.width / scale;
   const pad = 12;
   const lineH = 18;
@@ -99,8 +111,8 @@ export function downloadText(text, name, type = 'application/x-ndjson') {
  * A Plotly chart as a PNG data URL (2× for print).
  * @param {HTMLElement} gd
  */
-export function plotToDataUrl(gd, scale = 2) {
-  return Plotly.toImage(gd, { format: 'png', width: gd.clientWidth || 800, height: gd.clientHeight || 400, scale });
+export async function plotToDataUrl(gd, scale = 2) {
+  return drawnAt(await Plotly.toImage(gd, { format: 'png', width: gd.clientWidth || 800, height: gd.clientHeight || 400, scale }), scale);
 }
 
 /**
@@ -118,10 +130,12 @@ export async function plotsToDataUrl(gds, scale = 2) {
   const ctx = context2d(canvas);
   for (let i = 0; i < shown.length; i++) {
     const b = boxes[i];
-    const img = await loadImage(await plotToDataUrl(shown[i], scale));
+    const part = await plotToDataUrl(shown[i], scale);
+    densities.delete(part); // a part, never downloaded itself
+    const img = await loadImage(part);
     ctx.drawImage(img, b.left - left, b.top - top, b.width, b.height);
   }
-  return canvas.toDataURL('image/png');
+  return drawnAt(canvas.toDataURL('image/png'), scale);
 }
 
 /**
@@ -188,7 +202,7 @@ export async function svgToDataUrl(svg, scale = 2) {
   const h = box.height || Number(svg.getAttribute('height')) || 300;
   const canvas = canvasOf(w, h, scale);
   context2d(canvas).drawImage(await svgImage(svg, w, h), 0, 0, w, h);
-  return canvas.toDataURL('image/png');
+  return drawnAt(canvas.toDataURL('image/png'), scale);
 }
 
 /**
@@ -214,7 +228,8 @@ export async function retentionToDataUrl(parts, { columns, cell = 260, scale = 2
   const barsH = parts.bars ? 96 : 0;
   const width = Math.max(cols * (size + pad) + pad, 540, measureText(parts.title ?? '', '600 13px Inter, "Segoe UI", system-ui, sans-serif') + 2 * pad);
   const height = 28 + legendH + barsH + rows * (frameH + label + pad) + pad;
-  const canvas = canvasOf(width, height, Math.min(scale, Math.sqrt(MAX_EXPORT_PIXELS / (width * height))));
+  const density = Math.min(scale, Math.sqrt(MAX_EXPORT_PIXELS / (width * height)));
+  const canvas = canvasOf(width, height, density);
   const ctx = context2d(canvas);
   ctx.fillStyle = themeColours().ink;
   ctx.font = '600 13px Inter, "Segoe UI", system-ui, sans-serif';
@@ -238,5 +253,5 @@ export async function retentionToDataUrl(parts, { columns, cell = 260, scale = 2
     const h = size * aspect(frames[i].svg);
     ctx.drawImage(await svgImage(frames[i].svg, size, h), x, fy + label, size, h);
   }
-  return canvas.toDataURL('image/png');
+  return drawnAt(canvas.toDataURL('image/png'), density);
 }

@@ -92,6 +92,9 @@ export function createSweepView(root, { setState, fileName, identity }) {
     const shapes = [];
     /** @type {object[]} */
     const annotations = [];
+    // A dense line's label reads leftwards from the right half of the chart, so it stays inside the plot.
+    const costs = [...points.map((p) => p.x ?? 0), ...dense.map((d) => d.x)];
+    const mid = (Math.min(...costs) + Math.max(...costs)) / 2;
     workloads.forEach((g, wi) => {
       const colour = RUN_COLOURS[wi % RUN_COLOURS.length];
       const ps = g.points;
@@ -139,7 +142,7 @@ export function createSweepView(root, { setState, fileName, identity }) {
           text: `dense · ${d.id.media.text}`,
           hovertext: d.id.label,
           showarrow: false,
-          xanchor: 'left',
+          xanchor: d.x > mid ? 'right' : 'left',
           yanchor: 'top',
           font: { size: 10, color: colour },
           bgcolor: theme.paper,

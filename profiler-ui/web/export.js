@@ -12,8 +12,8 @@ import { themeColours } from './views/plot-theme.js';
 
 const Plotly = globalThis.Plotly;
 
-/** Most pixels of a multi-frame export: 64 frames at 2× would be ~12 MP and a ~10 MB PNG of photos. */
-export const MAX_EXPORT_PIXELS = 4_000_000;
+/** Most pixels of a multi-frame export: 64 frames at 2× would be ~12 MP and a ~10 MB PNG of photos; 3 MP leaves a frame ~190 px, about the trace's own thumbnails. */
+export const MAX_EXPORT_PIXELS = 3_000_000;
 
 const TITLE_FONT = '600 13px Inter, "Segoe UI", system-ui, sans-serif';
 const CAPTION_FONT = '12px Inter, "Segoe UI", system-ui, sans-serif';

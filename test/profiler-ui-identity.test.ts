@@ -298,6 +298,24 @@ describe('run identity in Chromium', () => {
     await page.close();
   });
 
+  it('follows a dark system theme: the page, the Plotly charts and the D3 legend', async () => {
+    const { page, errors } = await browser.page({ width: 1440, height: 900 });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.goto(`${server.url}#/run/vid-keep50`);
+    await until(page, 'the run drawn', `!!document.querySelector('#p-steps .main-svg') && !!document.querySelector('.rm-legend svg')`);
+    expect(await page.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe('rgb(11, 17, 32)');
+    expect(await page.$eval('#p-steps .js-plotly-plot', (gd) => (gd as HTMLElement & { layout: { paper_bgcolor: string } }).layout.paper_bgcolor)).toBe(
+      '#111827',
+    );
+    expect(await page.$eval('.rm-legend svg text', (t) => t.getAttribute('fill'))).toBe('#cbd5e1');
+    await saveScreenshot(page, 'dark-run');
+    await page.goto(`${server.url}#/sweep`);
+    await until(page, 'the sweep', `document.querySelector('.sweep-view')?.dataset.workloads === '2'`);
+    await saveScreenshot(page, 'dark-sweep');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('at 1024×768, no two elements of the top bar or of a view’s toolbar overlap', async () => {
     const { page, errors } = await browser.page({ width: 1024, height: 768 });
     for (const hash of ['#/run/vid-keep50', '#/compare/vid-dense/vid-keep50', '#/sweep']) {

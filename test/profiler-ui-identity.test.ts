@@ -309,6 +309,10 @@ describe('run identity in Chromium', () => {
     );
     expect(await page.$eval('.rm-legend svg text', (t) => t.getAttribute('fill'))).toBe('#cbd5e1');
     await saveScreenshot(page, 'dark-run');
+    // Switching back to light while the page is open redraws the charts in light colours.
+    await page.emulateMedia({ colorScheme: 'light' });
+    await until(page, 'the light charts', `document.querySelector('#p-steps .js-plotly-plot')?.layout?.paper_bgcolor === '#ffffff'`);
+    await page.emulateMedia({ colorScheme: 'dark' });
     await page.goto(`${server.url}#/sweep`);
     await until(page, 'the sweep', `document.querySelector('.sweep-view')?.dataset.workloads === '2'`);
     await saveScreenshot(page, 'dark-sweep');

@@ -487,6 +487,11 @@ addEventListener('drop', (ev) => {
   if (ev.dataTransfer?.files?.length) openFiles([...ev.dataTransfer.files]);
 });
 addEventListener('resize', () => invalidate());
+// The system's theme changed: the views are made again, so charts and SVGs take the new colours.
+matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
+  mounted = { route: null, view: null, empty: false };
+  invalidate();
+});
 
 async function start() {
   readHash();

@@ -200,6 +200,9 @@ describe('the profiler server', () => {
       turns: 1,
       events: events.length,
       source: 'live',
+      // What the run looked at, for the page's run list: the image by its file's base name, and the question.
+      media: { images: 1, frames: 0, files: ['image.png'], question: 'What is shown?' },
+      name: null,
     });
     expect(page.messages.some((m) => m.kind === 'run' && m.summary.run === run)).toBe(true);
 
@@ -389,6 +392,57 @@ describe('the profiler server', () => {
     expect(() => server.ingest({ type: 'bogus', run: 'x', t: 0 } as unknown as TraceEvent)).toThrow(/unknown event type/);
     server.endInProcess();
     expect(server.runs().find((r) => r.run === 'in-process')!.live).toBe(false);
+  });
+});
+
+describe('run names', () => {
+  it('names a run beside its trace: the name persists across a restart, clears with null, and a bad request is a 400 or 404 while the server keeps serving', async () => {
+    const dataDir = tempDir('profiler-names');
+    const server = await startProfiler({ dataDir, log: () => undefined });
+    const put = (run: string, body: string) =>
+      fetch(httpUrl(server, `/api/runs/${encodeURIComponent(run)}/name`), { method: 'PUT', body, headers: { 'content-type': 'application/json' } });
+    try {
+      const body = syntheticRun('named')
+        .map((e) => serializeEvent(e))
+        .join('\n');
+      expect((await fetch(httpUrl(server, '/api/traces'), { method: 'POST', body })).status).toBe(200);
+      await until('upload saved', () => fs.existsSync(path.join(dataDir, 'named.jsonl')));
+      const page = new LiveClient(server);
+      await page.opened;
+      const res = await put('named', JSON.stringify({ name: '  baseline, 8 frames  ' }));
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ run: 'named', name: 'baseline, 8 frames' });
+      // Other pages hear of the new name.
+      await until('the rename announced', () => page.messages.some((m) => m.kind === 'run' && m.summary.name === 'baseline, 8 frames'));
+      page.close();
+      expect(JSON.parse(fs.readFileSync(path.join(dataDir, 'names.json'), 'utf8'))).toEqual({ named: 'baseline, 8 frames' });
+
+      const refused: [string, string, number, RegExp][] = [
+        ['named', '{"name": 42}', 400, /string or null/],
+        ['named', '{"title": "x"}', 400, /expects a JSON body/],
+        ['named', JSON.stringify({ name: 'a\nb' }), 400, /control characters/],
+        ['named', JSON.stringify({ name: 'x'.repeat(121) }), 400, /at most 120/],
+        ['named', '{not json', 400, /./],
+        ['no-such-run', '{"name": "x"}', 404, /no run "no-such-run"/],
+      ];
+      for (const [run, body, status, message] of refused) {
+        const bad = await put(run, body);
+        expect(bad.status, body).toBe(status);
+        expect((await bad.json()).error, body).toMatch(message);
+      }
+      expect(server.runs().find((r) => r.run === 'named')!.name).toBe('baseline, 8 frames');
+    } finally {
+      await server.close();
+    }
+    const again = await startProfiler({ dataDir, log: () => undefined });
+    try {
+      expect(again.runs().find((r) => r.run === 'named')!.name).toBe('baseline, 8 frames');
+      const cleared = await fetch(httpUrl(again, '/api/runs/named/name'), { method: 'PUT', body: '{"name": null}' });
+      expect((await cleared.json()).name).toBeNull();
+      expect(JSON.parse(fs.readFileSync(path.join(dataDir, 'names.json'), 'utf8'))).toEqual({});
+    } finally {
+      await again.close();
+    }
   });
 });
 

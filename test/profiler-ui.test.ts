@@ -653,6 +653,16 @@ describe('profiler page in Chromium', () => {
     expect(counts.retrieved).toBe(String(r.retrieved.length));
     await saveScreenshot(page, 'video-64-frames');
 
+    // The retention strip's PNG: every frame, titled, within the export's pixel budget (at 2× it would be
+    // ~12 MP and ~10 MB; the budget is 3 MP).
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#p-retention button[data-export]')]);
+    const png = fs.readFileSync((await download.path())!);
+    const meta = await sharp(png).metadata();
+    fs.writeFileSync(path.join(ARTIFACTS_DIR, 'video-64-export.json'), JSON.stringify({ bytes: png.length, width: meta.width, height: meta.height }));
+    fs.writeFileSync(path.join(ARTIFACTS_DIR, 'video-64-export.png'), png);
+    expect(meta.width! * meta.height!).toBeLessThanOrEqual(3_000_000 * 1.05); // the title block comes on top
+    expect(png.length).toBeLessThan(4 * 1024 * 1024);
+
     // Scrolling down draws the frames that come into view.
     await page.$eval('.frame[data-image="63"]', (el) => el.scrollIntoView());
     await until(page, 'the last frame drawn', `document.querySelector('.frame[data-image="63"]')?.dataset.drawn === '1'`);

@@ -9,6 +9,7 @@ import { parseTrace, serializeEvent } from '../../src/trace/jsonl-sink.js';
 import { encodeBatch } from '../../src/trace/wire.js';
 import type { HostCheck, TokenAuth } from './auth.js';
 import type { ProfilerPaths } from './paths.js';
+import { parseRunName } from './run-names.js';
 import type { RunStore } from './run-store.js';
 
 export interface HttpDeps {
@@ -65,6 +66,14 @@ export function createApp(deps: HttpDeps): express.Express {
     res.type('application/x-ndjson');
     res.setHeader('Content-Disposition', `attachment; filename="${id.replace(/[^A-Za-z0-9._-]/g, '_')}.jsonl"`);
     res.send(events.map((e) => serializeEvent(e) + '\n').join(''));
+  });
+
+  app.put('/api/runs/:run/name', express.json({ limit: 4096, type: () => true }), (req, res) => {
+    const id = String(req.params.run);
+    const name = parseRunName(req.body); // throws InputError: 400 below
+    const summary = store.rename(id, name);
+    if (!summary) return void notFound(res, id);
+    res.json(summary);
   });
 
   app.post('/api/traces', express.text({ type: () => true, limit: deps.maxUploadBytes ?? 64 * 1024 * 1024 }), (req, res) => {

@@ -4,6 +4,7 @@
  * server does (profiler-ui/web/tsconfig.json).
  */
 import type { PolicyValue } from '../../src/trace/schema.js';
+import type { MediaFacts } from '../web/data/run-identity.js';
 import type { WireBatch } from '../../src/trace/wire.js';
 
 export type RunSource = 'live' | 'file';
@@ -17,6 +18,10 @@ export interface RunSummary {
   policy: PolicyValue | null;
   /** The policy's label from run.start (null: none yet, or a trace written without one). */
   label: string | null;
+  /** The name a person gave the run (`PUT /api/runs/:run/name`); null: none. */
+  name: string | null;
+  /** What the run looked at so far: image and frame counts, file names, the first question. */
+  media: MediaFacts;
   /** Epoch ms when the server first saw the run (or, for a file, about when it was recorded). */
   started: number;
   events: number;

@@ -14,8 +14,10 @@ import path from 'node:path';
 import { InputError } from '../../src/errors.js';
 import { JsonlSink, readTrace } from '../../src/trace/jsonl-sink.js';
 import type { TraceEvent } from '../../src/trace/schema.js';
+import { emptyFacts, noteEvent, type MediaFacts } from '../web/data/run-identity.js';
 import type { RunSource, RunSummary } from './protocol.js';
 import { listRunFiles, pruneRunFiles, runFileName } from './run-files.js';
+import { RunNames } from './run-names.js';
 
 type RunStart = Extract<TraceEvent, { type: 'run.start' }>;
 
@@ -61,6 +63,8 @@ interface StoredRun {
   file: JsonlSink | null;
   /** An upload of this run is being written to the data dir. */
   saving: boolean;
+  /** Its media and first question, folded as events arrive (the run list's labels). */
+  media: MediaFacts;
 }
 
 export class RunStore {
@@ -73,6 +77,7 @@ export class RunStore {
   private readonly maxDiskBytes: number;
   private readonly dataDir: string | undefined;
   private readonly log: (message: string) => void;
+  private readonly names: RunNames;
   private totalBytes = 0;
 
   constructor(options: RunStoreOptions = {}) {
@@ -84,6 +89,7 @@ export class RunStore {
     this.dataDir = options.dataDir === undefined ? undefined : path.resolve(options.dataDir);
     this.log = options.log ?? (() => undefined);
     if (this.dataDir) fs.mkdirSync(this.dataDir, { recursive: true });
+    this.names = new RunNames(this.dataDir, this.log);
   }
 
   listen(listener: RunStoreListener): void {
@@ -147,7 +153,10 @@ export class RunStore {
       if (this.runs.has(id)) this.evict(id);
       const lastT = list.reduce((m, e) => Math.max(m, e.t), 0);
       const run = this.create(id, 'file', options.recordedAt === undefined ? Date.now() : options.recordedAt - lastT);
-      for (const e of list) this.store(run, e);
+      for (const e of list) {
+        noteEvent(run.media, e);
+        this.store(run, e);
+      }
       if (options.persist && this.dataDir) this.persistWhole(run, list);
       this.emitRun(run);
     }
@@ -168,6 +177,9 @@ export class RunStore {
         changed.add(run);
       }
       if (e.type === 'run.start' && !run.start) changed.add(run);
+      // The run list learns a live run's question and media kind at once; its frame count when it ends.
+      const kindBefore = run.media.images > 0;
+      if (noteEvent(run.media, e) && (e.type === 'turn.start' || !kindBefore)) changed.add(run);
       this.store(run, e);
       this.append(run, e);
     }
@@ -185,13 +197,22 @@ export class RunStore {
     }
   }
 
+  /** Names a run (null clears its name), kept beside the data dir's runs; the new summary, or undefined for an unknown run. */
+  rename(id: string, name: string | null): RunSummary | undefined {
+    const run = this.runs.get(id);
+    if (!run) return undefined;
+    this.names.set(id, name);
+    this.emitRun(run);
+    return this.summarize(run);
+  }
+
   summaries(): RunSummary[] {
-    return [...this.runs.values()].map(summarize).sort((a, b) => b.started - a.started);
+    return [...this.runs.values()].map((r) => this.summarize(r)).sort((a, b) => b.started - a.started);
   }
 
   summary(id: string): RunSummary | undefined {
     const run = this.runs.get(id);
-    return run && summarize(run);
+    return run && this.summarize(run);
   }
 
   /** The run's stored events, ordered by t (the store's own array: do not modify). */
@@ -217,6 +238,7 @@ export class RunStore {
       producers: new Set(),
       file: null,
       saving: false,
+      media: emptyFacts(),
     };
     this.runs.set(id, run);
     while (this.runs.size > this.maxRuns) {
@@ -309,12 +331,16 @@ export class RunStore {
 
   private emitRun(run: StoredRun): void {
     if (!this.runs.has(run.id)) return;
-    const summary = summarize(run);
+    const summary = this.summarize(run);
     for (const l of this.listeners) l.run(summary);
+  }
+
+  private summarize(run: StoredRun): RunSummary {
+    return summarize(run, this.names.get(run.id));
   }
 }
 
-function summarize(run: StoredRun): RunSummary {
+function summarize(run: StoredRun, name: string | null): RunSummary {
   return {
     run: run.id,
     model: run.start?.model.dir ?? null,
@@ -322,6 +348,8 @@ function summarize(run: StoredRun): RunSummary {
     text: run.start?.model.text ?? null,
     policy: run.start?.policy ?? null,
     label: run.start?.label ?? null,
+    name,
+    media: { ...run.media, files: [...run.media.files] },
     started: run.started,
     events: run.events.length,
     turns: run.turns,

@@ -8,15 +8,16 @@
 import { parseTraceText } from './data/jsonl.js';
 import { applyEvent, createRunModel, foldEvents } from './data/run-model.js';
 import { layerCount, turnList } from './data/run-queries.js';
-import { isDense, policyLabel } from './data/summary.js';
-import { downloadText } from './export.js';
+import { emptyFacts, factsOfModel, runIdentity } from './data/run-identity.js';
+import { isDense } from './data/summary.js';
+import { downloadText, setExportCaption } from './export.js';
 import { ApiError, createApi, pageToken } from './net/api.js';
 import { connectLive } from './net/live.js';
-import { hashToPatch, stateToHash } from './router.js';
+import { hashToPatch, isNavigation, stateToHash } from './router.js';
 import { createCompareView } from './views/compare.js';
-import { visibleText } from './views/conversation.js';
 import { child } from './views/dom.js';
 import { createTooltip, createToast } from './views/overlays.js';
+import { createRunPicker } from './views/run-picker.js';
 import { createRunView } from './views/run-view.js';
 import { createSweepView } from './views/sweep.js';
 
@@ -39,6 +40,8 @@ import { createSweepView } from './views/sweep.js';
  * @property {TraceEvent[] | null} pending  live events that arrived while loading
  * @property {TraceEvent[]} [events]  a local run's events (for its download)
  * @property {string} [fileName]  a local run's file
+ * @property {string | null} [name]  a local run's name (the server keeps the others', in their summary)
+ * @property {{ key: string, facts: import('./data/run-identity.js').MediaFacts }} [facts]  its model's media facts, by model version
  */
 
 const token = pageToken();
@@ -105,14 +108,31 @@ function startOf(/** @type {RunEntry} */ e) {
   return e.model?.start ?? e.summary;
 }
 
+/**
+ * What tells a run apart (data/run-identity.js): from its model once loaded, else from the server's summary.
+ * @param {RunEntry} e
+ */
+function identityOf(e) {
+  let facts = e.summary?.media ?? emptyFacts();
+  if (e.model) {
+    const key = `${e.model.id}:${e.model.versions.images}:${e.model.versions.conversation}`;
+    if (e.facts?.key !== key) e.facts = { key, facts: factsOfModel(e.model) };
+    facts = e.facts.facts;
+  }
+  return runIdentity(e.run, startOf(e), e.model?.start?.model?.dir ?? e.summary?.model, facts, e.summary?.name ?? e.name ?? null);
+}
+
+/** @param {string} run */
+export function identity(run) {
+  const e = runs.get(run);
+  return e ? identityOf(e) : null;
+}
+
 /** @param {string} run */
 export function runLabel(run) {
   const e = runs.get(run);
   if (!e) return run;
-  const dir = e.model?.start?.model?.dir ?? e.summary?.model ?? '';
-  const base = dir.split(/[\\/]/).filter(Boolean).pop() ?? '';
-  const live = e.summary?.live ? ' ● live' : '';
-  return `${policyLabel(startOf(e))} · ${base || 'model?'} · ${run.slice(0, 6)}${live}`;
+  return `${identityOf(e).label}${e.summary?.live ? ' ● live' : ''}`;
 }
 
 /** @param {{ run: string, start?: RunModel['start'] } | null | undefined} m */
@@ -267,21 +287,33 @@ export function setState(patch) {
     patch.turn = null;
     patch.turnPinned = false;
   }
+  const push = isNavigation(state, patch);
   Object.assign(state, patch);
-  writeHash();
+  writeHash(push);
   for (const run of needed()) ensureLoaded(run);
   invalidate();
 }
 
-function writeHash() {
+/** The state into the URL: a new history entry for another view, run or turn (so back returns), else in place. */
+function writeHash(push = false) {
   const h = stateToHash(state);
-  if (location.hash !== h) history.replaceState(null, '', `${location.pathname}${location.search}${h}`);
+  if (location.hash === h) return;
+  const url = `${location.pathname}${location.search}${h}`;
+  if (push) history.pushState(null, '', url);
+  else history.replaceState(null, '', url);
 }
 
 /** @param {string} [hash] */
 function readHash(hash = location.hash) {
   Object.assign(state, hashToPatch(hash));
 }
+
+// Back and forward between entries the page pushed (another run, turn or view).
+window.addEventListener('popstate', () => {
+  readHash();
+  for (const run of needed()) ensureLoaded(run);
+  invalidate();
+});
 
 window.addEventListener('hashchange', (ev) => {
   // The URL navigated to, from the event: a state change in between may already have replaced location.hash.
@@ -334,7 +366,7 @@ function renderView() {
     mount('compare', () => createCompareView(main, { setState, runLabel, fileName })).update(model(state.a), model(state.b), state, list);
   } else {
     for (const run of needed()) ensureLoaded(run);
-    mount('sweep', () => createSweepView(main, { setState, fileName })).update(
+    mount('sweep', () => createSweepView(main, { setState, fileName, identity })).update(
       list.flatMap((e) => (e.model ? [e.model] : [])),
       state,
     );
@@ -372,16 +404,10 @@ function renderEmpty(e) {
 
 function renderHeader() {
   for (const a of document.querySelectorAll('.tabs a')) a.classList.toggle('active', a instanceof HTMLElement && a.dataset.route === state.route);
-  const sel = $('#run-select', HTMLSelectElement);
-  const list = runList();
-  const key = list.map((e) => `${e.run}:${runLabel(e.run)}`).join('|');
-  if (sel.dataset.key !== key) {
-    sel.innerHTML = list.length
-      ? list.map((e) => `<option value="${e.run}">${visibleText(runLabel(e.run))}</option>`).join('')
-      : '<option value="">no runs</option>';
-    sel.dataset.key = key;
-  }
-  sel.value = state.run ?? '';
+  picker.update(
+    runList().map((e) => ({ identity: identityOf(e), live: Boolean(e.summary?.live) })),
+    state.run,
+  );
   const dl = $('#download', HTMLAnchorElement);
   const e = state.run ? runs.get(state.run) : null;
   dl.classList.toggle('disabled', !e);
@@ -405,10 +431,33 @@ const toast = createToast($('#toast', HTMLElement));
 // ---------------------------------------------------------------------------------------------------------
 // Wiring.
 
-const runSelect = $('#run-select', HTMLSelectElement);
-runSelect.addEventListener('change', () =>
-  setState({ route: state.route === 'compare' || state.route === 'sweep' ? 'run' : state.route, run: runSelect.value }),
-);
+const picker = createRunPicker($('#run-pick', HTMLElement), {
+  pick: (run) => setState({ route: 'run', run }),
+  changed: invalidate,
+  async rename(run) {
+    const e = runs.get(run);
+    if (!e) return;
+    const name = prompt(`Name for run ${run.slice(0, 8)} (empty: no name)`, e.summary?.name ?? e.name ?? '');
+    if (name == null) return;
+    try {
+      if (e.local || serverState !== 'online') e.name = name.trim() || null;
+      else setSummary(await api.rename(run, name));
+    } catch (err) {
+      toast(`could not rename: ${/** @type {Error} */ (err).message}`, true);
+    }
+    invalidate();
+  },
+});
+// Every PNG export is titled with what it shows (export.js stamps it): the run, its policy, question and turn.
+function exportCaption() {
+  if (state.route === 'sweep') return [`Budget sweep · ${runs.size} runs`];
+  const id = state.route === 'compare' ? null : state.run ? identity(state.run) : null;
+  if (!id) return state.route === 'compare' ? [`${runLabel(state.a ?? '')}`, `vs ${runLabel(state.b ?? '')}`] : [];
+  const turn = state.turn == null ? '' : ` · turn ${state.turn + 1}`;
+  const text = state.turn == null ? id.question : (runs.get(id.run)?.model?.turns.get(state.turn)?.text ?? id.question);
+  return [`${id.name ? `${id.name} · ` : ''}${id.policy} · ${id.workloadLabel} · run ${id.run.slice(0, 8)}${turn}`, text ? `“${text}”` : ''].filter(Boolean);
+}
+setExportCaption(exportCaption);
 const fileInput = $('#file', HTMLInputElement);
 fileInput.addEventListener('change', () => {
   openFiles([...(fileInput.files ?? [])]);
@@ -438,6 +487,11 @@ addEventListener('drop', (ev) => {
   if (ev.dataTransfer?.files?.length) openFiles([...ev.dataTransfer.files]);
 });
 addEventListener('resize', () => invalidate());
+// The system's theme changed: the views are made again, so charts and SVGs take the new colours.
+matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
+  mounted = { route: null, view: null, empty: false };
+  invalidate();
+});
 
 async function start() {
   readHash();
@@ -507,4 +561,4 @@ async function start() {
 start();
 
 // For tests and the console: the page's state and models.
-window.profiler = { state, runs, setState, invalidate };
+window.profiler = { state, runs, setState, invalidate, exportCaption };

@@ -1,6 +1,6 @@
 /**
- * The URL hash as the page's address: `#/run/<id>?turn=&layer=`, `#/compare/<a>/<b>`, `#/sweep`. Pure:
- * state → hash and hash → a state patch, so a link reopens the same view.
+ * The URL hash as the page's address: `#/run/<id>?turn=&layer=&heat=&size=&mode=`, `#/compare/<a>/<b>?layer=`,
+ * `#/sweep?x=&y=`. Pure: state → hash and hash → a state patch, so a link reopens the same view.
  */
 
 /** @typedef {'run' | 'compare' | 'sweep'} Route */
@@ -28,19 +28,41 @@
  * @typedef {object} ViewContext
  * @property {(patch: Partial<PageState>) => void} setState
  * @property {(m: { run: string } | null | undefined) => string} fileName  a file name stem for a run's exports
+ * @property {(run: string) => import('./data/run-identity.js').RunIdentity | null} [identity]  what tells a run apart
  */
 
-/** @param {PageState} state */
+/** The display options a run view's URL carries, with their defaults (a default is left out of the URL). */
+const RUN_OPTIONS = /** @type {const} */ ([
+  ['size', 'size', 'auto'],
+  ['mode', 'hmMode', 'auto'],
+]);
+
+/**
+ * The state as the URL's hash: every setting that changes what the view shows, so a link reproduces it.
+ * @param {PageState} state
+ */
 export function stateToHash(state) {
-  if (state.route === 'compare') return `#/compare/${encodeURIComponent(state.a ?? '')}/${encodeURIComponent(state.b ?? '')}`;
-  if (state.route === 'sweep') return '#/sweep';
   const q = new URLSearchParams();
+  if (state.route === 'compare') {
+    if (state.cmpLayer) q.set('layer', String(state.cmpLayer));
+    const query = q.size ? `?${q}` : '';
+    return `#/compare/${encodeURIComponent(state.a ?? '')}/${encodeURIComponent(state.b ?? '')}${query}`;
+  }
+  if (state.route === 'sweep') {
+    q.set('x', state.sweepX);
+    q.set('y', state.sweepY);
+    return `#/sweep?${q}`;
+  }
   if (state.turnPinned && state.turn != null) q.set('turn', String(state.turn));
   q.set('layer', String(state.layer));
+  if (!state.heat) q.set('heat', '0');
+  for (const [key, field, fallback] of RUN_OPTIONS) if (state[field] !== fallback) q.set(key, state[field]);
   return `#/run${state.run ? `/${encodeURIComponent(state.run)}` : ''}?${q}`;
 }
 
 /**
+ * The state a hash names. A setting the hash leaves out takes its default, so going back to a link restores
+ * the view it named, not whatever the page showed since.
  * @param {string} hash
  * @returns {Partial<PageState>}
  */
@@ -51,18 +73,38 @@ export function hashToPatch(hash) {
   /** @type {Route[]} */
   const routes = ['run', 'compare', 'sweep'];
   const route = routes.find((r) => r === parts[0]) ?? 'run';
+  const int = (/** @type {string} */ key) => {
+    const v = Number(q.get(key));
+    return q.has(key) && Number.isInteger(v) && v >= 0 ? v : null;
+  };
   /** @type {Partial<PageState>} */
   const patch = { route };
   if (route === 'run') {
     if (parts[1]) patch.run = parts[1];
-    if (q.has('turn')) {
-      patch.turn = Number(q.get('turn'));
-      patch.turnPinned = true;
-    }
-    if (q.has('layer')) patch.layer = Number(q.get('layer'));
+    const turn = int('turn');
+    patch.turn = turn;
+    patch.turnPinned = turn != null;
+    patch.layer = int('layer') ?? 0;
+    patch.heat = q.get('heat') !== '0';
+    for (const [key, field, fallback] of RUN_OPTIONS) patch[field] = q.get(key) ?? fallback;
   } else if (route === 'compare') {
     if (parts[1]) patch.a = parts[1];
     if (parts[2]) patch.b = parts[2];
+    patch.cmpLayer = int('layer') ?? 0;
+  } else {
+    if (q.has('x')) patch.sweepX = String(q.get('x'));
+    if (q.has('y')) patch.sweepY = String(q.get('y'));
   }
   return patch;
+}
+
+/**
+ * Whether going from one state to the next is a step a person goes back from (another view, run, turn or
+ * pair: a new history entry) or a setting of the same view (the entry is replaced, so a dragged layer
+ * slider does not fill the history).
+ * @param {PageState} before
+ * @param {Partial<PageState>} patch
+ */
+export function isNavigation(before, patch) {
+  return /** @type {const} */ (['route', 'run', 'turn', 'a', 'b']).some((k) => k in patch && patch[k] !== before[k]);
 }

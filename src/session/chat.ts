@@ -77,7 +77,7 @@ export class Chat {
     // Decoded pixels count too: sized from the images' headers, before any is decoded.
     const imagePixels = await imagePixelCounts(images, { maxPixels: this.model.maxImagePixels });
     checkTurnMemory(conv, { encode: images.length, imagePixels, what: `${images.length} image(s)` });
-    return new EncodedImages(turn, await encode(turn, imageFrames(this.model, images)));
+    return new EncodedImages(turn, await encode(turn, imageFrames(this.model, images), undefined, images));
   }
 
   /**

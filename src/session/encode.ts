@@ -3,6 +3,7 @@
  * and projector, a vision batch at a time, so a long video's tower activations are bounded by the batch) →
  * LLM inputs with their salience, scored as the policy's method asks.
  */
+import path from 'node:path';
 import type { EncodedMedia, MediaLayout } from '../families/family.js';
 import { familyOf } from '../families/registry.js';
 import { loadImage } from '../media/image.js';
@@ -34,8 +35,16 @@ export async function* imageFrames(model: LoadedModel, images: readonly ImageInp
   for (const image of images) yield await loadImage(image, { maxPixels: model.maxImagePixels });
 }
 
-/** The family's encode step over the turn's frames, salience per image, and their trace events (thumbnails, salience). */
-export async function encode(turn: Turn, frames: AsyncIterable<RgbImage>, video?: VideoFrames): Promise<Encoded> {
+/** The trace's name of an input: a path's base name (no directories: traces are shared); none for bytes. */
+export function traceFileName(input: ImageInput): string | undefined {
+  return typeof input === 'string' ? path.basename(input) : undefined;
+}
+
+/**
+ * The family's encode step over the turn's frames, salience per image, and their trace events (thumbnails, salience).
+ * `files`: each image's input, for its trace event's file name (a video's frames take the video's).
+ */
+export async function encode(turn: Turn, frames: AsyncIterable<RgbImage>, video?: VideoFrames, files: readonly ImageInput[] = []): Promise<Encoded> {
   const { model, options } = turn;
   const first = turn.conversation.imagesSeen;
   const tracer = turn.conversation.tracer;
@@ -49,7 +58,9 @@ export async function encode(turn: Turn, frames: AsyncIterable<RgbImage>, video?
     // A video's strip of slices gets 256 px a slice, up to 8192 px in all.
     const thumb = await thumbnailOf(shown, Math.min(8192, 256 * Math.max(1, Math.round(shown.height / shown.width))));
     const timestamps = timesOf(i);
-    turn.emit(() => ({ type: 'image', image: first + i, ...thumb, ...(timestamps ? { timestamps } : {}) }));
+    const input = video ? video.file : files[i];
+    const file = input === undefined ? undefined : traceFileName(input);
+    turn.emit(() => ({ type: 'image', image: first + i, ...thumb, ...(timestamps ? { timestamps } : {}), ...(file ? { file } : {}) }));
   };
   const media: EncodedMedia = await family.encode(model.spec, model.runtime, {
     frames,

@@ -76,6 +76,11 @@ export type TraceEvent =
        * Optional to read: traces of this schema version may lack it.
        */
       timestamps?: number[];
+      /**
+       * The base name of the file the image (or the video the frame) came from, where the input was a path; absent
+       * for bytes, and in older traces. The profiler names runs by it (profiler-ui/web/data/run-identity.js).
+       */
+      file?: string;
     })
   | (Base & { type: 'span'; turn: number; stage: Stage; start: number; duration: number; detail?: Record<string, number> })
   | (Base & {

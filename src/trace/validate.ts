@@ -135,7 +135,11 @@ export function fieldsProblem(e: Obj): string | null {
     case 'turn.start':
       return numbers(e, ['turn', 'images']) ?? strings(e, ['text']);
     case 'image':
-      return numbers(e, ['turn', 'image', 'width', 'height']) ?? strings(e, ['jpeg']) ?? (e.timestamps === undefined ? null : numberList(e, 'timestamps'));
+      return (
+        numbers(e, ['turn', 'image', 'width', 'height']) ??
+        strings(e, ['jpeg', ...(e.file === undefined ? [] : ['file'])]) ??
+        (e.timestamps === undefined ? null : numberList(e, 'timestamps'))
+      );
     case 'span':
       if (typeof e.stage !== 'string' || !STAGES.has(e.stage)) return `'stage' must be one of ${[...STAGES].join(', ')}, got ${brief(e.stage)}`;
       return numbers(e, ['turn']) ?? measures(e, ['start', 'duration']) ?? (e.detail === undefined ? null : record(e, 'detail', isMeasure, 'a number'));

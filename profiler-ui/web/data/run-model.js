@@ -58,6 +58,7 @@ export const STAGES = /** @type {TurnStage[]} */ (Object.keys(IN_TURN).filter((s
  * @property {number} height
  * @property {string} jpeg  base64
  * @property {number[] | null} timestamps  Video time (s) of each frame it shows; null for a still image or an older trace.
+ * @property {string | null} file  The base name of its file (a frame: its video's); null for bytes or an older trace.
  */
 
 /**
@@ -253,7 +254,15 @@ function foldOne(m, e) {
       return ['conversation', 'meta'];
     }
     case 'image':
-      m.images.set(e.image, { image: e.image, turn: e.turn, width: e.width, height: e.height, jpeg: e.jpeg, timestamps: e.timestamps ?? null });
+      m.images.set(e.image, {
+        image: e.image,
+        turn: e.turn,
+        width: e.width,
+        height: e.height,
+        jpeg: e.jpeg,
+        timestamps: e.timestamps ?? null,
+        file: e.file ?? null,
+      });
       return ['images'];
     case 'salience': {
       const scores = toFloat32(e.scores);

@@ -97,6 +97,20 @@ export function createApi(token) {
       const res = await request('/api/traces', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: text });
       return (await res.json()).runs;
     },
+    /**
+     * Name a run (null clears the name); answers its new summary.
+     * @param {string} run
+     * @param {string | null} name
+     * @returns {Promise<RunSummary>}
+     */
+    async rename(run, name) {
+      const res = await request(`/api/runs/${encodeURIComponent(run)}/name`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name }),
+      });
+      return res.json();
+    },
     /** @param {string} run */
     traceUrl(run) {
       return withToken(`/api/runs/${encodeURIComponent(run)}/trace.jsonl`);

@@ -2,6 +2,7 @@
  * The retention map's legend as one SVG: the salience colour ramp with ticks, and swatches for kept,
  * pruned and retrieved patches. Drawn from the scale alone, so it redraws only when the scale's domain moves.
  */
+import { themeColours } from './plot-theme.js';
 import { COLOURS } from './retention-frame.js';
 
 const d3 = globalThis.d3;
@@ -39,7 +40,7 @@ export function drawLegend(host, { scale, source }) {
       .attr('y', y)
       .attr('font-size', 10.5)
       .attr('font-family', 'Inter, system-ui, sans-serif')
-      .attr('fill', '#334155')
+      .attr('fill', themeColours().ink2)
       .attr('text-anchor', anchor)
       .attr('font-weight', weight)
       .text(s);
@@ -54,8 +55,7 @@ export function drawLegend(host, { scale, source }) {
     .attr('stroke', '#94a3b8')
     .attr('stroke-width', 0.5);
   const tickFormat = axis.tickFormat(4);
-  for (const v of axis.ticks(4).filter((v) => v >= lo && v <= hi)) {
-    const x = axis(v);
+  for (const { v, x } of spacedTicks(axis, lo, hi)) {
     svg
       .append('line')
       .attr('x1', x)
@@ -64,6 +64,27 @@ export function drawLegend(host, { scale, source }) {
       .attr('y2', ramp.y + ramp.h + 3)
       .attr('stroke', '#64748b');
     text(x, ramp.y + ramp.h + 13, tickFormat(v), 'middle');
+  }
+  /**
+   * The ramp's ticks, thinned so that their labels do not touch: a √ scale crowds its small values together
+   * ("0.150.20"), so a tick is kept only where its label clears the last kept one by a gap.
+   * @param {D3ContinuousScale} scale
+   * @param {number} from
+   * @param {number} to
+   */
+  function spacedTicks(scale, from, to) {
+    const charWidth = 6; // 10.5 px Inter digits are ~5.8 px wide
+    /** @type {{ v: number, x: number }[]} */
+    const kept = [];
+    let lastRight = -Infinity;
+    for (const v of scale.ticks(4).filter((t) => t >= from && t <= to)) {
+      const x = scale(v);
+      const half = (tickFormat(v).length * charWidth) / 2;
+      if (x - half < lastRight + 4) continue;
+      kept.push({ v, x });
+      lastRight = x + half;
+    }
+    return kept;
   }
   // Swatches.
   let x = 236;

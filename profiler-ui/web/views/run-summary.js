@@ -1,4 +1,5 @@
 /** A run at a glance: model, policy, and the headline numbers (one line of key–value cells). */
+import { factsOfModel, mediaOf, shortQuestion } from '../data/run-identity.js';
 import { runSummary } from '../data/summary.js';
 
 /** @typedef {import('../data/run-model.js').RunModel} RunModel */
@@ -10,8 +11,13 @@ const sig = (/** @type {number | null | undefined} */ x, d = 3) => (x == null ||
 export function summaryCells(m) {
   const s = runSummary(m);
   const model = s.model;
+  const facts = factsOfModel(m);
   const cells = [
     ['policy', s.label],
+    [
+      'input',
+      [mediaOf(facts).text, facts.files.join(', '), facts.question == null ? '' : `“${shortQuestion(facts.question, 80)}”`].filter(Boolean).join(' · '),
+    ],
     [
       'model',
       model
@@ -21,7 +27,7 @@ export function summaryCells(m) {
           (model.deviceMemoryBytes ? ` (${d3.format('.3~s')(model.deviceMemoryBytes)}B)` : '')
         : '–',
     ],
-    ['turns · images', `${s.turns} · ${s.images}`],
+    ['turns', String(s.turns)],
     ['kept', s.keptTokens == null ? '–' : `${d3.format(',')(s.keptTokens)} / ${d3.format(',')(s.totalTokens ?? 0)}`],
     ['visual attended / step', s.meanVisualAttended == null ? '–' : sig(s.meanVisualAttended)],
     ['TTFT', s.ttftMs == null ? '–' : `${sig(s.ttftMs)} ms`],
@@ -38,7 +44,7 @@ export function createRunSummary(host) {
   let key = '';
   /** @param {RunModel} m */
   function update(m) {
-    const k = `${m.id}|${m.versions.meta}|${m.versions.timeline}|${m.versions.fidelity}`;
+    const k = `${m.id}|${m.versions.meta}|${m.versions.timeline}|${m.versions.fidelity}|${m.versions.images}|${m.versions.conversation}`;
     if (k === key) return;
     key = k;
     host.innerHTML = summaryCells(m)

@@ -145,9 +145,13 @@ function tensorsOf(ck, type) {
   if (!t.tieWordEmbeddings && ck.has('lm_head.weight')) add('output.weight', 'lm_head.weight', [t.vocabSize, H]);
   for (const x of tensors) {
     if (x.dims[0] % GGML_TYPES[x.type].blockSize) {
-      throw new ConfigError('CONFIG_UNSUPPORTED', `${x.name}: rows of ${x.dims[0]} are not whole ${x.type} blocks of ${GGML_TYPES[x.type].blockSize}; write F32`, {
-        subject: x.name,
-      });
+      throw new ConfigError(
+        'CONFIG_UNSUPPORTED',
+        `${x.name}: rows of ${x.dims[0]} are not whole ${x.type} blocks of ${GGML_TYPES[x.type].blockSize}; write F32`,
+        {
+          subject: x.name,
+        },
+      );
     }
   }
   return tensors;
@@ -162,11 +166,17 @@ function vocabularyOf(dir, vocabSize) {
   } catch (cause) {
     throw new ConfigError('TOKENIZER_INVALID', `${file}: not readable as JSON (${cause.message})`, { subject: file, cause });
   }
-  if (tok.model?.type !== 'BPE') throw new ConfigError('TOKENIZER_INVALID', `${file}: model.type ${JSON.stringify(tok.model?.type)}: the GGUF writer needs a BPE tokenizer`, { subject: file });
+  if (tok.model?.type !== 'BPE')
+    throw new ConfigError('TOKENIZER_INVALID', `${file}: model.type ${JSON.stringify(tok.model?.type)}: the GGUF writer needs a BPE tokenizer`, {
+      subject: file,
+    });
   const tokens = new Array(vocabSize);
   const types = new Array(vocabSize);
   const put = (id, text, type) => {
-    if (id >= vocabSize) throw new ConfigError('TOKENIZER_INVALID', `${file}: token ${JSON.stringify(text)} has id ${id}, past the model's ${vocabSize} embeddings`, { subject: file });
+    if (id >= vocabSize)
+      throw new ConfigError('TOKENIZER_INVALID', `${file}: token ${JSON.stringify(text)} has id ${id}, past the model's ${vocabSize} embeddings`, {
+        subject: file,
+      });
     tokens[id] = text;
     types[id] = type;
   };

@@ -44,6 +44,7 @@ import {
 } from './bench-common.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 import { ensureGguf, startLlamaPeer } from './bench-llama-peer.mjs';
+import { peerTable } from './bench-llama-report.mjs';
 
 const engine = await loadEngine();
 const { loadImage, preprocessImage } = await import('../dist/src/media/image.js');
@@ -418,42 +419,6 @@ fs.mkdirSync(path.dirname(OUT), { recursive: true });
 fs.writeFileSync(OUT, JSON.stringify(result, null, 2));
 
 // ------------------------------------------------------------------------------------------------ report
-
-/** Ours beside llama.cpp at each context: prefill tok/s, decode ms/token, peak RSS, and ours ÷ llama.cpp for each. */
-function peerTable(llm) {
-  const p = llm.peer;
-  const out = ['### llama.cpp beside us', ''];
-  if (!p || p.skipped) return [...out, `Not run: ${p?.skipped ?? 'no result'}.`, ''];
-  const ctx = llm.contexts[0]?.peer?.context;
-  out.push(
-    `${p.engine}, ${p.threads} threads, on the same checkpoint as a Q4_0 GGUF (${p.gguf.file}, ${fmt(mb(p.gguf.bytes), p.gguf.bytes < 10 * 2 ** 20 ? 1 : 0)} MiB; scripts/gguf.mjs: every matrix ` +
-      `in llama.cpp's 4-bit blocks of 32, the tied embedding/head included; norms and biases F32), fed the same token ids in batches of ` +
-      `${ctx?.batchSize ?? llm.contexts[0]?.chunk} (our chunk), the same decode steps, rounds interleaved with ours. Its KV cache is f16 with flash attention ` +
-      `(${ctx?.flashAttention ? 'on' : 'off'}), as llama.cpp runs by default; ours is fp32. Peak RSS: each engine's own process (VmHWM reset once its ` +
-      `model is loaded; llama.cpp in a child process), model and runtime included. Ours ÷ llama.cpp: above 1 means ours prefills faster; below 1 means ` +
-      `ours decodes faster and uses less memory.`,
-    '',
-    '| context | prefill tok/s: ours | llama.cpp | ours ÷ llama.cpp | decode ms/token: ours | llama.cpp | ours ÷ llama.cpp | peak RSS MiB: ours | llama.cpp | ours ÷ llama.cpp |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  );
-  const ratio = (a, b) => `${fmt(a / b, 2)}×`;
-  for (const c of llm.contexts) {
-    const q = c.peer;
-    const warn = (load) => (contention(load) ? ' ⚠' : '');
-    out.push(
-      `| ${c.tokens} | ${fmt(c.prefillTokensPerSecond, 0)}${warn(c.load)} | ${fmt(q.prefillTokensPerSecond, 0)}${warn(q.load)} (n=${q.repeats.prefill}) | ` +
-        `${ratio(c.prefillTokensPerSecond, q.prefillTokensPerSecond)} | ${fmtMs(c.decodeMsPerToken)} | ${fmtMs(q.decodeMsPerToken)} (n=${q.repeats.decodeSteps}) | ` +
-        `${ratio(c.decodeMsPerToken, q.decodeMsPerToken)} | ${fmt(c.peakRssMiB, 0)} | ${fmt(q.peakRssMiB, 0)} | ${ratio(c.peakRssMiB, q.peakRssMiB)} |`,
-    );
-  }
-  out.push(
-    '',
-    `- llama.cpp: model load ${fmt(p.loadSeconds, 1)} s, RSS once loaded ${fmt(p.rssAfterLoadMiB, 0)} MiB (weights mmapped: resident as they are read); ` +
-      `GGUF ${p.gguf.cached ? 'reused' : `written in ${fmt(p.gguf.writeSeconds, 1)} s`}. ⚠: other processes took more than 10% of the CPUs during those rounds.`,
-    '',
-  );
-  return out;
-}
 
 const lines = [];
 lines.push(`## Engine benchmark${QUICK ? ' (quick)' : ''}`, '');

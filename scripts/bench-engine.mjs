@@ -11,8 +11,9 @@
  *       the same token ids, contexts, prefill batch, decode steps and threads, rounds interleaved with ours (ours,
  *       llama.cpp, ours, …), and ours ÷ llama.cpp per measure.
  *
- * Usage: node scripts/bench-engine.mjs [--quick] [--threads N] [--no-peer] [--rewrite] [--out FILE] [--doc FILE | --no-doc]
+ * Usage: node scripts/bench-engine.mjs [--quick] [--contexts N,N] [--threads N] [--no-peer] [--rewrite] [--out FILE] [--doc FILE | --no-doc]
  *   --quick    tiny shapes, fewer repeats, contexts 256 and 1k (CI, < 1 minute)
+ *   --contexts only these of the plan's contexts, in tokens (e.g. 1024,8192: the stamp shows which)
  *   --threads  threads for both engines (default: every core)
  *   --no-peer  skip llama.cpp
  *   --rewrite  rewrite the cached random checkpoint (.cache/bench/) instead of reusing it
@@ -61,6 +62,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     rewrite: { type: 'boolean', default: false },
     threads: { type: 'string' },
+    contexts: { type: 'string' },
     'no-peer': { type: 'boolean', default: false },
     out: { type: 'string' },
     ...DOC_OPTIONS,
@@ -108,6 +110,12 @@ const PLAN = QUICK
         decodeSteps: 32,
       },
     };
+if (args.contexts) {
+  const want = args.contexts.split(',').map(Number);
+  const known = PLAN.llm.contexts.map((c) => c.tokens);
+  if (!want.every((n) => known.includes(n))) throw new Error(`--contexts: the plan's are ${known.join(', ')}; got ${args.contexts}`);
+  PLAN.llm.contexts = PLAN.llm.contexts.filter((c) => want.includes(c.tokens));
+}
 const PRECISION = 'int4';
 const BLOCK = 32;
 

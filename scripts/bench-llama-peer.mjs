@@ -51,7 +51,13 @@ export async function startLlamaPeer({ file, threads }) {
       pending.push((m) => (m.error ? reject(new Error(m.error)) : resolve(m)));
       child.send(message);
     });
-  const info = await call({ op: 'load', file, threads });
+  let info;
+  try {
+    info = await call({ op: 'load', file, threads });
+  } catch (e) {
+    child.kill();
+    throw e;
+  }
   return {
     info,
     /** A fresh context of `size` tokens; resets the peer's peak RSS. */

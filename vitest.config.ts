@@ -15,6 +15,7 @@ export const FAST = [
   'test/efficiency-decode.test.ts',
   'test/fixtures.test.ts',
   'test/format.test.ts',
+  'test/gguf.test.ts',
   'test/hostile-input.test.ts',
   'test/loader-fuzz.test.ts',
   'test/media.test.ts',

@@ -50,6 +50,19 @@ export async function loadEngine() {
   };
 }
 
+/** Seeded token ids in [lo, hi), avoiding `skip` (the image token): the same prompt for our engine and a peer. */
+export function tokenIds(n, lo, hi, seed, skip) {
+  const out = new Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    let id = lo + (s % (hi - lo));
+    if (id === skip) id = lo;
+    out[i] = id;
+  }
+  return out;
+}
+
 export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -120,6 +133,16 @@ export async function measured(fn) {
     load.stealSeconds = cpu1.steal - cpu0.steal;
   }
   return [r, load];
+}
+/** Several phases' loads as one: the highest peak, the sums of wall, other and steal seconds. */
+export function combinedLoad(loads) {
+  const sum = (k) => (loads.some((l) => l[k] === undefined) ? undefined : loads.reduce((a, l) => a + l[k], 0));
+  return {
+    peakRssMiB: Math.max(...loads.map((l) => l.peakRssMiB)),
+    wallSeconds: sum('wallSeconds'),
+    otherCpuSeconds: sum('otherCpuSeconds'),
+    stealSeconds: sum('stealSeconds'),
+  };
 }
 /**
  * A note when other processes took more than 10% of the machine during a phase. Phases under a second are

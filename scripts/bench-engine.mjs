@@ -1,20 +1,27 @@
 #!/usr/bin/env node
 /**
- * Engine benchmark (CPU, default threads = all cores). Medians over repeats: the machine may be shared.
+ * Engine benchmark (CPU, --threads, default all cores). Medians over repeats: the machine may be shared.
  *
  *   (a) the reference fixtures (../shared/fixtures), fp32: LLM prefill of the fixture prompt (image
  *       embeddings spliced in; vision tower timed separately) and decode ms/token;
  *   (b) a Qwen2-0.5B-shaped text model (llava-interleave-qwen-0.5b shapes, random weights, tiny SigLIP tower)
- *       at int4 (block 32): chunked prefill of 1k and 8k tokens, decode ms/token at those contexts, plus the
- *       one-time checkpoint write and graph build (quantize) times.
+ *       at int4 (block 32): chunked prefill of 1k, 8k and 32k tokens, decode ms/token at those contexts, plus the
+ *       one-time checkpoint write and graph build (quantize) times;
+ *   (c) beside (b), llama.cpp (scripts/bench-llama-peer.mjs) on the same checkpoint as a Q4_0 GGUF (scripts/gguf.mjs):
+ *       the same token ids, contexts, prefill batch, decode steps and threads, rounds interleaved with ours (ours,
+ *       llama.cpp, ours, …), and ours ÷ llama.cpp per measure.
  *
- * Usage: node scripts/bench-engine.mjs [--quick] [--rewrite] [--out FILE] [--doc FILE | --no-doc]
- *   --quick    tiny shapes, fewer repeats (CI, < 1 minute)
+ * Usage: node scripts/bench-engine.mjs [--quick] [--contexts N,N] [--threads N] [--no-peer] [--rewrite] [--out FILE] [--doc FILE | --no-doc]
+ *   --quick    tiny shapes, fewer repeats, contexts 256 and 1k (CI, < 1 minute)
+ *   --contexts only these of the plan's contexts, in tokens (e.g. 1024,8192: the stamp shows which)
+ *   --threads  threads for both engines (default: every core)
+ *   --no-peer  skip llama.cpp
  *   --rewrite  rewrite the cached random checkpoint (.cache/bench/) instead of reusing it
  * Prints a markdown table; writes JSON to bench-results/engine.json (or --out) and replaces the "engine" section
  * of docs/benchmarks.md (a --quick run only with --doc FILE: scripts/bench-doc.mjs). Needs `npm run build` first.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -33,8 +40,12 @@ import {
   tempDir,
   machine,
   cachedRandomCheckpoint,
+  tokenIds,
+  combinedLoad,
 } from './bench-common.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
+import { ensureGguf, startLlamaPeer } from './bench-llama-peer.mjs';
+import { peerTable } from './bench-llama-report.mjs';
 
 const engine = await loadEngine();
 const { loadImage, preprocessImage } = await import('../dist/src/media/image.js');
@@ -47,12 +58,23 @@ async function llavaPixels(preprocessor, file) {
 
 const FIXTURES = path.resolve(REPO, '../shared/fixtures');
 const { values: args } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, rewrite: { type: 'boolean', default: false }, out: { type: 'string' }, ...DOC_OPTIONS },
+  options: {
+    quick: { type: 'boolean', default: false },
+    rewrite: { type: 'boolean', default: false },
+    threads: { type: 'string' },
+    contexts: { type: 'string' },
+    'no-peer': { type: 'boolean', default: false },
+    out: { type: 'string' },
+    ...DOC_OPTIONS,
+  },
   strict: true,
 });
 const doc = benchDoc(args);
 const QUICK = args.quick;
 const OUT = path.resolve(args.out ?? path.join(REPO, 'bench-results', 'engine.json'));
+const THREADS = args.threads === undefined ? os.cpus().length : Number(args.threads);
+if (!(Number.isInteger(THREADS) && THREADS >= 1)) throw new Error(`--threads must be an integer ≥ 1, got ${args.threads}`);
+const PEER = !args['no-peer'];
 
 /** Bump when the random checkpoint's contents change for the same shape, so a stale cached one is not reused. */
 const CHECKPOINT_VERSION = 1;
@@ -78,31 +100,26 @@ const PLAN = QUICK
         // llava-interleave-qwen-0.5b text_config: hidden 896, 24 layers, 14 heads / 2 KV heads (head_dim 64),
         // intermediate 4864, vocab 151936, tied embeddings, rope_theta 1e6 (the generator's Qwen2 default).
         shape: { textHidden: 896, textIntermediate: 4864, textLayers: 24, textHeads: 14, textKvHeads: 2, vocab: 151936 },
+        // 32k: one round each (~6 min of our prefill and ~10 of llama.cpp's on two cores).
         contexts: [
           { tokens: 1024, repeats: 5 },
           { tokens: 8192, repeats: 3 },
+          { tokens: 32768, repeats: 1 },
         ],
         chunk: 512,
         decodeSteps: 32,
       },
     };
+if (args.contexts) {
+  const want = args.contexts.split(',').map(Number);
+  const known = PLAN.llm.contexts.map((c) => c.tokens);
+  if (!want.every((n) => known.includes(n))) throw new Error(`--contexts: the plan's are ${known.join(', ')}; got ${args.contexts}`);
+  PLAN.llm.contexts = PLAN.llm.contexts.filter((c) => want.includes(c.tokens));
+}
 const PRECISION = 'int4';
 const BLOCK = 32;
 
 // ---------------------------------------------------------------------------------------------- utilities
-
-/** Seeded token ids in [lo, hi), avoiding the image token. */
-function tokenIds(n, lo, hi, seed, imageTokenId) {
-  const out = new Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    let id = lo + (s % (hi - lo));
-    if (id === imageTokenId) id = lo;
-    out[i] = id;
-  }
-  return out;
-}
 
 /** Times `steps` greedy decode steps after a prefill; returns per-step wall ms. */
 async function decode(runtime, cache, logits, position, steps) {
@@ -115,6 +132,35 @@ async function decode(runtime, cache, logits, position, steps) {
     logits = out.logits;
   }
   return times;
+}
+
+/**
+ * llama.cpp on the checkpoint as Q4_0 (written once beside it), warmed up as ours is: one short prefill and a few
+ * steps, so its first measured round does not pay for start-up.
+ */
+async function startPeer(checkpointDir) {
+  console.error('llama.cpp peer: Q4_0 GGUF …');
+  const gguf = ensureGguf(checkpointDir, 'Q4_0');
+  const peer = await startLlamaPeer({ file: gguf.file, threads: THREADS });
+  await peer.context(128, PLAN.llm.chunk);
+  await peer.round(tokenIds(64, 300, 1000, 99), 3);
+  peer.gguf = { file: path.relative(REPO, gguf.file), type: 'Q4_0', bytes: gguf.bytes, cached: gguf.cached, writeSeconds: gguf.seconds };
+  return peer;
+}
+
+/** The peer's medians at one context, as ours are reported. */
+function peerSummary(tokens, theirs) {
+  const load = combinedLoad(theirs.loads);
+  return {
+    prefillMs: median(theirs.prefill),
+    prefillTokensPerSecond: tokens / (median(theirs.prefill) / 1000),
+    decodeMsPerToken: median(theirs.decode),
+    repeats: { prefill: theirs.prefill.length, decodeSteps: theirs.decode.length },
+    peakRssMiB: load.peakRssMiB,
+    context: theirs.context,
+    load,
+    samples: { prefill: theirs.prefill, decode: theirs.decode },
+  };
 }
 
 // ------------------------------------------------------------------------------------- (a) the fixtures
@@ -223,7 +269,7 @@ async function benchLlm() {
       const runtime = await engine.Runtime.start(
         checkpoint.dir,
         { precision: PRECISION, blockSize: BLOCK, cacheDir },
-        { executionProvider: 'cpu' },
+        { executionProvider: 'cpu', intraOpThreads: THREADS },
         onProgress,
       );
       return { runtime, startMs: ms() - t0 };
@@ -248,66 +294,82 @@ async function benchLlm() {
         await decode(runtime, cache, out.logits, ids.length, 3);
         await runtime.dropCache(cache);
       }
-      const contexts = [];
-      for (const { tokens, repeats } of PLAN.llm.contexts) {
-        const [result, load] = await measured(async () => {
-          const prefillTimes = [];
-          const prefillWorker = [];
-          const decodeTimes = [];
-          let chunkProbe;
-          for (let r = 0; r < repeats; r++) {
-            const cache = await runtime.createCache();
-            const ids = tokenIds(tokens, 300, textSpec.vocabSize, 1000 + r, imageTokenId);
-            const t0 = ms();
-            const out = await engine.prefill(runtime, {
-              cache,
-              ids,
-              positions: ids.map((_, i) => i),
-              imageTokenId,
-              hidden: textSpec.hiddenSize,
-              chunkSize: chunk,
-              logits: 'last',
-            });
-            prefillTimes.push(ms() - t0);
-            prefillWorker.push(out.seconds * 1000);
-            decodeTimes.push(...(await decode(runtime, cache, out.logits, tokens, decodeSteps)));
-            if (r === 0) {
-              // One more chunk on top of the full context vs the same chunk on an empty cache (3 tries each):
-              // what attending over the past costs.
-              const extra = tokenIds(chunk, 300, textSpec.vocabSize, 7, imageTokenId);
-              const atPast = [];
-              const atZero = [];
-              for (let k = 0; k < 3; k++) {
-                await runtime.truncateCache(cache, tokens);
-                const c0 = ms();
-                await runtime.step({ target: { cache }, ids: extra, positions: extra.map((_, i) => tokens + i), logits: 'last' });
-                atPast.push(ms() - c0);
-                const fresh = await runtime.createCache();
-                const f0 = ms();
-                await runtime.step({ target: { cache: fresh }, ids: extra, positions: extra.map((_, i) => i), logits: 'last' });
-                atZero.push(ms() - f0);
-                await runtime.dropCache(fresh);
-              }
-              chunkProbe = { pastTokens: tokens, ms: median(atPast), atZeroMs: median(atZero), samples: { atPast, atZero } };
-            }
-            await runtime.dropCache(cache);
+      /** One of our rounds on `ids`: chunked prefill, then `decodeSteps` steps; the first also probes one chunk at past = context. */
+      const ourRound = async (ids, into, probe) => {
+        const tokens = ids.length;
+        const cache = await runtime.createCache();
+        const t0 = ms();
+        const out = await engine.prefill(runtime, {
+          cache,
+          ids,
+          positions: ids.map((_, i) => i),
+          imageTokenId,
+          hidden: textSpec.hiddenSize,
+          chunkSize: chunk,
+          logits: 'last',
+        });
+        into.prefill.push(ms() - t0);
+        into.prefillWorker.push(out.seconds * 1000);
+        into.decode.push(...(await decode(runtime, cache, out.logits, tokens, decodeSteps)));
+        if (probe) {
+          // One more chunk on top of the full context vs the same chunk on an empty cache (3 tries each):
+          // what attending over the past costs.
+          const extra = tokenIds(chunk, 300, textSpec.vocabSize, 7, imageTokenId);
+          const atPast = [];
+          const atZero = [];
+          for (let k = 0; k < 3; k++) {
+            await runtime.truncateCache(cache, tokens);
+            const c0 = ms();
+            await runtime.step({ target: { cache }, ids: extra, positions: extra.map((_, i) => tokens + i), logits: 'last' });
+            atPast.push(ms() - c0);
+            const fresh = await runtime.createCache();
+            const f0 = ms();
+            await runtime.step({ target: { cache: fresh }, ids: extra, positions: extra.map((_, i) => i), logits: 'last' });
+            atZero.push(ms() - f0);
+            await runtime.dropCache(fresh);
           }
-          return { prefillTimes, prefillWorker, decodeTimes, chunkProbe };
-        });
-        contexts.push({
-          tokens,
-          chunk,
-          chunks: Math.ceil(tokens / chunk),
-          prefillMs: median(result.prefillTimes),
-          prefillTokensPerSecond: tokens / (median(result.prefillTimes) / 1000),
-          decodeMsPerToken: median(result.decodeTimes),
-          chunkAtPastMs: result.chunkProbe,
-          repeats: { prefill: result.prefillTimes.length, decodeSteps: result.decodeTimes.length },
-          peakRssMiB: load.peakRssMiB,
-          load,
-          samples: { prefill: result.prefillTimes, prefillWorker: result.prefillWorker, decode: result.decodeTimes },
-        });
+          into.chunkProbe = { pastTokens: tokens, ms: median(atPast), atZeroMs: median(atZero), samples: { atPast, atZero } };
+        }
+        await runtime.dropCache(cache);
+      };
+      const peer = PEER ? await startPeer(checkpoint.dir) : undefined;
+      const contexts = [];
+      try {
+        for (const { tokens, repeats } of PLAN.llm.contexts) {
+          const ours = { prefill: [], prefillWorker: [], decode: [], loads: [] };
+          const theirs = { prefill: [], decode: [], loads: [] };
+          if (peer) theirs.context = await peer.context(tokens + decodeSteps + 1, chunk);
+          // Interleaved rounds on the same ids: ours, llama.cpp, ours, … (a slow spell of the machine hits both).
+          for (let r = 0; r < repeats; r++) {
+            const ids = tokenIds(tokens, 300, textSpec.vocabSize, 1000 + r, imageTokenId);
+            const [, load] = await measured(() => ourRound(ids, ours, r === 0));
+            ours.loads.push(load);
+            if (!peer) continue;
+            const x = await peer.round(ids, decodeSteps);
+            theirs.prefill.push(x.prefillMs);
+            theirs.decode.push(...x.decodeMs);
+            theirs.loads.push(x.load);
+          }
+          const load = combinedLoad(ours.loads);
+          contexts.push({
+            tokens,
+            chunk,
+            chunks: Math.ceil(tokens / chunk),
+            prefillMs: median(ours.prefill),
+            prefillTokensPerSecond: tokens / (median(ours.prefill) / 1000),
+            decodeMsPerToken: median(ours.decode),
+            chunkAtPastMs: ours.chunkProbe,
+            repeats: { prefill: ours.prefill.length, decodeSteps: ours.decode.length },
+            peakRssMiB: load.peakRssMiB,
+            load,
+            samples: { prefill: ours.prefill, prefillWorker: ours.prefillWorker, decode: ours.decode },
+            peer: peer && peerSummary(tokens, theirs),
+          });
+        }
+      } finally {
+        await peer?.close();
       }
+      const peerRun = peer && { ...peer.info, gguf: peer.gguf, threads: THREADS };
       return {
         name: PLAN.llm.name,
         precision: PRECISION,
@@ -324,6 +386,7 @@ async function benchLlm() {
           peakRssMiB: checkpoint.cached ? undefined : writeLoad.peakRssMiB,
         },
         build: { runtimeStartSeconds: startMs / 1000, graphs: builds, graphBytes, peakRssMiB: buildLoad.peakRssMiB, rssAfterStartMiB, load: buildLoad },
+        peer: PEER ? peerRun : { skipped: '--no-peer' },
         contexts,
       };
     } finally {
@@ -354,7 +417,7 @@ const result = {
   date: new Date().toISOString(),
   quick: QUICK,
   machine: info,
-  threads: 'default (all cores)',
+  threads: THREADS,
   fixtures,
   llm,
   peakRssMiB: overallPeak,
@@ -368,7 +431,7 @@ fs.writeFileSync(OUT, JSON.stringify(result, null, 2));
 const lines = [];
 lines.push(`## Engine benchmark${QUICK ? ' (quick)' : ''}`, '');
 lines.push(
-  `${info.cpus} × ${info.cpuModel}, ${info.memoryGiB} GiB, node ${info.node}, onnxruntime-node ${info.onnxruntime}, commit ${info.commit ?? '?'}; CPU EP, default threads. Medians; n = samples.`,
+  `${info.cpus} × ${info.cpuModel}, ${info.memoryGiB} GiB, node ${info.node}, onnxruntime-node ${info.onnxruntime}, commit ${info.commit ?? '?'}; CPU EP, ${THREADS} threads. Medians; n = samples.`,
   '',
 );
 lines.push('| model | precision | prompt tokens | prefill ms | decode ms/token | vision+projector ms |', '| --- | --- | ---: | ---: | ---: | ---: |');
@@ -416,10 +479,11 @@ const noisy = [
   ...fixtures.map((f) => [f.name, f.load]),
   ['graph build', llm.build.load],
   ...llm.contexts.map((c) => [`${c.tokens}-token context`, c.load]),
+  ...llm.contexts.filter((c) => c.peer).map((c) => [`llama.cpp ${c.tokens}-token context`, c.peer.load]),
 ].flatMap(([what, load]) => (load && contention(load) ? [`${what}: ${contention(load)}`] : []));
 if (noisy.length) lines.push(`- **shared machine**: ${noisy.join('; ')} (timings of those rows are inflated; rerun when quiet)`);
 lines.push(`- process peak RSS (VmHWM, worker included): ${fmt(overallPeak, 0)} MiB; total ${fmt(result.seconds, 0)} s`);
-lines.push(`- JSON: ${path.relative(process.cwd(), OUT)}`);
+lines.push(`- JSON: ${path.relative(process.cwd(), OUT)}`, '', ...peerTable(llm));
 // The section has its own heading in the doc: the report's goes.
 doc.write('engine', lines.slice(2).join('\n'));
 console.log(lines.join('\n'));

@@ -4,6 +4,7 @@
  * JSON result, so `--report-only` can re-render them.
  */
 import { fmt, fmtMs, millions, mb } from './bench-common.mjs';
+import { llamaDenseTable } from './bench-llama-report.mjs';
 
 /** The paper's headline speed-ups (arXiv 2510.17777, long-context video), and the decode bandwidth target. */
 export const TARGETS = { prefill: 4.0, decode: 2.5, endToEnd: 2.6, boundFactor: 1.5 };
@@ -69,11 +70,15 @@ export function boundRows(result) {
 }
 
 /** The targets on the primary model's longest video workload (most visual tokens), per sparse policy. */
+/** A model's dense row with the most visual tokens: the workload the targets (and the llama.cpp peer) are read on. */
+export function longestDense(m) {
+  return m.results.filter((r) => r.policy === 'dense').reduce((a, r) => (!a || r.turns[0].turnImageTokens > a.turns[0].turnImageTokens ? r : a), undefined);
+}
+
 export function targets(result) {
   const m = result.models[0];
   if (!m) return undefined;
-  const dense = m.results.filter((r) => r.policy === 'dense');
-  const longest = dense.reduce((a, r) => (!a || r.turns[0].turnImageTokens > a.turns[0].turnImageTokens ? r : a), undefined);
+  const longest = longestDense(m);
   if (!longest) return undefined;
   const bound = boundRows(result).find((b) => b.model === m.key && b.workload === longest.workload && b.policy === 'dense');
   const perPolicy = Object.fromEntries(SPARSE.map((p) => [p, ratios(m, longest.workload, p)]).filter(([, r]) => r));
@@ -290,6 +295,7 @@ export function markdown(result) {
     }
     L.push('');
   }
+  L.push(...llamaDenseTable(result));
   L.push('### Follow-up turn (text only, over the retained cache)', '');
   L.push('| model | workload | policy | cached tokens | prefill ms | decode ms/token | end-to-end ms |', '| --- | --- | --- | ---: | ---: | ---: | ---: |');
   for (const m of result.models) {

@@ -35,7 +35,10 @@
  *   takes longer than --long-seconds is measured once.
  * Also: this machine's memory bandwidth, the bytes a dense decode step reads (int4 weights, scales, LM head, KV
  *   cache) and the time that bounds it; and a peer dense engine — PyTorch eager (Debian's python3-torch, fp32 and
- *   bf16) — decoding the same shapes over a cache of the same length (--no-peer to skip).
+ *   bf16) — decoding the same shapes over a cache of the same length (--no-peer to skip); and llama.cpp dense
+ *   (scripts/bench-llama-peer.mjs, the checkpoint as a Q4_0 GGUF) on each model's longest workload: as many tokens as
+ *   our dense turn prefills, as text ids (node-llama-cpp takes no image embeddings), and the same answer length, beside
+ *   our dense and SparseVILA turns (--no-llama-peer to skip; models with M-RoPE are skipped, the GGUF writer refuses them).
  *
  * Usage: node scripts/bench.mjs [--quick] [--models a,b] [--workloads names] [--repeats N] [--new-tokens N] [--out DIR] [--doc FILE | --no-doc]
  *   --provider P   cpu (default), cuda or webgpu for every model (scripts/device-check.sh runs cuda)
@@ -59,6 +62,7 @@ import {
   loadEngine,
   mean,
   median,
+  combinedLoad,
   ms,
   mb,
   measured,
@@ -73,8 +77,10 @@ import {
   syntheticVideo,
   VIDEO_SIZE,
   memoryBandwidth,
+  tokenIds,
 } from './bench-common.mjs';
-import { markdown, svg, targets } from './bench-report.mjs';
+import { longestDense, markdown, svg, targets } from './bench-report.mjs';
+import { ensureGguf, startLlamaPeer } from './bench-llama-peer.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 
 const { values: args } = parseArgs({
@@ -98,6 +104,7 @@ const { values: args } = parseArgs({
     'fidelity-json': { type: 'string' },
     peer: { type: 'boolean' },
     'no-peer': { type: 'boolean', default: false },
+    'no-llama-peer': { type: 'boolean', default: false },
     'cache-dir': { type: 'string' },
     out: { type: 'string' },
     'report-only': { type: 'boolean', default: false },
@@ -121,6 +128,8 @@ const NEW_TOKENS = args['new-tokens'] ? positiveInt(args['new-tokens'], '--new-t
 /** A workload whose dense run takes longer than this is measured once (and its contended repeats kept, flagged). */
 const LONG_SECONDS = Number(args['long-seconds'] ?? 90);
 const PEER = args['no-peer'] ? false : (args.peer ?? !QUICK);
+/** llama.cpp runs on the CPU only: beside a GPU provider it would not be the same machine's comparison. */
+const LLAMA_PEER = !args['no-llama-peer'] && PROVIDER === 'cpu';
 /** Bump when the random checkpoints' contents change for the same options. */
 const CHECKPOINT_VERSION = 2;
 const PRECISION = 'int4';
@@ -781,6 +790,55 @@ function peer(models) {
   return { engine: 'PyTorch eager (Debian python3-torch), random weights, dense', ...JSON.parse(r.stdout.trim().split('\n').at(-1)) };
 }
 
+/**
+ * llama.cpp dense on a model's longest workload: a prefill of as many tokens as our dense turn 1 put into the LLM
+ * (text ids: node-llama-cpp takes no image embeddings) and the rest of an answer of the same length, in the dense
+ * turn's number of repeats, after a short warm-up in the same context.
+ */
+async function llamaDense(part) {
+  const dense = longestDense(part);
+  if (!dense) return { model: part.key, skipped: 'no dense turn' };
+  let gguf;
+  try {
+    gguf = ensureGguf(path.join(REPO, part.checkpoint.dir), 'Q4_0');
+  } catch (e) {
+    if (e.code === 'CONFIG_UNSUPPORTED') return { model: part.key, skipped: e.message };
+    throw e;
+  }
+  const t = dense.turns[0];
+  const steps = part.newTokens - 1;
+  const threads = THREADS ?? os.cpus().length;
+  const vocab = part.text.vocabSize;
+  const ids = (n, seed) => tokenIds(n, Math.min(300, vocab >> 1), vocab, seed);
+  console.error(`llama.cpp peer: ${part.key} ${dense.workload}, ${t.promptTokens} tokens dense …`);
+  const peer = await startLlamaPeer({ file: gguf.file, threads });
+  try {
+    await peer.context(t.promptTokens + steps + 1, selectedModels().find((m) => m.key === part.key)?.chunk ?? 512);
+    await peer.round(ids(64, 99), 3);
+    const rounds = [];
+    for (let r = 0; r < t.repeats; r++) rounds.push(await peer.round(ids(t.promptTokens, 1000 + r), steps));
+    const llm = rounds.map((x) => x.prefillMs + x.decodeMs.reduce((a, b) => a + b, 0));
+    return {
+      model: part.key,
+      workload: dense.workload,
+      engine: peer.info.engine,
+      threads,
+      gguf: { file: path.relative(REPO, gguf.file), bytes: gguf.bytes, cached: gguf.cached },
+      promptTokens: t.promptTokens,
+      newTokens: part.newTokens,
+      repeats: rounds.length,
+      prefillMs: median(rounds.map((x) => x.prefillMs)),
+      decodeMsPerToken: median(rounds.flatMap((x) => x.decodeMs)),
+      decodeSteps: rounds.reduce((a, x) => a + x.decodeMs.length, 0),
+      llmMs: median(llm),
+      peakRssMiB: Math.max(...rounds.map((x) => x.peakRssMiB)),
+      load: combinedLoad(rounds.map((x) => x.load)),
+    };
+  } finally {
+    await peer.close();
+  }
+}
+
 // ------------------------------------------------------------------------------------------------- main
 
 if (args.child) {
@@ -807,10 +865,13 @@ if (!args['report-only']) {
   for (const key of ['bandwidth', ...models.map((m) => m.key)]) {
     fs.rmSync(partFile(key), { force: true });
     fs.rmSync(partFile(`peer-${key}`), { force: true });
+    fs.rmSync(partFile(`llama-${key}`), { force: true });
     runChild(key);
     // The peer right after its model: a run cut short still has both for the models it finished.
     const part = key !== 'bandwidth' && PEER ? read(key) : undefined;
     if (part?.results.length) fs.writeFileSync(partFile(`peer-${key}`), JSON.stringify(peer([part]), null, 2));
+    const done = key !== 'bandwidth' && LLAMA_PEER ? read(key) : undefined;
+    if (done?.results.length) fs.writeFileSync(partFile(`llama-${key}`), JSON.stringify(await llamaDense(done), null, 2));
   }
 }
 function read(key) {
@@ -833,6 +894,8 @@ const result = {
   peer: peers.length
     ? { ...(peers.find((p) => !p.skipped) ?? peers[0]), results: peers.flatMap((p) => p.results ?? []) }
     : { skipped: PEER ? 'no model finished' : QUICK ? 'quick run (pass --peer to include)' : '--no-peer' },
+  llamaPeer: models.map((m) => read(`llama-${m.key}`)).filter(Boolean),
+  llamaPeerSkipped: LLAMA_PEER ? undefined : args['no-llama-peer'] ? '--no-llama-peer' : `llama.cpp runs on the CPU; provider ${PROVIDER}`,
   failures: partFailures.length ? partFailures : undefined,
   seconds: (ms() - started) / 1000,
 };

@@ -24,6 +24,7 @@ const TOLERANCE = 1.15;
 
 interface Turn {
   repeats: number;
+  promptTokens: number;
   wallMs: number;
   visionMs: number;
   llmPrefillMs: number;
@@ -65,6 +66,21 @@ interface Report {
     denseDecodeBound: { factor: number };
   };
   peer: { skipped?: string };
+  llamaPeer: {
+    model: string;
+    skipped?: string;
+    workload: string;
+    engine: string;
+    threads: number;
+    promptTokens: number;
+    newTokens: number;
+    repeats: number;
+    decodeSteps: number;
+    prefillMs: number;
+    decodeMsPerToken: number;
+    llmMs: number;
+    peakRssMiB: number;
+  }[];
 }
 
 describe('bench --quick', () => {
@@ -133,6 +149,27 @@ describe('bench --quick', () => {
     expect(report.bandwidth.jsSumGBs).toBeGreaterThan(0);
     expect(report.peer.skipped).toMatch(/quick/);
 
+    // llama.cpp dense beside each model's longest workload: as many tokens as our dense turn put into the LLM and an
+    // answer as long; the Qwen2.5-VL model (M-RoPE) is refused by the GGUF writer and says so.
+    expect(report.llamaPeer.map((p) => p.model)).toEqual(report.models.map((m) => m.key));
+    expect(report.llamaPeer.find((p) => p.model === 'qwen2.5-vl-tiny')!.skipped).toMatch(/mrope_section/);
+    for (const p of report.llamaPeer.filter((x) => x.model !== 'qwen2.5-vl-tiny')) {
+      const m = report.models.find((mm) => mm.key === p.model)!;
+      const dense = m.results.filter((r) => r.policy === 'dense');
+      const longest = dense.reduce((a, r) => (r.turns[0]!.turnImageTokens > a.turns[0]!.turnImageTokens ? r : a));
+      expect(p.skipped, p.model).toBeUndefined();
+      expect(p.engine).toMatch(/^llama\.cpp \(node-llama-cpp [\d.]+'s prebuilt CPU binary/);
+      expect(p.threads).toBe(1);
+      expect(p.workload, p.model).toBe(longest.workload);
+      expect(p.promptTokens, p.model).toBe(longest.turns[0]!.promptTokens);
+      expect(p.newTokens).toBe(report.newTokens);
+      expect(p.repeats).toBe(longest.turns[0]!.repeats);
+      expect(p.decodeSteps).toBe(p.repeats * (report.newTokens - 1));
+      expect(p.llmMs).toBeGreaterThan(p.prefillMs);
+      expect(p.decodeMsPerToken).toBeGreaterThan(0);
+      expect(p.peakRssMiB).toBeGreaterThan(0);
+    }
+
     // The targets are read on the primary model's longest video.
     const primary = report.models[0]!;
     expect(report.targets.model).toBe(primary.key);
@@ -154,6 +191,17 @@ describe('bench --quick', () => {
     expect(md.split('\n').filter((l) => l === header)).toHaveLength(report.models.length);
     expect(md).toMatch(/\| model \| workload \| policy \| LLM prefill \| prefill \(vision \+ LLM\) \| TTFT \| decode \| end-to-end \|/);
     expect(md).toMatch(/\| dense decode ÷ bandwidth bound \| ≤ 1\.5× \| [0-9.]+× /);
+    // One llama.cpp row and one row per policy of ours for each model it ran; each speed-up is the other's time ÷ the row's.
+    const llamaHeader =
+      '| model | workload | engine, policy | tokens into the LLM | LLM prefill ms | decode ms/token | LLM ms | end-to-end ms | speed-up over llama.cpp dense: LLM | end-to-end | speed-up over our dense: end-to-end | n |';
+    expect(md.split('\n').filter((l) => l === llamaHeader)).toHaveLength(1);
+    for (const p of report.llamaPeer.filter((x) => !x.skipped)) {
+      const rows = md.split('\n').filter((l) => l.startsWith(`| ${p.model} | ${p.workload} | `) && l.split('|').length === llamaHeader.split('|').length);
+      expect(rows.map((l) => l.split('|')[3]!.trim())).toEqual(['llama.cpp dense (text ids)', ...['dense', ...policies.slice(0, 2)].map((x) => `ours, ${x}`)]);
+      const sparse = report.models.find((m) => m.key === p.model)!.results.find((r) => r.workload === p.workload && r.policy === 'sparsevila-paper')!.turns[0]!;
+      expect(rows[2]!.split('|')[10]!.trim()).toBe(`${(p.llmMs / sparse.wallMs).toFixed(2)}×`);
+    }
+    expect(md).toMatch(/- qwen2\.5-vl-tiny: not run: .*mrope_section/);
     for (const table of md.split('\n\n').filter((b) => b.startsWith('|'))) {
       const rows = table.split('\n').filter((l) => l.startsWith('|'));
       for (const row of rows) expect(row.split('|').length, row).toBe(rows[0]!.split('|').length);

@@ -1,0 +1,80 @@
+/**
+ * `npm run bench:engine:quick` (scripts/bench-engine.mjs --quick): llama.cpp runs beside our engine at every context —
+ * the same ids, batch, decode steps and threads, as many rounds as ours — and the peer table, written into the
+ * engine section of the doc through the bench-doc machinery, puts each measure and ours ÷ llama.cpp side by side.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from './helpers/checkpoint-writer.js';
+import { tempDir } from './helpers/engine.js';
+
+interface Measures {
+  prefillTokensPerSecond: number;
+  decodeMsPerToken: number;
+  peakRssMiB: number;
+  repeats: { prefill: number; decodeSteps: number };
+}
+interface EngineReport {
+  quick: boolean;
+  threads: number;
+  llm: {
+    peer: { engine: string; threads: number; gguf: { file: string; type: string; bytes: number } };
+    contexts: (Measures & { tokens: number; chunk: number; peer: Measures & { context: { contextSize: number; batchSize: number } } })[];
+  };
+}
+
+describe('bench-engine --quick', () => {
+  it('measures llama.cpp beside ours at every context and writes the ours ÷ llama.cpp table into the doc section', async () => {
+    const dir = tempDir('bench-engine');
+    const out = path.join(dir, 'engine.json');
+    const doc = path.join(dir, 'benchmarks.md');
+    const { stdout } = await promisify(execFile)('node', ['scripts/bench-engine.mjs', '--quick', '--threads', '1', '--out', out, '--doc', doc], {
+      cwd: REPO_ROOT,
+      maxBuffer: 1 << 26,
+    });
+    const report = JSON.parse(fs.readFileSync(out, 'utf8')) as EngineReport;
+    expect(report.quick).toBe(true);
+    expect(report.threads).toBe(1);
+    const { peer, contexts } = report.llm;
+    expect(peer.engine).toMatch(/^llama\.cpp \(node-llama-cpp [\d.]+'s prebuilt CPU binary/);
+    expect(peer.threads).toBe(1);
+    expect(peer.gguf.type).toBe('Q4_0');
+    expect(fs.statSync(path.join(REPO_ROOT, peer.gguf.file)).size).toBe(peer.gguf.bytes);
+    expect(contexts.map((c) => c.tokens)).toEqual([256, 1024]);
+    for (const c of contexts) {
+      // The same rounds on both sides: as many prefills, as many decode steps, a context that holds them, our chunk as its batch.
+      expect(c.peer.repeats).toEqual(c.repeats);
+      expect(c.peer.context.contextSize).toBeGreaterThan(c.tokens + c.repeats.decodeSteps / c.repeats.prefill);
+      expect(c.peer.context.batchSize).toBe(c.chunk);
+      for (const m of [c, c.peer]) {
+        expect(m.prefillTokensPerSecond).toBeGreaterThan(0);
+        expect(m.decodeMsPerToken).toBeGreaterThan(0);
+        expect(m.peakRssMiB).toBeGreaterThan(0);
+      }
+    }
+
+    const header =
+      '| context | prefill tok/s: ours | llama.cpp | ours ÷ llama.cpp | decode ms/token: ours | llama.cpp | ours ÷ llama.cpp | peak RSS MiB: ours | llama.cpp | ours ÷ llama.cpp |';
+    const lines = stdout.split('\n');
+    const at = lines.indexOf(header);
+    expect(at).toBeGreaterThan(0);
+    expect(lines[at - 2]).toMatch(/^llama\.cpp .* 1 thread, on the same checkpoint as a Q4_0 GGUF/);
+    contexts.forEach((c, i) => {
+      const cells = lines[at + 2 + i]!.split('|').map((x) => x.trim());
+      expect(cells.length).toBe(header.split('|').length);
+      expect(cells[1]).toBe(String(c.tokens));
+      expect(cells[4]).toBe(`${(c.prefillTokensPerSecond / c.peer.prefillTokensPerSecond).toFixed(2)}×`);
+      expect(cells[7]).toBe(`${(c.decodeMsPerToken / c.peer.decodeMsPerToken).toFixed(2)}×`);
+      expect(cells[10]).toBe(`${(c.peakRssMiB / c.peer.peakRssMiB).toFixed(2)}×`);
+    });
+
+    // The doc's engine section holds the same table under the run's stamp.
+    const section = fs.readFileSync(doc, 'utf8');
+    expect(section).toMatch(/<!-- bench:engine:start -->\n[^]*- command: `node scripts\/bench-engine\.mjs --quick --threads 1 /);
+    expect(section).toContain(`### llama.cpp beside us\n`);
+    expect(section).toContain(`${header}\n`);
+  }, 300_000);
+});

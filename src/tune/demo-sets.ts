@@ -24,10 +24,14 @@ export const isDemoWorkload = (name: string): boolean => name.startsWith('demo:'
 export async function demoWorkload(name: string, modelDir: string, count: number, imageSize: number): Promise<Workload> {
   const set = name.replace(/^demo:/, '') as DemoWorkloadName;
   if (!DEMO_WORKLOADS.includes(set))
-    throw new InputError('OPTION_INVALID', `--workload ${name}: unknown demo set; known: ${DEMO_WORKLOADS.map((d) => `demo:${d}`).join(', ')}`, { subject: '--workload' });
+    throw new InputError('OPTION_INVALID', `--workload ${name}: unknown demo set; known: ${DEMO_WORKLOADS.map((d) => `demo:${d}`).join(', ')}`, {
+      subject: '--workload',
+    });
   // A quarter of the world's conversations are videos: draw enough to find `count` of the wanted kind.
   const wanted = set === 'video-questions' ? 'video' : 'image';
-  const pool = heldOutConversations(modelDir, wanted === 'video' ? count * 6 : count * 2).conversations.filter((c) => c.media.kind === wanted).slice(0, count);
+  const pool = heldOutConversations(modelDir, wanted === 'video' ? count * 6 : count * 2)
+    .conversations.filter((c) => c.media.kind === wanted)
+    .slice(0, count);
   const conversations = await Promise.all(
     pool.map(async (c) => {
       const images = await renderConversationMedia(c, imageSize);

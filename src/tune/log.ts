@@ -58,7 +58,10 @@ export class TrialLog {
       try {
         return JSON.parse(line) as unknown;
       } catch (cause) {
-        throw new InputError('WORKLOAD_INVALID', `${file}:${i + 1}: not a JSON line of a trial log (${(cause as Error).message})`, { subject: `${file}:${i + 1}`, cause });
+        throw new InputError('WORKLOAD_INVALID', `${file}:${i + 1}: not a JSON line of a trial log (${(cause as Error).message})`, {
+          subject: `${file}:${i + 1}`,
+          cause,
+        });
       }
     });
     const found = parsed[0] as Partial<LogHeader> | undefined;

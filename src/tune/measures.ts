@@ -19,7 +19,8 @@ export type Floor = { metric: 'agreement'; min: number } | { metric: 'kl'; max: 
 export function parseFloor(text: string): Floor {
   const m = /^(agreement|kl|accuracy)=([0-9.]+)$/.exec(text.trim());
   const v = m ? Number(m[2]) : NaN;
-  const bad = (why: string) => new InputError('OPTION_INVALID', `--floor ${text}: ${why}; e.g. agreement=0.98, kl=0.05, accuracy=2 (points under dense)`, { subject: '--floor' });
+  const bad = (why: string) =>
+    new InputError('OPTION_INVALID', `--floor ${text}: ${why}; e.g. agreement=0.98, kl=0.05, accuracy=2 (points under dense)`, { subject: '--floor' });
   if (!m || !Number.isFinite(v)) throw bad('expected METRIC=VALUE');
   if (m[1] === 'agreement') {
     if (!(v > 0 && v <= 1)) throw bad('agreement is a share in (0, 1]');

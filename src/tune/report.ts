@@ -92,7 +92,10 @@ export function paretoSvg(r: TuneResult): string {
       );
     })
     .join('');
-  const line = front.length > 1 ? `<polyline fill="none" stroke="#db2777" stroke-dasharray="4 3" points="${front.map((p) => `${X(p.x).toFixed(1)},${Y(p.y).toFixed(1)}`).join(' ')}"/>` : '';
+  const line =
+    front.length > 1
+      ? `<polyline fill="none" stroke="#db2777" stroke-dasharray="4 3" points="${front.map((p) => `${X(p.x).toFixed(1)},${Y(p.y).toFixed(1)}`).join(' ')}"/>`
+      : '';
   const ticks = [0, 0.25, 0.5, 0.75, 1]
     .map((f) => y0 - pad + f * (y1 - y0 + 2 * pad))
     .map((v) => `<text x="${M.l - 6}" y="${Y(v) + 3}" font-size="10" text-anchor="end">${v.toPrecision(3)}</text>`)

@@ -31,7 +31,8 @@ export function canonicalJson(v: unknown): string {
 /** Every distinct policy the method's knobs give, in grid order. */
 export function policyGrid(methodName: string): PolicyValue[] {
   const method = sparsityMethod(methodName);
-  if (!method.tune) throw new InputError('OPTION_INVALID', `--method ${methodName}: the method declares no tuning space (SparsityMethod.tune)`, { subject: '--method' });
+  if (!method.tune)
+    throw new InputError('OPTION_INVALID', `--method ${methodName}: the method declares no tuning space (SparsityMethod.tune)`, { subject: '--method' });
   const { knobs, policy } = method.tune;
   let choices: Record<string, TuneValue>[] = [{}];
   for (const [knob, values] of Object.entries(knobs)) choices = choices.flatMap((c) => values.map((v) => ({ ...c, [knob]: v })));

@@ -66,14 +66,17 @@ class TrialLimit extends Error {}
 
 export async function tune(model: Model, workload: Workload, options: TuneOptions = {}): Promise<TuneOutcome> {
   const objective = options.objective ?? 'e2e';
-  if (!OBJECTIVES.includes(objective)) throw new InputError('OPTION_INVALID', `objective must be one of ${OBJECTIVES.join(', ')}, got ${String(objective)}`, { subject: 'objective' });
+  if (!OBJECTIVES.includes(objective))
+    throw new InputError('OPTION_INVALID', `objective must be one of ${OBJECTIVES.join(', ')}, got ${String(objective)}`, { subject: 'objective' });
   const floor = typeof options.floor === 'string' || options.floor === undefined ? parseFloor(options.floor ?? 'agreement=0.98') : options.floor;
   const method = options.method ?? 'sparsevila';
   const count = options.candidates ?? 16;
   const heldOutShare = options.heldOutShare ?? 0.25;
   const seed = options.seed ?? 0;
-  if (!(Number.isInteger(count) && count >= 1)) throw new InputError('OPTION_INVALID', `candidates must be an integer ≥ 1, got ${count}`, { subject: 'candidates' });
-  if (!(heldOutShare > 0 && heldOutShare < 1)) throw new InputError('OPTION_INVALID', `heldOutShare must be in (0, 1), got ${heldOutShare}`, { subject: 'heldOutShare' });
+  if (!(Number.isInteger(count) && count >= 1))
+    throw new InputError('OPTION_INVALID', `candidates must be an integer ≥ 1, got ${count}`, { subject: 'candidates' });
+  if (!(heldOutShare > 0 && heldOutShare < 1))
+    throw new InputError('OPTION_INVALID', `heldOutShare must be in (0, 1), got ${heldOutShare}`, { subject: 'heldOutShare' });
   const candidates = sampleCandidates(method, count, seed);
   const { tuning, heldOut } = splitWorkload(workload.conversations, heldOutShare, seed);
   const header: LogHeader = {
@@ -92,7 +95,17 @@ export async function tune(model: Model, workload: Workload, options: TuneOption
     fs.mkdirSync(options.out, { recursive: true });
     log = TrialLog.open(path.join(options.out, 'trials.jsonl'), header);
   }
-  const s: Search = { model, workload, log, sink: options.sink, onTrial: options.onTrial, budget: options.maxTrials ?? Infinity, run: 0, resumed: 0, n: log?.trials.size ?? 0 };
+  const s: Search = {
+    model,
+    workload,
+    log,
+    sink: options.sink,
+    onTrial: options.onTrial,
+    budget: options.maxTrials ?? Infinity,
+    run: 0,
+    resumed: 0,
+    n: log?.trials.size ?? 0,
+  };
   try {
     const result = await search(s, candidates, tuning, heldOut, objective, floor, method);
     if (options.out) writeReport(options.out, result);
@@ -104,7 +117,13 @@ export async function tune(model: Model, workload: Workload, options: TuneOption
 }
 
 /** Runs a trial, or reads it from the log when a run before this one logged it. */
-async function trial(s: Search, id: string, policy: PolicyValue, label: string, conversations: readonly WorkloadConversation[]): Promise<ConversationMeasure[]> {
+async function trial(
+  s: Search,
+  id: string,
+  policy: PolicyValue,
+  label: string,
+  conversations: readonly WorkloadConversation[],
+): Promise<ConversationMeasure[]> {
   const logged = s.log?.trials.get(id);
   if (logged) {
     s.resumed++;
@@ -149,7 +168,16 @@ async function search(
       const seen = runs.get(c.index)!;
       const m = measures(seen);
       const dense = denseOn(new Set(seen.map((x) => x.id)));
-      results.set(c.index, { index: c.index, policy: c.policy, label: c.label, rungs: r + 1, measures: m, costRatio: m.cost[objective] / dense.cost[objective], state: verdict(m, floor, dense).state, pareto: false });
+      results.set(c.index, {
+        index: c.index,
+        policy: c.policy,
+        label: c.label,
+        rungs: r + 1,
+        measures: m,
+        costRatio: m.cost[objective] / dense.cost[objective],
+        state: verdict(m, floor, dense).state,
+        pareto: false,
+      });
     }
     if (r < rungs - 1) alive = halve(alive, results, objective, floor, r);
   }
@@ -179,7 +207,13 @@ async function search(
     split: { tuning: tuning.map((c) => c.id), heldOut: heldOut.map((c) => c.id) },
     candidates: all,
     dense: denseAll,
-    heldOut: { choice: held, dense: heldDense, costRatio: held.cost[objective] / heldDense.cost[objective], meetsFloor: verdict(held, floor, heldDense).estimate, perTurn: perTurn(choiceHeld ?? denseHeld) },
+    heldOut: {
+      choice: held,
+      dense: heldDense,
+      costRatio: held.cost[objective] / heldDense.cost[objective],
+      meetsFloor: verdict(held, floor, heldDense).estimate,
+      perTurn: perTurn(choiceHeld ?? denseHeld),
+    },
     trials: { run: s.run, resumed: s.resumed },
   };
 }

@@ -91,12 +91,14 @@ function parseConversation(line: string, where: string, dir: string, index: numb
       throw lineError(where, 'images', `must be a non-empty list of file paths (or give "video"), got ${JSON.stringify(images)}`);
     media = { images: images.map(resolve) };
   }
-  if (!Array.isArray(o.turns) || !o.turns.length) throw lineError(where, 'turns', `must be a non-empty list of { question, answer? }, got ${JSON.stringify(o.turns)}`);
+  if (!Array.isArray(o.turns) || !o.turns.length)
+    throw lineError(where, 'turns', `must be a non-empty list of { question, answer? }, got ${JSON.stringify(o.turns)}`);
   const turns = o.turns.map((t: unknown, k: number): WorkloadTurn => {
     const field = `turns[${k}]`;
     if (typeof t !== 'object' || t === null) throw lineError(where, field, `must be { question, answer? }, got ${JSON.stringify(t)}`);
     const { question, answer } = t as Record<string, unknown>;
-    if (typeof question !== 'string' || !question.trim()) throw lineError(where, `${field}.question`, `must be a non-empty string, got ${JSON.stringify(question)}`);
+    if (typeof question !== 'string' || !question.trim())
+      throw lineError(where, `${field}.question`, `must be a non-empty string, got ${JSON.stringify(question)}`);
     if (answer !== undefined && typeof answer !== 'string') throw lineError(where, `${field}.answer`, `must be a string, got ${JSON.stringify(answer)}`);
     return answer === undefined ? { question } : { question, answer };
   });
@@ -111,8 +113,15 @@ function lineError(where: string, field: string, message: string): InputError {
  * The workload's conversations split into tuning and held-out ones by a seeded shuffle: the tuner chooses on
  * the first and reports the choice on the second, which it never saw (at least one of each).
  */
-export function splitWorkload(conversations: readonly WorkloadConversation[], heldOutShare: number, seed: number): { tuning: WorkloadConversation[]; heldOut: WorkloadConversation[] } {
-  if (conversations.length < 2) throw new InputError('WORKLOAD_INVALID', `a tune needs at least 2 conversations (tuning and held out), got ${conversations.length}`, { subject: 'workload' });
+export function splitWorkload(
+  conversations: readonly WorkloadConversation[],
+  heldOutShare: number,
+  seed: number,
+): { tuning: WorkloadConversation[]; heldOut: WorkloadConversation[] } {
+  if (conversations.length < 2)
+    throw new InputError('WORKLOAD_INVALID', `a tune needs at least 2 conversations (tuning and held out), got ${conversations.length}`, {
+      subject: 'workload',
+    });
   const order = conversations.map((_, i) => i);
   const rand = seededRandom(seed);
   for (let i = order.length - 1; i > 0; i--) {

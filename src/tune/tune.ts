@@ -5,10 +5,10 @@
  * Search: successive halving over conversations (Jamieson & Talwalkar 2016; Karnin et al. 2013), with the
  * floor judged by confidence bounds (stats.ts). Every candidate first runs on a few conversations; after each
  * rung, a candidate whose bound says it is below the floor stops, anything costlier than the cheapest
- * candidate already known to pass stops, and of the rest the cheaper half (and the most faithful, a fallback)
- * go on to twice the conversations. Runs are spent where the answer is uncertain: near the floor, at low cost.
+ * candidate already known to pass stops, and of the rest the cheaper half (and the one surest to keep the
+ * floor, a fallback) go on to twice the conversations. Runs are spent where the answer is uncertain: near the floor, at low cost.
  * The survivors of the last rung have run every tuning conversation; the choice is the cheapest whose lower
- * bound meets the floor there. It then runs on the held-out conversations, with dense beside it, and that is
+ * bound meets the floor there (else the surest of those whose estimate does, else dense). It then runs on the held-out conversations, with dense beside it, and that is
  * the result the report gives.
  */
 import fs from 'node:fs';
@@ -186,8 +186,12 @@ async function search(
   for (const c of all) c.pareto = front.has(c.index);
   const finalists = all.filter((c) => c.rungs === rungs).sort((a, b) => byCost(a, b, objective));
   const denseAll = denseOn(new Set(tuning.map((c) => c.id)));
+  // The cheapest finalist whose bound meets the floor; failing that, of those whose estimate does, the one
+  // closest to being confirmed (the highest lower bound); failing that, dense.
   const confirmed = finalists.find((c) => c.state === 'pass');
-  const estimated = finalists.find((c) => verdict(c.measures, floor, denseAll).estimate);
+  const estimated = finalists
+    .filter((c) => verdict(c.measures, floor, denseAll).estimate)
+    .sort((a, b) => qualityLower(b.measures, floor) - qualityLower(a.measures, floor))[0];
   const choice = confirmed ?? estimated;
   const policy = choice?.policy ?? DENSE;
   const label = choice?.label ?? policyLabel(DENSE);
@@ -228,7 +232,7 @@ function halve(alive: Candidate[], results: Map<number, CandidateResult>, object
   const affordable = firstPass < 0 ? open : open.slice(0, firstPass + 1);
   open.slice(affordable.length).forEach((c) => stop(c, 'costlier than a candidate that passes'));
   const keep = affordable.slice(0, Math.ceil(affordable.length / 2));
-  const safest = [...affordable].sort((a, b) => quality(b.measures, floor) - quality(a.measures, floor))[0];
+  const safest = [...affordable].sort((a, b) => qualityLower(b.measures, floor) - qualityLower(a.measures, floor))[0];
   if (safest && !keep.includes(safest)) keep.push(safest);
   affordable.filter((c) => !keep.includes(c)).forEach((c) => stop(c, 'in the costlier half'));
   const kept = new Set(keep.map((c) => c.index));
@@ -242,6 +246,11 @@ function byCost(a: CandidateResult, b: CandidateResult, objective: Objective): n
 /** The floor's metric, higher is better: the sweep's y. */
 export function quality(m: Measures, floor: Floor): number {
   return floor.metric === 'kl' ? -m.meanKl : floor.metric === 'accuracy' ? (m.accuracy ?? NaN) : m.agreement;
+}
+
+/** The floor metric's 95% bound on the unfavourable side, higher is better: how surely a candidate keeps the floor. */
+function qualityLower(m: Measures, floor: Floor): number {
+  return floor.metric === 'kl' ? -m.klUpper : floor.metric === 'accuracy' ? (m.accuracyLower ?? -Infinity) : m.agreementLower;
 }
 
 function perTurn(convs: ConversationMeasure[]): TuneResult['heldOut']['perTurn'] {

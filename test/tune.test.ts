@@ -1,0 +1,153 @@
+/**
+ * `sparsevila tune` on the trained demo model, as a user runs it (a child process): a quick tune (8 candidates,
+ * 16 image-question conversations, the deterministic kv-bytes objective) cut short by --max-trials and resumed
+ * from its log; its choice checked on the held-out conversations; its policy.json replayed through `ask
+ * --policy-file`; and a malformed workload file refused naming the line and the field.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { world } from 'sparsevila-ts/testing';
+import { REPO_ROOT } from './helpers/checkpoint-writer.js';
+import { runCli } from './helpers/cli.js';
+import { engine, tempDir } from './helpers/engine.js';
+import { thrown } from './helpers/thrown.js';
+
+const DEMO = path.join(REPO_ROOT, 'src/models/sparsevila-demo');
+const env = { SPARSEVILA_CACHE: tempDir('tune-graphs') };
+const out = tempDir('tune');
+const FLOOR = 0.9;
+const TUNE = [
+  'tune',
+  '--model',
+  DEMO,
+  '--workload',
+  'demo:image-questions',
+  '--conversations',
+  '16',
+  '--candidates',
+  '8',
+  '--objective',
+  'kv-bytes',
+  '--floor',
+  `agreement=${FLOOR}`,
+  '--seed',
+  '3',
+  '--out',
+  out,
+  '--threads',
+  '1',
+];
+const LOG = path.join(out, 'trials.jsonl');
+const logIds = (text: string) =>
+  text
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => JSON.parse(l).trial as string);
+
+describe('sparsevila tune', () => {
+  let firstLog = '';
+  let resumed: { code: number; stdout: string; stderr: string };
+
+  beforeAll(async () => {
+    const first = await runCli([...TUNE, '--max-trials', '4'], env);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/stopped after 4 new trials/);
+    firstLog = fs.readFileSync(LOG, 'utf8');
+    // The interruption cut the next trial's line mid-write.
+    fs.appendFileSync(LOG, '{"trial":"c3-r0","n":5,"policy":{"meth');
+    resumed = await runCli(TUNE, env);
+    expect(resumed.code, resumed.stderr).toBe(0);
+  }, 300_000);
+
+  it('resumes from its log: the logged trials are read, not run again, and the cut line runs again', () => {
+    expect(logIds(firstLog)).toHaveLength(4);
+    const after = fs.readFileSync(LOG, 'utf8');
+    expect(after.startsWith(firstLog)).toBe(true);
+    const ids = logIds(after);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.slice(0, 4)).toEqual(logIds(firstLog));
+    expect(ids).toContain('c3-r0');
+    expect(resumed.stderr.match(/\(from the log\)/g)).toHaveLength(4);
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+    expect(report.trials).toEqual({ run: ids.length - 4, resumed: 4 });
+  });
+
+  it('chooses a policy cheaper than dense that meets its floor on held-out conversations it never tuned on', () => {
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+    const policy = JSON.parse(fs.readFileSync(path.join(out, 'policy.json'), 'utf8'));
+    expect(policy).toEqual(report.policy);
+    expect(engine.validatePolicy(policy)).toEqual(policy);
+    expect(policy.method).toBe('sparsevila');
+    expect(report.split.heldOut.filter((id: string) => report.split.tuning.includes(id))).toEqual([]);
+    expect(report.heldOut.choice.conversations).toBe(report.split.heldOut.length);
+    expect(report.heldOut.choice.agreement).toBeGreaterThanOrEqual(FLOOR);
+    expect(report.heldOut.meetsFloor).toBe(true);
+    expect(report.heldOut.costRatio).toBeLessThan(1);
+    // The choice ran every tuning conversation and met the floor there: by its lower bound when the report says
+    // confirmed, by its estimate otherwise.
+    const chosen = report.candidates.find((c: { policy: unknown }) => JSON.stringify(c.policy) === JSON.stringify(policy));
+    expect(chosen.measures.conversations).toBe(report.split.tuning.length);
+    expect(chosen.measures.agreement).toBeGreaterThanOrEqual(FLOOR);
+    expect(chosen.state).toBe(report.confirmed ? 'pass' : 'open');
+    const svg = fs.readFileSync(path.join(out, 'pareto.svg'), 'utf8');
+    expect(svg.split('class="tune-point').length - 1).toBe(report.candidates.length);
+    expect(svg.match(/class="tune-point[^"]*choice/g)).toHaveLength(1);
+    expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toContain(`**Choice: ${report.label}**`);
+  });
+
+  it("policy.json reproduces the tune's held-out turn through ask --policy-file", async () => {
+    const record = fs
+      .readFileSync(LOG, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .find((r) => r.trial === 'heldout-choice');
+    const measured = record.conversations[0];
+    const conversation = world.heldOutConversations(DEMO, 32).conversations.find((c) => c.id === measured.id)!;
+    const image = path.join(out, 'heldout.png');
+    fs.writeFileSync(image, (await world.renderConversationMedia(conversation, 64))[0]!);
+    const ask = (policy: string[]) =>
+      runCli(
+        ['ask', '--model', DEMO, '--image', image, '--prompt', conversation.turns[0]!.question, '--max-new-tokens', '8', '--json', '--threads', '1', ...policy],
+        env,
+      );
+    const sparse = await ask(['--policy-file', path.join(out, 'policy.json')]);
+    expect(sparse.code, sparse.stderr).toBe(0);
+    const dense = await ask([]);
+    const a = JSON.parse(sparse.stdout);
+    expect(a.text).toBe(measured.turns[0].text);
+    // KV bytes a decode step reads (2 KV heads × 48 dims, fp32, per layer): the tune's measure of this turn.
+    const kv = (x: { timings: { cachedTokens: number; promptTokens: number }; sparsity: { visualTokens: number; attendedVisualPerLayer: number[] } }) =>
+      x.sparsity.attendedVisualPerLayer.reduce(
+        (s, v) => s + (x.timings.cachedTokens + x.timings.promptTokens - x.sparsity.visualTokens + v) * 2 * 2 * 48 * 4,
+        0,
+      );
+    expect(kv(a)).toBe(measured.turns[0].kvBytes);
+    expect(kv(JSON.parse(dense.stdout))).toBeGreaterThan(kv(a));
+  });
+
+  it('refuses a workload file with a bad line, naming the file, the line and the field', () => {
+    const dir = tempDir('workload');
+    const file = path.join(dir, 'bad.jsonl');
+    fs.writeFileSync(
+      file,
+      [
+        '{"images": ["a.png"], "turns": [{"question": "What is in the top left?", "answer": "nothing"}]}',
+        '{"images": ["b.png"], "turns": [{"answer": "red"}]}',
+      ].join('\n'),
+    );
+    const err = thrown(() => engine.readWorkload(file));
+    expect(err).toBeInstanceOf(engine.InputError);
+    expect(err).toMatchObject({ code: 'WORKLOAD_INVALID', subject: `${file}:2 turns[0].question` });
+    expect((err as Error).message).toContain(`${file}:2: turns[0].question: must be a non-empty string`);
+    fs.writeFileSync(file, '{"video": "clip.mp4", "turns": [{"question": "How many frames show a red circle?"}]}\n{"images": ["a.png"], "turns": [}\n');
+    expect(thrown(() => engine.readWorkload(file))).toMatchObject({ code: 'WORKLOAD_INVALID', subject: `${file}:2` });
+    // The file is read before the model loads: the CLI refuses it at once, exit 2.
+    return runCli(['tune', '--model', DEMO, '--workload', file, '--out', dir], env).then((r) => {
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`error [WORKLOAD_INVALID]: ${file}:2`);
+    });
+  });
+});

@@ -65,7 +65,7 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
       keep: [0.25, 0.375, 0.5, 0.75, 1],
       keepScope: ['per-image', 'global'],
       keepMinPerImage: [0, 4],
-      retrieve: [0.125, 0.25, 0.5, 1],
+      retrieve: [0.125, 0.25, 0.5, 0.75, 1],
       retrieveMinPerImage: [0, 2],
       perKvHead: [false, true],
     },

@@ -22,7 +22,7 @@ import { LOG_VERSION, TrialLog, type LogHeader, type TrialRecord } from './log.j
 import { floorText, measures, parseFloor, verdict, type Floor, type Measures, type Objective, OBJECTIVES } from './measures.js';
 import { writeReport } from './report.js';
 import type { CandidateResult, TuneOutcome, TuneResult } from './result.js';
-import { sampleCandidates, type Candidate } from './space.js';
+import { canonicalJson, sampleCandidates, type Candidate } from './space.js';
 import { paretoFront } from './stats.js';
 import { runTrial, type ConversationMeasure } from './trial.js';
 import { splitWorkload, type Workload, type WorkloadConversation } from './workload.js';
@@ -125,6 +125,16 @@ async function trial(
   conversations: readonly WorkloadConversation[],
 ): Promise<ConversationMeasure[]> {
   const logged = s.log?.trials.get(id);
+  // The header pins the settings; this pins the space: a method whose knobs changed since would map the id to
+  // another policy, and the logged measures would be credited to the wrong one.
+  if (logged && canonicalJson(logged.policy) !== canonicalJson(policy))
+    throw new InputError(
+      'OPTION_INVALID',
+      `${s.log!.file}: trial ${id} ran ${logged.label}, but this tune's ${id} is ${label} (the method's space changed): use another --out folder`,
+      {
+        subject: s.log!.file,
+      },
+    );
   if (logged) {
     s.resumed++;
     s.onTrial?.(logged, true);

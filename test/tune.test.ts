@@ -128,6 +128,22 @@ describe('sparsevila tune', () => {
     expect(kv(JSON.parse(dense.stdout))).toBeGreaterThan(kv(a));
   });
 
+  it('ask and demo refuse a policy file that is not a valid policy, naming the file and the field, before loading the model', async () => {
+    const file = path.join(tempDir('policy-file'), 'policy.json');
+    fs.writeFileSync(file, JSON.stringify({ method: 'sparsevila', keep: { budget: { ratio: 1.5 } }, retrieve: { budget: { ratio: 0.25 } } }));
+    for (const command of [
+      ['ask', '--image', 'none.png', '--prompt', 'hi'],
+      ['demo', '--exit'],
+    ]) {
+      const r = await runCli([command[0]!, '--model', DEMO, '--policy-file', file, ...command.slice(1)], env);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`error [OPTION_INVALID]: --policy-file ${file}: policy.keep.budget.ratio: must be in (0, 1], got 1.5`);
+    }
+    const both = await runCli(['ask', '--model', DEMO, '--image', 'none.png', '--prompt', 'hi', '--policy-file', file, '--keep', '0.5'], env);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('--keep and --policy-file both set the policy');
+  });
+
   it('refuses a workload file with a bad line, naming the file, the line and the field', () => {
     const dir = tempDir('workload');
     const file = path.join(dir, 'bad.jsonl');

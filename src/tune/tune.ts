@@ -162,40 +162,13 @@ async function search(
 ): Promise<TuneResult> {
   // Dense on every tuning conversation first: the reference every cost is a ratio of, and the accuracy floor's base.
   const denseRuns = await trial(s, 'dense-tuning', DENSE, policyLabel(DENSE), tuning);
-  const denseOn = (ids: Set<string>) => measures(denseRuns.filter((c) => ids.has(c.id)));
-  const T = tuning.length;
-  const rungs = Math.max(1, Math.ceil(Math.log2(candidates.length)));
-  // Conversations seen by the end of rung r: doubling up to all of them at the last rung (at least 2 at the first).
-  const upTo = (r: number) => Math.min(T, Math.max(2, Math.ceil(T / 2 ** (rungs - 1 - r))));
-  const runs = new Map<number, ConversationMeasure[]>(candidates.map((c) => [c.index, []]));
-  const results = new Map<number, CandidateResult>();
-  let alive = candidates;
-  for (let r = 0; r < rungs && alive.length; r++) {
-    const from = r === 0 ? 0 : upTo(r - 1);
-    const batch = tuning.slice(from, upTo(r));
-    for (const c of alive) {
-      if (batch.length) runs.get(c.index)!.push(...(await trial(s, `c${c.index}-r${r}`, c.policy, c.label, batch)));
-      const seen = runs.get(c.index)!;
-      const m = measures(seen);
-      const dense = denseOn(new Set(seen.map((x) => x.id)));
-      results.set(c.index, {
-        index: c.index,
-        policy: c.policy,
-        label: c.label,
-        rungs: r + 1,
-        measures: m,
-        costRatio: m.cost[objective] / dense.cost[objective],
-        state: verdict(m, floor, dense).state,
-        pareto: false,
-      });
-    }
-    if (r < rungs - 1) alive = halve(alive, results, objective, floor, r);
-  }
-  const all = [...results.values()].sort((a, b) => a.index - b.index);
-  const front = new Set(paretoFront(all.map((c) => ({ cost: c.costRatio, quality: quality(c.measures, floor) }))).map((i) => all[i]!.index));
-  for (const c of all) c.pareto = front.has(c.index);
+  const denseOn = (ids: Iterable<string>) => {
+    const set = new Set(ids);
+    return measures(denseRuns.filter((c) => set.has(c.id)));
+  };
+  const { all, rungs } = await halving(s, candidates, tuning, objective, floor, denseOn);
   const finalists = all.filter((c) => c.rungs === rungs).sort((a, b) => byCost(a, b, objective));
-  const denseAll = denseOn(new Set(tuning.map((c) => c.id)));
+  const denseAll = denseOn(tuning.map((c) => c.id));
   // The cheapest finalist whose bound meets the floor; failing that, of those whose estimate does, the one
   // closest to being confirmed (the highest lower bound); failing that, dense.
   const confirmed = finalists.find((c) => c.state === 'pass');
@@ -232,7 +205,52 @@ async function search(
   };
 }
 
-/** The rung's survivors: not below the floor, not costlier than the cheapest known to pass; the cheaper half, and the most faithful. */
+/**
+ * The rungs: rung r runs the survivors on the tuning conversations up to upTo(r), doubling to all of them at
+ * the last rung; after each but the last, `halve` picks the survivors. Every candidate's result, front marked.
+ */
+async function halving(
+  s: Search,
+  candidates: Candidate[],
+  tuning: WorkloadConversation[],
+  objective: Objective,
+  floor: Floor,
+  denseOn: (ids: Iterable<string>) => Measures,
+): Promise<{ all: CandidateResult[]; rungs: number }> {
+  const T = tuning.length;
+  const rungs = Math.max(1, Math.ceil(Math.log2(candidates.length)));
+  const upTo = (r: number) => Math.min(T, Math.max(2, Math.ceil(T / 2 ** (rungs - 1 - r))));
+  const runs = new Map<number, ConversationMeasure[]>(candidates.map((c) => [c.index, []]));
+  const results = new Map<number, CandidateResult>();
+  let alive = candidates;
+  for (let r = 0; r < rungs && alive.length; r++) {
+    const batch = tuning.slice(r === 0 ? 0 : upTo(r - 1), upTo(r));
+    for (const c of alive) {
+      if (batch.length) runs.get(c.index)!.push(...(await trial(s, `c${c.index}-r${r}`, c.policy, c.label, batch)));
+      const seen = runs.get(c.index)!;
+      const m = measures(seen);
+      const dense = denseOn(seen.map((x) => x.id));
+      const state = verdict(m, floor, dense).state;
+      results.set(c.index, {
+        index: c.index,
+        policy: c.policy,
+        label: c.label,
+        rungs: r + 1,
+        measures: m,
+        costRatio: m.cost[objective] / dense.cost[objective],
+        state,
+        pareto: false,
+      });
+    }
+    if (r < rungs - 1) alive = halve(alive, results, objective, floor, r);
+  }
+  const all = [...results.values()].sort((a, b) => a.index - b.index);
+  const front = new Set(paretoFront(all.map((c) => ({ cost: c.costRatio, quality: quality(c.measures, floor) }))).map((i) => all[i]!.index));
+  for (const c of all) c.pareto = front.has(c.index);
+  return { all, rungs };
+}
+
+/** The rung's survivors: not below the floor, not costlier than the cheapest known to pass; the cheaper half, and the surest to keep the floor. */
 function halve(alive: Candidate[], results: Map<number, CandidateResult>, objective: Objective, floor: Floor, rung: number): Candidate[] {
   const rs = alive.map((c) => results.get(c.index)!);
   const stop = (c: CandidateResult, why: string) => (c.stopped ??= `rung ${rung + 1}: ${why}`);

@@ -128,6 +128,27 @@ describe('sparsevila tune', () => {
     expect(kv(JSON.parse(dense.stdout))).toBeGreaterThan(kv(a));
   });
 
+  it('--help documents the tune flags, and --policy-file on ask and demo', async () => {
+    const tune = await runCli(['tune', '--help']);
+    expect(tune.code).toBe(0);
+    for (const flag of [
+      '--workload',
+      '--out',
+      '--objective',
+      '--floor',
+      '--method',
+      '--candidates',
+      '--heldout-share',
+      '--seed',
+      '--max-trials',
+      '--profile',
+      '--threads',
+    ])
+      expect(tune.stdout).toContain(flag);
+    for (const command of ['ask', 'demo']) expect((await runCli([command, '--help'])).stdout).toContain('--policy-file FILE');
+    expect((await runCli(['--help'])).stdout).toMatch(/\n {2}tune {4}/);
+  });
+
   it('ask and demo refuse a policy file that is not a valid policy, naming the file and the field, before loading the model', async () => {
     const file = path.join(tempDir('policy-file'), 'policy.json');
     fs.writeFileSync(file, JSON.stringify({ method: 'sparsevila', keep: { budget: { ratio: 1.5 } }, retrieve: { budget: { ratio: 0.25 } } }));

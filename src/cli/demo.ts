@@ -50,8 +50,9 @@ after the conversation until Ctrl-C.
 
   --port N     profiler port (default 8765 or the next free one)
   --exit       stop after the conversation instead of serving the profiler
-  --policy-file FILE  the sparse run's policy (JSON, e.g. a \`sparsevila tune\` policy.json) instead of
-               SparseVILA keep 50% / retrieve 25%
+  --policy-file FILE
+               the sparse run's policy (JSON, e.g. a \`sparsevila tune\` policy.json) instead of SparseVILA
+               keep 50% / retrieve 25%
 `;
 
 export async function runDemo(argv: string[]): Promise<void> {

@@ -188,3 +188,37 @@ describe('sparsevila tune', () => {
     });
   });
 });
+
+describe('tuning spaces', () => {
+  it("searches a plug-in method's own knobs, each distinct policy once, sampled by the seed", () => {
+    engine.registerSparsityMethod({
+      name: 'tune-probe',
+      summary: 'a method registered from outside the package, to search',
+      validate: (v) => ({ method: 'tune-probe', stride: v.stride as number, offset: v.stride === 1 ? 0 : (v.offset as number) }),
+      label: (p) => `probe stride ${p.stride} offset ${p.offset}`,
+      tune: { knobs: { stride: [1, 2, 4], offset: [0, 1] }, policy: (c) => ({ method: 'tune-probe', stride: c.stride, offset: c.offset }) },
+    });
+    // stride 1 ignores its offset: 3 × 2 choices, 5 distinct policies.
+    expect(engine.policyGrid('tune-probe')).toHaveLength(5);
+    const a = engine.sampleCandidates('tune-probe', 4, 7);
+    expect(a.map((c) => c.index)).toEqual([0, 1, 2, 3]);
+    expect(new Set(a.map((c) => c.key)).size).toBe(4);
+    expect(engine.sampleCandidates('tune-probe', 4, 7)).toEqual(a);
+    expect(engine.sampleCandidates('tune-probe', 9, 7)).toHaveLength(5);
+    expect(thrown(() => engine.sampleCandidates('dense', 4, 0))).toMatchObject({ code: 'OPTION_INVALID', subject: '--method' });
+  });
+
+  it("SparseVILA's grid runs no behaviour twice: a scope or floor that cannot matter is reset", () => {
+    const grid = engine.policyGrid('sparsevila') as {
+      keep: { budget: { ratio: number }; scope: string; minPerImage: number };
+      retrieve: { budget: { ratio: number }; minPerImage: number; perKvHead: boolean };
+    }[];
+    expect(new Set(grid.map((p) => engine.canonicalJson(p))).size).toBe(grid.length);
+    expect(grid.filter((p) => p.keep.budget.ratio === 1 && p.keep.scope !== 'per-image')).toEqual([]);
+    expect(grid.filter((p) => p.keep.scope === 'per-image' && p.keep.minPerImage !== 0)).toEqual([]);
+    expect(grid.filter((p) => p.retrieve.budget.ratio === 1 && (p.retrieve.perKvHead || p.retrieve.minPerImage !== 0))).toEqual([]);
+    // Two candidates with equal budgets read differently when another knob differs.
+    const labels = engine.sampleCandidates('sparsevila', grid.length, 0).map((c) => c.label);
+    expect(new Set(labels).size).toBe(grid.length);
+  });
+});

@@ -92,9 +92,23 @@ export function paretoSvg(r: TuneResult): string {
       );
     })
     .join('');
+  // The front as a staircase: between two front points, no candidate is known to do better than the cheaper one.
+  const stairs = front.flatMap((p, i) =>
+    i === 0
+      ? [[p.x, p.y]]
+      : [
+          [p.x, front[i - 1]!.y],
+          [p.x, p.y],
+        ],
+  );
   const line =
-    front.length > 1
-      ? `<polyline fill="none" stroke="#db2777" stroke-dasharray="4 3" points="${front.map((p) => `${X(p.x).toFixed(1)},${Y(p.y).toFixed(1)}`).join(' ')}"/>`
+    stairs.length > 1
+      ? `<polyline class="front" fill="none" stroke="#db2777" stroke-dasharray="4 3" points="${stairs.map(([x, y]) => `${X(x!).toFixed(1)},${Y(y!).toFixed(1)}`).join(' ')}"/>`
+      : '';
+  const floorValue = Number(r.floor.split('=')[1]);
+  const floorLine =
+    metric !== 'accuracy' && floorValue >= y0 - pad && floorValue <= y1 + pad
+      ? `<line class="floor" x1="${M.l}" x2="${W - M.r}" y1="${Y(floorValue)}" y2="${Y(floorValue)}" stroke="#0f766e" stroke-dasharray="6 3"/><text x="${W - M.r - 4}" y="${Y(floorValue) - 4}" font-size="10" text-anchor="end" fill="#0f766e">floor ${esc(r.floor)}</text>`
       : '';
   const ticks = [0, 0.25, 0.5, 0.75, 1]
     .map((f) => y0 - pad + f * (y1 - y0 + 2 * pad))
@@ -109,7 +123,7 @@ export function paretoSvg(r: TuneResult): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>` +
     `<text x="${M.l}" y="20" font-size="13">${esc(`${r.workload}: ${r.objective} cost ratio vs ${metric} (choice ringed, front dashed)`)}</text>` +
     `<line x1="${M.l}" x2="${W - M.r}" y1="${H - M.b}" y2="${H - M.b}" stroke="#334155"/><line x1="${M.l}" x2="${M.l}" y1="${M.t}" y2="${H - M.b}" stroke="#334155"/>` +
-    `${ticks}${xticks}${denseLine}${line}${dots}` +
+    `${ticks}${xticks}${denseLine}${floorLine}${line}${dots}` +
     `<text x="${(M.l + W - M.r) / 2}" y="${H - 8}" font-size="11" text-anchor="middle">${esc(`${r.objective} cost / dense`)}</text>` +
     `<text x="14" y="${(M.t + H - M.b) / 2}" font-size="11" text-anchor="middle" transform="rotate(-90 14 ${(M.t + H - M.b) / 2})">${esc(metric === 'kl' ? 'mean KL vs dense' : metric === 'accuracy' ? 'accuracy' : 'token agreement with dense')}</text></svg>\n`
   );

@@ -33,6 +33,7 @@ trials.jsonl, the trial log: run the same command again to resume an interrupted
   --heldout-share S      share of conversations held out from the search (default 0.25)
   --seed S               seeds the split and the sample (default 0)
   --max-trials N         stop after N new trials (the log keeps them; run again to go on)
+  --max-new-tokens N     tokens per answer (default 16; demo sets: 8 for questions, 96 for captions)
   --profile URL          stream every trial as a run to a profiler (ws://HOST:PORT/ws/ingest?token=T): its
                          sweep view plots them live
 `;
@@ -52,6 +53,7 @@ export async function runTune(argv: string[]): Promise<void> {
       'heldout-share': { type: 'string' },
       seed: { type: 'string' },
       'max-trials': { type: 'string' },
+      'max-new-tokens': { type: 'string' },
       profile: { type: 'string' },
     },
     strict: true,
@@ -81,9 +83,11 @@ export async function runTune(argv: string[]): Promise<void> {
         `--workload ${workloadName}: the demo sets are the bundled Llava demo model's world; give a workload file for ${model_}`,
         { subject: '--workload' },
       );
-    const workload =
+    const loaded =
       fileWorkload ??
       (await demoWorkload(workloadName, model_, int(values.conversations, '--conversations') ?? 32, spec.family === 'llava' ? spec.vision.imageSize : 0));
+    const maxNewTokens = int(values['max-new-tokens'], '--max-new-tokens');
+    const workload = maxNewTokens === undefined ? loaded : { ...loaded, maxNewTokens };
     const result = await tune(model, workload, {
       objective,
       floor,

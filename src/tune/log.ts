@@ -22,6 +22,7 @@ export interface LogHeader {
   seed: number;
   candidates: number;
   heldOutShare: number;
+  maxNewTokens: number;
   conversations: string[];
 }
 

@@ -10,6 +10,9 @@ import type { TraceEvent, TraceSink } from '../trace/schema.js';
 import { Tracer } from '../trace/tracer.js';
 import { scoreTurn, type Workload, type WorkloadConversation } from './workload.js';
 
+/** Tokens an answer may take when the workload says nothing: a short answer and its end. */
+export const DEFAULT_MAX_NEW_TOKENS = 16;
+
 /** What one turn measured. Costs are the sparse chat's own; the twin's work is not in them. */
 export interface TurnMeasure {
   /** Decode steps compared with the dense twin, and how many chose the twin's token (absent: no twin). */
@@ -46,7 +49,7 @@ export async function runTrial(
   const out: ConversationMeasure[] = [];
   const dense = policy.method === 'dense';
   for (const c of conversations) {
-    const chat = model.chat({ policy, fidelity: !dense, maxNewTokens: workload.maxNewTokens ?? 16, tracer });
+    const chat = model.chat({ policy, fidelity: !dense, maxNewTokens: workload.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS, tracer });
     const turns: TurnMeasure[] = [];
     try {
       for (const [i, turn] of c.turns.entries()) {

@@ -24,7 +24,7 @@ import { writeReport } from './report.js';
 import type { CandidateResult, TuneOutcome, TuneResult } from './result.js';
 import { canonicalJson, sampleCandidates, type Candidate } from './space.js';
 import { paretoFront } from './stats.js';
-import { runTrial, type ConversationMeasure } from './trial.js';
+import { DEFAULT_MAX_NEW_TOKENS, runTrial, type ConversationMeasure } from './trial.js';
 import { splitWorkload, type Workload, type WorkloadConversation } from './workload.js';
 
 export interface TuneOptions {
@@ -88,6 +88,7 @@ export async function tune(model: Model, workload: Workload, options: TuneOption
     seed,
     candidates: count,
     heldOutShare,
+    maxNewTokens: workload.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS,
     conversations: workload.conversations.map((c) => c.id),
   };
   let log: TrialLog | undefined;

@@ -4,12 +4,14 @@
  * from its log; its choice checked on the held-out conversations; its policy.json replayed through `ask
  * --policy-file`; and a malformed workload file refused naming the line and the field.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { world } from 'sparsevila-ts/testing';
 import { REPO_ROOT } from './helpers/checkpoint-writer.js';
-import { runCli } from './helpers/cli.js';
+import { BIN, runCli } from './helpers/cli.js';
 import { engine, tempDir } from './helpers/engine.js';
 import { thrown } from './helpers/thrown.js';
 
@@ -73,6 +75,28 @@ describe('sparsevila tune', () => {
     const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
     expect(report.trials).toEqual({ run: ids.length - 4, resumed: 4 });
   });
+
+  it('a tune killed mid-run goes on from its log without running a logged trial again', async () => {
+    const dir = tempDir('tune-killed');
+    const args = TUNE.map((a) => (a === out ? dir : a));
+    const log = path.join(dir, 'trials.jsonl');
+    const lines = () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').length - 1 : 0);
+    const child = spawn('node', [BIN, ...args], { env: { ...process.env, ...env }, stdio: 'ignore' });
+    const exited = once(child, 'exit');
+    for (const t0 = Date.now(); lines() < 4 && Date.now() - t0 < 180_000;) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGKILL');
+    await exited;
+    // Whole lines only: the kill may have cut the last one.
+    const text = fs.readFileSync(log, 'utf8');
+    const before = logIds(text.slice(0, text.lastIndexOf('\n') + 1));
+    expect(before.length).toBeGreaterThanOrEqual(3);
+    const again = await runCli(args, env);
+    expect(again.code, again.stderr).toBe(0);
+    const ids = logIds(fs.readFileSync(log, 'utf8'));
+    expect(ids.slice(0, before.length)).toEqual(before);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8')).trials).toEqual({ run: ids.length - before.length, resumed: before.length });
+  }, 300_000);
 
   it('chooses a policy cheaper than dense that meets its floor on held-out conversations it never tuned on', () => {
     const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));

@@ -3,7 +3,7 @@
  * has references, its costs; and the floor and objective a tune is asked for, parsed and applied.
  */
 import { InputError } from '../errors.js';
-import { meanBounds, wilson } from './stats.js';
+import { meanBounds, wilson, Z95 } from './stats.js';
 import type { ConversationMeasure } from './trial.js';
 
 export const OBJECTIVES = ['ttft', 'decode', 'e2e', 'kv-bytes'] as const;
@@ -53,15 +53,19 @@ export interface Measures {
   cost: Record<Objective, number>;
 }
 
-export function measures(convs: readonly ConversationMeasure[]): Measures {
+/** A candidate's measures over conversations, its bounds at `z` (default one-sided 95%). */
+export function measures(convs: readonly ConversationMeasure[], z = Z95): Measures {
   const turns = convs.flatMap((c) => c.turns);
   const steps = turns.reduce((a, t) => a + (t.steps ?? 0), 0);
   const agreed = turns.reduce((a, t) => a + (t.agreed ?? 0), 0);
-  const kl = meanBounds(turns.flatMap((t) => t.kl ?? []));
+  const kl = meanBounds(
+    turns.flatMap((t) => t.kl ?? []),
+    z,
+  );
   const scored = turns.flatMap((t) => (t.score === undefined ? [] : [t.score]));
   const scoreSum = scored.reduce((a, b) => a + b, 0);
-  const acc = wilson(scoreSum, scored.length);
-  const agree = wilson(agreed, steps);
+  const acc = wilson(scoreSum, scored.length, z);
+  const agree = wilson(agreed, steps, z);
   const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
   const decodeSteps = turns.reduce((a, t) => a + t.decodeSteps, 0);
   return {

@@ -51,6 +51,9 @@ export function reportMarkdown(r: TuneResult): string {
     '',
     '## Every candidate (tuning conversations)',
     '',
+    `Bounds are one-sided 95%; the finalists' (${r.candidates.reduce((a, c) => Math.max(a, c.rungs), 0)} rungs) are shared by the ${r.candidates.length} candidates compared ` +
+      `(Bonferroni, z = ${r.confirmZ.toFixed(2)}), as the choice is made on them.`,
+    '',
     `| # | policy | rungs | conversations | token agreement [95% bounds] | mean KL | accuracy | cost ratio | verdict | front |`,
     '| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | --- | --- |',
     ...r.candidates.map(

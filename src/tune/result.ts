@@ -28,6 +28,8 @@ export interface TuneResult {
   label: string;
   /** Whether the choice's lower bound met the floor on the tuning conversations (else: the best found, or dense). */
   confirmed: boolean;
+  /** z of the finalists' bounds: one-sided 95% shared by every candidate compared (Bonferroni). */
+  confirmZ: number;
   split: { tuning: string[]; heldOut: string[] };
   candidates: CandidateResult[];
   /** Dense on the tuning conversations: the costs' reference. */

@@ -6,13 +6,35 @@
  * sparse chat's tokens (src/session/fidelity.ts), so a disagreement does not carry into the next step's
  * comparison and the steps are close to Bernoulli trials; and unlike the normal interval, Wilson's does not
  * collapse to zero width at 100% agreement, which a near-dense candidate often shows on a few conversations.
- * Mean KL has no such bound, so it gets a normal-approximation bound on its per-step values. The bounds are
- * per candidate, not corrected for the many candidates compared: they decide where to spend runs, and the
- * held-out conversations, which the search never saw, are what the report's verdict rests on.
+ * Mean KL has no such bound, so it gets a normal-approximation bound on its per-step values.
+ *
+ * While searching, the bounds are per candidate (95%): they only decide where to spend runs. The choice is
+ * different: taking the cheapest of many candidates that pass favours the one whose luck was best, so the
+ * confirmation that picks it splits the 5% over every candidate compared (Bonferroni), `zConfirm`.
  */
 
 /** z of a one-sided 95% bound. */
 export const Z95 = 1.6449;
+
+/** Standard normal CDF (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7). */
+function normalCdf(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * x);
+  const erf = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return z >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
+}
+
+/** z of a one-sided 95% bound shared by `comparisons` candidates (Bonferroni): P(Z > z) = 0.05 / comparisons. */
+export function zConfirm(comparisons: number): number {
+  const tail = 0.05 / Math.max(1, comparisons);
+  let [lo, hi] = [0, 10];
+  for (let i = 0; i < 60; i++) {
+    const mid = (lo + hi) / 2;
+    if (1 - normalCdf(mid) > tail) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
 
 /** Wilson score bounds of a share `hits / n`. With n = 0 nothing is known: [0, 1]. */
 export function wilson(hits: number, n: number, z = Z95): { lower: number; upper: number } {

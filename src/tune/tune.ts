@@ -8,7 +8,8 @@
  * candidate already known to pass stops, and of the rest the cheaper half (and the one surest to keep the
  * floor, a fallback) go on to twice the conversations. Runs are spent where the answer is uncertain: near the floor, at low cost.
  * The survivors of the last rung have run every tuning conversation; the choice is the cheapest whose lower
- * bound meets the floor there (else the surest of those whose estimate does, else dense). It then runs on the held-out conversations, with dense beside it, and that is
+ * bound, corrected for the number of candidates compared, meets the floor there (else the surest of those
+ * whose estimate does, else dense). It then runs on the held-out conversations, with dense beside it, and that is
  * the result the report gives.
  */
 import fs from 'node:fs';
@@ -23,7 +24,7 @@ import { floorText, measures, parseFloor, verdict, type Floor, type Measures, ty
 import { writeReport } from './report.js';
 import type { CandidateResult, TuneOutcome, TuneResult } from './result.js';
 import { canonicalJson, sampleCandidates, type Candidate } from './space.js';
-import { paretoFront } from './stats.js';
+import { paretoFront, zConfirm } from './stats.js';
 import { DEFAULT_MAX_NEW_TOKENS, runTrial, type ConversationMeasure } from './trial.js';
 import { splitWorkload, type Workload, type WorkloadConversation } from './workload.js';
 
@@ -167,9 +168,15 @@ async function search(
     const set = new Set(ids);
     return measures(denseRuns.filter((c) => set.has(c.id)));
   };
-  const { all, rungs } = await halving(s, candidates, tuning, objective, floor, denseOn);
-  const finalists = all.filter((c) => c.rungs === rungs).sort((a, b) => byCost(a, b, objective));
+  const { all, rungs, runs } = await halving(s, candidates, tuning, objective, floor, denseOn);
   const denseAll = denseOn(tuning.map((c) => c.id));
+  // The finalists' verdicts again, at the bound corrected for every candidate compared (stats.ts, zConfirm).
+  const z = zConfirm(candidates.length);
+  const finalists = all.filter((c) => c.rungs === rungs).sort((a, b) => byCost(a, b, objective));
+  for (const c of finalists) {
+    c.measures = measures(runs.get(c.index)!, z);
+    c.state = verdict(c.measures, floor, denseAll).state;
+  }
   // The cheapest finalist whose bound meets the floor; failing that, of those whose estimate does, the one
   // closest to being confirmed (the highest lower bound); failing that, dense.
   const confirmed = finalists.find((c) => c.state === 'pass');
@@ -192,6 +199,7 @@ async function search(
     policy,
     label,
     confirmed: confirmed !== undefined,
+    confirmZ: z,
     split: { tuning: tuning.map((c) => c.id), heldOut: heldOut.map((c) => c.id) },
     candidates: all,
     dense: denseAll,
@@ -217,7 +225,7 @@ async function halving(
   objective: Objective,
   floor: Floor,
   denseOn: (ids: Iterable<string>) => Measures,
-): Promise<{ all: CandidateResult[]; rungs: number }> {
+): Promise<{ all: CandidateResult[]; rungs: number; runs: Map<number, ConversationMeasure[]> }> {
   const T = tuning.length;
   const rungs = Math.max(1, Math.ceil(Math.log2(candidates.length)));
   const upTo = (r: number) => Math.min(T, Math.max(2, Math.ceil(T / 2 ** (rungs - 1 - r))));
@@ -248,7 +256,7 @@ async function halving(
   const all = [...results.values()].sort((a, b) => a.index - b.index);
   const front = new Set(paretoFront(all.map((c) => ({ cost: c.costRatio, quality: quality(c.measures, floor) }))).map((i) => all[i]!.index));
   for (const c of all) c.pareto = front.has(c.index);
-  return { all, rungs };
+  return { all, rungs, runs };
 }
 
 /** The rung's survivors: not below the floor, not costlier than the cheapest known to pass; the cheaper half, and the surest to keep the floor. */

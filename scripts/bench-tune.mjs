@@ -31,6 +31,8 @@ async function main() {
     const count = args.count ? Number(args.count) : COUNTS[name];
     const workload = await engine.demoWorkload(`demo:${name}`, MODEL, count, model.spec.vision.imageSize);
     const out = path.join(OUT, `tune-${name}`);
+    // A benchmark measures afresh: a log left by an earlier run (perhaps of other code) is not resumed.
+    fs.rmSync(path.join(out, 'trials.jsonl'), { force: true });
     const started = performance.now();
     const r = await engine.tune(model, workload, { objective: 'kv-bytes', floor: FLOOR, candidates: QUICK ? 8 : 16, out, seed: 0 });
     const seconds = (performance.now() - started) / 1000;

@@ -27,7 +27,7 @@ export interface LogHeader {
 }
 
 export interface TrialRecord {
-  /** `c<candidate>-r<rung>`, `dense-tuning`, `heldout-…`: unique in the log. */
+  /** `c<candidate>-r<rung>`, `dense-tuning`, `heldout-c<candidate>`, `heldout-dense`: unique in the log. */
   trial: string;
   /** Order of the trial in the tune (resumed trials keep theirs). */
   n: number;

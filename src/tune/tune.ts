@@ -132,7 +132,7 @@ async function trial(
   if (logged && canonicalJson(logged.policy) !== canonicalJson(policy))
     throw new InputError(
       'OPTION_INVALID',
-      `${s.log!.file}: trial ${id} ran ${logged.label}, but this tune's ${id} is ${label} (the method's space changed): use another --out folder`,
+      `${s.log!.file}: trial ${id} ran ${logged.label}, but this tune's ${id} is ${label} (the log's candidates are not this tune's: another version of the method's space): use another --out folder`,
       {
         subject: s.log!.file,
       },
@@ -186,7 +186,7 @@ async function search(
   const choice = confirmed ?? estimated;
   const policy = choice?.policy ?? DENSE;
   const label = choice?.label ?? policyLabel(DENSE);
-  const choiceHeld = policy.method === DENSE.method ? undefined : await trial(s, 'heldout-choice', policy, label, heldOut);
+  const choiceHeld = policy.method === DENSE.method ? undefined : await trial(s, `heldout-c${choice!.index}`, policy, label, heldOut);
   const denseHeld = await trial(s, 'heldout-dense', DENSE, policyLabel(DENSE), heldOut);
   const held = measures(choiceHeld ?? denseHeld);
   const heldDense = measures(denseHeld);

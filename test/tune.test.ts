@@ -127,7 +127,7 @@ describe('sparsevila tune', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l))
-      .find((r) => r.trial === 'heldout-choice');
+      .find((r) => /^heldout-c\d+$/.test(r.trial));
     const measured = record.conversations[0];
     const conversation = world.heldOutConversations(DEMO, 32).conversations.find((c) => c.id === measured.id)!;
     const image = path.join(out, 'heldout.png');

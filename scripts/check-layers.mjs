@@ -53,6 +53,8 @@ export const LAYERS = {
   'src/quant': 6,
   // A model and its chats: encode → prune → prefill → retrieve → decode.
   'src/session': 7,
+  // The budget tuner: runs the session's chats on a workload against a dense twin, searches a method's space.
+  'src/tune': 7,
   // The package's public surface.
   'src/index.ts': 8,
   // The `./testing` entry: checkpoint writers and the synthetic world, for tests, benchmarks and notebooks.

@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'MEMORY_LIMIT'
   | 'PROMPT_EMPTY'
   | 'OPTION_INVALID'
+  | 'WORKLOAD_INVALID'
   | 'PROVIDER_UNAVAILABLE'
   | 'GRAPH_BUILD'
   | 'RUNTIME'

@@ -45,5 +45,8 @@ export { KEEP_FLAGS, keepFromFlags } from './sparsity/flags.js';
 export { gatherKept, keepAll, keepTopScores, keptUnderBudget, splitByImage, type KeptTokens } from './sparsity/keep.js';
 export { topK } from './sparsity/topk.js';
 
+// Tuning: the cheapest policy that keeps a fidelity floor on a workload (`sparsevila tune`).
+export * from './tune/index.js';
+
 // Tracing: the event schema, the tracer, and its sinks (memory, JSON lines, Chrome trace, the live profiler).
 export * from './trace/index.js';

@@ -3,9 +3,10 @@
  * temporary Jupyter prefix by the project's installer, each notebook is executed with nbconvert (one at a
  * time; each gets a fresh kernel), and the executed notebook's outputs are checked for content — no errors,
  * the retention maps with as many kept patches as the printed budgets, differing retrieval sets across turns,
- * the demo model's example questions asked with their reference answers beside the answers, one sweep point
- * per budget with the Pareto front marked, a Qwen2.5-VL's images each on its own grid with their M-RoPE positions —
- * and, exported to HTML as Debian's nbconvert 6.5 exports them, the figures still show (as PNGs).
+ * the demo model's example questions asked with their reference answers beside the answers, the tuner's
+ * candidates on the demo model with the Pareto front marked and its choice held out, a Qwen2.5-VL's images each on
+ * its own grid with their M-RoPE positions — and, exported to HTML as Debian's nbconvert 6.5 exports them, the
+ * figures still show (as PNGs).
  *
  * Needs Debian's jupyter-nbconvert, python3-nbclient and python3-ipykernel (scripts/system-deps.sh, run by
  * `npm test`) and the compiled package (`npm run build`: notebooks import dist/).
@@ -299,30 +300,34 @@ describe('notebooks', () => {
     expect(nb.htmls.filter((h) => h.includes('class="retrieval"'))).toHaveLength(n);
   });
 
-  it('04-budget-sweep: one point per budget, the Pareto front marked, keep-all retrieve-all equals dense', async () => {
+  it('04-budget-sweep: the tuner on the demo model — one point per candidate, the front marked, a choice that meets its floor held out', async () => {
     const nb = await execute('04-budget-sweep.ipynb');
-    expect(nb.stdout).toMatch(/256 visual tokens/);
-    const lines = [...nb.stdout.matchAll(/keep (\d+)\/256, retrieve (\d+)%: latency ([\d.]+) ms.*token agreement ([\d.]+), mean KL ([\d.e+-]+)/g)];
-    expect(lines).toHaveLength(12);
-    expect(nb.stdout).toContain('configurations: 12');
-    const dense = lines.find((m) => m[1] === '256' && m[2] === '100')!;
-    expect(Number(dense[5])).toBe(0);
-    expect(Number(dense[4])).toBe(1);
+    const candidates = [
+      ...nb.stdout.matchAll(/^#(\d+) (.+): (\d+) conversations, token agreement ([\d.]+)% \(95% lower ([\d.]+)%\), kv-bytes ×([\d.]+); (pass|fail|open)/gm),
+    ];
+    expect(candidates).toHaveLength(8);
+    expect(nb.stdout).toContain('candidates: 8');
     expect(nb.figures.map((f) => f.kind)).toEqual(['budget-sweep']);
     const plot = nb.figures[0]!;
-    expect(plot.spots).toHaveLength(12);
+    expect(plot.spots).toHaveLength(8);
+    // The printed front is the marked one.
     const front = plot.spots.filter((s) => s.data.pareto === 'true').map((s) => s.data.label);
     expect(front.length).toBeGreaterThanOrEqual(1);
-    // The printed front is the marked one; dense (lowest divergence) is always on it.
     const printed = nb.stdout.match(/Pareto front: (.+)/)![1]!.split(', ');
     expect([...printed].sort()).toEqual([...front].sort());
-    expect(printed).toContain('k256/r100%');
-    expect(
-      count(
-        nb.htmls.find((h) => h.includes('class="latency"'))!,
-        'class="latency-row"',
-      ),
-    ).toBe(12);
+    // The choice is a candidate that met the floor (90%) on the tuning conversations: by its bound when confirmed.
+    const [, index, label, confirmed] = nb.stdout.match(/choice: #(\d+) (.+) \((confirmed|not confirmed) on the tuning conversations\)/)!;
+    const chosen = candidates.find((m) => m[1] === index)!;
+    expect(chosen[2]).toBe(label);
+    expect(Number(chosen[4])).toBeGreaterThanOrEqual(90);
+    expect(chosen[7]).toBe(confirmed === 'confirmed' ? 'pass' : 'open');
+    const held = nb.stdout.match(/held out: token agreement ([\d.]+)%.*kv-bytes ×([\d.]+); floor agreement=0\.9 (met|not met)/)!;
+    expect(held[3]).toBe('met');
+    expect(Number(held[1])).toBeGreaterThanOrEqual(90);
+    expect(Number(held[2])).toBeLessThan(1);
+    // model.chat takes the written policy as is.
+    expect(nb.stdout).toMatch(/policy\.json: \{ "method": "sparsevila"/);
+    expect(nb.stdout).toMatch(/question: .+ {2}answer: ".*" {2}\(reference: .+\)/);
   });
 
   it('05-qwen2-vl: a 2×4 and a 3×2 image each drawn on its own grid, pruned per image, kept tokens at their 3-D M-RoPE positions, retrieval and decode', async () => {

@@ -6,9 +6,8 @@ import { loadModel } from '../session/model.js';
 import { ChromeTraceSink, JsonlSink, Tracer, WebSocketSink } from '../trace/index.js';
 import { modelOptionSpec, parseInteger, parseModelOptions, progressPrinter } from './options.js';
 import type { CliValues } from '../sparsity/method.js';
-import { policyFromFlags } from '../sparsity/registry.js';
-import { policyOptionSpec } from './policy-options.js';
-import { checkChatOptions, checkDropLayers, checkPolicyFlags, checkWritable } from './up-front.js';
+import { POLICY_FILE_HELP, policyOfFlags, policyOptionSpec } from './policy-options.js';
+import { checkChatOptions, checkDropLayers, checkWritable } from './up-front.js';
 import { checkedProfiler, profiledRun } from './profile.js';
 import { parseVideoOptions, VIDEO_OPTIONS_HELP, videoOptionSpec } from './video-options.js';
 
@@ -40,7 +39,7 @@ Tokens stream to stdout; timings go to stderr.
                          events it missed are counted on stderr
   --ort-profile PREFIX   also record onnxruntime's per-operator profile (PREFIX-<graph>_<date>.json); with
                          --chrome-trace it is merged into that trace on its own track
-
+${POLICY_FILE_HELP}
 ${VIDEO_OPTIONS_HELP}${'' /* model options are shared with other commands */}`;
 
 export async function runAsk(argv: string[]): Promise<void> {
@@ -49,6 +48,7 @@ export async function runAsk(argv: string[]): Promise<void> {
     options: {
       ...modelOptionSpec,
       ...policyOptionSpec(),
+      'policy-file': { type: 'string' },
       ...videoOptionSpec,
       image: { type: 'string', multiple: true },
       prompt: { type: 'string' },
@@ -85,8 +85,7 @@ export async function runAsk(argv: string[]): Promise<void> {
   const minNewTokens = values['min-new-tokens'] === undefined ? undefined : parseInteger(values['min-new-tokens'], '--min-new-tokens');
   const prefillChunk = values['prefill-chunk'] === undefined ? undefined : parseInteger(values['prefill-chunk'], '--prefill-chunk');
 
-  checkPolicyFlags(values as CliValues);
-  const { video, policy, visionBatch, memoryLimit } = parseVideoOptions(values, policyFromFlags(values as CliValues));
+  const { video, policy, visionBatch, memoryLimit } = parseVideoOptions(values, policyOfFlags(values as CliValues, values['policy-file']));
   const chatOptions = { maxNewTokens, minNewTokens, sampling, prefillChunk, policy, visionBatch, memoryLimit };
   checkChatOptions(chatOptions);
   checkWritable(values.trace, '--trace');

@@ -10,10 +10,11 @@ import { parseArgs } from 'node:util';
 import { EXAMPLES_FILE, readExampleConversations, type ExampleConversation } from '../checkpoint/examples.js';
 import { loadModel } from '../session/model.js';
 import type { Answer } from '../session/types.js';
-import { validatePolicy, type SparsityPolicy } from '../sparsity/registry.js';
+import { policyLabel, validatePolicy, type SparsityPolicy } from '../sparsity/registry.js';
 import { Tracer } from '../trace/tracer.js';
 import type { TraceSink } from '../trace/schema.js';
 import { modelOptionSpec, parseInteger, parseModelOptions, progressPrinter } from './options.js';
+import { readPolicyFile } from './policy-options.js';
 import { defaultDataDir, startOnFreePort, untilInterrupted } from './profile.js';
 import { familyOf } from '../families/registry.js';
 
@@ -38,7 +39,7 @@ function demoConversations(dir: string, image: string | undefined): ExampleConve
   ];
 }
 
-export const DEMO_HELP = `Usage: sparsevila demo [--model DIR] [--image FILE] [--port N] [--data-dir DIR] [--exit] [model options]
+export const DEMO_HELP = `Usage: sparsevila demo [--model DIR] [--image FILE] [--policy-file FILE] [--port N] [--data-dir DIR] [--exit] [model options]
 
 Runs multi-turn conversations, dense and with SparseVILA, and prints the answers, timings, what the
 sparsity kept and attended, and the agreement with a dense twin. Without --model it uses the bundled demo
@@ -52,15 +53,26 @@ after the conversation until Ctrl-C. The runs are written to the profiler's data
   --data-dir DIR  where the runs are saved (default $SPARSEVILA_TRACES or ~/.cache/sparsevila/traces,
                as \`sparsevila profile\`)
   --exit       stop after the conversation instead of serving the profiler
+  --policy-file FILE
+               the sparse run's policy (JSON, e.g. a \`sparsevila tune\` policy.json) instead of SparseVILA
+               keep 50% / retrieve 25%
 `;
 
 export async function runDemo(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...modelOptionSpec, image: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' }, exit: { type: 'boolean' } },
+    options: {
+      ...modelOptionSpec,
+      image: { type: 'string' },
+      port: { type: 'string' },
+      'data-dir': { type: 'string' },
+      exit: { type: 'boolean' },
+      'policy-file': { type: 'string' },
+    },
     strict: true,
   });
   const dir = values.model ?? DEFAULT_MODEL_DIR;
+  const sparse = values['policy-file'] === undefined ? undefined : readPolicyFile(values['policy-file']);
   const conversations = demoConversations(dir, values.image);
   const { startProfiler } = await import('../../profiler-ui/server/server.js');
   const dataDir = values['data-dir'] ?? defaultDataDir();
@@ -87,10 +99,12 @@ export async function runDemo(argv: string[]): Promise<void> {
     );
     const policies: [string, SparsityPolicy][] = [
       ['dense', { method: 'dense' }],
-      [
-        'sparsevila (keep 50%, retrieve 25%)',
-        validatePolicy({ method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.25 } } }),
-      ],
+      sparse
+        ? [`${policyLabel(sparse)} (${values['policy-file']})`, sparse]
+        : [
+            'sparsevila (keep 50%, retrieve 25%)',
+            validatePolicy({ method: 'sparsevila', keep: { budget: { ratio: 0.5 } }, retrieve: { budget: { ratio: 0.25 } } }),
+          ],
     ];
     // One unmeasured turn per policy first: ORT's first runs allocate and tune, and would skew the ratios.
     for (const [, policy] of policies) {
@@ -114,7 +128,7 @@ export async function runDemo(argv: string[]): Promise<void> {
         await chat.close();
       }
     }
-    console.log(`\n${describeSpeedups(answers.get('dense')!, answers.get('sparsevila')!)}`);
+    console.log(`\n${describeSpeedups(answers.get('dense')!, answers.get(policies[1]![1].method)!)}`);
     const references = conversations.flatMap((c) => c.turns.map((t) => t.answer));
     if (references.every((r) => r !== undefined)) {
       console.log(policies.map(([name, p]) => `${name}: ${describeMatches(answers.get(p.method)!, references as string[])}`).join('\n'));

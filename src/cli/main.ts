@@ -7,6 +7,7 @@ import { DEMO_HELP, runDemo } from './demo.js';
 import { MODEL_OPTIONS_HELP } from './options.js';
 import { cliHelp } from '../sparsity/registry.js';
 import { PROFILE_HELP, runProfile } from './profile.js';
+import { TUNE_HELP, runTune } from './tune.js';
 
 const HELP = `Usage: sparsevila <command> [options]
 
@@ -15,6 +16,7 @@ Commands:
   dataset write a synthetic-world training dataset (shapes on a grid; images, videos, multi-turn questions)
   demo    a two-turn conversation on the bundled model (what \`npm start\` runs)
   profile the live profiler: a web page showing runs as they happen, and saved traces
+  tune    the cheapest sparsity policy that keeps a fidelity floor on a workload (policy.json + report)
 
 Run \`sparsevila <command> --help\` for a command's options.
 `;
@@ -25,6 +27,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: (
   dataset: { run: runDataset, help: () => DATASET_HELP },
   demo: { run: runDemo, help: () => DEMO_HELP + '\n' + MODEL_OPTIONS_HELP },
   profile: { run: runProfile, help: () => PROFILE_HELP },
+  tune: { run: runTune, help: () => TUNE_HELP + '\n' + MODEL_OPTIONS_HELP },
 };
 
 async function main(argv: string[]): Promise<number> {

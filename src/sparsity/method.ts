@@ -25,6 +25,20 @@ export type { PolicyValue, CliFlag, CliValues };
  */
 export type PositionMode = 'original' | 'compact';
 
+/** A knob's value in a tuning space: what a CLI flag or a policy field takes. */
+export type TuneValue = string | number | boolean;
+
+/**
+ * What `tune` may search for a method (src/tune): candidate values per knob, and the raw policy one choice
+ * of them gives (validated afterwards). The values are the method's own judgement of a useful grid, each
+ * knob's plain setting first (labels name where a candidate leaves it); the tuner samples the grid and
+ * measures, it knows no knob's meaning.
+ */
+export interface TuneSpace {
+  knobs: Readonly<Record<string, readonly TuneValue[]>>;
+  policy(choice: Readonly<Record<string, TuneValue>>): Record<string, unknown>;
+}
+
 /** A turn's encoded visual tokens, as a prefill-pruning method sees them. */
 export interface VisualTokens {
   /** Images / video frames of the turn. */
@@ -70,6 +84,8 @@ export interface SparsityMethod<P extends PolicyValue = PolicyValue> {
   label(policy: P): string;
   /** Flags the CLI offers for this method, and the raw policy they give (validated afterwards). */
   cli?: { flags: Record<string, CliFlag>; policy(values: CliValues): Record<string, unknown> };
+  /** The knobs `sparsevila tune` searches for this method; a method without one is not tunable. */
+  tune?: TuneSpace;
 
   /** Salience the encode step scores tokens by. Default 'auto'. */
   salience?(policy: P): SalienceSource;

@@ -107,3 +107,4 @@ export {
   type DatasetMeta,
   type DatasetSummary,
 } from './dataset.js';
+export { heldOutConversations, renderConversationMedia, renderMedia, isCorrect, captionCellsRight, CAPTION_PROMPT } from './heldout.js';

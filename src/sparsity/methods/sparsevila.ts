@@ -57,6 +57,34 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
       positions: v.positions ?? 'original',
     }),
   },
+  tune: {
+    // Keep and retrieve shares around the paper's operating points (Table 2: 50% / 25% and neighbours), the
+    // keep scope and per-frame floors that matter on videos, and per-KV-head retrieval. A retrieval refresh
+    // knob (re-scoring every N decode steps) belongs here as one more entry when the policy has it.
+    knobs: {
+      keep: [0.25, 0.375, 0.5, 0.75, 1],
+      keepScope: ['per-image', 'global'],
+      keepMinPerImage: [0, 4],
+      retrieve: [0.125, 0.25, 0.5, 0.75, 1],
+      retrieveMinPerImage: [0, 2],
+      perKvHead: [false, true],
+    },
+    // Knobs that cannot change what a budget does are reset, so equal behaviour is one policy value (the
+    // tuner runs each value once): a floor under a per-image keep, a scope or floor when all is kept or retrieved.
+    policy: (c) => {
+      const keepAll = c.keep === 1;
+      const retrieveAll = c.retrieve === 1;
+      return {
+        method: 'sparsevila',
+        keep: {
+          budget: { ratio: c.keep },
+          scope: keepAll ? 'per-image' : c.keepScope,
+          minPerImage: keepAll || c.keepScope !== 'global' ? 0 : c.keepMinPerImage,
+        },
+        retrieve: { budget: { ratio: c.retrieve }, minPerImage: retrieveAll ? 0 : c.retrieveMinPerImage, perKvHead: retrieveAll ? false : c.perKvHead },
+      };
+    },
+  },
   salience: (p) => p.salience,
   prune: (p, tokens) => ({
     kept: keepTopScores(

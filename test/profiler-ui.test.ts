@@ -18,7 +18,7 @@ import { serializeEvent } from '../dist/src/trace/jsonl-sink.js';
 import { foldEvents } from '../profiler-ui/web/data/run-model.js';
 import { countsAt, gridOf, imagesAtTurn, retrievalAt, retrievalStatus, tokenStates } from '../profiler-ui/web/data/run-queries.js';
 import { isDense, paretoFront, pointLabels, policyLabel, runSummary } from '../profiler-ui/web/data/summary.js';
-import { ARTIFACTS_DIR, launchBrowser, saveScreenshot, type TestBrowser } from './helpers/browser.js';
+import { ARTIFACTS_DIR, launchBrowser, gotoRun, saveScreenshot, until, type TestBrowser } from './helpers/browser.js';
 import { CLIP_FIXTURE, REPO_ROOT } from './helpers/checkpoint-writer.js';
 import { engine, tempDir } from './helpers/engine.js';
 import { QWEN_IMAGES, QWEN_SPARSE, qwenTraces } from './helpers/qwen-trace.js';
@@ -35,21 +35,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 // ---------------------------------------------------------------------------------------------------------
 // Browser helpers.
-
-/** Wait for a condition inside the page (polling, with a message naming what was awaited). */
-async function until(page: Page, what: string, fn: string, timeout = 20_000): Promise<void> {
-  try {
-    await page.waitForFunction(fn, undefined, { timeout, polling: 50 });
-  } catch (err) {
-    const shot = await saveScreenshot(page, `failed-${what.replace(/[^a-z0-9]+/gi, '-')}`, { fullPage: true }).catch(() => 'no screenshot');
-    throw new Error(`timed out waiting for ${what} (page: ${shot}): ${(err as Error).message.split('\n')[0]}`);
-  }
-}
-
-async function gotoRun(page: Page, server: ProfilerServer, run: string, extra = ''): Promise<void> {
-  await page.evaluate(([r, q]) => (location.hash = `#/run/${encodeURIComponent(r!)}${q}`), [run, extra]);
-  await until(page, `run ${run} drawn`, `document.querySelector('.run-view')?.dataset.run === ${JSON.stringify(run)}`);
-}
 
 async function setLayer(page: Page, layer: number): Promise<void> {
   await page.evaluate((l) => {
@@ -356,7 +341,7 @@ describe('profiler page in Chromium', () => {
 
   it('highlights exactly the kept tokens and, per layer, exactly the retrieval set; the layer slider moves the overlay', async () => {
     const { run, events } = runs.sparse!;
-    await gotoRun(page, server, run);
+    await gotoRun(page, run);
     const kept = events.filter((e): e is Kept => e.type === 'kept');
     const keptIds = kept.flatMap((k) => k.kept.map((t) => `${k.image}:${t}`)).sort();
     const total = kept.reduce((a, k) => a + k.total, 0);
@@ -407,7 +392,7 @@ describe('profiler page in Chromium', () => {
 
   it('exports charts as PNG (Plotly and SVG views) and links the run’s trace download', async () => {
     const { run, events } = runs.sparse!;
-    await gotoRun(page, server, run);
+    await gotoRun(page, run);
     for (const panel of ['#p-heatmap', '#p-retention', '#p-timeline', '#p-steps']) {
       await until(page, `${panel} drawn`, `!!document.querySelector('${panel} .panel-body svg')`);
       const [download] = await Promise.all([page.waitForEvent('download'), page.click(`${panel} button[data-export]`)]);
@@ -516,7 +501,7 @@ describe('profiler page in Chromium', () => {
       });
     };
 
-    await gotoRun(page, server, sparse.run);
+    await gotoRun(page, sparse.run);
     await until(page, 'both Qwen frames drawn', `document.querySelectorAll('#p-retention .frame[data-drawn="1"]').length === 2`);
     await expectOwnGrids('#p-retention');
     await saveScreenshot(page, 'qwen-native-grids', { selector: '#p-retention' });

@@ -133,7 +133,10 @@ export async function videoTrace(run: string, o: VideoTraceOptions): Promise<Tra
           ];
     let s0 = t0;
     for (const [stage, d] of spans) {
-      if (stage === 'prune') s0 += o.encodeGap ?? 0;
+      if (stage === 'prune' && o.encodeGap) {
+        s0 += o.encodeGap;
+        at(o.encodeGap);
+      }
       ev.push({ run, t: at(d), type: 'span', turn, stage: stage as 'prefill', start: s0, duration: d });
       s0 += d;
     }

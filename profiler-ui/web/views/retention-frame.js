@@ -133,7 +133,8 @@ export function drawFrame(host, d) {
     pat.append('line').attr('x1', 0).attr('y1', 0).attr('x2', 0).attr('stroke', COLOURS.hatch).attr('stroke-opacity', 0.45);
     svg.append('image').attr('class', 'picture').attr('preserveAspectRatio', 'none');
     svg.append('image').attr('class', 'heat').attr('preserveAspectRatio', 'none').attr('style', 'image-rendering: pixelated; image-rendering: crisp-edges');
-    svg.append('g').attr('class', 'cells');
+    // Cells take the pointer over their whole area (kept ones are unfilled): a click focuses the patch it is on.
+    svg.append('g').attr('class', 'cells').attr('pointer-events', 'all');
     svg.append('g').attr('class', 'outlines');
   }
   const id = svg.attr('data-uid');

@@ -344,6 +344,8 @@ describe('inspecting a run in Chromium', () => {
     const gap = page.locator('#p-timeline .tl-gaps li[data-after="encode"][data-before="prune"]');
     expect(Number(await gap.getAttribute('data-ms'))).toBeCloseTo(92, 2);
     expect(await gap.textContent()).toMatch(/turn 1, encode → prune: 92\.0 ms — the encode step after its tower/);
+    await page.$eval('#p-timeline', (el) => el.scrollIntoView());
+    await saveScreenshot(page, 'inspect-timeline', { selector: '#p-timeline' });
     expect(errors).toEqual([]);
   });
 });

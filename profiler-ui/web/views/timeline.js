@@ -22,8 +22,8 @@ import { throttle } from './throttle.js';
 const Plotly = globalThis.Plotly;
 
 /** The dense twin's span: drawn after the turn's stages, hatched as outside the turn's time. */
-const FIDELITY = { colour: '#64748b', pattern: { shape: 'x', fgcolor: '#ffffff', size: 6, solidity: 0.25 } };
-const GAP = { colour: '#e2e8f0', pattern: { shape: '/', fgcolor: '#94a3b8', size: 5, solidity: 0.3 } };
+const FIDELITY = { colour: '#64748b', pattern: { shape: 'x', fillmode: 'overlay', fgcolor: '#ffffff', size: 6, solidity: 0.25 } };
+const GAP = { colour: '#e2e8f0', pattern: { shape: '/', fillmode: 'overlay', fgcolor: '#94a3b8', size: 5, solidity: 0.3 } };
 
 /**
  * What runs between two spans, by the stages either side (src/session: each step's span covers the step's own

@@ -33,7 +33,6 @@ import { context2d } from './dom.js';
  * @property {boolean} heat
  * @property {number} [heatOpacity]
  * @property {string} [label]  the frame's name for its cells' aria-labels ("frame 1 · 0 s")
- * @property {number} [layer]  the layer whose retrieval set `retrieved` is
  */
 
 /** @typedef {ReturnType<typeof geometry>} Geometry */
@@ -199,8 +198,7 @@ export function cellLabel(d, t) {
   const p = t - d.leading;
   const where = t < d.leading ? `leading token ${t + 1}` : `row ${Math.floor(p / d.cols) + 1}, col ${(p % d.cols) + 1}`;
   const state = d.state[t] === 1 ? 'kept' : 'pruned';
-  const layer = d.layer != null ? ` at layer ${d.layer}` : '';
-  return `${d.label ?? `image ${d.image + 1}`}, ${where}, ${state}${d.retrieved[t] ? `, retrieved${layer}` : ''}`;
+  return `${d.label ?? `image ${d.image + 1}`}, ${where}, ${state}${d.retrieved[t] ? ', retrieved' : ''}`;
 }
 
 /**
@@ -286,13 +284,21 @@ export function drawOutlines(svgSel, d, g = geometry(d)) {
       el.setAttribute('vector-effect', 'non-scaling-stroke');
       el.setAttribute('pointer-events', 'none');
     });
+  // Labels change only where the retrieval set did: a layer switch over a long video relabels a few cells a frame.
+  const node = svg.node();
+  const before = node ? labelled.get(node) : undefined;
   svg
     .select('g.cells')
     .selectAll('rect')
     .each(function (t) {
-      this.setAttribute('aria-label', cellLabel(d, /** @type {number} */ (t)));
+      const i = /** @type {number} */ (t);
+      if (!before || before.state !== d.state || before.retrieved[i] !== d.retrieved[i]) this.setAttribute('aria-label', cellLabel(d, i));
     });
+  if (node) labelled.set(node, { state: d.state, retrieved: d.retrieved.slice() });
 }
+
+/** What each frame's cell labels were written from. @type {WeakMap<Element, { state: Uint8Array, retrieved: Uint8Array }>} */
+const labelled = new WeakMap();
 
 /**
  * Token under a pointer position (client coordinates), or -1.

@@ -71,7 +71,6 @@ export function frameData(m, image, turn, layer, { heat = true, heatOpacity = 0.
     heat,
     heatOpacity,
     label: imageLabel(m, image),
-    layer,
   };
 }
 
@@ -157,7 +156,6 @@ export function createRetentionMap(host, { tooltip, onPick } = {}) {
     } else if (card.outlineKey !== ctx.outlineKey) {
       const st = tokenStates(m, card.image, turn, layer);
       data.retrieved = st.retrieved;
-      data.layer = layer;
       drawOutlines(child(card.svgHost, 'svg', SVGSVGElement), data);
       card.outlineKey = ctx.outlineKey;
     }

@@ -9,14 +9,15 @@
  * few frames the strip scrolls in its own area, so what follows it on the page stays near the top.
  *
  * Patches answer the pointer (hover: the tooltip; click: `onPick`, the token panel) and the keyboard: each frame
- * is one tab stop, arrows move between its patches, Enter or Space picks one.
+ * is one tab stop, arrows move between its patches, Enter or Space picks one (patch-keys.js).
  */
 import { candidateIndex, countsAt, imagesAtTurn, perImageCounts, retrievalAt, tokenStates } from '../data/run-queries.js';
 import { imageLabel, turnLabel } from '../data/labels.js';
 import { child } from './dom.js';
+import { bindPatchKeys, focusPatch } from './patch-keys.js';
 import { drawFrameBars } from './frame-bars.js';
 import { drawLegend, sourceLabel } from './legend.js';
-import { drawFrame, drawMarks, drawOutlines, neighbour, salienceScale, tokenAt } from './retention-frame.js';
+import { drawFrame, drawMarks, drawOutlines, salienceScale, tokenAt } from './retention-frame.js';
 
 /**
  * @typedef {import('../data/run-model.js').RunModel} RunModel
@@ -197,62 +198,13 @@ export function createRetentionMap(host, { tooltip, onPick } = {}) {
       const t = svg && card.data ? tokenAt(svg, card.data, ev.clientX, ev.clientY) : -1;
       if (t >= 0 && card.data && t < card.data.total) onPick?.(card.image, t);
     });
-    svgHost.addEventListener('keydown', (ev) => keyInFrame(card, ev));
-    svgHost.addEventListener('focusin', (ev) => rove(card, ev.target));
+    bindPatchKeys(
+      svgHost,
+      () => card.data,
+      (t) => onPick?.(card.image, t),
+    );
     io.observe(el);
     return card;
-  }
-
-  /**
-   * Make `target` (a patch cell) the frame's one tab stop.
-   * @param {Card} card
-   * @param {EventTarget | null} target
-   */
-  function rove(card, target) {
-    if (!(target instanceof SVGRectElement) || !target.closest('g.cells')) return;
-    for (const el of card.svgHost.querySelectorAll('g.cells rect[tabindex="0"]')) if (el !== target) el.setAttribute('tabindex', '-1');
-    target.setAttribute('tabindex', '0');
-  }
-
-  /**
-   * Arrows move between a frame's patches (Home / End: its first and last), Enter or Space picks the focused one.
-   * @param {Card} card
-   * @param {KeyboardEvent} ev
-   */
-  function keyInFrame(card, ev) {
-    const d = card.data;
-    const target = ev.target;
-    if (!d || !(target instanceof SVGRectElement) || ev.altKey || ev.ctrlKey || ev.metaKey) return;
-    const t = Number(target.dataset.token);
-    /** @type {Record<string, () => number>} */
-    const moves = {
-      ArrowLeft: () => neighbour(d, t, 0, -1),
-      ArrowRight: () => neighbour(d, t, 0, 1),
-      ArrowUp: () => neighbour(d, t, -1, 0),
-      ArrowDown: () => neighbour(d, t, 1, 0),
-      Home: () => 0,
-      End: () => d.total - 1,
-    };
-    if (ev.key === 'Enter' || ev.key === ' ') {
-      ev.preventDefault();
-      ev.stopPropagation();
-      onPick?.(card.image, t);
-    } else if (moves[ev.key]) {
-      ev.preventDefault();
-      focusToken(card, moves[ev.key]());
-    }
-  }
-
-  /**
-   * @param {Card} card
-   * @param {number} token
-   */
-  function focusToken(card, token) {
-    const el = card.svgHost.querySelector(`g.cells rect[data-token="${token}"]`);
-    if (el instanceof SVGRectElement) {
-      rove(card, el);
-      el.focus({ preventScroll: true });
-    }
   }
 
   /**
@@ -381,7 +333,7 @@ export function createRetentionMap(host, { tooltip, onPick } = {}) {
     if (!card) return;
     card.el.scrollIntoView({ block: 'nearest' });
     drawCard(card);
-    focusToken(card, token ?? (selected?.image === image ? selected.token : 0));
+    focusPatch(card.svgHost, token ?? (selected?.image === image ? selected.token : 0));
   }
 
   /** @param {number} image */

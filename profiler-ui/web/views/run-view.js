@@ -186,6 +186,7 @@ export function createRunView(root, { setState, tooltip, fileName }) {
    * @param {PageState & { turn: number }} state
    */
   function update(m, state) {
+    if (current && current.m !== m) retention.select(null); // another run: the token panel forgets its pick too
     current = { m, turn: state.turn, layer: state.layer };
     const turns = turnList(m);
     const tk = turns.join(',');

@@ -27,6 +27,8 @@ const oftenColour = (share) => {
   return `rgb(${a.map((x, i) => Math.round(x + (b[i] - x) * share)).join(',')})`;
 };
 
+const HINT = '<p class="muted">Click a patch (or focus one and press Enter) to see which layers and turns retrieved it.</p>';
+
 /** The keys the run view answers, for the help overlay. */
 export const KEYS = [
   ['click, Enter', 'inspect the patch (its layers, turns and ranks here)'],
@@ -55,7 +57,7 @@ export function createTokenPanel(host, { onFrame, onTurn, onCell }) {
       <b>Keys</b>
       <dl>${KEYS.map(([k, what]) => `<dt><kbd>${k}</kbd></dt><dd>${what}</dd>`).join('')}</dl>
     </div>
-    <div class="tp-body" aria-live="polite"><p class="muted">Click a patch (or focus one and press Enter) to see which layers and turns retrieved it.</p></div>`;
+    <div class="tp-body" aria-live="polite">${HINT}</div>`;
   const search = child(host, '#tp-search', HTMLInputElement);
   const results = child(host, '.tp-results', HTMLElement);
   const help = child(host, '.tp-help', HTMLElement);
@@ -118,7 +120,7 @@ export function createTokenPanel(host, { onFrame, onTurn, onCell }) {
     const k = `${m.id}|${m.versions.retrieval}|${m.versions.retention}|${m.versions.conversation}|${picked?.image}:${picked?.token}|${turn}|${layer}`;
     if (k === key) return;
     key = k;
-    body.innerHTML = picked ? story(m, picked.image, picked.token, turn, layer) : body.innerHTML;
+    body.innerHTML = picked ? story(m, picked.image, picked.token, turn, layer) : HINT;
     host.dataset.image = picked ? String(picked.image) : '';
     host.dataset.token = picked ? String(picked.token) : '';
   }

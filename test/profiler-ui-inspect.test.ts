@@ -5,14 +5,16 @@
  * thinned ticks, frames in their own scroll area), and a timeline with every stage and every gap named. Also the
  * engine side of that timeline: the encode span runs to its step's end.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startProfiler, type ProfilerServer } from '../dist/profiler-ui/server/server.js';
 import { MemorySink, Tracer, type TraceEvent } from '../dist/src/trace/index.js';
+import { serializeEvent } from '../dist/src/trace/jsonl-sink.js';
 import { foldEvents } from '../profiler-ui/web/data/run-model.js';
 import { framesNamed, searchRun, turnGaps } from '../profiler-ui/web/data/run-queries.js';
 import { thinTicks } from '../profiler-ui/web/views/retrieval-heatmap.js';
-import path from 'node:path';
 import { gotoRun, launchBrowser, saveScreenshot, until, type TestBrowser } from './helpers/browser.js';
 import { CLIP_FIXTURE } from './helpers/checkpoint-writer.js';
 import { engine, tempDir } from './helpers/engine.js';
@@ -133,9 +135,17 @@ describe('inspecting a run in Chromium', () => {
       videoTrace('video-a', VIDEO),
       videoTrace('video-b', PARTED),
     ]);
-    for (const e of [...video, ...parted]) server.ingest(e);
     ({ page, errors } = await browser.page({ width: 1500, height: 1000 }));
     await page.goto(server.url);
+    // Saved traces, opened as a person opens them (uploaded, not live: nothing reloads them under the tests).
+    const dir = tempDir('inspect-traces');
+    const files = [video, parted].map((events, i) => {
+      const file = path.join(dir, `video-${'ab'[i]}.jsonl`);
+      fs.writeFileSync(file, events.map((e) => serializeEvent(e) + '\n').join(''));
+      return file;
+    });
+    await page.setInputFiles('#file', files);
+    await until(page, 'both runs loaded', `['video-a', 'video-b'].every((r) => window.profiler.runs.get(r)?.status === 'loaded')`, 60_000);
   });
   afterAll(async () => {
     await browser?.close();

@@ -18,11 +18,11 @@ import { serializeEvent } from '../dist/src/trace/jsonl-sink.js';
 import { foldEvents } from '../profiler-ui/web/data/run-model.js';
 import { countsAt, gridOf, imagesAtTurn, retrievalAt, retrievalStatus, tokenStates } from '../profiler-ui/web/data/run-queries.js';
 import { isDense, paretoFront, pointLabels, policyLabel, runSummary } from '../profiler-ui/web/data/summary.js';
-import { ARTIFACTS_DIR, launchBrowser, saveScreenshot, type TestBrowser } from './helpers/browser.js';
+import { ARTIFACTS_DIR, launchBrowser, gotoRun, saveScreenshot, until, type TestBrowser } from './helpers/browser.js';
 import { CLIP_FIXTURE, REPO_ROOT } from './helpers/checkpoint-writer.js';
 import { engine, tempDir } from './helpers/engine.js';
-import { seededRandom } from '../dist/src/seeded-random.js';
 import { QWEN_IMAGES, QWEN_SPARSE, qwenTraces } from './helpers/qwen-trace.js';
+import { videoTrace } from './helpers/video-trace.js';
 
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 type Retrieval = Extract<TraceEvent, { type: 'retrieval' }>;
@@ -33,189 +33,8 @@ const SPARSE = engine.validatePolicy({ method: 'sparsevila', keep: { budget: { r
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A deterministic PRNG for the synthetic trace. */
-const rng = (seed: number): (() => number) => seededRandom(seed);
-
-const topIndices = (scores: ArrayLike<number>, k: number): number[] =>
-  Array.from(scores, (v, i) => [v, i] as const)
-    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
-    .slice(0, k)
-    .map(([, i]) => i)
-    .sort((a, b) => a - b);
-
-/** A small RGB picture (a scene with a sun that moves with `phase`), as PNG or JPEG bytes. */
-async function picture(size: number, phase: number, format: 'png' | 'jpeg'): Promise<Buffer> {
-  const px = Buffer.alloc(size * size * 3);
-  const sunX = size * (0.15 + 0.7 * phase);
-  const sunY = size * 0.22;
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      const i = (y * size + x) * 3;
-      const sky = y < size * 0.55;
-      let [r, g, b] = sky ? [110 + (y / size) * 90, 165 + (y / size) * 50, 235] : [70 + (x / size) * 40, 125 + (y / size) * 30, 60];
-      if ((x - sunX) ** 2 + (y - sunY) ** 2 < (size * 0.1) ** 2) [r, g, b] = [250, 215, 80];
-      if (x > size * 0.18 && x < size * 0.48 && y > size * 0.4 && y < size * 0.76) [r, g, b] = [185, 62, 48];
-      if (x > size * 0.27 && x < size * 0.39 && y > size * 0.58 && y < size * 0.76) [r, g, b] = [90, 50, 30];
-      if (x > size * 0.62 && x < size * 0.9 && y > size * 0.5 && y < size * 0.8) [r, g, b] = [60, 60, 70];
-      px[i] = r;
-      px[i + 1] = g;
-      px[i + 2] = b;
-    }
-  }
-  const img = sharp(px, { raw: { width: size, height: size, channels: 3 } });
-  return format === 'png' ? img.png().toBuffer() : img.jpeg({ quality: 70 }).toBuffer();
-}
-
-/**
- * A synthetic long-video run with the engine's event shapes: `frames` frames on a grid×grid patch grid,
- * SparseVILA keeping `keep` of each frame, `turns` turns retrieving `retrieve` of the retained tokens per
- * layer (each layer looking at a different stretch of the video), decode steps, answers and fidelity.
- */
-async function videoTrace(
-  run: string,
-  o: { frames: number; grid: number; layers: number; turns: number; keep: number; retrieve: number; steps: number },
-): Promise<TraceEvent[]> {
-  const rand = rng(7);
-  const tokens = o.grid * o.grid;
-  const ev: TraceEvent[] = [];
-  let t = 0;
-  const at = (dt: number) => (t += dt);
-  ev.push({
-    run,
-    t: at(0.1),
-    type: 'run.start',
-    version: 1,
-    model: { dir: 'synthetic/llava-video-qwen2', vision: 'siglip', text: 'qwen2', layers: o.layers, heads: 14, kvHeads: 2, imageTokens: tokens },
-    policy: {
-      method: 'sparsevila',
-      keep: { budget: { ratio: o.keep }, scope: 'per-image' },
-      retrieve: { budget: { ratio: o.retrieve }, minPerImage: 0, perKvHead: false },
-      salience: 'received',
-      positions: 'original',
-    },
-    options: { maxNewTokens: o.steps },
-  } as TraceEvent);
-  const jpegs = await Promise.all(Array.from({ length: o.frames }, (_, f) => picture(96, f / Math.max(1, o.frames - 1), 'jpeg')));
-  const candidates: { image: number; token: number }[] = [];
-  for (let f = 0; f < o.frames; f++) {
-    ev.push({ run, t: at(0.5), type: 'image', turn: 0, image: f, width: 96, height: 96, jpeg: jpegs[f]!.toString('base64'), timestamps: [f / 2] });
-    const sunCol = (0.15 + (0.7 * f) / Math.max(1, o.frames - 1)) * o.grid;
-    const scores = Array.from({ length: tokens }, (_, p) => {
-      const r = Math.floor(p / o.grid);
-      const c = p % o.grid;
-      return Math.exp(-((c - sunCol) ** 2 + (r - 0.22 * o.grid) ** 2) / 6) + 0.15 * rand();
-    });
-    const sum = scores.reduce((a, b) => a + b, 0);
-    ev.push({
-      run,
-      t: at(0.2),
-      type: 'salience',
-      turn: 0,
-      image: f,
-      source: 'received',
-      grid: { rows: o.grid, cols: o.grid },
-      leading: 0,
-      scores: scores.map((s) => s / sum),
-    });
-    const kept = topIndices(scores, Math.round(o.keep * tokens));
-    ev.push({ run, t: at(0.05), type: 'kept', turn: 0, image: f, total: tokens, kept });
-    for (const k of kept) candidates.push({ image: f, token: k });
-  }
-  const answers = ['A red house under a moving sun; the sun crosses the sky from left to right.', 'It is red.'];
-  for (let turn = 0; turn < o.turns; turn++) {
-    const t0 = at(1);
-    ev.push({
-      run,
-      t: t0,
-      type: 'turn.start',
-      turn,
-      text: turn === 0 ? 'What happens in this video?' : 'What colour is the house?',
-      images: turn === 0 ? o.frames : 0,
-    });
-    const spans: [string, number][] =
-      turn === 0
-        ? [
-            ['images', 40],
-            ['encode', 900],
-            ['prune', 6],
-            ['prefill', 2400],
-            ['retrieve', 30],
-          ]
-        : [
-            ['prefill', 60],
-            ['retrieve', 30],
-          ];
-    let s0 = t0;
-    for (const [stage, d] of spans) {
-      ev.push({ run, t: at(d), type: 'span', turn, stage: stage as 'prefill', start: s0, duration: d });
-      s0 += d;
-    }
-    const k = Math.round(o.retrieve * candidates.length);
-    for (let layer = 0; layer < o.layers; layer++) {
-      const focus = ((layer + turn * 7) % o.layers) / o.layers; // each layer favours a stretch of the video
-      const scores = candidates.map((c) => Math.exp(-(((c.image / o.frames - focus) * 4) ** 2)) * (0.5 + rand()));
-      ev.push({ run, t: at(0.2), type: 'retrieval', turn, layer, candidates, scores, retrieved: topIndices(scores, k) });
-    }
-    const words = answers[turn]!.split(/(?= )/);
-    for (let step = 0; step < Math.min(o.steps, words.length); step++) {
-      const ms = 18 + 6 * rand();
-      if (step > 0) ev.push({ run, t: at(ms), type: 'decode.step', turn, step, ms, attended: 200 + step, visualAttended: k });
-      ev.push({ run, t: at(0.05), type: 'token', turn, step, id: 100 + step, text: words[step]! });
-    }
-    ev.push({ run, t: at(1), type: 'span', turn, stage: 'decode', start: s0, duration: t - s0 });
-    ev.push({
-      run,
-      t: at(0.5),
-      type: 'turn.end',
-      turn,
-      answer: answers[turn]!,
-      stopReason: 'eos',
-      metrics: {
-        firstTokenSeconds: 2.4,
-        prefillSeconds: 2.4,
-        decodeSeconds: 0.4,
-        decodeTokensPerSecond: 48,
-        totalSeconds: (t - t0) / 1000,
-        promptTokens: 200,
-        generatedTokens: words.length,
-        cachedTokens: turn ? 300 : 0,
-      },
-    } as TraceEvent);
-    ev.push({
-      run,
-      t: at(0.1),
-      type: 'fidelity',
-      turn,
-      metrics: {
-        steps: words.length,
-        tokenAgreement: 0.9,
-        firstDivergence: 3,
-        klPerStep: words.map(() => 0.01 * rand()),
-        meanKl: 0.005,
-        retrievalRecall: Array(o.layers).fill(0.7),
-      },
-    });
-  }
-  return ev;
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Browser helpers.
-
-/** Wait for a condition inside the page (polling, with a message naming what was awaited). */
-async function until(page: Page, what: string, fn: string, timeout = 20_000): Promise<void> {
-  try {
-    await page.waitForFunction(fn, undefined, { timeout, polling: 50 });
-  } catch (err) {
-    const shot = await saveScreenshot(page, `failed-${what.replace(/[^a-z0-9]+/gi, '-')}`, { fullPage: true }).catch(() => 'no screenshot');
-    throw new Error(`timed out waiting for ${what} (page: ${shot}): ${(err as Error).message.split('\n')[0]}`);
-  }
-}
-
-async function gotoRun(page: Page, server: ProfilerServer, run: string, extra = ''): Promise<void> {
-  await page.evaluate(([r, q]) => (location.hash = `#/run/${encodeURIComponent(r!)}${q}`), [run, extra]);
-  await until(page, `run ${run} drawn`, `document.querySelector('.run-view')?.dataset.run === ${JSON.stringify(run)}`);
-}
 
 async function setLayer(page: Page, layer: number): Promise<void> {
   await page.evaluate((l) => {
@@ -522,7 +341,7 @@ describe('profiler page in Chromium', () => {
 
   it('highlights exactly the kept tokens and, per layer, exactly the retrieval set; the layer slider moves the overlay', async () => {
     const { run, events } = runs.sparse!;
-    await gotoRun(page, server, run);
+    await gotoRun(page, run);
     const kept = events.filter((e): e is Kept => e.type === 'kept');
     const keptIds = kept.flatMap((k) => k.kept.map((t) => `${k.image}:${t}`)).sort();
     const total = kept.reduce((a, k) => a + k.total, 0);
@@ -573,7 +392,7 @@ describe('profiler page in Chromium', () => {
 
   it('exports charts as PNG (Plotly and SVG views) and links the run’s trace download', async () => {
     const { run, events } = runs.sparse!;
-    await gotoRun(page, server, run);
+    await gotoRun(page, run);
     for (const panel of ['#p-heatmap', '#p-retention', '#p-timeline', '#p-steps']) {
       await until(page, `${panel} drawn`, `!!document.querySelector('${panel} .panel-body svg')`);
       const [download] = await Promise.all([page.waitForEvent('download'), page.click(`${panel} button[data-export]`)]);
@@ -692,7 +511,7 @@ describe('profiler page in Chromium', () => {
       });
     };
 
-    await gotoRun(page, server, sparse.run);
+    await gotoRun(page, sparse.run);
     await until(page, 'both Qwen frames drawn', `document.querySelectorAll('#p-retention .frame[data-drawn="1"]').length === 2`);
     await expectOwnGrids('#p-retention');
     await saveScreenshot(page, 'qwen-native-grids', { selector: '#p-retention' });

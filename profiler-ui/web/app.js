@@ -363,7 +363,7 @@ function renderView() {
       state.b = (loaded.find((e) => e.run !== state.a && !isDense(startOf(e))) ?? loaded.find((e) => e.run !== state.a))?.run ?? null;
     for (const run of needed()) ensureLoaded(run);
     const model = (/** @type {string | null} */ run) => (run ? (runs.get(run)?.model ?? null) : null);
-    mount('compare', () => createCompareView(main, { setState, runLabel, fileName })).update(model(state.a), model(state.b), state, list);
+    mount('compare', () => createCompareView(main, { setState, runLabel, fileName, tooltip })).update(model(state.a), model(state.b), state, list);
   } else {
     for (const run of needed()) ensureLoaded(run);
     mount('sweep', () => createSweepView(main, { setState, fileName, identity })).update(

@@ -74,11 +74,16 @@ export async function encode(turn: Turn, frames: AsyncIterable<RgbImage>, video?
   salience.forEach((s, i) =>
     turn.emit(() => ({ type: 'salience', image: first + i, source: s.source, grid: s.grid, leading: s.leading, scores: Array.from(s.scores) })),
   );
-  // Decoding and encoding interleave batch by batch: each stage's span carries its summed time.
+  // Decoding and encoding interleave batch by batch: each stage's span carries its summed time. The encode span
+  // runs on to the step's end, so the timeline has no unexplained gap before prune: after the tower the step
+  // still gathers each image's LLM inputs and scores (and traces) its salience — `outputsMs` in the span's detail,
+  // beside the tower's own `towerMs`.
   const { seconds } = media;
   const t1 = turn.started + seconds.images * 1000;
+  const tower = seconds.vision * 1000;
+  const end = Math.max(performance.now(), t1 + tower);
   turn.span('images', turn.started, undefined, t1);
-  turn.span('encode', t1, undefined, t1 + seconds.vision * 1000);
+  turn.span('encode', t1, { towerMs: tower, outputsMs: end - t1 - tower }, end);
   return {
     images: media.layouts.length,
     embeds: media.embeds,

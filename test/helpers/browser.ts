@@ -62,3 +62,19 @@ export async function saveScreenshot(page: Page, name: string, options: { select
   else await page.screenshot({ path: file, fullPage: options.fullPage ?? false });
   return file;
 }
+
+/** Wait for a condition inside the page (polling, with a message naming what was awaited and a screenshot of the page). */
+export async function until(page: Page, what: string, fn: string, timeout = 20_000): Promise<void> {
+  try {
+    await page.waitForFunction(fn, undefined, { timeout, polling: 50 });
+  } catch (err) {
+    const shot = await saveScreenshot(page, `failed-${what.replace(/[^a-z0-9]+/gi, '-')}`, { fullPage: true }).catch(() => 'no screenshot');
+    throw new Error(`timed out waiting for ${what} (page: ${shot}): ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** Open a run in the Run view (`extra`: the hash's query, e.g. `?turn=3`) and wait until it is drawn. */
+export async function gotoRun(page: Page, run: string, extra = ''): Promise<void> {
+  await page.evaluate(([r, q]) => (location.hash = `#/run/${encodeURIComponent(r!)}${q}`), [run, extra]);
+  await until(page, `run ${run} drawn`, `document.querySelector('.run-view')?.dataset.run === ${JSON.stringify(run)}`);
+}

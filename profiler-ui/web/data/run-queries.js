@@ -205,3 +205,155 @@ export function perImageCounts(m, turn, layer) {
     };
   });
 }
+
+/**
+ * Rank of candidate `i` by a layer's recorded scores among all its candidates: 1 for the most attended, ties to
+ * the earlier candidate as the engine's top-k breaks them (src/sparsity/topk.ts). One pass, no sort: the token
+ * panel asks this for one token at every turn and layer. NaN scores (non-finite in the trace) rank last.
+ * @param {ArrayLike<number>} scores
+ * @param {number} i
+ */
+export function rankOf(scores, i) {
+  const s = scores[i];
+  if (Number.isNaN(s)) return scores.length;
+  let rank = 1;
+  for (let j = 0; j < scores.length; j++) {
+    const v = scores[j];
+    if (v > s || (v === s && j < i)) rank++;
+  }
+  return rank;
+}
+
+/**
+ * One layer's verdict on one token at one turn (the token panel's cell).
+ * @typedef {object} LayerVerdict
+ * @property {number} layer
+ * @property {boolean} retrieved  the trace's own retrieval set holds it
+ * @property {number} rank  by the question's attention mass among the turn's retained tokens, from 1
+ * @property {number} cutoff  how many the layer retrieved: a rank at or under it is in a plain top-k
+ * @property {number} candidates  retained tokens the layer chose from
+ * @property {number} score  the token's attention mass
+ * @property {number} cutoffScore  the mass of the token ranked at the cutoff
+ */
+
+/**
+ * A visual token's story over the run: kept or pruned at prefill and its salience rank in its image, then, at
+ * every turn after its image arrived, each layer's verdict — retrieved or not (the trace's retrieval set), its
+ * rank against the cutoff — and per layer how often the turns that retrieved retrieved it. Ranks are derived from
+ * the recorded scores; a method that also keeps a per-image minimum or a KV head's own top-k can retrieve a token
+ * ranked past the cutoff, which `retrieved` still reports as the trace says.
+ * @param {RunModel} m
+ * @param {number} image
+ * @param {number} token
+ */
+export function tokenHistory(m, image, token) {
+  const k = m.kept.get(image);
+  const sal = m.salience.get(image);
+  const kept = k ? k.set[token] === 1 : true;
+  const salience = sal && token < sal.scores.length ? { score: sal.scores[token], rank: rankOf(sal.scores, token), of: sal.scores.length } : null;
+  const arrived = m.images.get(image)?.turn ?? k?.turn ?? sal?.turn ?? 0;
+  const layers = layerCount(m);
+  /** @type {{ turn: number, status: 'retrieved' | 'pending' | 'none', layers: (LayerVerdict | null)[] }[]} */
+  const turns = [];
+  const often = Array.from({ length: layers }, () => ({ retrieved: 0, turns: 0 }));
+  for (const turn of turnList(m)) {
+    if (turn < arrived) continue;
+    const status = retrievalStatus(m, turn);
+    const i = kept ? candidateIndex(m, turn, image, token) : -1;
+    /** @type {(LayerVerdict | null)[]} */
+    const row = [];
+    for (let layer = 0; layer < layers; layer++) {
+      const r = retrievalAt(m, turn, layer);
+      if (!r || i < 0) {
+        row.push(null);
+        continue;
+      }
+      const cutoff = r.retrieved.length;
+      const retrieved = r.byImage.get(image)?.has(token) ?? false;
+      row.push({
+        layer,
+        retrieved,
+        rank: rankOf(r.scores, i),
+        cutoff,
+        candidates: r.scores.length,
+        score: r.scores[i],
+        cutoffScore: kthLargest(r.scores, cutoff),
+      });
+      often[layer].turns++;
+      if (retrieved) often[layer].retrieved++;
+    }
+    turns.push({ turn, status, layers: row });
+  }
+  return { image, token, kept, keptCount: k ? k.kept.length : null, salience, turns, often, ...gridOf(m, image) };
+}
+
+/**
+ * The k-th largest of `values` (NaN when k is out of range): the score a token must beat to be retrieved.
+ * @param {ArrayLike<number>} values
+ * @param {number} k
+ */
+function kthLargest(values, k) {
+  if (k < 1 || k > values.length) return NaN;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[values.length - k];
+}
+
+/**
+ * Images a text names as frames, counted from 1 as the chat template and the questions count them
+ * ("frame 3", "frames 2 and 5", "Frame 1, 4 or 7"), as image indices from 0 that the run holds.
+ * @param {RunModel} m
+ * @param {string | null | undefined} text
+ */
+export function framesNamed(m, text) {
+  /** @type {Set<number>} */
+  const out = new Set();
+  for (const match of String(text ?? '').matchAll(/\bframes?\s+(\d+(?:\s*(?:,|and|or|&)\s*\d+)*)/gi)) {
+    for (const n of match[1].match(/\d+/g) ?? []) {
+      const image = Number(n) - 1;
+      if (m.images.has(image) || m.kept.has(image) || m.salience.has(image)) out.add(image);
+    }
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
+/**
+ * What a search box finds: a frame number ("12", "frame 12", counted from 1) names that frame; other text finds
+ * the turns whose question holds it (any case) and the frames those questions name.
+ * @param {RunModel} m
+ * @param {string} query
+ * @returns {{ frames: number[], turns: number[] }}
+ */
+export function searchRun(m, query) {
+  const q = query.trim();
+  if (!q) return { frames: [], turns: [] };
+  const number = /^(?:frame\s*|#)?(\d+)$/i.exec(q);
+  if (number) return { frames: framesNamed(m, `frame ${number[1]}`), turns: [] };
+  const needle = q.toLowerCase();
+  const turns = orderedTurns(m).filter((t) => (t.text ?? '').toLowerCase().includes(needle));
+  const frames = new Set(framesNamed(m, q));
+  for (const t of turns) for (const f of framesNamed(m, t.text)) frames.add(f);
+  return { frames: [...frames].sort((a, b) => a - b), turns: turns.map((t) => t.turn) };
+}
+
+/**
+ * The stretches of a turn that no span covers, from its first span's start to its last span's end, each with the
+ * stages either side: what the timeline names rather than leaves blank. Gaps under `minMs` are left out.
+ * @param {Turn} turn
+ * @param {number} [minMs]
+ * @returns {{ start: number, duration: number, after: import('./run-model.js').Stage, before: import('./run-model.js').Stage }[]}
+ */
+export function turnGaps(turn, minMs = 0.01) {
+  const spans = [...turn.spans].sort((a, b) => a.start - b.start);
+  const out = [];
+  let end = -Infinity;
+  /** @type {import('./run-model.js').Stage | null} */
+  let last = null;
+  for (const s of spans) {
+    if (last && s.start - end >= minMs) out.push({ start: end, duration: s.start - end, after: last, before: s.stage });
+    if (s.start + s.duration >= end) {
+      end = s.start + s.duration;
+      last = s.stage;
+    }
+  }
+  return out;
+}

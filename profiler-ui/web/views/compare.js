@@ -1,25 +1,27 @@
 /**
  * Two runs side by side — dense against sparse, or two budgets: their answers (where they part), per-stage
- * times and ratios, kept and attended visual tokens, fidelity, decode latency, and the retention maps of the
- * first turn's images in each (each image on its own grid).
+ * times and ratios, kept and attended visual tokens, fidelity, decode latency, and the retention maps at a
+ * turn and frame picked in the toolbar (by default where the answers part), with what only one run kept or
+ * retrieved ringed and a difference map (compare-frames.js).
  */
-import { imageLabel, turnLabel, turnTitle } from '../data/labels.js';
+import { imageLabel, turnTitle } from '../data/labels.js';
 import { STAGES } from '../data/run-model.js';
-import { imagesAtTurn, layerCount, orderedTurns } from '../data/run-queries.js';
+import { layerCount, orderedTurns } from '../data/run-queries.js';
 import { ratio, runSummary } from '../data/summary.js';
 import { download, plotToDataUrl } from '../export.js';
 import { visibleText } from './conversation.js';
 import { createPanel } from './panel.js';
 import { PLOT_CONFIG, RUN_COLOURS, baseLayout } from './plot-theme.js';
-import { frameData } from './retention-map.js';
 import { child } from './dom.js';
-import { drawFrame } from './retention-frame.js';
+import { compareTurns, differenceFigure, frameDifference, framesToCompare, sideFrame } from './compare-frames.js';
 
 /**
  * @typedef {import('../data/run-model.js').RunModel} RunModel
  * @typedef {import('../data/summary.js').RunSummary} RunSummary
  * @typedef {import('../router.js').PageState} PageState
  * @typedef {import('../router.js').ViewContext} ViewContext
+ * @typedef {import('./overlays.js').Tooltip} Tooltip
+ * @typedef {import('./compare-frames.js').DiffKind} DiffKind
  * @typedef {[label: string, a: number | null, b: number | null, format: (x: number) => string, lowerIsBetter: boolean | null]} CompareRow
  */
 
@@ -29,7 +31,7 @@ const sig = (/** @type {number | null | undefined} */ x, d = 3) => (x == null ||
 const pct = (/** @type {number | null | undefined} */ x) => (x == null ? '–' : d3.format('.0%')(x));
 const int = (/** @type {number | null | undefined} */ x) => (x == null ? '–' : d3.format(',')(Math.round(x)));
 const ms = (/** @type {number} */ x) => `${sig(x)} ms`;
-/** Images of the first turn drawn per side; a long video's other frames are in the run view. */
+/** Images drawn per side: all of a turn's up to this many, else the picked frame alone. */
 const SIDE_FRAMES = 4;
 
 /**
@@ -69,9 +71,9 @@ export function commonPrefix(a, b) {
 
 /**
  * @param {HTMLElement} root
- * @param {ViewContext & { runLabel: (run: string) => string }} context
+ * @param {ViewContext & { runLabel: (run: string) => string, tooltip?: Tooltip }} context
  */
-export function createCompareView(root, { setState, runLabel, fileName }) {
+export function createCompareView(root, { setState, runLabel, fileName, tooltip }) {
   root.innerHTML = '';
   const view = document.createElement('div');
   view.className = 'compare-view';
@@ -83,8 +85,30 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
     <button id="cmp-swap" class="ghost" title="swap A and B">⇄</button>
     <label><span class="swatch" style="background:${RUN_COLOURS[1]}"></span>run B <select id="cmp-b"></select></label>
     <span class="sep"></span>
-    <label class="layer">layer <input id="cmp-layer" type="range" min="0" max="0" value="0"><output id="cmp-layer-out">0</output></label>`;
+    <label class="layer">layer <input id="cmp-layer" type="range" min="0" max="0" value="0"><output id="cmp-layer-out">0</output></label>
+    <label>turn <select id="cmp-turn" aria-label="turn to compare"></select></label>
+    <label>frame <select id="cmp-frame" aria-label="frame to compare"></select></label>
+    <label>difference <select id="cmp-diff" aria-label="what to compare"><option value="retrieved">retrieved</option><option value="kept">kept</option></select></label>`;
   view.appendChild(bar);
+  const turnSel = child(bar, '#cmp-turn', HTMLSelectElement);
+  const frameSel = child(bar, '#cmp-frame', HTMLSelectElement);
+  const diffSel = child(bar, '#cmp-diff', HTMLSelectElement);
+  // The picks stay with the view (null: the default, which follows the runs as they stream).
+  /** @type {{ turn: number | null, frame: number | null, kind: DiffKind }} */
+  const pick = { turn: null, frame: null, kind: 'retrieved' };
+  turnSel.addEventListener('change', () => {
+    pick.turn = Number(turnSel.value);
+    pick.frame = null;
+    setState({});
+  });
+  frameSel.addEventListener('change', () => {
+    pick.frame = Number(frameSel.value);
+    setState({});
+  });
+  diffSel.addEventListener('change', () => {
+    pick.kind = diffSel.value === 'kept' ? 'kept' : 'retrieved';
+    setState({});
+  });
   const selA = child(bar, '#cmp-a', HTMLSelectElement);
   const selB = child(bar, '#cmp-b', HTMLSelectElement);
   const layerIn = child(bar, '#cmp-layer', HTMLInputElement);
@@ -155,13 +179,24 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
     layerIn.max = String(layers - 1);
     layerIn.value = String(layer);
     layerOut.textContent = `${layer} / ${layers - 1}`;
-    const k = `${a.id}|${b.id}|${JSON.stringify(a.versions)}|${JSON.stringify(b.versions)}|${layer}`;
+    const k = `${a.id}|${b.id}|${JSON.stringify(a.versions)}|${JSON.stringify(b.versions)}|${layer}|${pick.turn}|${pick.frame}|${pick.kind}`;
     if (k === key) return;
     key = k;
     const sa = runSummary(a);
     const sb = runSummary(b);
+    const at = chooseFrame(a, b, layer);
     sides.innerHTML = '';
-    [a, b].forEach((m, i) => sides.appendChild(side(m, i === 0 ? sa : sb, i, layer, i === 0 ? b : a)));
+    [a, b].forEach((m, i) => sides.appendChild(side(m, i === 0 ? sa : sb, i, at, i === 0 ? b : a)));
+    if (at.frame != null) {
+      const diff = document.createElement('section');
+      diff.className = 'panel side diff';
+      diff.id = 'p-cmp-diff';
+      diff.innerHTML =
+        `<header class="panel-head"><h2>Difference</h2><span class="sub">${visibleText(`${imageLabel(a, at.frame)} · ${turnTitle(at.turn)} · layer ${layer}`)}: ` +
+        `what only A or only B ${pick.kind === 'kept' ? 'kept' : 'retrieved'}</span></header><div class="panel-body side-frame"></div>`;
+      child(diff, '.side-frame', HTMLElement).appendChild(differenceFigure(a, b, at.frame, { turn: at.turn, layer, kind: pick.kind, tooltip }));
+      sides.appendChild(diff);
+    }
     drawTable(sa, sb);
     drawStages(sa, sb);
     drawSteps(a, b);
@@ -170,13 +205,40 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
   }
 
   /**
+   * The turn and frame to draw: the picks, else the first turn whose answers part (the last turn where none does)
+   * and the frame the runs treat most differently there. Fills the pickers.
+   * @param {RunModel} a
+   * @param {RunModel} b
+   * @param {number} layer
+   * @returns {{ turn: number, frame: number | null, frames: number[], layer: number }}
+   */
+  function chooseFrame(a, b, layer) {
+    const { turns, parting } = compareTurns(a, b);
+    const turn = pick.turn != null && turns.includes(pick.turn) ? pick.turn : (parting ?? turns.at(-1) ?? 0);
+    turnSel.innerHTML = turns.map((t) => `<option value="${t}">${t + 1}${t === parting ? ' · answers part' : ''}</option>`).join('');
+    turnSel.value = String(turn);
+    const frames = framesToCompare(a, b, turn, layer, pick.kind);
+    const most = frames.reduce((best, f) => ((f.differ ?? -1) > (best?.differ ?? -1) ? f : best), frames[0]);
+    const frame = pick.frame != null && frames.some((f) => f.image === pick.frame) ? pick.frame : (most?.image ?? null);
+    frameSel.innerHTML = frames
+      .map((f) => `<option value="${f.image}">${visibleText(imageLabel(a, f.image))}${f.differ == null ? '' : ` · ${f.differ} differ`}</option>`)
+      .join('');
+    frameSel.value = String(frame ?? '');
+    frameSel.disabled = !frames.length;
+    diffSel.value = pick.kind;
+    view.dataset.turn = String(turn);
+    view.dataset.frame = String(frame ?? '');
+    return { turn, frame, frames: frames.map((f) => f.image), layer };
+  }
+
+  /**
    * @param {RunModel} m
    * @param {RunSummary} s
    * @param {number} i  0 for A, 1 for B
-   * @param {number} layer
+   * @param {{ turn: number, frame: number | null, frames: number[], layer: number }} at
    * @param {RunModel} other
    */
-  function side(m, s, i, layer, other) {
+  function side(m, s, i, at, other) {
     const el = document.createElement('section');
     el.className = 'panel side';
     el.dataset.run = m.run;
@@ -187,14 +249,20 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
       `<span class="sub">${visibleText(m.start?.model?.dir ?? '')} · ${m.run.slice(0, 8)}</span>` +
       `<span class="tools"><a class="ghost button" href="#/run/${encodeURIComponent(m.run)}">open</a></span></header>` +
       `<div class="panel-body side-body"><div class="side-frame"></div><div class="side-answers"></div></div>`;
-    const images = imagesAtTurn(m, 0);
     const frameHost = child(el, '.side-frame', HTMLElement);
-    if (images.length) {
-      // Each image of the first turn on its own grid (native-resolution towers give each its own shape).
-      for (const img of images.slice(0, SIDE_FRAMES)) frameHost.appendChild(sideFrame(m, img, layer));
-      if (images.length > SIDE_FRAMES)
-        frameHost.insertAdjacentHTML('beforeend', `<div class="caption">+ ${images.length - SIDE_FRAMES} more in the run view</div>`);
-    } else frameHost.innerHTML = '<p class="muted">no image</p>';
+    const [a, b] = i === 0 ? [m, other] : [other, m];
+    // All of a turn's few images, each on its own grid (native-resolution towers give each its own shape); of a
+    // long video, the picked frame.
+    const shown = at.frames.length <= SIDE_FRAMES ? at.frames : at.frame != null ? [at.frame] : [];
+    for (const img of shown) {
+      if (!m.images.has(img) && !m.kept.has(img)) continue;
+      const diff = frameDifference(a, b, img, at.turn, at.layer, pick.kind);
+      const only = diff ? (i === 0 ? diff.aOnly : diff.bOnly) : null;
+      frameHost.appendChild(sideFrame(m, img, { turn: at.turn, layer: at.layer, only, side: i === 0 ? 'a' : 'b', kind: pick.kind, tooltip }));
+    }
+    if (!frameHost.children.length) frameHost.innerHTML = '<p class="muted">no image</p>';
+    else if (shown.length < at.frames.length)
+      frameHost.insertAdjacentHTML('beforeend', `<div class="caption">${at.frames.length - 1} other frames: pick one above</div>`);
     child(el, '.side-answers', HTMLElement).innerHTML = orderedTurns(m)
       .map((t) => {
         const ti = t.turn;
@@ -209,36 +277,12 @@ export function createCompareView(root, { setState, runLabel, fileName }) {
               ? '<span class="chip ok">same answer</span>'
               : `<span class="chip warn">differs from char ${same}</span>`;
         return (
-          `<div class="turn compact"><header><b>${turnTitle(ti)}</b>${diff}</header><div class="msg user"><p>${visibleText(t.text ?? '')}</p></div>` +
+          `<div class="turn compact${ti === at.turn ? ' cur' : ''}" data-turn="${ti}"><header><b>${turnTitle(ti)}</b>${diff}</header><div class="msg user"><p>${visibleText(t.text ?? '')}</p></div>` +
           `<div class="msg assistant"><p class="answer"><span class="common">${visibleText(ans.slice(0, same))}</span><mark>${visibleText(ans.slice(same))}</mark></p></div></div>`
         );
       })
       .join('');
     return el;
-  }
-
-  /**
-   * One image's retention map at the first turn (index 0) and the layer, with its counts.
-   * @param {RunModel} m
-   * @param {number} img
-   * @param {number} layer
-   */
-  function sideFrame(m, img, layer) {
-    const fig = document.createElement('figure');
-    fig.className = 'side-image';
-    fig.dataset.image = String(img);
-    const d = frameData(m, img, 0, layer);
-    drawFrame(fig, d);
-    const kept = d.state.reduce((x, y) => x + y, 0);
-    const ret = d.retrieved.reduce((x, y) => x + y, 0);
-    const retrieval = m.turns.get(0)?.retrieval[layer];
-    fig.insertAdjacentHTML(
-      'beforeend',
-      `<figcaption class="caption">${imageLabel(m, img)} · ${d.rows}×${d.cols} · kept ${kept}/${d.total} · ` +
-        (retrieval ? `retrieved ${ret} at layer ${layer}, ${turnLabel(0)}` : 'no retrieval: decode attends every kept token') +
-        '</figcaption>',
-    );
-    return fig;
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * The conversation: each turn's question, the answer (streamed token by token while the turn runs), its
  * timings from turn.end (time to first token, decode tokens/s, prompt and cached tokens) and, with a
- * dense twin, its fidelity. Only turns whose content changed are re-rendered.
+ * dense twin, its fidelity. Only turns whose content changed are re-rendered. A frame a question names
+ * ("frame 3", counted from 1 as the prompt counts them) is a button that shows that frame.
  */
 import { turnTitle } from '../data/labels.js';
 import { orderedTurns, turnList } from '../data/run-queries.js';
@@ -58,9 +59,29 @@ export function fidelityLine(f) {
   );
 }
 
-/** @param {HTMLElement} host */
-export function createConversation(host) {
+/**
+ * A question as HTML, each frame number it names ("frame 3", "frames 2 and 5") a button for that frame
+ * (`data-image`: its index from 0).
+ * @param {string} text
+ */
+export function questionHtml(text) {
+  return visibleText(text).replace(
+    /\b(frames?)\s+(\d+(?:\s*(?:,|and|or|&amp;)\s*\d+)*)/gi,
+    (_all, word, list) =>
+      `${word} ${String(list).replace(/\d+/g, (n) => `<button type="button" class="frame-ref" data-image="${Number(n) - 1}" aria-label="show frame ${n}">${n}</button>`)}`,
+  );
+}
+
+/**
+ * @param {HTMLElement} host
+ * @param {{ onFrame?: (image: number) => void }} [options]
+ */
+export function createConversation(host, { onFrame } = {}) {
   host.classList.add('conversation');
+  host.addEventListener('click', (ev) => {
+    const b = ev.target instanceof Element ? ev.target.closest('button.frame-ref') : null;
+    if (b instanceof HTMLButtonElement) onFrame?.(Number(b.dataset.image));
+  });
   /** @type {Map<number, { el: HTMLElement, key: string }>} */
   const items = new Map();
   /** @type {string | null} */
@@ -99,7 +120,7 @@ export function createConversation(host) {
         `<header><b>${turnTitle(i)}</b>${t.images ? `<span class="chip">${t.images} ${t.images === 1 ? 'image' : 'images'}</span>` : ''}` +
         (t.stopReason ? `<span class="chip">${t.stopReason}</span>` : live ? '<span class="chip live">streaming…</span>' : '') +
         `</header>` +
-        `<div class="msg user"><span class="who">user</span><p>${visibleText(t.text ?? '')}</p></div>` +
+        `<div class="msg user"><span class="who">user</span><p>${questionHtml(t.text ?? '')}</p></div>` +
         `<div class="msg assistant"><span class="who">assistant</span><p class="answer">${visibleText(answer)}${live ? '<span class="caret">▍</span>' : ''}</p></div>` +
         `<div class="metrics">${metricsLine(t.metrics)}</div>` +
         (t.fidelity ? `<div class="metrics fidelity"><span class="k">vs dense twin</span>${fidelityLine(t.fidelity)}</div>` : '');

@@ -6,6 +6,10 @@
  * Every patch cell carries `data-state="kept|pruned"` and `data-token`, every outline `data-state="retrieved"`:
  * the counts in the page and in the tests are counts of these elements. Styling is by attributes (not CSS
  * classes) so a serialised SVG exports to PNG as it looks.
+ *
+ * Cells are reachable by keyboard, as a roving tab stop (WAI-ARIA's grid pattern): one cell per frame is in the
+ * tab order, arrows move it (retention-map.js), and each cell's `aria-label` says its frame, row, column and state.
+ * Marks (`drawMarks`) ring tokens over all that: the token the panel inspects, a comparison's differences.
  */
 import { context2d } from './dom.js';
 
@@ -28,6 +32,7 @@ import { context2d } from './dom.js';
  * @property {D3SequentialScale} scale
  * @property {boolean} heat
  * @property {number} [heatOpacity]
+ * @property {string} [label]  the frame's name for its cells' aria-labels ("frame 1 · 0 s")
  */
 
 /** @typedef {ReturnType<typeof geometry>} Geometry */
@@ -127,7 +132,8 @@ export function drawFrame(host, d) {
     pat.append('line').attr('x1', 0).attr('y1', 0).attr('x2', 0).attr('stroke', COLOURS.hatch).attr('stroke-opacity', 0.45);
     svg.append('image').attr('class', 'picture').attr('preserveAspectRatio', 'none');
     svg.append('image').attr('class', 'heat').attr('preserveAspectRatio', 'none').attr('style', 'image-rendering: pixelated; image-rendering: crisp-edges');
-    svg.append('g').attr('class', 'cells');
+    // Cells take the pointer over their whole area (kept ones are unfilled): a click focuses the patch it is on.
+    svg.append('g').attr('class', 'cells').attr('pointer-events', 'all');
     svg.append('g').attr('class', 'outlines');
   }
   const id = svg.attr('data-uid');
@@ -175,9 +181,75 @@ export function drawFrame(host, d) {
       el.setAttribute('stroke-opacity', String(kept ? 0.28 : 0.08));
       el.setAttribute('stroke-width', String(0.5));
       el.setAttribute('vector-effect', 'non-scaling-stroke');
+      el.setAttribute('role', 'button');
+      el.setAttribute('tabindex', t === 0 ? '0' : '-1');
     });
   drawOutlines(svg, d, g);
   return svg.node();
+}
+
+/**
+ * What a screen reader says of token t: the frame, where the token sits (rows and columns counted from 1, as the
+ * page counts frames), and its state.
+ * @param {FrameData} d
+ * @param {number} t
+ */
+export function cellLabel(d, t) {
+  const p = t - d.leading;
+  const where = t < d.leading ? `leading token ${t + 1}` : `row ${Math.floor(p / d.cols) + 1}, col ${(p % d.cols) + 1}`;
+  const state = d.state[t] === 1 ? 'kept' : 'pruned';
+  return `${d.label ?? `image ${d.image + 1}`}, ${where}, ${state}${d.retrieved[t] ? ', retrieved' : ''}`;
+}
+
+/**
+ * The token `dr` (rows) and `dc` (columns) away from t on the frame's grid, staying on it; leading tokens sit in a
+ * row of their own under the picture.
+ * @param {FrameData} d
+ * @param {number} t
+ * @param {number} dr
+ * @param {number} dc
+ */
+export function neighbour(d, t, dr, dc) {
+  const row = t < d.leading ? d.rows : Math.floor((t - d.leading) / d.cols);
+  const col = t < d.leading ? t : (t - d.leading) % d.cols;
+  const r = Math.max(0, Math.min(d.leading > 0 ? d.rows : d.rows - 1, row + dr));
+  if (r === d.rows) return Math.max(0, Math.min(d.leading - 1, col + dc));
+  return d.leading + r * d.cols + Math.max(0, Math.min(d.cols - 1, col + dc));
+}
+
+/**
+ * Rings over tokens, a colour per kind: the token the panel inspects, or what one run kept or retrieved and the
+ * other did not. Each ring carries `data-mark` (its kind) and `data-token`.
+ * @param {Element} svgNode
+ * @param {FrameData} d
+ * @param {{ token: number, kind: string }[]} marks
+ * @param {Record<string, string>} colours  by kind
+ */
+export function drawMarks(svgNode, d, marks, colours) {
+  const g = geometry(d);
+  const svg = d3.select(svgNode);
+  let layer = svg.select('g.marks');
+  if (layer.empty()) layer = svg.append('g').attr('class', 'marks').attr('pointer-events', 'none');
+  layer
+    .selectAll('rect')
+    .data(marks.filter((k) => k.token >= 0 && k.token < d.total))
+    .join('rect')
+    .each(function (k) {
+      const c = cellOf(k.token, d, g);
+      const el = this;
+      const colour = colours[k.kind] ?? '#facc15';
+      el.setAttribute('x', String(c.x + 0.4));
+      el.setAttribute('y', String(c.y + 0.4));
+      el.setAttribute('width', String(Math.max(0, c.w - 0.8)));
+      el.setAttribute('height', String(Math.max(0, c.h - 0.8)));
+      el.setAttribute('data-token', String(k.token));
+      el.setAttribute('data-mark', k.kind);
+      el.setAttribute('fill', colour);
+      el.setAttribute('fill-opacity', String(k.kind === 'selected' ? 0 : 0.35));
+      el.setAttribute('stroke', colour);
+      el.setAttribute('stroke-width', String(k.kind === 'selected' ? 3 : 1.6));
+      el.setAttribute('vector-effect', 'non-scaling-stroke');
+    });
 }
 
 /**
@@ -210,8 +282,23 @@ export function drawOutlines(svgSel, d, g = geometry(d)) {
       el.setAttribute('stroke', COLOURS.retrieved);
       el.setAttribute('stroke-width', String(1.8));
       el.setAttribute('vector-effect', 'non-scaling-stroke');
+      el.setAttribute('pointer-events', 'none');
     });
+  // Labels change only where the retrieval set did: a layer switch over a long video relabels a few cells a frame.
+  const node = svg.node();
+  const before = node ? labelled.get(node) : undefined;
+  svg
+    .select('g.cells')
+    .selectAll('rect')
+    .each(function (t) {
+      const i = /** @type {number} */ (t);
+      if (!before || before.state !== d.state || before.retrieved[i] !== d.retrieved[i]) this.setAttribute('aria-label', cellLabel(d, i));
+    });
+  if (node) labelled.set(node, { state: d.state, retrieved: d.retrieved.slice() });
 }
+
+/** What each frame's cell labels were written from. @type {WeakMap<Element, { state: Uint8Array, retrieved: Uint8Array }>} */
+const labelled = new WeakMap();
 
 /**
  * Token under a pointer position (client coordinates), or -1.

@@ -5,14 +5,19 @@
  * tokens.
  *
  * Built for long videos: a frame's SVG is drawn only when its card scrolls into view (IntersectionObserver);
- * a layer or turn change redraws only the outlines of frames already drawn, and marks the others stale.
+ * a layer or turn change redraws only the outlines of frames already drawn, and marks the others stale. Past a
+ * few frames the strip scrolls in its own area, so what follows it on the page stays near the top.
+ *
+ * Patches answer the pointer (hover: the tooltip; click: `onPick`, the token panel) and the keyboard: each frame
+ * is one tab stop, arrows move between its patches, Enter or Space picks one (patch-keys.js).
  */
 import { candidateIndex, countsAt, imagesAtTurn, perImageCounts, retrievalAt, tokenStates } from '../data/run-queries.js';
 import { imageLabel, turnLabel } from '../data/labels.js';
 import { child } from './dom.js';
+import { bindPatchKeys, focusPatch } from './patch-keys.js';
 import { drawFrameBars } from './frame-bars.js';
 import { drawLegend, sourceLabel } from './legend.js';
-import { drawFrame, drawOutlines, salienceScale, tokenAt } from './retention-frame.js';
+import { drawFrame, drawMarks, drawOutlines, salienceScale, tokenAt } from './retention-frame.js';
 
 /**
  * @typedef {import('../data/run-model.js').RunModel} RunModel
@@ -35,6 +40,9 @@ import { drawFrame, drawOutlines, salienceScale, tokenAt } from './retention-fra
 
 const d3 = globalThis.d3;
 const fmt = d3.format(',');
+/** Frames past which the strip scrolls in its own area. */
+const SCROLL_PAST = 6;
+const SELECTED = { selected: '#facc15' };
 
 /**
  * Everything drawFrame needs for one image at a turn and layer.
@@ -63,14 +71,42 @@ export function frameData(m, image, turn, layer, { heat = true, heatOpacity = 0.
     scale: salienceScale(m.salienceMin, m.salienceMax),
     heat,
     heatOpacity,
+    label: imageLabel(m, image),
   };
 }
 
 /**
- * @param {HTMLElement} host
- * @param {{ tooltip?: Tooltip }} [options]
+ * The tooltip of token t of a drawn frame, at a turn and layer: where it sits, its salience, kept or pruned, and
+ * whether the layer retrieved it, with its attention mass. Shared by the run view and the comparison.
+ * @param {RunModel} m
+ * @param {FrameData} d
+ * @param {number} t
+ * @param {number} turn
+ * @param {number} layer
  */
-export function createRetentionMap(host, { tooltip } = {}) {
+export function tokenTooltip(m, d, t, turn, layer) {
+  const sal = d.salience?.scores[t];
+  const where = t < d.leading ? `leading token ${t + 1}` : `row ${Math.floor((t - d.leading) / d.cols) + 1}, col ${((t - d.leading) % d.cols) + 1}`;
+  const lines = [`<b>${imageLabel(m, d.image)} · token ${t}</b>`, where];
+  if (sal != null) lines.push(`salience ${d3.format('.4~g')(sal)}`);
+  lines.push(d.state[t] ? 'kept at prefill' : 'pruned at prefill');
+  const r = retrievalAt(m, turn, layer);
+  if (r && d.state[t]) {
+    const i = candidateIndex(m, turn, d.image, t);
+    const score = i >= 0 ? r.scores[i] : null;
+    lines.push(
+      `${d.retrieved[t] ? '<span class="ret">retrieved</span>' : 'not retrieved'} at layer ${layer}, ${turnLabel(turn)}` +
+        (score != null ? ` (mass ${d3.format('.3~g')(score)})` : ''),
+    );
+  }
+  return lines.join('<br>');
+}
+
+/**
+ * @param {HTMLElement} host
+ * @param {{ tooltip?: Tooltip, onPick?: (image: number, token: number) => void }} [options]
+ */
+export function createRetentionMap(host, { tooltip, onPick } = {}) {
   host.classList.add('retention-map');
   host.innerHTML = `
     <div class="rm-head">
@@ -91,6 +127,10 @@ export function createRetentionMap(host, { tooltip } = {}) {
   let ctx = null;
   let legendKey = '';
   let barsKey = '';
+  /** @type {{ image: number, token: number } | null} */
+  let selected = null;
+  /** @type {Set<number>} */
+  let named = new Set();
 
   const io = new IntersectionObserver(
     (entries) => {
@@ -129,6 +169,14 @@ export function createRetentionMap(host, { tooltip } = {}) {
       : `kept ${kept}/${data.total}` + (ret ? ` · retrieved ${r}` : '');
     card.caption.title = `kept ${kept} of ${data.total} tokens at prefill` + (ret ? `; layer ${layer} retrieved ${r} at ${turnLabel(turn)}` : '');
     card.el.dataset.drawn = '1';
+    markCard(card);
+  }
+
+  /** The selected token's ring on a drawn card (none on the others). @param {Card} card */
+  function markCard(card) {
+    const svg = card.svgHost.querySelector('svg');
+    if (!svg || !card.data) return;
+    drawMarks(svg, card.data, selected?.image === card.image ? [{ token: selected.token, kind: 'selected' }] : [], SELECTED);
   }
 
   /**
@@ -139,12 +187,22 @@ export function createRetentionMap(host, { tooltip } = {}) {
     const el = document.createElement('figure');
     el.className = 'frame';
     el.dataset.image = String(image);
-    el.innerHTML = `<figcaption><b>${imageLabel(m, image)}</b><span class="fc-turn"></span><span class="fc-counts"></span></figcaption><div class="frame-host"></div>`;
+    el.innerHTML = `<figcaption><b>${imageLabel(m, image)}</b><span class="fc-turn"></span><span class="fc-named" hidden>named in the question</span><span class="fc-counts"></span></figcaption><div class="frame-host"></div>`;
     const svgHost = child(el, '.frame-host', HTMLElement);
     /** @type {Card} */
     const card = { image, el, svgHost, caption: child(el, 'figcaption', HTMLElement), visible: false, baseKey: '', outlineKey: '', data: null };
     svgHost.addEventListener('mousemove', (ev) => hover(card, ev));
     svgHost.addEventListener('mouseleave', () => tooltip?.hide());
+    svgHost.addEventListener('click', (ev) => {
+      const svg = card.svgHost.querySelector('svg');
+      const t = svg && card.data ? tokenAt(svg, card.data, ev.clientX, ev.clientY) : -1;
+      if (t >= 0 && card.data && t < card.data.total) onPick?.(card.image, t);
+    });
+    bindPatchKeys(
+      svgHost,
+      () => card.data,
+      (t) => onPick?.(card.image, t),
+    );
     io.observe(el);
     return card;
   }
@@ -158,23 +216,7 @@ export function createRetentionMap(host, { tooltip } = {}) {
     if (!ctx || !card.data || !tooltip || !svg) return;
     const t = tokenAt(svg, card.data, ev.clientX, ev.clientY);
     if (t < 0 || t >= card.data.total) return tooltip.hide();
-    const { m, turn, layer } = ctx;
-    const d = card.data;
-    const sal = d.salience?.scores[t];
-    const where = t < d.leading ? `leading token ${t}` : `patch row ${Math.floor((t - d.leading) / d.cols)}, col ${(t - d.leading) % d.cols}`;
-    const lines = [`<b>${imageLabel(ctx.m, card.image)} · token ${t}</b>`, where];
-    if (sal != null) lines.push(`salience ${d3.format('.4~g')(sal)}`);
-    lines.push(d.state[t] ? 'kept at prefill' : 'pruned at prefill');
-    const r = retrievalAt(m, turn, layer);
-    if (r && d.state[t]) {
-      const i = candidateIndex(m, turn, card.image, t);
-      const score = i >= 0 ? r.scores[i] : null;
-      lines.push(
-        `${d.retrieved[t] ? '<span class="ret">retrieved</span>' : 'not retrieved'} at layer ${layer}` +
-          (score != null ? ` (mass ${d3.format('.3~g')(score)})` : ''),
-      );
-    }
-    tooltip.show(lines.join('<br>'), ev.clientX, ev.clientY);
+    tooltip.show(tokenTooltip(ctx.m, card.data, t, ctx.turn, ctx.layer), ev.clientX, ev.clientY);
   }
 
   /**
@@ -228,6 +270,7 @@ export function createRetentionMap(host, { tooltip } = {}) {
     empty.hidden = images.length > 0;
     const auto = images.length <= 2 ? 'l' : images.length <= 6 ? 'm' : 's';
     strip.dataset.size = size === 'auto' ? auto : size;
+    strip.dataset.scroll = images.length > SCROLL_PAST ? '1' : '';
     ctx.size = strip.dataset.size;
     if (!prev || prev.m !== m || prev.images.join() !== images.join()) {
       const keep = new Set(images);
@@ -248,8 +291,49 @@ export function createRetentionMap(host, { tooltip } = {}) {
     for (const card of cards.values()) {
       const it = m.images.get(card.image);
       child(card.caption, '.fc-turn', HTMLElement).textContent = it ? turnLabel(it.turn) : '';
+      showNamed(card);
       if (card.visible) drawCard(card);
     }
+  }
+
+  /**
+   * Ring a token in its frame (null: none), bringing the frame into view.
+   * @param {{ image: number, token: number } | null} pick
+   */
+  function select(pick) {
+    const before = selected;
+    selected = pick;
+    for (const card of cards.values()) if (card.image === before?.image || card.image === pick?.image) markCard(card);
+    if (pick) cards.get(pick.image)?.el.scrollIntoView({ block: 'nearest' });
+  }
+
+  /**
+   * Frames a question names, outlined as such (the page counts frames from 1, as the question does).
+   * @param {number[]} images
+   */
+  function setNamed(images) {
+    named = new Set(images);
+    for (const card of cards.values()) showNamed(card);
+  }
+
+  /** @param {Card} card */
+  function showNamed(card) {
+    const is = named.has(card.image);
+    card.el.classList.toggle('named', is);
+    child(card.caption, '.fc-named', HTMLElement).hidden = !is;
+  }
+
+  /**
+   * Scroll to a frame and put the keyboard on its patch `token` (default: the selected or first one).
+   * @param {number} image
+   * @param {number} [token]
+   */
+  function focusFrame(image, token) {
+    const card = cards.get(image);
+    if (!card) return;
+    card.el.scrollIntoView({ block: 'nearest' });
+    drawCard(card);
+    focusPatch(card.svgHost, token ?? (selected?.image === image ? selected.token : 0));
   }
 
   /** @param {number} image */
@@ -279,5 +363,5 @@ export function createRetentionMap(host, { tooltip } = {}) {
     return { frames: out, legend: legendEl.querySelector('svg'), bars: barsEl.hidden ? null : barsEl.querySelector('svg'), title };
   }
 
-  return { update, exportNodes, scrollTo };
+  return { update, exportNodes, scrollTo, select, setNamed, focusFrame, images: () => ctx?.images ?? [] };
 }

@@ -2,7 +2,8 @@
  * Retrieval hits of one turn as a layers × retained-visual-tokens heatmap (Plotly): which of the tokens
  * kept at prefill each LLM layer retrieved for the turn's decode. Modes: `hits` (retrieved or not),
  * `scores` (the question's attention mass, as a share of the layer's largest), `frames` (hits per frame:
- * the aggregate a long video needs). The chosen layer is boxed; clicking a row picks a layer.
+ * the aggregate a long video needs; `auto` picks it past a few hundred columns). The chosen layer is boxed;
+ * clicking a row picks a layer. Tick labels are thinned to those that fit side by side at the plot's width.
  */
 import { imageLabel, imageName, imageTime, turnLabel } from '../data/labels.js';
 import { layerCount, retrievalStatus } from '../data/run-queries.js';
@@ -27,7 +28,36 @@ import { PLOT_CONFIG, baseLayout } from './plot-theme.js';
  */
 
 const Plotly = globalThis.Plotly;
-const MAX_TOKEN_COLUMNS = 4000;
+/**
+ * Past this many retained tokens `auto` shows hits per frame: a column is then under about 2 px on a
+ * 900 px plot, and a frame's stretch of hits reads better as one count.
+ */
+export const MAX_TOKEN_COLUMNS = 400;
+/** Width (px) of a tick label's character, 10 px font, and the room left between two labels. */
+const TICK_CHAR_PX = 6.2;
+const TICK_GAP_PX = 10;
+
+/**
+ * Which tick labels to show so that none overlaps its neighbour: walking left to right, a label is kept when it
+ * starts past the last kept one's end. `at`: each tick's place as a share of the axis (0 to 1), ascending.
+ * @param {number[]} at
+ * @param {string[]} labels  (lines split by `<br>`)
+ * @param {number} widthPx  the axis' length on screen
+ * @returns {number[]}  indices of the kept ticks
+ */
+export function thinTicks(at, labels, widthPx) {
+  const half = (/** @type {string} */ l) => (Math.max(...l.split('<br>').map((x) => x.length)) * TICK_CHAR_PX) / 2;
+  /** @type {number[]} */
+  const kept = [];
+  let end = -Infinity;
+  at.forEach((a, i) => {
+    const x = a * widthPx;
+    if (x - half(labels[i]) < end + TICK_GAP_PX) return;
+    kept.push(i);
+    end = x + half(labels[i]);
+  });
+  return kept;
+}
 
 /**
  * The heatmap's matrix for one turn: z[layer][column], columns labelled by image. Pure.
@@ -138,7 +168,8 @@ export function createRetrievalHeatmap(host, { onPickLayer } = {}) {
     const t = m.turns.get(turn);
     const n = t?.candidates?.image.length ?? 0;
     const chosen = mode === 'auto' ? (n > MAX_TOKEN_COLUMNS ? 'frames' : 'hits') : mode;
-    const k = `${m.id}|${turn}|${chosen}|${m.versions.retrieval}|${m.versions.meta}|${m.versions.images}`;
+    // The width too: tick labels are thinned to what fits.
+    const k = `${m.id}|${turn}|${chosen}|${m.versions.retrieval}|${m.versions.meta}|${m.versions.images}|${Math.round(host.clientWidth / 40)}`;
     if (k !== key) {
       key = k;
       const mat = retrievalMatrix(m, turn, chosen);
@@ -230,29 +261,34 @@ export function createRetrievalHeatmap(host, { onPickLayer } = {}) {
   function layout(mat, layer) {
     const bounds = mat.bounds ?? [];
     const frames = mat.x ?? [];
-    const every = Math.max(1, Math.ceil(frames.length / 16));
-    const pick = (/** @type {unknown} */ _, /** @type {number} */ i) => i % every === 0;
+    const margin = { l: 52, r: mat.mode === 'hits' ? 14 : 70 };
+    const axisPx = Math.max(200, (host.clientWidth || 900) - margin.l - margin.r - (mat.mode === 'hits' ? 0 : 40));
+    // Where each tick sits along the axis (a share of it): a frame's column centre, or where an image's tokens start.
+    const at = mat.mode === 'frames' ? frames.map((_, i) => (i + 0.5) / frames.length) : bounds.map((b) => (b.at + 0.5) / Math.max(1, mat.n ?? 1));
+    const shown = thinTicks(at, mat.ticks, axisPx);
     const xaxis =
       mat.mode === 'frames'
         ? {
             title: { text: 'frame' },
             type: 'category',
             tickmode: 'array',
-            tickvals: frames.filter(pick),
-            ticktext: mat.ticks.filter(pick),
+            tickvals: shown.map((i) => frames[i]),
+            ticktext: shown.map((i) => mat.ticks[i]),
+            tickangle: 0,
             tickfont: { size: 10 },
           }
         : {
             title: { text: 'retained visual tokens (cache order)' },
-            tickvals: bounds.map((b) => b.at),
-            ticktext: mat.ticks,
+            tickvals: shown.map((i) => bounds[i].at),
+            ticktext: shown.map((i) => mat.ticks[i]),
             tickangle: 0,
+            tickfont: { size: 10 },
             range: [-0.5, (mat.n ?? 0) - 0.5],
             showgrid: false,
           };
     return baseLayout({
       height: Math.max(170, Math.min(420, 46 + mat.layers * 22 + 40)),
-      margin: { l: 52, r: mat.mode === 'hits' ? 14 : 70, t: 8, b: mat.ticks.some((t) => t.includes('<br>')) ? 54 : 40 },
+      margin: { ...margin, t: 8, b: mat.ticks.some((t) => t.includes('<br>')) ? 54 : 40 },
       xaxis,
       yaxis: { title: { text: 'layer' }, autorange: 'reversed', dtick: mat.layers > 16 ? 4 : 1, showgrid: false, zeroline: false },
       shapes: [...boundaryLines(mat), ...layerBox(layer, mat.layers)],

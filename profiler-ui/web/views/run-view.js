@@ -1,9 +1,10 @@
 /**
- * One run: the toolbar (turn, layer, display options), the run summary, the retention map, the
- * conversation, the retrieval heatmap and the timeline. Composes the views; each one redraws itself
- * only when what it reads changed.
+ * One run: the toolbar (turn, layer, display options), the run summary, the retention map, the token
+ * panel, the conversation, the retrieval heatmap and the timeline. Composes the views; each one redraws
+ * itself only when what it reads changed. For a long video the heatmap comes before the frames, whose
+ * strip scrolls on its own. The page's keys (token-panel.js `KEYS`) are answered here.
  */
-import { layerCount, turnList } from '../data/run-queries.js';
+import { framesNamed, layerCount, turnList } from '../data/run-queries.js';
 import { download, plotToDataUrl, plotsToDataUrl, retentionToDataUrl } from '../export.js';
 import { createConversation } from './conversation.js';
 import { createPanel } from './panel.js';
@@ -12,6 +13,7 @@ import { createRetrievalHeatmap } from './retrieval-heatmap.js';
 import { createRunSummary } from './run-summary.js';
 import { child } from './dom.js';
 import { createDecodeSteps, createStageTimeline } from './timeline.js';
+import { createTokenPanel } from './token-panel.js';
 
 /**
  * @typedef {import('../data/run-model.js').RunModel} RunModel
@@ -80,10 +82,28 @@ export function createRunView(root, { setState, tooltip, fileName }) {
       if (parts) download(await retentionToDataUrl(parts), name(`retention-turn${(current?.turn ?? 0) + 1}-l${current?.layer}`));
     },
   });
-  const retention = createRetentionMap(retentionPanel.body, { tooltip });
+  const retention = createRetentionMap(retentionPanel.body, { tooltip, onPick: (image, token) => pick({ image, token }) });
+
+  const tokenPanelHost = createPanel(right, {
+    id: 'p-token',
+    title: 'Token',
+    subtitle: 'a patch’s layers, turns and ranks · search frames and questions · ? for keys',
+  });
+  const tokenPanel = createTokenPanel(tokenPanelHost.body, {
+    onFrame: (image) => retention.focusFrame(image),
+    onTurn: (turn) => setState({ turn }),
+    onCell: (turn, layer) => setState({ turn, layer }),
+  });
+
+  /** @param {{ image: number, token: number } | null} p */
+  function pick(p) {
+    tokenPanel.show(p);
+    retention.select(p);
+    setState({});
+  }
 
   const convPanel = createPanel(right, { id: 'p-conversation', title: 'Conversation', subtitle: 'answers, timings, fidelity vs a dense twin' });
-  const conversation = createConversation(convPanel.body);
+  const conversation = createConversation(convPanel.body, { onFrame: (image) => retention.focusFrame(image) });
 
   const stepsPanel = createPanel(right, {
     id: 'p-steps',
@@ -109,11 +129,64 @@ export function createRunView(root, { setState, tooltip, fileName }) {
   });
   const timeline = createStageTimeline(tlPanel.body);
 
+  document.addEventListener('keydown', onKey);
+
+  /**
+   * The run view's keys: layer, turn and frame steps, search, help. Not while typing in a field, and not once
+   * the view has left the page (another route mounted).
+   * @param {KeyboardEvent} ev
+   */
+  function onKey(ev) {
+    if (!view.isConnected) return document.removeEventListener('keydown', onKey);
+    const target = ev.target;
+    if (!current || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (target instanceof HTMLInputElement || target instanceof HTMLSelectElement || target instanceof HTMLTextAreaElement) return;
+    const { m, turn, layer } = current;
+    const step = (/** @type {number[]} */ list, /** @type {number} */ at, /** @type {number} */ by) => {
+      const i = list.indexOf(at);
+      return list[Math.max(0, Math.min(list.length - 1, (i < 0 ? 0 : i) + by))];
+    };
+    /** @type {Record<string, () => void>} */
+    const keys = {
+      l: () => setState({ layer: Math.min(layer + 1, Math.max(0, layerCount(m) - 1)) }),
+      L: () => setState({ layer: Math.max(0, layer - 1) }),
+      t: () => setState({ turn: step(turnList(m), turn, 1) }),
+      T: () => setState({ turn: step(turnList(m), turn, -1) }),
+      f: () => frameStep(1),
+      F: () => frameStep(-1),
+      '/': () => tokenPanel.focusSearch(),
+      '?': () => tokenPanel.toggleHelp(),
+      Escape: () => tokenPanel.toggleHelp(false),
+    };
+    const act = keys[ev.key];
+    if (!act) return;
+    ev.preventDefault();
+    act();
+  }
+
+  /**
+   * The next or previous frame: the inspected token's twin there (the same patch, another moment), or the
+   * frame's first patch.
+   * @param {number} by
+   */
+  function frameStep(by) {
+    const images = retention.images();
+    if (!images.length) return;
+    const picked = tokenPanel.picked();
+    const focused = document.activeElement?.closest('.frame');
+    const from = picked?.image ?? (focused instanceof HTMLElement ? Number(focused.dataset.image) : -1);
+    const i = images.indexOf(from);
+    const next = images[i < 0 ? (by > 0 ? 0 : images.length - 1) : Math.max(0, Math.min(images.length - 1, i + by))];
+    if (picked) pick({ image: next, token: picked.token });
+    retention.focusFrame(next, picked?.token);
+  }
+
   /**
    * @param {RunModel} m
    * @param {PageState & { turn: number }} state
    */
   function update(m, state) {
+    if (current && current.m !== m) retention.select(null); // another run: the token panel forgets its pick too
     current = { m, turn: state.turn, layer: state.layer };
     const turns = turnList(m);
     const tk = turns.join(',');
@@ -131,7 +204,15 @@ export function createRunView(root, { setState, tooltip, fileName }) {
     modeSel.value = state.hmMode;
 
     summary.update(m);
+    // A long video: the heatmap first, the frames (in their own scroll area) after it.
+    const long = m.images.size > 6;
+    if (long !== (hmPanel.el.nextElementSibling === retentionPanel.el)) {
+      if (long) left.insertBefore(hmPanel.el, retentionPanel.el);
+      else left.insertBefore(retentionPanel.el, hmPanel.el);
+    }
     retention.update(m, state);
+    retention.setNamed(framesNamed(m, m.turns.get(state.turn)?.text));
+    tokenPanel.update(m, state);
     conversation.update(m);
     heatmap.update(m, { turn: state.turn, layer: state.layer, mode: state.hmMode });
     timeline.update(m);
@@ -141,5 +222,5 @@ export function createRunView(root, { setState, tooltip, fileName }) {
     view.dataset.layer = String(state.layer);
   }
 
-  return { update, retention, heatmap };
+  return { update, retention, heatmap, tokenPanel };
 }

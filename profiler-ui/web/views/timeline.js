@@ -3,10 +3,13 @@
  * stacked per turn, and decode latency per step (one line per turn, visual tokens attended on a second
  * axis). Each chart redraws only when the run's timeline changed, at most every `throttleMs` while events
  * stream.
+ *
+ * Nothing in a turn is left blank: every stage is drawn, the dense twin's `fidelity` span too (hatched: it is
+ * outside the turn's own time), and each stretch between spans is a named gap saying what runs there.
  */
 import { STAGES, stageTotals } from '../data/run-model.js';
 import { turnLabel } from '../data/labels.js';
-import { orderedTurns } from '../data/run-queries.js';
+import { orderedTurns, turnGaps } from '../data/run-queries.js';
 import { child } from './dom.js';
 import { PLOT_CONFIG, RUN_COLOURS, STAGE_COLOURS, baseLayout } from './plot-theme.js';
 import { throttle } from './throttle.js';
@@ -18,6 +21,30 @@ import { throttle } from './throttle.js';
 
 const Plotly = globalThis.Plotly;
 
+/** The dense twin's span: drawn after the turn's stages, hatched as outside the turn's time. */
+const FIDELITY = { colour: '#64748b', pattern: { shape: 'x', fillmode: 'overlay', fgcolor: '#ffffff', size: 6, solidity: 0.25 } };
+const GAP = { colour: '#e2e8f0', pattern: { shape: '/', fillmode: 'overlay', fgcolor: '#94a3b8', size: 5, solidity: 0.3 } };
+
+/**
+ * What runs between two spans, by the stages either side (src/session: each step's span covers the step's own
+ * function; what lies between is the step hand-off). Gaps not listed are `OTHER_GAP`.
+ * @type {Record<string, string>}
+ */
+const GAP_WHY = {
+  'encode→prune':
+    'the encode step after its tower: each image’s LLM inputs gathered, salience scored and traced (a trace whose encode span stops at the tower)',
+  'decode→fidelity': 'the turn’s timings and sparsity summary (decode.ts finishTurn), before the dense twin runs',
+};
+const OTHER_GAP = 'step hand-off: the next step starting (or the caller between steps); no model work';
+
+/**
+ * What a gap is: its explanation, by the stages either side.
+ * @param {{ after: string, before: string }} g
+ */
+export function gapWhy(g) {
+  return GAP_WHY[`${g.after}→${g.before}`] ?? OTHER_GAP;
+}
+
 /**
  * Stage spans on the run's clock (a Gantt row per turn) beside the time per stage stacked per turn.
  * @param {HTMLElement} host
@@ -25,15 +52,17 @@ const Plotly = globalThis.Plotly;
  */
 export function createStageTimeline(host, { throttleMs = 250 } = {}) {
   host.classList.add('timeline');
-  host.innerHTML = `<div class="tl-row"><div class="tl-gantt" data-chart="stages"></div><div class="tl-stack" data-chart="stage-totals"></div></div>`;
+  host.innerHTML = `<div class="tl-row"><div class="tl-gantt" data-chart="stages"></div><div class="tl-stack" data-chart="stage-totals"></div></div><ul class="tl-gaps"></ul>`;
   const gantt = child(host, '.tl-gantt', HTMLElement);
   const stack = child(host, '.tl-stack', HTMLElement);
+  const gapList = child(host, '.tl-gaps', HTMLElement);
   let key = '';
   /** @param {RunModel} m */
   const redraw = (m) => {
     const turns = orderedTurns(m);
     Plotly.react(gantt, ganttTraces(turns), ganttLayout(turns), PLOT_CONFIG);
     Plotly.react(stack, stackTraces(turns), stackLayout(turns), PLOT_CONFIG);
+    gapList.innerHTML = gapItems(turns);
   };
   const draw = throttle(redraw, throttleMs);
   /** @param {RunModel} m */
@@ -75,29 +104,69 @@ export function createDecodeSteps(host, { throttleMs = 250 } = {}) {
 const turnName = (/** @type {Turn} */ t) => turnLabel(t.turn);
 const ms = (/** @type {number} */ x) => `${x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0)} ms`;
 
+/** Gaps listed under the chart: those of at least a millisecond (all are in the chart's hovers). */
+const LISTED_GAP_MS = 1;
+
+/**
+ * The turns' gaps of a millisecond or more, as list items naming what runs in each.
+ * @param {Turn[]} turns
+ */
+function gapItems(turns) {
+  return turns
+    .flatMap((t) =>
+      turnGaps(t, LISTED_GAP_MS).map(
+        (g) =>
+          `<li data-turn="${t.turn}" data-after="${g.after}" data-before="${g.before}" data-ms="${g.duration.toFixed(3)}">` +
+          `<b>${turnName(t)}</b>, ${g.after} → ${g.before}: ${ms(g.duration)} — ${gapWhy(g)}</li>`,
+      ),
+    )
+    .join('');
+}
+
+/** @param {Record<string, number> | null} detail */
+function detailText(detail) {
+  if (!detail) return '';
+  return Object.entries(detail)
+    .map(([k, v]) => (k.endsWith('Ms') ? `${k.slice(0, -2)} ${ms(v)}` : `${k} ${globalThis.d3.format(',.4~g')(v)}`))
+    .join(', ');
+}
+
 /** @param {Turn[]} turns */
 function ganttTraces(turns) {
-  return STAGES.map((stage) => {
+  /** @type {object[]} */
+  const out = [...STAGES, /** @type {const} */ ('fidelity')].map((stage) => {
     const spans = turns.flatMap((t) => t.spans.filter((s) => s.stage === stage).map((s) => ({ t, s })));
+    const fidelity = stage === 'fidelity';
     return {
       type: 'bar',
       orientation: 'h',
-      name: stage,
+      name: fidelity ? 'fidelity (dense twin)' : stage,
       y: spans.map(({ t }) => turnName(t)),
       base: spans.map(({ s }) => s.start),
       x: spans.map(({ s }) => Math.max(s.duration, 0.0001)),
-      marker: { color: STAGE_COLOURS[stage], line: { color: '#ffffff', width: 0.5 } },
-      customdata: spans.map(({ s }) => [
-        ms(s.duration),
-        s.detail
-          ? Object.entries(s.detail)
-              .map(([k, v]) => `${k} ${v}`)
-              .join(', ')
-          : '',
-      ]),
-      hovertemplate: `<b>${stage}</b> %{customdata[0]}<br>from %{base:.2f} ms<br>%{customdata[1]}<extra>%{y}</extra>`,
+      marker: fidelity
+        ? { color: FIDELITY.colour, pattern: FIDELITY.pattern, line: { color: '#ffffff', width: 0.5 } }
+        : { color: STAGE_COLOURS[stage], line: { color: '#ffffff', width: 0.5 } },
+      customdata: spans.map(({ s }) => [ms(s.duration), detailText(s.detail)]),
+      hovertemplate:
+        `<b>${stage}</b> %{customdata[0]}<br>from %{base:.2f} ms<br>%{customdata[1]}` +
+        (fidelity ? '<br>the dense twin’s run of the turn: outside the turn’s time' : '') +
+        '<extra>%{y}</extra>',
     };
   });
+  const gaps = turns.flatMap((t) => turnGaps(t).map((g) => ({ t, g })));
+  out.push({
+    type: 'bar',
+    orientation: 'h',
+    name: 'between steps',
+    y: gaps.map(({ t }) => turnName(t)),
+    base: gaps.map(({ g }) => g.start),
+    x: gaps.map(({ g }) => g.duration),
+    marker: { color: GAP.colour, pattern: GAP.pattern, line: { color: '#94a3b8', width: 0.5 } },
+    customdata: gaps.map(({ g }) => [ms(g.duration), `${g.after} → ${g.before}`, gapWhy(g)]),
+    hovertemplate: '<b>gap</b> %{customdata[0]}, %{customdata[1]}<br>%{customdata[2]}<extra>%{y}</extra>',
+  });
+  return out;
 }
 
 /** @param {Turn[]} turns */
@@ -179,14 +248,33 @@ function stepLayout(turns) {
 /** @param {Turn[]} turns */
 function stackTraces(turns) {
   const totals = turns.map((t) => stageTotals(t));
-  return STAGES.map((stage) => ({
-    type: 'bar',
-    name: stage,
-    x: turns.map(turnName),
-    y: totals.map((s) => s[stage]),
-    marker: { color: STAGE_COLOURS[stage] },
-    hovertemplate: `${stage}: %{y:.2f} ms<extra>%{x}</extra>`,
-  }));
+  const gaps = turns.map((t) => turnGaps(t).reduce((a, g) => a + g.duration, 0));
+  return [
+    ...STAGES.map((stage) => ({
+      type: 'bar',
+      name: stage,
+      x: turns.map(turnName),
+      y: totals.map((s) => s[stage]),
+      marker: { color: STAGE_COLOURS[stage] },
+      hovertemplate: `${stage}: %{y:.2f} ms<extra>%{x}</extra>`,
+    })),
+    {
+      type: 'bar',
+      name: 'between steps',
+      x: turns.map(turnName),
+      y: gaps,
+      marker: { color: GAP.colour, pattern: GAP.pattern },
+      hovertemplate: 'between steps: %{y:.2f} ms<extra>%{x}</extra>',
+    },
+    {
+      type: 'bar',
+      name: 'fidelity (dense twin)',
+      x: turns.map(turnName),
+      y: totals.map((s) => s.fidelity),
+      marker: { color: FIDELITY.colour, pattern: FIDELITY.pattern },
+      hovertemplate: 'fidelity (dense twin, outside the turn): %{y:.2f} ms<extra>%{x}</extra>',
+    },
+  ];
 }
 
 /** @param {Turn[]} turns */

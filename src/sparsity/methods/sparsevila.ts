@@ -38,7 +38,11 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
       retrieve: { type: 'string', arg: 'B', help: 'visual tokens each layer attends per decode step, ratio or count; default 0.1' },
       'min-per-image': { type: 'string', arg: 'N', help: 'keep at least N retrieved tokens of every image / frame per layer (default 0)' },
       'per-kv-head': { type: 'boolean', help: "retrieve per KV head (union of each head's top-k) instead of heads summed" },
-      'retrieve-per-layer': { type: 'string', arg: 'B,B,…', help: 'one retrieve budget per LLM layer (ratios or counts, comma-separated) in place of --retrieve' },
+      'retrieve-per-layer': {
+        type: 'string',
+        arg: 'B,B,…',
+        help: 'one retrieve budget per LLM layer (ratios or counts, comma-separated) in place of --retrieve',
+      },
       'refresh-every': {
         type: 'string',
         arg: 'N',

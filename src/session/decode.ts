@@ -27,6 +27,7 @@ export async function* decode(turn: Turn, retrieved: Retrieved, overrides: Decod
   const limits = resolveLimits(overrides, turn.options);
   const t0 = performance.now();
   const views = await DecodeViews.open(turn, retrieved);
+  const viewMs = performance.now() - t0;
   const pre = retrieved.prefilled;
   const detok = turn.model.text.createStream({ skipSpecial: true, contextIds: pre.promptTokenIds.slice(-4) });
   let answer: Answer | undefined;
@@ -39,7 +40,8 @@ export async function* decode(turn: Turn, retrieved: Retrieved, overrides: Decod
     }
     const rest = detok.flush();
     if (rest) yield { text: rest };
-    turn.span('decode', t0, { tokens: gen.tokens.length });
+    // viewMs: gathering the retrieval view, before the first step (a per-turn fixed cost).
+    turn.span('decode', t0, { tokens: gen.tokens.length, viewMs });
     answer = await finishTurn(turn, retrieved, views, gen);
     return answer;
   } finally {

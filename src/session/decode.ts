@@ -36,7 +36,7 @@ export async function* decode(turn: Turn, retrieved: Retrieved, overrides: Decod
     try {
       gen = yield* decodeTokens(turn, pre.lastPromptLogits, views, limits, detok, withLogits);
     } finally {
-      await views.close();
+      views.close();
     }
     const rest = detok.flush();
     if (rest) yield { text: rest };

@@ -164,7 +164,7 @@ export class DecodeViews {
       question: this.retrieved.layers!,
       weight: budget.refreshBlend!,
     });
-    await this.close();
+    this.close();
     this.current = await openDecodeView(turn, layers);
     this.spans.push({ from: step + 1, view: this.current });
     emitRetrieval(turn, layers, step);
@@ -186,9 +186,12 @@ export class DecodeViews {
     return Array.from(sum, (s) => s / steps);
   }
 
-  /** Drops the open view (the cache keeps every row the decode appended through it). */
-  async close(): Promise<void> {
-    if (this.current) await this.turn.model.runtime.dropView(this.current.id);
+  /**
+   * Drops the open view (the cache keeps every row the decode appended through it). Not awaited: the worker
+   * serves requests in order, so nothing after it can read the view, and a turn does not wait for the reply.
+   */
+  close(): void {
+    if (this.current) this.turn.model.runtime.dropView(this.current.id).catch(() => undefined);
     this.current = null;
   }
 }

@@ -47,17 +47,7 @@ function emitRetrieval(turn: Turn, layers: LayerRetrieval[], step?: number): voi
   // One snapshot for the turn: the conversation's list grows with later turns' images.
   const candidates = conv.visualIds.slice();
   layers.forEach((l, layer) => {
-    turn.emit(() => {
-      const picked = new Set(l.rows);
-      return {
-        type: 'retrieval',
-        layer,
-        candidates,
-        scores: Array.from(l.scores),
-        retrieved: conv.visualRows.flatMap((r, i) => (picked.has(r) ? [i] : [])),
-        ...(step !== undefined && { step }),
-      };
-    });
+    turn.emit(() => ({ type: 'retrieval', layer, candidates, scores: Array.from(l.scores), retrieved: l.indices, ...(step !== undefined && { step }) }));
   });
 }
 
@@ -71,24 +61,30 @@ export interface DecodeView {
   visualPerLayer: number[];
 }
 
-/** The view, or null when every layer attends the whole cache (no retrieval, nothing dropped). */
+/**
+ * The view, or null when every layer attends the whole cache (no retrieval, nothing dropped). One pass over the
+ * cache's rows per layer, against byte masks (a long video's cache holds thousands of rows, every turn).
+ */
 export async function openDecodeView(turn: Turn, layers: LayerRetrieval[] | null): Promise<DecodeView | null> {
   const conv = turn.conversation;
   if (!layers && conv.hidden.every((h) => !h?.size)) return null;
-  const visual = new Set(conv.visualRows);
+  // Per row: 1 = a visual token the layer skips, 0 = attended (text rows, and the layer's retrieved tokens).
+  const skipped = new Uint8Array(conv.rows);
+  const visualPerLayer: number[] = [];
   const subsets = conv.hidden.map((h, l) => {
-    const picked = layers ? new Set(layers[l]!.rows) : null;
-    const rows: number[] = [];
-    for (let r = 0; r < conv.rows; r++) {
-      if (h?.has(r)) continue;
-      if (picked && visual.has(r) && !picked.has(r)) continue;
-      rows.push(r);
+    skipped.fill(0);
+    if (layers) {
+      for (const r of conv.visualRows) skipped[r] = 1;
+      for (const r of layers[l]!.rows) skipped[r] = 0;
     }
+    if (h) for (const r of h) skipped[r] = 1;
+    const rows: number[] = [];
+    for (let r = 0; r < conv.rows; r++) if (!skipped[r]) rows.push(r);
+    visualPerLayer.push(layers ? layers[l]!.rows.filter((r) => !h?.has(r)).length : conv.visualRows.length - (h?.size ?? 0));
     return rows;
   });
   const id = await turn.model.runtime.createView(conv.cache, subsets);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const visualPerLayer = subsets.map((s) => s.filter((r) => visual.has(r)).length);
   return { id, subsets, attended: Math.round(mean(subsets.map((s) => s.length))), visualAttended: Math.round(mean(visualPerLayer)), visualPerLayer };
 }
 

@@ -19,6 +19,8 @@ export interface VisualRows {
 export interface LayerRetrieval {
   /** Retrieved cache rows, ascending. */
   rows: number[];
+  /** The same tokens as indices into VisualRows.rows, ascending. */
+  indices: number[];
   /** Score of every visual row (same order as VisualRows.rows): mass summed over heads. */
   scores: Float32Array;
   /** With `perKvHead`, each KV head's own scores (their sum is `scores`): what a later blend re-ranks per head. */
@@ -85,8 +87,9 @@ export function retrieve(
         for (const i of missing.slice(0, budget.minPerImage - have)) chosen.add(i);
       }
     }
-    const rows = [...chosen].sort((a, b) => a - b).map((i) => visual.rows[i]!);
-    return budget.perKvHead ? { rows, scores, perKvHead: perGroup } : { rows, scores };
+    const indices = [...chosen].sort((a, b) => a - b);
+    const rows = indices.map((i) => visual.rows[i]!);
+    return budget.perKvHead ? { rows, indices, scores, perKvHead: perGroup } : { rows, indices, scores };
   });
 }
 

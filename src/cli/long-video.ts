@@ -79,7 +79,7 @@ export async function runLongVideo(
         answers[p]!.push(a);
         const t = a.timings;
         console.log(
-          `  ${policies[p]![0].padEnd(12)} ${JSON.stringify(a.text).padEnd(16)} prefill ${ms(t.prefillSeconds)}, first token ${ms(t.firstTokenSeconds)}, ` +
+          `  ${chats[p]!.policy.method.padEnd(12)} ${JSON.stringify(a.text).padEnd(16)} prefill ${ms(t.prefillSeconds)}, first token ${ms(t.firstTokenSeconds)}, ` +
             `decode ${decodeMs(a)} ms/token, turn ${ms(t.totalSeconds)}; ${a.sparsity.turnKeptTokens}/${a.sparsity.turnImageTokens} new visual tokens in, ` +
             `${attendedMean(a)} of ${a.sparsity.visualTokens} attended per step`,
         );

@@ -112,6 +112,7 @@ describe('retrieval that follows the answer, on a random 4-layer checkpoint', ()
     const refreshes = sink.of('retrieval').filter((e) => e.step !== undefined);
     expect(refreshes.map((e) => e.step)).toEqual([3, 3, 3, 3, 6, 6, 6, 6, 9, 9, 9, 9]);
     expect(sink.of('retrieval').every((e) => fieldsProblem(e as never) === null)).toBe(true);
+    expect(fieldsProblem({ ...refreshes[0]!, step: 'three' } as never)).toMatch(/'step' must be a finite number/);
 
     let rows = ids.length;
     for (let s = 1; s <= steps; s++) {

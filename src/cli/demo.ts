@@ -12,7 +12,7 @@ import { loadModel } from '../session/model.js';
 import type { Answer } from '../session/types.js';
 import { validatePolicy, type SparsityPolicy } from '../sparsity/registry.js';
 import { Tracer } from '../trace/tracer.js';
-import type { TraceSink } from '../trace/schema.js';
+import type { TraceEvent, TraceSink } from '../trace/schema.js';
 import { modelOptionSpec, parseInteger, parseModelOptions, progressPrinter } from './options.js';
 import { startOnFreePort, untilInterrupted } from './profile.js';
 import { familyOf } from '../families/registry.js';
@@ -63,7 +63,9 @@ export async function runDemo(argv: string[]): Promise<void> {
   const { startProfiler } = await import('../../profiler-ui/server/server.js');
   const server = await startOnFreePort(values.port === undefined ? undefined : parseInteger(values.port, '--port'), (port) => startProfiler({ port }));
   console.log(`profiler: ${server.url}`);
-  const sink: TraceSink = { write: (event) => server.ingest(event) };
+  // The profiler validates and stores each event; done in the turn it would be timed as the turn's (a long video's
+  // retrieval events hold every retained token), so it runs at the next turn of the event loop, while the worker computes.
+  const sink: TraceSink = { write: (event) => void setImmediate(() => ingestOrWarn(server, event)) };
   console.log(`model: ${dir}`);
   const model = await loadModel(dir, { ...parseModelOptions(values), onProgress: progressPrinter() });
   const answers = new Map<string, Answer[]>();
@@ -113,6 +115,8 @@ export async function runDemo(argv: string[]): Promise<void> {
       await runLongVideo(model, { imageTokens: tower.imageTokens, imageSize: s.vision.imageSize }, policies, sink);
   } finally {
     await model.close();
+    // The deferred events first (setImmediate runs callbacks in the order they were queued).
+    await new Promise((resolve) => setImmediate(resolve));
     server.endInProcess();
   }
   console.log(`\nprofiler: ${server.url}`);
@@ -121,6 +125,15 @@ export async function runDemo(argv: string[]): Promise<void> {
     await untilInterrupted();
   }
   await server.close();
+}
+
+/** Feeds an event to the in-process profiler; an event it refuses is reported, not thrown (a sink must not throw). */
+function ingestOrWarn(server: { ingest(event: TraceEvent): void }, event: TraceEvent): void {
+  try {
+    server.ingest(event);
+  } catch (err) {
+    console.error(`profiler: ${(err as Error).message}`);
+  }
 }
 
 /** Per turn: SparseVILA's prefill, decode and end-to-end speed against dense, measured side by side. */

@@ -23,6 +23,7 @@ export const FAST = [
   'test/qwen-llm.test.ts',
   'test/qwen-vision.test.ts',
   'test/qwen-writer.test.ts',
+  'test/retrieval-refresh.test.ts',
   'test/runtime.test.ts',
   'test/session.test.ts',
   'test/session-settings.test.ts',

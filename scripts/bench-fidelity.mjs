@@ -10,11 +10,18 @@
  * layers. SparseVILA keep k / retrieve r attends k·r; FastV (K, R) attends (K + (L − K)(1 − R)) / L;
  * PyramidDrop averages its stages the same way; VisionZip and random pruning attend what they keep.
  *
- * Usage: node scripts/bench-fidelity.mjs [--quick] [--model DIR] [--count N] [--out DIR] [--threads N] [--doc FILE | --no-doc]
+ * Retrieval that follows the answer (a second table, captions only): SparseVILA's once-per-turn retrieval against
+ * refreshing every N decode steps (RetrieveBudget.refreshEvery: a dense step whose attention, blended with the
+ * question's, re-ranks each layer) and per-layer budgets, at about the same average attended budget — measured per
+ * caption as the mean over decode steps and layers of the visual tokens attended (a refresh step attends all) — with
+ * the decode cost (ms per decoded token, refresh work included) beside cells right and recall.
+ *
+ * Usage: node scripts/bench-fidelity.mjs [--quick] [--refresh] [--model DIR] [--count N] [--out DIR] [--threads N] [--doc FILE | --no-doc]
  *   --quick    24 conversations, fewer methods (CI)
- * Writes bench-results/fidelity.{json,md,svg}, prints the markdown table, and replaces the "fidelity" section of
- * docs/benchmarks.md, its chart beside it (a --quick run only with --doc FILE: scripts/bench-doc.mjs). Needs
- * `npm run build` first.
+ *   --refresh  only the retrieval-that-follows-the-answer table
+ * Writes bench-results/fidelity.{json,md,svg} and fidelity-refresh.{json,md}, prints the first markdown table (the
+ * second with --refresh), and replaces the "fidelity" and "fidelity-refresh" sections of docs/benchmarks.md, the
+ * chart beside them (a --quick run only with --doc FILE: scripts/bench-doc.mjs). Needs `npm run build` first.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -23,7 +30,7 @@ import { mean } from './bench-common.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 import { CAPTION_PROMPT, captionCellsRight, demoBenchArgs, heldOutConversations, isCorrect, renderMedia, REPO } from './heldout.mjs';
 
-const { args, model: MODEL, out: OUT, threads: THREADS } = demoBenchArgs(DOC_OPTIONS);
+const { args, model: MODEL, out: OUT, threads: THREADS } = demoBenchArgs({ ...DOC_OPTIONS, refresh: { type: 'boolean', default: false } });
 const doc = benchDoc(args);
 const QUICK = args.quick;
 const COUNT = Number(args.count ?? (QUICK ? 24 : 240));
@@ -65,10 +72,120 @@ function methods(layers) {
   return QUICK ? list.filter(([name]) => /^dense|keep 100%|FastV|DivPrune/.test(name)) : list;
 }
 
+/**
+ * Retrieval that follows the answer, at about 25% of the visual tokens attended on average (dense steps count 100%):
+ * once per turn (the paper), refreshing every N steps, per-layer budgets, and both. The per-layer rows spend the
+ * budget on one layer — the demo model's trainer guided layer 1's attention toward the image tokens a question is
+ * about (src/models/sparsevila-demo/README.md) — and a single token on each other layer.
+ */
+function refreshMethods(layers, tokens) {
+  const sv = (retrieve) => ({ method: 'sparsevila', keep: { budget: { ratio: 1 } }, retrieve: { budget: { ratio: 0.25 }, ...retrieve } });
+  const heavy = Math.min(1, layers - 1);
+  // One layer at `count` tokens, the others at one: the average is (count + layers − 1) / (layers · tokens).
+  const oneLayer = (count) => Array.from({ length: layers }, (_, l) => ({ count: l === heavy ? count : 1 }));
+  const atTarget = Math.floor(TARGET * layers * tokens - (layers - 1));
+  const list = [
+    ['dense', { method: 'dense' }],
+    ['once per turn, retrieve 25%', sv({})],
+    ['refresh every 8, retrieve 12.5%', sv({ budget: { ratio: 0.125 }, refreshEvery: 8 })],
+    ['refresh every 8, retrieve 12.5%, blend 1', sv({ budget: { ratio: 0.125 }, refreshEvery: 8, refreshBlend: 1 })],
+    ['refresh every 16, retrieve 20%', sv({ budget: { ratio: 0.2 }, refreshEvery: 16 })],
+    [`per layer: layer ${heavy} ${atTarget}, others 1`, sv({ perLayer: oneLayer(atTarget) })],
+    [`per layer: layer ${heavy} ${Math.round(tokens / 2)}, others 1`, sv({ perLayer: oneLayer(Math.round(tokens / 2)) })],
+    [`per layer: layer ${heavy} ${Math.round(tokens / 2)}, others 1; refresh every 8`, sv({ perLayer: oneLayer(Math.round(tokens / 2)), refreshEvery: 8 })],
+    [
+      `per layer: layer ${heavy} ${Math.round((tokens * 3) / 4)}, others 1; refresh every 16`,
+      sv({ perLayer: oneLayer(Math.round((tokens * 3) / 4)), refreshEvery: 16 }),
+    ],
+  ];
+  return QUICK ? list.filter(([name]) => /^dense|once|refresh every 8, retrieve|; refresh every 8/.test(name)) : list;
+}
+
+/**
+ * Captions `captioned` ([scene, images] pairs) under `policy`: grid cells right, the dense twin's retrieval recall
+ * (retrieving policies), the visual tokens a decode step attended as a share of those retained (mean over steps and
+ * layers, then captions) and the decode time per decoded token (refresh work included).
+ */
+async function captions(model, policy, captioned) {
+  let cellsRight = 0;
+  let seconds = 0;
+  let steps = 0;
+  const recall = [];
+  const attended = [];
+  for (const [scene, images] of captioned) {
+    const chat = model.chat({ policy, maxNewTokens: 96, fidelity: policy.method === 'sparsevila' });
+    const answer = await chat.ask({ images, text: CAPTION_PROMPT });
+    cellsRight += captionCellsRight(answer.text, scene);
+    const r = answer.fidelity?.retrievalRecall;
+    if (r) recall.push(mean(r));
+    const s = answer.sparsity;
+    attended.push(mean(s.attendedVisualPerLayer) / s.visualTokens);
+    seconds += answer.timings.decodeSeconds;
+    // Decode steps: every generated token was fed back but the last of a length stop.
+    steps += answer.timings.generatedTokens - (answer.stopReason === 'length' ? 1 : 0);
+    await chat.close();
+  }
+  return {
+    images: captioned.length,
+    cellAccuracy: cellsRight / (9 * captioned.length),
+    retrievalRecall: recall.length ? mean(recall) : null,
+    attended: mean(attended),
+    decodeMsPerToken: steps ? (1000 * seconds) / steps : null,
+  };
+}
+
+/** The image conversations' scenes and rendered images, the first CAPTIONS of them. */
+const captionSet = (conversations, media) => conversations.flatMap((c, i) => (c.media.kind === 'image' ? [[c.media.scene, media[i]]] : [])).slice(0, CAPTIONS);
+
 async function main() {
   const model = await engine.loadModel(MODEL, { threads: THREADS });
   const { seed, conversations } = heldOutConversations(MODEL, COUNT);
   const media = await renderMedia(conversations, model.spec.vision.imageSize);
+  const header = { date: new Date().toISOString(), quick: QUICK, model: path.relative(REPO, MODEL), seed };
+  fs.mkdirSync(OUT, { recursive: true });
+  if (!args.refresh) await accuracyTable(model, conversations, media, header);
+  await refreshTable(model, captionSet(conversations, media), header);
+  await model.close();
+}
+
+async function refreshTable(model, captioned, header) {
+  const results = [];
+  for (const [name, policy] of refreshMethods(model.spec.text.numLayers, model.spec.imageTokenCount)) {
+    const started = performance.now();
+    const caption = await captions(model, engine.validatePolicy(policy), captioned);
+    results.push({ name, policy, label: engine.policyLabel(engine.validatePolicy(policy)), ...caption, seconds: (performance.now() - started) / 1000 });
+    process.stderr.write(`${name}: ${(100 * caption.cellAccuracy).toFixed(1)}% cells at ${(100 * caption.attended).toFixed(1)}% attended\n`);
+  }
+  const report = { ...header, results };
+  fs.writeFileSync(path.join(OUT, 'fidelity-refresh.json'), JSON.stringify(report, null, 2));
+  const md = refreshMarkdown(report);
+  fs.writeFileSync(path.join(OUT, 'fidelity-refresh.md'), md);
+  doc.write('fidelity-refresh', md);
+  if (args.refresh) process.stdout.write(md);
+}
+
+function refreshMarkdown(report) {
+  const pct = (x) => (x === null || x === undefined ? '—' : `${(100 * x).toFixed(1)}`);
+  const dense = report.results.find((r) => r.policy.method === 'dense');
+  const head =
+    '| policy | visual tokens attended (mean over steps) | caption cells | vs dense (points) | caption recall | decode ms/token | decode vs dense |\n' +
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n';
+  const rows = report.results
+    .map((r) => {
+      const delta = dense ? `${r.cellAccuracy >= dense.cellAccuracy ? '+' : ''}${(100 * (r.cellAccuracy - dense.cellAccuracy)).toFixed(1)}` : '—';
+      const cost = r.decodeMsPerToken && dense?.decodeMsPerToken ? `${(r.decodeMsPerToken / dense.decodeMsPerToken).toFixed(2)}×` : '—';
+      return `| ${r.name} | ${pct(r.attended)}% | ${pct(r.cellAccuracy)} | ${delta} | ${pct(r.retrievalRecall)} | ${r.decodeMsPerToken?.toFixed(2) ?? '—'} | ${cost} |`;
+    })
+    .join('\n');
+  return (
+    `Captions ("${CAPTION_PROMPT}", up to 96 tokens) of ${report.results[0]?.images ?? 0} held-out images, model ${report.model}, every token kept at prefill. ` +
+    `Visual tokens attended: the share of the retained visual tokens a decode step attended, averaged over layers and steps (a refresh step attends them all) and then over captions; ` +
+    `caption recall: the dense twin's attention mass on what each step attended (1 on a refresh step), layers averaged; decode ms/token: decode time over decoded tokens, ` +
+    `the refresh steps' re-ranking and view rebuilding included (a 64-token image on a 4-layer model: per-call overhead, not attention, sets this column):\n\n${head}${rows}\n`
+  );
+}
+
+async function accuracyTable(model, conversations, media, header) {
   const results = [];
   for (const [name, policy, budget] of methods(model.spec.text.numLayers)) {
     const perTurn = Array.from({ length: 5 }, () => ({ correct: 0, total: 0 }));
@@ -91,17 +208,7 @@ async function main() {
     }
     // Captions: ~55 tokens each, so the decode steps (where SparseVILA retrieves) write nearly all of the answer,
     // where a question's one-word answer comes from the prefill.
-    const captioned = conversations.flatMap((c, i) => (c.media.kind === 'image' ? [[c.media.scene, media[i]]] : [])).slice(0, CAPTIONS);
-    let cellsRight = 0;
-    const captionRecall = [];
-    for (const [scene, images] of captioned) {
-      const chat = model.chat({ policy, maxNewTokens: 96, fidelity: policy.method === 'sparsevila' });
-      const answer = await chat.ask({ images, text: CAPTION_PROMPT });
-      cellsRight += captionCellsRight(answer.text, scene);
-      const r = answer.fidelity?.retrievalRecall;
-      if (r) captionRecall.push(mean(r));
-      await chat.close();
-    }
+    const caption = await captions(model, policy, captionSet(conversations, media));
     const all = perTurn.reduce((a, b) => ({ correct: a.correct + b.correct, total: a.total + b.total }), { correct: 0, total: 0 });
     results.push({
       name,
@@ -113,27 +220,18 @@ async function main() {
       // Per answer that ran a decode step after its first token (the first comes from the prefill): the layer mean.
       retrievalRecall: recall.length ? mean(recall) : null,
       recallAnswers: recall.length,
-      caption: {
-        images: captioned.length,
-        cellAccuracy: cellsRight / (9 * captioned.length),
-        retrievalRecall: captionRecall.length ? mean(captionRecall) : null,
-      },
+      caption: { images: caption.images, cellAccuracy: caption.cellAccuracy, retrievalRecall: caption.retrievalRecall },
       seconds: (performance.now() - started) / 1000,
     });
     process.stderr.write(`${name}: ${(100 * results.at(-1).accuracy).toFixed(1)}% (${results.at(-1).seconds.toFixed(0)} s)\n`);
   }
-  await model.close();
 
   const report = {
-    date: new Date().toISOString(),
-    quick: QUICK,
-    model: path.relative(REPO, MODEL),
-    seed,
+    ...header,
     conversations: conversations.length,
     turns: conversations.reduce((n, c) => n + c.turns.length, 0),
     results,
   };
-  fs.mkdirSync(OUT, { recursive: true });
   fs.writeFileSync(path.join(OUT, 'fidelity.json'), JSON.stringify(report, null, 2));
   const md = markdown(report);
   fs.writeFileSync(path.join(OUT, 'fidelity.md'), md);

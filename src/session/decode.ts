@@ -6,7 +6,7 @@
 import { InputError, RuntimeError } from '../errors.js';
 import type { Turn } from './conversation.js';
 import { resolveLimits, type DecodeLimits } from './options.js';
-import { openDecodeView, type DecodeView, type Retrieved } from './retrieve-step.js';
+import { DecodeViews, type DecodeView, type Retrieved } from './retrieve-step.js';
 import type { Answer, FidelityReport, SparsitySummary, Timings, TokenEvent } from './types.js';
 
 interface Generated {
@@ -26,21 +26,23 @@ export async function* decode(turn: Turn, retrieved: Retrieved, overrides: Decod
   if (!conv.holds(turn)) throw new InputError('OPTION_INVALID', 'this turn was already decoded', { subject: 'decode' });
   const limits = resolveLimits(overrides, turn.options);
   const t0 = performance.now();
-  const view = await openDecodeView(turn, retrieved);
+  const views = await DecodeViews.open(turn, retrieved);
+  const viewMs = performance.now() - t0;
   const pre = retrieved.prefilled;
   const detok = turn.model.text.createStream({ skipSpecial: true, contextIds: pre.promptTokenIds.slice(-4) });
   let answer: Answer | undefined;
   try {
     let gen: Generated;
     try {
-      gen = yield* decodeTokens(turn, pre.lastPromptLogits, view, limits, detok, withLogits);
+      gen = yield* decodeTokens(turn, pre.lastPromptLogits, views, limits, detok, withLogits);
     } finally {
-      if (view) await turn.model.runtime.dropView(view.id);
+      views.close();
     }
     const rest = detok.flush();
     if (rest) yield { text: rest };
-    turn.span('decode', t0, { tokens: gen.tokens.length });
-    answer = await finishTurn(turn, retrieved, view, gen);
+    // viewMs: gathering the retrieval view, before the first step (a per-turn fixed cost).
+    turn.span('decode', t0, { tokens: gen.tokens.length, viewMs });
+    answer = await finishTurn(turn, retrieved, views, gen);
     return answer;
   } finally {
     // A decode that failed, or that its consumer stopped reading, leaves the conversation as before the turn.
@@ -51,7 +53,7 @@ export async function* decode(turn: Turn, retrieved: Retrieved, overrides: Decod
 async function* decodeTokens(
   turn: Turn,
   first: Float32Array,
-  view: DecodeView | null,
+  views: DecodeViews,
   { maxNewTokens, minNewTokens }: Required<DecodeLimits>,
   detok: { push(id: number): string },
   withLogits: boolean,
@@ -60,7 +62,6 @@ async function* decodeTokens(
   const { runtime, text } = turn.model;
   const keepLogits = conv.twin !== undefined;
   const out: Generated = { tokens: [], logits: [], stopReason: 'length', firstTokenAt: 0, decodeSeconds: 0 };
-  const attended = view ? view.attended : conv.rows;
   const maxPositions = turn.model.spec.text.maxPositionEmbeddings;
   let logits = first;
   for (;;) {
@@ -79,19 +80,24 @@ async function* decodeTokens(
     yield withLogits ? { id: token, text: piece, logits } : { id: token, text: piece };
     // The answer also ends where the model's rotary positions end (max_position_embeddings).
     if (out.tokens.length >= maxNewTokens || conv.nextPosition >= maxPositions) return out;
-    const next = await runtime.step({ target: view ? { view: view.id } : { cache: conv.cache }, ids: [token], positions: [conv.nextPosition], logits: 'last' });
+    const next = await runtime.step({ ...views.target(step + 1), ids: [token], positions: [conv.nextPosition], logits: 'last' });
     conv.nextPosition++;
     conv.rows++;
-    out.decodeSeconds += next.seconds;
+    const { attended, visualAttended } = views.attendedAt(step + 1);
+    // A refresh step (dense) re-ranks by its attention and opens the next view: decode time too.
+    const refreshStarted = performance.now();
+    if (next.mass) await views.refresh(step + 1, next.mass);
+    const seconds = next.seconds + (next.mass ? (performance.now() - refreshStarted) / 1000 : 0);
+    out.decodeSeconds += seconds;
     logits = next.logits;
     const moved = next.transfer;
     if (moved) (out.transfer ??= []).push(moved);
     turn.emit(() => ({
       type: 'decode.step',
       step: step + 1,
-      ms: next.seconds * 1000,
-      attended: attended + step + 1,
-      visualAttended: view?.visualAttended ?? conv.visualRows.length,
+      ms: seconds * 1000,
+      attended,
+      visualAttended,
       ...(moved && { hostToDeviceBytes: moved.hostToDevice, deviceToHostBytes: moved.deviceToHost }),
     }));
   }
@@ -111,7 +117,7 @@ function deviceTransfer(steps: { hostToDevice: number; deviceToHost: number }[])
 }
 
 /** The conversation takes the answer; the turn's timings, sparsity summary and fidelity become its Answer. */
-async function finishTurn(turn: Turn, retrieved: Retrieved, view: DecodeView | null, gen: Generated): Promise<Answer> {
+async function finishTurn(turn: Turn, retrieved: Retrieved, views: DecodeViews, gen: Generated): Promise<Answer> {
   const conv = turn.conversation;
   const { model } = turn;
   const pre = retrieved.prefilled;
@@ -139,10 +145,10 @@ async function finishTurn(turn: Turn, retrieved: Retrieved, view: DecodeView | n
     turnImageTokens: pre.imageTokens.total,
     turnKeptTokens: pre.imageTokens.kept,
     turnKeptPerImage: pre.imageTokens.perImage,
-    attendedVisualPerLayer: view?.visualPerLayer ?? Array(model.spec.text.numLayers).fill(conv.visualRows.length),
+    attendedVisualPerLayer: views.visualPerLayer(cachedGenerated.length) ?? Array(model.spec.text.numLayers).fill(conv.visualRows.length),
   };
   // The dense twin runs after the turn is timed: its work is reported as its own 'fidelity' span.
-  const fidelity = conv.twin ? await twinVerdict(turn, retrieved, view, tokens, gen.logits, cachedGenerated) : undefined;
+  const fidelity = conv.twin ? await twinVerdict(turn, retrieved, views, tokens, gen.logits, cachedGenerated) : undefined;
   // The conversation keeps the answer as the tokens decode WITH their special tokens: the cache holds
   // them, and the next turn's delta is the template's rendering after exactly that text.
   conv.messages.push(pre.userMessage, { role: 'assistant', content: model.text.decode(tokens) });
@@ -171,7 +177,7 @@ async function finishTurn(turn: Turn, retrieved: Retrieved, view: DecodeView | n
 async function twinVerdict(
   turn: Turn,
   retrieved: Retrieved,
-  view: DecodeView | null,
+  views: DecodeViews,
   tokens: number[],
   logits: Float32Array[],
   cachedGenerated: number[],
@@ -180,6 +186,7 @@ async function twinVerdict(
   const pre = retrieved.prefilled;
   const t0 = performance.now();
   const visualIndex = new Map(conv.visualRows.map((r, i) => [r, i]));
+  const ids = (view: DecodeView) => view.subsets.map((rows) => rows.flatMap((r) => (visualIndex.has(r) ? [conv.visualIds[visualIndex.get(r)!]!] : [])));
   const report = await conv.twin!.turn({
     messages: [...conv.messages, pre.userMessage],
     layouts: pre.layouts,
@@ -187,7 +194,9 @@ async function twinVerdict(
     imageEmbeds: pre.imageEmbedsAll,
     tokens,
     logits,
-    attended: view ? view.subsets.map((rows) => rows.flatMap((r) => (visualIndex.has(r) ? [conv.visualIds[visualIndex.get(r)!]!] : []))) : null,
+    attended: views.first && ids(views.first),
+    // Decode step s fed token s − 1: the twin's feed of token t is step t + 1.
+    ...(views.spans.length > 1 && { attendedFrom: views.spans.map((s) => ({ token: s.from - 1, attended: s.view && ids(s.view) })) }),
     cachedGenerated,
   });
   turn.span('fidelity', t0);

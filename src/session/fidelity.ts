@@ -29,6 +29,11 @@ export interface SparseTurnRecord {
   logits: Float32Array[];
   /** Per layer, the visual tokens the sparse decode attended (null: all). */
   attended: VisualTokenId[][] | null;
+  /**
+   * Where the attended sets changed during the decode (retrieval refreshes): from the feed of generated token
+   * `token` on, the sparse steps attended `attended` (null: every retained token, a dense refresh step).
+   */
+  attendedFrom?: { token: number; attended: VisualTokenId[][] | null }[];
   /** Generated tokens that went into the sparse cache (a length stop leaves the last one out). */
   cachedGenerated: number[];
 }
@@ -88,7 +93,10 @@ export class DenseTwin {
     const layers = spec.text.numLayers;
     const recallSum = new Float64Array(layers);
     let recallSteps = 0;
-    const attendedKeys = record.attended?.map((ids) => new Set(ids.map(key)));
+    const keysOf = (sets: VisualTokenId[][] | null) => sets?.map((ids) => new Set(ids.map(key))) ?? null;
+    const changes = record.attendedFrom?.map((c) => ({ token: c.token, keys: keysOf(c.attended) }));
+    let attendedKeys = keysOf(record.attended);
+    const scored = attendedKeys !== null;
     let dense = pre.logits;
     for (let step = 0; step < record.tokens.length; step++) {
       const token = record.tokens[step]!;
@@ -97,7 +105,8 @@ export class DenseTwin {
       else firstDivergence ??= step;
       // Feed exactly what the sparse chat fed (a length stop leaves the last token out of its cache).
       if (step >= record.cachedGenerated.length) break;
-      const scoring = attendedKeys && step + 1 < record.tokens.length;
+      for (const c of changes ?? []) if (c.token === step) attendedKeys = c.keys;
+      const scoring = scored && step + 1 < record.tokens.length;
       const out = await rt.step({
         target: { cache: this.cache },
         ids: [token],
@@ -109,7 +118,8 @@ export class DenseTwin {
       this.rows++;
       dense = out.logits;
       if (scoring) {
-        out.mass!.forEach((m, l) => (recallSum[l]! += recall(m, this.rows, this.visual, attendedKeys![l]!)));
+        // A dense refresh step attended every retained token.
+        out.mass!.forEach((m, l) => (recallSum[l]! += attendedKeys ? recall(m, this.rows, this.visual, attendedKeys[l]!) : 1));
         recallSteps++;
       }
     }
@@ -122,7 +132,7 @@ export class DenseTwin {
       firstDivergence,
       klPerStep: kl,
       meanKl: kl.length ? kl.reduce((a, b) => a + b, 0) / kl.length : 0,
-      retrievalRecall: attendedKeys && recallSteps ? Array.from(recallSum, (s) => s / recallSteps) : null,
+      retrievalRecall: scored && recallSteps ? Array.from(recallSum, (s) => s / recallSteps) : null,
     };
   }
 

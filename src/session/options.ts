@@ -87,9 +87,18 @@ export function resolveChatOptions(o: ChatOptions): ResolvedOptions {
   };
 }
 
-/** Refuses a policy the model cannot run: in-LLM drops after a layer it does not have would never happen. */
+/**
+ * Refuses a policy the model cannot run: in-LLM drops after a layer it does not have would never happen, and
+ * per-layer retrieve budgets must name every layer.
+ */
 export function checkPolicyFits(options: ResolvedOptions, numLayers: number): void {
   const { method, policy } = options;
+  const perLayer = method.retrieve?.(policy)?.perLayer;
+  if (perLayer && perLayer.length !== numLayers) {
+    throw new InputError('OPTION_INVALID', `policy.retrieve.perLayer: the model has ${numLayers} LLM layers, the policy gives ${perLayer.length} budgets`, {
+      subject: 'policy.retrieve.perLayer',
+    });
+  }
   for (const { layer } of method.drops?.(policy) ?? []) {
     if (layer >= numLayers) {
       throw new InputError(

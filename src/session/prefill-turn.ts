@@ -196,7 +196,7 @@ function questionWeights(n: number, start: number): Float32Array {
 }
 
 /** Per-layer column bias hiding the rows each layer dropped for good. */
-function hiddenBias(hidden: (Set<number> | null)[], columns: number): (Float32Array | null)[] | undefined {
+export function hiddenBias(hidden: (Set<number> | null)[], columns: number): (Float32Array | null)[] | undefined {
   if (hidden.every((h) => !h?.size)) return undefined;
   return hidden.map((h) => {
     if (!h?.size) return null;

@@ -122,12 +122,14 @@ export class RetrievedTurn implements Retrieved {
   readonly prefilled: Prefilled;
   /** Per-layer retrieval (null: decode attends every retained token). */
   readonly layers: LayerRetrieval[] | null;
+  /** The budget the sets were chosen by: its refreshes (if any) re-rank during decode. */
+  readonly budget?: RetrieveBudget;
 
   constructor(
     private readonly turn: Turn,
     retrieved: Retrieved,
   ) {
-    ({ prefilled: this.prefilled, layers: this.layers } = retrieved);
+    ({ prefilled: this.prefilled, layers: this.layers, budget: this.budget } = retrieved);
   }
 
   /** Retrieved visual tokens per layer, as ids (image, token). */

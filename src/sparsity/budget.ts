@@ -27,6 +27,22 @@ export type RetrieveBudget = {
   minPerImage: number;
   /** Score per KV head and take the union of each head's top-k (default: heads summed). */
   perKvHead: boolean;
+  /**
+   * One budget per LLM layer in place of `budget` (its length must be the model's layer count): layers
+   * whose attention spreads over the image can attend more, layers that look at few tokens less.
+   */
+  perLayer?: Budget[];
+  /**
+   * Retrieval that follows the answer (an extension of the paper, which retrieves once per turn): every
+   * `refreshEvery` decode steps, one step attends the whole retained cache (a dense step) and its attention
+   * re-ranks each layer's visual tokens; the steps between read the views it chose. Absent: once per turn.
+   */
+  refreshEvery?: number;
+  /**
+   * At a refresh, each token's score is `refreshBlend` × the step's attention mass + (1 − `refreshBlend`) × the
+   * question's (both sum to 1 per head over the cache, so they add on one scale). Default 0.5.
+   */
+  refreshBlend?: number;
 };
 
 /** Throws the typed error every policy check uses: the field, then what is wrong with it. */
@@ -70,11 +86,42 @@ export function validateKeep(k: unknown, field: string): KeepBudget {
   return { budget: validateBudget(v.budget, `${field}.budget`), scope, minPerImage };
 }
 
+/**
+ * A retrieval budget, checked, with its defaults. The optional parts (per-layer budgets, refresh) are present
+ * only when set, so a once-per-turn policy is the same value it always was (the trace records it).
+ */
 export function validateRetrieve(r: unknown, field: string): RetrieveBudget {
   const v = (r ?? {}) as Partial<RetrieveBudget>;
   const perKvHead = v.perKvHead ?? false;
   if (typeof perKvHead !== 'boolean') policyFieldError(`${field}.perKvHead`, `must be true or false, got ${String(perKvHead)}`);
-  return { budget: validateBudget(v.budget, `${field}.budget`), minPerImage: validateCount(v.minPerImage ?? 0, `${field}.minPerImage`), perKvHead };
+  const out: RetrieveBudget = {
+    budget: validateBudget(v.budget, `${field}.budget`),
+    minPerImage: validateCount(v.minPerImage ?? 0, `${field}.minPerImage`),
+    perKvHead,
+  };
+  if (v.perLayer !== undefined) {
+    if (!Array.isArray(v.perLayer) || v.perLayer.length === 0) {
+      policyFieldError(`${field}.perLayer`, `expected one budget per LLM layer, got ${JSON.stringify(v.perLayer)}`);
+    }
+    out.perLayer = v.perLayer.map((b, l) => validateBudget(b, `${field}.perLayer[${l}]`));
+  }
+  const every = validateCount(v.refreshEvery ?? 0, `${field}.refreshEvery`);
+  if (every > 0) out.refreshEvery = every;
+  if (v.refreshBlend !== undefined) {
+    const a = v.refreshBlend;
+    if (typeof a !== 'number' || !(a >= 0 && a <= 1)) policyFieldError(`${field}.refreshBlend`, `must be a number in [0, 1], got ${String(a)}`);
+    if (!every) policyFieldError(`${field}.refreshBlend`, `blends a refresh's scores with the question's: set ${field}.refreshEvery too`);
+    out.refreshBlend = a;
+  } else if (every) out.refreshBlend = REFRESH_BLEND;
+  return out;
+}
+
+/** Default weight of a refresh step's attention against the question's (RetrieveBudget.refreshBlend). */
+export const REFRESH_BLEND = 0.5;
+
+/** The budget layer `layer` retrieves by. */
+export function layerBudget(b: RetrieveBudget, layer: number): Budget {
+  return b.perLayer?.[layer] ?? b.budget;
 }
 
 /** "50%" for a ratio, "64" for a count. */

@@ -302,6 +302,7 @@ export function toChromeTrace(events: readonly TraceEvent[], options: ChromeTrac
           layer: e.layer,
           candidates: e.candidates.length,
           retrieved: e.retrieved.length,
+          ...(e.step !== undefined && { step: e.step }),
         });
         break;
       case 'salience':

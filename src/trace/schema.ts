@@ -103,6 +103,13 @@ export type TraceEvent =
       scores: number[];
       /** Indices into `candidates` of the retrieved tokens. */
       retrieved: number[];
+      /**
+       * Absent: the turn's question chose the sets, for its decode from step 1. A refresh (a policy whose
+       * retrieval follows the answer) sets it: decode step `step` (as `decode.step` numbers them) attended every
+       * retained token, its attention (blended with the question's) chose these sets, and steps `step + 1` on
+       * read them; `scores` are the blend. A turn then has one event per layer per refresh, in step order.
+       */
+      step?: number;
     })
   | (Base & {
       type: 'decode.step';

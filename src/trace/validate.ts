@@ -156,7 +156,7 @@ export function fieldsProblem(e: Obj): string | null {
       // candidates are checked by the unpacking (wire.ts) or below as {image, token} pairs.
       if (!Array.isArray(e.candidates)) return `'candidates' must be an array of {image, token}`;
       for (const c of e.candidates as unknown[]) if (!isObj(c) || !isNum(c.image) || !isNum(c.token)) return `'candidates' must be an array of {image, token}`;
-      return numbers(e, ['turn', 'layer']) ?? numberList(e, 'scores') ?? numberList(e, 'retrieved');
+      return numbers(e, ['turn', 'layer', ...(e.step === undefined ? [] : ['step'])]) ?? numberList(e, 'scores') ?? numberList(e, 'retrieved');
     case 'decode.step':
       return (
         numbers(e, ['turn', 'step', 'attended', 'visualAttended']) ??

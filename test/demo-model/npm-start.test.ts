@@ -1,6 +1,6 @@
 /**
  * `npm start` as a user runs it: the shipped demo model, its example image and video conversations dense and
- * with SparseVILA, the speedups, and a profiler that answers HTTP and keeps serving until Ctrl-C.
+ * with SparseVILA, the speedups, a long video side by side, and a profiler that answers HTTP and keeps serving until Ctrl-C.
  *
  * The test runs what the start script runs after its `npm install` (which `npm test` has just done; running it
  * again here would rebuild dist/ under the other test files' feet).
@@ -67,6 +67,10 @@ describe('npm start', () => {
       expect(out).toContain(`dense: ${turns}/${turns} answers match the reference`);
       expect(out).toMatch(new RegExp(`sparsevila \\(keep 50%, retrieve 25%\\): \\d+/${turns} answers match the reference`));
       expect(out).toMatch(/turn 1 speedup vs dense: prefill [\d.]+x, decode [\d.]+x per token, end to end [\d.]+x/);
+      // The long video, rendered at run time: both policies per turn, side by side, with the speed-ups.
+      const long = out.slice(out.indexOf('== long video'));
+      expect(long).toMatch(/^== long video, \d+ frames .*: \d+ visual tokens, dense vs sparsevila/);
+      expect([...long.matchAll(/^ {2}speed-up: prefill [\d.]+x, decode [\d.]+x per token, end to end [\d.]+x$/gm)]).toHaveLength(5);
 
       const url = [...out.matchAll(/profiler: (http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+)/g)].at(-1)?.[1];
       expect(url).toBeDefined();
@@ -75,7 +79,8 @@ describe('npm start', () => {
       expect(await page.text()).toContain('<html');
       const token = new URL(url!).searchParams.get('token')!;
       const runs = (await (await fetch(new URL('/api/runs', url), { headers: { authorization: `Bearer ${token}` } })).json()) as unknown[];
-      expect(runs.length).toBe(2 * examples.length);
+      // Each shipped conversation under both policies, and the long video under both.
+      expect(runs.length).toBe(2 * examples.length + 2);
     } finally {
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
       child.kill('SIGINT');

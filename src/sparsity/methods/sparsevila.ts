@@ -6,8 +6,10 @@
  *   decode   query-aware retrieval: every turn, each LLM layer scores the retained visual tokens by the
  *            attention mass of the turn's question and its decode steps attend only its top tokens
  *            (sparsity/retrieve.ts). The next turn re-scores against the full retained cache.
+ * Beyond the paper, retrieval can follow the answer (`retrieve.refreshEvery`: a long answer's decode re-ranks
+ * every N steps by a dense step's attention) and spend a different budget in each layer (`retrieve.perLayer`).
  */
-import { budgetLabel, parseBudget, policyFieldError, validateKeep, validateRetrieve, type KeepBudget, type RetrieveBudget } from '../budget.js';
+import { budgetLabel, parseBudget, policyFieldError, validateKeep, validateRetrieve, type Budget, type KeepBudget, type RetrieveBudget } from '../budget.js';
 import { keepFromFlags, KEEP_FLAGS } from '../flags.js';
 import { keepTopScores, keptUnderBudget } from '../keep.js';
 import type { PositionMode, SparsityMethod } from '../method.js';
@@ -29,13 +31,24 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
       positions,
     };
   },
-  label: (p) => `SparseVILA keep ${budgetLabel(p.keep.budget)} · retrieve ${budgetLabel(p.retrieve.budget)}`,
+  label: (p) => `SparseVILA keep ${budgetLabel(p.keep.budget)} · retrieve ${retrieveLabel(p.retrieve)}`,
   cli: {
     flags: {
       ...KEEP_FLAGS,
       retrieve: { type: 'string', arg: 'B', help: 'visual tokens each layer attends per decode step, ratio or count; default 0.1' },
       'min-per-image': { type: 'string', arg: 'N', help: 'keep at least N retrieved tokens of every image / frame per layer (default 0)' },
       'per-kv-head': { type: 'boolean', help: "retrieve per KV head (union of each head's top-k) instead of heads summed" },
+      'retrieve-per-layer': {
+        type: 'string',
+        arg: 'B,B,…',
+        help: 'one retrieve budget per LLM layer (ratios or counts, comma-separated) in place of --retrieve',
+      },
+      'refresh-every': {
+        type: 'string',
+        arg: 'N',
+        help: "every N decode steps, one dense step's attention re-ranks each layer's retrieval set (default 0: once per turn, the paper)",
+      },
+      'refresh-blend': { type: 'string', arg: 'A', help: "weight of the refresh step's attention against the question's, in [0, 1] (default 0.5)" },
       positions: { type: 'string', arg: 'M', help: 'original (default) or compact rotary positions for kept tokens' },
       salience: {
         type: 'string',
@@ -52,6 +65,11 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
         budget: parseBudget(String(v.retrieve ?? '0.1'), '--retrieve'),
         minPerImage: Number(v['min-per-image'] ?? 0),
         perKvHead: v['per-kv-head'] ?? false,
+        ...(typeof v['retrieve-per-layer'] === 'string' && {
+          perLayer: v['retrieve-per-layer'].split(',').map((b, l): Budget => parseBudget(b, `--retrieve-per-layer (layer ${l})`)),
+        }),
+        ...(v['refresh-every'] !== undefined && { refreshEvery: Number(v['refresh-every']) }),
+        ...(v['refresh-blend'] !== undefined && { refreshBlend: Number(v['refresh-blend']) }),
       },
       salience: salienceFlag(v.salience),
       positions: v.positions ?? 'original',
@@ -96,6 +114,12 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
   positions: (p) => p.positions,
   retrieve: (p) => p.retrieve,
 };
+
+/** "25%", "50%/25%/25%/10%" with per-layer budgets; "· refresh every 8 (blend 0.5)" when it follows the answer. */
+function retrieveLabel(r: RetrieveBudget): string {
+  const budget = r.perLayer ? r.perLayer.map(budgetLabel).join('/') : budgetLabel(r.budget);
+  return r.refreshEvery ? `${budget} · refresh every ${r.refreshEvery} (blend ${r.refreshBlend})` : budget;
+}
 
 /** `--salience`: a source name, `summary:I,J,…` or `block:N`. */
 function salienceFlag(v: unknown): unknown {

@@ -21,7 +21,8 @@ const PROMPT_MARGIN = 64;
 
 /**
  * How many frames the long video has: 64, or as many as fit the model's rotary positions densely (the dense run
- * must see every frame). The demo model's max_position_embeddings (4096) holds 57 frames of 64 tokens.
+ * must see every frame). The demo model's max_position_embeddings (8192; its rotary positions are plain RoPE, which
+ * transformers computes the same whatever that limit) holds the 64 frames of 64 tokens.
  */
 export function longVideoFrames(maxPositions: number, imageTokens: number): number {
   return Math.min(64, Math.floor((maxPositions - PROMPT_MARGIN) / (imageTokens + FRAME_LABEL_TOKENS)));

@@ -77,7 +77,7 @@ def model_config(a):
             "vocab_size": a.vocab_size,
             "rms_norm_eps": 1e-05,
             "rope_theta": a.rope_theta,
-            "max_position_embeddings": 4096,
+            "max_position_embeddings": 8192,
             "hidden_act": "silu",
             "tie_word_embeddings": False,
         },

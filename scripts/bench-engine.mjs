@@ -279,18 +279,13 @@ async function benchLlm() {
     const { chunk, decodeSteps } = PLAN.llm;
     try {
       // Warm-up: one chunk and a few steps, so session start-up is not in the first measured repeat.
+      /** Our chunked prefill of `ids` into `cache`, at positions 0…n-1. */
+      const prefillIds = (cache, ids) =>
+        engine.prefill(runtime, { cache, ids, positions: ids.map((_, i) => i), imageTokenId, hidden: textSpec.hiddenSize, chunkSize: chunk, logits: 'last' });
       {
         const cache = await runtime.createCache();
         const ids = tokenIds(Math.min(chunk, 64), 300, textSpec.vocabSize, 99, imageTokenId);
-        const out = await engine.prefill(runtime, {
-          cache,
-          ids,
-          positions: ids.map((_, i) => i),
-          imageTokenId,
-          hidden: textSpec.hiddenSize,
-          chunkSize: chunk,
-          logits: 'last',
-        });
+        const out = await prefillIds(cache, ids);
         await decode(runtime, cache, out.logits, ids.length, 3);
         await runtime.dropCache(cache);
       }
@@ -299,15 +294,7 @@ async function benchLlm() {
         const tokens = ids.length;
         const cache = await runtime.createCache();
         const t0 = ms();
-        const out = await engine.prefill(runtime, {
-          cache,
-          ids,
-          positions: ids.map((_, i) => i),
-          imageTokenId,
-          hidden: textSpec.hiddenSize,
-          chunkSize: chunk,
-          logits: 'last',
-        });
+        const out = await prefillIds(cache, ids);
         into.prefill.push(ms() - t0);
         into.prefillWorker.push(out.seconds * 1000);
         into.decode.push(...(await decode(runtime, cache, out.logits, tokens, decodeSteps)));

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLIP_FIXTURE, writeTinyLlava } from './helpers/checkpoint-writer.js';
+import { CLIP_FIXTURE, TINY_ENGINE_LAYERS, writeTinyEngineLlava } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
 import { prefill } from '../dist/src/session/prefill.js';
 import { fieldsProblem } from '../dist/src/trace/validate.js';
@@ -14,7 +14,7 @@ import { fieldsProblem } from '../dist/src/trace/validate.js';
 type Model = Awaited<ReturnType<typeof engine.loadModel>>;
 type Policy = Parameters<typeof engine.validatePolicy>[0];
 const IMAGE = path.join(CLIP_FIXTURE, 'image.png');
-const LAYERS = 4;
+const LAYERS = TINY_ENGINE_LAYERS;
 
 const sparsevila = (keep: number, retrieve: Record<string, unknown>) =>
   engine.validatePolicy({ method: 'sparsevila', keep: { budget: { ratio: keep } }, retrieve: { budget: { ratio: 1 }, ...retrieve } });
@@ -47,20 +47,7 @@ describe('retrieval that follows the answer, on a random 4-layer checkpoint', ()
   let model: Model;
   beforeAll(async () => {
     const dir = tempDir('refresh');
-    writeTinyLlava(dir, {
-      vision: 'clip',
-      text: 'llama',
-      layout: 'legacy',
-      textLayers: LAYERS,
-      textHidden: 64,
-      textHeads: 4,
-      textKvHeads: 2,
-      vocab: 300,
-      imageSize: 28,
-      patchSize: 7,
-      seed: 11,
-      std: 0.08,
-    });
+    writeTinyEngineLlava(dir);
     model = await engine.loadModel(dir, { cacheDir: tempDir('refresh-graphs'), threads: 1 });
   });
   afterAll(() => model?.close());

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLIP_FIXTURE, SIGLIP_FIXTURE, writeTinyLlava } from './helpers/checkpoint-writer.js';
+import { CLIP_FIXTURE, SIGLIP_FIXTURE, writeTinyEngineLlava } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
 import { prefill } from '../dist/src/session/prefill.js';
 import { visionZip } from '../dist/src/sparsity/methods/visionzip.js';
@@ -133,7 +133,7 @@ describe('baselines and multi-turn fidelity on a random 4-layer checkpoint', () 
   let model: Model;
   beforeAll(async () => {
     const dir = tempDir('fastv');
-    engineWriter(dir);
+    writeTinyEngineLlava(dir);
     model = await engine.loadModel(dir, { cacheDir: tempDir('fastv-graphs'), threads: 1 });
   });
   afterAll(() => model?.close());
@@ -235,23 +235,6 @@ function klDivergence(pLogits: Float32Array, qLogits: Float32Array): number {
   const lp = logSoftmax(pLogits);
   const lq = logSoftmax(qLogits);
   return lp.reduce((acc, v, i) => acc + Math.exp(v) * (v - lq[i]!), 0);
-}
-
-function engineWriter(dir: string): void {
-  writeTinyLlava(dir, {
-    vision: 'clip',
-    text: 'llama',
-    layout: 'legacy',
-    textLayers: 4,
-    textHidden: 64,
-    textHeads: 4,
-    textKvHeads: 2,
-    vocab: 300,
-    imageSize: 28,
-    patchSize: 7,
-    seed: 11,
-    std: 0.08,
-  });
 }
 
 describe('top-k', () => {

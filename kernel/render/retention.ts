@@ -12,6 +12,7 @@
  */
 import { attrs, esc, heat, num, svgRoot } from './markup.js';
 import type { Figure, HotSpot } from './figure.js';
+import { sourceLabel } from '../../profiler-ui/web/data/labels.js';
 
 /** An image to draw under the grid: a data: URL (or any href) and its size. */
 export interface RetentionBackground {
@@ -226,17 +227,6 @@ function describe(data: RetentionMapData): string {
   const panels = data.images.map((p, i) => `${p.label ?? `image ${i + 1}`}: ${summary(p, data.layer)}`);
   const shown = panels.length > 4 ? [...panels.slice(0, 3), `… ${panels.length - 3} more`] : panels;
   return `Retention map${data.title ? ` — ${data.title}` : ''}. ${shown.join('; ')}`;
-}
-
-/** The page's wording for a salience source (profiler-ui/web/views/legend.js, sourceLabel). */
-function sourceLabel(source: string | undefined): string {
-  return source === 'cls'
-    ? 'CLS attention'
-    : source === 'received'
-      ? 'attention received'
-      : source === 'summary'
-        ? 'summary-token attention'
-        : 'tower attention';
 }
 
 /**

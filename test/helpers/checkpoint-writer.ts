@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WritableFloatDtype } from '../../src/checkpoint/safetensors-writer.js';
+import { writeTinyLlava as writeTinyLlavaImpl } from '../../src/checkpoint/random-llava.js';
 
 export {
   writeSafetensors,
@@ -18,6 +19,30 @@ export {
 export { writeTinyLlava, writeRandomLlava, gaussian, type TinyLlavaOptions, type TinyLlava, type WrittenTensor } from '../../src/checkpoint/random-llava.js';
 
 export type Dtype = WritableFloatDtype;
+
+/** Layers of `writeTinyEngineLlava`'s LLM. */
+export const TINY_ENGINE_LAYERS = 4;
+
+/**
+ * A tiny CLIP + LLaMA Llava whose LLM has 4 layers and grouped KV heads (4 query heads on 2): the checkpoint the
+ * engine-level sparsity tests share (retrieval per layer and per KV head, refreshes).
+ */
+export function writeTinyEngineLlava(dir: string): void {
+  writeTinyLlavaImpl(dir, {
+    vision: 'clip',
+    text: 'llama',
+    layout: 'legacy',
+    textLayers: TINY_ENGINE_LAYERS,
+    textHidden: 64,
+    textHeads: 4,
+    textKvHeads: 2,
+    vocab: 300,
+    imageSize: 28,
+    patchSize: 7,
+    seed: 11,
+    std: 0.08,
+  });
+}
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const FIXTURES_DIR = path.resolve(REPO_ROOT, '../shared/fixtures');

@@ -53,3 +53,14 @@ export function imageLabel(m, image) {
   const t = imageTime(m, image);
   return t ? `${imageName(m, image)} · ${t}` : imageName(m, image);
 }
+
+/** What the page calls a salience event's source. @param {string | undefined} source */
+export function sourceLabel(source) {
+  return source === 'cls'
+    ? 'CLS attention'
+    : source === 'received'
+      ? 'attention received'
+      : source === 'summary'
+        ? 'summary-token attention'
+        : 'tower attention';
+}

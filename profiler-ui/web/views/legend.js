@@ -4,6 +4,7 @@
  */
 import { themeColours } from './plot-theme.js';
 import { COLOURS } from './retention-frame.js';
+import { sourceLabel } from '../data/labels.js';
 
 const d3 = globalThis.d3;
 
@@ -133,15 +134,4 @@ export function drawLegend(host, { scale, source }) {
       .attr('stroke-width', 2),
   );
   return svg.node();
-}
-
-/** @param {string | undefined} source  a salience event's source */
-export function sourceLabel(source) {
-  return source === 'cls'
-    ? 'CLS attention'
-    : source === 'received'
-      ? 'attention received'
-      : source === 'summary'
-        ? 'summary-token attention'
-        : 'tower attention';
 }

@@ -12,11 +12,11 @@
  * is one tab stop, arrows move between its patches, Enter or Space picks one (patch-keys.js).
  */
 import { candidateIndex, countsAt, imagesAtTurn, perImageCounts, retrievalAt, tokenStates } from '../data/run-queries.js';
-import { imageLabel, turnLabel } from '../data/labels.js';
+import { imageLabel, sourceLabel, turnLabel } from '../data/labels.js';
 import { child } from './dom.js';
 import { bindPatchKeys, focusPatch } from './patch-keys.js';
 import { drawFrameBars } from './frame-bars.js';
-import { drawLegend, sourceLabel } from './legend.js';
+import { drawLegend } from './legend.js';
 import { drawFrame, drawMarks, drawOutlines, salienceScale, tokenAt } from './retention-frame.js';
 
 /**

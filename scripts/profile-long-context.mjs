@@ -244,8 +244,10 @@ async function decode() {
       }
       const embeds = randomFloats(t.hiddenSize, 3);
       const stepMs = [];
+      let cpu0;
       const { otherShare } = await withLoad(async () => {
         for (let i = 0; i < steps + 2; i++) {
+          if (i === 2) cpu0 = process.cpuUsage();
           const t0 = performance.now();
           await stepper.run(target, { embeds, positions: [past + i] });
           allStepMs.push(performance.now() - t0);
@@ -253,11 +255,24 @@ async function decode() {
         }
       });
       const attended = ratio > 0 ? target.past(0).rows : cache.length;
-      const row = { past, retrieve: ratio, attendedLayer0: attended, msPerToken: median(stepMs), minMs: Math.min(...stepMs), viewMs, otherShare };
+      const cpu = process.cpuUsage(cpu0);
+      // CPU time (every thread of this process) per step: what a step costs, less sensitive than wall time to the
+      // other processes sharing the cores.
+      const cpuMsPerToken = (cpu.user + cpu.system) / 1000 / steps;
+      const row = {
+        past,
+        retrieve: ratio,
+        attendedLayer0: attended,
+        msPerToken: median(stepMs),
+        minMs: Math.min(...stepMs),
+        cpuMsPerToken,
+        viewMs,
+        otherShare,
+      };
       rows.push(row);
       if (!args.json)
         console.log(
-          `past ${past}  ${ratio ? `retrieve ${ratio * 100}%` : 'dense'}  attended ${attended}  ${row.msPerToken.toFixed(2)} ms/token (min ${row.minMs.toFixed(2)})  view ${viewMs.toFixed(1)} ms  others ${(otherShare * 100).toFixed(0)}%`,
+          `past ${past}  ${ratio ? `retrieve ${ratio * 100}%` : 'dense'}  attended ${attended}  ${row.msPerToken.toFixed(2)} ms/token (min ${row.minMs.toFixed(2)}, CPU ${row.cpuMsPerToken.toFixed(2)})  view ${viewMs.toFixed(1)} ms  others ${(otherShare * 100).toFixed(0)}%`,
         );
     }
   }

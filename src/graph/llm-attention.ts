@@ -88,11 +88,10 @@ export function llmAttention(b: OnnxGraphBuilder, w: WeightReader, t: TextSpec, 
     'past_bias',
   );
   const scoresNew = attentionMatMul(b, qGrouped, newKey, { ...scores, label: 'scores_new' });
-  const newLen = b.op('Slice', [b.op('Shape', [newKey]), b.constInt64([0]), b.constInt64([1])]);
-  // The causal mask is [T, T]; view the scores as [KV, groups, T, T] to broadcast it.
-  const blockShape = b.op('Concat', [b.constInt64([KV, groups, -1]), newLen], { axis: 0 });
+  // The causal mask is [T, T]; view the scores [KV, groups·T, T] as [KV·groups, T, T] to broadcast it (Reshape's 0
+  // keeps the last axis, T: a constant shape, no shape arithmetic per layer).
   const causal = b.op('Reshape', [
-    b.op('Add', [b.op('Reshape', [scoresNew, blockShape]), b.op('Add', [io.causalMask, io.newBias], undefined, undefined, 'new_bias')]),
+    b.op('Add', [b.op('Reshape', [scoresNew, b.constInt64([KV * groups, -1, 0])]), b.op('Add', [io.causalMask, io.newBias], undefined, undefined, 'new_bias')]),
     b.constInt64([KV, -1, 0]),
   ]);
   const soft = b.scope('softmax', () => splitSoftmax(b, scoresPast, causal));

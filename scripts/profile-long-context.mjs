@@ -28,7 +28,7 @@
  *   node scripts/profile-long-context.mjs decode  [--past 8192,32768] [--retrieve 0,0.1] [--steps 24]
  *   node scripts/profile-long-context.mjs worker  [--past 1024] [--steps 24]
  *   node scripts/profile-long-context.mjs prefill [--tokens 16384] [--chunk 512] [--question 16] [--model qwen05b-2l]
- *   common: [--model qwen05b|qwen05b-2l] [--threads N] [--session JSON] [--dist DIR] [--json]
+ *   common: [--model qwen05b|qwen05b-2l] [--block-size 32] [--threads N] [--session JSON] [--dist DIR] [--json]
  *   --session  runtime options (src/runtime/ort-session.ts RuntimeOptions) overriding the engine's defaults,
  *              e.g. '{"memArena":false}' or '{"executionMode":"parallel","interOpThreads":2}'
  *   --dist     the compiled engine to measure (default ./dist; another checkout's dist for before/after)
@@ -60,6 +60,7 @@ const { values: args, positionals } = parseArgs({
     dist: { type: 'string', default: path.join(REPO, 'dist') },
     json: { type: 'boolean', default: false },
     profile: { type: 'string' },
+    'block-size': { type: 'string', default: '32' },
   },
 });
 const MODE = positionals[0] ?? 'decode';
@@ -120,6 +121,11 @@ function randomFloats(n, seed) {
   return out;
 }
 
+/** The decoder's build options: the model's precision, int4 blocks of --block-size. */
+function graphOptions() {
+  return { precision: MODEL.precision, blockSize: Number(args['block-size']), cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') };
+}
+
 /** The engine's runtime options: --threads, and --session's fields (ort-session.ts RuntimeOptions). */
 function runtimeOptions() {
   return {
@@ -148,7 +154,7 @@ function checkpointDir() {
 
 async function loadDecoder(kind) {
   const checkpoint = openCheckpoint(checkpointDir());
-  const graph = ensureGraph(checkpoint, kind, { precision: MODEL.precision, blockSize: 32, cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') });
+  const graph = ensureGraph(checkpoint, kind, graphOptions());
   const session = await createSession(graph, runtimeOptions());
   const t = checkpoint.spec.text;
   return { stepper: new DecoderStepper(session, t.numLayers, t.numKvHeads, t.headDim, t.hiddenSize), text: t, session };
@@ -285,11 +291,7 @@ async function decode() {
 /** The engine's own prefill (session/prefill.ts) through its worker, as a SparseVILA turn runs it. */
 async function prefill() {
   const [{ Runtime }, { prefill: enginePrefill }] = await Promise.all([imp('src/runtime/runtime.js'), imp('src/session/prefill.js')]);
-  const rt = await Runtime.start(
-    checkpointDir(),
-    { precision: MODEL.precision, blockSize: 32, cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') },
-    runtimeOptions(),
-  );
+  const rt = await Runtime.start(checkpointDir(), graphOptions(), runtimeOptions());
   try {
     // Both decoder sessions are loaded before the baseline: their weights are not the prefill's.
     await rt.ensureGraphs(['decoder', 'decoder-mass']);
@@ -341,11 +343,7 @@ async function prefill() {
 /** Decode steps through the worker after a chunked prefill of --past tokens (the first of --past's values). */
 async function workerDecode() {
   const [{ Runtime }, { prefill: enginePrefill }] = await Promise.all([imp('src/runtime/runtime.js'), imp('src/session/prefill.js')]);
-  const rt = await Runtime.start(
-    checkpointDir(),
-    { precision: MODEL.precision, blockSize: 32, cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') },
-    runtimeOptions(),
-  );
+  const rt = await Runtime.start(checkpointDir(), graphOptions(), runtimeOptions());
   try {
     const t = openCheckpoint(checkpointDir()).spec.text;
     const past = Number(args.past.split(',')[0]);

@@ -80,7 +80,7 @@ const MODELS = {
   qwen05b: { precision: 'int4', shape: { textHidden: 896, textIntermediate: 4864, textLayers: 24, textHeads: 14, textKvHeads: 2, vocab: 151936 } },
   'qwen05b-2l': { precision: 'fp32', shape: { textHidden: 896, textIntermediate: 4864, textLayers: 2, textHeads: 14, textKvHeads: 2, vocab: 4096 } },
 };
-const MODEL_NAME = args.model ?? (MODE === 'decode' ? 'qwen05b' : 'qwen05b-2l');
+const MODEL_NAME = args.model ?? (MODE === 'prefill' ? 'qwen05b-2l' : 'qwen05b');
 const MODEL = MODELS[MODEL_NAME];
 if (!MODEL) throw new Error(`--model must be one of ${Object.keys(MODELS).join(', ')}`);
 

@@ -12,8 +12,12 @@
  *            SparseVILA turn's question): seconds, and the process's peak RSS (VmHWM, worker included) over
  *            the prefill against its RSS before it (both decoder sessions already loaded).
  *
- * In decode the worker adds per step an embedding lookup and two messages (O(1) in the cache);
- * bench-sparse.mjs measures the whole chat path.
+ *   worker   decode through the engine's worker (Runtime.step, as session/decode.ts calls it) after a prefill of
+ *            --past tokens: per step the main thread's wall time, the worker's own time (embedding lookup, decoder
+ *            run, KV append) and the difference (the two messages and the queue), medians.
+ *
+ * In decode the worker adds per step an embedding lookup and two messages (O(1) in the cache: `worker` measures
+ * them); bench-sparse.mjs measures the whole chat path.
  *
  * Models (random weights, cached under .cache/profile/): `qwen05b` — llava-interleave-qwen-0.5b's text
  * shapes (24 layers, hidden 896, 14 heads / 2 KV heads, vocab 151936), int4 blocks of 32; `qwen05b-2l` — the
@@ -22,11 +26,15 @@
  *
  * Usage:
  *   node scripts/profile-long-context.mjs decode  [--past 8192,32768] [--retrieve 0,0.1] [--steps 24]
+ *   node scripts/profile-long-context.mjs worker  [--past 1024] [--steps 24]
  *   node scripts/profile-long-context.mjs prefill [--tokens 16384] [--chunk 512] [--question 16] [--model qwen05b-2l]
- *   common: [--model qwen05b|qwen05b-2l] [--threads N] [--session JSON] [--dist DIR] [--json]
+ *   common: [--model qwen05b|qwen05b-2l] [--block-size 32] [--threads N] [--session JSON] [--dist DIR] [--json]
  *   --session  runtime options (src/runtime/ort-session.ts RuntimeOptions) overriding the engine's defaults,
  *              e.g. '{"memArena":false}' or '{"executionMode":"parallel","interOpThreads":2}'
  *   --dist     the compiled engine to measure (default ./dist; another checkout's dist for before/after)
+ *   --profile  decode: also run onnxruntime's profiler (files under this prefix) and print where a step's time goes,
+ *              per operator type, against the step's wall time (the rest is the run's own overhead: feeds,
+ *              outputs, thread hand-offs)
  * Needs `npm run build` (or tsc) first.
  */
 import crypto from 'node:crypto';
@@ -51,14 +59,16 @@ const { values: args, positionals } = parseArgs({
     session: { type: 'string' },
     dist: { type: 'string', default: path.join(REPO, 'dist') },
     json: { type: 'boolean', default: false },
+    profile: { type: 'string' },
+    'block-size': { type: 'string', default: '32' },
   },
 });
 const MODE = positionals[0] ?? 'decode';
-if (MODE !== 'decode' && MODE !== 'prefill') throw new Error(`mode must be decode or prefill, got ${MODE}`);
+if (!['decode', 'prefill', 'worker'].includes(MODE)) throw new Error(`mode must be decode, prefill or worker, got ${MODE}`);
 const DIST = path.resolve(args.dist);
 const imp = (p) => import(path.join(DIST, p));
 const [{ writeRandomLlava }, { openCheckpoint }, { ensureGraph }, { KvCache }, { DecoderStepper }, { createSession }] = await Promise.all([
-  imp('src/index.js'),
+  imp('src/testing.js'),
   imp('src/families/registry.js'),
   imp('src/graph/build.js'),
   imp('src/runtime/kv-cache.js'),
@@ -70,7 +80,7 @@ const MODELS = {
   qwen05b: { precision: 'int4', shape: { textHidden: 896, textIntermediate: 4864, textLayers: 24, textHeads: 14, textKvHeads: 2, vocab: 151936 } },
   'qwen05b-2l': { precision: 'fp32', shape: { textHidden: 896, textIntermediate: 4864, textLayers: 2, textHeads: 14, textKvHeads: 2, vocab: 4096 } },
 };
-const MODEL_NAME = args.model ?? (MODE === 'decode' ? 'qwen05b' : 'qwen05b-2l');
+const MODEL_NAME = args.model ?? (MODE === 'prefill' ? 'qwen05b-2l' : 'qwen05b');
 const MODEL = MODELS[MODEL_NAME];
 if (!MODEL) throw new Error(`--model must be one of ${Object.keys(MODELS).join(', ')}`);
 
@@ -111,9 +121,19 @@ function randomFloats(n, seed) {
   return out;
 }
 
+/** The decoder's build options: the model's precision, int4 blocks of --block-size. */
+function graphOptions() {
+  return { precision: MODEL.precision, blockSize: Number(args['block-size']), cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') };
+}
+
 /** The engine's runtime options: --threads, and --session's fields (ort-session.ts RuntimeOptions). */
 function runtimeOptions() {
-  return { executionProvider: 'cpu', ...(args.threads ? { intraOpThreads: Number(args.threads) } : {}), ...(args.session ? JSON.parse(args.session) : {}) };
+  return {
+    executionProvider: 'cpu',
+    ...(args.profile ? { profilePrefix: args.profile } : {}),
+    ...(args.threads ? { intraOpThreads: Number(args.threads) } : {}),
+    ...(args.session ? JSON.parse(args.session) : {}),
+  };
 }
 
 function checkpointDir() {
@@ -134,10 +154,47 @@ function checkpointDir() {
 
 async function loadDecoder(kind) {
   const checkpoint = openCheckpoint(checkpointDir());
-  const graph = ensureGraph(checkpoint, kind, { precision: MODEL.precision, blockSize: 32, cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') });
+  const graph = ensureGraph(checkpoint, kind, graphOptions());
   const session = await createSession(graph, runtimeOptions());
   const t = checkpoint.spec.text;
   return { stepper: new DecoderStepper(session, t.numLayers, t.numKvHeads, t.headDim, t.hiddenSize), text: t, session };
+}
+
+/**
+ * onnxruntime's profile of the decode steps (`--profile PREFIX`), folded: per operator type, the mean time per run
+ * and its node count, and the mean `model_run` time — the run's wall time inside onnxruntime, of which the nodes'
+ * sum is the part spent computing. Warm-up runs are included (the first two of each context).
+ */
+function profileSummary(session, stepMsAll) {
+  session.endProfiling();
+  const prefix = path.resolve(args.profile);
+  const dir = path.dirname(prefix);
+  const file = fs
+    .readdirSync(dir)
+    .filter((f) => f.startsWith(path.basename(prefix)) && f.endsWith('.json'))
+    .map((f) => path.join(dir, f))
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+  const events = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run');
+  const byOp = new Map();
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
+    const op = e.args.op_name;
+    const row = byOp.get(op) ?? { op, us: 0, nodes: 0 };
+    row.us += e.dur;
+    row.nodes++;
+    byOp.set(op, row);
+  }
+  const n = runs.length;
+  const ops = [...byOp.values()].map((r) => ({ op: r.op, msPerRun: r.us / n / 1000, nodesPerRun: r.nodes / n })).sort((a, b) => b.msPerRun - a.msPerRun);
+  const nodeMs = ops.reduce((a, r) => a + r.msPerRun, 0);
+  const runMs = runs.reduce((a, e) => a + e.dur, 0) / n / 1000;
+  const summary = { file, runs: n, stepMs: stepMsAll.reduce((a, b) => a + b, 0) / stepMsAll.length, runMs, nodeMs, ops };
+  if (!args.json) {
+    console.log(`profile (${file}): ${n} runs; mean step ${summary.stepMs.toFixed(2)} ms, model_run ${runMs.toFixed(2)} ms, nodes ${nodeMs.toFixed(2)} ms`);
+    for (const r of ops) console.log(`  ${r.op.padEnd(34)} ${r.msPerRun.toFixed(3).padStart(8)} ms  ${String(r.nodesPerRun).padStart(5)} nodes`);
+  }
+  return summary;
 }
 
 // ----------------------------------------------------------------------------------------------- decode
@@ -174,7 +231,8 @@ function retrievalSubsets(rows, layers, ratio) {
 }
 
 async function decode() {
-  const { stepper, text: t } = await loadDecoder('decoder');
+  const { stepper, text: t, session } = await loadDecoder('decoder');
+  const allStepMs = [];
   const steps = Number(args.steps);
   const rows = [];
   for (const past of args.past.split(',').map(Number)) {
@@ -192,22 +250,39 @@ async function decode() {
       }
       const embeds = randomFloats(t.hiddenSize, 3);
       const stepMs = [];
+      let cpu0;
       const { otherShare } = await withLoad(async () => {
         for (let i = 0; i < steps + 2; i++) {
+          if (i === 2) cpu0 = process.cpuUsage();
           const t0 = performance.now();
           await stepper.run(target, { embeds, positions: [past + i] });
-          if (i >= 2) stepMs.push(performance.now() - t0);
+          allStepMs.push(performance.now() - t0);
+          if (i >= 2) stepMs.push(allStepMs.at(-1));
         }
       });
       const attended = ratio > 0 ? target.past(0).rows : cache.length;
-      const row = { past, retrieve: ratio, attendedLayer0: attended, msPerToken: median(stepMs), minMs: Math.min(...stepMs), viewMs, otherShare };
+      const cpu = process.cpuUsage(cpu0);
+      // CPU time (every thread of this process) per step: what a step costs, less sensitive than wall time to the
+      // other processes sharing the cores.
+      const cpuMsPerToken = (cpu.user + cpu.system) / 1000 / steps;
+      const row = {
+        past,
+        retrieve: ratio,
+        attendedLayer0: attended,
+        msPerToken: median(stepMs),
+        minMs: Math.min(...stepMs),
+        cpuMsPerToken,
+        viewMs,
+        otherShare,
+      };
       rows.push(row);
       if (!args.json)
         console.log(
-          `past ${past}  ${ratio ? `retrieve ${ratio * 100}%` : 'dense'}  attended ${attended}  ${row.msPerToken.toFixed(2)} ms/token (min ${row.minMs.toFixed(2)})  view ${viewMs.toFixed(1)} ms  others ${(otherShare * 100).toFixed(0)}%`,
+          `past ${past}  ${ratio ? `retrieve ${ratio * 100}%` : 'dense'}  attended ${attended}  ${row.msPerToken.toFixed(2)} ms/token (min ${row.minMs.toFixed(2)}, CPU ${row.cpuMsPerToken.toFixed(2)})  view ${viewMs.toFixed(1)} ms  others ${(otherShare * 100).toFixed(0)}%`,
         );
     }
   }
+  if (args.profile) rows.profile = profileSummary(session, allStepMs);
   return rows;
 }
 
@@ -215,12 +290,8 @@ async function decode() {
 
 /** The engine's own prefill (session/prefill.ts) through its worker, as a SparseVILA turn runs it. */
 async function prefill() {
-  const { Runtime, prefill: enginePrefill } = await imp('src/index.js');
-  const rt = await Runtime.start(
-    checkpointDir(),
-    { precision: MODEL.precision, blockSize: 32, cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') },
-    runtimeOptions(),
-  );
+  const [{ Runtime }, { prefill: enginePrefill }] = await Promise.all([imp('src/runtime/runtime.js'), imp('src/session/prefill.js')]);
+  const rt = await Runtime.start(checkpointDir(), graphOptions(), runtimeOptions());
   try {
     // Both decoder sessions are loaded before the baseline: their weights are not the prefill's.
     await rt.ensureGraphs(['decoder', 'decoder-mass']);
@@ -269,7 +340,39 @@ async function prefill() {
   }
 }
 
-const rows = MODE === 'decode' ? await decode() : await prefill();
+/** Decode steps through the worker after a chunked prefill of --past tokens (the first of --past's values). */
+async function workerDecode() {
+  const [{ Runtime }, { prefill: enginePrefill }] = await Promise.all([imp('src/runtime/runtime.js'), imp('src/session/prefill.js')]);
+  const rt = await Runtime.start(checkpointDir(), graphOptions(), runtimeOptions());
+  try {
+    const t = openCheckpoint(checkpointDir()).spec.text;
+    const past = Number(args.past.split(',')[0]);
+    const steps = Number(args.steps);
+    const cache = await rt.createCache();
+    await rt.reserveCache(cache, past + steps + 8);
+    const ids = Array.from({ length: past }, (_, i) => (i * 37 + 11) % 256);
+    await enginePrefill(rt, { cache, ids, positions: ids.map((_, i) => i), imageTokenId: -1, hidden: t.hiddenSize, chunkSize: 512, logits: 'last' });
+    const wall = [];
+    const worker = [];
+    for (let i = 0; i < steps + 2; i++) {
+      const t0 = performance.now();
+      const out = await rt.step({ target: { cache }, ids: [(i * 13 + 5) % 256], positions: [past + i], logits: 'last' });
+      if (i < 2) continue;
+      wall.push(performance.now() - t0);
+      worker.push(out.seconds * 1000);
+    }
+    const row = { past, wallMs: median(wall), workerMs: median(worker), messagesMs: median(wall.map((w, i) => w - worker[i])) };
+    if (!args.json)
+      console.log(
+        `past ${past}  worker path: ${row.wallMs.toFixed(2)} ms/token on the main thread, ${row.workerMs.toFixed(2)} ms in the worker, ${row.messagesMs.toFixed(2)} ms messages`,
+      );
+    return [row];
+  } finally {
+    await rt.close();
+  }
+}
+
+const rows = MODE === 'decode' ? await decode() : MODE === 'worker' ? await workerDecode() : await prefill();
 const meta = {
   mode: MODE,
   model: MODEL_NAME,
@@ -279,4 +382,4 @@ const meta = {
   cpus: os.cpus().length,
   loadAverage: os.loadavg(),
 };
-if (args.json) console.log(JSON.stringify({ ...meta, rows }));
+if (args.json) console.log(JSON.stringify({ ...meta, rows, ...(rows.profile && { profile: rows.profile }) }));

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DECODER_LINEARS, isDecoderLinear, patchConfig, quantizeAutoAwq, readGraph, type Known } from './helpers/autoawq.js';
+import { DECODER_LINEARS, int4Nodes, isDecoderLinear, patchConfig, quantizeAutoAwq, readGraph, type Known } from './helpers/autoawq.js';
 import { writeSafetensorsCheckpoint, writeTinyLlava, type TinyLlavaOptions } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir, textPromptLogits } from './helpers/engine.js';
 import { decodeNBits } from './helpers/nbits.js';
@@ -71,10 +71,10 @@ describe('AutoAWQ checkpoints', () => {
       expect(new Float32Array(bytesOf(`${module}.scales`).buffer)).toEqual(q.scales);
       expect(q.n).toBe(k.out);
     }
-    const blockSizes = nodes
-      .filter((n) => n.opType === 'MatMulNBits' && n.name!.includes('layers.'))
-      .map((n) => n.attribute!.find((a) => a.name === 'block_size')!.i);
-    expect(blockSizes.map(Number)).toEqual(Array(2 * DECODER_LINEARS.length).fill(32));
+    // Every stored linear's rows, in its own group size: four nodes a layer (q/k/v and gate/up share one).
+    const { blockSizes, rows } = int4Nodes(nodes);
+    expect(blockSizes).toEqual(Array(2 * 4).fill(32));
+    expect(rows).toBe([...known.values()].reduce((sum, k) => sum + k.out, 0));
     ck.close();
   });
 

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DECODER_LINEARS, isDecoderLinear, patchConfig, quantizeAutoAwq, readGraph, type Known } from './helpers/autoawq.js';
+import { DECODER_LINEARS, int4Nodes, isDecoderLinear, patchConfig, quantizeAutoAwq, readGraph, type Known } from './helpers/autoawq.js';
 import { writeSafetensorsCheckpoint, type TensorToWrite } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir, textPromptLogits } from './helpers/engine.js';
 import { thrown } from './helpers/thrown.js';
@@ -101,10 +101,12 @@ describe.each(['hub', 'current'] as const)('an AutoAWQ Qwen2.5-VL checkpoint (%s
         expect(bytesOf(`${module}.qzeros`), module).toEqual(q.zeroPoints);
         expect(new Float32Array(bytesOf(`${module}.scales`).slice().buffer), module).toEqual(q.scales);
       }
-      const nbits = nodes.filter((n) => n.opType === 'MatMulNBits');
-      // Every decoder linear, and nothing else: the tied head stays the float embedding.
-      expect(nbits.length).toBe(known.size);
-      expect(nbits.map((n) => Number(n.attribute!.find((a) => a.name === 'block_size')!.i))).toEqual(Array(known.size).fill(GROUP));
+      // Every decoder linear's rows, and nothing else: the tied head stays the float embedding. Four nodes a layer
+      // (q/k/v and gate/up share one).
+      const { blockSizes, rows } = int4Nodes(nodes);
+      expect(nodes.filter((n) => n.opType === 'MatMulNBits').length).toBe(blockSizes.length);
+      expect(blockSizes).toEqual(Array(2 * 4).fill(GROUP));
+      expect(rows).toBe([...known.values()].reduce((sum, k) => sum + k.out, 0));
       // The tower: the very graph of the float twin (same tensors, same precision), with no int4 in it.
       const vision = ensureModelGraph(ck, 'vision', options);
       const twinVision = ensureModelGraph(twinCk, 'vision', options);

@@ -21,7 +21,7 @@ import { TEXT_PREFIX } from '../checkpoint/checkpoint.js';
 import type { ModelSpecBase, TextSpec } from '../checkpoint/spec.js';
 import type { CalibrationTap } from '../weights/awq-groups.js';
 import type { WeightReader } from '../weights/weight-reader.js';
-import { activation, linear, param, rmsNorm, type LinearOptions } from './layers.js';
+import { activation, linear, linears, param, rmsNorm, type LinearOptions } from './layers.js';
 import { llmAttention } from './llm-attention.js';
 import type { OnnxGraphBuilder } from './onnx-builder.js';
 import { ropeInvFreq } from './rope.js';
@@ -110,9 +110,19 @@ export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Mo
 /** gate/up/down with SiLU: down(silu(gate(x)) · up(x)); also returns down_proj's input. */
 function mlp(b: OnnxGraphBuilder, w: WeightReader, spec: ModelSpecBase, x: string, module: string, options: LinearOptions): { out: string; product: string } {
   const t = spec.text;
-  const up = { in: t.hiddenSize, out: t.intermediateSize, bias: t.mlpBias };
-  const gate = b.scope('gate_proj', () => linear(b, w, x, `${module}.gate_proj`, up, options));
-  const upOut = b.scope('up_proj', () => linear(b, w, x, `${module}.up_proj`, up, options));
+  const [gate, upOut] = b.scope('gate_up_proj', () =>
+    linears(
+      b,
+      w,
+      x,
+      [
+        { module: `${module}.gate_proj`, out: t.intermediateSize },
+        { module: `${module}.up_proj`, out: t.intermediateSize },
+      ],
+      { in: t.hiddenSize, bias: t.mlpBias },
+      options,
+    ),
+  );
   const product = b.op('Mul', [activation(b, gate, t.act), upOut]);
   const out = b.scope('down_proj', () => linear(b, w, product, `${module}.down_proj`, { in: t.intermediateSize, out: t.hiddenSize, bias: t.mlpBias }, options));
   return { out, product };

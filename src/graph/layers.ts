@@ -46,27 +46,22 @@ export function linear(
   shape: { in: number; out: number; bias: boolean },
   options: LinearOptions,
 ): string {
+  return linearOf(b, w, x, module, shape, options, int4Weights(b, w, module, shape, options));
+}
+
+/** `linear` over `q`, the module's int4 initializers, or over its float weight where `q` is undefined. */
+function linearOf(
+  b: OnnxGraphBuilder,
+  w: WeightReader,
+  x: string,
+  module: string,
+  shape: { in: number; out: number; bias: boolean },
+  options: LinearOptions,
+  q: Int4Initializers | undefined,
+): string {
   let y: string;
-  const stored = options.precision === 'int4' ? w.packedInt4?.(module) : undefined;
-  const int4 = options.precision === 'int4' && (stored !== undefined || w.packedInt4 === undefined);
-  if (int4) {
-    const q = stored ?? quantizeInt4(w.read(`${module}.weight`, [shape.out, shape.in]), shape.out, shape.in, options.blockSize);
-    if (q.n !== shape.out || q.k !== shape.in) {
-      throw new CheckpointError('TENSOR_SHAPE', `${module}: the int4 weight is [${q.n}, ${q.k}] (out, in), expected [${shape.out}, ${shape.in}]`, {
-        subject: module,
-      });
-    }
-    const packed = b.initializer(`${module}.qweight`, { type: 'uint8', data: q.packed }, [q.n, q.blocks, q.blockSize / 2]);
-    const scales = floatInit(b, `${module}.scales`, q.scales, [q.n * q.blocks], options.half);
-    const zeros = b.initializer(`${module}.qzeros`, { type: 'uint8', data: q.zeroPoints }, [q.zeroPoints.length]);
-    y = b.op(
-      'MatMulNBits',
-      [x, packed, scales, zeros],
-      // accuracy_level 4 lets MLAS quantize activations to int8 blocks: the fast CPU path.
-      { K: q.k, N: q.n, bits: 4, block_size: q.blockSize, accuracy_level: 4 },
-      'com.microsoft',
-      'MatMulNBits',
-    );
+  if (q) {
+    y = matMulNBits(b, x, [q]);
   } else {
     const transposed = transpose2d(w.read(`${module}.weight`, [shape.out, shape.in]), shape.out, shape.in);
     const init =
@@ -78,6 +73,97 @@ export function linear(
   if (!shape.bias) return y;
   const bias = floatInit(b, `${module}.bias`, w.read(`${module}.bias`, [shape.out]), [shape.out], options.half);
   return b.op('Add', [y, bias], undefined, undefined, 'Add');
+}
+
+/**
+ * Linears that read the same input (q/k/v_proj; gate/up_proj), as one `MatMulNBits` over their weights stacked
+ * along N, then a Split: under int4, one node and one int8 quantization of the input instead of one per linear.
+ * A 24-layer decode step runs 97 int4 MatMuls of one row this way instead of 169; each is a hand-off to the
+ * intra-op threads, so their count is per-step overhead (docs/benchmarks.md, "Engine"). Each module keeps its own
+ * initializers (an AWQ
+ * checkpoint's stored codes stay readable by name); the Concat of them is constant, and onnxruntime folds it at
+ * session load. Other precisions (and int4 linears stored in different group sizes) stay one linear each.
+ * `groups`: how many consecutive modules each output holds side by side (default one each), e.g. [2, 1] for
+ * q and k together (they take rotary together) and v.
+ */
+export function linears(
+  b: OnnxGraphBuilder,
+  w: WeightReader,
+  x: string,
+  modules: { module: string; out: number }[],
+  shape: { in: number; bias: boolean },
+  options: LinearOptions,
+  groups: number[] = modules.map(() => 1),
+): string[] {
+  const starts = groups.map((_, g) => groups.slice(0, g).reduce((a, n) => a + n, 0));
+  const weights = modules.map((m) => int4Weights(b, w, m.module, { ...shape, out: m.out }, options));
+  const fusable = weights.every((q) => q !== undefined && q.blockSize === weights[0]!.blockSize);
+  if (!fusable) {
+    const ys = modules.map((m, i) => b.scope(m.module.split('.').pop()!, () => linearOf(b, w, x, m.module, { ...shape, out: m.out }, options, weights[i])));
+    return groups.map((n, g) => (n === 1 ? ys[starts[g]!]! : b.op('Concat', ys.slice(starts[g], starts[g]! + n), { axis: -1 })));
+  }
+  let y = matMulNBits(b, x, weights as Int4Initializers[]);
+  if (shape.bias) {
+    const biases = modules.map((m) => floatInit(b, `${m.module}.bias`, w.read(`${m.module}.bias`, [m.out]), [m.out], options.half));
+    y = b.op('Add', [y, b.op('Concat', biases, { axis: 0 })], undefined, undefined, 'Add');
+  }
+  const widths = groups.map((n, g) => modules.slice(starts[g], starts[g]! + n).reduce((a, m) => a + m.out, 0));
+  return b.node('Split', [y, b.constInt64(widths)], { outputs: groups.length, attrs: { axis: -1 } });
+}
+
+/** One int4 linear's initializers in the graph (MatMulNBits' B, scales and zero points) and its shape. */
+interface Int4Initializers {
+  packed: string;
+  scales: string;
+  zeros: string;
+  n: number;
+  k: number;
+  blockSize: Int4BlockSize;
+}
+
+/** `module`'s int4 weights as initializers (as stored, or quantized here), or undefined where it is not int4. */
+function int4Weights(
+  b: OnnxGraphBuilder,
+  w: WeightReader,
+  module: string,
+  shape: { in: number; out: number },
+  options: LinearOptions,
+): Int4Initializers | undefined {
+  const stored = options.precision === 'int4' ? w.packedInt4?.(module) : undefined;
+  const int4 = options.precision === 'int4' && (stored !== undefined || w.packedInt4 === undefined);
+  if (!int4) return undefined;
+  const q = stored ?? quantizeInt4(w.read(`${module}.weight`, [shape.out, shape.in]), shape.out, shape.in, options.blockSize);
+  if (q.n !== shape.out || q.k !== shape.in) {
+    throw new CheckpointError('TENSOR_SHAPE', `${module}: the int4 weight is [${q.n}, ${q.k}] (out, in), expected [${shape.out}, ${shape.in}]`, {
+      subject: module,
+    });
+  }
+  return {
+    packed: b.initializer(`${module}.qweight`, { type: 'uint8', data: q.packed }, [q.n, q.blocks, q.blockSize / 2]),
+    scales: floatInit(b, `${module}.scales`, q.scales, [q.n * q.blocks], options.half),
+    zeros: b.initializer(`${module}.qzeros`, { type: 'uint8', data: q.zeroPoints }, [q.zeroPoints.length]),
+    n: q.n,
+    k: q.k,
+    blockSize: q.blockSize,
+  };
+}
+
+/**
+ * x · Wᵀ for int4 weights stacked along N (one weight: a plain MatMulNBits). Zero points are packed per row
+ * (MatMulNBits: [N · ceil(blocks / 2)]), so rows of different linears stack as they are.
+ */
+function matMulNBits(b: OnnxGraphBuilder, x: string, qs: Int4Initializers[]): string {
+  const stack = (names: string[]) => (names.length === 1 ? names[0]! : b.op('Concat', names, { axis: 0 }));
+  const { k, blockSize } = qs[0]!;
+  const n = qs.reduce((sum, q) => sum + q.n, 0);
+  return b.op(
+    'MatMulNBits',
+    [x, stack(qs.map((q) => q.packed)), stack(qs.map((q) => q.scales)), stack(qs.map((q) => q.zeros))],
+    // accuracy_level 4 lets MLAS quantize activations to int8 blocks: the fast CPU path.
+    { K: k, N: n, bits: 4, block_size: blockSize, accuracy_level: 4 },
+    'com.microsoft',
+    'MatMulNBits',
+  );
 }
 
 /** A float initializer in float32, or float16 when the graph computes in half. */

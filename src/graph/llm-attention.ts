@@ -19,7 +19,7 @@
  */
 import type { TextSpec } from '../checkpoint/spec.js';
 import type { WeightReader } from '../weights/weight-reader.js';
-import { attentionMatMul, linear, type LinearOptions } from './layers.js';
+import { attentionMatMul, linear, linears, type LinearOptions } from './layers.js';
 import type { OnnxGraphBuilder } from './onnx-builder.js';
 
 export interface AttentionInputs {
@@ -52,14 +52,27 @@ export interface AttentionOutputs {
 export function llmAttention(b: OnnxGraphBuilder, w: WeightReader, t: TextSpec, module: string, io: AttentionInputs, options: LinearOptions): AttentionOutputs {
   const { numHeads: H, numKvHeads: KV, headDim: D } = t;
   const groups = H / KV;
-  const project = (name: string, heads: number, bias: boolean) =>
-    b.scope(name, () => {
-      const y = linear(b, w, io.x, `${module}.${name}`, { in: t.hiddenSize, out: heads * D, bias }, options);
-      return b.op('Reshape', [y, b.constInt64([-1, heads, D])]); // [T, heads, D]
-    });
-  const q = b.scope('q_rotary', () => rotary(b, project('q_proj', H, t.attentionBias), io.cos, io.sin, D));
-  const newKey = b.scope('k_rotary', () => rotary(b, project('k_proj', KV, t.attentionBias), io.cos, io.sin, D));
-  const newValue = project('v_proj', KV, t.attentionBias);
+  // q/k/v_proj read the same input: one linear group (layers.ts `linears`), q and k side by side.
+  const [qk, v] = b.scope('qkv_proj', () =>
+    linears(
+      b,
+      w,
+      io.x,
+      [
+        { module: `${module}.q_proj`, out: H * D },
+        { module: `${module}.k_proj`, out: KV * D },
+        { module: `${module}.v_proj`, out: KV * D },
+      ],
+      { in: t.hiddenSize, bias: t.attentionBias },
+      options,
+      [2, 1],
+    ),
+  );
+  const heads = (y: string, n: number) => b.op('Reshape', [y, b.constInt64([-1, n, D])]); // [T, heads, D]
+  // Rotary on the query and key heads together, [T, H + KV, D], then split: the same elementwise ops, half the nodes.
+  const rotated = b.scope('qk_rotary', () => rotary(b, heads(qk!, H + KV), io.cos, io.sin, D));
+  const [q, newKey] = b.node('Split', [rotated, b.constInt64([H, KV])], { outputs: 2, attrs: { axis: 1 } }) as [string, string];
+  const newValue = heads(v!, KV);
 
   // [T, H, D] → [KV, groups·T, D]: each KV head's query group as one batch.
   const qGrouped = b.op('Reshape', [
@@ -75,11 +88,10 @@ export function llmAttention(b: OnnxGraphBuilder, w: WeightReader, t: TextSpec, 
     'past_bias',
   );
   const scoresNew = attentionMatMul(b, qGrouped, newKey, { ...scores, label: 'scores_new' });
-  const newLen = b.op('Slice', [b.op('Shape', [newKey]), b.constInt64([0]), b.constInt64([1])]);
-  // The causal mask is [T, T]; view the scores as [KV, groups, T, T] to broadcast it.
-  const blockShape = b.op('Concat', [b.constInt64([KV, groups, -1]), newLen], { axis: 0 });
+  // The causal mask is [T, T]; view the scores [KV, groups·T, T] as [KV·groups, T, T] to broadcast it (Reshape's 0
+  // keeps the last axis, T: a constant shape, no shape arithmetic per layer).
   const causal = b.op('Reshape', [
-    b.op('Add', [b.op('Reshape', [scoresNew, blockShape]), b.op('Add', [io.causalMask, io.newBias], undefined, undefined, 'new_bias')]),
+    b.op('Add', [b.op('Reshape', [scoresNew, b.constInt64([KV * groups, -1, 0])]), b.op('Add', [io.causalMask, io.newBias], undefined, undefined, 'new_bias')]),
     b.constInt64([KV, -1, 0]),
   ]);
   const soft = b.scope('softmax', () => splitSoftmax(b, scoresPast, causal));

@@ -52,6 +52,8 @@ export class OnnxGraphBuilder {
   private readonly initializers: onnxProto.onnx.ITensorProto[] = [];
   private readonly scopes: string[] = [];
   private readonly usedNames = new Set<string>();
+  /** Node outputs renamed to the graph output they became (`output`): later inputs naming them take the new name. */
+  private readonly renamed = new Map<string, string>();
   private readonly fd: number;
   private readonly dataFileName: string;
   private offset = 0;
@@ -92,8 +94,24 @@ export class OnnxGraphBuilder {
     return name;
   }
 
+  /**
+   * Makes `value` a graph output called `name`. A node's output that is no graph output yet is renamed (its
+   * consumers, earlier and later, read the new name); anything else (an input, an initializer, a value already
+   * output) goes out through an Identity. Each Identity is a node that onnxruntime runs and a copy it makes every
+   * call: a decode step outputs 48 KV rows and the logits.
+   */
   output(value: string, name: string, type: ElemType, dims: Dim[]): void {
-    if (value !== name) this.node('Identity', [value], { outputs: [name], label: name });
+    value = this.renamed.get(value) ?? value;
+    const producer = this.nodes.find((n) => n.output!.includes(value));
+    const isOutput = this.outputs.some((o) => o.name === value);
+    if (value !== name && producer && !isOutput && !this.usedNames.has(name)) {
+      producer.output = producer.output!.map((o) => (o === value ? name : o));
+      for (const n of this.nodes) n.input = n.input!.map((i) => (i === value ? name : i));
+      this.renamed.set(value, name);
+      this.usedNames.add(name);
+    } else if (value !== name) {
+      this.node('Identity', [value], { outputs: [name], label: name });
+    }
     this.outputs.push(valueInfo(name, type, dims));
   }
 
@@ -156,7 +174,7 @@ export class OnnxGraphBuilder {
       name,
       opType: op,
       domain: options.domain ?? '',
-      input: inputs,
+      input: inputs.map((i) => this.renamed.get(i) ?? i),
       output: outputs,
       attribute: Object.entries(options.attrs ?? {}).map(([key, value]) => attribute(key, value)),
     });

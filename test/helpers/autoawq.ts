@@ -23,6 +23,16 @@ export const DECODER_LINEARS = [
   'mlp.down_proj',
 ];
 
+/**
+ * The decoder's MatMulNBits nodes: their block sizes and the output rows they compute in all. Linears that read one
+ * input share a node (q/k/v_proj, gate/up_proj: graph/layers.ts `linears`), so a layer holds four.
+ */
+export function int4Nodes(nodes: onnxProto.onnx.INodeProto[]): { blockSizes: number[]; rows: number } {
+  const nbits = nodes.filter((n) => n.opType === 'MatMulNBits' && n.name!.includes('layers.'));
+  const attr = (n: onnxProto.onnx.INodeProto, name: string) => Number(n.attribute!.find((a) => a.name === name)!.i);
+  return { blockSizes: nbits.map((n) => attr(n, 'block_size')), rows: nbits.reduce((sum, n) => sum + attr(n, 'N'), 0) };
+}
+
 /** AutoAWQ's packing of an [rows, cols] int4 matrix into int32 [rows, cols / 8] (from_linear's loop). */
 export function packAutoAwq(value: (row: number, col: number) => number, rows: number, cols: number): Int32Array {
   const out = new Int32Array((rows * cols) / 8);

@@ -358,4 +358,24 @@ describe('inspecting a run in Chromium', () => {
     await saveScreenshot(page, 'inspect-timeline', { selector: '#p-timeline' });
     expect(errors).toEqual([]);
   });
+
+  it('plots decode steps with one legend entry a turn, above a plot taller than it, on whole-number steps', async () => {
+    await openRun(page, 'video-a', 0);
+    await page.$eval('#p-steps', (el) => el.scrollIntoView());
+    await until(page, 'the decode-step plot', `!!document.querySelector('#p-steps .legend .traces')`);
+    const box = await page.$eval('#p-steps', (el) => {
+      const rect = (q: string) => el.querySelector(q)!.getBoundingClientRect();
+      return {
+        legend: rect('.legend').height,
+        plot: rect('.nsewdrag').height,
+        entries: [...el.querySelectorAll('.legend .traces .legendtext')].map((t) => t.textContent),
+        ticks: [...el.querySelectorAll('.xtick text')].map((t) => t.textContent ?? ''),
+      };
+    });
+    expect(box.entries).toEqual(Array.from({ length: VIDEO.turns }, (_, i) => `turn ${i + 1}`));
+    expect(box.legend).toBeLessThan(box.plot);
+    expect(box.ticks.length).toBeGreaterThan(1);
+    for (const t of box.ticks) expect(t, 'a decode step tick').toMatch(/^\d[\d,]*$/);
+    expect(errors).toEqual([]);
+  });
 });

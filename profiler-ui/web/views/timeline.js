@@ -196,7 +196,9 @@ function stepTraces(turns) {
     out.push({
       type: 'scatter',
       mode: t.steps.length > 80 ? 'lines' : 'lines+markers',
-      name: `${turnName(t)} ms/step`,
+      // One legend entry a turn (its two lines toggle together); the axis titles say which line is which.
+      name: turnName(t),
+      legendgroup: turnName(t),
       x: t.steps.map((s) => s.step),
       y: t.steps.map((s) => s.ms),
       // On a GPU provider each step also says what it moved between host and device.
@@ -211,6 +213,8 @@ function stepTraces(turns) {
       type: 'scatter',
       mode: 'lines',
       name: `${turnName(t)} visual attended`,
+      legendgroup: turnName(t),
+      showlegend: false,
       x: t.steps.map((s) => s.step),
       y: t.steps.map((s) => s.visualAttended),
       yaxis: 'y2',
@@ -225,13 +229,18 @@ function stepTraces(turns) {
 function stepLayout(turns) {
   const most = Math.max(1, ...turns.flatMap((t) => t.steps.map((s) => s.visualAttended)));
   const dtick = Math.max(1, globalThis.d3.tickStep(0, most, 4));
+  // Steps are whole numbers: ticks at least one apart (a short answer's axis would otherwise show 1.5).
+  const lastStep = Math.max(1, ...turns.flatMap((t) => t.steps.map((s) => s.step)));
+  const stepTick = Math.max(1, globalThis.d3.tickStep(0, lastStep, 8));
+  // The legend's rows (about eight short turn names a row) sit above the plot: the plot keeps its height.
+  const legendRows = Math.ceil(turns.length / 8);
   return baseLayout({
-    height: 250,
-    margin: { l: 48, r: 52, t: 10 + 18 * Math.ceil(turns.length / 2), b: 40 },
-    xaxis: { title: { text: 'decode step', standoff: 6 } },
-    yaxis: { title: { text: 'ms / step' }, rangemode: 'tozero' },
+    height: 230 + 18 * legendRows,
+    margin: { l: 48, r: 52, t: 8 + 18 * legendRows, b: 40 },
+    xaxis: { title: { text: 'decode step', standoff: 6 }, tickformat: ',d', dtick: stepTick },
+    yaxis: { title: { text: 'ms / step (solid)' }, rangemode: 'tozero' },
     yaxis2: {
-      title: { text: 'visual tokens attended' },
+      title: { text: 'visual tokens attended (dotted)' },
       overlaying: 'y',
       side: 'right',
       rangemode: 'tozero',

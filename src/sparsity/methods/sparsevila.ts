@@ -77,8 +77,10 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
   },
   tune: {
     // Keep and retrieve shares around the paper's operating points (Table 2: 50% / 25% and neighbours), the
-    // keep scope and per-frame floors that matter on videos, and per-KV-head retrieval. A retrieval refresh
-    // knob (re-scoring every N decode steps) belongs here as one more entry when the policy has it.
+    // keep scope and per-frame floors that matter on videos, per-KV-head retrieval, and retrieval that follows
+    // the answer (a refresh every 8 decode steps: one dense step in 8, for long answers such as captions).
+    // Per-layer budgets (`retrieve.perLayer`) depend on the model's depth, which a method's space does not
+    // know: set them by hand, or tune on a policy that has them.
     knobs: {
       keep: [0.25, 0.375, 0.5, 0.75, 1],
       keepScope: ['per-image', 'global'],
@@ -86,6 +88,7 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
       retrieve: [0.125, 0.25, 0.5, 0.75, 1],
       retrieveMinPerImage: [0, 2],
       perKvHead: [false, true],
+      refreshEvery: [0, 8],
     },
     // Knobs that cannot change what a budget does are reset, so equal behaviour is one policy value (the
     // tuner runs each value once): a floor under a per-image keep, a scope or floor when all is kept or retrieved.
@@ -99,7 +102,13 @@ export const sparsevila: SparsityMethod<SparseVilaPolicy> = {
           scope: keepAll ? 'per-image' : c.keepScope,
           minPerImage: keepAll || c.keepScope !== 'global' ? 0 : c.keepMinPerImage,
         },
-        retrieve: { budget: { ratio: c.retrieve }, minPerImage: retrieveAll ? 0 : c.retrieveMinPerImage, perKvHead: retrieveAll ? false : c.perKvHead },
+        retrieve: {
+          budget: { ratio: c.retrieve },
+          minPerImage: retrieveAll ? 0 : c.retrieveMinPerImage,
+          perKvHead: retrieveAll ? false : c.perKvHead,
+          // Refreshing a set that holds every token changes nothing.
+          ...(retrieveAll || !c.refreshEvery ? {} : { refreshEvery: c.refreshEvery }),
+        },
       };
     },
   },

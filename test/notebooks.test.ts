@@ -237,31 +237,55 @@ describe('notebooks', () => {
     expect(streamed).toBe(recorded);
   });
 
-  it('02-step-by-step: each step prints and shows what it decided', async () => {
+  it("02-step-by-step: each step on the demo model's held-out image prints and shows what it decided, the answer beside its reference", async () => {
     const nb = await execute('02-step-by-step.ipynb');
-    expect(nb.stdout).toMatch(/encoded: 1 image, 16 tokens on a 4×4 grid, salience source: received/);
-    expect(fraction(nb.stdout, 'kept:')).toEqual([6, 16]);
-    expect(nb.stdout).toContain('kept = top-6 by salience: true');
-    expect(nb.stdout).toMatch(/prompt tokens: \d+ \(6 visual of 16\)/);
-    expect(nb.stdout).toMatch(/layer 0: retrieved 3 of 6/);
-    expect(nb.stdout).toMatch(/layer 1: retrieved 3 of 6/);
-    expect(nb.stdout).toMatch(/decoded: 8 tokens/);
-    expect(nb.stdout).toContain('attended visual tokens per layer: 3, 3');
+    // The question and its reference come from the model's examples/conversations.json, read at run time.
+    const question = demoImageExample().turns[0]!;
+    expect(nb.stdout).toContain(`question: ${question.question} (reference answer: ${question.answer})`);
+    // Encode: the CLIP tower's 64 tokens on its 8×8 grid, scored by CLS attention.
+    expect(nb.stdout).toMatch(/encoded: 1 image, 64 tokens on a 8×8 grid, salience source: cls\n/);
+    // Prune: the override (16), not the chat's policy (32), and exactly the 16 most salient.
+    expect(fraction(nb.stdout, 'kept:')).toEqual([16, 64]);
+    expect(nb.stdout).toContain('kept = top-16 by salience: true');
+    const keptTokens = nb.stdout
+      .match(/kept: 16\/64 tokens: ([\d, ]+)\n/)![1]!
+      .split(', ')
+      .map(Number);
+    expect(new Set(keptTokens).size).toBe(16);
+    // Prefill: the 16 kept visual tokens and the text, nothing of the 48 pruned.
+    const [, prompt, text] = nb.stdout.match(/prompt tokens: (\d+) \(16 visual of 64, (\d+) text\)/)!;
+    expect(Number(text)).toBeGreaterThan(0);
+    expect(Number(prompt)).toBe(16 + Number(text));
+    expect(nb.stdout).toMatch(/attention mass for 4 layers/);
+    // Retrieve: the override (8 per layer, not the policy's 16), one set per LLaMA layer, drawn from the kept tokens.
+    const sets = [...nb.stdout.matchAll(/layer (\d): retrieved 8 of 16: ([\d, ]+)\n/g)].map((m) => [Number(m[1]), m[2]!.split(', ').map(Number)] as const);
+    expect(sets.map(([layer]) => layer)).toEqual([0, 1, 2, 3]);
+    for (const [layer, ids] of sets) {
+      expect(new Set(ids).size, `layer ${layer}`).toBe(8);
+      for (const t of ids) expect(keptTokens, `layer ${layer}`).toContain(t);
+    }
+    expect(nb.stdout).toContain('every retrieved token was kept: true');
+    // Decode: the demo model's one-word answer ends its turn (garbage would run to maxNewTokens), printed beside
+    // the reference; each layer attended its 8 retrieved tokens.
+    expect(nb.stdout).toMatch(/decoded: \d+ tokens? \[[\d, ]+\] "[^"]+", stop: eos\n/);
+    const answered = nb.stdout.split('\n').filter((line) => line.startsWith(`question: ${question.question}  answer: "`));
+    expect(answered).toHaveLength(1);
+    expect(answered[0]).toMatch(/ {2}answer: "[a-z0-9-]+" \(reference: [^)]+\)$/);
+    expect(answered[0]!.endsWith(` (reference: ${question.answer})`)).toBe(true);
+    expect(nb.stdout).toContain('attended visual tokens per layer: 8, 8, 8, 8\n');
     // Salience before pruning, after pruning, then with layer 0's retrieval.
     expect(nb.figures.map((f) => f.kind)).toEqual(['retention-map', 'retention-map', 'retention-map']);
     const [salience, pruned, retrieved] = nb.figures as [Shown, Shown, Shown];
-    expect(tokensIn(salience, 'candidate')).toHaveLength(16);
-    expect(tokensIn(pruned, 'kept')).toHaveLength(6);
-    expect(tokensIn(retrieved, 'kept')).toHaveLength(6);
-    expect(tokensIn(retrieved, 'retrieved')).toHaveLength(3);
-    // The printed kept tokens are the ones drawn kept.
-    const keptTokens = nb.stdout
-      .match(/kept: 6\/16 tokens: ([\d, ]+)/)![1]!
-      .split(', ')
-      .map(Number);
-    expect(tokensIn(pruned, 'kept')).toEqual(keptTokens);
+    expect(tokensIn(salience, 'candidate')).toHaveLength(64);
+    // The printed kept tokens are the ones drawn kept; layer 0's printed set is the one outlined.
+    expect(tokensIn(pruned, 'kept')).toEqual([...keptTokens].sort((a, b) => a - b));
+    expect(tokensIn(pruned, 'pruned')).toHaveLength(48);
+    expect(tokensIn(retrieved, 'kept')).toHaveLength(16);
+    expect(tokensIn(retrieved, 'retrieved')).toEqual([...sets[0]![1]].sort((a, b) => a - b));
+    await expectFiguresExported(nb);
     const table = nb.htmls.find((h) => h.includes('class="retrieval"'))!;
-    expect(count(table, 'data-retrieved="3"')).toBe(2);
+    expect(count(table, 'data-retrieved="8"')).toBe(4);
+    expect(nb.htmls.some((h) => h.includes('class="latency"') && h.includes('TTFT'))).toBe(true);
   });
 
   it("03-multi-turn: the example's turns retrieve different tokens from the same retained cache, answers beside references", async () => {

@@ -50,7 +50,8 @@ describe('npm start', () => {
     const command = pkg.scripts.start.split('&&').at(-1)!.trim().split(/\s+/);
     const child = spawn(command[0]!, [...command.slice(1), '--port', '0', '--threads', '1'], {
       cwd: REPO_ROOT,
-      env: { ...process.env, SPARSEVILA_CACHE: tempDir('npm-start-graphs') },
+      // Its own data dir: the runs the demo saves are the ones this test counts, not those of earlier demos.
+      env: { ...process.env, SPARSEVILA_CACHE: tempDir('npm-start-graphs'), SPARSEVILA_TRACES: tempDir('npm-start-traces') },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     try {

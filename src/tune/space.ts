@@ -66,12 +66,27 @@ function leaves(v: unknown, prefix = ''): [string, unknown][] {
   return [[prefix, v]];
 }
 
+/** The policy with the field at `path` set to `value` (removed when undefined). */
+function withLeaf(policy: PolicyValue, path: string, value: unknown): PolicyValue {
+  const copy = structuredClone(policy) as Record<string, unknown>;
+  const keys = path.split('.');
+  let at = copy;
+  for (const k of keys.slice(0, -1)) at = at[k] as Record<string, unknown>;
+  if (value === undefined) delete at[keys.at(-1)!];
+  else at[keys.at(-1)!] = value;
+  return copy as PolicyValue;
+}
+
 /**
  * The method's label, plus the fields where the policy leaves the grid's first (its knobs' first values: a
  * method lists the plain setting first): two candidates with equal budgets but another scope or per-head
- * setting must not read the same. Budgets (`….budget.…`) are what method labels print already.
+ * setting must not read the same. Fields the method's label already shows (budgets, a refresh: setting one
+ * back to the plain value changes the label) are not repeated.
  */
 function candidateLabel(policy: PolicyValue, plain: Map<string, unknown>): string {
-  const extra = leaves(policy).filter(([k, v]) => !/(^|\.)budget(\.|$)/.test(k) && JSON.stringify(v) !== JSON.stringify(plain.get(k)));
-  return [policyLabel(policy), ...extra.map(([k, v]) => `${k} ${String(v)}`)].join(' · ');
+  const label = policyLabel(policy);
+  const extra = leaves(policy).filter(
+    ([k, v]) => JSON.stringify(v) !== JSON.stringify(plain.get(k)) && policyLabel(withLeaf(policy, k, plain.get(k))) === label,
+  );
+  return [label, ...extra.map(([k, v]) => `${k} ${String(v)}`)].join(' · ');
 }

@@ -20,7 +20,7 @@ import type { LinearOptions, LinearPrecision, WeightPrecision } from './layers.j
 import { OnnxGraphBuilder } from './onnx-builder.js';
 
 /** Bump when the emitted graphs change, so cached graphs of older builders are not reused. */
-export const GRAPH_BUILDER_VERSION = 10;
+export const GRAPH_BUILDER_VERSION = 11;
 
 export type GraphKind = 'vision' | 'projector' | 'embed' | 'decoder' | 'decoder-mass' | 'decoder-all' | 'decoder-all-mass' | 'decoder-present';
 

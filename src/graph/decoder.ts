@@ -21,8 +21,8 @@ import { TEXT_PREFIX } from '../checkpoint/checkpoint.js';
 import type { ModelSpecBase, TextSpec } from '../checkpoint/spec.js';
 import type { CalibrationTap } from '../weights/awq-groups.js';
 import type { WeightReader } from '../weights/weight-reader.js';
-import { activation, linear, linears, param, rmsNorm, type LinearOptions } from './layers.js';
-import { llmAttention } from './llm-attention.js';
+import { activation, addRmsNorm, linear, linears, param, rmsNorm, type LinearOptions } from './layers.js';
+import { llmAttention, rotaryLayout } from './llm-attention.js';
 import type { OnnxGraphBuilder } from './onnx-builder.js';
 import { ropeInvFreq } from './rope.js';
 
@@ -58,9 +58,19 @@ export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Mo
   const positions = b.input('position_ids', 'int64', t.mropeSection ? [3, 'tokens'] : ['tokens']);
   const massInput = options.attentionMass ? b.input('mass_weights', 'float32', [1, 1, 'tokens']) : undefined;
   const massWeights = massInput && compute(massInput);
-  const tables = b.scope('model/rotary_emb', () => rotaryTables(b, t, positions, embeds));
+  const tables = b.scope('model/rotary_emb', () => rotaryTables(b, t, positions, embeds, rotaryLayout(options)));
   const [cos, sin, causalMask] = [compute(tables.cos), compute(tables.sin), compute(tables.causalMask)];
 
+  // The residual stream is `x` plus `pending`, the last sublayer's output not yet added: each add happens with the
+  // norm that follows it (layers.ts `addRmsNorm`).
+  let pending: string | undefined;
+  const norm = (module: string) => {
+    if (!pending) return rmsNorm(b, w, x, module, t.hiddenSize, t.rmsNormEps, half);
+    const { sum, normed } = addRmsNorm(b, w, x, pending, module, t.hiddenSize, t.rmsNormEps, options);
+    x = sum;
+    pending = undefined;
+    return normed;
+  };
   for (let i = 0; i < t.numLayers; i++) {
     const module = `${TEXT_PREFIX}.layers.${i}`;
     const tap = (name: CalibrationTap, value: string, width: number): void => {
@@ -71,8 +81,8 @@ export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Mo
     const pastBiasInput = b.input(`past_bias.${i}`, 'float32', [`past_${i}`]);
     const newBiasInput = b.input(`new_bias.${i}`, 'float32', ['tokens']);
     const [pastBias, newBias] = [compute(pastBiasInput), compute(newBiasInput)];
-    x = b.scope(`model/layers.${i}`, () => {
-      const h = rmsNorm(b, w, x, `${module}.input_layernorm`, t.hiddenSize, t.rmsNormEps, half);
+    b.scope(`model/layers.${i}`, () => {
+      const h = norm(`${module}.input_layernorm`);
       tap('qkv', h, t.hiddenSize);
       const attn = b.scope('self_attn', () =>
         llmAttention(b, w, t, `${module}.self_attn`, { x: h, cos, sin, causalMask, pastKey, pastValue, pastBias, newBias, massWeights }, options),
@@ -87,20 +97,21 @@ export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Mo
         b.output(b.op('Concat', [pastBiasInput, newBiasInput], { axis: 0 }), `present_bias.${i}`, 'float32', [`present_${i}`]);
       }
       if (attn.mass) b.output(float(attn.mass), `attn_mass.${i}`, 'float32', [t.numHeads, `columns_${i}`]);
-      const x1 = b.op('Add', [x, attn.out], undefined, undefined, 'residual');
-      const h2 = rmsNorm(b, w, x1, `${module}.post_attention_layernorm`, t.hiddenSize, t.rmsNormEps, half);
+      pending = attn.out;
+      const h2 = norm(`${module}.post_attention_layernorm`);
       tap('gate_up', h2, t.hiddenSize);
       const ffn = b.scope('mlp', () => mlp(b, w, spec, h2, `${module}.mlp`, options));
       tap('down', ffn.product, t.intermediateSize);
-      return b.op('Add', [x1, ffn.out], undefined, undefined, 'residual');
+      pending = ffn.out;
     });
     options.onLayer?.(i + 1, t.numLayers);
   }
 
+  // The last residual add goes with the final norm, over every row; the last position is sliced after it.
+  let normed = b.scope('model', () => norm(`${TEXT_PREFIX}.norm`));
   if (options.logits === 'last') {
-    x = b.op('Slice', [x, b.constInt64([-1]), b.constInt64([1 << 30]), b.constInt64([1])], undefined, undefined, 'last_position');
+    normed = b.op('Slice', [normed, b.constInt64([-1]), b.constInt64([1 << 30]), b.constInt64([1])], undefined, undefined, 'last_position');
   }
-  const normed = b.scope('model', () => rmsNorm(b, w, x, `${TEXT_PREFIX}.norm`, t.hiddenSize, t.rmsNormEps, half));
   // Tied embeddings: the head is embed_tokens (transformers `tie_word_embeddings`).
   const head = t.tieWordEmbeddings || !w.has('lm_head.weight') ? `${TEXT_PREFIX}.embed_tokens` : 'lm_head';
   const logits = b.scope('lm_head', () => linear(b, w, normed, head, { in: t.hiddenSize, out: t.vocabSize, bias: false }, options));
@@ -130,14 +141,15 @@ function mlp(b: OnnxGraphBuilder, w: WeightReader, spec: ModelSpecBase, x: strin
 
 /**
  * cos/sin [T, 1, D] for the given positions (transformers LlamaRotaryEmbedding: freqs = pos · inv_freq in
- * float32, emb = cat(freqs, freqs)), and the additive causal mask over the new block.
+ * float32, emb = cat(freqs, freqs)), or [T, D/2] of freqs alone (`half-angle`, llm-attention.ts `rotaryLayout`),
+ * and the additive causal mask over the new block.
  *
  * M-RoPE (transformers models/qwen2_vl/modeling_qwen2_vl.py `apply_multimodal_rotary_pos_emb`): frequency i
  * of each half takes the position row its `mrope_section` chunk names (temporal, height, width). As one MatMul,
  * [T, 3] positions × a [3, D/2] table holding inv_freq[i] in row section(i) and zeros elsewhere: each sum has
  * one non-zero term, so every frequency is pos · inv_freq exactly, as in the float32 product transformers takes.
  */
-function rotaryTables(b: OnnxGraphBuilder, t: TextSpec, positions: string, embeds: string) {
+function rotaryTables(b: OnnxGraphBuilder, t: TextSpec, positions: string, embeds: string, layout: 'half-angle' | 'full') {
   const inv = ropeInvFreq(t.headDim, t.ropeTheta, t.ropeScaling);
   let freqs: string;
   if (t.mropeSection) {
@@ -153,7 +165,8 @@ function rotaryTables(b: OnnxGraphBuilder, t: TextSpec, positions: string, embed
     const pos = b.op('Unsqueeze', [b.op('Cast', [positions], { to: 1 }), b.constInt64([1])]);
     freqs = b.op('Mul', [pos, b.constFloat(inv, [1, t.headDim / 2], 'inv_freq')]);
   }
-  const emb = b.op('Unsqueeze', [b.op('Concat', [freqs, freqs], { axis: -1 }), b.constInt64([1])]);
+  // cos(cat(f, f)) = cat(cos f, cos f): the half-angle tables are the same numbers, half of them.
+  const emb = layout === 'half-angle' ? freqs : b.op('Unsqueeze', [b.op('Concat', [freqs, freqs], { axis: -1 }), b.constInt64([1])]);
   const cos = b.op('Cos', [emb]);
   const sin = b.op('Sin', [emb]);
   // Strictly-upper triangle of ones × −1e9: future tokens of the block are masked.

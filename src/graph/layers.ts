@@ -235,6 +235,35 @@ export function rmsNorm(b: OnnxGraphBuilder, w: WeightReader, x: string, module:
   );
 }
 
+/**
+ * `residual + delta`, then `rmsNorm` of the sum: the decoder's residual connection and the next norm. On the CPU
+ * graph one `SkipSimplifiedLayerNormalization` (com.microsoft; its fourth output is the sum), which onnxruntime's
+ * optimizer does not fuse from Add + SimplifiedLayerNormalization here (checked on the saved optimized graph); on
+ * GPU providers (`portable`) and in half the two standard ops.
+ */
+export function addRmsNorm(
+  b: OnnxGraphBuilder,
+  w: WeightReader,
+  residual: string,
+  delta: string,
+  module: string,
+  size: number,
+  eps: number,
+  options: { portable?: boolean; half?: boolean },
+): { sum: string; normed: string } {
+  if (options.portable || options.half) {
+    const sum = b.op('Add', [residual, delta], undefined, undefined, 'residual');
+    return { sum, normed: rmsNorm(b, w, sum, module, size, eps, options.half) };
+  }
+  const [normed, , , sum] = b.node('SkipSimplifiedLayerNormalization', [residual, delta, param(b, w, `${module}.weight`, [size])], {
+    outputs: 4,
+    attrs: { epsilon: { float: eps } },
+    domain: 'com.microsoft',
+    label: `residual_${module.split('.').pop()}`,
+  });
+  return { sum: sum!, normed: normed! };
+}
+
 export type Activation = 'quick_gelu' | 'gelu' | 'gelu_pytorch_tanh' | 'gelu_new' | 'relu' | 'silu';
 
 /** transformers/activations.py ACT2FN, as ONNX. */

@@ -207,7 +207,7 @@ async function workloadDecode(results, demo) {
   const massDecoder = await longContextDecoder(mods, LONG_CONTEXT_MODELS[modelName], 'decoder-mass', { runtime });
   const t = dense.text;
   const cache = new mods.KvCache({ layers: t.numLayers, kvHeads: t.numKvHeads, headDim: t.headDim });
-  const steps = QUICK ? 1 : 4;
+  const steps = QUICK ? 1 : 8;
   // Every step appends to the cache (a view's too): the dense and question rounds, and two per policy.
   cache.reserve(past + (steps + 1) * (2 * results.length + 2));
   fillCache(cache, past, t);

@@ -1,5 +1,6 @@
 /**
- * Helpers shared by the benchmark scripts (bench.mjs, bench-engine.mjs): medians and formatting, peak RSS per
+ * Helpers shared by the benchmark scripts (bench.mjs, bench-engine.mjs, bench-fidelity.mjs, profile-long-context.mjs):
+ * the bench's workloads and Qwen2-0.5B-shaped model, decode over a KV cache of random rows, medians and formatting, peak RSS per
  * phase (VmHWM, reset through clear_refs), how much of the machine other processes took during a phase (the
  * machine may be shared), machine info, the cached random checkpoints under .cache/bench/ (Llava and Qwen2-VL,
  * with a tokenizer that covers the whole vocabulary), synthetic images and videos, and this machine's memory
@@ -419,4 +420,146 @@ export async function memoryBandwidth(ort, OnnxGraphBuilder, { mib = 1024, repea
     memcpyGBs: rate(bytes, median(copyTimes)),
     samplesMs: { ort: ortTimes, js: jsTimes, jsParallel: parallelTimes, memcpy: copyTimes },
   };
+}
+
+// ------------------------------------------------------------------------- the bench's plan, shared parts
+
+/** The workloads `npm run bench` runs (bench.mjs picks them by name per model). */
+export const BENCH_WORKLOADS = {
+  '1 image': { name: '1 image', images: 1 },
+  '4 images': { name: '4 images', images: 4 },
+  'video 8 frames': { name: 'video 8 frames', frames: 8 },
+  'video 16 frames': { name: 'video 16 frames', frames: 16 },
+  'video 32 frames': { name: 'video 32 frames', frames: 32 },
+  'video 64 frames': { name: 'video 64 frames', frames: 64 },
+};
+
+/**
+ * `npm run bench`'s qwen2-0.5b model (llava-interleave-qwen-0.5b's shapes): SigLIP-so400m-patch14-384's width
+ * (hidden 1152, intermediate 4304, 16 heads; 2 of its 27 layers) and exactly Qwen2-0.5B's text model (hidden 896,
+ * intermediate 4864, 24 layers, 14 / 2 heads, head_dim 64, vocab 151936). The key order is part of the cached
+ * checkpoints' keys (cachedRandomCheckpoint, profile-long-context.mjs): keep it.
+ */
+export const QWEN2_05B_OPTIONS = {
+  vision: 'siglip',
+  visionHidden: 1152,
+  visionIntermediate: 4304,
+  visionLayers: 2,
+  visionHeads: 16,
+  imageSize: 384,
+  patchSize: 14,
+  featureLayer: -1,
+  strategy: 'full',
+  textHidden: 896,
+  textIntermediate: 4864,
+  textLayers: 24,
+  textHeads: 14,
+  textKvHeads: 2,
+  vocab: 151936,
+};
+
+/**
+ * Visual tokens a Llava-family bench workload puts into the LLM: a token per whole patch per image or frame (384 / 14:
+ * 27² = 729)
+ * (families/llava/config.ts imageTokenCount: SigLIP has no CLS token, strategy 'full' keeps every position),
+ * as bench.mjs `visualTokens` counts them for this family.
+ */
+export function llavaVisualTokens(options, workload) {
+  if (options.strategy !== 'full' || options.vision !== 'siglip') throw new Error('llavaVisualTokens: a SigLIP tower with strategy "full" only');
+  return (workload.images ?? workload.frames) * Math.floor(options.imageSize / options.patchSize) ** 2;
+}
+
+// ------------------------------------------------------- long-context decode over random KV rows (no prefill)
+
+/**
+ * Decoder-only models for long-context timings (random weights, cached under .cache/profile/): `qwen05b` —
+ * the bench's Qwen2-0.5B text model, int4; `qwen05b-2l` — the same attention shapes with 2 layers and a 4k
+ * vocabulary in fp32 (cheap to build: quick runs and prefill memory).
+ */
+const QWEN2_05B_TEXT = Object.fromEntries(Object.entries(QWEN2_05B_OPTIONS).filter(([k]) => k.startsWith('text') || k === 'vocab'));
+export const LONG_CONTEXT_MODELS = {
+  qwen05b: { precision: 'int4', shape: QWEN2_05B_TEXT },
+  'qwen05b-2l': { precision: 'fp32', shape: { ...QWEN2_05B_TEXT, textLayers: 2, vocab: 4096 } },
+};
+
+/** The engine modules a long-context timing drives, from a compiled engine (`dist`: this checkout's, or another's). */
+export async function longContextModules(dist = path.join(REPO, 'dist')) {
+  const imp = (p) => import(path.join(dist, p));
+  const [{ writeRandomLlava }, { openCheckpoint }, { ensureGraph }, { KvCache }, { DecoderStepper }, { createSession }, { retrieve }] = await Promise.all([
+    imp('src/testing.js'),
+    imp('src/families/registry.js'),
+    imp('src/graph/build.js'),
+    imp('src/runtime/kv-cache.js'),
+    imp('src/runtime/llm-step.js'),
+    imp('src/runtime/ort-session.js'),
+    imp('src/sparsity/retrieve.js'),
+  ]);
+  return { dist, writeRandomLlava, openCheckpoint, ensureGraph, KvCache, DecoderStepper, createSession, retrieveLayers: retrieve };
+}
+
+/** The random checkpoint of a LONG_CONTEXT_MODELS entry, written once under .cache/profile/ (64k positions). */
+export function longContextCheckpoint(mods, model) {
+  const options = { vision: 'siglip', dtype: 'BF16', seed: 7, ...model.shape, configPatch: { text: { max_position_embeddings: 65536 } } };
+  const key = crypto
+    .createHash('sha256')
+    .update(JSON.stringify({ v: 1, options }))
+    .digest('hex')
+    .slice(0, 12);
+  const dir = path.join(REPO, '.cache', 'profile', `random-llava-${key}`);
+  if (!fs.existsSync(path.join(dir, 'profile-checkpoint.json'))) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    mods.writeRandomLlava(dir, options);
+    fs.writeFileSync(path.join(dir, 'profile-checkpoint.json'), JSON.stringify(options));
+  }
+  return dir;
+}
+
+/** Graph build options of a LONG_CONTEXT_MODELS entry: its precision, int4 blocks of `blockSize`, cached under .cache/profile/graphs. */
+export function longContextGraphOptions(model, blockSize = 32) {
+  return { precision: model.precision, blockSize, cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') };
+}
+
+/**
+ * A DecoderStepper over graph `kind` ('decoder', or 'decoder-mass' for steps that return attention mass) of a
+ * LONG_CONTEXT_MODELS entry: int4 blocks of `blockSize`, the engine's runtime options `runtime`.
+ */
+export async function longContextDecoder(mods, model, kind, { blockSize = 32, runtime = { executionProvider: 'cpu' } } = {}) {
+  const checkpoint = mods.openCheckpoint(longContextCheckpoint(mods, model));
+  const graph = mods.ensureGraph(checkpoint, kind, longContextGraphOptions(model, blockSize));
+  const session = await mods.createSession(graph, runtime);
+  const t = checkpoint.spec.text;
+  return { stepper: new mods.DecoderStepper(session, t.numLayers, t.numKvHeads, t.headDim, t.hiddenSize), text: t, session };
+}
+
+/** Deterministic pseudo-random floats in [-1, 1). */
+export function randomFloats(n, seed) {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2147483648 - 1;
+  }
+  return out;
+}
+
+/**
+ * Appends `rows` random rows (positions 0..rows-1) to a KvCache, a block at a time: a 47k-row cache of the 24-layer
+ * model fills in seconds, where a prefill would take many minutes. Decode time depends on the rows' count, not their
+ * values.
+ */
+export function fillCache(cache, rows, t) {
+  const rowSize = t.numKvHeads * t.headDim;
+  const block = 4096;
+  const keys = randomFloats(block * rowSize, 1);
+  const values = randomFloats(block * rowSize, 2);
+  for (let at = 0; at < rows; at += block) {
+    const n = Math.min(block, rows - at);
+    const k = keys.subarray(0, n * rowSize);
+    const v = values.subarray(0, n * rowSize);
+    cache.append(
+      Array(t.numLayers).fill(k),
+      Array(t.numLayers).fill(v),
+      Int32Array.from({ length: n }, (_, i) => at + i),
+    );
+  }
 }

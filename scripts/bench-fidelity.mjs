@@ -14,7 +14,9 @@
  * refreshing every N decode steps (RetrieveBudget.refreshEvery: a dense step whose attention, blended with the
  * question's, re-ranks each layer) and per-layer budgets, at about the same average attended budget — measured per
  * caption as the mean over decode steps and layers of the visual tokens attended (a refresh step attends all) — with
- * the decode cost (ms per decoded token, refresh work included) beside cells right and recall.
+ * the decode cost (ms per decoded token, refresh work included) beside cells right and recall. The demo model's
+ * decode time is per-call overhead, so the same run also times each policy's decode at `npm run bench`'s scale — its
+ * Qwen2-0.5B-shaped int4 decoder over a cache as long as the 64-frame video workload's prompt (workloadDecode).
  *
  * Usage: node scripts/bench-fidelity.mjs [--quick] [--refresh] [--model DIR] [--count N] [--out DIR] [--threads N] [--doc FILE | --no-doc]
  *   --quick    24 conversations, fewer methods (CI)
@@ -26,7 +28,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as engine from 'sparsevila-ts';
-import { mean } from './bench-common.mjs';
+import {
+  BENCH_WORKLOADS,
+  fillCache,
+  LONG_CONTEXT_MODELS,
+  llavaVisualTokens,
+  longContextDecoder,
+  longContextModules,
+  median,
+  mean,
+  QWEN2_05B_OPTIONS,
+  randomFloats,
+} from './bench-common.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 import { CAPTION_PROMPT, captionCellsRight, demoBenchArgs, heldOutConversations, isCorrect, renderMedia, REPO } from './heldout.mjs';
 
@@ -156,7 +169,8 @@ async function refreshTable(model, captioned, header) {
     results.push({ name, policy, label: engine.policyLabel(engine.validatePolicy(policy)), ...caption, seconds: (performance.now() - started) / 1000 });
     process.stderr.write(`${name}: ${(100 * caption.cellAccuracy).toFixed(1)}% cells at ${(100 * caption.attended).toFixed(1)}% attended\n`);
   }
-  const report = { ...header, results };
+  const workload = await workloadDecode(results, { layers: model.spec.text.numLayers, tokens: model.spec.imageTokenCount });
+  const report = { ...header, results, workload };
   fs.writeFileSync(path.join(OUT, 'fidelity-refresh.json'), JSON.stringify(report, null, 2));
   const md = refreshMarkdown(report);
   fs.writeFileSync(path.join(OUT, 'fidelity-refresh.md'), md);
@@ -164,24 +178,180 @@ async function refreshTable(model, captioned, header) {
   if (args.refresh) process.stdout.write(md);
 }
 
+/**
+ * The decode speed of each refresh-table policy at the bench's scale, where attention over the cache, not per-call
+ * overhead, sets a step's time: `npm run bench`'s qwen2-0.5b text model (int4, 24 layers) over a cache as long as
+ * its 64-frame video workload's prompt (--quick: the 2-layer fp32 twin and the 8-frame video), filled with random
+ * rows (profile-long-context.mjs), timed on the runtime's own pieces in this process (DecoderStepper over a KvCache
+ * or a KvView; no worker messages — the same for every policy). Each policy at its own budgets:
+ *   once per turn  a per-layer view of the retrieved visual rows, every step;
+ *   per layer      the demo's per-layer budgets mapped onto the bench model's layers by depth (perLayerShares), so
+ *                  the mean share over layers is the demo's;
+ *   refresh every N  per N steps, N − 1 view steps and one dense step through the attention-mass graph, then the
+ *                  re-rank (sparsity/retrieve.ts, blended with the question's scores) and the new view's gather
+ *                  (KvCache.select): ms/token = ((N − 1) · view step + mass step + re-rank + gather) / N.
+ * The sets come from the engine's retrieval on a real mass step's attention (random weights: which rows win is
+ * arbitrary, how many is the budget's). Medians over STEPS steps after a warm-up.
+ */
+async function workloadDecode(results, demo) {
+  const started = performance.now();
+  const mods = await longContextModules();
+  const modelName = QUICK ? 'qwen05b-2l' : 'qwen05b';
+  const workload = BENCH_WORKLOADS[QUICK ? 'video 8 frames' : 'video 64 frames'];
+  const visual = llavaVisualTokens(QWEN2_05B_OPTIONS, workload);
+  // Text around the frames: the chat template and question before and after them (rows the views always keep).
+  const [before, after] = [16, 32];
+  const past = before + visual + after;
+  const runtime = { executionProvider: 'cpu', ...(THREADS ? { intraOpThreads: THREADS } : {}) };
+  const dense = await longContextDecoder(mods, LONG_CONTEXT_MODELS[modelName], 'decoder', { runtime });
+  const massDecoder = await longContextDecoder(mods, LONG_CONTEXT_MODELS[modelName], 'decoder-mass', { runtime });
+  const t = dense.text;
+  const cache = new mods.KvCache({ layers: t.numLayers, kvHeads: t.numKvHeads, headDim: t.headDim });
+  const steps = QUICK ? 1 : 8;
+  // Every step appends to the cache (a view's too): two dense rounds, the question's, and two per policy.
+  cache.reserve(past + (steps + 1) * (2 * results.length + 3));
+  fillCache(cache, past, t);
+  const embeds = randomFloats(t.hiddenSize, 3);
+  const massWeights = new Float32Array([1]);
+  const visualRows = {
+    rows: Array.from({ length: visual }, (_, i) => before + i),
+    image: Array.from({ length: visual }, (_, i) => Math.floor(i / (visual / workload.frames))),
+  };
+  const step = async (stepper, target, extra = {}) => {
+    const ms = [];
+    for (let i = 0; i <= steps; i++) {
+      const t0 = performance.now();
+      const out = await stepper.run(target, { embeds, positions: [cache.nextPosition], ...extra });
+      if (i > 0) ms.push(performance.now() - t0);
+      if (i === steps) return { ms: median(ms), all: ms, out };
+    }
+  };
+  // Dense is timed first and again last, its median over both rounds: a shared machine's load drifts over the minute
+  // the policies take, and every speed-up divides by this.
+  const denseFirst = await step(dense.stepper, cache);
+  let denseMs = denseFirst.ms;
+  // The question's attention (a mass step over the whole cache): the sets every policy retrieves from.
+  const mass = await step(massDecoder.stepper, cache, { massWeights });
+  const question = mass.out.mass;
+  const columns = cache.length;
+  /** Per layer: the text rows (before the frames, and everything after them) and the layer's retrieved rows. */
+  const subsets = (layers) =>
+    layers.map((l) => [
+      ...Array.from({ length: before }, (_, i) => i),
+      ...l.rows,
+      ...Array.from({ length: cache.length - before - visual }, (_, i) => before + visual + i),
+    ]);
+  const rows = [];
+  for (const r of results) {
+    const policy = engine.validatePolicy(r.policy);
+    if (!policy.retrieve) {
+      rows.push({ name: r.name, attended: 1 });
+      continue;
+    }
+    const b = policy.retrieve;
+    const budget = b.perLayer ? { ...b, perLayer: perLayerShares(b.perLayer, demo.tokens, t.numLayers) } : b;
+    const layers = mods.retrieveLayers(question, columns, visualRows, budget, t.numKvHeads);
+    const view = cache.select(subsets(layers));
+    const viewMs = (await step(dense.stepper, view)).ms;
+    const attended = mean(layers.map((l) => l.rows.length)) / visual;
+    const row = { name: r.name, viewMs, attended };
+    if (b.refreshEvery) {
+      const N = b.refreshEvery;
+      const refresh = await step(massDecoder.stepper, cache, { massWeights });
+      const rerank = [];
+      const gather = [];
+      for (let i = 0; i < Math.max(1, steps); i++) {
+        const t0 = performance.now();
+        const again = mods.retrieveLayers(refresh.out.mass, cache.length - 1, visualRows, budget, t.numKvHeads, { question: layers, weight: b.refreshBlend });
+        const t1 = performance.now();
+        cache.select(subsets(again));
+        gather.push(performance.now() - t1);
+        rerank.push(t1 - t0);
+      }
+      Object.assign(row, { refreshEvery: N, massMs: refresh.ms, rerankMs: median(rerank), gatherMs: median(gather) });
+      row.msPerToken = ((N - 1) * viewMs + refresh.ms + row.rerankMs + row.gatherMs) / N;
+      row.attended = ((N - 1) * attended + 1) / N;
+    } else row.msPerToken = viewMs;
+    rows.push(row);
+    process.stderr.write(`${r.name}: ${row.msPerToken.toFixed(1)} ms/token on ${workload.name} (dense at the start ${denseMs.toFixed(1)})\n`);
+  }
+  const denseLast = await step(dense.stepper, cache);
+  denseMs = median([...denseFirst.all, ...denseLast.all]);
+  for (const row of rows) {
+    if (!row.viewMs) row.msPerToken = denseMs;
+    row.speedUp = denseMs / row.msPerToken;
+  }
+  await dense.session.release();
+  await massDecoder.session.release();
+  return {
+    model: modelName,
+    workload: workload.name,
+    visualTokens: visual,
+    cachedTokens: past,
+    layers: t.numLayers,
+    demoLayers: demo.layers,
+    steps,
+    threads: THREADS ?? 'default',
+    denseMs,
+    denseFirstMs: denseFirst.ms,
+    denseLastMs: denseLast.ms,
+    questionMassMs: mass.ms,
+    rows,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/**
+ * Per-layer budgets of a `from.length`-layer model as shares for an `layers`-layer one, by depth: bench layer l
+ * covers demo layers [l·D/L, (l+1)·D/L) and takes their shares' mean weighted by overlap (24 over 4: six bench
+ * layers per demo layer, each at its share), a count as its share of the demo image's `tokens`. The mean share
+ * over layers is the demo's.
+ */
+function perLayerShares(from, tokens, layers) {
+  const D = from.length;
+  const shares = from.map((x) => ('count' in x ? x.count / tokens : x.ratio));
+  return Array.from({ length: layers }, (_, l) => {
+    const [a, b] = [(l * D) / layers, ((l + 1) * D) / layers];
+    let sum = 0;
+    for (let d = Math.floor(a); d < Math.min(D, Math.ceil(b)); d++) sum += shares[d] * (Math.min(b, d + 1) - Math.max(a, d));
+    return { ratio: sum / (b - a) };
+  });
+}
+
 function refreshMarkdown(report) {
   const pct = (x) => (x === null || x === undefined ? '—' : `${(100 * x).toFixed(1)}`);
   const dense = report.results.find((r) => r.policy.method === 'dense');
+  const w = report.workload;
   const head =
-    '| policy | visual tokens attended (mean over steps) | caption cells | vs dense (points) | caption recall | decode ms/token | decode vs dense |\n' +
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n';
+    '| policy | visual tokens attended (mean over steps) | caption cells | vs dense (points) | caption recall | decode ms/token | decode vs dense |' +
+    ` ${w.workload}: visual attended | ${w.workload}: decode ms/token | ${w.workload}: speed-up vs dense |\n` +
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
   const rows = report.results
-    .map((r) => {
+    .map((r, i) => {
       const delta = dense ? `${r.cellAccuracy >= dense.cellAccuracy ? '+' : ''}${(100 * (r.cellAccuracy - dense.cellAccuracy)).toFixed(1)}` : '—';
       const cost = r.decodeMsPerToken && dense?.decodeMsPerToken ? `${(r.decodeMsPerToken / dense.decodeMsPerToken).toFixed(2)}×` : '—';
-      return `| ${r.name} | ${pct(r.attended)}% | ${pct(r.cellAccuracy)} | ${delta} | ${pct(r.retrievalRecall)} | ${r.decodeMsPerToken?.toFixed(2) ?? '—'} | ${cost} |`;
+      const b = w.rows[i];
+      return (
+        `| ${r.name} | ${pct(r.attended)}% | ${pct(r.cellAccuracy)} | ${delta} | ${pct(r.retrievalRecall)} | ${r.decodeMsPerToken?.toFixed(2) ?? '—'} | ${cost} |` +
+        ` ${pct(b.attended)}% | ${b.msPerToken.toFixed(1)} | ${b.speedUp.toFixed(2)}× |`
+      );
     })
     .join('\n');
+  const refresh = w.rows.find((b) => b.refreshEvery);
   return (
     `Captions ("${CAPTION_PROMPT}", up to 96 tokens) of ${report.results[0]?.images ?? 0} held-out images, model ${report.model}, every token kept at prefill. ` +
     `Visual tokens attended: the share of the retained visual tokens a decode step attended, averaged over layers and steps (a refresh step attends them all) and then over captions; ` +
     `caption recall: the dense twin's attention mass on what each step attended (1 on a refresh step), layers averaged; decode ms/token: decode time over decoded tokens, ` +
-    `the refresh steps' re-ranking and view rebuilding included (a 64-token image on a 4-layer model: per-call overhead, not attention, sets this column):\n\n${head}${rows}\n`
+    `the refresh steps' re-ranking and view rebuilding included (a 64-token image on a 4-layer model: per-call overhead, not attention, sets this column).\n\n` +
+    `${w.workload} columns: the same policies' decode at \`npm run bench\`'s scale, measured in the same run — its ${w.model === 'qwen05b' ? 'qwen2-0.5b text model (int4, 24 layers)' : 'qwen2-0.5b attention shapes (2 layers, fp32: a quick run)'} ` +
+    `over a cache of ${w.cachedTokens} rows (${w.visualTokens} visual tokens of the ${w.workload} workload and 48 text rows, random values), one decode step at a time on the runtime's DecoderStepper ` +
+    `(no worker messages), ${w.threads} thread(s), medians of ${w.steps} step(s) after a warm-up; dense ${w.denseMs.toFixed(1)} ms/token (timed before the policies, ${w.denseFirstMs.toFixed(1)}, and after, ${w.denseLastMs.toFixed(1)}: the median of both). ` +
+    `Per-layer budgets map onto the ${w.layers} layers by depth (layer l takes the mean share of demo layers l · ${w.demoLayers} / ${w.layers} to (l + 1) · ${w.demoLayers} / ${w.layers}), the same mean share. ` +
+    `A refresh every N costs N − 1 view steps, one dense step through the attention-mass graph and the re-rank and view gather, spread over N tokens` +
+    (refresh
+      ? ` (every ${refresh.refreshEvery}: mass step ${refresh.massMs.toFixed(1)} ms, re-rank ${refresh.rerankMs.toFixed(1)} ms, gather ${refresh.gatherMs.toFixed(1)} ms, view step ${refresh.viewMs.toFixed(1)} ms)`
+      : '') +
+    `:\n\n${head}${rows}\n`
   );
 }
 

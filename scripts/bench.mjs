@@ -78,6 +78,8 @@ import {
   VIDEO_SIZE,
   memoryBandwidth,
   tokenIds,
+  BENCH_WORKLOADS,
+  QWEN2_05B_OPTIONS,
 } from './bench-common.mjs';
 import { longestDense, markdown, svg, targets } from './bench-report.mjs';
 import { ensureGguf, startLlamaPeer } from './bench-llama-peer.mjs';
@@ -150,14 +152,7 @@ function ratio(text, flag) {
 
 // ------------------------------------------------------------------------------------------------ the plan
 
-const W = {
-  '1 image': { name: '1 image', images: 1 },
-  '4 images': { name: '4 images', images: 4 },
-  'video 8 frames': { name: 'video 8 frames', frames: 8 },
-  'video 16 frames': { name: 'video 16 frames', frames: 16 },
-  'video 32 frames': { name: 'video 32 frames', frames: 32 },
-  'video 64 frames': { name: 'video 64 frames', frames: 64 },
-};
+const W = BENCH_WORKLOADS;
 
 const MODELS = QUICK
   ? [
@@ -249,23 +244,7 @@ const MODELS = QUICK
         scaled: 'vision tower 2 of 27 SigLIP-so400m layers (full width); text model exactly Qwen2-0.5B',
         // SigLIP-so400m-patch14-384: hidden 1152, intermediate 4304, 16 heads, 27 layers; Qwen2-0.5B: hidden 896,
         // intermediate 4864, 24 layers, 14 / 2 heads (head_dim 64), vocab 151936, tied, rope_theta 1e6.
-        options: {
-          vision: 'siglip',
-          visionHidden: 1152,
-          visionIntermediate: 4304,
-          visionLayers: 2,
-          visionHeads: 16,
-          imageSize: 384,
-          patchSize: 14,
-          featureLayer: -1,
-          strategy: 'full',
-          textHidden: 896,
-          textIntermediate: 4864,
-          textLayers: 24,
-          textHeads: 14,
-          textKvHeads: 2,
-          vocab: 151936,
-        },
+        options: QWEN2_05B_OPTIONS,
         workloads: ['1 image', '4 images', 'video 8 frames', 'video 32 frames', 'video 64 frames'],
         chunk: 512,
         peerDtypes: ['float32', 'bfloat16'],

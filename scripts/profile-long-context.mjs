@@ -37,14 +37,22 @@
  *              outputs, thread hand-offs)
  * Needs `npm run build` (or tsc) first.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
+import {
+  fillCache,
+  LONG_CONTEXT_MODELS,
+  longContextCheckpoint,
+  longContextGraphOptions,
+  longContextDecoder,
+  longContextModules,
+  median,
+  randomFloats,
+  REPO,
+} from './bench-common.mjs';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
   options: {
@@ -67,30 +75,15 @@ const MODE = positionals[0] ?? 'decode';
 if (!['decode', 'prefill', 'worker'].includes(MODE)) throw new Error(`mode must be decode, prefill or worker, got ${MODE}`);
 const DIST = path.resolve(args.dist);
 const imp = (p) => import(path.join(DIST, p));
-const [{ writeRandomLlava }, { openCheckpoint }, { ensureGraph }, { KvCache }, { DecoderStepper }, { createSession }] = await Promise.all([
-  imp('src/testing.js'),
-  imp('src/families/registry.js'),
-  imp('src/graph/build.js'),
-  imp('src/runtime/kv-cache.js'),
-  imp('src/runtime/llm-step.js'),
-  imp('src/runtime/ort-session.js'),
-]);
+const mods = await longContextModules(DIST);
+const { KvCache, openCheckpoint } = mods;
 
-const MODELS = {
-  qwen05b: { precision: 'int4', shape: { textHidden: 896, textIntermediate: 4864, textLayers: 24, textHeads: 14, textKvHeads: 2, vocab: 151936 } },
-  'qwen05b-2l': { precision: 'fp32', shape: { textHidden: 896, textIntermediate: 4864, textLayers: 2, textHeads: 14, textKvHeads: 2, vocab: 4096 } },
-};
 const MODEL_NAME = args.model ?? (MODE === 'prefill' ? 'qwen05b-2l' : 'qwen05b');
-const MODEL = MODELS[MODEL_NAME];
-if (!MODEL) throw new Error(`--model must be one of ${Object.keys(MODELS).join(', ')}`);
+const MODEL = LONG_CONTEXT_MODELS[MODEL_NAME];
+if (!MODEL) throw new Error(`--model must be one of ${Object.keys(LONG_CONTEXT_MODELS).join(', ')}`);
 
 // ---------------------------------------------------------------------------------------------- helpers
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const status = (key) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN) / 1024;
 /** Resets VmHWM to the current RSS (Linux clear_refs 5). */
 const resetPeak = () => fs.writeFileSync('/proc/self/clear_refs', '5');
@@ -110,20 +103,9 @@ async function withLoad(fn) {
   const other = Math.max(0, machineBusy() - busy0 - (own.user + own.system) / 1e6);
   return { result, wall, otherShare: wall > 1 ? other / (wall * os.cpus().length) : 0 };
 }
-/** Deterministic pseudo-random floats in [-1, 1). */
-function randomFloats(n, seed) {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2147483648 - 1;
-  }
-  return out;
-}
-
 /** The decoder's build options: the model's precision, int4 blocks of --block-size. */
 function graphOptions() {
-  return { precision: MODEL.precision, blockSize: Number(args['block-size']), cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') };
+  return longContextGraphOptions(MODEL, Number(args['block-size']));
 }
 
 /** The engine's runtime options: --threads, and --session's fields (ort-session.ts RuntimeOptions). */
@@ -136,29 +118,8 @@ function runtimeOptions() {
   };
 }
 
-function checkpointDir() {
-  const options = { vision: 'siglip', dtype: 'BF16', seed: 7, ...MODEL.shape, configPatch: { text: { max_position_embeddings: 65536 } } };
-  const key = crypto
-    .createHash('sha256')
-    .update(JSON.stringify({ v: 1, options }))
-    .digest('hex')
-    .slice(0, 12);
-  const dir = path.join(REPO, '.cache', 'profile', `random-llava-${key}`);
-  if (!fs.existsSync(path.join(dir, 'profile-checkpoint.json'))) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    writeRandomLlava(dir, options);
-    fs.writeFileSync(path.join(dir, 'profile-checkpoint.json'), JSON.stringify(options));
-  }
-  return dir;
-}
-
-async function loadDecoder(kind) {
-  const checkpoint = openCheckpoint(checkpointDir());
-  const graph = ensureGraph(checkpoint, kind, graphOptions());
-  const session = await createSession(graph, runtimeOptions());
-  const t = checkpoint.spec.text;
-  return { stepper: new DecoderStepper(session, t.numLayers, t.numKvHeads, t.headDim, t.hiddenSize), text: t, session };
-}
+const checkpointDir = () => longContextCheckpoint(mods, MODEL);
+const loadDecoder = (kind) => longContextDecoder(mods, MODEL, kind, { blockSize: Number(args['block-size']), runtime: runtimeOptions() });
 
 /**
  * onnxruntime's profile of the decode steps (`--profile PREFIX`), folded: per operator type, the mean time per run
@@ -198,24 +159,6 @@ function profileSummary(session, stepMsAll) {
 }
 
 // ----------------------------------------------------------------------------------------------- decode
-
-/** Appends `rows` random rows (positions 0..rows-1) a block at a time. */
-function fillCache(cache, rows, t) {
-  const rowSize = t.numKvHeads * t.headDim;
-  const block = 4096;
-  const keys = randomFloats(block * rowSize, 1);
-  const values = randomFloats(block * rowSize, 2);
-  for (let at = 0; at < rows; at += block) {
-    const n = Math.min(block, rows - at);
-    const k = keys.subarray(0, n * rowSize);
-    const v = values.subarray(0, n * rowSize);
-    cache.append(
-      Array(t.numLayers).fill(k),
-      Array(t.numLayers).fill(v),
-      Int32Array.from({ length: n }, (_, i) => at + i),
-    );
-  }
-}
 
 /** Per layer: the text rows (the first 16 and last 32) and a pseudo-random `ratio` of the visual rows between. */
 function retrievalSubsets(rows, layers, ratio) {

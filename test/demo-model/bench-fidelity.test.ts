@@ -79,5 +79,36 @@ describe('bench:fidelity --quick', () => {
     expect(table).toHaveLength(2 + report.results.length);
     for (const row of table.slice(2)) expect(row.split('|').length).toBe(table[0]!.split('|').length);
     expect(fs.readFileSync(path.join(out, 'fidelity.svg'), 'utf8')).toMatch(/^<svg[^>]*>.*<polyline/s);
+
+    // The refresh table's bench-scale columns: each policy's decode on the bench model's shape over a video
+    // workload's cache (the quick run: the 2-layer twin, 8 frames), dense 1×, every other policy's cost positive.
+    const refresh = JSON.parse(fs.readFileSync(path.join(out, 'fidelity-refresh.json'), 'utf8')) as {
+      results: { name: string; policy: { method: string } }[];
+      workload: {
+        workload: string;
+        visualTokens: number;
+        cachedTokens: number;
+        denseMs: number;
+        rows: { name: string; msPerToken: number; speedUp: number; attended: number }[];
+      };
+    };
+    const w = refresh.workload;
+    expect(w.workload).toBe('video 8 frames');
+    expect(w.visualTokens).toBe(8 * 729);
+    expect(w.cachedTokens).toBeGreaterThan(w.visualTokens);
+    expect(w.rows.map((r) => r.name)).toEqual(refresh.results.map((r) => r.name));
+    for (const [i, r] of w.rows.entries()) {
+      expect(r.msPerToken, r.name).toBeGreaterThan(0);
+      expect(r.speedUp, r.name).toBeCloseTo(w.denseMs / r.msPerToken, 6);
+      if (refresh.results[i]!.policy.method === 'dense') expect(r.speedUp).toBe(1);
+      else expect(r.attended, r.name).toBeLessThan(1);
+    }
+    const refreshTable = fs
+      .readFileSync(path.join(out, 'fidelity-refresh.md'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('|'));
+    expect(refreshTable[0]).toMatch(/\| video 8 frames: visual attended \| video 8 frames: decode ms\/token \| video 8 frames: speed-up vs dense \|$/);
+    expect(refreshTable).toHaveLength(2 + w.rows.length);
+    for (const row of refreshTable.slice(2)) expect(row.split('|').length).toBe(refreshTable[0]!.split('|').length);
   }, 600_000);
 });

@@ -4,32 +4,24 @@
  * wrong; `sparsevila demo` (npm start) keeps its runs in the profiler's data dir, so they outlive its Ctrl-C; and
  * `sparsevila profile` says how many runs it found there and how many came from --load files.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFileName } from '../dist/profiler-ui/server/run-files.js';
 import { startProfiler, type ProfilerServer } from '../dist/profiler-ui/server/server.js';
 import { readTrace } from '../dist/src/trace/index.js';
 import { REPO_ROOT } from './helpers/checkpoint-writer.js';
+import { BIN, runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/engine.js';
 import { until } from './helpers/profiler.js';
 
-const BIN = path.join(REPO_ROOT, 'bin', 'sparsevila.js');
 const TINY = path.join(REPO_ROOT, 'src', 'models', 'tiny-random-llava');
-const env = { ...process.env, SPARSEVILA_CACHE: tempDir('cli-profile-graphs'), SPARSEVILA_TRACES: tempDir('cli-profile-default-traces') };
+const ours = { SPARSEVILA_CACHE: tempDir('cli-profile-graphs'), SPARSEVILA_TRACES: tempDir('cli-profile-default-traces') };
+const env = { ...process.env, ...ours };
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)('node', [BIN, ...args], { env, maxBuffer: 1 << 24 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (args: string[]) => runCli(args, ours);
 
 /** A long-running command: its output so far, a wait for a line, Ctrl-C, and its exit. */
 function start(args: string[]) {

@@ -1,28 +1,15 @@
 /** The `sparsevila` command line, run as a user runs it: a child process of bin/sparsevila.js. */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT, SIGLIP_FIXTURE } from './helpers/checkpoint-writer.js';
+import { SIGLIP_FIXTURE } from './helpers/checkpoint-writer.js';
+import { runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/engine.js';
 
-const BIN = path.join(REPO_ROOT, 'bin', 'sparsevila.js');
 const cacheDir = tempDir('cli-graphs');
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)('node', [BIN, ...args], {
-      // The demo saves its runs in the profiler's data dir: a temporary one, not the user's.
-      env: { ...process.env, SPARSEVILA_CACHE: cacheDir, SPARSEVILA_TRACES: tempDir('cli-traces') },
-      maxBuffer: 1 << 26,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+// The demo saves its runs in the profiler's data dir: a temporary one, not the user's.
+const cli = (args: string[]) => runCli(args, { SPARSEVILA_CACHE: cacheDir, SPARSEVILA_TRACES: tempDir('cli-traces') });
 
 const expected = JSON.parse(fs.readFileSync(path.join(SIGLIP_FIXTURE, 'expected.json'), 'utf8'));
 const image = path.join(SIGLIP_FIXTURE, 'image.png');

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTinyLlava, type TinyLlavaOptions } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir, TEST_RUNTIME } from './helpers/engine.js';
-import { linear } from '../dist/src/graph/layers.js';
+import { embedding, linear } from '../dist/src/graph/layers.js';
 import { Runtime } from '../dist/src/runtime/runtime.js';
 import { prefill } from '../dist/src/session/prefill.js';
 import { OnnxGraphBuilder } from '../dist/src/graph/onnx-builder.js';
@@ -165,6 +165,34 @@ describe('weight precision', () => {
     expect(maxAbsDiff(got, want) / scale).toBeLessThan(0.02);
     expect(maxAbsDiff(deq, w)).toBeLessThan(0.1 / 15); // RTN error ≤ half a step of the widest block
     expect(maxAbsDiff(want, exact)).toBeGreaterThan(0);
+  });
+
+  it('an int4 embedding table gathers the dequantized RTN rows exactly (GatherBlockQuantized), at an eighth of the bytes, and refuses ids past the vocabulary', async () => {
+    const ort = (await import('onnxruntime-node')).default;
+    // 80 columns: the last block of 32 is zero-padded, as the int4 linears pad theirs.
+    const [rows, dim] = [50, 80];
+    const table = Float32Array.from({ length: rows * dim }, (_, i) => Math.sin(i * 0.37) * 0.3);
+    const reader = { has: () => true, read: () => table };
+    const gather = async (precision: 'fp32' | 'int4') => {
+      const dir = tempDir(`embed-${precision}`);
+      const b = new OnnxGraphBuilder('embed', dir);
+      const ids = b.input('ids', 'int64', ['tokens']);
+      b.output(embedding(b, reader, ids, 'probe', { rows, dim }, { precision, blockSize: 32 }), 'y', 'float32', ['tokens', dim]);
+      const built = b.save();
+      const session = await ort.InferenceSession.create(built.modelPath);
+      const run = async (wanted: number[]) =>
+        (await session.run({ ids: new ort.Tensor('int64', BigInt64Array.from(wanted.map(BigInt)), [wanted.length]) })).y!.data as Float32Array;
+      return { run, bytes: built.bytes };
+    };
+    const [fp32, int4] = [await gather('fp32'), await gather('int4')];
+    const wanted = [0, 7, 49, 7];
+    const deq = dequantizeInt4(quantizeInt4(table, rows, dim, 32));
+    const padded = deq.length / rows;
+    const want = Float32Array.from(wanted.flatMap((r) => Array.from(deq.subarray(r * padded, r * padded + dim))));
+    expect(maxAbsDiff(await int4.run(wanted), want)).toBeLessThan(1e-7);
+    expect(maxAbsDiff(await fp32.run(wanted), Float32Array.from(wanted.flatMap((r) => Array.from(table.subarray(r * dim, (r + 1) * dim)))))).toBe(0);
+    expect(int4.bytes).toBeLessThan(fp32.bytes / 5); // codes at half a byte, one fp32 scale and half a byte of zero point per 32
+    await expect(int4.run([3, rows])).rejects.toThrow(/out of data bounds/);
   });
 
   it('int4 (RTN, block 32) and fp16 stay close to fp32 on the same checkpoint', async () => {

@@ -20,7 +20,7 @@ import type { LinearOptions, LinearPrecision, WeightPrecision } from './layers.j
 import { OnnxGraphBuilder } from './onnx-builder.js';
 
 /** Bump when the emitted graphs change, so cached graphs of older builders are not reused. */
-export const GRAPH_BUILDER_VERSION = 11;
+export const GRAPH_BUILDER_VERSION = 12;
 
 export type GraphKind = 'vision' | 'projector' | 'embed' | 'decoder' | 'decoder-mass' | 'decoder-all' | 'decoder-all-mass' | 'decoder-present';
 
@@ -205,7 +205,7 @@ function emit(
         throw new SparseVilaError('GRAPH_BUILD', `the ${kind} graph is the model family's own: build it through ensureModelGraph`, { subject: kind });
       return family(b, kind, w, checkpoint, { ...vision, onLayer });
     case 'embed':
-      return buildEmbedGraph(b, w, spec);
+      return buildEmbedGraph(b, w, spec, llm);
     default:
       return buildDecoderGraph(b, w, spec, {
         ...llm,

@@ -21,7 +21,7 @@ import { TEXT_PREFIX } from '../checkpoint/checkpoint.js';
 import type { ModelSpecBase, TextSpec } from '../checkpoint/spec.js';
 import type { CalibrationTap } from '../weights/awq-groups.js';
 import type { WeightReader } from '../weights/weight-reader.js';
-import { activation, addRmsNorm, linear, linears, param, rmsNorm, type LinearOptions } from './layers.js';
+import { activation, addRmsNorm, embedding, linear, linears, param, rmsNorm, type LinearOptions } from './layers.js';
 import { llmAttention, rotaryLayout } from './llm-attention.js';
 import type { OnnxGraphBuilder } from './onnx-builder.js';
 import { ropeInvFreq } from './rope.js';
@@ -177,11 +177,12 @@ function rotaryTables(b: OnnxGraphBuilder, t: TextSpec, positions: string, embed
   return { cos, sin, causalMask };
 }
 
-/** Token embeddings: input_ids [T] → [1, T, hidden], a Gather on embed_tokens. */
-export function buildEmbedGraph(b: OnnxGraphBuilder, w: WeightReader, spec: ModelSpecBase): void {
+/** Token embeddings: input_ids [T] → [1, T, hidden], embed_tokens' rows (int4 under int4: layers.ts `embedding`). */
+export function buildEmbedGraph(b: OnnxGraphBuilder, w: WeightReader, spec: ModelSpecBase, options: LinearOptions): void {
   const t = spec.text;
   const ids = b.input('input_ids', 'int64', ['tokens']);
-  const table = param(b, w, `${TEXT_PREFIX}.embed_tokens.weight`, [t.vocabSize, t.hiddenSize]);
-  const out = b.scope('model/embed_tokens', () => b.op('Unsqueeze', [b.op('Gather', [table, ids], { axis: 0 }), b.constInt64([0])]));
+  const out = b.scope('model/embed_tokens', () =>
+    b.op('Unsqueeze', [embedding(b, w, ids, `${TEXT_PREFIX}.embed_tokens`, { rows: t.vocabSize, dim: t.hiddenSize }, options), b.constInt64([0])]),
+  );
   b.output(out, 'inputs_embeds', 'float32', [1, 'tokens', t.hiddenSize]);
 }

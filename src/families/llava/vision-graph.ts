@@ -92,16 +92,15 @@ function encoderLayer(
 ): { hidden: string; attention?: { cls: string; mean: string; keys: string; leading: string } } {
   const v = spec.vision;
   const h = layerNorm(b, w, x, `${module}.layer_norm1`, v.hiddenSize, v.layerNormEps);
+  // Only the salience layer's probabilities leave the graph; the CPU graph runs every other layer's attention
+  // as one fused kernel.
+  if (!withAttention && !options.portable && !options.half) {
+    const out = b.scope('self_attn', () => fusedSelfAttention(b, w, spec, h, `${module}.self_attn`, options));
+    return { hidden: mlpBlock(b, w, spec, b.op('Add', [x, out], undefined, undefined, 'residual'), module, options) };
+  }
   const attn = b.scope('self_attn', () => selfAttention(b, w, spec, h, `${module}.self_attn`, options));
   const x1 = b.op('Add', [x, attn.out], undefined, undefined, 'residual');
-  const h2 = layerNorm(b, w, x1, `${module}.layer_norm2`, v.hiddenSize, v.layerNormEps);
-  const mlp = b.scope('mlp', () => {
-    const dims = { in: v.hiddenSize, out: v.intermediateSize, bias: true };
-    const up = b.scope('fc1', () => linear(b, w, h2, `${module}.mlp.fc1`, dims, options));
-    const act = activation(b, up, v.act);
-    return b.scope('fc2', () => linear(b, w, act, `${module}.mlp.fc2`, { in: v.intermediateSize, out: v.hiddenSize, bias: true }, options));
-  });
-  const hidden = b.op('Add', [x1, mlp], undefined, undefined, 'residual');
+  const hidden = mlpBlock(b, w, spec, x1, module, options);
   if (!withAttention) return { hidden };
   // Mean over heads, then the CLS row and the mean over query rows.
   const perToken = b.op('ReduceMean', [attn.probs, b.constInt64([1])], { keepdims: 0 }, undefined, 'attention_head_mean');
@@ -112,6 +111,33 @@ function encoderLayer(
   const keys = b.op('ReduceMean', [attn.keys, b.constInt64([1])], { keepdims: 0 }, undefined, 'key_metric');
   const leading = b.op('Slice', [perToken, b.constInt64([0]), b.constInt64([leadingRows(spec)]), b.constInt64([1])], undefined, undefined, 'leading_rows');
   return { hidden, attention: { cls: clsRow, mean, keys, leading } };
+}
+
+/** x + mlp(layer_norm2(x)): the second half of an encoder layer. */
+function mlpBlock(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec, x: string, module: string, options: LinearOptions): string {
+  const v = spec.vision;
+  const h = layerNorm(b, w, x, `${module}.layer_norm2`, v.hiddenSize, v.layerNormEps);
+  const mlp = b.scope('mlp', () => {
+    const dims = { in: v.hiddenSize, out: v.intermediateSize, bias: true };
+    const up = b.scope('fc1', () => linear(b, w, h, `${module}.mlp.fc1`, dims, options));
+    const act = activation(b, up, v.act);
+    return b.scope('fc2', () => linear(b, w, act, `${module}.mlp.fc2`, { in: v.intermediateSize, out: v.hiddenSize, bias: true }, options));
+  });
+  return b.op('Add', [x, mlp], undefined, undefined, 'residual');
+}
+
+/**
+ * The same attention as `selfAttention`, as one `MultiHeadAttention` (com.microsoft) over [images, N, hidden]
+ * q, k and v: no head transposes, and the [images, H, N, N] scores never written out (onnxruntime's CPU kernel
+ * runs it blockwise, contrib_ops/cpu/bert/multihead_attention.cc). Its default scale is head_dim^-0.5, as
+ * transformers'.
+ */
+function fusedSelfAttention(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec, x: string, module: string, options: LinearOptions): string {
+  const v = spec.vision;
+  const dims = { in: v.hiddenSize, out: v.hiddenSize, bias: true };
+  const [q, k, vv] = (['q_proj', 'k_proj', 'v_proj'] as const).map((name) => b.scope(name, () => linear(b, w, x, `${module}.${name}`, dims, options)));
+  const ctx = b.op('MultiHeadAttention', [q!, k!, vv!], { num_heads: v.numHeads }, 'com.microsoft', 'attention');
+  return b.scope('out_proj', () => linear(b, w, ctx, `${module}.out_proj`, dims, options));
 }
 
 /** Bidirectional multi-head attention; returns the output and the softmax probabilities [images, H, N, N]. */

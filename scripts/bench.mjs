@@ -43,6 +43,7 @@
  * Usage: node scripts/bench.mjs [--quick] [--models a,b] [--workloads names] [--repeats N] [--new-tokens N] [--out DIR] [--doc FILE | --no-doc]
  *   --provider P   cpu (default), cuda or webgpu for every model (scripts/device-check.sh runs cuda)
  *   --full-depth   every layer of the model each plan is shaped like (a GPU machine's run; the CPU plans keep fewer)
+ *   --policies L   a subset of paper, fidelity and dense (a long workload's run; the report leaves the others out)
  *   --bandwidth-gbps N   the memory bandwidth decode is bounded by, given (a GPU's) instead of measured (the host's)
  *   --quick        tiny shapes (a SigLIP + Qwen2, a CLIP + LLaMA and a Qwen2.5-VL model), 1 repeat, no peer (CI, < 2 minutes)
  *   --report-only  re-render bench.{json,md,svg} from the per-part JSON files already in --out
@@ -99,6 +100,7 @@ const { values: args } = parseArgs({
     provider: { type: 'string', default: 'cpu' },
     'full-depth': { type: 'boolean', default: false },
     'bandwidth-gbps': { type: 'string' },
+    policies: { type: 'string' },
     keep: { type: 'string', default: '0.5' },
     retrieve: { type: 'string', default: '0.1' },
     'fidelity-keep': { type: 'string' },
@@ -362,7 +364,18 @@ function fidelityPolicy() {
 }
 const pct = (x) => `${+(100 * x).toFixed(1)}%`;
 
+/** The policies --policies names (paper, fidelity, dense; default all three), in the order below. */
 function policies() {
+  const all = allPolicies();
+  if (!args.policies) return all;
+  const want = args.policies.split(',').map((s) => s.trim());
+  const known = all.map((p) => p.name.replace(/^sparsevila-/, ''));
+  const bad = want.filter((n) => !known.includes(n));
+  if (bad.length || !want.length) throw new Error(`--policies: ${bad.join(', ') || 'none named'}; known ${known.join(', ')}`);
+  return all.filter((p, i) => want.includes(known[i]));
+}
+
+function allPolicies() {
   const keep = ratio(args.keep, '--keep');
   const retrieve = ratio(args.retrieve, '--retrieve');
   return [
@@ -829,6 +842,7 @@ if (args.child) {
 const doc = benchDoc({ ...args, 'no-doc': args['no-doc'] || args['report-only'] || args.prepare });
 const started = ms();
 const models = selectedModels();
+policies(); // a bad --policies list fails here, before anything runs
 const info = machine();
 fs.mkdirSync(OUT, { recursive: true });
 if (args.prepare) {

@@ -251,6 +251,35 @@ describe('top-k', () => {
       .sort((a, b) => a - b);
     expect(engine.topK(scores, 417)).toEqual(brute);
   });
+
+  it('equals a sort-based reference on heavy ties, sorted and reversed inputs, candidates out of order, and NaN (ranked last)', () => {
+    const reference = (scores: number[], k: number, among: number[]) =>
+      [...among]
+        .sort((a, b) => {
+          const [x, y] = [Number.isNaN(scores[a]!) ? -Infinity : scores[a]!, Number.isNaN(scores[b]!) ? -Infinity : scores[b]!];
+          return y - x || a - b;
+        })
+        .slice(0, k)
+        .sort((a, b) => a - b);
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const n = 2000;
+    const inputs: [string, number[]][] = [
+      ['four distinct values', Array.from({ length: n }, () => Math.floor(rand() * 4))],
+      ['ascending', Array.from({ length: n }, (_, i) => i)],
+      ['descending', Array.from({ length: n }, (_, i) => n - i)],
+      ['all equal', Array.from({ length: n }, () => 1)],
+      ['with NaN and ±Infinity', Array.from({ length: n }, (_, i) => (i % 17 === 0 ? NaN : i % 29 === 0 ? Infinity : i % 31 === 0 ? -Infinity : rand()))],
+    ];
+    const everyIndex = Array.from({ length: n }, (_, i) => i);
+    const shuffled = [...everyIndex].sort(() => rand() - 0.5).slice(0, 1500);
+    for (const [, scores] of inputs) {
+      for (const k of [1, 7, 500, 1499, 1999, 2000]) {
+        expect(engine.topK(scores, k)).toEqual(reference(scores, k, everyIndex));
+        expect(engine.topK(scores, k, shuffled)).toEqual(reference(scores, k, shuffled));
+      }
+    }
+  });
 });
 
 describe('VisionZip', () => {

@@ -8,7 +8,7 @@
  * scores (`blend`), and each layer keeps its top tokens of the blend.
  */
 import { budgetCount, layerBudget, type RetrieveBudget } from './budget.js';
-import { topK } from './topk.js';
+import { ascending, topK } from './topk.js';
 
 /** The retained visual tokens in the KV cache: their rows and the image / frame each came from. */
 export interface VisualRows {
@@ -69,25 +69,27 @@ export function retrieve(
       });
     }
     let scores = perGroup[0]!;
-    let chosen: Set<number>;
+    let indices: number[];
     if (budget.perKvHead) {
       // Each KV head keeps its own top-k; the set is their union.
       scores = new Float32Array(n);
       for (const g of perGroup) for (let i = 0; i < n; i++) scores[i]! += g[i]!;
-      chosen = new Set(perGroup.flatMap((g) => topK(g, k)));
+      indices = ascending(new Set(perGroup.flatMap((g) => topK(g, k))));
     } else {
-      chosen = new Set(topK(scores, k));
+      indices = topK(scores, k); // ascending already
     }
     if (budget.minPerImage > 0) {
+      const chosen = new Set(indices);
       for (const own of perImage) {
         let have = 0;
         for (const i of own) if (chosen.has(i)) have++;
         if (have >= budget.minPerImage) continue;
-        const missing = own.filter((i) => !chosen.has(i)).sort((a, b) => scores[b]! - scores[a]! || a - b);
-        for (const i of missing.slice(0, budget.minPerImage - have)) chosen.add(i);
+        // The image's best tokens not yet chosen (topK among them: highest score first, ties to the lower index).
+        const missing = own.filter((i) => !chosen.has(i));
+        for (const i of topK(scores, budget.minPerImage - have, missing)) chosen.add(i);
       }
+      indices = ascending(chosen);
     }
-    const indices = [...chosen].sort((a, b) => a - b);
     const rows = indices.map((i) => visual.rows[i]!);
     return budget.perKvHead ? { rows, indices, scores, perKvHead: perGroup } : { rows, indices, scores };
   });

@@ -128,9 +128,9 @@ function mlpBlock(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec, x: stri
 
 /**
  * The same attention as `selfAttention`, as one `MultiHeadAttention` (com.microsoft) over [images, N, hidden]
- * q, k and v: no head transposes, and the [images, H, N, N] scores never written out (onnxruntime's CPU kernel
- * runs it blockwise, contrib_ops/cpu/bert/multihead_attention.cc). Its default scale is head_dim^-0.5, as
- * transformers'.
+ * q, k and v: no head transposes, and no [images, H, N, N] probability tensor between nodes (the kernel keeps its
+ * scores to itself, contrib_ops/cpu/bert/multihead_attention.cc). Its default scale is head_dim^-0.5, as
+ * transformers'. Not faster on the CPU (docs/benchmarks.md, "The vision tower"): the linears dominate.
  */
 function fusedSelfAttention(b: OnnxGraphBuilder, w: WeightReader, spec: LlavaSpec, x: string, module: string, options: LinearOptions): string {
   const v = spec.vision;

@@ -8,7 +8,7 @@
  * scores (`blend`), and each layer keeps its top tokens of the blend.
  */
 import { budgetCount, layerBudget, type RetrieveBudget } from './budget.js';
-import { ascending, topK } from './topk.js';
+import { topK } from './topk.js';
 
 /** The retained visual tokens in the KV cache: their rows and the image / frame each came from. */
 export interface VisualRows {
@@ -69,27 +69,28 @@ export function retrieve(
       });
     }
     let scores = perGroup[0]!;
-    let indices: number[];
     if (budget.perKvHead) {
-      // Each KV head keeps its own top-k; the set is their union.
       scores = new Float32Array(n);
       for (const g of perGroup) for (let i = 0; i < n; i++) scores[i]! += g[i]!;
-      indices = ascending(new Set(perGroup.flatMap((g) => topK(g, k))));
-    } else {
-      indices = topK(scores, k); // ascending already
     }
-    if (budget.minPerImage > 0) {
-      const chosen = new Set(indices);
-      for (const own of perImage) {
-        let have = 0;
-        for (const i of own) if (chosen.has(i)) have++;
-        if (have >= budget.minPerImage) continue;
-        // The image's best tokens not yet chosen (topK among them: highest score first, ties to the lower index).
-        const missing = own.filter((i) => !chosen.has(i));
-        for (const i of topK(scores, budget.minPerImage - have, missing)) chosen.add(i);
-      }
-      indices = ascending(chosen);
+    if (!budget.perKvHead && budget.minPerImage === 0) {
+      const indices = topK(scores, k); // ascending already
+      return { rows: indices.map((i) => visual.rows[i]!), indices, scores };
     }
+    // A mark per visual token, read back in index order: unions and floors without a Set or a sort.
+    const chosen = new Uint8Array(n);
+    // With perKvHead each KV head keeps its own top-k, and the set is their union.
+    for (const g of budget.perKvHead ? perGroup : [scores]) for (const i of topK(g, k)) chosen[i] = 1;
+    for (const own of perImage) {
+      let have = 0;
+      for (const i of own) have += chosen[i]!;
+      if (have >= budget.minPerImage) continue;
+      // The image's best tokens not yet chosen (topK among them: highest score first, ties to the lower index).
+      const missing = own.filter((i) => !chosen[i]);
+      for (const i of topK(scores, budget.minPerImage - have, missing)) chosen[i] = 1;
+    }
+    const indices: number[] = [];
+    for (let i = 0; i < n; i++) if (chosen[i]) indices.push(i);
     const rows = indices.map((i) => visual.rows[i]!);
     return budget.perKvHead ? { rows, indices, scores, perKvHead: perGroup } : { rows, indices, scores };
   });

@@ -3,7 +3,7 @@
  * rest are dropped before the prefill. Shared by the methods that keep a budget of top-ranked tokens.
  */
 import { budgetCount, type KeepBudget } from './budget.js';
-import { topK } from './topk.js';
+import { ascending, topK } from './topk.js';
 
 /** Kept token indices per image (indices into that image's tokens, ascending). */
 export type KeptTokens = number[][];
@@ -29,10 +29,7 @@ export function keepTopScores(keep: KeepBudget, scores: ArrayLike<number>[]): Ke
   const chosen = new Set(scores.flatMap((s, i) => topK(s, Math.min(floor, s.length)).map((t) => offsets[i]! + t)));
   const rest = Array.from({ length: all.length }, (_, j) => j).filter((j) => !chosen.has(j));
   for (const j of topK(all, k - chosen.size, rest)) chosen.add(j);
-  return splitByImage(
-    [...chosen].sort((a, b) => a - b),
-    counts,
-  );
+  return splitByImage(ascending(chosen), counts);
 }
 
 /** Where each image's tokens start in the flat order, and (last) the total: [0, n0, n0 + n1, …]. */

@@ -6,14 +6,16 @@
  *       embeddings spliced in; vision tower timed separately) and decode ms/token;
  *   (b) a Qwen2-0.5B-shaped text model (llava-interleave-qwen-0.5b shapes, random weights, tiny SigLIP tower)
  *       at int4 (block 32): chunked prefill of 1k, 8k and 32k tokens, decode ms/token at those contexts, plus the
- *       one-time checkpoint write and graph build (quantize) times;
+ *       one-time checkpoint write and graph build (quantize) times; each context's decode against its memory-bandwidth
+ *       bound (this machine's read bandwidth, measured in the run, and the bytes a step reads);
  *   (c) beside (b), llama.cpp (scripts/bench-llama-peer.mjs) on the same checkpoint as a Q4_0 GGUF (scripts/gguf.mjs):
  *       the same token ids, contexts, prefill batch, decode steps and threads, rounds interleaved with ours (ours,
  *       llama.cpp, ours, …), and ours ÷ llama.cpp per measure.
  *
  * Usage: node scripts/bench-engine.mjs [--quick] [--contexts N,N] [--threads N] [--no-peer] [--rewrite] [--out FILE] [--doc FILE | --no-doc]
  *   --quick    tiny shapes, fewer repeats, contexts 256 and 1k (CI, < 1 minute)
- *   --contexts only these of the plan's contexts, in tokens (e.g. 1024,8192: the stamp shows which)
+ *   --contexts only these of the plan's contexts, in tokens (e.g. 1024,8192: the stamp shows which); 46800 (the
+ *              64-frame video's length, ours only: llama.cpp's row at that length is bench.mjs's) runs only when named
  *   --threads  threads for both engines (default: every core)
  *   --no-peer  skip llama.cpp
  *   --rewrite  rewrite the cached random checkpoint (.cache/bench/) instead of reusing it
@@ -42,12 +44,15 @@ import {
   cachedRandomCheckpoint,
   tokenIds,
   combinedLoad,
+  memoryBandwidth,
 } from './bench-common.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 import { ensureGguf, startLlamaPeer } from './bench-llama-peer.mjs';
 import { peerTable } from './bench-llama-report.mjs';
+import { boundBandwidth, decodeStepBytes } from './bench-report.mjs';
 
 const engine = await loadEngine();
+const ort = (await import('onnxruntime-node')).default;
 const { loadImage, preprocessImage } = await import('../dist/src/media/image.js');
 
 /** The bench's Llava image as the tower takes it, [1, 3, H, W]. */
@@ -100,11 +105,14 @@ const PLAN = QUICK
         // llava-interleave-qwen-0.5b text_config: hidden 896, 24 layers, 14 heads / 2 KV heads (head_dim 64),
         // intermediate 4864, vocab 151936, tied embeddings, rope_theta 1e6 (the generator's Qwen2 default).
         shape: { textHidden: 896, textIntermediate: 4864, textLayers: 24, textHeads: 14, textKvHeads: 2, vocab: 151936 },
-        // 32k: one round each (~6 min of our prefill and ~10 of llama.cpp's on two cores).
+        // 32k: one round each (~20 min of prefill per engine on two cores). 46,800 (the 64-frame video's length):
+        // ours alone, only when --contexts names it (~40 min); its positions run past the config's 32,768, which
+        // changes nothing a step costs.
         contexts: [
           { tokens: 1024, repeats: 5 },
           { tokens: 8192, repeats: 3 },
           { tokens: 32768, repeats: 1 },
+          { tokens: 46800, repeats: 1, peer: false, named: true },
         ],
         chunk: 512,
         decodeSteps: 32,
@@ -115,6 +123,8 @@ if (args.contexts) {
   const known = PLAN.llm.contexts.map((c) => c.tokens);
   if (!want.every((n) => known.includes(n))) throw new Error(`--contexts: the plan's are ${known.join(', ')}; got ${args.contexts}`);
   PLAN.llm.contexts = PLAN.llm.contexts.filter((c) => want.includes(c.tokens));
+} else {
+  PLAN.llm.contexts = PLAN.llm.contexts.filter((c) => !c.named);
 }
 const PRECISION = 'int4';
 const BLOCK = 32;
@@ -275,6 +285,12 @@ async function benchLlm() {
       return { runtime, startMs: ms() - t0 };
     });
     const graphBytes = dirBytes(cacheDir);
+    // What a decode step reads of the weights: the whole decoder graph (its directory under the cache key).
+    const decoderDir = fs
+      .readdirSync(cacheDir)
+      .map((key) => path.join(cacheDir, key, 'decoder'))
+      .find((dir) => fs.existsSync(dir));
+    const decoderWeightBytes = decoderDir ? dirBytes(decoderDir) : undefined;
     const rssAfterStartMiB = mb(process.memoryUsage().rss);
     const { chunk, decodeSteps } = PLAN.llm;
     try {
@@ -319,20 +335,26 @@ async function benchLlm() {
         }
         await runtime.dropCache(cache);
       };
+      // The read bandwidth the decode bound uses, measured with the engine's threads before either engine's rounds.
+      console.error('memory bandwidth …');
+      const [bandwidth, bandwidthLoad] = await measured(() =>
+        memoryBandwidth(ort, engine.OnnxGraphBuilder, { mib: QUICK ? 256 : 1024, repeats: QUICK ? 3 : 7, threads: THREADS }),
+      );
       const peer = PEER ? await startPeer(checkpoint.dir) : undefined;
       const contexts = [];
       try {
-        for (const { tokens, repeats } of PLAN.llm.contexts) {
+        for (const { tokens, repeats, peer: withPeer = true } of PLAN.llm.contexts) {
+          const peerHere = withPeer ? peer : undefined;
           const ours = { prefill: [], prefillWorker: [], decode: [], loads: [] };
           const theirs = { prefill: [], decode: [], loads: [] };
-          if (peer) theirs.context = await peer.context(tokens + decodeSteps + 1, chunk);
+          if (peerHere) theirs.context = await peerHere.context(tokens + decodeSteps + 1, chunk);
           // Interleaved rounds on the same ids: ours, llama.cpp, ours, … (a slow spell of the machine hits both).
           for (let r = 0; r < repeats; r++) {
             const ids = tokenIds(tokens, 300, textSpec.vocabSize, 1000 + r, imageTokenId);
             const [, load] = await measured(() => ourRound(ids, ours, r === 0));
             ours.loads.push(load);
-            if (!peer) continue;
-            const x = await peer.round(ids, decodeSteps);
+            if (!peerHere) continue;
+            const x = await peerHere.round(ids, decodeSteps);
             theirs.prefill.push(x.prefillMs);
             theirs.decode.push(...x.decodeMs);
             theirs.loads.push(x.load);
@@ -350,7 +372,7 @@ async function benchLlm() {
             peakRssMiB: load.peakRssMiB,
             load,
             samples: { prefill: ours.prefill, prefillWorker: ours.prefillWorker, decode: ours.decode },
-            peer: peer && peerSummary(tokens, theirs),
+            peer: peerHere && peerSummary(tokens, theirs),
           });
         }
       } finally {
@@ -372,7 +394,17 @@ async function benchLlm() {
           writeSeconds: checkpoint.writeSeconds,
           peakRssMiB: checkpoint.cached ? undefined : writeLoad.peakRssMiB,
         },
-        build: { runtimeStartSeconds: startMs / 1000, graphs: builds, graphBytes, peakRssMiB: buildLoad.peakRssMiB, rssAfterStartMiB, load: buildLoad },
+        build: {
+          runtimeStartSeconds: startMs / 1000,
+          graphs: builds,
+          graphBytes,
+          decoderWeightBytes,
+          peakRssMiB: buildLoad.peakRssMiB,
+          rssAfterStartMiB,
+          load: buildLoad,
+        },
+        decodeSteps,
+        bandwidth: { ...bandwidth, contention: contention(bandwidthLoad) || undefined },
         peer: PEER ? peerRun : { skipped: '--no-peer' },
         contexts,
       };
@@ -470,7 +502,42 @@ const noisy = [
 ].flatMap(([what, load]) => (load && contention(load) ? [`${what}: ${contention(load)}`] : []));
 if (noisy.length) lines.push(`- **shared machine**: ${noisy.join('; ')} (timings of those rows are inflated; rerun when quiet)`);
 lines.push(`- process peak RSS (VmHWM, worker included): ${fmt(overallPeak, 0)} MiB; total ${fmt(result.seconds, 0)} s`);
-lines.push(`- JSON: ${path.relative(process.cwd(), OUT)}`, '', ...peerTable(llm));
+lines.push(`- JSON: ${path.relative(process.cwd(), OUT)}`, '', ...peerTable(llm), ...boundTable(llm));
 // The section has its own heading in the doc: the report's goes.
 doc.write('engine', lines.slice(2).join('\n'));
 console.log(lines.join('\n'));
+
+/**
+ * Each context's decode step against the time its bytes take at this machine's read bandwidth (bench-report.mjs
+ * `decodeStepBytes`): ours reads the decoder graph and fp32 K and V; llama.cpp its GGUF and f16 K and V. A step at
+ * context n after a prefill reads n + 1 … n + steps rows: the mean is the bound's.
+ */
+function boundTable(llm) {
+  const bw = llm.bandwidth;
+  const gbs = boundBandwidth(bw);
+  const out = ['### Decode against memory bandwidth', ''];
+  if (!gbs || !llm.build.decoderWeightBytes) return [...out, 'Not measured: no bandwidth or no decoder graph size.', ''];
+  out.push(
+    `Bandwidth (${bw.bufferMiB} MiB buffer, median of ${bw.repeats}${bw.contention ? `; ⚠ ${bw.contention}` : ''}): ORT ReduceSum ${fmt(bw.ortReduceSumGBs, 1)} GB/s, ` +
+      `one-thread JS sum ${fmt(bw.jsSumGBs, 1)} GB/s, ${bw.parallelThreads}-thread JS sum ${fmt(bw.jsParallelSumGBs, 1)} GB/s, memcpy ${fmt(bw.memcpyGBs, 1)} GB/s ` +
+      `(read + write); the bound uses ${fmt(gbs, 1)} GB/s. Bytes per step: ours, the decoder graph (${fmt(mb(llm.build.decoderWeightBytes), 0)} MiB: int4 ` +
+      `codes, fp32 scales, norms, the int4 LM head) + fp32 K and V of every layer; llama.cpp, its GGUF${llm.peer?.gguf ? ` (${fmt(mb(llm.peer.gguf.bytes), 0)} MiB)` : ''} ` +
+      `+ f16 K and V; both + one embedding row + the logits. Measured ÷ bound near 1 means the step is bound by memory, not by overhead.`,
+    '',
+    '| context | KV rows read (mean) | bytes per step MiB: ours | llama.cpp | bound ms: ours | llama.cpp | decode ms/token: ours | llama.cpp | measured ÷ bound: ours | llama.cpp |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  const kvRows = (c) => c.tokens + (llm.decodeSteps + 1) / 2;
+  for (const c of llm.contexts) {
+    const ours = decodeStepBytes(llm.text, { weightBytes: llm.build.decoderWeightBytes, kvRows: kvRows(c) });
+    const theirs = c.peer && llm.peer?.gguf && decodeStepBytes(llm.text, { weightBytes: llm.peer.gguf.bytes, kvRows: kvRows(c), kvElementBytes: 2 });
+    const bound = (b) => b && b.bytes / (gbs * 1e6);
+    const cell = (x, f) => (x === undefined ? '–' : f(x));
+    out.push(
+      `| ${c.tokens} | ${fmt(kvRows(c), 0)} | ${fmt(mb(ours.bytes), 0)} | ${cell(theirs, (b) => fmt(mb(b.bytes), 0))} | ${fmtMs(bound(ours))} | ${cell(theirs, (b) => fmtMs(bound(b)))} | ` +
+        `${fmtMs(c.decodeMsPerToken)} | ${cell(c.peer, (p) => fmtMs(p.decodeMsPerToken))} | ${fmt(c.decodeMsPerToken / bound(ours), 2)}× | ` +
+        `${cell(theirs, (b) => `${fmt(c.peer.decodeMsPerToken / bound(b), 2)}×`)} |`,
+    );
+  }
+  return [...out, ''];
+}

@@ -27,6 +27,13 @@ export function peerTable(llm) {
   for (const c of llm.contexts) {
     const q = c.peer;
     const warn = (load) => (contention(load) ? ' ⚠' : '');
+    if (!q) {
+      // A context llama.cpp does not run here (bench-engine.mjs: 46,800, whose peer row is bench.mjs's 64-frame video).
+      out.push(
+        `| ${c.tokens} | ${fmt(c.prefillTokensPerSecond, 0)}${warn(c.load)} | – | – | ${fmtMs(c.decodeMsPerToken)} | – | – | ${fmt(c.peakRssMiB, 0)} | – | – |`,
+      );
+      continue;
+    }
     out.push(
       `| ${c.tokens} | ${fmt(c.prefillTokensPerSecond, 0)}${warn(c.load)} | ${fmt(q.prefillTokensPerSecond, 0)}${warn(q.load)} (n=${q.repeats.prefill}) | ` +
         `${ratio(c.prefillTokensPerSecond, q.prefillTokensPerSecond)} | ${fmtMs(c.decodeMsPerToken)} | ${fmtMs(q.decodeMsPerToken)} (n=${q.repeats.decodeSteps}) | ` +

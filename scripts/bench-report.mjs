@@ -34,19 +34,24 @@ export function boundBandwidth(bw) {
 }
 
 /**
- * Bytes one decode step of turn 1 reads: the decoder graph's weights (int4 codes, fp32 scales, norms, biases, the
- * int4 LM head — all of it, every step), one embedding row, the KV rows it attends (fp32 keys and values, every
- * layer; the mean context over the turn's steps), and the logits it writes.
+ * Bytes one decode step reads: the decoder's weights (all of them, every step), one embedding row, `kvRows` rows of
+ * keys and values in every layer (`kvElementBytes` each: 4 for our fp32 cache, 2 for llama.cpp's f16), and the logits
+ * it writes.
+ */
+export function decodeStepBytes(t, { weightBytes, kvRows, kvElementBytes = 4 }) {
+  const kvBytes = t.numLayers * 2 * t.numKvHeads * t.headDim * kvElementBytes * kvRows;
+  return { kvRows, kvBytes, weightBytes, bytes: weightBytes + kvBytes + t.hiddenSize * 4 + t.vocabSize * 4 };
+}
+
+/**
+ * Bytes one decode step of turn 1 reads (`decodeStepBytes`): the decoder graph's weights (int4 codes, fp32 scales,
+ * norms, biases, the int4 LM head) and the fp32 KV rows it attends, the mean context over the turn's steps.
  */
 export function decodeBytes(model, row) {
-  const t = model.text;
   const s = row.turns[0];
   const textRows = s.promptTokens - s.turnKeptTokens;
   const visualRows = row.policy === 'dense' ? s.turnKeptTokens : s.attendedVisualMean;
-  const kvRows = textRows + visualRows + model.newTokens / 2;
-  const kvBytes = t.numLayers * 2 * t.numKvHeads * t.headDim * 4 * kvRows;
-  const weightBytes = model.load.decoderWeightBytes;
-  return { kvRows, kvBytes, weightBytes, bytes: weightBytes + kvBytes + t.hiddenSize * 4 + t.vocabSize * 4 };
+  return decodeStepBytes(model.text, { weightBytes: model.load.decoderWeightBytes, kvRows: textRows + visualRows + model.newTokens / 2 });
 }
 
 export function boundRows(result) {

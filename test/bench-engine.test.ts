@@ -22,6 +22,10 @@ interface EngineReport {
   threads: number;
   llm: {
     peer: { engine: string; threads: number; gguf: { file: string; type: string; bytes: number } };
+    text: { numLayers: number; numKvHeads: number; headDim: number; hiddenSize: number; vocabSize: number };
+    build: { decoderWeightBytes: number };
+    decodeSteps: number;
+    bandwidth: { ortReduceSumGBs: number; jsSumGBs: number; jsParallelSumGBs: number };
     contexts: (Measures & { tokens: number; chunk: number; peer: Measures & { context: { contextSize: number; batchSize: number } } })[];
   };
 }
@@ -76,5 +80,24 @@ describe('bench-engine --quick', () => {
     expect(section).toMatch(/<!-- bench:engine:start -->\n[^]*- command: `node scripts\/bench-engine\.mjs --quick --threads 1 /);
     expect(section).toContain(`### llama.cpp beside us\n`);
     expect(section).toContain(`${header}\n`);
+
+    // Decode against the memory-bandwidth bound: each engine's bytes per step (its weights, its KV rows: fp32 ours,
+    // f16 llama.cpp's) at the bandwidth measured in the same run.
+    const { text: t, build, decodeSteps, bandwidth } = report.llm;
+    expect(build.decoderWeightBytes).toBeGreaterThan(0);
+    const gbs = Math.max(bandwidth.ortReduceSumGBs, bandwidth.jsSumGBs, bandwidth.jsParallelSumGBs);
+    expect(gbs).toBeGreaterThan(0);
+    const boundHeader = lines.findIndex((l) => l.startsWith('| context | KV rows read (mean) |'));
+    expect(lines[boundHeader - 4]).toBe('### Decode against memory bandwidth');
+    contexts.forEach((c, i) => {
+      const cells = lines[boundHeader + 2 + i]!.split('|').map((x) => x.trim());
+      const rows = c.tokens + (decodeSteps + 1) / 2;
+      const bytes = (weights: number, element: number) =>
+        weights + t.numLayers * 2 * t.numKvHeads * t.headDim * element * rows + 4 * (t.hiddenSize + t.vocabSize);
+      const boundMs = (b: number) => b / (gbs * 1e6);
+      expect(Number(cells[2])).toBe(Math.round(rows));
+      expect(cells[9]).toBe(`${(c.decodeMsPerToken / boundMs(bytes(build.decoderWeightBytes, 4))).toFixed(2)}×`);
+      expect(cells[10]).toBe(`${(c.peer.decodeMsPerToken / boundMs(bytes(peer.gguf.bytes, 2))).toFixed(2)}×`);
+    });
   }, 300_000);
 });

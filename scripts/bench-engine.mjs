@@ -22,6 +22,7 @@
  * Prints a markdown table; writes JSON to bench-results/engine.json (or --out) and replaces the "engine" section
  * of docs/benchmarks.md (a --quick run only with --doc FILE: scripts/bench-doc.mjs). Needs `npm run build` first.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,7 +45,6 @@ import {
   cachedRandomCheckpoint,
   tokenIds,
   combinedLoad,
-  memoryBandwidth,
 } from './bench-common.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 import { ensureGguf, startLlamaPeer } from './bench-llama-peer.mjs';
@@ -52,7 +52,6 @@ import { peerTable } from './bench-llama-report.mjs';
 import { boundBandwidth, decodeStepBytes } from './bench-report.mjs';
 
 const engine = await loadEngine();
-const ort = (await import('onnxruntime-node')).default;
 const { loadImage, preprocessImage } = await import('../dist/src/media/image.js');
 
 /** The bench's Llava image as the tower takes it, [1, 3, H, W]. */
@@ -142,6 +141,23 @@ async function decode(runtime, cache, logits, position, steps) {
     logits = out.logits;
   }
   return times;
+}
+
+/**
+ * This machine's read bandwidth now, from a child process (scripts/bench-bandwidth.mjs): its 2 GiB of buffers stay out
+ * of this process's peak RSS.
+ */
+function bandwidthNow() {
+  const argv = [
+    path.join(REPO, 'scripts', 'bench-bandwidth.mjs'),
+    '--mib',
+    QUICK ? '256' : '1024',
+    '--repeats',
+    QUICK ? '3' : '7',
+    '--threads',
+    String(THREADS),
+  ];
+  return JSON.parse(execFileSync(process.execPath, argv, { encoding: 'utf8' }));
 }
 
 /**
@@ -335,11 +351,6 @@ async function benchLlm() {
         }
         await runtime.dropCache(cache);
       };
-      // The read bandwidth the decode bound uses, measured with the engine's threads before either engine's rounds.
-      console.error('memory bandwidth …');
-      const [bandwidth, bandwidthLoad] = await measured(() =>
-        memoryBandwidth(ort, engine.OnnxGraphBuilder, { mib: QUICK ? 256 : 1024, repeats: QUICK ? 3 : 7, threads: THREADS }),
-      );
       const peer = PEER ? await startPeer(checkpoint.dir) : undefined;
       const contexts = [];
       try {
@@ -359,6 +370,8 @@ async function benchLlm() {
             theirs.decode.push(...x.decodeMs);
             theirs.loads.push(x.load);
           }
+          // The read bandwidth this context's decode bound uses, measured right after its rounds.
+          const [bandwidth, bandwidthLoad] = await measured(async () => bandwidthNow());
           const load = combinedLoad(ours.loads);
           contexts.push({
             tokens,
@@ -373,6 +386,7 @@ async function benchLlm() {
             load,
             samples: { prefill: ours.prefill, prefillWorker: ours.prefillWorker, decode: ours.decode },
             peer: peerHere && peerSummary(tokens, theirs),
+            bandwidth: { ...bandwidth, contention: contention(bandwidthLoad) || undefined },
           });
         }
       } finally {
@@ -404,7 +418,6 @@ async function benchLlm() {
           load: buildLoad,
         },
         decodeSteps,
-        bandwidth: { ...bandwidth, contention: contention(bandwidthLoad) || undefined },
         peer: PEER ? peerRun : { skipped: '--no-peer' },
         contexts,
       };
@@ -513,31 +526,34 @@ console.log(lines.join('\n'));
  * context n after a prefill reads n + 1 … n + steps rows: the mean is the bound's.
  */
 function boundTable(llm) {
-  const bw = llm.bandwidth;
-  const gbs = boundBandwidth(bw);
   const out = ['### Decode against memory bandwidth', ''];
-  if (!gbs || !llm.build.decoderWeightBytes) return [...out, 'Not measured: no bandwidth or no decoder graph size.', ''];
+  if (!llm.build.decoderWeightBytes) return [...out, 'Not measured: no decoder graph size.', ''];
+  const first = llm.contexts[0]?.bandwidth;
   out.push(
-    `Bandwidth (${bw.bufferMiB} MiB buffer, median of ${bw.repeats}${bw.contention ? `; ⚠ ${bw.contention}` : ''}): ORT ReduceSum ${fmt(bw.ortReduceSumGBs, 1)} GB/s, ` +
-      `one-thread JS sum ${fmt(bw.jsSumGBs, 1)} GB/s, ${bw.parallelThreads}-thread JS sum ${fmt(bw.jsParallelSumGBs, 1)} GB/s, memcpy ${fmt(bw.memcpyGBs, 1)} GB/s ` +
-      `(read + write); the bound uses ${fmt(gbs, 1)} GB/s. Bytes per step: ours, the decoder graph (${fmt(mb(llm.build.decoderWeightBytes), 0)} MiB: int4 ` +
-      `codes, fp32 scales, norms, the int4 LM head) + fp32 K and V of every layer; llama.cpp, its GGUF${llm.peer?.gguf ? ` (${fmt(mb(llm.peer.gguf.bytes), 0)} MiB)` : ''} ` +
-      `+ f16 K and V; both + one embedding row + the logits. Measured ÷ bound near 1 means the step is bound by memory, not by overhead.`,
+    `Bandwidth: measured after each context's rounds (scripts/bench-bandwidth.mjs in a child process, ${first?.bufferMiB} MiB buffer, median of ` +
+      `${first?.repeats}): ORT ReduceSum, a one-thread and a ${first?.parallelThreads}-thread JS sum; the bound uses the fastest of the three. Bytes per step: ours, ` +
+      `the decoder graph (${fmt(mb(llm.build.decoderWeightBytes), 0)} MiB: int4 codes, fp32 scales, norms, the int4 LM head) + fp32 K and V of every layer; ` +
+      `llama.cpp, its GGUF${llm.peer?.gguf ? ` (${fmt(mb(llm.peer.gguf.bytes), 0)} MiB)` : ''} + f16 K and V; both + one embedding row + the logits. ` +
+      `Measured ÷ bound near 1 means the step is bound by memory, not by overhead.`,
     '',
-    '| context | KV rows read (mean) | bytes per step MiB: ours | llama.cpp | bound ms: ours | llama.cpp | decode ms/token: ours | llama.cpp | measured ÷ bound: ours | llama.cpp |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| context | bandwidth GB/s: ORT / JS / JS all cores | KV rows read (mean) | bytes per step MiB: ours | llama.cpp | bound ms: ours | llama.cpp | decode ms/token: ours | llama.cpp | measured ÷ bound: ours | llama.cpp |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   const kvRows = (c) => c.tokens + (llm.decodeSteps + 1) / 2;
   for (const c of llm.contexts) {
+    const bw = c.bandwidth;
+    const gbs = boundBandwidth(bw);
     const ours = decodeStepBytes(llm.text, { weightBytes: llm.build.decoderWeightBytes, kvRows: kvRows(c) });
     const theirs = c.peer && llm.peer?.gguf && decodeStepBytes(llm.text, { weightBytes: llm.peer.gguf.bytes, kvRows: kvRows(c), kvElementBytes: 2 });
     const bound = (b) => b && b.bytes / (gbs * 1e6);
     const cell = (x, f) => (x === undefined ? '–' : f(x));
     out.push(
-      `| ${c.tokens} | ${fmt(kvRows(c), 0)} | ${fmt(mb(ours.bytes), 0)} | ${cell(theirs, (b) => fmt(mb(b.bytes), 0))} | ${fmtMs(bound(ours))} | ${cell(theirs, (b) => fmtMs(bound(b)))} | ` +
+      `| ${c.tokens} | ${fmt(bw.ortReduceSumGBs, 1)} / ${fmt(bw.jsSumGBs, 1)} / ${fmt(bw.jsParallelSumGBs, 1)}${bw.contention ? ' ⚠' : ''} | ${fmt(kvRows(c), 0)} | ` +
+        `${fmt(mb(ours.bytes), 0)} | ${cell(theirs, (b) => fmt(mb(b.bytes), 0))} | ${fmtMs(bound(ours))} | ${cell(theirs, (b) => fmtMs(bound(b)))} | ` +
         `${fmtMs(c.decodeMsPerToken)} | ${cell(c.peer, (p) => fmtMs(p.decodeMsPerToken))} | ${fmt(c.decodeMsPerToken / bound(ours), 2)}× | ` +
         `${cell(theirs, (b) => `${fmt(c.peer.decodeMsPerToken / bound(b), 2)}×`)} |`,
     );
   }
-  return [...out, ''];
+  const noisy = llm.contexts.some((c) => c.bandwidth.contention);
+  return [...out, ...(noisy ? ['', '⚠: other processes took more than 10% of the CPUs during that probe.'] : []), ''];
 }

@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+/**
+ * This machine's memory read bandwidth now (bench-common.mjs `memoryBandwidth`), as one line of JSON on stdout. A
+ * bench runs it as a child process beside each measurement it bounds: the machine is shared, its bandwidth moves
+ * with its neighbours, and the probe's buffers (2 GiB) stay out of the bench's own peak RSS.
+ *
+ * Usage: node scripts/bench-bandwidth.mjs [--mib 1024] [--repeats 7] [--threads N]
+ */
+import { parseArgs } from 'node:util';
+import ort from 'onnxruntime-node';
+import { memoryBandwidth } from './bench-common.mjs';
+
+const { values: args } = parseArgs({
+  options: { mib: { type: 'string', default: '1024' }, repeats: { type: 'string', default: '7' }, threads: { type: 'string' } },
+  strict: true,
+});
+const positive = (name, v) => {
+  const n = Number(v);
+  if (!(Number.isInteger(n) && n >= 1)) throw new Error(`--${name} must be an integer ≥ 1, got ${v}`);
+  return n;
+};
+const { OnnxGraphBuilder } = await import('../dist/src/graph/onnx-builder.js');
+const bw = await memoryBandwidth(ort, OnnxGraphBuilder, {
+  mib: positive('mib', args.mib),
+  repeats: positive('repeats', args.repeats),
+  threads: args.threads === undefined ? undefined : positive('threads', args.threads),
+});
+console.log(JSON.stringify(bw));

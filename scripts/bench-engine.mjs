@@ -371,7 +371,7 @@ async function benchLlm() {
             theirs.loads.push(x.load);
           }
           // The read bandwidth this context's decode bound uses, measured right after its rounds.
-          const [bandwidth, bandwidthLoad] = await measured(async () => bandwidthNow());
+          const bandwidth = bandwidthNow();
           const load = combinedLoad(ours.loads);
           contexts.push({
             tokens,
@@ -386,7 +386,7 @@ async function benchLlm() {
             load,
             samples: { prefill: ours.prefill, prefillWorker: ours.prefillWorker, decode: ours.decode },
             peer: peerHere && peerSummary(tokens, theirs),
-            bandwidth: { ...bandwidth, contention: contention(bandwidthLoad) || undefined },
+            bandwidth,
           });
         }
       } finally {

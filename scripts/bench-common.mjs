@@ -422,6 +422,17 @@ export async function memoryBandwidth(ort, OnnxGraphBuilder, { mib = 1024, repea
   };
 }
 
+/**
+ * This machine's read bandwidth now (`memoryBandwidth`, 1 GiB; 256 MiB with `quick`), from a child process
+ * (scripts/bench-bandwidth.mjs): a bench probes it beside each measurement it bounds, because the shared machine's
+ * bandwidth moves with its neighbours, and the probe's 2 GiB of buffers stay out of the bench's own peak RSS.
+ */
+export function bandwidthNow({ quick = false, threads } = {}) {
+  const argv = [path.join(REPO, 'scripts', 'bench-bandwidth.mjs'), '--mib', quick ? '256' : '1024', '--repeats', quick ? '3' : '7'];
+  if (threads) argv.push('--threads', String(threads));
+  return JSON.parse(execFileSync(process.execPath, argv, { encoding: 'utf8' }));
+}
+
 // ------------------------------------------------------------------------- the bench's plan, shared parts
 
 /** The workloads `npm run bench` runs (bench.mjs picks them by name per model). */

@@ -22,7 +22,6 @@
  * Prints a markdown table; writes JSON to bench-results/engine.json (or --out) and replaces the "engine" section
  * of docs/benchmarks.md (a --quick run only with --doc FILE: scripts/bench-doc.mjs). Needs `npm run build` first.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,6 +44,7 @@ import {
   cachedRandomCheckpoint,
   tokenIds,
   combinedLoad,
+  bandwidthNow,
 } from './bench-common.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 import { ensureGguf, startLlamaPeer } from './bench-llama-peer.mjs';
@@ -141,23 +141,6 @@ async function decode(runtime, cache, logits, position, steps) {
     logits = out.logits;
   }
   return times;
-}
-
-/**
- * This machine's read bandwidth now, from a child process (scripts/bench-bandwidth.mjs): its 2 GiB of buffers stay out
- * of this process's peak RSS.
- */
-function bandwidthNow() {
-  const argv = [
-    path.join(REPO, 'scripts', 'bench-bandwidth.mjs'),
-    '--mib',
-    QUICK ? '256' : '1024',
-    '--repeats',
-    QUICK ? '3' : '7',
-    '--threads',
-    String(THREADS),
-  ];
-  return JSON.parse(execFileSync(process.execPath, argv, { encoding: 'utf8' }));
 }
 
 /**
@@ -371,7 +354,7 @@ async function benchLlm() {
             theirs.loads.push(x.load);
           }
           // The read bandwidth this context's decode bound uses, measured right after its rounds.
-          const bandwidth = bandwidthNow();
+          const bandwidth = bandwidthNow({ quick: QUICK, threads: THREADS });
           const load = combinedLoad(ours.loads);
           contexts.push({
             tokens,

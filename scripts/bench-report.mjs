@@ -55,10 +55,12 @@ export function decodeBytes(model, row) {
 }
 
 export function boundRows(result) {
-  const gbs = boundBandwidth(result.bandwidth);
-  if (!gbs) return [];
+  if (!boundBandwidth(result.bandwidth)) return [];
   return result.models.flatMap((m) =>
     m.results.map((r) => {
+      // The workload's own probe, taken after its rounds; the run's first (or a given one) where it has none.
+      const bandwidth = r.bandwidth ?? result.bandwidth;
+      const gbs = boundBandwidth(bandwidth);
       const b = decodeBytes(m, r);
       const boundMs = b.bytes / (gbs * 1e6);
       return {
@@ -66,6 +68,8 @@ export function boundRows(result) {
         workload: r.workload,
         policy: r.policy,
         ...b,
+        bandwidth,
+        gbs,
         boundMs,
         measuredMs: r.turns[0].decodeMsPerToken,
         factor: r.turns[0].decodeMsPerToken / boundMs,
@@ -261,19 +265,21 @@ export function markdown(result) {
     L.push(
       (bw.given
         ? `Bandwidth given (--bandwidth-gbps), not measured: `
-        : `Bandwidth (${bw.bufferMiB} MiB buffer, median of ${bw.repeats}): ORT ReduceSum ${fmt(bw.ortReduceSumGBs, 1)} GB/s, one-thread JS sum ${fmt(bw.jsSumGBs, 1)} GB/s, ${bw.parallelThreads}-thread JS sum ${fmt(bw.jsParallelSumGBs, 1)} GB/s, ` +
-          `memcpy ${fmt(bw.memcpyGBs, 1)} GB/s (read + write); `) +
-        `the bound uses ${fmt(boundBandwidth(bw), 1)} GB/s. Bytes per step = the decoder graph (int4 codes + fp32 scales + ` +
+        : `Bandwidth (${bw.bufferMiB} MiB buffer, median of ${bw.repeats}; scripts/bench-bandwidth.mjs in a child process): at the start of the run ORT ReduceSum ` +
+          `${fmt(bw.ortReduceSumGBs, 1)} GB/s, one-thread JS sum ${fmt(bw.jsSumGBs, 1)} GB/s, ${bw.parallelThreads}-thread JS sum ${fmt(bw.jsParallelSumGBs, 1)} GB/s, ` +
+          `memcpy ${fmt(bw.memcpyGBs, 1)} GB/s (read + write), and again after each workload's rounds (the table's column: the machine is shared and its ` +
+          `bandwidth moves); a bound uses the fastest of the three reads. `) +
+        `Bytes per step = the decoder graph (int4 codes + fp32 scales + ` +
         'norms, biases, int4 LM head) + one embedding row + fp32 K and V of the attended rows over every layer (mean context of the turn) + the logits.',
       '',
     );
     L.push(
-      '| model | workload | policy | KV rows read | weights MiB | KV MiB | bound ms | measured ms/token | measured ÷ bound |',
-      '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| model | workload | policy | bandwidth GB/s | KV rows read | weights MiB | KV MiB | bound ms | measured ms/token | measured ÷ bound |',
+      '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     );
     for (const b of rows) {
       L.push(
-        `| ${b.model} | ${b.workload} | ${b.policy} | ${fmt(b.kvRows, 0)} | ${fmt(mb(b.weightBytes), 0)} | ${fmt(mb(b.kvBytes), 0)} | ${fmtMs(b.boundMs)} | ${fmtMs(b.measuredMs)} | ${fmt(b.factor, 2)}× |`,
+        `| ${b.model} | ${b.workload} | ${b.policy} | ${fmt(b.gbs, 1)}${b.bandwidth?.contention ? ' ⚠' : ''} | ${fmt(b.kvRows, 0)} | ${fmt(mb(b.weightBytes), 0)} | ${fmt(mb(b.kvBytes), 0)} | ${fmtMs(b.boundMs)} | ${fmtMs(b.measuredMs)} | ${fmt(b.factor, 2)}× |`,
       );
     }
     L.push('');

@@ -77,7 +77,7 @@ import {
   syntheticImage,
   syntheticVideo,
   VIDEO_SIZE,
-  memoryBandwidth,
+  bandwidthNow,
   tokenIds,
   BENCH_WORKLOADS,
   QWEN2_05B_OPTIONS,
@@ -683,6 +683,8 @@ async function benchModel(plan, writePart) {
         writePart(part);
         continue;
       }
+      // The read bandwidth the workload's decode bound uses, probed right after its rounds (a given one stands for all).
+      const bandwidth = args['bandwidth-gbps'] ? undefined : bandwidthNow({ quick: QUICK, threads: THREADS });
       for (const p of pols) {
         part.results.push({
           workload: w.name,
@@ -691,6 +693,7 @@ async function benchModel(plan, writePart) {
           policy: p.name,
           attempts: attempts[p.name],
           note,
+          bandwidth,
           turns: [0, 1].map((i) => summarise(runs[p.name].map((run) => run[i]))),
         });
       }
@@ -719,11 +722,8 @@ async function child(key) {
     return;
   }
   if (key === 'bandwidth') {
-    const ort = (await import('onnxruntime-node')).default;
-    const { OnnxGraphBuilder } = await loadEngine();
     console.error(`memory bandwidth (${QUICK ? 256 : 1024} MiB) …`);
-    const [bw, load] = await measured(() => memoryBandwidth(ort, OnnxGraphBuilder, { mib: QUICK ? 256 : 1024, repeats: QUICK ? 3 : 7, threads: THREADS }));
-    write({ ...bw, contention: contention(load) || undefined });
+    write(bandwidthNow({ quick: QUICK, threads: THREADS }));
     return;
   }
   const plan = selectedModels().find((m) => m.key === key);

@@ -45,6 +45,7 @@ interface Row {
   frames?: number;
   policy: string;
   turns: Turn[];
+  bandwidth: { ortReduceSumGBs: number; jsSumGBs: number; jsParallelSumGBs: number };
 }
 interface ModelPart {
   key: string;
@@ -191,6 +192,23 @@ describe('bench --quick', () => {
     expect(md.split('\n').filter((l) => l === header)).toHaveLength(report.models.length);
     expect(md).toMatch(/\| model \| workload \| policy \| LLM prefill \| prefill \(vision \+ LLM\) \| TTFT \| decode \| end-to-end \|/);
     expect(md).toMatch(/\| dense decode ÷ bandwidth bound \| ≤ 1\.5× \| [0-9.]+× /);
+    // Each workload's decode bound uses the bandwidth probed right after its rounds (the shared machine's moves).
+    const boundHeader =
+      '| model | workload | policy | bandwidth GB/s | KV rows read | weights MiB | KV MiB | bound ms | measured ms/token | measured ÷ bound |';
+    expect(md.split('\n').filter((l) => l === boundHeader)).toHaveLength(1);
+    for (const m of report.models) {
+      for (const r of m.results) {
+        const { ortReduceSumGBs, jsSumGBs, jsParallelSumGBs } = r.bandwidth;
+        expect(Math.min(ortReduceSumGBs, jsSumGBs, jsParallelSumGBs), `${m.key} ${r.workload}`).toBeGreaterThan(0);
+        const row = md
+          .split('\n')
+          .find((l) => l.startsWith(`| ${m.key} | ${r.workload} | ${r.policy} | `) && l.split('|').length === boundHeader.split('|').length);
+        // ' ⚠' marks a probe other processes shared.
+        expect(row?.split('|')[4]!.trim().replace(/ ⚠$/, ''), `${m.key} ${r.workload} ${r.policy}`).toBe(
+          Math.max(ortReduceSumGBs, jsSumGBs, jsParallelSumGBs).toFixed(1),
+        );
+      }
+    }
     // One llama.cpp row and one row per policy of ours for each model it ran; each speed-up is the other's time ÷ the row's.
     const llamaHeader =
       '| model | workload | engine, policy | tokens into the LLM | LLM prefill ms | decode ms/token | LLM ms | end-to-end ms | speed-up over llama.cpp dense: LLM | end-to-end | speed-up over our dense: end-to-end | n |';

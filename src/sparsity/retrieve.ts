@@ -81,7 +81,7 @@ export function retrieve(
     const chosen = new Uint8Array(n);
     // With perKvHead each KV head keeps its own top-k, and the set is their union.
     for (const g of budget.perKvHead ? perGroup : [scores]) for (const i of topK(g, k)) chosen[i] = 1;
-    for (const own of perImage) {
+    for (const own of budget.minPerImage > 0 ? perImage : []) {
       let have = 0;
       for (const i of own) have += chosen[i]!;
       if (have >= budget.minPerImage) continue;

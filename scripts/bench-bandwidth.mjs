@@ -10,23 +10,18 @@
  */
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
-import { contention, measured, memoryBandwidth } from './bench-common.mjs';
+import { contention, measured, memoryBandwidth, positiveInt } from './bench-common.mjs';
 
 const { values: args } = parseArgs({
   options: { mib: { type: 'string', default: '1024' }, repeats: { type: 'string', default: '7' }, threads: { type: 'string' } },
   strict: true,
 });
-const positive = (name, v) => {
-  const n = Number(v);
-  if (!(Number.isInteger(n) && n >= 1)) throw new Error(`--${name} must be an integer ≥ 1, got ${v}`);
-  return n;
-};
 const { OnnxGraphBuilder } = await import('../dist/src/graph/onnx-builder.js');
 const [bw, load] = await measured(() =>
   memoryBandwidth(ort, OnnxGraphBuilder, {
-    mib: positive('mib', args.mib),
-    repeats: positive('repeats', args.repeats),
-    threads: args.threads === undefined ? undefined : positive('threads', args.threads),
+    mib: positiveInt(args.mib, '--mib'),
+    repeats: positiveInt(args.repeats, '--repeats'),
+    threads: args.threads === undefined ? undefined : positiveInt(args.threads, '--threads'),
   }),
 );
 // `contention`: how much of the machine other processes took during the probe (its own CPU excluded).

@@ -75,6 +75,12 @@ export const mb = (bytes) => bytes / 2 ** 20;
 export const millions = (n) => (n >= 1e7 ? (n / 1e6).toFixed(0) : (n / 1e6).toFixed(2)) + 'M';
 /** Milliseconds with precision that suits their size. */
 export const fmtMs = (x) => (x === undefined ? '–' : x.toFixed(x < 10 ? 2 : x < 100 ? 1 : 0));
+/** A command-line flag's value as an integer ≥ 1, or an error naming the flag and the value. */
+export function positiveInt(text, flag) {
+  const n = Number(text);
+  if (!(Number.isInteger(n) && n >= 1)) throw new Error(`${flag} must be an integer ≥ 1, got ${text}`);
+  return n;
+}
 export const fmt = (x, digits = 1) => (x === undefined || x === null || Number.isNaN(x) ? '–' : x.toFixed(digits));
 
 // ---------------------------------------------------------------------------------- memory and contention

@@ -45,6 +45,7 @@ import {
   tokenIds,
   combinedLoad,
   bandwidthNow,
+  positiveInt,
 } from './bench-common.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 import { ensureGguf, startLlamaPeer } from './bench-llama-peer.mjs';
@@ -76,8 +77,7 @@ const { values: args } = parseArgs({
 const doc = benchDoc(args);
 const QUICK = args.quick;
 const OUT = path.resolve(args.out ?? path.join(REPO, 'bench-results', 'engine.json'));
-const THREADS = args.threads === undefined ? os.cpus().length : Number(args.threads);
-if (!(Number.isInteger(THREADS) && THREADS >= 1)) throw new Error(`--threads must be an integer ≥ 1, got ${args.threads}`);
+const THREADS = args.threads === undefined ? os.cpus().length : positiveInt(args.threads, '--threads');
 const PEER = !args['no-peer'];
 
 /** Bump when the random checkpoint's contents change for the same shape, so a stale cached one is not reused. */

@@ -78,6 +78,7 @@ import {
   syntheticVideo,
   VIDEO_SIZE,
   bandwidthNow,
+  positiveInt,
   tokenIds,
   BENCH_WORKLOADS,
   QWEN2_05B_OPTIONS,
@@ -141,11 +142,6 @@ const BLOCK = 32;
 const PROMPT = 'Describe what you see.';
 const FOLLOW_UP = 'What else is in it?';
 
-function positiveInt(text, flag) {
-  const n = Number(text);
-  if (!(Number.isInteger(n) && n >= 1)) throw new Error(`${flag} must be an integer ≥ 1, got ${text}`);
-  return n;
-}
 function ratio(text, flag) {
   const x = Number(text);
   if (!(x > 0 && x <= 1)) throw new Error(`${flag} must be a ratio in (0, 1], got ${text}`);

@@ -294,9 +294,18 @@ async function benchLlm() {
     const { chunk, decodeSteps } = PLAN.llm;
     try {
       // Warm-up: one chunk and a few steps, so session start-up is not in the first measured repeat.
-      /** Our chunked prefill of `ids` into `cache`, at positions 0…n-1. */
+      /** Our chunked prefill of `ids` into `cache`, at positions 0…n-1, in a chat's chunks (at most `chunk`, fewer at long context). */
       const prefillIds = (cache, ids) =>
-        engine.prefill(runtime, { cache, ids, positions: ids.map((_, i) => i), imageTokenId, hidden: textSpec.hiddenSize, chunkSize: chunk, logits: 'last' });
+        engine.prefill(runtime, {
+          cache,
+          ids,
+          positions: ids.map((_, i) => i),
+          imageTokenId,
+          hidden: textSpec.hiddenSize,
+          chunkSize: chunk,
+          chunkScores: { bytes: engine.CHAT_DEFAULTS.prefillScoreBytes, heads: textSpec.numHeads },
+          logits: 'last',
+        });
       {
         const cache = await runtime.createCache();
         const ids = tokenIds(Math.min(chunk, 64), 300, textSpec.vocabSize, 99, imageTokenId);
@@ -312,6 +321,7 @@ async function benchLlm() {
         const out = await prefillIds(cache, ids);
         into.prefill.push(ms() - t0);
         into.prefillWorker.push(out.seconds * 1000);
+        into.chunks = out.chunks;
         into.decode.push(...(await decode(runtime, cache, out.logits, tokens, decodeSteps)));
         if (probe) {
           // One more chunk on top of the full context vs the same chunk on an empty cache (3 tries each):
@@ -359,7 +369,8 @@ async function benchLlm() {
           contexts.push({
             tokens,
             chunk,
-            chunks: Math.ceil(tokens / chunk),
+            chunks: ours.chunks,
+            chunkScoreBytes: engine.CHAT_DEFAULTS.prefillScoreBytes,
             prefillMs: median(ours.prefill),
             prefillTokensPerSecond: tokens / (median(ours.prefill) / 1000),
             decodeMsPerToken: median(ours.decode),
@@ -475,6 +486,14 @@ for (const c of llm.contexts) {
   lines.push(
     `| ${c.tokens} | ${c.chunk} (${c.chunks} chunks) | ${fmtMs(c.prefillMs)} (n=${c.repeats.prefill}) | ${fmt(c.prefillTokensPerSecond, 0)} | ` +
       `${fmtMs(c.decodeMsPerToken)} (n=${c.repeats.decodeSteps}) | ${fmtMs(c.chunkAtPastMs?.atZeroMs)} / ${fmtMs(c.chunkAtPastMs?.ms)} | ${fmt(c.peakRssMiB, 0)} |`,
+  );
+}
+const scoreLimit = llm.contexts.find((c) => c.chunkScoreBytes)?.chunkScoreBytes;
+if (scoreLimit) {
+  lines.push(
+    '',
+    `Chunks are a chat's (session/prefill.ts): ${llm.contexts[0]?.chunk} rows, fewer where one chunk's attention scores (heads × chunk × context × 4 bytes) ` +
+      `would pass prefillScoreBytes, ${fmt(mb(scoreLimit), 0)} MiB (the chat's default); "chunks" counts the graph calls.`,
   );
 }
 lines.push('');

@@ -8,9 +8,11 @@
  *            (--retrieve 0.1: a per-layer view holding the text rows and a random 10% of the visual rows).
  *            The view is built once per turn; its build time is reported apart.
  *   prefill  the engine's chunked prefill (session/prefill.ts, through the worker) of --tokens tokens from an
- *            empty cache, chunks of --chunk, the last --question rows weighted for the attention mass (a
- *            SparseVILA turn's question): seconds, and the process's peak RSS (VmHWM, worker included) over
- *            the prefill against its RSS before it (both decoder sessions already loaded).
+ *            empty cache, chunks of at most --chunk rows, shrinking at long context so one chunk's scores stay
+ *            within --scores (a chat's prefillScoreBytes; default the chat's, `none` for fixed chunks), the last
+ *            --question rows weighted for the attention mass (a SparseVILA turn's question): seconds, and the
+ *            process's peak RSS (VmHWM, worker included) over the prefill against its RSS before it (both
+ *            decoder sessions already loaded).
  *
  *   worker   decode through the engine's worker (Runtime.step, as session/decode.ts calls it) after a prefill of
  *            --past tokens: per step the main thread's wall time, the worker's own time (embedding lookup, decoder
@@ -27,7 +29,7 @@
  * Usage:
  *   node scripts/profile-long-context.mjs decode  [--past 8192,32768] [--retrieve 0,0.1] [--steps 24]
  *   node scripts/profile-long-context.mjs worker  [--past 1024] [--steps 24]
- *   node scripts/profile-long-context.mjs prefill [--tokens 16384] [--chunk 512] [--question 16] [--model qwen05b-2l]
+ *   node scripts/profile-long-context.mjs prefill [--tokens 16384] [--chunk 512] [--scores 256M|none] [--question 16] [--model qwen05b-2l]
  *   common: [--model qwen05b|qwen05b-2l] [--block-size 32] [--threads N] [--session JSON] [--dist DIR] [--json]
  *   --session  runtime options (src/runtime/ort-session.ts RuntimeOptions) overriding the engine's defaults,
  *              e.g. '{"memArena":false}' or '{"executionMode":"parallel","interOpThreads":2}'
@@ -62,6 +64,7 @@ const { values: args, positionals } = parseArgs({
     steps: { type: 'string', default: '24' },
     tokens: { type: 'string', default: '16384' },
     chunk: { type: 'string', default: '512' },
+    scores: { type: 'string' },
     question: { type: 'string', default: '16' },
     threads: { type: 'string' },
     session: { type: 'string' },
@@ -233,7 +236,14 @@ async function decode() {
 
 /** The engine's own prefill (session/prefill.ts) through its worker, as a SparseVILA turn runs it. */
 async function prefill() {
-  const [{ Runtime }, { prefill: enginePrefill }] = await Promise.all([imp('src/runtime/runtime.js'), imp('src/session/prefill.js')]);
+  const [{ Runtime }, { prefill: enginePrefill }, { chunkRowsAt, parseBytes }, { CHAT_DEFAULTS }] = await Promise.all([
+    imp('src/runtime/runtime.js'),
+    imp('src/session/prefill.js'),
+    imp('src/runtime/memory.js'),
+    imp('src/session/options.js'),
+  ]);
+  const scoreBytes = args.scores === undefined ? CHAT_DEFAULTS.prefillScoreBytes : args.scores === 'none' ? Infinity : parseBytes(args.scores);
+  if (scoreBytes === undefined) throw new Error(`--scores must be a size (256M) or none, got ${args.scores}`);
   const rt = await Runtime.start(checkpointDir(), graphOptions(), runtimeOptions());
   try {
     // Both decoder sessions are loaded before the baseline: their weights are not the prefill's.
@@ -253,14 +263,29 @@ async function prefill() {
       wall,
       otherShare,
     } = await withLoad(() =>
-      enginePrefill(rt, { cache, ids, positions: ids.map((_, i) => i), imageTokenId: -1, hidden: t.hiddenSize, chunkSize: chunk, logits: 'last', massWeights }),
+      enginePrefill(rt, {
+        cache,
+        ids,
+        positions: ids.map((_, i) => i),
+        imageTokenId: -1,
+        hidden: t.hiddenSize,
+        chunkSize: chunk,
+        chunkScores: { bytes: scoreBytes, heads: t.numHeads },
+        logits: 'last',
+        massWeights,
+      }),
     );
     const peak = status('VmHWM');
     const kvMiB = (t.numLayers * 2 * t.numKvHeads * t.headDim * tokens * 4) / 2 ** 20;
-    const scoreMiB = (t.numHeads * chunk * tokens * 4) / 2 ** 20;
+    // The largest chunk's scores: the last chunk before the question, over everything before it and itself.
+    const lastRows = chunkRowsAt({ rows: chunk, scoreBytes, heads: t.numHeads }, tokens - question);
+    const scoreMiB = Math.min((t.numHeads * chunk * tokens * 4) / 2 ** 20, (t.numHeads * lastRows * tokens * 4) / 2 ** 20);
     const row = {
       tokens,
       chunk,
+      scoreBytes: Number.isFinite(scoreBytes) ? scoreBytes : null,
+      chunks: out.chunks,
+      lastChunkRows: lastRows,
       question,
       seconds: wall,
       workerSeconds: out.seconds,
@@ -273,8 +298,9 @@ async function prefill() {
     };
     if (!args.json) {
       console.log(
-        `prefill ${tokens} tokens (question ${question}), chunks of ${chunk}: ${wall.toFixed(1)} s; RSS ${rssBefore.toFixed(0)} → peak ${peak.toFixed(0)} MiB ` +
-          `(+${row.growthMiB.toFixed(0)} MiB; KV ${kvMiB.toFixed(0)} MiB, one chunk × ${tokens} score tensor ${scoreMiB.toFixed(0)} MiB); others ${(otherShare * 100).toFixed(0)}%`,
+        `prefill ${tokens} tokens (question ${question}), ${out.chunks} chunks of ${chunk} down to ${lastRows} rows (scores ≤ ${Number.isFinite(scoreBytes) ? (scoreBytes / 2 ** 20).toFixed(0) + ' MiB' : 'unbounded'}): ` +
+          `${wall.toFixed(1)} s; RSS ${rssBefore.toFixed(0)} → peak ${peak.toFixed(0)} MiB ` +
+          `(+${row.growthMiB.toFixed(0)} MiB; KV ${kvMiB.toFixed(0)} MiB, largest chunk's score tensor ${scoreMiB.toFixed(0)} MiB); others ${(otherShare * 100).toFixed(0)}%`,
       );
     }
     return [row];

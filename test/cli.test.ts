@@ -190,6 +190,8 @@ describe('sparsevila ask: flags checked before the model loads', () => {
       [['--temperature=-1'], '--temperature'],
       [['--min-new-tokens', '9', '--max-new-tokens', '4'], '--min-new-tokens'],
       [['--prefill-chunk', '0'], '--prefill-chunk'],
+      [['--prefill-scores', 'lots'], '--prefill-scores'],
+      [['--prefill-scores', '0'], '--prefill-scores'],
     ] as const) {
       const r = await ask(...args);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);

@@ -13,6 +13,7 @@ import { openCheckpoint } from '../src/families/index.js';
 import { ensureGraph } from '../src/graph/build.js';
 import { KvCache } from '../src/runtime/kv-cache.js';
 import { DecoderStepper } from '../src/runtime/llm-step.js';
+import { chunkRowsAt, MIN_CHUNK_ROWS } from '../src/runtime/memory.js';
 import type { Runtime } from '../src/runtime/runtime.js';
 import type { StepRequest, StepResult } from '../src/runtime/protocol.js';
 import { chunkStarts, prefill } from '../src/session/prefill.js';
@@ -158,6 +159,24 @@ describe('the prefill runs the attention-mass graph on the question rows only, a
     expect(chunkStarts(1300, 512, [700, -1])).toEqual([0, 512, 700, 1212]);
     expect(chunkStarts(1300, 512, [1280, 1299])).toEqual([0, 512, 1024, 1280, 1299]);
     expect(chunkStarts(1300, 512, [1300, 0])).toEqual([0, 512, 1024]);
+    // A size per start: the grid follows it, and still restarts at each break.
+    expect(chunkStarts(1300, (at) => (at < 600 ? 400 : 100), [1250, -1])).toEqual([0, 400, 800, 900, 1000, 1100, 1200, 1250]);
+  });
+
+  it('chunk rows under a score limit: the largest chunk whose heads × rows × (past + rows) × 4 bytes fit, 32 at the least', () => {
+    const rule = { rows: 512, scoreBytes: 256 * 2 ** 20, heads: 14 };
+    const fits = (past: number, rows: number) => rule.heads * rows * (past + rows) * 4 <= rule.scoreBytes;
+    expect(chunkRowsAt(rule, 0)).toBe(512);
+    expect(chunkRowsAt(rule, 8192)).toBe(512);
+    for (const past of [9000, 16384, 32768, 46800]) {
+      const rows = chunkRowsAt(rule, past);
+      expect(rows, `past ${past}`).toBeLessThan(512);
+      expect(fits(past, rows) && !fits(past, rows + 1), `past ${past}: ${rows} rows`).toBe(true);
+    }
+    expect(chunkRowsAt(rule, 32768)).toBe(145);
+    expect(chunkRowsAt(rule, 10_000_000)).toBe(MIN_CHUNK_ROWS);
+    expect(chunkRowsAt({ ...rule, rows: 16 }, 10_000_000)).toBe(16);
+    expect(chunkRowsAt({ ...rule, scoreBytes: Infinity }, 10_000_000)).toBe(512);
   });
 
   it('a long prompt with a 10-row question: chunk-sized steps without mass weights, then one 10-row step with them', async () => {
@@ -209,6 +228,32 @@ describe('the prefill runs the attention-mass graph on the question rows only, a
         massWeights: weights,
       });
       expect(calls.map((c) => c.ids.length)).toEqual(weights ? [512, 512, 226, 40, 10] : [512, 512, 226, 50]);
+    }
+
+    // Under a score limit the chunks shrink as the cache grows, counting the rows cached before this prefill.
+    const rule = { rows: 512, scoreBytes: heads * 4 * 200 * 1000, heads };
+    for (const pastRows of [0, 3000]) {
+      calls.length = 0;
+      await prefill(runtime, {
+        cache: 1,
+        ids,
+        positions: ids.map((_, i) => i),
+        imageTokenId: -1,
+        hidden: 4,
+        chunkSize: 512,
+        chunkScores: { bytes: rule.scoreBytes, heads },
+        logits: 'last',
+        pastRows,
+      });
+      const sizes = calls.map((c) => c.ids.length);
+      expect(sizes.reduce((a, b) => a + b, 0)).toBe(n);
+      let past = pastRows;
+      for (const [k, rows] of sizes.entries()) {
+        if (k < sizes.length - 1) expect(rows, `chunk ${k} after ${past} rows`).toBe(chunkRowsAt(rule, past));
+        expect(heads * rows * (past + rows) * 4).toBeLessThanOrEqual(rule.scoreBytes);
+        past += rows;
+      }
+      expect(sizes[0]).toBe(pastRows === 0 ? 447 : 65);
     }
   });
 });

@@ -5,7 +5,8 @@
  * chat does.
  */
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { MIN_CHUNK_ROWS } from '../src/runtime/memory.js';
 import { CLIP_FIXTURE } from './helpers/checkpoint-writer.js';
 import { engine, tempDir } from './helpers/engine.js';
 import { foldEvents } from '../profiler-ui/web/data/run-model.js';
@@ -161,7 +162,7 @@ describe('a method registered from outside the package', () => {
 });
 
 describe('the dense twin', () => {
-  it("prefills in the chat's own chunks: a dense chat agrees with its twin exactly, at any prefillChunk", async () => {
+  it("prefills in the chat's own chunks: a dense chat agrees with its twin exactly, at any prefillChunk and score limit", async () => {
     const model = await engine.loadModel(CLIP_FIXTURE, { cacheDir: tempDir('methods-graphs'), threads: 1 });
     try {
       for (const prefillChunk of [7, 512]) {
@@ -171,6 +172,30 @@ describe('the dense twin', () => {
         expect(answer.fidelity!.tokenAgreement).toBe(1);
         expect(answer.fidelity!.klPerStep.every((kl) => kl === 0)).toBe(true);
       }
+      // Chunks that shrink as the cache grows (a score limit): the twin runs the chat's chunks, on a follow-up turn
+      // too, where their sizes depend on the rows cached before it. (This fixture's logits come out alike in any
+      // chunks, so the calls themselves are compared.)
+      const heads = model.spec.text.numHeads;
+      const calls = new Map<number, number[]>();
+      const step = model.runtime.step.bind(model.runtime);
+      const spy = vi.spyOn(model.runtime, 'step').mockImplementation((req) => {
+        const cache = 'cache' in req.target ? req.target.cache : -1;
+        calls.set(cache, [...(calls.get(cache) ?? []), req.ids.length]);
+        return step(req);
+      });
+      const chat = model.chat({ maxNewTokens: 4, minNewTokens: 4, prefillChunk: 96, prefillScoreBytes: heads * 4 * 2480, fidelity: true });
+      for (const text of ['Describe the picture in a few words.', 'And this one? Name every colour and every shape in it, one by one.']) {
+        const answer = await chat.ask({ images: [IMAGE], text });
+        expect(answer.fidelity!.tokenAgreement).toBe(1);
+      }
+      spy.mockRestore();
+      const [ours, twin] = [...calls.values()];
+      expect(calls.size).toBe(2);
+      expect(twin).toEqual(ours);
+      // The first question's 50 rows after 22 cached go as 40 and 10; the second's, after ~100, in chunks of 32.
+      const chunks = ours!.filter((n) => n > 1);
+      expect(chunks).toContain(40);
+      expect(chunks).toContain(MIN_CHUNK_ROWS);
     } finally {
       await model.close();
     }

@@ -19,7 +19,7 @@ import {
   sampleFrames,
   selectExpression,
 } from '../src/media/index.js';
-import { estimateTurnMemory, formatBytes, RUNTIME_OVERHEAD } from '../src/runtime/memory.js';
+import { estimateTurnMemory, formatBytes, MIN_CHUNK_ROWS, RUNTIME_OVERHEAD, SCORE_COPIES } from '../src/runtime/memory.js';
 import { REPO_ROOT, writeTinyLlava } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
 import type { LlavaSpec } from '../dist/src/checkpoint/spec.js';
@@ -342,6 +342,12 @@ describe('video turns on a random SigLIP / Qwen2 checkpoint', () => {
     expect(e.parts.kvCache).toBe(t.numLayers * 2 * t.numKvHeads * t.headDim * 1024 * 4);
     expect(e.total).toBe(Object.values(e.parts).reduce((a, b) => a + b, 0));
     expect(estimateTurnMemory(model.spec, { ...base, chunk: 64 }).parts.prefillScores).toBe(e.parts.prefillScores / 8);
+    // A score limit bounds the largest chunk's scores, whatever the context; a limit above them changes nothing.
+    const scores = (rows: number) => t.numHeads * rows * 1000 * 4;
+    const limited = (chunkScoreBytes: number) => estimateTurnMemory(model.spec, { ...base, chunkScoreBytes }).parts.prefillScores;
+    expect(limited(scores(512))).toBe(e.parts.prefillScores);
+    expect(limited(scores(100))).toBe(scores(100) * SCORE_COPIES);
+    expect(limited(1)).toBe(scores(MIN_CHUNK_ROWS) * SCORE_COPIES);
     expect(estimateTurnMemory(model.spec, { ...base, frames: 64 }).total).toBeGreaterThan(e.total);
   });
 
@@ -356,6 +362,9 @@ describe('video turns on a random SigLIP / Qwen2 checkpoint', () => {
     expect((await chat.ask({ video: MP4, text: 'ok' })).video?.frames).toHaveLength(8);
     expect(() => model.chat({ visionBatch: 0 })).toThrow(expect.objectContaining({ code: 'OPTION_INVALID', subject: 'visionBatch' }));
     expect(() => model.chat({ memoryLimit: -1 })).toThrow(expect.objectContaining({ code: 'OPTION_INVALID', subject: 'memoryLimit' }));
+    for (const prefillScoreBytes of [0, Number.NaN]) {
+      expect(() => model.chat({ prefillScoreBytes })).toThrow(expect.objectContaining({ code: 'OPTION_INVALID', subject: 'prefillScoreBytes' }));
+    }
   });
 
   it('sparsevila ask --video samples by --frames or --fps, and refuses over --memory-limit', () => {

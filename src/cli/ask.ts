@@ -4,7 +4,7 @@ import { InputError } from '../errors.js';
 import type { Sampling } from '../session/sampling.js';
 import { loadModel } from '../session/model.js';
 import { ChromeTraceSink, JsonlSink, Tracer, WebSocketSink } from '../trace/index.js';
-import { modelOptionSpec, parseInteger, parseModelOptions, progressPrinter } from './options.js';
+import { modelOptionSpec, parseInteger, parseModelOptions, parseSize, progressPrinter } from './options.js';
 import type { CliValues } from '../sparsity/method.js';
 import { POLICY_FILE_HELP, policyOfFlags, policyOptionSpec } from './policy-options.js';
 import { checkChatOptions, checkDropLayers, checkWritable } from './up-front.js';
@@ -29,7 +29,9 @@ Tokens stream to stdout; timings go to stderr.
   --json                 print one JSON object: text, tokenIds, promptTokenIds, stopReason, timings,
                          sparsity (kept tokens per image / frame), video (the frames' numbers and times)
   --logits               with --json: add lastPromptLogits (logits at the last prompt position)
-  --prefill-chunk N      prefill N tokens per graph call (default 512)
+  --prefill-chunk N      prefill at most N tokens per graph call (default 512)
+  --prefill-scores SIZE  the most one prefill call's attention scores may take (heads × chunk × context × 4
+                         bytes): calls shrink past it at long context (default 256M; K, M, G, T binary units)
   --trace FILE           write the run's trace events (salience, kept tokens, retrieval sets, spans,
                          decode steps) as JSON lines
   --chrome-trace FILE    write the run as a Chrome trace (opens in Perfetto or chrome://tracing)
@@ -61,6 +63,7 @@ export async function runAsk(argv: string[]): Promise<void> {
       json: { type: 'boolean' },
       logits: { type: 'boolean' },
       'prefill-chunk': { type: 'string' },
+      'prefill-scores': { type: 'string' },
       trace: { type: 'string' },
       'chrome-trace': { type: 'string' },
       'ort-profile': { type: 'string' },
@@ -84,9 +87,10 @@ export async function runAsk(argv: string[]): Promise<void> {
   const maxNewTokens = values['max-new-tokens'] === undefined ? undefined : parseInteger(values['max-new-tokens'], '--max-new-tokens');
   const minNewTokens = values['min-new-tokens'] === undefined ? undefined : parseInteger(values['min-new-tokens'], '--min-new-tokens');
   const prefillChunk = values['prefill-chunk'] === undefined ? undefined : parseInteger(values['prefill-chunk'], '--prefill-chunk');
+  const prefillScoreBytes = values['prefill-scores'] === undefined ? undefined : parseSize(values['prefill-scores'], '--prefill-scores');
 
   const { video, policy, visionBatch, memoryLimit } = parseVideoOptions(values, policyOfFlags(values as CliValues, values['policy-file']));
-  const chatOptions = { maxNewTokens, minNewTokens, sampling, prefillChunk, policy, visionBatch, memoryLimit };
+  const chatOptions = { maxNewTokens, minNewTokens, sampling, prefillChunk, prefillScoreBytes, policy, visionBatch, memoryLimit };
   checkChatOptions(chatOptions);
   checkWritable(values.trace, '--trace');
   checkWritable(values['chrome-trace'], '--chrome-trace');

@@ -2,6 +2,7 @@
 import { DEFAULT_MAX_IMAGE_PIXELS } from '../media/image.js';
 import { InputError } from '../errors.js';
 import type { BuildProgress, BuildStage } from '../graph/build.js';
+import { parseBytes } from '../runtime/memory.js';
 import type { SessionSettings } from '../runtime/ort-session.js';
 import { checkThreads, THREADS_PER_CORE } from '../runtime/threads.js';
 import type { LoadOptions } from '../session/model.js';
@@ -48,6 +49,15 @@ export function parseInteger(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n)) throw new InputError('OPTION_INVALID', `${flag} must be an integer, got '${value}'`, { subject: flag });
   return n;
+}
+
+/** A size flag: bytes, or with K, M, G, T (binary units; runtime/memory.ts parseBytes). */
+export function parseSize(value: string, flag: string): number {
+  const bytes = parseBytes(value);
+  if (bytes === undefined) {
+    throw new InputError('OPTION_INVALID', `${flag} must be a size in bytes or with K, M, G, T (binary units): got '${value}'`, { subject: flag });
+  }
+  return bytes;
 }
 
 function positiveInteger(value: string | undefined, flag: string): number | undefined {

@@ -18,6 +18,7 @@ const CHAT_OPTION_FLAGS: Record<string, string> = {
   topP: '--top-p',
   seed: '--seed',
   prefillChunk: '--prefill-chunk',
+  prefillScoreBytes: '--prefill-scores',
   visionBatch: '--vision-batch',
   memoryLimit: '--memory-limit',
 };

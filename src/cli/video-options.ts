@@ -4,10 +4,10 @@
  */
 import { InputError } from '../errors.js';
 import { DEFAULT_VIDEO_FRAMES, type VideoSource } from '../media/video.js';
-import { defaultMemoryLimit, formatBytes, parseBytes } from '../runtime/memory.js';
+import { defaultMemoryLimit, formatBytes } from '../runtime/memory.js';
 import type { PolicyValue } from '../sparsity/method.js';
 import { validatePolicy } from '../sparsity/registry.js';
-import { parseInteger } from './options.js';
+import { parseInteger, parseSize } from './options.js';
 
 export const videoOptionSpec = {
   video: { type: 'string' },
@@ -60,15 +60,7 @@ export function parseVideoOptions(values: VideoValues, policy: PolicyValue): Vid
     if (!(Number.isFinite(fps) && fps > 0))
       throw new InputError('OPTION_INVALID', `--fps must be a positive number; got '${values.fps}'`, { subject: '--fps' });
   }
-  let memoryLimit: number | undefined;
-  if (values['memory-limit'] !== undefined) {
-    memoryLimit = parseBytes(values['memory-limit']);
-    if (memoryLimit === undefined) {
-      throw new InputError('OPTION_INVALID', `--memory-limit must be a size in bytes or with K, M, G, T (binary units): got '${values['memory-limit']}'`, {
-        subject: '--memory-limit',
-      });
-    }
-  }
+  const memoryLimit = values['memory-limit'] === undefined ? undefined : parseSize(values['memory-limit'], '--memory-limit');
   const minPerFrame = values['keep-min-per-frame'] === undefined ? undefined : parseInteger(values['keep-min-per-frame'], '--keep-min-per-frame');
   if (minPerFrame !== undefined) {
     if (typeof policy.keep !== 'object' || policy.keep === null) {

@@ -12,7 +12,8 @@
  *   elementwise step's input and output of the split softmax), and onnxruntime's CPU arena, which grows by
  *   doubling and keeps what it grew to, adds up to two more. The question's rows run the attention-mass graph
  *   in a chunk of their own (session/prefill.ts), so that session's scores are [heads, question, rows]:
- *   small next to a chunk's. This is what a smaller chunk bounds.
+ *   small next to a chunk's. Chunks shrink as the context grows so that one chunk's scores stay within the
+ *   chat's `prefillScoreBytes` (`chunkRowsAt`), which is what bounds this part at long context.
  * - Prefill activations: a chunk's hidden states and MLP intermediates, and its logits.
  * - Vision: one batch of frames through the tower: per frame heads × N² attention scores, probabilities and
  *   their head mean (graph/vision.ts), N × (hidden, intermediate) activations, and the pixels.
@@ -44,6 +45,34 @@ export const IMAGE_BYTES_PER_PIXEL = 6;
 /** What any turn allocates beyond its parts (measured ~100 MB on the test model; see the header). */
 export const RUNTIME_OVERHEAD = 128 * 1024 * 1024;
 
+/** The fewest rows a score-limited chunk shrinks to: below this the weights' reads per chunk dominate a prefill. */
+export const MIN_CHUNK_ROWS = 32;
+
+/**
+ * How a prefill splits its rows: at most `rows` a chunk, and fewer at long context, where one chunk's attention
+ * scores — heads × chunk × (past + chunk) × 4 bytes, float32 in onnxruntime's arena, several copies alive
+ * (SCORE_COPIES) — would pass `scoreBytes`. The arena keeps the largest chunk's scores for the session's life, so a
+ * fixed chunk makes memory grow with the context: 14 heads × 512 rows × 32k columns is 0.94 GB a copy.
+ */
+export interface ChunkRule {
+  rows: number;
+  /** Bytes one chunk's scores may take; Infinity for chunks of `rows` throughout. */
+  scoreBytes: number;
+  /** Attention heads (query heads): the scores' first axis. */
+  heads: number;
+}
+
+/**
+ * Rows of the chunk that starts after `past` cache rows: the largest c ≤ rule.rows with heads × c × (past + c) × 4 ≤
+ * scoreBytes (the positive root of c² + past·c − scoreBytes / (4·heads)), and never under MIN_CHUNK_ROWS (or
+ * `rows`, if smaller).
+ */
+export function chunkRowsAt(rule: ChunkRule, past: number): number {
+  const limit = rule.scoreBytes / (F32 * rule.heads);
+  const fits = Math.floor((Math.sqrt(past * past + 4 * limit) - past) / 2);
+  return Math.min(rule.rows, Math.max(MIN_CHUNK_ROWS, fits));
+}
+
 export interface TurnFootprint {
   /** KV rows before the turn. */
   cachedRows: number;
@@ -53,6 +82,8 @@ export interface TurnFootprint {
   maxNewTokens: number;
   /** Prefill chunk length. */
   chunk: number;
+  /** The chat's bound on one chunk's scores (ChunkRule.scoreBytes); default Infinity. */
+  chunkScoreBytes?: number;
   /** Images / frames through the vision tower this turn (0 once they are encoded). */
   frames: number;
   /** Frames per vision-tower call. */
@@ -101,7 +132,7 @@ export function estimateTurnMemory(spec: ModelSpec, f: TurnFootprint): MemoryEst
     kvCache: kvRow * rows,
     kvGrowth: f.cachedRows > 0 && f.promptTokens > 0 ? kvRow * f.cachedRows : 0,
     retrievalView: kvRow * f.viewRows,
-    prefillScores: f.promptTokens > 0 ? t.numHeads * chunk * (f.cachedRows + f.promptTokens) * F32 * SCORE_COPIES : 0,
+    prefillScores: f.promptTokens > 0 ? largestChunkScores(t.numHeads, chunk, f.chunkScoreBytes ?? Infinity, f.cachedRows + f.promptTokens) * SCORE_COPIES : 0,
     prefillActivations: f.promptTokens > 0 ? chunk * (t.hiddenSize * 8 + t.intermediateSize * 3) * F32 + t.vocabSize * F32 : 0,
     vision: batch * image.towerBytes,
     imageDecode: largestBatch(f.imagePixels ?? [], f.visionBatch) * IMAGE_BYTES_PER_PIXEL,
@@ -110,6 +141,15 @@ export function estimateTurnMemory(spec: ModelSpec, f: TurnFootprint): MemoryEst
     runtime: RUNTIME_OVERHEAD,
   };
   return { parts, total: Object.values(parts).reduce((a, b) => a + b, 0) };
+}
+
+/**
+ * The largest chunk's scores in a prefill that ends at `columns` rows: a chunk of `chunk` over every column, or,
+ * where that passes `scoreBytes`, the limit itself — or a MIN_CHUNK_ROWS chunk over every column, if even that passes it.
+ */
+function largestChunkScores(heads: number, chunk: number, scoreBytes: number, columns: number): number {
+  const scores = (rows: number) => heads * rows * columns * F32;
+  return Math.min(scores(chunk), Math.max(scoreBytes, scores(Math.min(chunk, MIN_CHUNK_ROWS))));
 }
 
 /** The most pixels decoded at once: the largest sum over consecutive batches of `batch` images. */

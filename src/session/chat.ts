@@ -135,7 +135,13 @@ export class Chat {
       },
       policy: this.policy,
       label: o.method.label(this.policy),
-      options: { maxNewTokens: o.maxNewTokens, minNewTokens: o.minNewTokens, sampling: o.sampling, prefillChunk: o.prefillChunk },
+      options: {
+        maxNewTokens: o.maxNewTokens,
+        minNewTokens: o.minNewTokens,
+        sampling: o.sampling,
+        prefillChunk: o.prefillChunk,
+        prefillScoreBytes: o.prefillScoreBytes,
+      },
     });
   }
 }

@@ -49,7 +49,7 @@ export class Conversation {
   ) {
     this.hidden = Array(model.spec.text.numLayers).fill(null);
     this.sampler = new TokenSampler(options.sampling);
-    if (options.fidelity) this.twin = new DenseTwin(model, options.prefillChunk);
+    if (options.fidelity) this.twin = new DenseTwin(model, { rows: options.prefillChunk, scoreBytes: options.prefillScoreBytes });
   }
 
   /** A new turn, not yet holding the conversation (its encode may run while no other turn does). */

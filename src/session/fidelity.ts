@@ -49,10 +49,10 @@ export class DenseTwin {
   /** Visual token id of each visual row, keyed by cache row. */
   private readonly visual = new Map<number, string>();
 
-  /** `chunkSize`: the chat's prefill chunk, so the twin's float rounding follows the same chunks as the chat's. */
+  /** `chunks`: the chat's prefill chunk rule, so the twin's float rounding follows the same chunks as the chat's. */
   constructor(
     private readonly model: LoadedModel,
-    private readonly chunkSize: number,
+    private readonly chunks: { rows: number; scoreBytes: number },
   ) {}
 
   async turn(record: SparseTurnRecord): Promise<FidelityReport> {
@@ -80,8 +80,10 @@ export class DenseTwin {
       imageRows: prompt.imageSpans.flatMap((s) => Array.from({ length: s.end - s.start }, (_, k) => s.start + k)),
       imageEmbeds: record.imageEmbeds,
       hidden: spec.text.hiddenSize,
-      chunkSize: this.chunkSize,
+      chunkSize: this.chunks.rows,
+      chunkScores: { bytes: this.chunks.scoreBytes, heads: spec.text.numHeads },
       logits: 'last',
+      pastRows: this.rows,
     });
     this.rows += prompt.ids.length;
     this.nextPosition = positions.next;

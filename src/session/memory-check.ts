@@ -46,6 +46,7 @@ export function checkTurnMemory(conv: Conversation, size: TurnSize): void {
     promptTokens: prompt,
     maxNewTokens: options.maxNewTokens,
     chunk: options.prefillChunk,
+    chunkScoreBytes: options.prefillScoreBytes,
     frames: size.encode,
     visionBatch: options.visionBatch,
     imagePixels: size.imagePixels,

@@ -28,6 +28,13 @@ export interface ChatOptions extends DecodeLimits {
    * scores are heads × chunk × context), not with the whole prompt; the KV cache grows with the prompt.
    */
   prefillChunk?: number;
+  /**
+   * The most bytes one prefill chunk's attention scores may take (heads × chunk × context × 4, float32): past that
+   * length chunks shrink (to 32 rows at the least), so long prompts do not grow prefill memory with the context.
+   * Default 256 MiB, which keeps 512-row chunks up to ~9k tokens of context on a 14-head model. Infinity: every
+   * chunk is `prefillChunk` rows.
+   */
+  prefillScoreBytes?: number;
   /** Images / video frames per vision-tower call: bounds the tower's activations on long videos. Default 8. */
   visionBatch?: number;
   /**
@@ -48,7 +55,14 @@ export interface ChatOptions extends DecodeLimits {
   fidelity?: boolean;
 }
 
-export const CHAT_DEFAULTS = { maxNewTokens: 128, minNewTokens: 0, prefillChunk: 512, visionBatch: 8, sampling: { kind: 'greedy' } as Sampling } as const;
+export const CHAT_DEFAULTS = {
+  maxNewTokens: 128,
+  minNewTokens: 0,
+  prefillChunk: 512,
+  prefillScoreBytes: 256 * 1024 * 1024,
+  visionBatch: 8,
+  sampling: { kind: 'greedy' } as Sampling,
+} as const;
 
 /** ChatOptions with every default applied and every value checked, and the policy's method looked up. */
 export interface ResolvedOptions {
@@ -56,6 +70,7 @@ export interface ResolvedOptions {
   minNewTokens: number;
   sampling: Sampling;
   prefillChunk: number;
+  prefillScoreBytes: number;
   visionBatch: number;
   memoryLimit: number;
   system?: string;
@@ -66,20 +81,15 @@ export interface ResolvedOptions {
 
 export function resolveChatOptions(o: ChatOptions): ResolvedOptions {
   const policy = validatePolicy(o.policy ?? DENSE);
-  const memoryLimit = o.memoryLimit ?? defaultMemoryLimit();
-  if (!(memoryLimit > 0)) {
-    throw new InputError('OPTION_INVALID', `memoryLimit must be a positive number of bytes (Infinity for none), got ${memoryLimit}`, {
-      subject: 'memoryLimit',
-    });
-  }
   return {
     // Checked with each turn's overrides, when a turn starts (resolveLimits).
     maxNewTokens: o.maxNewTokens ?? CHAT_DEFAULTS.maxNewTokens,
     minNewTokens: o.minNewTokens ?? CHAT_DEFAULTS.minNewTokens,
     sampling: validateSampling(o.sampling ?? CHAT_DEFAULTS.sampling),
     prefillChunk: positiveInteger(o.prefillChunk ?? CHAT_DEFAULTS.prefillChunk, 'prefillChunk'),
+    prefillScoreBytes: positiveBytes(o.prefillScoreBytes ?? CHAT_DEFAULTS.prefillScoreBytes, 'prefillScoreBytes'),
     visionBatch: positiveInteger(o.visionBatch ?? CHAT_DEFAULTS.visionBatch, 'visionBatch'),
-    memoryLimit,
+    memoryLimit: positiveBytes(o.memoryLimit ?? defaultMemoryLimit(), 'memoryLimit'),
     system: o.system,
     policy,
     method: sparsityMethod(policy.method),
@@ -123,6 +133,14 @@ export function resolveLimits(overrides: DecodeLimits, chat: Required<DecodeLimi
     });
   }
   return { maxNewTokens, minNewTokens };
+}
+
+/** A size in bytes: positive, or Infinity for no bound. */
+function positiveBytes(v: number, field: string): number {
+  if (!(typeof v === 'number' && v > 0)) {
+    throw new InputError('OPTION_INVALID', `${field} must be a positive number of bytes (Infinity for none), got ${v}`, { subject: field });
+  }
+  return v;
 }
 
 function positiveInteger(v: number, field: string): number {

@@ -121,6 +121,7 @@ async function prefillBody(turn: Turn, text: string, pruned: Pruned | undefined,
     imageEmbeds: pruned?.embeds,
     hidden: spec.text.hiddenSize,
     chunkSize: options.prefillChunk,
+    chunkScores: { bytes: options.prefillScoreBytes, heads: spec.text.numHeads },
     logits: 'last',
     pastRows: rowsBefore,
   };

@@ -1,11 +1,13 @@
 /**
  * Chunked prefill: feeds a token sequence (with projected image embeddings spliced in at the image-token
- * rows) through the decoder graph `chunkSize` tokens at a time, appending to a KV cache. Chunking bounds the
- * activation memory of long inputs (the attention scores of a chunk are [heads, chunk, past + chunk]). The
- * text after the last image and rows with attention-mass weights start chunks of their own (`chunkStarts`).
+ * rows) through the decoder graph `chunkSize` tokens at a time (fewer at long context, under `chunkScores`),
+ * appending to a KV cache. Chunking bounds the activation memory of long inputs (the attention scores of a chunk
+ * are [heads, chunk, past + chunk]). The text after the last image and rows with attention-mass weights start
+ * chunks of their own (`chunkStarts`).
  */
 import { InputError } from '../errors.js';
 import { concatFloat32 } from '../arrays.js';
+import { chunkRowsAt } from '../runtime/memory.js';
 import type { Runtime } from '../runtime/runtime.js';
 
 /** M-RoPE position rows: temporal, height, width (transformers' `position_ids` [3, L]). */
@@ -33,7 +35,13 @@ export interface PrefillInput {
   /** [imageTokens, hidden], in prompt order. */
   imageEmbeds?: Float32Array;
   hidden: number;
+  /** Rows a chunk: at most this many. */
   chunkSize: number;
+  /**
+   * Shrink chunks at long context so one chunk's attention scores stay within `bytes` (runtime/memory.ts
+   * `chunkRowsAt`); `heads` are the model's attention heads. Without it every chunk is `chunkSize` rows.
+   */
+  chunkScores?: { bytes: number; heads: number };
   /** 'all' returns logits for every position (tests, scoring); 'last' only for the final one. */
   logits: 'last' | 'all';
   /**
@@ -59,6 +67,8 @@ export interface PrefillOutput {
    */
   mass?: Float32Array[];
   seconds: number;
+  /** Graph calls the prefill made (its chunks). */
+  chunks: number;
 }
 
 export async function prefill(runtime: Runtime, input: PrefillInput): Promise<PrefillOutput> {
@@ -84,7 +94,8 @@ export async function prefill(runtime: Runtime, input: PrefillInput): Promise<Pr
   const columns = past0 + ids.length;
   // The text after the last image (a turn's question) and the weighted rows start chunks of their own.
   const breaks = [imageRows.length ? imageRows.at(-1)! + 1 : 0, input.massWeights?.findIndex((w) => w !== 0) ?? -1];
-  const starts = chunkStarts(ids.length, chunkSize, breaks);
+  const rule = { rows: chunkSize, scoreBytes: input.chunkScores?.bytes ?? Infinity, heads: input.chunkScores?.heads ?? 1 };
+  const starts = chunkStarts(ids.length, (start) => chunkRowsAt(rule, past0 + start), breaks);
   for (const [c, start] of starts.entries()) {
     const end = starts[c + 1] ?? ids.length;
     const rows: number[] = [];
@@ -109,23 +120,25 @@ export async function prefill(runtime: Runtime, input: PrefillInput): Promise<Pr
     if (input.logits === 'all' || last) logitRows.push(out.logits);
     if (out.mass) mass = accumulateMass(mass, out.mass, past0 + end, columns);
   }
-  return { logits: concatFloat32(logitRows), mass, seconds };
+  return { logits: concatFloat32(logitRows), mass, seconds, chunks: starts.length };
 }
 
 /**
- * Where each chunk starts: every `chunkSize` rows, the grid restarting at each break. Prefills break after the
+ * Where each chunk starts: a chunk starting at row r holds `rowsAt(r)` rows (or a fixed count), the grid restarting at
+ * each break. Prefills break after the
  * last image and at the first row weighted for attention mass, so a turn's question runs on its own: the
  * attention-mass graph's scores are [heads, question rows, past] rather than [heads, chunk, past], and its
  * session never holds chunk-sized scores in its arena besides the plain graph's (onnxruntime keeps an arena
  * per session). Breaking by the prompt's own layout, not only by the weights, keeps the chunks — and so the
  * float rounding — of a dense chat, a SparseVILA chat and a dense twin the same for one prompt.
  */
-export function chunkStarts(rows: number, chunkSize: number, breaks: number[]): number[] {
+export function chunkStarts(rows: number, rowsAt: number | ((start: number) => number), breaks: number[]): number[] {
+  const size = typeof rowsAt === 'number' ? () => rowsAt : rowsAt;
   const cuts = [...new Set(breaks.filter((b) => b > 0 && b < rows))].sort((a, b) => a - b);
   const starts: number[] = [];
   let from = 0;
   for (const to of [...cuts, rows]) {
-    for (let at = from; at < to; at += chunkSize) starts.push(at);
+    for (let at = from; at < to; at += size(at)) starts.push(at);
     from = to;
   }
   return starts;

@@ -502,7 +502,16 @@ export const LONG_CONTEXT_MODELS = {
 /** The engine modules a long-context timing drives, from a compiled engine (`dist`: this checkout's, or another's). */
 export async function longContextModules(dist = path.join(REPO, 'dist')) {
   const imp = (p) => import(path.join(dist, p));
-  const [{ writeRandomLlava }, { openCheckpoint }, { ensureGraph }, { KvCache }, { DecoderStepper }, { createSession }, { retrieve }] = await Promise.all([
+  const [
+    { writeRandomLlava },
+    { openCheckpoint },
+    { ensureGraph, kvTypeOf },
+    { KvCache },
+    { DecoderStepper },
+    { createSession },
+    { retrieve },
+    { toFloat16Bits },
+  ] = await Promise.all([
     imp('src/testing.js'),
     imp('src/families/registry.js'),
     imp('src/graph/build.js'),
@@ -510,8 +519,9 @@ export async function longContextModules(dist = path.join(REPO, 'dist')) {
     imp('src/runtime/llm-step.js'),
     imp('src/runtime/ort-session.js'),
     imp('src/sparsity/retrieve.js'),
+    imp('src/graph/half.js'),
   ]);
-  return { dist, writeRandomLlava, openCheckpoint, ensureGraph, KvCache, DecoderStepper, createSession, retrieveLayers: retrieve };
+  return { dist, writeRandomLlava, openCheckpoint, ensureGraph, kvTypeOf, KvCache, DecoderStepper, createSession, retrieveLayers: retrieve, toFloat16Bits };
 }
 
 /** The random checkpoint of a LONG_CONTEXT_MODELS entry, written once under .cache/profile/ (64k positions). */
@@ -532,20 +542,22 @@ export function longContextCheckpoint(mods, model) {
 }
 
 /** Graph build options of a LONG_CONTEXT_MODELS entry: its precision, int4 blocks of `blockSize`, cached under .cache/profile/graphs. */
-export function longContextGraphOptions(model, blockSize = 32) {
-  return { precision: model.precision, blockSize, cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') };
+export function longContextGraphOptions(model, blockSize = 32, kvCache = 'fp32') {
+  return { precision: model.precision, blockSize, kvCache, cacheDir: path.join(REPO, '.cache', 'profile', 'graphs') };
 }
 
 /**
  * A DecoderStepper over graph `kind` ('decoder', or 'decoder-mass' for steps that return attention mass) of a
  * LONG_CONTEXT_MODELS entry: int4 blocks of `blockSize`, the engine's runtime options `runtime`.
  */
-export async function longContextDecoder(mods, model, kind, { blockSize = 32, runtime = { executionProvider: 'cpu' } } = {}) {
+export async function longContextDecoder(mods, model, kind, { blockSize = 32, kvCache = 'fp32', runtime = { executionProvider: 'cpu' } } = {}) {
   const checkpoint = mods.openCheckpoint(longContextCheckpoint(mods, model));
-  const graph = mods.ensureGraph(checkpoint, kind, longContextGraphOptions(model, blockSize));
+  const options = longContextGraphOptions(model, blockSize, kvCache);
+  const graph = mods.ensureGraph(checkpoint, kind, options);
   const session = await mods.createSession(graph, runtime);
   const t = checkpoint.spec.text;
-  return { stepper: new mods.DecoderStepper(session, t.numLayers, t.numKvHeads, t.headDim, t.hiddenSize), text: t, session };
+  const kvType = mods.kvTypeOf(options);
+  return { stepper: new mods.DecoderStepper(session, t.numLayers, t.numKvHeads, t.headDim, t.hiddenSize, 1, false, kvType), text: t, session, kvType };
 }
 
 /** Deterministic pseudo-random floats in [-1, 1). */
@@ -564,11 +576,13 @@ export function randomFloats(n, seed) {
  * model fills in seconds, where a prefill would take many minutes. Decode time depends on the rows' count, not their
  * values.
  */
-export function fillCache(cache, rows, t) {
+export function fillCache(cache, rows, t, mods) {
   const rowSize = t.numKvHeads * t.headDim;
   const block = 4096;
-  const keys = randomFloats(block * rowSize, 1);
-  const values = randomFloats(block * rowSize, 2);
+  // A half store (KvShape.type float16) holds the same numbers as half bits.
+  const rowsOf = (x) => (cache.shape.type === 'float16' ? mods.toFloat16Bits(x) : x);
+  const keys = rowsOf(randomFloats(block * rowSize, 1));
+  const values = rowsOf(randomFloats(block * rowSize, 2));
   for (let at = 0; at < rows; at += block) {
     const n = Math.min(block, rows - at);
     const k = keys.subarray(0, n * rowSize);

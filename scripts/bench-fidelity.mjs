@@ -212,7 +212,7 @@ async function workloadDecode(results, demo) {
   const steps = QUICK ? 1 : 8;
   // Every step appends to the cache (a view's too): two dense rounds, the question's, and two per policy.
   cache.reserve(past + (steps + 1) * (2 * results.length + 3));
-  fillCache(cache, past, t);
+  fillCache(cache, past, t, mods);
   const embeds = randomFloats(t.hiddenSize, 3);
   const massWeights = new Float32Array([1]);
   const visualRows = {

@@ -30,7 +30,7 @@
  *   node scripts/profile-long-context.mjs decode  [--past 8192,32768] [--retrieve 0,0.1] [--steps 24]
  *   node scripts/profile-long-context.mjs worker  [--past 1024] [--steps 24]
  *   node scripts/profile-long-context.mjs prefill [--tokens 16384] [--chunk 512] [--scores 256M|none] [--question 16] [--model qwen05b-2l]
- *   common: [--model qwen05b|qwen05b-2l] [--block-size 32] [--threads N] [--session JSON] [--dist DIR] [--json]
+ *   common: [--model qwen05b|qwen05b-2l] [--block-size 32] [--kv-cache fp32|fp16] [--threads N] [--session JSON] [--dist DIR] [--json]
  *   --session  runtime options (src/runtime/ort-session.ts RuntimeOptions) overriding the engine's defaults,
  *              e.g. '{"memArena":false}' or '{"executionMode":"parallel","interOpThreads":2}'
  *   --dist     the compiled engine to measure (default ./dist; another checkout's dist for before/after)
@@ -72,9 +72,11 @@ const { values: args, positionals } = parseArgs({
     json: { type: 'boolean', default: false },
     profile: { type: 'string' },
     'block-size': { type: 'string', default: '32' },
+    'kv-cache': { type: 'string', default: 'fp32' },
   },
 });
 const MODE = positionals[0] ?? 'decode';
+if (!['fp32', 'fp16'].includes(args['kv-cache'])) throw new Error(`--kv-cache must be fp32 or fp16, got ${args['kv-cache']}`);
 if (!['decode', 'prefill', 'worker'].includes(MODE)) throw new Error(`mode must be decode, prefill or worker, got ${MODE}`);
 const DIST = path.resolve(args.dist);
 const imp = (p) => import(path.join(DIST, p));
@@ -108,7 +110,7 @@ async function withLoad(fn) {
 }
 /** The decoder's build options: the model's precision, int4 blocks of --block-size. */
 function graphOptions() {
-  return longContextGraphOptions(MODEL, Number(args['block-size']));
+  return longContextGraphOptions(MODEL, Number(args['block-size']), args['kv-cache']);
 }
 
 /** The engine's runtime options: --threads, and --session's fields (ort-session.ts RuntimeOptions). */
@@ -122,7 +124,8 @@ function runtimeOptions() {
 }
 
 const checkpointDir = () => longContextCheckpoint(mods, MODEL);
-const loadDecoder = (kind) => longContextDecoder(mods, MODEL, kind, { blockSize: Number(args['block-size']), runtime: runtimeOptions() });
+const loadDecoder = (kind) =>
+  longContextDecoder(mods, MODEL, kind, { blockSize: Number(args['block-size']), kvCache: args['kv-cache'], runtime: runtimeOptions() });
 
 /**
  * onnxruntime's profile of the decode steps (`--profile PREFIX`), folded: per operator type, the mean time per run
@@ -177,15 +180,15 @@ function retrievalSubsets(rows, layers, ratio) {
 }
 
 async function decode() {
-  const { stepper, text: t, session } = await loadDecoder('decoder');
+  const { stepper, text: t, session, kvType } = await loadDecoder('decoder');
   const allStepMs = [];
   const steps = Number(args.steps);
   const rows = [];
   for (const past of args.past.split(',').map(Number)) {
     for (const ratio of args.retrieve.split(',').map(Number)) {
-      const cache = new KvCache({ layers: t.numLayers, kvHeads: t.numKvHeads, headDim: t.headDim });
+      const cache = new KvCache({ layers: t.numLayers, kvHeads: t.numKvHeads, headDim: t.headDim, type: kvType });
       cache.reserve(past + steps + 8);
-      fillCache(cache, past, t);
+      fillCache(cache, past, t, mods);
       let target = cache;
       let viewMs = 0;
       if (ratio > 0) {
@@ -224,7 +227,7 @@ async function decode() {
       rows.push(row);
       if (!args.json)
         console.log(
-          `past ${past}  ${ratio ? `retrieve ${ratio * 100}%` : 'dense'}  attended ${attended}  ${row.msPerToken.toFixed(2)} ms/token (min ${row.minMs.toFixed(2)}, CPU ${row.cpuMsPerToken.toFixed(2)})  view ${viewMs.toFixed(1)} ms  others ${(otherShare * 100).toFixed(0)}%`,
+          `past ${past}  ${ratio ? `retrieve ${ratio * 100}%` : 'dense'}  KV ${args['kv-cache']}  attended ${attended}  ${row.msPerToken.toFixed(2)} ms/token (min ${row.minMs.toFixed(2)}, CPU ${row.cpuMsPerToken.toFixed(2)})  view ${viewMs.toFixed(1)} ms  others ${(otherShare * 100).toFixed(0)}%`,
         );
     }
   }
@@ -276,7 +279,7 @@ async function prefill() {
       }),
     );
     const peak = status('VmHWM');
-    const kvMiB = (t.numLayers * 2 * t.numKvHeads * t.headDim * tokens * 4) / 2 ** 20;
+    const kvMiB = (t.numLayers * 2 * t.numKvHeads * t.headDim * tokens * (args['kv-cache'] === 'fp16' ? 2 : 4)) / 2 ** 20;
     // The largest chunk's scores: the last chunk before the question, over everything before it and itself.
     const lastRows = chunkRowsAt({ rows: chunk, scoreBytes, heads: t.numHeads }, tokens - question);
     const scoreMiB = Math.min((t.numHeads * chunk * tokens * 4) / 2 ** 20, (t.numHeads * lastRows * tokens * 4) / 2 ** 20);
@@ -347,6 +350,7 @@ const meta = {
   model: MODEL_NAME,
   dist: DIST,
   session: args.session ?? 'engine default',
+  kvCache: args['kv-cache'],
   threads: args.threads ?? 'default',
   cpus: os.cpus().length,
   loadAverage: os.loadavg(),

@@ -169,6 +169,9 @@ describe('sparsevila ask', () => {
     const bad = await cli(['ask', '--model', SIGLIP_FIXTURE, '--prompt', 'hi', '--precision', 'int3']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--precision');
+    const kv = await cli(['ask', '--model', SIGLIP_FIXTURE, '--prompt', 'hi', '--kv-cache', 'int8']);
+    expect(kv.code).toBe(2);
+    expect(kv.stderr).toMatch(/--kv-cache must be one of fp32, fp16; got 'int8'/);
     const spin = await cli(['ask', '--model', SIGLIP_FIXTURE, '--prompt', 'hi', '--spinning', 'yes']);
     expect(spin.code).toBe(2);
     expect(spin.stderr).toMatch(/--spinning must be one of on, off; got 'yes'/);

@@ -99,6 +99,37 @@ describe('a decode step copies nothing proportional to the cache', () => {
     expect(view.past(2).rows).toBe(12);
   });
 
+  it('an fp16 store: steps feed float16 views of its half rows and append the graph half rows, with no conversion', async () => {
+    const half = { ...SHAPE, type: 'float16' as const };
+    const session = {
+      feeds: [] as Record<string, ort.Tensor>[],
+      async run(feeds: Record<string, ort.Tensor>) {
+        this.feeds.push(feeds);
+        const out: Record<string, { data: Float32Array | Uint16Array }> = { logits: { data: new Float32Array(5) } };
+        for (let l = 0; l < SHAPE.layers; l++) for (const n of ['new_key', 'new_value']) out[`${n}.${l}`] = { data: new Uint16Array(ROW).fill(0x3c00) }; // 1.0
+        return out;
+      },
+    };
+    const stepper = new DecoderStepper(session as unknown as ort.InferenceSession, SHAPE.layers, SHAPE.kvHeads, SHAPE.headDim, HIDDEN, 1, false, 'float16');
+    const cache = new KvCache(half);
+    cache.reserve(8);
+    for (let s = 0; s < 3; s++) await step(stepper, cache, s);
+    // The first step had no past (a masked half dummy row); the next read the store's own buffer.
+    expect(session.feeds[0]!['past_key.0']!.type).toBe('float16');
+    for (const s of [1, 2]) {
+      const keys = session.feeds[s]!['past_key.1']!;
+      expect(keys.type).toBe('float16');
+      expect((keys.data as Uint16Array).buffer).toBe(cache.past(1).keys.buffer);
+      expect(keys.dims[0]).toBe(s);
+    }
+    expect(cache.past(2).keys).toBeInstanceOf(Uint16Array);
+    expect(Array.from(cache.past(2).values.subarray(0, 3 * ROW))).toEqual(Array(3 * ROW).fill(0x3c00));
+    // A view gathers half rows; float32 rows are refused by a half store.
+    expect(cache.select([null, [0, 2], [1]]).past(1).keys).toBeInstanceOf(Uint16Array);
+    const f32 = Array(SHAPE.layers).fill(new Float32Array(ROW));
+    expect(() => cache.append(f32, f32, [9])).toThrow(/Float32Array appended to a float16 store/);
+  });
+
   it('a view has room for every row the cache was reserved for: a 128-token answer never regrows it', async () => {
     const session = new RecordingSession();
     const stepper = new DecoderStepper(session as unknown as ort.InferenceSession, SHAPE.layers, SHAPE.kvHeads, SHAPE.headDim, HIDDEN);
@@ -192,16 +223,10 @@ describe('the prefill runs the attention-mass graph on the question rows only, a
     const n = 1300;
     const massWeights = new Float32Array(n).fill(0.1, n - 10);
     const ids = Array.from({ length: n }, (_, i) => i % 50);
-    const out = await prefill(runtime, {
-      cache: 1,
-      ids,
-      positions: ids.map((_, i) => i),
-      imageTokenId: -1,
-      hidden: 4,
-      chunkSize: 512,
-      logits: 'last',
-      massWeights,
-    });
+    /** The prompt of `ids` in chunks of 512, with `extra` over it. */
+    const run = (extra: Partial<Parameters<typeof prefill>[1]>) =>
+      prefill(runtime, { cache: 1, ids, positions: ids.map((_, i) => i), imageTokenId: -1, hidden: 4, chunkSize: 512, logits: 'last', ...extra });
+    const out = await run({ massWeights });
     expect(calls.map((c) => [c.ids.length, c.massWeights?.length ?? 0])).toEqual([
       [512, 0],
       [512, 0],
@@ -216,17 +241,7 @@ describe('the prefill runs the attention-mass graph on the question rows only, a
     for (const weights of [massWeights, undefined]) {
       calls.length = 0;
       const withImage = ids.map((id, i) => (i >= 100 && i < 1250 ? 999 : id));
-      await prefill(runtime, {
-        cache: 1,
-        ids: withImage,
-        positions: ids.map((_, i) => i),
-        imageTokenId: 999,
-        imageEmbeds: new Float32Array(1150 * 4),
-        hidden: 4,
-        chunkSize: 512,
-        logits: 'last',
-        massWeights: weights,
-      });
+      await run({ ids: withImage, imageTokenId: 999, imageEmbeds: new Float32Array(1150 * 4), massWeights: weights });
       expect(calls.map((c) => c.ids.length)).toEqual(weights ? [512, 512, 226, 40, 10] : [512, 512, 226, 50]);
     }
 
@@ -234,17 +249,7 @@ describe('the prefill runs the attention-mass graph on the question rows only, a
     const rule = { rows: 512, scoreBytes: heads * 4 * 200 * 1000, heads };
     for (const pastRows of [0, 3000]) {
       calls.length = 0;
-      await prefill(runtime, {
-        cache: 1,
-        ids,
-        positions: ids.map((_, i) => i),
-        imageTokenId: -1,
-        hidden: 4,
-        chunkSize: 512,
-        chunkScores: { bytes: rule.scoreBytes, heads },
-        logits: 'last',
-        pastRows,
-      });
+      await run({ chunkScores: { bytes: rule.scoreBytes, heads }, pastRows });
       const sizes = calls.map((c) => c.ids.length);
       expect(sizes.reduce((a, b) => a + b, 0)).toBe(n);
       let past = pastRows;

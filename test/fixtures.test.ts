@@ -27,12 +27,19 @@ interface Expected {
   vision_mean_attention: number[];
 }
 
-describe.each([
+const FIXTURES = [
   ['llava-clip-llama-tiny', CLIP_FIXTURE],
   ['llava-siglip-qwen2-tiny', SIGLIP_FIXTURE],
-])('%s matches transformers', (_name, dir) => {
-  const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8')) as Expected;
-  const image = path.join(dir, 'image.png');
+] as const;
+
+/** A fixture's reference numbers and its image. */
+const reference = (dir: string) => ({
+  expected: JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8')) as Expected,
+  image: path.join(dir, 'image.png'),
+});
+
+describe.each(FIXTURES)('%s matches transformers', (_name, dir) => {
+  const { expected, image } = reference(dir);
   let model: Model;
   beforeAll(async () => {
     model = await engine.loadModel(dir, { cacheDir: tempDir('fixture-graphs'), threads: 1 });
@@ -52,27 +59,12 @@ describe.each([
   });
 
   it('gives every prompt position the reference logits (rows within 1e-3, sum within 1e-2)', async () => {
-    const pixels = await llavaPixels(model, [image]);
-    const vision = await model.runtime.vision(pixels.data, pixels.dims);
-    const [n, tokens, size] = vision.featureDims as [number, number, number];
-    const imageEmbeds = await model.runtime.project(vision.features, [n * tokens, size]);
-    const cache = await model.runtime.createCache();
-    const ids = expected.input_ids;
-    const out = await prefill(model.runtime, {
-      cache,
-      ids,
-      positions: ids.map((_, i) => i),
-      imageTokenId: model.spec.imageTokenId,
-      imageEmbeds,
-      hidden: model.spec.text.hiddenSize,
-      chunkSize: 13,
-      logits: 'all',
-    });
+    const logits = await promptLogits(model, expected, image);
     const vocab = model.spec.text.vocabSize;
     for (const [row, values] of Object.entries(expected.prompt_logits_rows)) {
-      expect(maxAbsDiff(out.logits.subarray(+row * vocab, (+row + 1) * vocab), values), `row ${row}`).toBeLessThan(1e-3);
+      expect(maxAbsDiff(logits.subarray(+row * vocab, (+row + 1) * vocab), values), `row ${row}`).toBeLessThan(1e-3);
     }
-    expect(Math.abs(out.logits.reduce((a, b) => a + b, 0) - expected.all_logits_sum)).toBeLessThan(1e-2);
+    expect(Math.abs(logits.reduce((a, b) => a + b, 0) - expected.all_logits_sum)).toBeLessThan(1e-2);
   });
 
   it('outputs the feature layer attention: CLS row and mean received, averaged over heads', async () => {
@@ -82,6 +74,62 @@ describe.each([
     if (expected.vision_cls_attention) {
       // The reference excludes CLS→CLS; the graph's row starts with it.
       expect(maxAbsDiff(vision.clsAttention!.subarray(1), expected.vision_cls_attention)).toBeLessThan(1e-5);
+    }
+  });
+});
+
+/** Every prompt position's logits, prefilled in chunks of 13: rows after the first chunk attend to a stored past. */
+async function promptLogits(model: Model, expected: Expected, image: string): Promise<Float32Array> {
+  const pixels = await llavaPixels(model, [image]);
+  const vision = await model.runtime.vision(pixels.data, pixels.dims);
+  const [n, tokens, size] = vision.featureDims as [number, number, number];
+  const imageEmbeds = await model.runtime.project(vision.features, [n * tokens, size]);
+  const cache = await model.runtime.createCache();
+  const ids = expected.input_ids;
+  const out = await prefill(model.runtime, {
+    cache,
+    ids,
+    positions: ids.map((_, i) => i),
+    imageTokenId: model.spec.imageTokenId,
+    imageEmbeds,
+    hidden: model.spec.text.hiddenSize,
+    chunkSize: 13,
+    logits: 'all',
+  });
+  await model.runtime.dropCache(cache);
+  return out.logits;
+}
+
+/**
+ * An fp16 KV cache (LoadOptions.kvCache) rounds every stored key and value to half (relative error ≤ 2⁻¹¹); the
+ * attention still computes in float32. Its logit error against transformers' float32 numbers stays within
+ * FP16_KV_LOGIT_BOUND of each row's logit spread (max − min) on these checkpoints — measured 3.6e-4 and 2.3e-4
+ * (8.1e-3 and 1.3e-2 absolute, on logits up to 13 and 32) — and the greedy answers are the reference's.
+ */
+const FP16_KV_LOGIT_BOUND = 1e-3;
+
+describe.each(FIXTURES)('%s with an fp16 KV cache', (name, dir) => {
+  const { expected, image } = reference(dir);
+
+  it(`keeps every prompt position within ${FP16_KV_LOGIT_BOUND} of its logit spread from the reference, and the greedy answer`, async () => {
+    const cacheDir = tempDir('fixture-graphs-kv16');
+    const [half, full] = await Promise.all([engine.loadModel(dir, { cacheDir, threads: 1, kvCache: 'fp16' }), engine.loadModel(dir, { cacheDir, threads: 1 })]);
+    try {
+      const [logits, fp32] = [await promptLogits(half, expected, image), await promptLogits(full, expected, image)];
+      const vocab = half.spec.text.vocabSize;
+      let worst = 0;
+      for (const [row, values] of Object.entries(expected.prompt_logits_rows)) {
+        const spread = Math.max(...values) - Math.min(...values);
+        worst = Math.max(worst, maxAbsDiff(logits.subarray(+row * vocab, (+row + 1) * vocab), values) / spread);
+      }
+      console.log(`${name}: fp16 KV cache, prompt logits' largest error against transformers ${worst.toExponential(2)} of the row's spread`);
+      expect(worst).toBeLessThan(FP16_KV_LOGIT_BOUND);
+      // The half store is what the rows past the first chunk read: the logits differ from the float32 cache's.
+      expect(maxAbsDiff(logits, fp32)).toBeGreaterThan(0);
+      const answer = await half.chat({ maxNewTokens: expected.greedy_ids.length }).ask({ images: [image], text: expected.question });
+      expect(answer.tokenIds).toEqual(expected.greedy_ids);
+    } finally {
+      await Promise.all([half.close(), full.close()]);
     }
   });
 });

@@ -9,6 +9,7 @@ import { embedding, linear } from '../dist/src/graph/layers.js';
 import { Runtime } from '../dist/src/runtime/runtime.js';
 import { prefill } from '../dist/src/session/prefill.js';
 import { OnnxGraphBuilder } from '../dist/src/graph/onnx-builder.js';
+import { graphCacheKey } from '../dist/src/graph/build.js';
 import { argmax } from '../dist/src/session/sampling.js';
 import { dequantizeInt4, quantizeInt4 } from '../dist/src/weights/int4.js';
 
@@ -238,6 +239,13 @@ function cosine(a: Float32Array, b: Float32Array): number {
 }
 
 describe('graph cache', () => {
+  it('an fp16 KV cache keys the decoder graphs apart, and shares the others', () => {
+    const base = { precision: 'int4' as const, blockSize: 32 as const };
+    expect(graphCacheKey('f', { ...base, kvCache: 'fp16' }, 'decoder')).not.toBe(graphCacheKey('f', base, 'decoder'));
+    expect(graphCacheKey('f', { ...base, kvCache: 'fp32' }, 'decoder')).toBe(graphCacheKey('f', base, 'decoder'));
+    expect(graphCacheKey('f', { ...base, kvCache: 'fp16' }, 'vision')).toBe(graphCacheKey('f', base, 'vision'));
+  });
+
   it('a checkpoint retrained in place (same config, names and shapes) does not reuse its old graphs', async () => {
     const dir = tempDir('retrained');
     const cacheDir = tempDir('graphs');

@@ -154,6 +154,7 @@ describe('images too large to decode', () => {
       await expect(strict.chat().ask({ images: [image], text: 'Hi' })).rejects.toMatchObject({ code: 'MEMORY_LIMIT', subject: image });
       expect((await chat.ask({ images: [image], text: 'Hi' })).timings.cachedTokens).toBe(0);
       await expect(engine.loadModel(fixture, { maxImagePixels: 0 })).rejects.toMatchObject({ code: 'OPTION_INVALID', subject: 'maxPixels' });
+      await expect(engine.loadModel(fixture, { kvCache: 'int8' as 'fp16' })).rejects.toMatchObject({ code: 'OPTION_INVALID', subject: 'kvCache' });
     } finally {
       await Promise.all([model.close(), strict.close()]);
     }

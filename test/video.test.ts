@@ -340,6 +340,7 @@ describe('video turns on a random SigLIP / Qwen2 checkpoint', () => {
     const base = { cachedRows: 0, promptTokens: 1000, maxNewTokens: 24, chunk: 512, frames: 0, visionBatch: 8, viewRows: 0, twinRows: 0 };
     const e = estimateTurnMemory(model.spec, base);
     expect(e.parts.kvCache).toBe(t.numLayers * 2 * t.numKvHeads * t.headDim * 1024 * 4);
+    expect(estimateTurnMemory(model.spec, { ...base, kvType: 'float16' }).parts.kvCache).toBe(e.parts.kvCache / 2);
     expect(e.total).toBe(Object.values(e.parts).reduce((a, b) => a + b, 0));
     expect(estimateTurnMemory(model.spec, { ...base, chunk: 64 }).parts.prefillScores).toBe(e.parts.prefillScores / 8);
     // A score limit bounds the largest chunk's scores, whatever the context; a limit above them changes nothing.

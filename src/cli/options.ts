@@ -1,7 +1,7 @@
 /** Options every model-loading command shares, their parsing and help text, and the build progress line. */
 import { DEFAULT_MAX_IMAGE_PIXELS } from '../media/image.js';
 import { InputError } from '../errors.js';
-import type { BuildProgress, BuildStage } from '../graph/build.js';
+import { KV_PRECISIONS, type BuildProgress, type BuildStage } from '../graph/build.js';
 import { parseBytes } from '../runtime/memory.js';
 import type { SessionSettings } from '../runtime/ort-session.js';
 import { checkThreads, THREADS_PER_CORE } from '../runtime/threads.js';
@@ -11,6 +11,7 @@ export const modelOptionSpec = {
   model: { type: 'string' },
   precision: { type: 'string' },
   'block-size': { type: 'string' },
+  'kv-cache': { type: 'string' },
   calibration: { type: 'string' },
   provider: { type: 'string' },
   threads: { type: 'string' },
@@ -29,6 +30,8 @@ export const MODEL_OPTIONS_HELP = `Model options:
                          awq (int4 with activation-aware scales and clipping, searched once on calibration
                          prompts and cached). A checkpoint quantized by AutoAWQ loads its own int4 weights.
   --block-size N         int4 / awq group size: 16, 32 (default), 64, 128
+  --kv-cache P           KV cache precision: fp32 (default) or fp16 (half the cache's memory and the bytes a
+                         decode step reads of it; attention still in float32)
   --calibration N        awq: calibration samples, synthetic-world images with a question and answer (default 16)
   --provider EP          cpu (default), cuda (needs onnxruntime-node's CUDA binaries), webgpu (needs a GPU adapter)
   --threads N            ORT threads per operator (default: all cores; at most ${THREADS_PER_CORE} per core)
@@ -88,6 +91,7 @@ export function parseModelOptions(values: ModelOptionValues): LoadOptions {
   return {
     precision: oneOf(values.precision, ['fp32', 'fp16', 'int4', 'awq'] as const, '--precision'),
     blockSize: blockSize as LoadOptions['blockSize'],
+    kvCache: oneOf(values['kv-cache'], KV_PRECISIONS, '--kv-cache'),
     calibration,
     provider: oneOf(values.provider, ['cpu', 'cuda', 'webgpu'] as const, '--provider'),
     threads,

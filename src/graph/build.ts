@@ -15,7 +15,7 @@ import { readAwqPlan, type AwqPlanRef } from '../weights/awq-plan.js';
 import { awqWeights } from '../weights/awq-weights.js';
 import type { Int4BlockSize } from '../weights/int4.js';
 import type { WeightReader } from '../weights/weight-reader.js';
-import { buildDecoderGraph, buildEmbedGraph } from './decoder.js';
+import { buildDecoderGraph, buildEmbedGraph, type KvType } from './decoder.js';
 import type { LinearOptions, LinearPrecision, WeightPrecision } from './layers.js';
 import { OnnxGraphBuilder } from './onnx-builder.js';
 
@@ -27,6 +27,14 @@ export type GraphKind = 'vision' | 'projector' | 'embed' | 'decoder' | 'decoder-
 /** Whether graphs built under `options` compute in float16: precision fp16 on a GPU provider (LinearOptions.half). */
 export function computesInHalf(options: GraphBuildOptions): boolean {
   return options.precision === 'fp16' && options.portable === true;
+}
+
+/**
+ * The KV rows' type under `options`: float16 where the graph computes in half, or where the cache is asked to store
+ * half (`kvCache: 'fp16'`: the graph casts the rows to float32 for its attention); float32 otherwise.
+ */
+export function kvTypeOf(options: GraphBuildOptions): KvType {
+  return computesInHalf(options) || options.kvCache === 'fp16' ? 'float16' : 'float32';
 }
 
 /** The graphs a model family builds itself (its vision side); the decoder and embeddings are built here for all. */
@@ -57,7 +65,16 @@ export interface GraphBuildOptions {
   calibration?: boolean;
   /** Graphs for a GPU provider: standard ops in place of the CPU contrib fusions (LinearOptions.portable). */
   portable?: boolean;
+  /**
+   * The KV cache's precision: fp32 (default), or fp16 — half the cache's memory and half the bytes a decode step reads
+   * of it (llama.cpp's default f16 cache). The decoder graphs take and return half rows and attend in float32.
+   */
+  kvCache?: KvPrecision;
 }
+
+/** KV cache precisions (GraphBuildOptions.kvCache). */
+export const KV_PRECISIONS = ['fp32', 'fp16'] as const;
+export type KvPrecision = (typeof KV_PRECISIONS)[number];
 
 /** What a progress event is about: a graph, or the AWQ stages (calibration runs, scale search). */
 export type BuildStage = GraphKind | 'awq-calibration' | 'awq-search';
@@ -88,6 +105,7 @@ export function graphCacheKey(fingerprint: string, options: GraphBuildOptions, k
   if (options.portable) parts.portable = true;
   if (decoder && options.awq) parts.awq = options.awq.id;
   if (decoder && options.calibration) parts.calibration = true;
+  if (decoder && options.kvCache === 'fp16') parts.kvCache = 'fp16';
   return crypto.createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 24);
 }
 
@@ -213,6 +231,7 @@ function emit(
         attentionMass: kind.endsWith('mass'),
         present: kind === 'decoder-present',
         calibration: options.calibration,
+        kvType: kvTypeOf(options),
         onLayer,
       });
   }

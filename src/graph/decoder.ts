@@ -31,6 +31,9 @@ export function calibrationOutput(tap: CalibrationTap, layer: number): string {
   return `calibration.${tap}.${layer}`;
 }
 
+/** Element type of the KV rows the decoder graphs take and return, and the runtime's KV store holds. */
+export type KvType = 'float32' | 'float16';
+
 export interface DecoderGraphOptions extends LinearOptions {
   logits: 'last' | 'all';
   attentionMass: boolean;
@@ -41,6 +44,11 @@ export interface DecoderGraphOptions extends LinearOptions {
    * `present_bias.i`): a GPU provider's decode keeps them on the device and feeds them back as the next step's past.
    */
   present?: boolean;
+  /**
+   * The KV rows' element type (graph/build.ts kvTypeOf): float16 in a half graph, or stored half by a float32 graph,
+   * which casts them to float32 for its attention and its new rows back. Default: the graph's compute type.
+   */
+  kvType?: KvType;
   /** Called after each layer is emitted (weights read, converted or quantized, and written). */
   onLayer?: (done: number, total: number) => void;
 }
@@ -50,7 +58,12 @@ export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Mo
   // Half graphs (LinearOptions.half) take float32 embeddings and biases from the host and compute in float16; their
   // KV rows (past, new, present) are float16 too. Logits and attention mass come back in float32.
   const half = options.half === true;
-  const kvType = half ? 'float16' : 'float32';
+  const kvType = options.kvType ?? (half ? 'float16' : 'float32');
+  // A float32 graph over a half store: the past is cast up where the attention reads it, the new rows down where
+  // they leave. A Cast reads the half rows once; what it writes is a per-layer buffer onnxruntime's arena reuses.
+  const storedHalf = !half && kvType === 'float16';
+  const fromStore = (v: string) => (storedHalf ? b.op('Cast', [v], { to: 1 }) : v);
+  const toStore = (v: string) => (storedHalf ? b.op('Cast', [v], { to: 10 }) : v);
   const compute = (v: string) => (half ? b.op('Cast', [v], { to: 10 }) : v);
   const float = (v: string) => (half ? b.op('Cast', [v], { to: 1 }) : v);
   const embeds = b.input('inputs_embeds', 'float32', [1, 'tokens', t.hiddenSize]);
@@ -85,15 +98,23 @@ export function buildDecoderGraph(b: OnnxGraphBuilder, w: WeightReader, spec: Mo
       const h = norm(`${module}.input_layernorm`);
       tap('qkv', h, t.hiddenSize);
       const attn = b.scope('self_attn', () =>
-        llmAttention(b, w, t, `${module}.self_attn`, { x: h, cos, sin, causalMask, pastKey, pastValue, pastBias, newBias, massWeights }, options),
+        llmAttention(
+          b,
+          w,
+          t,
+          `${module}.self_attn`,
+          { x: h, cos, sin, causalMask, pastKey: fromStore(pastKey), pastValue: fromStore(pastValue), pastBias, newBias, massWeights },
+          options,
+        ),
       );
       tap('o', attn.context, t.numHeads * t.headDim);
-      b.output(attn.newKey, `new_key.${i}`, kvType, ['tokens', t.numKvHeads, t.headDim]);
-      b.output(attn.newValue, `new_value.${i}`, kvType, ['tokens', t.numKvHeads, t.headDim]);
+      const [newKey, newValue] = [toStore(attn.newKey), toStore(attn.newValue)];
+      b.output(newKey, `new_key.${i}`, kvType, ['tokens', t.numKvHeads, t.headDim]);
+      b.output(newValue, `new_value.${i}`, kvType, ['tokens', t.numKvHeads, t.headDim]);
       if (options.present) {
         const rows = [`present_${i}`, t.numKvHeads, t.headDim];
-        b.output(b.op('Concat', [pastKey, attn.newKey], { axis: 0 }), `present_key.${i}`, kvType, rows);
-        b.output(b.op('Concat', [pastValue, attn.newValue], { axis: 0 }), `present_value.${i}`, kvType, rows);
+        b.output(b.op('Concat', [pastKey, newKey], { axis: 0 }), `present_key.${i}`, kvType, rows);
+        b.output(b.op('Concat', [pastValue, newValue], { axis: 0 }), `present_value.${i}`, kvType, rows);
         b.output(b.op('Concat', [pastBiasInput, newBiasInput], { axis: 0 }), `present_bias.${i}`, 'float32', [`present_${i}`]);
       }
       if (attn.mass) b.output(float(attn.mass), `attn_mass.${i}`, 'float32', [t.numHeads, `columns_${i}`]);

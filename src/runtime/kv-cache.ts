@@ -3,6 +3,10 @@
  * Position-major makes the first `length` rows one contiguous prefix, so a step hands ORT a subarray of the
  * store (no copy) and writes back only its new rows. Each row also records its rotary position.
  *
+ * Rows are float32, or half bits (`KvShape.type` float16: half the memory and half the bytes a step reads; the
+ * graph casts them up for its attention). Rows come from and go to the graph in the store's own type, never converted
+ * here.
+ *
  * Copies this file makes, all explicit:
  * - `append` writes the step's new rows (O(new tokens)).
  * - growth doubles the capacity (amortised O(1) a row; never per step).
@@ -11,31 +15,43 @@
  *   cache (O(1) rows a step, never a regrowth).
  */
 
+import type { KvType } from '../graph/decoder.js';
+
 export interface KvShape {
   layers: number;
   kvHeads: number;
   headDim: number;
+  /** The rows' element type, as the decoder graphs take them (graph/build.ts kvTypeOf). Default float32. */
+  type?: KvType;
 }
+
+/** KV rows: float32, or IEEE half bits (onnxruntime's float16 tensors hold a Uint16Array). */
+export type KvRows = Float32Array | Uint16Array;
 
 /** What a decoder step reads for one layer: the past rows and their score bias. */
 export interface LayerPast {
-  keys: Float32Array;
-  values: Float32Array;
+  keys: KvRows;
+  values: KvRows;
   rows: number;
 }
 
 /** @internal one layer's rows (keys and values), growing by doubling. */
 export class RowStore {
-  keys: Float32Array;
-  values: Float32Array;
+  keys: KvRows;
+  values: KvRows;
   length = 0;
 
   constructor(
     private readonly rowSize: number,
     capacity: number,
+    private readonly type: KvType = 'float32',
   ) {
-    this.keys = new Float32Array(capacity * rowSize);
-    this.values = new Float32Array(capacity * rowSize);
+    this.keys = this.alloc(capacity * rowSize);
+    this.values = this.alloc(capacity * rowSize);
+  }
+
+  private alloc(n: number): KvRows {
+    return this.type === 'float16' ? new Uint16Array(n) : new Float32Array(n);
   }
 
   get capacity(): number {
@@ -46,15 +62,18 @@ export class RowStore {
   reserve(rows: number, exact = false): void {
     if (rows <= this.capacity) return;
     const capacity = exact ? rows : Math.max(rows, this.capacity * 2, 16);
-    const keys = new Float32Array(capacity * this.rowSize);
-    const values = new Float32Array(capacity * this.rowSize);
+    const keys = this.alloc(capacity * this.rowSize);
+    const values = this.alloc(capacity * this.rowSize);
     keys.set(this.keys.subarray(0, this.length * this.rowSize));
     values.set(this.values.subarray(0, this.length * this.rowSize));
     this.keys = keys;
     this.values = values;
   }
 
-  append(keys: Float32Array, values: Float32Array): void {
+  append(keys: KvRows, values: KvRows): void {
+    if (keys.constructor !== this.keys.constructor || values.constructor !== this.values.constructor) {
+      throw new TypeError(`KV rows of ${keys.constructor.name} appended to a ${this.type} store`);
+    }
     const rows = keys.length / this.rowSize;
     this.reserve(this.length + rows);
     this.keys.set(keys, this.length * this.rowSize);
@@ -78,7 +97,7 @@ export class KvCache {
     initialCapacity = 256,
   ) {
     this.rowSize = shape.kvHeads * shape.headDim;
-    this.layers = Array.from({ length: shape.layers }, () => new RowStore(this.rowSize, initialCapacity));
+    this.layers = Array.from({ length: shape.layers }, () => new RowStore(this.rowSize, initialCapacity, shape.type));
   }
 
   /** Rows every layer can hold before growing. */
@@ -121,7 +140,7 @@ export class KvCache {
   }
 
   /** Appends one step's new rows: `keys[l]`, `values[l]` are [T, kvHeads, headDim] for layer l. */
-  append(keys: Float32Array[], values: Float32Array[], positions: ArrayLike<number>): void {
+  append(keys: KvRows[], values: KvRows[], positions: ArrayLike<number>): void {
     const start = this.length;
     if (this.positionsBuf.length < start + positions.length) {
       const grown = new Int32Array(Math.max(start + positions.length, this.positionsBuf.length * 2));
@@ -160,7 +179,7 @@ export class KvCache {
 
   /** @internal a fresh row store of this cache's row size. */
   newRowStore(capacity: number): RowStore {
-    return new RowStore(this.rowSize, capacity);
+    return new RowStore(this.rowSize, capacity, this.shape.type);
   }
 }
 
@@ -200,7 +219,7 @@ export class KvView {
   }
 
   /** Appends a step's rows to the view and to the full cache. */
-  append(keys: Float32Array[], values: Float32Array[], positions: ArrayLike<number>): void {
+  append(keys: KvRows[], values: KvRows[], positions: ArrayLike<number>): void {
     this.compact.forEach((store, l) => store?.append(keys[l]!, values[l]!));
     this.cache.append(keys, values, positions);
   }

@@ -3,10 +3,9 @@
  * the store, appends the returned rows. Chunked prefill is several calls; decode is a call with one token.
  */
 import { MASKED, type DeviceTransfer } from './protocol.js';
-import { Float16Array } from '@petamoriken/float16';
 import ort from 'onnxruntime-node';
-import { toFloat16Bits } from '../graph/half.js';
-import type { KvCache, KvView, LayerPast } from './kv-cache.js';
+import type { KvType } from '../graph/decoder.js';
+import type { KvCache, KvRows, KvView, LayerPast } from './kv-cache.js';
 
 export interface StepInput {
   /** [T, hidden] embeddings of the new tokens. */
@@ -51,7 +50,7 @@ export interface DevicePast {
 
 export class DecoderStepper {
   private zeros = new Float32Array(1024);
-  private readonly dummy: { keys: Float32Array; values: Float32Array; bias: Float32Array };
+  private readonly dummy: { keys: KvRows; values: KvRows; bias: Float32Array };
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -63,10 +62,10 @@ export class DecoderStepper {
     private readonly positionRows: 1 | 3 = 1,
     /** The session runs on a GPU provider: count what each call moves between host and device. */
     private readonly onDevice = false,
-    /** The graph computes in float16 (graph/layers.ts LinearOptions.half): its KV rows are float16. */
-    private readonly half = false,
+    /** The graph's KV rows (graph/build.ts kvTypeOf): the store holds the same, so rows pass unconverted. */
+    private readonly kvType: KvType = 'float32',
   ) {
-    const row = new Float32Array(kvHeads * headDim);
+    const row = kvType === 'float16' ? new Uint16Array(kvHeads * headDim) : new Float32Array(kvHeads * headDim);
     this.dummy = { keys: row, values: row, bias: new Float32Array([MASKED]) };
   }
 
@@ -86,8 +85,8 @@ export class DecoderStepper {
       feeds[`new_bias.${l}`] = new ort.Tensor('float32', newBias ?? this.zeroBias(T), [T]);
     }
     const out = await this.session.run(feeds);
-    const keys: Float32Array[] = [];
-    const values: Float32Array[] = [];
+    const keys: KvRows[] = [];
+    const values: KvRows[] = [];
     for (let l = 0; l < this.layers; l++) {
       keys.push(this.kvRows(out[`new_key.${l}`]!));
       values.push(this.kvRows(out[`new_value.${l}`]!));
@@ -187,16 +186,14 @@ export class DecoderStepper {
     return false;
   }
 
-  /** KV rows as the graph takes them: float32, or float16 for a half graph (one conversion of the host rows). */
-  private kvTensor(rows: Float32Array, dims: number[]): ort.Tensor {
-    return this.half ? new ort.Tensor('float16', toFloat16Bits(rows), dims) : new ort.Tensor('float32', rows, dims);
+  /** Host KV rows as the graph takes them: a view of the store, in its type. */
+  private kvTensor(rows: KvRows, dims: number[]): ort.Tensor {
+    return this.kvType === 'float16' ? new ort.Tensor('float16', rows as Uint16Array, dims) : new ort.Tensor('float32', rows as Float32Array, dims);
   }
 
-  /** A graph's KV rows output as float32 for the host store. */
-  private kvRows(t: ort.Tensor): Float32Array {
-    if (!this.half) return t.data as Float32Array;
-    const bits = t.data as Uint16Array;
-    return Float32Array.from(new Float16Array(bits.buffer, bits.byteOffset, bits.length));
+  /** A graph's KV rows output, for the host store (the same type). */
+  private kvRows(t: ort.Tensor): KvRows {
+    return t.data as KvRows;
   }
 
   private zeroBias(rows: number): Float32Array {

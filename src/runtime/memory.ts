@@ -3,8 +3,8 @@
  * or any graph runs. It counts what grows with the input — the model's own weights are already loaded and
  * are not in it:
  *
- * - KV cache: layers × 2 (keys, values) × kvHeads × headDim × rows × 4 bytes (the store is float32 whatever
- *   the weight precision; kv-cache.ts), for every row after the turn (earlier turns, prompt, answer). A turn
+ * - KV cache: layers × 2 (keys, values) × kvHeads × headDim × rows × 4 bytes (2 under an fp16 cache, `kvType`;
+ *   kv-cache.ts), whatever the weight precision, for every row after the turn (earlier turns, prompt, answer). A turn
  *   that grows a cache holding rows re-allocates it, so the old store is counted too while it is copied.
  * - Retrieval view: the per-layer compact copy a retrieving turn decodes over (text rows + retrieved tokens).
  * - Prefill scores: one chunk's attention over everything before it, heads × chunk × (rows) × 4 bytes, times
@@ -35,6 +35,7 @@
  */
 import os from 'node:os';
 import { familyOf, type ModelSpec } from '../families/registry.js';
+import type { KvType } from '../graph/decoder.js';
 import { InputError } from '../errors.js';
 
 const F32 = 4;
@@ -80,6 +81,8 @@ export interface TurnFootprint {
   promptTokens: number;
   /** Tokens the turn may generate. */
   maxNewTokens: number;
+  /** The KV rows' element type (Runtime.kvType); default float32. */
+  kvType?: KvType;
   /** Prefill chunk length. */
   chunk: number;
   /** The chat's bound on one chunk's scores (ChunkRule.scoreBytes); default Infinity. */
@@ -124,7 +127,7 @@ export function estimateTurnMemory(spec: ModelSpec, f: TurnFootprint): MemoryEst
   const family = familyOf(spec);
   // The largest image the turn decodes sizes every one of its frames (a video's frames: the processor's largest).
   const image = family.footprint(spec, f.processor, f.imagePixels?.length ? Math.max(...f.imagePixels) : f.framePixels);
-  const kvRow = t.numLayers * 2 * t.numKvHeads * t.headDim * F32;
+  const kvRow = t.numLayers * 2 * t.numKvHeads * t.headDim * (f.kvType === 'float16' ? 2 : F32);
   const rows = f.cachedRows + f.promptTokens + f.maxNewTokens;
   const chunk = Math.min(f.chunk, Math.max(f.promptTokens, 1));
   const batch = family.batchesImages ? Math.min(f.visionBatch, f.frames) : Math.min(1, f.frames);

@@ -4,7 +4,8 @@
 import { Worker } from 'node:worker_threads';
 import { SparseVilaError, type ErrorCode } from '../errors.js';
 import type { GraphTensor } from '../families/family.js';
-import type { BuildProgress, FamilyGraphKind, GraphBuildOptions, GraphKind } from '../graph/build.js';
+import { kvTypeOf, type BuildProgress, type FamilyGraphKind, type GraphBuildOptions, type GraphKind } from '../graph/build.js';
+import type { KvType } from '../graph/decoder.js';
 import type { RuntimeOptions } from './ort-session.js';
 import { checkThreads } from './threads.js';
 import type { CacheInfo, Request, StepRequest, StepResult, VisionResult, WorkerMessage } from './protocol.js';
@@ -16,6 +17,8 @@ export class Runtime {
 
   private constructor(
     private readonly worker: Worker,
+    /** The KV rows' element type its caches hold (graph/build.ts kvTypeOf). */
+    readonly kvType: KvType,
     private readonly onProgress?: BuildProgress,
   ) {
     worker.on('message', (msg: WorkerMessage) => this.receive(msg));
@@ -31,7 +34,7 @@ export class Runtime {
     checkThreads(runtime.intraOpThreads, 'threads');
     checkThreads(runtime.interOpThreads, 'session.interOpThreads');
     const worker = new Worker(new URL('./worker.js', import.meta.url));
-    const rt = new Runtime(worker, onProgress);
+    const rt = new Runtime(worker, kvTypeOf(graphs), onProgress);
     try {
       await rt.call({ op: 'init', checkpointDir, graphs, runtime });
     } catch (err) {

@@ -6,16 +6,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { parentPort } from 'node:worker_threads';
-import { Float16Array } from '@petamoriken/float16';
 import type ort from 'onnxruntime-node';
 import onnxruntime from 'onnxruntime-node';
 import type { Checkpoint } from '../checkpoint/index.js';
 import type { GraphTensor } from '../families/family.js';
 import { ensureModelGraph, familyOf, openCheckpoint, type ModelSpec } from '../families/registry.js';
 import { SparseVilaError } from '../errors.js';
-import { computesInHalf, type GraphKind } from '../graph/build.js';
+import { kvTypeOf, type GraphKind } from '../graph/build.js';
 import { OnnxGraphBuilder } from '../graph/onnx-builder.js';
-import { KvCache, KvView } from './kv-cache.js';
+import { KvCache, KvView, type KvRows } from './kv-cache.js';
 import { DecoderStepper, type DevicePast } from './llm-step.js';
 import { createSession } from './ort-session.js';
 import type { CacheInfo, DeviceTransfer, InitRequest, Request, StepRequest, StepResult, VisionResult, WorkerMessage } from './protocol.js';
@@ -72,7 +71,7 @@ class Engine {
             t.hiddenSize,
             t.mropeSection ? 3 : 1,
             this.init.runtime.executionProvider !== 'cpu',
-            computesInHalf(this.init.graphs),
+            kvTypeOf(this.init.graphs),
           ),
       );
       this.steppers.set(kind, s);
@@ -184,10 +183,7 @@ class Engine {
       const n = device.pending.length;
       const tail = async (t: ort.Tensor, rows: number) => {
         const out = (await session.run({ rows: t, start: new onnxruntime.Tensor('int64', BigInt64Array.of(BigInt(rows - n)), [1]) })).tail!;
-        const data = out.data;
-        return data instanceof Float32Array
-          ? data
-          : Float32Array.from(new Float16Array((data as Uint16Array).buffer, (data as Uint16Array).byteOffset, (data as Uint16Array).length));
+        return out.data as KvRows;
       };
       const keys = await Promise.all(device.keys.map((t, l) => tail(t, device.rows[l]!)));
       const values = await Promise.all(device.values.map((t, l) => tail(t, device.rows[l]!)));
@@ -200,12 +196,11 @@ class Engine {
 
   /** A graph returning the last rows of a device KV tensor to the host: Slice(rows, start). */
   private rowsSession(): Promise<ort.InferenceSession> {
-    const half = computesInHalf(this.init.graphs);
     this.rows ??= (async () => {
       const t = this.checkpoint.spec.text;
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sparsevila-rows-'));
       const b = new OnnxGraphBuilder('rows', dir);
-      const type = half ? 'float16' : 'float32';
+      const type = kvTypeOf(this.init.graphs);
       const rows = b.input('rows', type, ['past', t.numKvHeads, t.headDim]);
       const start = b.input('start', 'int64', [1]);
       b.output(b.op('Slice', [rows, start, b.constInt64([1 << 30]), b.constInt64([0])]), 'tail', type, ['new', t.numKvHeads, t.headDim]);
@@ -242,7 +237,7 @@ class Engine {
   createCache(): number {
     const t = this.checkpoint.spec.text;
     const id = this.nextId++;
-    this.caches.set(id, new KvCache({ layers: t.numLayers, kvHeads: t.numKvHeads, headDim: t.headDim }));
+    this.caches.set(id, new KvCache({ layers: t.numLayers, kvHeads: t.numKvHeads, headDim: t.headDim, type: kvTypeOf(this.init.graphs) }));
     return id;
   }
 

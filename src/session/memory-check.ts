@@ -43,6 +43,7 @@ export function checkTurnMemory(conv: Conversation, size: TurnSize): void {
   const retrieved = retrieve ? Math.min(visualAfter, budgetCount(retrieve.budget, visualAfter) + retrieve.minPerImage * images) : 0;
   const estimate = estimateTurnMemory(spec, {
     cachedRows: conv.rows,
+    kvType: model.runtime.kvType,
     promptTokens: prompt,
     maxNewTokens: options.maxNewTokens,
     chunk: options.prefillChunk,

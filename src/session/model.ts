@@ -6,7 +6,7 @@ import type { LlavaSpec } from '../checkpoint/index.js';
 import { familyOf, openCheckpoint, type ModelSpec } from '../families/registry.js';
 import type { RgbImage } from '../media/rgb-image.js';
 import { ConfigError, InputError } from '../errors.js';
-import { defaultCacheDir, type BuildProgress } from '../graph/build.js';
+import { defaultCacheDir, KV_PRECISIONS, type BuildProgress, type KvPrecision } from '../graph/build.js';
 import type { Int4BlockSize } from '../weights/int4.js';
 import type { WeightPrecision } from '../graph/layers.js';
 import { checkMaxPixels, loadImage, preprocessImage, type PreprocessorConfig } from '../media/index.js';
@@ -33,6 +33,11 @@ export interface LoadOptions {
   precision?: WeightPrecision;
   /** int4 / awq group size. Default 32. (AutoAWQ checkpoints keep their own group size.) */
   blockSize?: Int4BlockSize;
+  /**
+   * KV cache precision: fp32 (default), or fp16 — half the cache's memory and half the bytes a decode step reads of
+   * it (llama.cpp's default); the attention still computes in float32. Its logit error is in docs/benchmarks.md.
+   */
+  kvCache?: KvPrecision;
   /**
    * awq: the calibration set — this many synthetic-world conversations (an image, a question and its answer;
    * default 16), or your own samples.
@@ -86,6 +91,10 @@ export class Model implements LoadedModel {
     // Before any work: AWQ's calibration runs threads of its own before the runtime starts.
     checkThreads(options.threads, 'threads');
     checkMaxPixels(options.maxImagePixels);
+    const kvCache = options.kvCache ?? 'fp32';
+    if (!KV_PRECISIONS.includes(kvCache)) {
+      throw new InputError('OPTION_INVALID', `kvCache must be one of ${KV_PRECISIONS.join(', ')}; got '${String(kvCache)}'`, { subject: 'kvCache' });
+    }
     const checkpoint = openCheckpoint(dir);
     const spec = checkpoint.spec;
     const quantized = checkpoint.quantization !== undefined;
@@ -133,7 +142,7 @@ export class Model implements LoadedModel {
     }
     const awq = precision === 'awq' ? await awqPlan(dir, spec as LlavaSpec, text, processor as PreprocessorConfig, options, runtimeOptions) : undefined;
     const portable = runtimeOptions.executionProvider !== 'cpu';
-    const runtime = await Runtime.start(dir, { precision, blockSize, cacheDir, awq, portable }, runtimeOptions, options.onProgress);
+    const runtime = await Runtime.start(dir, { precision, blockSize, cacheDir, awq, portable, kvCache }, runtimeOptions, options.onProgress);
     return new Model(dir, spec, text, processor, runtime, options.maxImagePixels, runtimeOptions.executionProvider);
   }
 

@@ -10,7 +10,9 @@
  *       bound (this machine's read bandwidth, measured in the run, and the bytes a step reads);
  *   (c) beside (b), llama.cpp (scripts/bench-llama-peer.mjs) on the same checkpoint as a Q4_0 GGUF (scripts/gguf.mjs):
  *       the same token ids, contexts, prefill batch, decode steps and threads, rounds interleaved with ours (ours,
- *       llama.cpp, ours, …), and ours ÷ llama.cpp per measure.
+ *       llama.cpp, ours, …), and ours ÷ llama.cpp per measure;
+ *   (d) after (b), the same decoder with an fp32 and an fp16 KV cache, steps alternating at each context
+ *       (scripts/bench-kv-precision.mjs).
  *
  * Usage: node scripts/bench-engine.mjs [--quick] [--contexts N,N] [--threads N] [--no-peer] [--rewrite] [--out FILE] [--doc FILE | --no-doc]
  *   --quick    tiny shapes, fewer repeats, contexts 256 and 1k (CI, < 1 minute)
@@ -46,11 +48,13 @@ import {
   combinedLoad,
   bandwidthNow,
   positiveInt,
+  longContextModules,
 } from './bench-common.mjs';
 import { benchDoc, DOC_OPTIONS } from './bench-doc.mjs';
 import { ensureGguf, startLlamaPeer } from './bench-llama-peer.mjs';
 import { peerTable } from './bench-llama-report.mjs';
 import { boundBandwidth, decodeStepBytes } from './bench-report.mjs';
+import { benchKvPrecision, kvPrecisionTable } from './bench-kv-precision.mjs';
 
 const engine = await loadEngine();
 const { loadImage, preprocessImage } = await import('../dist/src/media/image.js');
@@ -438,6 +442,16 @@ for (const name of ['llava-clip-llama-tiny', 'llava-siglip-qwen2-tiny']) {
 }
 console.error(`${PLAN.llm.name} ${PRECISION} …`);
 const llm = await benchLlm();
+console.error('KV cache precision …');
+const kvPrecision = await benchKvPrecision(await longContextModules(), {
+  checkpointDir: ensureCheckpoint().dir,
+  contexts: PLAN.llm.contexts.map((c) => c.tokens),
+  steps: PLAN.llm.decodeSteps,
+  threads: THREADS,
+  quick: QUICK,
+  precision: PRECISION,
+  blockSize: BLOCK,
+});
 const overallPeak = overallPeakMiB();
 const result = {
   date: new Date().toISOString(),
@@ -446,6 +460,7 @@ const result = {
   threads: THREADS,
   fixtures,
   llm,
+  kvPrecision,
   peakRssMiB: overallPeak,
   seconds: (ms() - started) / 1000,
 };
@@ -517,7 +532,7 @@ const noisy = [
 ].flatMap(([what, load]) => (load && contention(load) ? [`${what}: ${contention(load)}`] : []));
 if (noisy.length) lines.push(`- **shared machine**: ${noisy.join('; ')} (timings of those rows are inflated; rerun when quiet)`);
 lines.push(`- process peak RSS (VmHWM, worker included): ${fmt(overallPeak, 0)} MiB; total ${fmt(result.seconds, 0)} s`);
-lines.push(`- JSON: ${path.relative(process.cwd(), OUT)}`, '', ...peerTable(llm), ...boundTable(llm));
+lines.push(`- JSON: ${path.relative(process.cwd(), OUT)}`, '', ...peerTable(llm), ...boundTable(llm), ...kvPrecisionTable(kvPrecision));
 // The section has its own heading in the doc: the report's goes.
 doc.write('engine', lines.slice(2).join('\n'));
 console.log(lines.join('\n'));

@@ -32,6 +32,14 @@ interface EngineReport {
       bandwidth: { ortReduceSumGBs: number; jsSumGBs: number; jsParallelSumGBs: number };
     })[];
   };
+  kvPrecision: {
+    contexts: {
+      tokens: number;
+      steps: number;
+      bandwidth: { ortReduceSumGBs: number; jsSumGBs: number; jsParallelSumGBs: number };
+      precisions: { kvCache: string; weightBytes: number; msPerToken: number; samples: number[] }[];
+    }[];
+  };
 }
 
 describe('bench-engine --quick', () => {
@@ -104,5 +112,25 @@ describe('bench-engine --quick', () => {
       expect(cells[10]).toBe(`${(c.decodeMsPerToken / boundMs(bytes(build.decoderWeightBytes, 4))).toFixed(2)}×`);
       expect(cells[11]).toBe(`${(c.peer.decodeMsPerToken / boundMs(bytes(peer.gguf.bytes, 2))).toFixed(2)}×`);
     });
+
+    // The KV cache precision table: the same decoder with an fp32 and an fp16 cache at each context, as many steps
+    // each, each against its own bytes (half the K and V under fp16).
+    const kvHeader = lines.findIndex((l) => l.startsWith('| context | bandwidth GB/s | fp32 KV ms/token | fp16 KV ms/token |'));
+    expect(lines[kvHeader - 4]).toBe('### KV cache precision');
+    expect(report.kvPrecision.contexts.map((c) => c.tokens)).toEqual([256, 1024]);
+    report.kvPrecision.contexts.forEach((c, i) => {
+      const [f32, f16] = c.precisions;
+      expect([f32!.kvCache, f16!.kvCache]).toEqual(['fp32', 'fp16']);
+      for (const p of c.precisions) expect(p.samples.length).toBe(decodeSteps);
+      const gbs = Math.max(c.bandwidth.ortReduceSumGBs, c.bandwidth.jsSumGBs, c.bandwidth.jsParallelSumGBs);
+      const rows = c.tokens + (c.steps + 3) / 2;
+      const bound = (p: typeof f32, element: number) =>
+        (p!.weightBytes + t.numLayers * 2 * t.numKvHeads * t.headDim * element * rows + 4 * (t.hiddenSize + t.vocabSize)) / (gbs * 1e6);
+      const cells = lines[kvHeader + 2 + i]!.split('|').map((x) => x.trim());
+      expect(cells[1]).toBe(String(c.tokens));
+      expect(cells[5]).toBe(`${(f16!.msPerToken / f32!.msPerToken).toFixed(2)}×`);
+      expect(cells[7]).toBe(`${(f32!.msPerToken / bound(f32, 4)).toFixed(2)}× / ${(f16!.msPerToken / bound(f16, 2)).toFixed(2)}×`);
+    });
+    expect(section).toContain('### KV cache precision\n');
   }, 300_000);
 });

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ensureModelGraph, openCheckpoint } from '../dist/src/families/registry.js';
 import { parseModelOptions } from '../dist/src/cli/options.js';
-import { STALE_BUILD_MS } from '../dist/src/graph/build.js';
+import { publish, STALE_BUILD_MS } from '../dist/src/graph/build.js';
 import { maxThreads } from '../dist/src/runtime/threads.js';
 import { SIGLIP_FIXTURE } from './helpers/checkpoint-writer.js';
 import { engine, tempDir } from './helpers/engine.js';
@@ -60,5 +60,27 @@ describe('interrupted graph builds', () => {
       checkpoint.close();
     }
     expect([dead, live, old].map((d) => fs.existsSync(d))).toEqual([false, true, false]);
+  });
+
+  it('a build that finishes second leaves the first one in place (another worker may be loading it), and discards its own', () => {
+    const key = tempDir('race-builds');
+    const build = (name: string, text: string) => {
+      const dir = path.join(key, name);
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, 'vision.onnx'), text);
+      return dir;
+    };
+    const target = path.join(key, 'vision');
+    const modelPath = path.join(target, 'vision.onnx');
+    publish(build('.vision.1.aaaaaaaa', 'first'), target, modelPath);
+    expect(fs.readFileSync(modelPath, 'utf8')).toBe('first');
+    const second = build('.vision.2.bbbbbbbb', 'second');
+    publish(second, target, modelPath);
+    expect(fs.readFileSync(modelPath, 'utf8')).toBe('first');
+    expect(fs.existsSync(second)).toBe(false);
+    // A folder without its model file is no one's finished graph: a build replaces it.
+    fs.rmSync(modelPath);
+    publish(build('.vision.3.cccccccc', 'third'), target, modelPath);
+    expect(fs.readFileSync(modelPath, 'utf8')).toBe('third');
   });
 });

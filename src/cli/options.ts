@@ -30,8 +30,8 @@ export const MODEL_OPTIONS_HELP = `Model options:
                          awq (int4 with activation-aware scales and clipping, searched once on calibration
                          prompts and cached). A checkpoint quantized by AutoAWQ loads its own int4 weights.
   --block-size N         int4 / awq group size: 16, 32 (default), 64, 128
-  --kv-cache P           KV cache precision: fp32 (default) or fp16 (half the cache's memory and the bytes a
-                         decode step reads of it; attention still in float32)
+  --kv-cache P           KV cache precision: fp32 (default) or fp16 (half the cache's memory; attention still
+                         in float32)
   --calibration N        awq: calibration samples, synthetic-world images with a question and answer (default 16)
   --provider EP          cpu (default), cuda (needs onnxruntime-node's CUDA binaries), webgpu (needs a GPU adapter)
   --threads N            ORT threads per operator (default: all cores; at most ${THREADS_PER_CORE} per core)

@@ -66,8 +66,8 @@ export interface GraphBuildOptions {
   /** Graphs for a GPU provider: standard ops in place of the CPU contrib fusions (LinearOptions.portable). */
   portable?: boolean;
   /**
-   * The KV cache's precision: fp32 (default), or fp16 — half the cache's memory and half the bytes a decode step reads
-   * of it (llama.cpp's default f16 cache). The decoder graphs take and return half rows and attend in float32.
+   * The KV cache's precision: fp32 (default), or fp16 — half the cache's memory (llama.cpp's default f16 cache). The
+   * decoder graphs take and return half rows and attend in float32, over a per-layer float32 copy of the past.
    */
   kvCache?: KvPrecision;
 }
@@ -134,8 +134,7 @@ export function ensureGraph(
     const b = new OnnxGraphBuilder(kind, tmp);
     emit(b, checkpoint, kind, options, (done, total) => onProgress?.({ graph: kind, phase: 'layer', cached: false, done, total }), family);
     b.save();
-    fs.rmSync(path.join(dir, kind), { recursive: true, force: true });
-    fs.renameSync(tmp, path.join(dir, kind));
+    publish(tmp, path.join(dir, kind), modelPath);
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
     if (err instanceof SparseVilaError) throw err;
@@ -146,6 +145,26 @@ export function ensureGraph(
   }
   onProgress?.({ graph: kind, phase: 'done', cached: false, seconds: (performance.now() - started) / 1000 });
   return modelPath;
+}
+
+/**
+ * Moves a finished build into place. Another process (or worker) sharing the cache may have finished the same graph
+ * meanwhile and be loading it: then its copy stays and ours goes, rather than removing a graph under a session that
+ * is opening it. @internal (exported for its test)
+ */
+export function publish(tmp: string, target: string, modelPath: string): void {
+  if (!fs.existsSync(modelPath)) {
+    // A folder without its model file is what an older, interrupted layout left: nobody can be loading it.
+    fs.rmSync(target, { recursive: true, force: true });
+    try {
+      fs.renameSync(tmp, target);
+      return;
+    } catch (err) {
+      // Renaming onto a folder another build has just filled fails (ENOTEMPTY, EEXIST): theirs stands.
+      if (!fs.existsSync(modelPath)) throw err;
+    }
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
 }
 
 /** A build's temporary folder: `.<graph>.<pid>.<random>` inside its key's folder. */

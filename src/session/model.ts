@@ -34,8 +34,9 @@ export interface LoadOptions {
   /** int4 / awq group size. Default 32. (AutoAWQ checkpoints keep their own group size.) */
   blockSize?: Int4BlockSize;
   /**
-   * KV cache precision: fp32 (default), or fp16 — half the cache's memory and half the bytes a decode step reads of
-   * it (llama.cpp's default); the attention still computes in float32. Its logit error is in docs/benchmarks.md.
+   * KV cache precision: fp32 (default), or fp16 — half the cache's memory (llama.cpp's default); the attention still
+   * computes in float32, over a float32 copy of each layer's past, which on a CPU makes long-context decode slower than
+   * fp32's (docs/benchmarks.md, "KV cache precision", with its logit error).
    */
   kvCache?: KvPrecision;
   /**

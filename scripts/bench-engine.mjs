@@ -298,6 +298,8 @@ async function benchLlm() {
     const rssAfterStartMiB = mb(process.memoryUsage().rss);
     const { chunk, decodeSteps } = PLAN.llm;
     try {
+      // A chat's chunk rule (session/prefill.ts): `chunk` rows, fewer where one chunk's scores would pass the chat's default budget.
+      const chunkRule = { rows: chunk, scoreBytes: engine.CHAT_DEFAULTS.prefillScoreBytes, heads: textSpec.numHeads };
       // Warm-up: one chunk and a few steps, so session start-up is not in the first measured repeat.
       /** Our chunked prefill of `ids` into `cache`, at positions 0…n-1, in a chat's chunks (at most `chunk`, fewer at long context). */
       const prefillIds = (cache, ids) =>
@@ -308,7 +310,7 @@ async function benchLlm() {
           imageTokenId,
           hidden: textSpec.hiddenSize,
           chunkSize: chunk,
-          chunkScores: { bytes: engine.CHAT_DEFAULTS.prefillScoreBytes, heads: textSpec.numHeads },
+          chunkScores: { bytes: chunkRule.scoreBytes, heads: chunkRule.heads },
           logits: 'last',
         });
       {
@@ -332,7 +334,7 @@ async function benchLlm() {
           // One more chunk on top of the full context vs the same chunk on an empty cache (3 tries each): what
           // attending over the past costs. The chunk is the one a chat runs there (fewer rows at long context), so the
           // probe's scores are no larger than the prefill's and do not raise the round's peak RSS.
-          const rows = chunkRowsAt({ rows: chunk, scoreBytes: engine.CHAT_DEFAULTS.prefillScoreBytes, heads: textSpec.numHeads }, tokens);
+          const rows = chunkRowsAt(chunkRule, tokens);
           const extra = tokenIds(rows, 300, textSpec.vocabSize, 7, imageTokenId);
           const atPast = [];
           const atZero = [];
@@ -377,7 +379,7 @@ async function benchLlm() {
             tokens,
             chunk,
             chunks: ours.chunks,
-            chunkScoreBytes: engine.CHAT_DEFAULTS.prefillScoreBytes,
+            chunkScoreBytes: chunkRule.scoreBytes,
             prefillMs: median(ours.prefill),
             prefillTokensPerSecond: tokens / (median(ours.prefill) / 1000),
             decodeMsPerToken: median(ours.decode),

@@ -282,7 +282,7 @@ async function prefill() {
     const kvMiB = (t.numLayers * 2 * t.numKvHeads * t.headDim * tokens * (args['kv-cache'] === 'fp16' ? 2 : 4)) / 2 ** 20;
     // The largest chunk's scores: the last chunk before the question, over everything before it and itself.
     const lastRows = chunkRowsAt({ rows: chunk, scoreBytes, heads: t.numHeads }, tokens - question);
-    const scoreMiB = Math.min((t.numHeads * chunk * tokens * 4) / 2 ** 20, (t.numHeads * lastRows * tokens * 4) / 2 ** 20);
+    const scoreMiB = (t.numHeads * lastRows * tokens * 4) / 2 ** 20;
     const row = {
       tokens,
       chunk,

@@ -58,7 +58,7 @@ import { benchKvPrecision, kvPrecisionTable } from './bench-kv-precision.mjs';
 
 const engine = await loadEngine();
 const { loadImage, preprocessImage } = await import('../dist/src/media/image.js');
-const { chunkRowsAt } = await import('../dist/src/runtime/memory.js');
+const { chunkRowsAt, fixedChunks } = await import('../dist/src/runtime/memory.js');
 
 /** The bench's Llava image as the tower takes it, [1, 3, H, W]. */
 async function llavaPixels(preprocessor, file) {
@@ -214,7 +214,7 @@ async function benchFixture(name) {
           imageTokenId: spec.imageTokenId,
           imageEmbeds: imageEmbeds.slice(),
           hidden: spec.text.hiddenSize,
-          chunkSize: 512,
+          chunks: fixedChunks(512),
           logits: 'last',
         });
         const prefillMs = ms() - p0;
@@ -309,8 +309,7 @@ async function benchLlm() {
           positions: ids.map((_, i) => i),
           imageTokenId,
           hidden: textSpec.hiddenSize,
-          chunkSize: chunk,
-          chunkScores: { bytes: chunkRule.scoreBytes, heads: chunkRule.heads },
+          chunks: chunkRule,
           logits: 'last',
         });
       {

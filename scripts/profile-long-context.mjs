@@ -255,6 +255,7 @@ async function prefill() {
     const tokens = Number(args.tokens);
     const chunk = Number(args.chunk);
     const question = Number(args.question);
+    const rule = { rows: chunk, scoreBytes, heads: t.numHeads };
     const cache = await rt.createCache();
     await rt.reserveCache(cache, tokens + 1);
     const ids = Array.from({ length: tokens }, (_, i) => (i * 37 + 11) % 256);
@@ -272,8 +273,7 @@ async function prefill() {
         positions: ids.map((_, i) => i),
         imageTokenId: -1,
         hidden: t.hiddenSize,
-        chunkSize: chunk,
-        chunkScores: { bytes: scoreBytes, heads: t.numHeads },
+        chunks: rule,
         logits: 'last',
         massWeights,
       }),
@@ -281,7 +281,7 @@ async function prefill() {
     const peak = status('VmHWM');
     const kvMiB = (t.numLayers * 2 * t.numKvHeads * t.headDim * tokens * (args['kv-cache'] === 'fp16' ? 2 : 4)) / 2 ** 20;
     // The largest chunk's scores: the last chunk before the question, over everything before it and itself.
-    const lastRows = chunkRowsAt({ rows: chunk, scoreBytes, heads: t.numHeads }, tokens - question);
+    const lastRows = chunkRowsAt(rule, tokens - question);
     const scoreMiB = (t.numHeads * lastRows * tokens * 4) / 2 ** 20;
     const row = {
       tokens,
@@ -314,7 +314,11 @@ async function prefill() {
 
 /** Decode steps through the worker after a chunked prefill of --past tokens (the first of --past's values). */
 async function workerDecode() {
-  const [{ Runtime }, { prefill: enginePrefill }] = await Promise.all([imp('src/runtime/runtime.js'), imp('src/session/prefill.js')]);
+  const [{ Runtime }, { prefill: enginePrefill }, { fixedChunks }] = await Promise.all([
+    imp('src/runtime/runtime.js'),
+    imp('src/session/prefill.js'),
+    imp('src/runtime/memory.js'),
+  ]);
   const rt = await Runtime.start(checkpointDir(), graphOptions(), runtimeOptions());
   try {
     const t = openCheckpoint(checkpointDir()).spec.text;
@@ -323,7 +327,7 @@ async function workerDecode() {
     const cache = await rt.createCache();
     await rt.reserveCache(cache, past + steps + 8);
     const ids = Array.from({ length: past }, (_, i) => (i * 37 + 11) % 256);
-    await enginePrefill(rt, { cache, ids, positions: ids.map((_, i) => i), imageTokenId: -1, hidden: t.hiddenSize, chunkSize: 512, logits: 'last' });
+    await enginePrefill(rt, { cache, ids, positions: ids.map((_, i) => i), imageTokenId: -1, hidden: t.hiddenSize, chunks: fixedChunks(512), logits: 'last' });
     const wall = [];
     const worker = [];
     for (let i = 0; i < steps + 2; i++) {

@@ -13,7 +13,7 @@ import { openCheckpoint } from '../src/families/index.js';
 import { ensureGraph } from '../src/graph/build.js';
 import { KvCache } from '../src/runtime/kv-cache.js';
 import { DecoderStepper } from '../src/runtime/llm-step.js';
-import { chunkRowsAt, MIN_CHUNK_ROWS } from '../src/runtime/memory.js';
+import { chunkRowsAt, fixedChunks, MIN_CHUNK_ROWS } from '../src/runtime/memory.js';
 import type { Runtime } from '../src/runtime/runtime.js';
 import type { StepRequest, StepResult } from '../src/runtime/protocol.js';
 import { chunkStarts, prefill } from '../src/session/prefill.js';
@@ -225,7 +225,7 @@ describe('the prefill runs the attention-mass graph on the question rows only, a
     const ids = Array.from({ length: n }, (_, i) => i % 50);
     /** The prompt of `ids` in chunks of 512, with `extra` over it. */
     const run = (extra: Partial<Parameters<typeof prefill>[1]>) =>
-      prefill(runtime, { cache: 1, ids, positions: ids.map((_, i) => i), imageTokenId: -1, hidden: 4, chunkSize: 512, logits: 'last', ...extra });
+      prefill(runtime, { cache: 1, ids, positions: ids.map((_, i) => i), imageTokenId: -1, hidden: 4, chunks: fixedChunks(512), logits: 'last', ...extra });
     const out = await run({ massWeights });
     expect(calls.map((c) => [c.ids.length, c.massWeights?.length ?? 0])).toEqual([
       [512, 0],
@@ -249,7 +249,7 @@ describe('the prefill runs the attention-mass graph on the question rows only, a
     const rule = { rows: 512, scoreBytes: heads * 4 * 200 * 1000, heads };
     for (const pastRows of [0, 3000]) {
       calls.length = 0;
-      await run({ chunkScores: { bytes: rule.scoreBytes, heads }, pastRows });
+      await run({ chunks: rule, pastRows });
       const sizes = calls.map((c) => c.ids.length);
       expect(sizes.reduce((a, b) => a + b, 0)).toBe(n);
       let past = pastRows;

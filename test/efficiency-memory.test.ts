@@ -23,6 +23,7 @@ function measuredGrowth(dir: string): number {
     import fs from 'node:fs';
     const { Runtime } = await import(${JSON.stringify(`${REPO_ROOT}/dist/src/runtime/runtime.js`)});
     const { prefill } = await import(${JSON.stringify(`${REPO_ROOT}/dist/src/session/prefill.js`)});
+    const { fixedChunks } = await import(${JSON.stringify(`${REPO_ROOT}/dist/src/runtime/memory.js`)});
     const kb = (key) => Number(new RegExp(key + ':\\\\s+(\\\\d+) kB').exec(fs.readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
     const rt = await Runtime.start(${JSON.stringify(dir)}, { precision: 'fp32', blockSize: 32, cacheDir: ${JSON.stringify(tempDir('eff-mem-graphs'))} }, { executionProvider: 'cpu', intraOpThreads: 1 });
     await rt.ensureGraphs(['decoder', 'decoder-mass']);
@@ -32,7 +33,7 @@ function measuredGrowth(dir: string): number {
     const massWeights = Float32Array.from(ids, (_, i) => (i >= ${TOKENS - QUESTION} ? 1 / ${QUESTION} : 0));
     const before = kb('VmRSS');
     fs.writeFileSync('/proc/self/clear_refs', '5');
-    await prefill(rt, { cache, ids, positions: ids.map((_, i) => i), imageTokenId: -1, hidden: 64, chunkSize: ${CHUNK}, logits: 'last', massWeights });
+    await prefill(rt, { cache, ids, positions: ids.map((_, i) => i), imageTokenId: -1, hidden: 64, chunks: fixedChunks(${CHUNK}), logits: 'last', massWeights });
     console.log(JSON.stringify({ growth: kb('VmHWM') - before }));
     await rt.close();
   `;

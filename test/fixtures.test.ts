@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIP_FIXTURE, SIGLIP_FIXTURE } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
+import { fixedChunks } from '../dist/src/runtime/memory.js';
 import { prefill } from '../dist/src/session/prefill.js';
 import { llavaPixels } from './helpers/images.js';
 import type { LlavaSpec } from '../dist/src/checkpoint/spec.js';
@@ -93,7 +94,7 @@ async function promptLogits(model: Model, expected: Expected, image: string): Pr
     imageTokenId: model.spec.imageTokenId,
     imageEmbeds,
     hidden: model.spec.text.hiddenSize,
-    chunkSize: 13,
+    chunks: fixedChunks(13),
     logits: 'all',
   });
   await model.runtime.dropCache(cache);

@@ -14,6 +14,7 @@ import { drain, expectIncrementalEqualsRecompute, expectRetrievalEqualsMaskedDen
 import { noisePng } from './helpers/images.js';
 import { writeTinyQwenVL } from '../dist/src/testing.js';
 import { familyOf } from '../dist/src/families/registry.js';
+import { fixedChunks } from '../dist/src/runtime/memory.js';
 import { prefill, type PositionRows } from '../dist/src/session/prefill.js';
 import { argmax } from '../dist/src/session/sampling.js';
 
@@ -128,7 +129,7 @@ describe.each([
       imageTokenId: model.spec.imageTokenId,
       imageEmbeds: embeds,
       hidden: model.spec.text.hiddenSize,
-      chunkSize: 512,
+      chunks: fixedChunks(512),
       logits: 'last',
     });
     expect(maxAbsDiff(whole.logits, second.lastPromptLogits)).toBeLessThan(1e-4);

@@ -11,6 +11,7 @@ import { maxAbsDiff, TEST_RUNTIME, tempDir } from './helpers/engine.js';
 import { openCheckpoint } from '../dist/src/families/registry.js';
 import { parseQwenConfig } from '../dist/src/families/qwen2-vl/config.js';
 import { Runtime } from '../dist/src/runtime/runtime.js';
+import { fixedChunks } from '../dist/src/runtime/memory.js';
 import { prefill, type PositionRows } from '../dist/src/session/prefill.js';
 import { argmax } from '../dist/src/session/sampling.js';
 import { writeSafetensors } from '../dist/src/checkpoint/safetensors-writer.js';
@@ -115,7 +116,7 @@ describe.each(['qwen2_5_vl-tiny', 'qwen2_vl-tiny'])('%s LLM matches transformers
     imageTokenId: 261,
     imageEmbeds: Float32Array.from(expected.vision_embeds.flat()),
     hidden: 64,
-    chunkSize,
+    chunks: fixedChunks(chunkSize),
     logits: 'all' as const,
   });
 

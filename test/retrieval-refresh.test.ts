@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIP_FIXTURE, TINY_ENGINE_LAYERS, writeTinyEngineLlava } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
+import { fixedChunks } from '../dist/src/runtime/memory.js';
 import { prefill } from '../dist/src/session/prefill.js';
 import { fieldsProblem } from '../dist/src/trace/validate.js';
 
@@ -90,7 +91,7 @@ describe('retrieval that follows the answer, on a random 4-layer checkpoint', ()
       imageTokenId: model.spec.imageTokenId,
       imageEmbeds: prefilled.imageEmbedsAll,
       hidden: model.spec.text.hiddenSize,
-      chunkSize: 512,
+      chunks: fixedChunks(512),
       logits: 'last',
       massWeights: weights,
     });

@@ -7,6 +7,7 @@ import { writeTinyLlava, type TinyLlavaOptions } from './helpers/checkpoint-writ
 import { engine, maxAbsDiff, tempDir, TEST_RUNTIME } from './helpers/engine.js';
 import { embedding, linear } from '../dist/src/graph/layers.js';
 import { Runtime } from '../dist/src/runtime/runtime.js';
+import { fixedChunks } from '../dist/src/runtime/memory.js';
 import { prefill } from '../dist/src/session/prefill.js';
 import { OnnxGraphBuilder } from '../dist/src/graph/onnx-builder.js';
 import { graphCacheKey } from '../dist/src/graph/build.js';
@@ -29,7 +30,7 @@ async function start(options: TinyLlavaOptions, precision: 'fp32' | 'fp16' | 'in
 /** Logits of every position for `tokens`, from one prefill call over an empty cache. */
 async function oneShot(rt: Runtime, tokens: number[], hidden: number): Promise<Float32Array> {
   const cache = await rt.createCache();
-  const out = await prefill(rt, { cache, ids: tokens, positions: range(tokens.length), imageTokenId: -1, hidden, chunkSize: 1 << 20, logits: 'all' });
+  const out = await prefill(rt, { cache, ids: tokens, positions: range(tokens.length), imageTokenId: -1, hidden, chunks: fixedChunks(1 << 20), logits: 'all' });
   await rt.dropCache(cache);
   return out.logits;
 }
@@ -67,7 +68,7 @@ describe.each(SHAPES)('%s', (_name, options) => {
     const reference = await oneShot(rt, tokens, hidden);
     for (const chunkSize of [1, 4, 7, 22]) {
       const cache = await rt.createCache();
-      const out = await prefill(rt, { cache, ids: tokens, positions: range(23), imageTokenId: -1, hidden, chunkSize, logits: 'all' });
+      const out = await prefill(rt, { cache, ids: tokens, positions: range(23), imageTokenId: -1, hidden, chunks: fixedChunks(chunkSize), logits: 'all' });
       expect(maxAbsDiff(out.logits, reference), `chunk ${chunkSize}`).toBeLessThan(1e-4);
       await rt.dropCache(cache);
     }
@@ -76,7 +77,7 @@ describe.each(SHAPES)('%s', (_name, options) => {
   it('incremental decode equals recomputing the whole sequence', async () => {
     const prompt = ids(9, 2);
     const cache = await rt.createCache();
-    let logits = (await prefill(rt, { cache, ids: prompt, positions: range(9), imageTokenId: -1, hidden, chunkSize: 4, logits: 'last' })).logits;
+    let logits = (await prefill(rt, { cache, ids: prompt, positions: range(9), imageTokenId: -1, hidden, chunks: fixedChunks(4), logits: 'last' })).logits;
     const sequence = [...prompt];
     for (let step = 0; step < 6; step++) {
       const next = argmax(logits);
@@ -95,7 +96,7 @@ describe.each(SHAPES)('%s', (_name, options) => {
     const sparse = await rt.createCache();
     const masked = await rt.createCache();
     for (const cache of [sparse, masked]) {
-      await prefill(rt, { cache, ids: prompt, positions: range(17), imageTokenId: -1, hidden, chunkSize: 8, logits: 'last' });
+      await prefill(rt, { cache, ids: prompt, positions: range(17), imageTokenId: -1, hidden, chunks: fixedChunks(8), logits: 'last' });
     }
     const numLayers = options.textLayers ?? 2;
     // Different subsets per layer (always keeping the last row), one layer left whole.
@@ -133,14 +134,23 @@ describe.each(SHAPES)('%s', (_name, options) => {
       imageTokenId: 299,
       imageEmbeds: embeds,
       hidden,
-      chunkSize: 3,
+      chunks: fixedChunks(3),
       logits: 'all',
     });
     const plain = await oneShot(rt, tokens, hidden);
     expect(maxAbsDiff(withImage.logits.subarray(0, 2 * vocab), plain.subarray(0, 2 * vocab))).toBeLessThan(1e-5);
     expect(maxAbsDiff(withImage.logits.subarray(2 * vocab), plain.subarray(2 * vocab))).toBeGreaterThan(1e-3);
     await expect(
-      prefill(rt, { cache, ids: tokens, positions: range(7), imageTokenId: 299, imageEmbeds: embeds.subarray(hidden), hidden, chunkSize: 3, logits: 'last' }),
+      prefill(rt, {
+        cache,
+        ids: tokens,
+        positions: range(7),
+        imageTokenId: 299,
+        imageEmbeds: embeds.subarray(hidden),
+        hidden,
+        chunks: fixedChunks(3),
+        logits: 'last',
+      }),
     ).rejects.toMatchObject({ code: 'IMAGE_COUNT_MISMATCH' });
   });
 });
@@ -254,7 +264,7 @@ describe('graph cache', () => {
       const rt = await Runtime.start(dir, { precision: 'fp32', blockSize: 32, cacheDir }, TEST_RUNTIME);
       try {
         const cache = await rt.createCache();
-        return (await prefill(rt, { cache, ids: tokens, positions: range(7), imageTokenId: -1, hidden, chunkSize: 7, logits: 'last' })).logits;
+        return (await prefill(rt, { cache, ids: tokens, positions: range(7), imageTokenId: -1, hidden, chunks: fixedChunks(7), logits: 'last' })).logits;
       } finally {
         await rt.close();
       }
@@ -268,7 +278,8 @@ describe('graph cache', () => {
     const fresh = await Runtime.start(dir, { precision: 'fp32', blockSize: 32, cacheDir: tempDir('graphs') }, TEST_RUNTIME);
     try {
       const cache = await fresh.createCache();
-      const expected = (await prefill(fresh, { cache, ids: tokens, positions: range(7), imageTokenId: -1, hidden, chunkSize: 7, logits: 'last' })).logits;
+      const expected = (await prefill(fresh, { cache, ids: tokens, positions: range(7), imageTokenId: -1, hidden, chunks: fixedChunks(7), logits: 'last' }))
+        .logits;
       expect(maxAbsDiff(after, expected)).toBeLessThan(1e-6);
     } finally {
       await fresh.close();

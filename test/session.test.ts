@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIP_FIXTURE, writeTinyLlava } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
+import { fixedChunks } from '../dist/src/runtime/memory.js';
 import { prefill } from '../dist/src/session/prefill.js';
 import { argmax } from '../dist/src/session/sampling.js';
 import { llavaPixels } from './helpers/images.js';
@@ -42,7 +43,7 @@ describe('a chat on the CLIP/LLaMA fixture', () => {
       imageTokenId: model.spec.imageTokenId,
       imageEmbeds,
       hidden: model.spec.text.hiddenSize,
-      chunkSize: 512,
+      chunks: fixedChunks(512),
       logits: 'last',
     });
     expect(maxAbsDiff(whole.logits, second.lastPromptLogits)).toBeLessThan(1e-4);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIP_FIXTURE, SIGLIP_FIXTURE, writeTinyEngineLlava } from './helpers/checkpoint-writer.js';
 import { engine, maxAbsDiff, tempDir } from './helpers/engine.js';
+import { fixedChunks } from '../dist/src/runtime/memory.js';
 import { prefill } from '../dist/src/session/prefill.js';
 import { visionZip } from '../dist/src/sparsity/methods/visionzip.js';
 
@@ -65,7 +66,7 @@ describe('on the CLIP/LLaMA fixture', () => {
       imageTokenId: model.spec.imageTokenId,
       imageEmbeds: pruned.embeds,
       hidden: model.spec.text.hiddenSize,
-      chunkSize: 512,
+      chunks: fixedChunks(512),
       logits: 'last',
     });
     expect(run.events.length).toBeGreaterThan(2);
@@ -150,7 +151,7 @@ describe('baselines and multi-turn fidelity on a random 4-layer checkpoint', () 
       imageTokenId: model.spec.imageTokenId,
       imageEmbeds: encoded.embeds,
       hidden: model.spec.text.hiddenSize,
-      chunkSize: 512,
+      chunks: fixedChunks(512),
       logits: 'last' as const,
     };
     // 1. The drop set: the last prompt token's attention at layer K−1 = 1, heads summed, lowest half dropped.

@@ -63,6 +63,11 @@ export interface ChunkRule {
   heads: number;
 }
 
+/** Chunks of `rows` throughout, whatever the context (tests, benches that set their own chunk). */
+export function fixedChunks(rows: number): ChunkRule {
+  return { rows, scoreBytes: Infinity, heads: 1 };
+}
+
 /**
  * Rows of the chunk that starts after `past` cache rows: the largest c ≤ rule.rows with heads × c × (past + c) × 4 ≤
  * scoreBytes (the positive root of c² + past·c − scoreBytes / (4·heads)), and never under MIN_CHUNK_ROWS (or

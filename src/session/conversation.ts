@@ -9,7 +9,7 @@ import type { ChatMessage, PromptTokens } from '../text/index.js';
 import type { Stage, TraceEvent, VisualTokenId } from '../trace/schema.js';
 import type { Tracer } from '../trace/tracer.js';
 import { DenseTwin } from './fidelity.js';
-import type { ResolvedOptions } from './options.js';
+import { chatChunks, type ResolvedOptions } from './options.js';
 import { TokenSampler } from './sampling.js';
 import type { LoadedModel } from './types.js';
 
@@ -49,7 +49,7 @@ export class Conversation {
   ) {
     this.hidden = Array(model.spec.text.numLayers).fill(null);
     this.sampler = new TokenSampler(options.sampling);
-    if (options.fidelity) this.twin = new DenseTwin(model, { rows: options.prefillChunk, scoreBytes: options.prefillScoreBytes });
+    if (options.fidelity) this.twin = new DenseTwin(model, chatChunks(options, model.spec.text.numHeads));
   }
 
   /** A new turn, not yet holding the conversation (its encode may run while no other turn does). */

@@ -9,6 +9,7 @@
  *     over the turn's decode steps.
  */
 import type { MediaLayout } from '../families/family.js';
+import type { ChunkRule } from '../runtime/memory.js';
 import type { ChatMessage, PromptTokens } from '../text/index.js';
 import type { VisualTokenId } from '../trace/schema.js';
 import { positionRowsOf, prefill } from './prefill.js';
@@ -52,7 +53,7 @@ export class DenseTwin {
   /** `chunks`: the chat's prefill chunk rule, so the twin's float rounding follows the same chunks as the chat's. */
   constructor(
     private readonly model: LoadedModel,
-    private readonly chunks: { rows: number; scoreBytes: number },
+    private readonly chunks: ChunkRule,
   ) {}
 
   async turn(record: SparseTurnRecord): Promise<FidelityReport> {
@@ -80,8 +81,7 @@ export class DenseTwin {
       imageRows: prompt.imageSpans.flatMap((s) => Array.from({ length: s.end - s.start }, (_, k) => s.start + k)),
       imageEmbeds: record.imageEmbeds,
       hidden: spec.text.hiddenSize,
-      chunkSize: this.chunks.rows,
-      chunkScores: { bytes: this.chunks.scoreBytes, heads: spec.text.numHeads },
+      chunks: this.chunks,
       logits: 'last',
       pastRows: this.rows,
     });

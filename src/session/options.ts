@@ -3,7 +3,7 @@
  * the resolved value, never `?? default` of their own.
  */
 import { InputError } from '../errors.js';
-import { defaultMemoryLimit } from '../runtime/memory.js';
+import { defaultMemoryLimit, type ChunkRule } from '../runtime/memory.js';
 import type { PolicyValue, SparsityMethod } from '../sparsity/method.js';
 import { DENSE, sparsityMethod, validatePolicy, type SparsityPolicy } from '../sparsity/registry.js';
 import type { Tracer } from '../trace/tracer.js';
@@ -77,6 +77,11 @@ export interface ResolvedOptions {
   policy: PolicyValue;
   method: SparsityMethod;
   fidelity: boolean;
+}
+
+/** The chat's prefill chunk rule on a model with `heads` attention heads: what its prefills and its dense twin's split by. */
+export function chatChunks(options: Pick<ResolvedOptions, 'prefillChunk' | 'prefillScoreBytes'>, heads: number): ChunkRule {
+  return { rows: options.prefillChunk, scoreBytes: options.prefillScoreBytes, heads };
 }
 
 export function resolveChatOptions(o: ChatOptions): ResolvedOptions {

@@ -13,6 +13,7 @@ import { topK } from '../sparsity/topk.js';
 import type { VisualTokenId } from '../trace/schema.js';
 import type { Conversation, Turn } from './conversation.js';
 import { checkTurnMemory } from './memory-check.js';
+import { chatChunks } from './options.js';
 import { prefill as chunkedPrefill, positionRowsOf, type PositionRows, type PrefillInput, type PrefillOutput } from './prefill.js';
 import type { Pruned } from './prune.js';
 import { mediaKind, mediaTokenId, promptPositions, turnPrompt, userMessage, type MediaKind } from './prompt.js';
@@ -120,8 +121,7 @@ async function prefillBody(turn: Turn, text: string, pruned: Pruned | undefined,
     imageRows: newVisual.map((v) => v.offset),
     imageEmbeds: pruned?.embeds,
     hidden: spec.text.hiddenSize,
-    chunkSize: options.prefillChunk,
-    chunkScores: { bytes: options.prefillScoreBytes, heads: spec.text.numHeads },
+    chunks: chatChunks(options, spec.text.numHeads),
     logits: 'last',
     pastRows: rowsBefore,
   };

@@ -1,13 +1,13 @@
 /**
  * Chunked prefill: feeds a token sequence (with projected image embeddings spliced in at the image-token
- * rows) through the decoder graph `chunkSize` tokens at a time (fewer at long context, under `chunkScores`),
+ * rows) through the decoder graph `chunks.rows` tokens at a time (fewer at long context, under `chunks.scoreBytes`),
  * appending to a KV cache. Chunking bounds the activation memory of long inputs (the attention scores of a chunk
  * are [heads, chunk, past + chunk]). The text after the last image and rows with attention-mass weights start
  * chunks of their own (`chunkStarts`).
  */
 import { InputError } from '../errors.js';
 import { concatFloat32 } from '../arrays.js';
-import { chunkRowsAt } from '../runtime/memory.js';
+import { chunkRowsAt, type ChunkRule } from '../runtime/memory.js';
 import type { Runtime } from '../runtime/runtime.js';
 
 /** M-RoPE position rows: temporal, height, width (transformers' `position_ids` [3, L]). */
@@ -35,13 +35,11 @@ export interface PrefillInput {
   /** [imageTokens, hidden], in prompt order. */
   imageEmbeds?: Float32Array;
   hidden: number;
-  /** Rows a chunk: at most this many. */
-  chunkSize: number;
   /**
-   * Shrink chunks at long context so one chunk's attention scores stay within `bytes` (runtime/memory.ts
-   * `chunkRowsAt`); `heads` are the model's attention heads. Without it every chunk is `chunkSize` rows.
+   * How rows split into graph calls: at most `chunks.rows` a chunk, fewer at long context so one chunk's attention
+   * scores stay within `chunks.scoreBytes` (runtime/memory.ts `chunkRowsAt`; `fixedChunks(n)` for n throughout).
    */
-  chunkScores?: { bytes: number; heads: number };
+  chunks: ChunkRule;
   /** 'all' returns logits for every position (tests, scoring); 'last' only for the final one. */
   logits: 'last' | 'all';
   /**
@@ -72,10 +70,10 @@ export interface PrefillOutput {
 }
 
 export async function prefill(runtime: Runtime, input: PrefillInput): Promise<PrefillOutput> {
-  const { ids, positions, hidden, chunkSize } = input;
+  const { ids, positions, hidden, chunks } = input;
   if (ids.length === 0) throw new InputError('PROMPT_EMPTY', 'nothing to prefill: the prompt has no tokens', { subject: 'prompt' });
-  if (!(Number.isInteger(chunkSize) && chunkSize > 0)) {
-    throw new InputError('OPTION_INVALID', `prefill chunk size must be a positive integer, got ${chunkSize}`, { subject: 'prefillChunk' });
+  if (!(Number.isInteger(chunks.rows) && chunks.rows > 0)) {
+    throw new InputError('OPTION_INVALID', `prefill chunk size must be a positive integer, got ${chunks.rows}`, { subject: 'prefillChunk' });
   }
   const imageRows = input.imageRows ?? ids.flatMap((id, row) => (id === input.imageTokenId ? [row] : []));
   const isImage = new Uint8Array(ids.length);
@@ -94,8 +92,7 @@ export async function prefill(runtime: Runtime, input: PrefillInput): Promise<Pr
   const columns = past0 + ids.length;
   // The text after the last image (a turn's question) and the weighted rows start chunks of their own.
   const breaks = [imageRows.length ? imageRows.at(-1)! + 1 : 0, input.massWeights?.findIndex((w) => w !== 0) ?? -1];
-  const rule = { rows: chunkSize, scoreBytes: input.chunkScores?.bytes ?? Infinity, heads: input.chunkScores?.heads ?? 1 };
-  const starts = chunkStarts(ids.length, (start) => chunkRowsAt(rule, past0 + start), breaks);
+  const starts = chunkStarts(ids.length, (start) => chunkRowsAt(chunks, past0 + start), breaks);
   for (const [c, start] of starts.entries()) {
     const end = starts[c + 1] ?? ids.length;
     const rows: number[] = [];

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import * as engine from 'sparsevila-ts';
 import { Runtime } from '../../dist/src/runtime/runtime.js';
+import { fixedChunks } from '../../dist/src/runtime/memory.js';
 import { prefill } from '../../dist/src/session/prefill.js';
 import { tempDir } from './temp.js';
 
@@ -43,7 +44,7 @@ export async function textPromptLogits(
         positionRows: options.mrope ? [positions, positions, positions] : undefined,
         imageTokenId: -1,
         hidden: options.hidden,
-        chunkSize: tokens.length,
+        chunks: fixedChunks(tokens.length),
         logits: 'all',
       })
     ).logits;

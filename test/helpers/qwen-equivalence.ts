@@ -5,6 +5,7 @@
 import { expect } from 'vitest';
 import type * as engine from 'sparsevila-ts';
 import { MASKED } from '../../dist/src/runtime/protocol.js';
+import { fixedChunks } from '../../dist/src/runtime/memory.js';
 import { prefill, type PositionRows } from '../../dist/src/session/prefill.js';
 import { argmax } from '../../dist/src/session/sampling.js';
 import { maxAbsDiff } from './engine.js';
@@ -26,7 +27,7 @@ export async function expectIncrementalEqualsRecompute(model: Model, images: rea
     imageTokenId: model.spec.imageTokenId,
     imageEmbeds: pre.imageEmbedsAll,
     hidden: model.spec.text.hiddenSize,
-    chunkSize: 512,
+    chunks: fixedChunks(512),
     logits: 'last',
   });
   expect(argmax(out.logits)).toBe(answer.tokenIds[3]);
@@ -54,7 +55,7 @@ export async function expectRetrievalEqualsMaskedDense(model: Model, images: rea
     imageTokenId: model.spec.imageTokenId,
     imageEmbeds: pruned.embeds,
     hidden: model.spec.text.hiddenSize,
-    chunkSize: 512,
+    chunks: fixedChunks(512),
     logits: 'last',
   });
   const rows = pre.promptTokenIds.length;

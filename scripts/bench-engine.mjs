@@ -59,6 +59,7 @@ import { benchKvPrecision, kvPrecisionTable } from './bench-kv-precision.mjs';
 const engine = await loadEngine();
 const { loadImage, preprocessImage } = await import('../dist/src/media/image.js');
 const { chunkRowsAt, fixedChunks } = await import('../dist/src/runtime/memory.js');
+const { chatChunks } = await import('../dist/src/session/options.js');
 
 /** The bench's Llava image as the tower takes it, [1, 3, H, W]. */
 async function llavaPixels(preprocessor, file) {
@@ -298,8 +299,8 @@ async function benchLlm() {
     const rssAfterStartMiB = mb(process.memoryUsage().rss);
     const { chunk, decodeSteps } = PLAN.llm;
     try {
-      // A chat's chunk rule (session/prefill.ts): `chunk` rows, fewer where one chunk's scores would pass the chat's default budget.
-      const chunkRule = { rows: chunk, scoreBytes: engine.CHAT_DEFAULTS.prefillScoreBytes, heads: textSpec.numHeads };
+      // A chat's chunk rule (session/options.ts chatChunks): `chunk` rows, fewer where one chunk's scores would pass the chat's default budget.
+      const chunkRule = chatChunks({ prefillChunk: chunk, prefillScoreBytes: engine.CHAT_DEFAULTS.prefillScoreBytes }, textSpec.numHeads);
       // Warm-up: one chunk and a few steps, so session start-up is not in the first measured repeat.
       /** Our chunked prefill of `ids` into `cache`, at positions 0…n-1, in a chat's chunks (at most `chunk`, fewer at long context). */
       const prefillIds = (cache, ids) =>

@@ -239,7 +239,7 @@ async function decode() {
 
 /** The engine's own prefill (session/prefill.ts) through its worker, as a SparseVILA turn runs it. */
 async function prefill() {
-  const [{ Runtime }, { prefill: enginePrefill }, { chunkRowsAt, parseBytes }, { CHAT_DEFAULTS }] = await Promise.all([
+  const [{ Runtime }, { prefill: enginePrefill }, { chunkRowsAt, parseBytes }, { CHAT_DEFAULTS, chatChunks }] = await Promise.all([
     imp('src/runtime/runtime.js'),
     imp('src/session/prefill.js'),
     imp('src/runtime/memory.js'),
@@ -255,7 +255,7 @@ async function prefill() {
     const tokens = Number(args.tokens);
     const chunk = Number(args.chunk);
     const question = Number(args.question);
-    const rule = { rows: chunk, scoreBytes, heads: t.numHeads };
+    const rule = chatChunks({ prefillChunk: chunk, prefillScoreBytes: scoreBytes }, t.numHeads);
     const cache = await rt.createCache();
     await rt.reserveCache(cache, tokens + 1);
     const ids = Array.from({ length: tokens }, (_, i) => (i * 37 + 11) % 256);
